@@ -1,0 +1,211 @@
+//! `fedq`: the command line of investigators, researchers and operators.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use fedq_coordinator::client::{self, ClientConfig, LookupInput, LookupReport, Requester};
+use fedq_coordinator::{demo, init};
+use fedq_crypto::IdentifierKind;
+use fedq_node::federation::Parameters;
+
+#[derive(Parser)]
+#[command(name = "fedq", version, about = "Privacy-preserving federated lookups and statistics")]
+struct Cli {
+    /// The requester's client.toml.
+    #[arg(long, global = true, env = "FEDQ_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Subcommand)]
+enum CliCommand {
+    /// Create and manage federations.
+    #[command(subcommand)]
+    Federation(FederationCommand),
+    /// Manage the requester's TFHE keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Does an identifier appear in any partner's records? (hit / no-hit)
+    Lookup(LookupArgs),
+    /// Run a whole local federation and a few lookups, explaining who learns what.
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum FederationCommand {
+    /// Write a ready local federation: CA, certificates, configs.
+    Init {
+        /// Output directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node ids, comma-separated (e.g. fr,de,nl).
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        /// First port (coordinator; nodes follow). Default: free ports.
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Requester to create.
+        #[arg(long, default_value = "alice")]
+        requester: String,
+        /// The requester's agency.
+        #[arg(long, default_value = "demo-agency")]
+        agency: String,
+        /// Bucket bits (at most 12 for 1,000,000 records per node).
+        #[arg(long, default_value_t = fedq_node::federation::DEFAULT_BUCKET_BITS)]
+        bucket_bits: u8,
+        /// Tag bits compared under encryption.
+        #[arg(long, default_value_t = fedq_node::federation::DEFAULT_TAG_BITS)]
+        tag_bits: u8,
+        /// Minimum padded bucket size.
+        #[arg(long, default_value_t = fedq_node::federation::DEFAULT_PADDED_CANDIDATES)]
+        padded_candidates: usize,
+        /// Overwrite an existing federation.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make the TFHE keys (secret key stays in a 0600 file) and register the public key.
+    Init {
+        /// Make new keys even if some exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Args)]
+struct LookupArgs {
+    /// Identifier kind: passport, national_id, phone, email, iban, crypto_wallet, name_dob.
+    #[arg(long, requires = "value", conflicts_with = "batch")]
+    kind: Option<String>,
+    /// The identifier, in any usual spelling.
+    #[arg(long, requires = "kind")]
+    value: Option<String>,
+    /// CSV file of `kind,value` rows.
+    #[arg(long)]
+    batch: Option<PathBuf>,
+    /// Purpose of the request.
+    #[arg(long)]
+    purpose: String,
+    /// Case reference.
+    #[arg(long = "case")]
+    case_reference: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// People per jurisdiction.
+    #[arg(long, default_value_t = 100_000)]
+    people: usize,
+    /// Keep the federation in this directory instead of a temporary one.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    fedq_node::init_tracing_quiet();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client_config(path: Option<PathBuf>) -> anyhow::Result<ClientConfig> {
+    let path = path.context("--config FILE (the requester's client.toml) is required")?;
+    ClientConfig::load(&path)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        CliCommand::Federation(FederationCommand::Init {
+            dir,
+            nodes,
+            base_port,
+            requester,
+            agency,
+            bucket_bits,
+            tag_bits,
+            padded_candidates,
+            force,
+        }) => {
+            let output = init::init(&init::InitOptions {
+                dir: dir.clone(),
+                nodes,
+                requester,
+                agency,
+                base_port,
+                force,
+                parameters: Parameters { bucket_bits, tag_bits, padded_candidates },
+            })?;
+            println!("federation written to {}", dir.display());
+            for (node, path) in &output.nodes {
+                println!("  node {node}: {}", path.display());
+            }
+            println!("  coordinator: {}", output.coordinator.display());
+            println!("  requester: {}", output.client.display());
+        }
+        CliCommand::Keys(KeysCommand::Init { force }) => {
+            let config = client_config(cli.config)?;
+            let keys_dir = config.keys_dir.clone();
+            let key_id = runtime.block_on(async {
+                let mut requester = Requester::connect(config).await?;
+                requester.keys_init(force).await
+            })?;
+            println!("key {key_id} registered; secret key kept in {} (mode 0600)", keys_dir.display());
+        }
+        CliCommand::Lookup(args) => {
+            let config = client_config(cli.config)?;
+            let inputs = match (&args.kind, &args.value, &args.batch) {
+                (Some(kind), Some(value), None) => {
+                    let kind: IdentifierKind = kind.parse()?;
+                    vec![LookupInput { kind, value: value.clone() }]
+                }
+                (None, None, Some(batch)) => client::read_batch(batch)?,
+                _ => bail!("give either --kind and --value, or --batch FILE"),
+            };
+            let report = runtime.block_on(async {
+                let mut requester = Requester::connect(config).await?;
+                requester.lookup(&inputs, &args.purpose, &args.case_reference).await
+            })?;
+            print_report(&report, args.json)?;
+        }
+        CliCommand::Demo(args) => runtime.block_on(demo::run(args.people, args.dir))?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+        return Ok(());
+    }
+    for result in &report.results {
+        let verdict = if result.hit {
+            format!("HIT in {} jurisdiction(s)", result.jurisdictions)
+        } else {
+            "no hit".to_owned()
+        };
+        println!("{:<14} {:<40} {verdict}", result.kind, result.value);
+    }
+    for node in &report.nodes {
+        if node.status == "ok" {
+            println!("node {}: ok", node.node);
+        } else {
+            println!("node {}: {} ({}) - not counted above", node.node, node.status, node.reason);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,343 @@
+//! The requester's client library: keys, lookups, and the `client.toml` file.
+//!
+//! Identifiers are normalised and fingerprinted here, on the requester's
+//! machine; only the kind, the bucket and the encrypted tag bits leave it.
+//! The TFHE secret key lives in a 0600 file and in memory only.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use fedq_crypto::lookup::{danger, generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey, KeyId};
+use fedq_crypto::{FederationKey, IdentifierKind};
+use fedq_node::config::{read_toml, resolve, TlsPaths, CONFIG_VERSION};
+use fedq_node::federation::FederationFile;
+use fedq_proto::v1::{self, coordinator_client::CoordinatorClient};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use tonic::transport::{Channel, Endpoint};
+
+const SECRET_KEY_FILE: &str = "lookup.secret";
+const PUBLIC_KEY_FILE: &str = "lookup.public";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientConfigBuilder {
+    version: u32,
+    requester: String,
+    federation: PathBuf,
+    federation_key: PathBuf,
+    #[serde(default = "default_keys_dir")]
+    keys_dir: PathBuf,
+    tls: TlsPaths,
+}
+
+fn default_keys_dir() -> PathBuf {
+    PathBuf::from("keys")
+}
+
+/// A requester's validated `client.toml`.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Requester id (its certificate's common name).
+    pub requester: String,
+    /// The federation.
+    pub federation: FederationFile,
+    /// File of the federation key.
+    pub federation_key: PathBuf,
+    /// Directory of the requester's TFHE keys.
+    pub keys_dir: PathBuf,
+    /// mTLS material.
+    pub tls: TlsPaths,
+}
+
+impl ClientConfig {
+    /// Reads and validates a client config.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let builder: ClientConfigBuilder = read_toml(path)?;
+        if builder.version != CONFIG_VERSION {
+            bail!("{}: version: expected {CONFIG_VERSION}, found {}", path.display(), builder.version);
+        }
+        Ok(Self {
+            federation: FederationFile::load(&resolve(path, &builder.federation))?,
+            requester: builder.requester,
+            federation_key: resolve(path, &builder.federation_key),
+            keys_dir: resolve(path, &builder.keys_dir),
+            tls: builder.tls.resolved(path),
+        })
+    }
+}
+
+/// One identifier to look up, as typed.
+#[derive(Debug, Clone)]
+pub struct LookupInput {
+    /// Kind.
+    pub kind: IdentifierKind,
+    /// The value as the user typed it.
+    pub value: String,
+}
+
+/// Result for one item.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemResult {
+    /// Kind name.
+    pub kind: String,
+    /// The value as typed (shown only to the requester).
+    pub value: String,
+    /// At least one jurisdiction holds it.
+    pub hit: bool,
+    /// How many jurisdictions hold it (not which).
+    pub jurisdictions: u32,
+}
+
+/// How one node fared, across all requests of a lookup.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeResult {
+    /// Node id.
+    pub node: String,
+    /// ok, timeout, unavailable, refused, invalid or error.
+    pub status: String,
+    /// Why, when not ok.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+}
+
+/// Measurements of one lookup (for benchmarks; never printed by default).
+#[derive(Debug, Clone, Default)]
+pub struct LookupStats {
+    /// Client time spent encrypting tags.
+    pub encrypt: Duration,
+    /// Wall time from first request to last answer.
+    pub round_trip: Duration,
+    /// Bytes of encrypted tags sent.
+    pub bytes_up: usize,
+    /// Bytes of answers received.
+    pub bytes_down: usize,
+    /// Per node id, its reported compute time.
+    pub node_compute: Vec<(String, Duration)>,
+}
+
+/// The answer to a lookup.
+#[derive(Debug, Clone, Serialize)]
+pub struct LookupReport {
+    /// Per item, in input order.
+    pub results: Vec<ItemResult>,
+    /// Every node, failed ones included.
+    pub nodes: Vec<NodeResult>,
+    /// Measurements.
+    #[serde(skip)]
+    pub stats: LookupStats,
+}
+
+/// A connected requester.
+pub struct Requester {
+    config: ClientConfig,
+    client: CoordinatorClient<Channel>,
+    federation_key: FederationKey,
+}
+
+impl Requester {
+    /// Connects to the coordinator named in the federation file.
+    pub async fn connect(config: ClientConfig) -> anyhow::Result<Self> {
+        let federation_key = fedq_node::read_federation_key(&config.federation_key)?;
+        let endpoint = Endpoint::from_shared(format!("https://{}", config.federation.coordinator.address))?
+            .tls_config(fedq_node::tls::client_config(&config.tls, "coordinator")?)?
+            .connect_timeout(Duration::from_secs(5));
+        let channel = endpoint
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the coordinator at {}", config.federation.coordinator.address))?;
+        let client = CoordinatorClient::new(channel)
+            .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
+        Ok(Self { config, client, federation_key })
+    }
+
+    /// Makes (or, with existing keys and no `force`, reuses) the TFHE keys and
+    /// registers the public key. Returns the key id.
+    pub async fn keys_init(&mut self, force: bool) -> anyhow::Result<KeyId> {
+        let dir = &self.config.keys_dir;
+        let public_path = dir.join(PUBLIC_KEY_FILE);
+        let public = if dir.join(SECRET_KEY_FILE).exists() && !force {
+            FhePublicKey::from_bytes(&std::fs::read(&public_path)?).context("stored public key is invalid")?
+        } else {
+            let (secret, public) = generate_keys();
+            write_secret_key(dir, &secret)?;
+            std::fs::write(&public_path, public.to_bytes())?;
+            public
+        };
+        let response = self
+            .client
+            .register_key(v1::RegisterKeyRequest { public_key: public.to_bytes().to_vec() })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        if response.key_id != public.id().as_str() {
+            bail!("the coordinator registered a different key id");
+        }
+        Ok(public.id().clone())
+    }
+
+    fn load_keys(&self) -> anyhow::Result<(FheSecretKey, FhePublicKey)> {
+        let dir = &self.config.keys_dir;
+        let secret_bytes = zeroize::Zeroizing::new(
+            std::fs::read(dir.join(SECRET_KEY_FILE)).context("no lookup keys yet: run `fedq keys init` first")?,
+        );
+        let secret = FheSecretKey::from_file_bytes(&secret_bytes)?;
+        let public = FhePublicKey::from_bytes(&std::fs::read(dir.join(PUBLIC_KEY_FILE))?)?;
+        Ok((secret, public))
+    }
+
+    /// Looks up identifiers across the federation.
+    pub async fn lookup(
+        &mut self,
+        inputs: &[LookupInput],
+        purpose: &str,
+        case_reference: &str,
+    ) -> anyhow::Result<LookupReport> {
+        if inputs.is_empty() {
+            bail!("nothing to look up");
+        }
+        let params = self.config.federation.config.fingerprint;
+        let mut problems = Vec::new();
+        let mut fingerprints = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            match fedq_crypto::normalise(input.kind, &input.value) {
+                Ok(normal) => fingerprints.push(self.federation_key.fingerprint(input.kind, &normal)),
+                Err(e) => problems.push(format!("item {} ({}): {e}", i + 1, input.kind)),
+            }
+        }
+        if !problems.is_empty() {
+            bail!("invalid identifiers, nothing was sent:\n  {}", problems.join("\n  "));
+        }
+        let (secret, public) = self.load_keys()?;
+        let started = Instant::now();
+        let items: Vec<v1::LookupItem> = inputs
+            .par_iter()
+            .zip(&fingerprints)
+            .map(|(input, fp)| v1::LookupItem {
+                kind: i32::from(input.kind.code()),
+                bucket: fp.bucket(params).0,
+                encrypted_tag: EncryptedTag::encrypt(&secret, fp.tag(params), params.tag_bits()).to_bytes(),
+            })
+            .collect();
+        let mut stats = LookupStats { encrypt: started.elapsed(), ..LookupStats::default() };
+        stats.bytes_up = items.iter().map(|i| i.encrypted_tag.len()).sum();
+
+        let round_trip = Instant::now();
+        let mut counts = Vec::with_capacity(items.len());
+        let mut nodes: Vec<NodeResult> = Vec::new();
+        let mut items = items;
+        while !items.is_empty() {
+            let rest = items.split_off(items.len().min(fedq_proto::MAX_ITEMS_PER_REQUEST));
+            let chunk = std::mem::replace(&mut items, rest);
+            let response = self
+                .client
+                .lookup(v1::LookupRequest {
+                    key_id: public.id().as_str().to_owned(),
+                    context: Some(v1::RequestContext {
+                        purpose: purpose.to_owned(),
+                        case_reference: case_reference.to_owned(),
+                    }),
+                    items: chunk,
+                })
+                .await
+                .map_err(status_error)?
+                .into_inner();
+            for answer in &response.answers {
+                stats.bytes_down += answer.len();
+                counts.push(EncryptedCount::from_bytes(answer)?.decrypt(&secret));
+            }
+            merge_node_statuses(&mut nodes, &mut stats, response.nodes);
+        }
+        stats.round_trip = round_trip.elapsed();
+        if counts.len() != inputs.len() {
+            bail!("the coordinator answered {} items out of {}", counts.len(), inputs.len());
+        }
+        let results = inputs
+            .iter()
+            .zip(counts)
+            .map(|(input, count)| ItemResult {
+                kind: input.kind.as_str().to_owned(),
+                value: input.value.clone(),
+                hit: count > 0,
+                jurisdictions: count,
+            })
+            .collect();
+        Ok(LookupReport { results, nodes, stats })
+    }
+}
+
+fn merge_node_statuses(nodes: &mut Vec<NodeResult>, stats: &mut LookupStats, statuses: Vec<v1::NodeStatus>) {
+    for status in statuses {
+        let compute = Duration::from_micros(status.compute_micros);
+        match stats.node_compute.iter_mut().find(|(n, _)| *n == status.node) {
+            Some((_, total)) => *total += compute,
+            None => stats.node_compute.push((status.node.clone(), compute)),
+        }
+        match nodes.iter_mut().find(|n| n.node == status.node) {
+            // A node that failed any part of the lookup is reported as failed.
+            Some(existing) if existing.status == "ok" && status.status != "ok" => {
+                existing.status = status.status;
+                existing.reason = status.reason;
+            }
+            Some(_) => {}
+            None => nodes.push(NodeResult { node: status.node, status: status.status, reason: status.reason }),
+        }
+    }
+}
+
+fn status_error(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("coordinator refused the request ({:?}): {}", status.code(), status.message())
+}
+
+fn write_secret_key(dir: &Path, secret: &FheSecretKey) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(SECRET_KEY_FILE);
+    let bytes = danger::secret_key_to_file_bytes(secret);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// Reads a batch file: CSV `kind,value`, with or without a header.
+pub fn read_batch(path: &Path) -> anyhow::Result<Vec<LookupInput>> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut inputs = Vec::new();
+    let mut problems = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record = record?;
+        let line = record.position().map_or(i as u64 + 1, |p| p.line());
+        let kind_text = record.get(0).unwrap_or("").trim();
+        if i == 0 && kind_text.eq_ignore_ascii_case("kind") {
+            continue;
+        }
+        match (kind_text.parse::<IdentifierKind>(), record.get(1)) {
+            (Ok(kind), Some(value)) => inputs.push(LookupInput { kind, value: value.to_owned() }),
+            (Err(e), _) => problems.push(format!("line {line}: {e}")),
+            (Ok(_), None) => problems.push(format!("line {line}: missing value column")),
+        }
+    }
+    if !problems.is_empty() {
+        bail!("{}: invalid rows, nothing was sent:\n  {}", path.display(), problems.join("\n  "));
+    }
+    Ok(inputs)
+}

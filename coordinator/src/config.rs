@@ -1,0 +1,84 @@
+//! Coordinator configuration (`coordinator.toml`).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use fedq_node::config::{read_toml, resolve, ConfigError, TlsPaths, CONFIG_VERSION};
+use fedq_node::federation::FederationFile;
+use serde::Deserialize;
+
+/// How long the coordinator waits for a node: a batch of 48 items at ~25 ms
+/// each on two cores, with room for slow links.
+const DEFAULT_NODE_TIMEOUT_MS: u64 = 30_000;
+/// Seconds a stopping coordinator waits for requests in flight.
+const DEFAULT_GRACE_SECONDS: u64 = 30;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CoordinatorConfigBuilder {
+    version: u32,
+    listen: String,
+    federation: PathBuf,
+    #[serde(default = "default_key_store")]
+    key_store: PathBuf,
+    tls: TlsPaths,
+    #[serde(default)]
+    node_timeout_ms: Option<u64>,
+    #[serde(default)]
+    grace_seconds: Option<u64>,
+}
+
+fn default_key_store() -> PathBuf {
+    PathBuf::from("data/keys.db")
+}
+
+/// A validated coordinator configuration.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Address to listen on.
+    pub listen: std::net::SocketAddr,
+    /// The federation.
+    pub federation: FederationFile,
+    /// SQLite file of registered public keys.
+    pub key_store: PathBuf,
+    /// mTLS material.
+    pub tls: TlsPaths,
+    /// Per-node time-out.
+    pub node_timeout: Duration,
+    /// Drain period at shutdown.
+    pub grace: Duration,
+}
+
+impl CoordinatorConfig {
+    /// Reads and validates `path` and the federation file it names.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let builder: CoordinatorConfigBuilder = read_toml(path)?;
+        let mut problems = Vec::new();
+        if builder.version != CONFIG_VERSION {
+            problems.push(format!("version: expected {CONFIG_VERSION}, found {}", builder.version));
+        }
+        let listen = builder
+            .listen
+            .parse()
+            .map_err(|_| problems.push("listen: not a socket address like 127.0.0.1:7000".to_owned()))
+            .ok();
+        let federation = FederationFile::load(&resolve(path, &builder.federation))
+            .map_err(|e| problems.push(format!("federation: {e}")))
+            .ok();
+        let timeout = builder.node_timeout_ms.unwrap_or(DEFAULT_NODE_TIMEOUT_MS);
+        if timeout == 0 {
+            problems.push("node_timeout_ms: must be positive".to_owned());
+        }
+        match (listen, federation) {
+            (Some(listen), Some(federation)) if problems.is_empty() => Ok(Self {
+                listen,
+                federation,
+                key_store: resolve(path, &builder.key_store),
+                tls: builder.tls.resolved(path),
+                node_timeout: Duration::from_millis(timeout),
+                grace: Duration::from_secs(builder.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)),
+            }),
+            _ => Err(ConfigError::Invalid { path: path.to_owned(), problems }),
+        }
+    }
+}

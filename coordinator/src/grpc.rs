@@ -1,0 +1,54 @@
+//! gRPC adapter of the coordinator.
+
+use std::sync::Arc;
+
+use fedq_node::tls::peer_common_name;
+use fedq_proto::v1::{self, coordinator_server::Coordinator};
+use tonic::{Request, Response, Status};
+
+use crate::service::CoordinatorService;
+
+/// Implements the generated `Coordinator` service on [`CoordinatorService`].
+pub struct CoordinatorGrpcAdapter(pub Arc<CoordinatorService>);
+
+fn caller<T>(request: &Request<T>) -> Result<String, Status> {
+    peer_common_name(request).ok_or_else(|| Status::unauthenticated("caller is not authenticated"))
+}
+
+#[tonic::async_trait]
+impl Coordinator for CoordinatorGrpcAdapter {
+    async fn register_key(
+        &self,
+        request: Request<v1::RegisterKeyRequest>,
+    ) -> Result<Response<v1::RegisterKeyResponse>, Status> {
+        let caller = caller(&request)?;
+        let key_id = self.0.register_key(&caller, &request.into_inner().public_key)?;
+        Ok(Response::new(v1::RegisterKeyResponse { key_id: key_id.as_str().to_owned() }))
+    }
+
+    async fn lookup(&self, request: Request<v1::LookupRequest>) -> Result<Response<v1::LookupResponse>, Status> {
+        let caller = caller(&request)?;
+        let (query_id, merged) = self.0.lookup(&caller, request.into_inner()).await?;
+        let nodes = merged
+            .nodes
+            .into_iter()
+            .map(|(node, result)| match result {
+                Ok(micros) => v1::NodeStatus { node, status: "ok".to_owned(), reason: String::new(), compute_micros: micros },
+                Err(e) => v1::NodeStatus { node, status: e.status.to_owned(), reason: e.reason, compute_micros: 0 },
+            })
+            .collect();
+        Ok(Response::new(v1::LookupResponse {
+            query_id,
+            answers: merged.answers.iter().map(|a| a.to_bytes()).collect(),
+            nodes,
+        }))
+    }
+
+    async fn federation_info(
+        &self,
+        request: Request<v1::FederationInfoRequest>,
+    ) -> Result<Response<v1::FederationInfoResponse>, Status> {
+        caller(&request)?;
+        Ok(Response::new(self.0.federation_info().await))
+    }
+}

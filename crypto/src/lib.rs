@@ -1,0 +1,21 @@
+//! Cryptography of fedq, with no I/O and no networking.
+//!
+//! # Layout
+//! - [`identifier`]: identifier kinds and their canonical normal forms.
+//! - [`fingerprint`]: the federation key and keyed fingerprints (bucket + tag).
+//! - [`lookup`]: TFHE keys, client-side query encryption, the node's encrypted
+//!   membership evaluation and the answers the coordinator adds up.
+//!
+//! This is the only crate that names `tfhe` (and later `opendp`): the other
+//! crates see our types only.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod baseline;
+pub mod dp;
+pub mod fingerprint;
+pub mod identifier;
+pub mod lookup;
+
+pub use fingerprint::{Bucket, FederationKey, Fingerprint, FingerprintParams, Tag};
+pub use identifier::{normalise, IdentifierError, IdentifierKind, NormalForm};

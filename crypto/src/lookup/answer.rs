@@ -1,0 +1,138 @@
+//! Lookup answers: re-randomised, modulus-switched LWE encryptions of a count.
+//!
+//! A node's raw result has a mask that is a deterministic function of the
+//! requester's GGSWs and the node's table. Before it leaves, the node adds a
+//! fresh encryption of zero under the requester's compact public key (fresh
+//! mask) whose body carries TUniform(2^54) flooding noise, then switches the
+//! ciphertext to modulus 2^32 (8 KB instead of 16 KB). The coordinator adds
+//! answers of several nodes without any key; the requester decrypts the sum.
+
+use tfhe::core_crypto::prelude::*;
+
+use super::keys::{FhePublicKey, FheSecretKey};
+use super::params::{ANSWER_MODULUS_LOG, FLOOD_BOUND_LOG2, MESSAGE_BITS, PARAMETERS};
+use super::wire::FORMAT_V1;
+use super::LookupError;
+
+/// An encrypted per-item count, modulo 2^32: LWE mask (k·N values) then body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct EncryptedCount {
+    values: Vec<u32>,
+}
+
+impl std::fmt::Debug for EncryptedCount {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EncryptedCount(..)")
+    }
+}
+
+fn lwe_size() -> usize {
+    PARAMETERS.lwe_dimension().to_lwe_size().0
+}
+
+/// Bytes of an encoded answer.
+pub fn answer_bytes() -> usize {
+    1 + 4 * lwe_size()
+}
+
+impl EncryptedCount {
+    /// Re-randomises a raw evaluation result under the requester's public key
+    /// and switches it to the answer modulus.
+    pub fn rerandomise(mut raw: LweCiphertextOwned<u64>, public_key: &FhePublicKey) -> Self {
+        let mut seeder = new_seeder();
+        let seeder = seeder.as_mut();
+        let mut generator =
+            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(seeder.seed(), seeder);
+        let mut zero = LweCiphertext::new(0u64, raw.lwe_size(), PARAMETERS.ciphertext_modulus);
+        encrypt_lwe_ciphertext_with_compact_public_key(
+            &public_key.key,
+            &mut zero,
+            Plaintext(0u64),
+            PARAMETERS.noise,
+            DynamicDistribution::new_t_uniform(FLOOD_BOUND_LOG2),
+            generator.noise_generator_mut(),
+        );
+        lwe_ciphertext_add_assign(&mut raw, &zero);
+        let switched = lwe_ciphertext_modulus_switch::<u64, u32, _>(
+            raw,
+            CiphertextModulusLog(ANSWER_MODULUS_LOG as usize),
+        );
+        let mut values: Vec<u32> = switched.mask().collect();
+        values.push(switched.body());
+        Self { values }
+    }
+
+    /// An encryption of zero with no mask: the neutral element of [`Self::add_assign`].
+    pub fn zero() -> Self {
+        Self { values: vec![0; lwe_size()] }
+    }
+
+    fn to_native(&self) -> LweCiphertextOwned<u64> {
+        let lifted = self.values.iter().map(|&v| u64::from(v) << (64 - ANSWER_MODULUS_LOG)).collect();
+        LweCiphertext::from_container(lifted, PARAMETERS.ciphertext_modulus)
+    }
+
+    fn from_native(ct: &LweCiphertextOwned<u64>) -> Self {
+        // Exact: both operands were multiples of 2^32, so is their sum.
+        let values = ct.as_ref().iter().map(|&v| (v >> (64 - ANSWER_MODULUS_LOG)) as u32).collect();
+        Self { values }
+    }
+
+    /// Adds another node's answer (no key needed).
+    pub fn add_assign(&mut self, other: &EncryptedCount) {
+        let mut sum = self.to_native();
+        lwe_ciphertext_add_assign(&mut sum, &other.to_native());
+        *self = Self::from_native(&sum);
+    }
+
+    /// Decrypts the count with the requester's secret key.
+    pub fn decrypt(&self, secret: &FheSecretKey) -> u32 {
+        let plaintext = decrypt_lwe_ciphertext(&secret.lwe_view(), &self.to_native());
+        let decomposer = SignedDecomposer::new(
+            DecompositionBaseLog(MESSAGE_BITS as usize),
+            DecompositionLevelCount(1),
+        );
+        let rounded = decomposer.closest_representable(plaintext.0);
+        ((rounded >> (64 - MESSAGE_BITS)) % (1 << MESSAGE_BITS)) as u32
+    }
+
+    /// Signed distance of the decrypted phase to its nearest encoded count, as a
+    /// fraction of Δ. Used by noise tests and the residual-leak analysis.
+    pub fn phase_error(&self, secret: &FheSecretKey) -> f64 {
+        let plaintext = decrypt_lwe_ciphertext(&secret.lwe_view(), &self.to_native());
+        let decomposer = SignedDecomposer::new(
+            DecompositionBaseLog(MESSAGE_BITS as usize),
+            DecompositionLevelCount(1),
+        );
+        let rounded = decomposer.closest_representable(plaintext.0);
+        (plaintext.0.wrapping_sub(rounded) as i64) as f64 / PARAMETERS.delta() as f64
+    }
+
+    /// Wire encoding: version byte then little-endian `u32`s.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(answer_bytes());
+        out.push(FORMAT_V1);
+        for v in &self.values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Decodes an untrusted answer; only the exact size is accepted.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, LookupError> {
+        let Some((&version, body)) = bytes.split_first() else {
+            return Err(LookupError::Malformed("answer"));
+        };
+        if version != FORMAT_V1 {
+            return Err(LookupError::UnsupportedFormat("answer"));
+        }
+        if body.len() != 4 * lwe_size() {
+            return Err(LookupError::WrongParameters("answer"));
+        }
+        let values = body
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Self { values })
+    }
+}

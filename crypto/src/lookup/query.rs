@@ -1,0 +1,97 @@
+//! Client side of a lookup item: the tag's bits as seeded GGSW ciphertexts.
+//!
+//! One [`EncryptedTag`] holds `tag_bits` GGSW encryptions of the tag's bits
+//! (bit i of the tag in ciphertext i) under the requester's GLWE key, in one
+//! seeded list: only the bodies travel (~32 KB per bit), the masks are
+//! regenerated from the list's seed by the node.
+
+use rayon::prelude::*;
+use tfhe::conformance::ParameterSetConformant;
+use tfhe::core_crypto::commons::math::random::Uniform;
+use tfhe::core_crypto::prelude::*;
+
+use super::keys::FheSecretKey;
+use super::params::PARAMETERS;
+use super::{wire, LookupError};
+use crate::fingerprint::Tag;
+
+/// Bytes of one seeded GGSW body: (k+1) · levels · N coefficients of 8 bytes.
+pub fn ggsw_bytes() -> usize {
+    seeded_ggsw_ciphertext_size(
+        PARAMETERS.glwe_size(),
+        PARAMETERS.polynomial_size,
+        PARAMETERS.level_count,
+    ) * 8
+}
+
+/// A tag encrypted bit by bit, as the client sends it.
+pub struct EncryptedTag {
+    pub(crate) list: SeededGgswCiphertextListOwned<u64>,
+}
+
+impl EncryptedTag {
+    /// Encrypts the low `tag_bits` bits of `tag` (one GGSW per bit, in parallel).
+    pub fn encrypt(secret: &FheSecretKey, tag: Tag, tag_bits: u8) -> Self {
+        let mut seeder = new_seeder();
+        let seeder = seeder.as_mut();
+        let mut list = SeededGgswCiphertextList::new(
+            0u64,
+            PARAMETERS.glwe_size(),
+            PARAMETERS.polynomial_size,
+            PARAMETERS.base_log,
+            PARAMETERS.level_count,
+            GgswCiphertextCount(usize::from(tag_bits)),
+            seeder.seed().into(),
+            PARAMETERS.ciphertext_modulus,
+        );
+        let mut generator =
+            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(list.compression_seed(), seeder);
+        let forks = generator
+            .par_try_fork_from_config(list.encryption_fork_config(Uniform, PARAMETERS.noise))
+            .expect("fork sizes come from the list's own parameters");
+        list.par_iter_mut()
+            .zip(forks)
+            .enumerate()
+            .for_each(|(bit_index, (mut ggsw, mut generator))| {
+                let bit = (tag.0 >> bit_index) & 1;
+                encrypt_constant_seeded_ggsw_ciphertext_with_pre_seeded_generator(
+                    &secret.glwe,
+                    &mut ggsw,
+                    Cleartext(bit),
+                    PARAMETERS.noise,
+                    &mut generator,
+                );
+            });
+        Self { list }
+    }
+
+    /// Number of encrypted bits.
+    pub fn bit_count(&self) -> usize {
+        self.list.ggsw_ciphertext_count().0
+    }
+
+    /// Encoding for the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        wire::encode(&self.list)
+    }
+
+    /// Decodes an untrusted encrypted tag, refusing any other size or parameters
+    /// than `tag_bits` GGSW ciphertexts of [`PARAMETERS`].
+    pub fn from_bytes(bytes: &[u8], tag_bits: u8) -> Result<Self, LookupError> {
+        // Bodies plus a generous allowance for the seed and length fields.
+        let limit = (usize::from(tag_bits) * ggsw_bytes() + 1024) as u64;
+        let list: SeededGgswCiphertextListOwned<u64> = wire::decode(bytes, limit, "encrypted tag")?;
+        let conformance = GgswCiphertextListConformanceParams {
+            len: usize::from(tag_bits),
+            glwe_size: PARAMETERS.glwe_size(),
+            polynomial_size: PARAMETERS.polynomial_size,
+            decomp_base_log: PARAMETERS.base_log,
+            decomp_level_count: PARAMETERS.level_count,
+            ciphertext_modulus: PARAMETERS.ciphertext_modulus,
+        };
+        if !list.is_conformant(&conformance) {
+            return Err(LookupError::WrongParameters("encrypted tag"));
+        }
+        Ok(Self { list })
+    }
+}

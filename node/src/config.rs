@@ -1,0 +1,229 @@
+//! Node configuration: `node.toml` plus the federation file it points to.
+//!
+//! TOML is read into `#[serde(deny_unknown_fields)]` builders, then validated
+//! into [`NodeConfig`]; every problem is reported, with its key path, not just
+//! the first. Relative paths are relative to the file that names them.
+
+use std::path::{Path, PathBuf};
+
+use fedq_crypto::FingerprintParams;
+use serde::Deserialize;
+
+use crate::federation::{FederationConfig, FederationFile};
+
+/// Config format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+/// Fewest evaluation threads: one per core is the default.
+const DEFAULT_THREADS: usize = 0;
+/// Requests for more items than this are refused (they would hold the pool).
+const DEFAULT_MAX_ITEMS: usize = fedq_proto::MAX_ITEMS_PER_REQUEST;
+/// Seconds a stopping node waits for requests in flight.
+const DEFAULT_GRACE_SECONDS: u64 = 20;
+
+/// Errors reading or validating a configuration file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File that failed.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// File that failed.
+        path: PathBuf,
+        /// Parser message, with line and key.
+        message: String,
+    },
+    /// One or more fields are invalid; each entry names the key path.
+    #[error("invalid configuration {path}:\n  {}", .problems.join("\n  "))]
+    Invalid {
+        /// File that failed.
+        path: PathBuf,
+        /// One line per bad field.
+        problems: Vec<String>,
+    },
+}
+
+/// Reads a TOML file into a builder type.
+pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+}
+
+/// Resolves `value` against the directory of `file`.
+pub fn resolve(file: &Path, value: &Path) -> PathBuf {
+    if value.is_absolute() {
+        value.to_owned()
+    } else {
+        file.parent().unwrap_or_else(|| Path::new(".")).join(value)
+    }
+}
+
+/// mTLS material: the federation CA, this party's certificate and key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPaths {
+    /// Federation CA certificate (PEM).
+    pub ca: PathBuf,
+    /// This party's certificate (PEM).
+    pub cert: PathBuf,
+    /// This party's private key (PEM).
+    pub key: PathBuf,
+}
+
+impl TlsPaths {
+    /// The same paths, resolved against the config file.
+    pub fn resolved(&self, file: &Path) -> Self {
+        Self { ca: resolve(file, &self.ca), cert: resolve(file, &self.cert), key: resolve(file, &self.key) }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeConfigBuilder {
+    version: u32,
+    node_id: String,
+    listen: String,
+    federation: PathBuf,
+    federation_key: PathBuf,
+    #[serde(default = "default_store")]
+    store: String,
+    tls: TlsPaths,
+    #[serde(default)]
+    lookup: LookupSection,
+}
+
+fn default_store() -> String {
+    "sqlite://data/node.db".to_owned()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LookupSection {
+    #[serde(default)]
+    threads: Option<usize>,
+    #[serde(default)]
+    max_items: Option<usize>,
+    #[serde(default)]
+    allowed_callers: Option<Vec<String>>,
+    #[serde(default)]
+    grace_seconds: Option<u64>,
+}
+
+/// Where the node keeps its transactional state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreLocation {
+    /// An SQLite file (the embedded default).
+    Sqlite(PathBuf),
+}
+
+/// A validated node configuration.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// This node's id in the federation.
+    pub node_id: String,
+    /// This node's jurisdiction.
+    pub jurisdiction: String,
+    /// Address to listen on.
+    pub listen: std::net::SocketAddr,
+    /// Federation-wide settings.
+    pub federation: FederationConfig,
+    /// File holding the federation key.
+    pub federation_key: PathBuf,
+    /// Transactional store.
+    pub store: StoreLocation,
+    /// mTLS material.
+    pub tls: TlsPaths,
+    /// Evaluation threads (0: one per core).
+    pub threads: usize,
+    /// Most items per lookup request.
+    pub max_items: usize,
+    /// Certificate common names allowed to call the node (the coordinator).
+    pub allowed_callers: Vec<String>,
+    /// Grace period for requests in flight at shutdown.
+    pub grace: std::time::Duration,
+}
+
+impl NodeConfig {
+    /// Reads and validates `path` and the federation file it names.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let builder: NodeConfigBuilder = read_toml(path)?;
+        let mut problems = Vec::new();
+        if builder.version != CONFIG_VERSION {
+            problems.push(format!("version: expected {CONFIG_VERSION}, found {}", builder.version));
+        }
+        let listen = builder.listen.parse().map_err(|_| problems.push("listen: not a socket address like 127.0.0.1:7100".to_owned())).ok();
+        let store = parse_store(&builder.store, path).map_err(|p| problems.push(p)).ok();
+        let federation_path = resolve(path, &builder.federation);
+        let federation = match FederationFile::load(&federation_path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                problems.push(format!("federation: {e}"));
+                None
+            }
+        };
+        let jurisdiction = federation.as_ref().and_then(|f| {
+            let found = f.nodes.iter().find(|n| n.id == builder.node_id).map(|n| n.jurisdiction.clone());
+            if found.is_none() {
+                problems.push(format!("node_id: {:?} is not a node of the federation file", builder.node_id));
+            }
+            found
+        });
+        let lookup = builder.lookup;
+        let max_items = lookup.max_items.unwrap_or(DEFAULT_MAX_ITEMS);
+        if max_items == 0 || max_items > fedq_proto::MAX_ITEMS_PER_REQUEST {
+            problems.push(format!("lookup.max_items: must be between 1 and {}", fedq_proto::MAX_ITEMS_PER_REQUEST));
+        }
+        let allowed_callers = lookup.allowed_callers.unwrap_or_else(|| vec!["coordinator".to_owned()]);
+        if allowed_callers.is_empty() {
+            problems.push("lookup.allowed_callers: must name at least one certificate".to_owned());
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid { path: path.to_owned(), problems });
+        }
+        let (Some(listen), Some(store), Some(federation), Some(jurisdiction)) = (listen, store, federation, jurisdiction) else {
+            unreachable!("every missing value pushed a problem");
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            node_id: builder.node_id,
+            jurisdiction,
+            listen,
+            federation: federation.config,
+            federation_key: resolve(path, &builder.federation_key),
+            store,
+            tls: builder.tls.resolved(path),
+            threads: lookup.threads.unwrap_or(DEFAULT_THREADS),
+            max_items,
+            allowed_callers,
+            grace: std::time::Duration::from_secs(lookup.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)),
+        })
+    }
+
+    /// Fingerprint parameters of the federation.
+    pub fn fingerprint_params(&self) -> FingerprintParams {
+        self.federation.fingerprint
+    }
+}
+
+fn parse_store(value: &str, file: &Path) -> Result<StoreLocation, String> {
+    if let Some(rest) = value.strip_prefix("sqlite://") {
+        if rest.is_empty() {
+            return Err("store: sqlite:// needs a file path".to_owned());
+        }
+        return Ok(StoreLocation::Sqlite(resolve(file, Path::new(rest))));
+    }
+    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+        return Err("store: postgres stores are not supported by this build yet; use sqlite://PATH".to_owned());
+    }
+    Err("store: expected sqlite://PATH".to_owned())
+}

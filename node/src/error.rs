@@ -1,0 +1,54 @@
+//! The node's error type and its one mapping to gRPC statuses.
+//!
+//! Status text that leaves the node is fixed and lowercase and never holds data
+//! values or internal causes; unexpected errors become "internal error" with an
+//! error id that is also logged here.
+
+use fedq_crypto::lookup::LookupError;
+
+use crate::store::StoreError;
+
+/// Errors of the node's domain layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The request is malformed; the reason is safe to send.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The caller has no valid certificate.
+    #[error("caller is not authenticated")]
+    Unauthenticated,
+    /// The caller may not make this request.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// A limit was reached.
+    #[error("{0}")]
+    ResourceExhausted(String),
+    /// Ciphertext or key decoding failed.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The evaluation pool is gone (shutting down).
+    #[error("node is shutting down")]
+    ShuttingDown,
+}
+
+impl From<NodeError> for tonic::Status {
+    fn from(error: NodeError) -> Self {
+        match error {
+            NodeError::InvalidArgument(reason) => tonic::Status::invalid_argument(reason),
+            NodeError::Lookup(e) => tonic::Status::invalid_argument(e.to_string()),
+            NodeError::Unauthenticated => tonic::Status::unauthenticated("caller is not authenticated"),
+            NodeError::PermissionDenied(reason) => tonic::Status::permission_denied(reason),
+            NodeError::ResourceExhausted(reason) => tonic::Status::resource_exhausted(reason),
+            NodeError::ShuttingDown => tonic::Status::unavailable("node is shutting down"),
+            NodeError::Store(e) => {
+                let error_id: u64 = rand::random();
+                tracing::warn!(error_id = %format!("{error_id:016x}"), error = %e, "internal error");
+                tonic::Status::internal(format!("internal error {error_id:016x}"))
+            }
+        }
+    }
+}

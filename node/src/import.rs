@@ -1,0 +1,140 @@
+//! `fedq-node import --identifiers FILE`: CSV `kind,value,record_id` into the store.
+//!
+//! Rows are normalised and fingerprinted in parallel, in chunks, and written in
+//! one transaction per chunk. An invalid row is reported with its line number
+//! and reason and counted; nothing is dropped silently. Rows already stored are
+//! skipped, so importing a file twice does not duplicate.
+
+use std::io::Read;
+
+use fedq_crypto::{FederationKey, IdentifierKind};
+use rayon::prelude::*;
+
+use crate::store::{IdentifierRow, Store, StoreError};
+
+/// Rows per transaction: large enough to amortise the commit, small enough to
+/// keep memory flat.
+const CHUNK_ROWS: usize = 50_000;
+/// Longest record id accepted.
+const MAX_RECORD_ID: usize = 128;
+
+/// Errors that stop an import (bad rows do not: they are reported).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ImportError {
+    /// The CSV cannot be read.
+    #[error("cannot read the csv: {0}")]
+    Csv(#[from] csv::Error),
+    /// The header lacks a required column.
+    #[error("the csv header must have columns kind,value,record_id (missing {0})")]
+    MissingColumn(&'static str),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One refused row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRow {
+    /// 1-based line number in the file.
+    pub line: u64,
+    /// Why it was refused (never the value).
+    pub reason: String,
+}
+
+/// Outcome of an import.
+#[derive(Debug, Default, Clone)]
+pub struct ImportReport {
+    /// Data rows read.
+    pub rows: usize,
+    /// Rows newly stored.
+    pub inserted: usize,
+    /// Valid rows that were already stored.
+    pub duplicates: usize,
+    /// Every refused row, in file order.
+    pub rejected: Vec<RejectedRow>,
+}
+
+struct RawRow {
+    line: u64,
+    kind: String,
+    value: String,
+    record_id: String,
+}
+
+/// Imports identifiers; `progress` is told how many bytes have been read.
+pub fn import_identifiers(
+    store: &mut Store,
+    key: &FederationKey,
+    input: impl Read,
+    mut progress: impl FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(input);
+    let headers = reader.headers()?.clone();
+    let column = |name: &'static str| {
+        headers.iter().position(|h| h.eq_ignore_ascii_case(name)).ok_or(ImportError::MissingColumn(name))
+    };
+    let (kind_col, value_col, record_col) = (column("kind")?, column("value")?, column("record_id")?);
+
+    let mut report = ImportReport::default();
+    let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+    let mut record = csv::StringRecord::new();
+    loop {
+        let more = match reader.read_record(&mut record) {
+            Ok(more) => more,
+            Err(e) if e.position().is_some() && !matches!(e.kind(), csv::ErrorKind::Io(_)) => {
+                let line = e.position().map_or(0, |p| p.line());
+                report.rows += 1;
+                report.rejected.push(RejectedRow { line, reason: "not valid csv (bad quoting or utf-8)".to_owned() });
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if more {
+            report.rows += 1;
+            let line = record.position().map_or(0, |p| p.line());
+            let field = |i: usize| record.get(i).unwrap_or("").to_owned();
+            chunk.push(RawRow { line, kind: field(kind_col), value: field(value_col), record_id: field(record_col) });
+        }
+        if chunk.len() >= CHUNK_ROWS || (!more && !chunk.is_empty()) {
+            store_chunk(store, key, &mut chunk, &mut report)?;
+            progress(reader.position().byte());
+        }
+        if !more {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+fn store_chunk(
+    store: &mut Store,
+    key: &FederationKey,
+    chunk: &mut Vec<RawRow>,
+    report: &mut ImportReport,
+) -> Result<(), ImportError> {
+    let results: Vec<Result<IdentifierRow, RejectedRow>> = chunk.par_iter().map(|raw| prepare(key, raw)).collect();
+    chunk.clear();
+    let mut rows = Vec::with_capacity(results.len());
+    for result in results {
+        match result {
+            Ok(row) => rows.push(row),
+            Err(rejected) => report.rejected.push(rejected),
+        }
+    }
+    let inserted = store.insert_identifiers(&rows)?;
+    report.inserted += inserted;
+    report.duplicates += rows.len() - inserted;
+    Ok(())
+}
+
+fn prepare(key: &FederationKey, raw: &RawRow) -> Result<IdentifierRow, RejectedRow> {
+    let reject = |reason: String| RejectedRow { line: raw.line, reason };
+    let kind: IdentifierKind = raw.kind.parse().map_err(|e: fedq_crypto::IdentifierError| reject(e.to_string()))?;
+    let record_id = raw.record_id.trim();
+    if record_id.is_empty() || record_id.len() > MAX_RECORD_ID {
+        return Err(reject(format!("record_id must be 1 to {MAX_RECORD_ID} characters")));
+    }
+    let normal = fedq_crypto::normalise(kind, &raw.value).map_err(|e| reject(e.to_string()))?;
+    Ok(IdentifierRow { kind, fingerprint: key.fingerprint(kind, &normal), record_id: record_id.to_owned() })
+}

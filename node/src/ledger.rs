@@ -1,0 +1,144 @@
+//! The privacy budget ledger: per requester and epoch, the privacy loss spent.
+//!
+//! A charge is checked against the cap and committed in one `BEGIN IMMEDIATE`
+//! SQLite transaction (synchronous = FULL), together with a record of the
+//! release, before any noisy value leaves the node. Concurrent queries
+//! serialise on SQLite's write lock, so the cap can never be overspent; a
+//! crash after the commit loses at most the answer, never the charge. There
+//! are no refunds: once noise is drawn, the loss is spent.
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use fedq_crypto::dp::PrivacyLoss;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+
+/// Slack for floating-point sums of charges: a cap is never exceeded by more.
+const CAP_TOLERANCE: f64 = 1e-9;
+
+/// Errors of the ledger.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// The charge would exceed the cap for this requester and epoch.
+    #[error("privacy budget exhausted for this epoch")]
+    Exhausted,
+    /// SQLite failed.
+    #[error("ledger error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The ledger directory cannot be created.
+    #[error("cannot create the ledger directory: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Budget caps per requester and epoch (each mechanism family has its own).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BudgetCaps {
+    /// Pure-DP epsilon per epoch.
+    pub epsilon: f64,
+    /// zCDP rho per epoch.
+    pub rho: f64,
+}
+
+/// One release to charge.
+#[derive(Debug, Clone)]
+pub struct Charge<'a> {
+    /// Requester charged.
+    pub requester: &'a str,
+    /// Epoch label, e.g. "2026-11".
+    pub epoch: &'a str,
+    /// Loss from OpenDP's privacy map.
+    pub loss: PrivacyLoss,
+    /// Query id, for the release record.
+    pub query_id: &'a str,
+    /// Declared purpose.
+    pub purpose: &'a str,
+}
+
+/// The ledger, in the node's SQLite store.
+pub struct Ledger {
+    conn: Mutex<Connection>,
+}
+
+impl Ledger {
+    /// Opens the ledger tables in the SQLite file at `path`.
+    pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS privacy_ledger (
+                 requester TEXT NOT NULL,
+                 epoch TEXT NOT NULL,
+                 epsilon REAL NOT NULL,
+                 rho REAL NOT NULL,
+                 PRIMARY KEY (requester, epoch)
+             );
+             CREATE TABLE IF NOT EXISTS releases (
+                 query_id TEXT NOT NULL,
+                 requester TEXT NOT NULL,
+                 epoch TEXT NOT NULL,
+                 epsilon REAL NOT NULL,
+                 rho REAL NOT NULL,
+                 purpose TEXT NOT NULL,
+                 at TEXT NOT NULL
+             );",
+        )?;
+        Ok(Self { conn: Mutex::new(conn) })
+    }
+
+    /// What a requester has spent in an epoch.
+    pub fn spent(&self, requester: &str, epoch: &str) -> Result<PrivacyLoss, LedgerError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        spent_in(&conn, requester, epoch)
+    }
+
+    /// Charges a release if it fits under the caps; returns the new total.
+    pub fn charge(&self, charge: &Charge<'_>, caps: BudgetCaps) -> Result<PrivacyLoss, LedgerError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let total = spent_in(&tx, charge.requester, charge.epoch)?.add(charge.loss);
+        if total.epsilon > caps.epsilon + CAP_TOLERANCE || total.rho > caps.rho + CAP_TOLERANCE {
+            return Err(LedgerError::Exhausted);
+        }
+        tx.execute(
+            "INSERT INTO privacy_ledger (requester, epoch, epsilon, rho) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (requester, epoch) DO UPDATE SET epsilon = excluded.epsilon, rho = excluded.rho",
+            params![charge.requester, charge.epoch, total.epsilon, total.rho],
+        )?;
+        tx.execute(
+            "INSERT INTO releases (query_id, requester, epoch, epsilon, rho, purpose, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                charge.query_id,
+                charge.requester,
+                charge.epoch,
+                charge.loss.epsilon,
+                charge.loss.rho,
+                charge.purpose,
+                chrono::Utc::now().to_rfc3339()
+            ],
+        )?;
+        tx.commit()?;
+        Ok(total)
+    }
+}
+
+fn spent_in(conn: &Connection, requester: &str, epoch: &str) -> Result<PrivacyLoss, LedgerError> {
+    let row: Option<(f64, f64)> = conn
+        .query_row(
+            "SELECT epsilon, rho FROM privacy_ledger WHERE requester = ?1 AND epoch = ?2",
+            params![requester, epoch],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.map_or_else(PrivacyLoss::default, |(epsilon, rho)| PrivacyLoss { epsilon, rho }))
+}
+
+/// The budget epoch of an instant: calendar months (UTC).
+pub fn epoch_of(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m").to_string()
+}

@@ -1,0 +1,51 @@
+//! fedq node: keeps a jurisdiction's records at home and answers encrypted
+//! lookups about them.
+//!
+//! # Layout
+//! - [`config`], [`federation`]: `node.toml` and `federation.toml`.
+//! - [`store`]: the transactional store (SQLite file by default).
+//! - [`import`], [`generate`]: loading identifiers; synthetic demo data.
+//! - [`index`]: per (kind, bucket) candidate tags, in memory.
+//! - [`service`]: the lookup domain service (authorise, evaluate, answer).
+//! - [`grpc`]: the tonic adapter; [`server`], [`tls`], [`shutdown`]: serving.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod config;
+pub mod error;
+pub mod federation;
+pub mod generate;
+pub mod grpc;
+pub mod import;
+pub mod index;
+pub mod server;
+pub mod service;
+pub mod shutdown;
+pub mod stats;
+pub mod store;
+pub mod tls;
+
+pub use config::NodeConfig;
+pub use error::NodeError;
+pub use service::NodeService;
+
+/// Reads the federation key file named by a config.
+pub fn read_federation_key(path: &std::path::Path) -> anyhow::Result<fedq_crypto::FederationKey> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read federation key {}", path.display()))?;
+    fedq_crypto::FederationKey::from_hex(&text).with_context(|| format!("bad federation key in {}", path.display()))
+}
+
+/// Installs the tracing subscriber of the binaries (`FEDQ_LOG` sets the filter).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FEDQ_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+/// Like [`init_tracing`], but warnings only by default: for interactive commands.
+pub fn init_tracing_quiet() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FEDQ_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

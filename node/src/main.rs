@@ -1,0 +1,136 @@
+//! `fedq-node`: serve a node, import its data, generate demo data.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use fedq_node::{config::NodeConfig, generate, import, store::Store, NodeService};
+
+#[derive(Parser)]
+#[command(name = "fedq-node", version, about = "A fedq node: keeps a jurisdiction's records at home")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve encrypted lookups over mutual TLS until SIGTERM.
+    Serve {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Load identifiers (CSV kind,value,record_id) into the node's store.
+    Import {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// CSV file of identifiers.
+        #[arg(long)]
+        identifiers: PathBuf,
+    },
+    /// Write deterministic synthetic data for a jurisdiction.
+    Generate {
+        /// Jurisdiction id (e.g. fr).
+        #[arg(long)]
+        jurisdiction: String,
+        /// Number of people.
+        #[arg(long, default_value_t = 100_000)]
+        people: usize,
+        /// Seed; the same seed gives the same files.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn load_config(path: &std::path::Path) -> Result<NodeConfig, ExitCode> {
+    NodeConfig::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(64)
+    })
+}
+
+fn main() -> ExitCode {
+    fedq_node::init_tracing();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config } => match load_config(&config) {
+            Ok(config) => serve(config),
+            Err(code) => return code,
+        },
+        Command::Import { config, identifiers } => match load_config(&config) {
+            Ok(config) => run_import(&config, &identifiers),
+            Err(code) => return code,
+        },
+        Command::Generate { jurisdiction, people, seed, out } => {
+            generate::generate(&generate::GenerateOptions { jurisdiction, people, seed, out: out.clone() }).map(
+                |summary| {
+                    println!(
+                        "wrote {} identifiers and {} incidents to {} ({} people shared with other jurisdictions)",
+                        summary.identifiers,
+                        summary.incidents,
+                        out.display(),
+                        summary.shared_people
+                    );
+                },
+            )
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(config: NodeConfig) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let service = Arc::new(NodeService::new(config.clone())?);
+        fedq_node::server::serve(listener, service, &config, fedq_node::shutdown::signal()).await
+    })
+}
+
+fn run_import(config: &NodeConfig, file: &std::path::Path) -> anyhow::Result<()> {
+    let key = fedq_node::read_federation_key(&config.federation_key)?;
+    let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let size = input.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut store = Store::open(&config.store)?;
+    let bar = indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({eta})")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let report = import::import_identifiers(&mut store, &key, std::io::BufReader::new(input), |pos| bar.set_position(pos))?;
+    bar.finish_and_clear();
+    const SHOWN: usize = 50;
+    for rejected in report.rejected.iter().take(SHOWN) {
+        eprintln!("line {}: {}", rejected.line, rejected.reason);
+    }
+    if report.rejected.len() > SHOWN {
+        eprintln!("... and {} more invalid rows", report.rejected.len() - SHOWN);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "read {} rows: {} imported, {} already present, {} invalid ({:.1} s, {:.0} rows/s)",
+        report.rows,
+        report.inserted,
+        report.duplicates,
+        report.rejected.len(),
+        seconds,
+        report.rows as f64 / seconds.max(1e-9)
+    );
+    Ok(())
+}

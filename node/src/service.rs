@@ -1,0 +1,238 @@
+//! The node's lookup service (domain layer): authorise, evaluate, answer.
+//!
+//! gRPC types stay in [`crate::grpc`]; this module works on [`LookupQuery`].
+//! Evaluation is CPU-bound and runs on a dedicated rayon pool, never on the
+//! async runtime; the async side only awaits its result.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use fedq_crypto::lookup::{evaluate, EncryptedCount, EncryptedTag, FhePublicKey, KeyId, PreparedTag};
+use fedq_crypto::{Bucket, IdentifierKind};
+use rayon::prelude::*;
+use tracing::{info, instrument};
+
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::index::LookupIndex;
+use crate::store::Store;
+
+/// Public keys kept in memory; the coordinator sends the key with every request,
+/// so the cache only saves decoding.
+const KEY_CACHE_ENTRIES: usize = 1024;
+
+/// Who is calling, from the mTLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub String);
+
+/// One lookup item as the node sees it.
+#[derive(Debug)]
+pub struct QueryItem {
+    /// Identifier kind.
+    pub kind: IdentifierKind,
+    /// Bucket in clear.
+    pub bucket: Bucket,
+    /// Encoded seeded GGSW list, still untrusted.
+    pub encrypted_tag: Vec<u8>,
+}
+
+/// A lookup request in domain terms.
+#[derive(Debug)]
+pub struct LookupQuery {
+    /// Id chosen by the coordinator, for logs and audit.
+    pub query_id: String,
+    /// Requester as authenticated by the coordinator.
+    pub requester: String,
+    /// Key the answers are re-randomised under.
+    pub key_id: KeyId,
+    /// Encoded public key, still untrusted.
+    pub public_key: Vec<u8>,
+    /// Declared purpose.
+    pub purpose: String,
+    /// Case reference.
+    pub case_reference: String,
+    /// Items, answered in order.
+    pub items: Vec<QueryItem>,
+}
+
+/// Answers to a lookup.
+#[derive(Debug)]
+pub struct LookupAnswer {
+    /// One re-randomised encrypted count per item.
+    pub answers: Vec<EncryptedCount>,
+    /// Time spent evaluating.
+    pub compute: Duration,
+}
+
+/// Public facts about the node.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Node id.
+    pub node_id: String,
+    /// Jurisdiction.
+    pub jurisdiction: String,
+    /// Bucket bits.
+    pub bucket_bits: u8,
+    /// Tag bits.
+    pub tag_bits: u8,
+    /// Padded bucket size.
+    pub padded_candidates: usize,
+}
+
+/// The node's lookup service.
+pub struct NodeService {
+    config: NodeConfig,
+    store: Mutex<Store>,
+    index: RwLock<Arc<LookupIndex>>,
+    keys: Mutex<HashMap<KeyId, FhePublicKey>>,
+    pool: Arc<rayon::ThreadPool>,
+}
+
+impl NodeService {
+    /// Opens the store, builds the index and starts the evaluation pool.
+    pub fn new(config: NodeConfig) -> Result<Self, NodeError> {
+        let store = Store::open(&config.store)?;
+        let index = LookupIndex::load(&store, config.fingerprint_params(), config.federation.padded_candidates)?;
+        info!(records = index.records(), padded = index.padded_candidates(), "lookup index loaded");
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads)
+            .thread_name(|i| format!("fedq-eval-{i}"))
+            .build()
+            .map_err(|_| NodeError::ShuttingDown)?;
+        Ok(Self {
+            config,
+            store: Mutex::new(store),
+            index: RwLock::new(Arc::new(index)),
+            keys: Mutex::new(HashMap::new()),
+            pool: Arc::new(pool),
+        })
+    }
+
+    /// Public facts about the node.
+    pub fn info(&self) -> NodeInfo {
+        let params = self.config.fingerprint_params();
+        NodeInfo {
+            node_id: self.config.node_id.clone(),
+            jurisdiction: self.config.jurisdiction.clone(),
+            bucket_bits: params.bucket_bits(),
+            tag_bits: params.tag_bits(),
+            padded_candidates: self.current_index().padded_candidates(),
+        }
+    }
+
+    fn current_index(&self) -> Arc<LookupIndex> {
+        Arc::clone(&self.index.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Rebuilds the index if an import changed the store since it was built.
+    fn refresh_index(&self) -> Result<Arc<LookupIndex>, NodeError> {
+        let current = self.current_index();
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        if store.generation()? == current.generation() {
+            return Ok(current);
+        }
+        let fresh = Arc::new(LookupIndex::load(
+            &store,
+            self.config.fingerprint_params(),
+            self.config.federation.padded_candidates,
+        )?);
+        info!(records = fresh.records(), padded = fresh.padded_candidates(), "lookup index reloaded");
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&fresh);
+        Ok(fresh)
+    }
+
+    fn authorise(&self, caller: &Caller) -> Result<(), NodeError> {
+        if self.config.allowed_callers.iter().any(|allowed| allowed == &caller.0) {
+            Ok(())
+        } else {
+            info!(decision = "deny", rule = "allowed_callers", "lookup denied");
+            Err(NodeError::PermissionDenied("caller is not allowed to query this node".to_owned()))
+        }
+    }
+
+    fn public_key(&self, key_id: &KeyId, bytes: &[u8]) -> Result<FhePublicKey, NodeError> {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(key) = keys.get(key_id) {
+            if key.to_bytes() == bytes {
+                return Ok(key.clone());
+            }
+        }
+        let key = FhePublicKey::from_bytes(bytes)?;
+        if key.id() != key_id {
+            return Err(NodeError::InvalidArgument("public key does not match its key id".to_owned()));
+        }
+        if keys.len() >= KEY_CACHE_ENTRIES {
+            keys.clear();
+        }
+        keys.insert(key_id.clone(), key.clone());
+        Ok(key)
+    }
+
+    fn check_items(&self, items: &[QueryItem]) -> Result<(), NodeError> {
+        if items.is_empty() {
+            return Err(NodeError::InvalidArgument("lookup has no items".to_owned()));
+        }
+        if items.len() > self.config.max_items {
+            return Err(NodeError::InvalidArgument(format!(
+                "lookup has more than {} items",
+                self.config.max_items
+            )));
+        }
+        let buckets = self.config.fingerprint_params().bucket_count();
+        for (i, item) in items.iter().enumerate() {
+            if item.bucket.0 >= buckets {
+                return Err(NodeError::InvalidArgument(format!("item {i}: bucket out of range")));
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers a lookup: one re-randomised encrypted count per item.
+    #[instrument(skip_all, fields(query_id = %query.query_id, node = %self.config.node_id, items = query.items.len()))]
+    pub async fn lookup(&self, caller: &Caller, query: LookupQuery) -> Result<LookupAnswer, NodeError> {
+        self.authorise(caller)?;
+        self.check_items(&query.items)?;
+        let public_key = self.public_key(&query.key_id, &query.public_key)?;
+        let index = self.refresh_index()?;
+        let tag_bits = self.config.fingerprint_params().tag_bits();
+        let span = tracing::Span::current();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let items = query.items;
+        self.pool.spawn(move || {
+            let _entered = span.enter();
+            let started = Instant::now();
+            let answers = evaluate_items(&items, &index, &public_key, tag_bits);
+            let _ = tx.send(answers.map(|answers| LookupAnswer { answers, compute: started.elapsed() }));
+        });
+        let answer = rx.await.map_err(|_| NodeError::ShuttingDown)??;
+        info!(decision = "answer", compute_ms = answer.compute.as_millis() as u64, "lookup answered");
+        Ok(answer)
+    }
+
+    /// Whether this node's store holds the identifier: the node's own view,
+    /// used by operators and by tests that check answers per node.
+    pub fn holds(&self, kind: IdentifierKind, fingerprint: &fedq_crypto::Fingerprint) -> Result<bool, NodeError> {
+        Ok(self.store.lock().unwrap_or_else(|e| e.into_inner()).contains(kind, fingerprint)?)
+    }
+}
+
+fn evaluate_items(
+    items: &[QueryItem],
+    index: &LookupIndex,
+    public_key: &FhePublicKey,
+    tag_bits: u8,
+) -> Result<Vec<EncryptedCount>, NodeError> {
+    items
+        .par_iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let tag = EncryptedTag::from_bytes(&item.encrypted_tag, tag_bits)
+                .map_err(|e| NodeError::InvalidArgument(format!("item {i}: {e}")))?;
+            let prepared = PreparedTag::prepare(tag);
+            let candidates = index.candidates(item.kind, item.bucket);
+            let (raw, _stats) = evaluate(&prepared, candidates, index.padded_candidates())?;
+            Ok(EncryptedCount::rerandomise(raw, public_key))
+        })
+        .collect()
+}

@@ -1,0 +1,14 @@
+//! Generates the gRPC code from `proto/` with protox (pure Rust, no `protoc`).
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = ["proto/fedq/v1/fedq.proto"];
+    for proto in protos {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(protos, ["proto"])?;
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}

@@ -1,0 +1,138 @@
+//! A federation sandbox: `federation init`, `generate`, `import`, then every
+//! node and the coordinator serving on 127.0.0.1 over mutual TLS, inside one
+//! shared tokio runtime so that many `#[test]`s can use it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use anyhow::Context;
+use fedq_coordinator::client::{ClientConfig, Requester};
+use fedq_coordinator::init::{init, InitOptions, InitOutput};
+use fedq_coordinator::local::{start_coordinator, start_node, Running};
+use fedq_node::federation::Parameters;
+use fedq_node::generate::{generate, GenerateOptions};
+use fedq_node::NodeService;
+use tokio::runtime::Runtime;
+
+/// Runtime hosting every sandbox of a test binary.
+pub fn runtime() -> &'static Runtime {
+    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+    })
+}
+
+/// A running federation.
+pub struct FederationSandbox {
+    /// Keeps the directory alive.
+    _temp: tempfile::TempDir,
+    /// Federation directory.
+    pub dir: PathBuf,
+    /// Paths written by `federation init`.
+    pub output: InitOutput,
+    /// Per node id, its service (for test-only checks of what it holds).
+    pub nodes: Vec<(String, Arc<NodeService>)>,
+    running: Mutex<Vec<Running>>,
+}
+
+/// Builder of a [`FederationSandbox`].
+pub struct FederationSandboxBuilder {
+    nodes: Vec<String>,
+    people: usize,
+    seed: u64,
+    padded_candidates: usize,
+}
+
+impl FederationSandbox {
+    /// Starts building a sandbox.
+    pub fn builder() -> FederationSandboxBuilder {
+        FederationSandboxBuilder { nodes: Vec::new(), people: 2_000, seed: 11, padded_candidates: 64 }
+    }
+
+    /// Connects the sandbox's requester to the coordinator, with keys registered.
+    pub async fn requester(&self) -> anyhow::Result<Requester> {
+        let mut requester = Requester::connect(ClientConfig::load(&self.output.client)?).await?;
+        requester.keys_init(false).await?;
+        Ok(requester)
+    }
+
+    /// The node's `identifiers.csv`.
+    pub fn identifiers_csv(&self, node: &str) -> PathBuf {
+        self.dir.join("nodes").join(node).join("data").join("identifiers.csv")
+    }
+
+    /// Stops one node (its gRPC server drains and exits).
+    pub async fn stop_node(&self, node: &str) -> anyhow::Result<()> {
+        let party = {
+            let mut running = self.running.lock().expect("sandbox lock");
+            let index = running.iter().position(|r| r.name == node).context("no such running node")?;
+            running.remove(index)
+        };
+        party.stop().await
+    }
+
+    /// Restarts a stopped node from its config.
+    pub async fn restart_node(&self, node: &str) -> anyhow::Result<()> {
+        let config = self.output.nodes.iter().find(|(n, _)| n == node).context("no such node")?.1.clone();
+        let (running, _) = start_node(&config).await?;
+        self.running.lock().expect("sandbox lock").push(running);
+        Ok(())
+    }
+}
+
+impl FederationSandboxBuilder {
+    /// Adds a jurisdiction.
+    pub fn jurisdiction(mut self, id: &str) -> Self {
+        self.nodes.push(id.to_owned());
+        self
+    }
+
+    /// People per jurisdiction in the synthetic data.
+    pub fn people(mut self, people: usize) -> Self {
+        self.people = people;
+        self
+    }
+
+    /// Creates the files, imports the data and starts every party.
+    pub async fn build(self) -> anyhow::Result<FederationSandbox> {
+        let temp = tempfile::tempdir()?;
+        let dir = temp.path().join("federation");
+        let output = init(&InitOptions {
+            dir: dir.clone(),
+            nodes: self.nodes.clone(),
+            requester: "alice".to_owned(),
+            agency: "test-agency".to_owned(),
+            base_port: None,
+            force: false,
+            parameters: Parameters { padded_candidates: self.padded_candidates, ..Parameters::default() },
+        })?;
+        for (node, config) in &output.nodes {
+            let data = dir.join("nodes").join(node).join("data");
+            generate(&GenerateOptions { jurisdiction: node.clone(), people: self.people, seed: self.seed, out: data.clone() })?;
+            import(config, &data.join("identifiers.csv"))?;
+        }
+        let mut running = Vec::new();
+        let mut nodes = Vec::new();
+        for (node, config) in &output.nodes {
+            let (party, service) = start_node(config).await?;
+            running.push(party);
+            nodes.push((node.clone(), service));
+        }
+        running.push(start_coordinator(&output.coordinator).await?);
+        Ok(FederationSandbox { _temp: temp, dir, output, nodes, running: Mutex::new(running) })
+    }
+}
+
+fn import(config: &Path, file: &Path) -> anyhow::Result<()> {
+    let config = fedq_node::NodeConfig::load(config)?;
+    let key = fedq_node::read_federation_key(&config.federation_key)?;
+    let mut store = fedq_node::store::Store::open(&config.store)?;
+    let report = fedq_node::import::import_identifiers(
+        &mut store,
+        &key,
+        std::io::BufReader::new(std::fs::File::open(file)?),
+        |_| {},
+    )?;
+    anyhow::ensure!(report.rejected.is_empty(), "generated rows were refused: {:?}", report.rejected.first());
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! Encrypted lookups across a federation of three nodes and a coordinator,
+//! over mutual TLS sockets on loopback.
+
+use std::sync::OnceLock;
+
+use anyhow::Context;
+use fedq_coordinator::client::LookupInput;
+use fedq_crypto::lookup::{generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey};
+use fedq_crypto::{FingerprintParams, IdentifierKind};
+use fedq_proto::v1;
+use fedq_tests::fixtures::GroundTruth;
+use fedq_tests::sandbox::{runtime, FederationSandbox};
+use prost::Message;
+
+fn sandbox() -> &'static FederationSandbox {
+    static SANDBOX: OnceLock<FederationSandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        runtime()
+            .block_on(
+                FederationSandbox::builder().jurisdiction("fr").jurisdiction("de").jurisdiction("nl").people(2_000).build(),
+            )
+            .expect("sandbox starts")
+    })
+}
+
+fn params() -> FingerprintParams {
+    FingerprintParams::new(12, 28).expect("default parameters")
+}
+
+fn truth() -> &'static GroundTruth {
+    static TRUTH: OnceLock<GroundTruth> = OnceLock::new();
+    TRUTH.get_or_init(|| GroundTruth::load(sandbox(), params()).expect("ground truth"))
+}
+
+/// A key pair for talking to nodes directly (test-only path).
+fn direct_keys() -> &'static (FheSecretKey, FhePublicKey) {
+    static KEYS: OnceLock<(FheSecretKey, FhePublicKey)> = OnceLock::new();
+    KEYS.get_or_init(generate_keys)
+}
+
+/// Calls one node directly with the coordinator's certificate, as the
+/// coordinator would, so each node's answer can be decrypted on its own.
+async fn ask_node(node: &str, request: v1::NodeLookupRequest) -> anyhow::Result<v1::NodeLookupResponse> {
+    let sandbox = sandbox();
+    let federation = fedq_node::federation::FederationFile::load(&sandbox.output.federation)?;
+    let coordinator = fedq_coordinator::config::CoordinatorConfig::load(&sandbox.output.coordinator)?;
+    let entry = federation.nodes.iter().find(|n| n.id == node).context("node")?;
+    let handles = fedq_coordinator::node_client::connect_nodes(
+        std::slice::from_ref(entry),
+        &coordinator.tls,
+        std::time::Duration::from_secs(60),
+    )?;
+    let mut client = handles.into_iter().next().context("client")?.client;
+    Ok(client.lookup(request).await?.into_inner())
+}
+
+fn node_request(items: &[(IdentifierKind, &str)]) -> anyhow::Result<v1::NodeLookupRequest> {
+    let (secret, public) = direct_keys();
+    let key = fedq_node::read_federation_key(&sandbox().dir.join("federation.key"))?;
+    let mut wire_items = Vec::new();
+    for (kind, raw) in items {
+        let fp = key.fingerprint(*kind, &fedq_crypto::normalise(*kind, raw)?);
+        wire_items.push(v1::LookupItem {
+            kind: i32::from(kind.code()),
+            bucket: fp.bucket(params()).0,
+            encrypted_tag: EncryptedTag::encrypt(secret, fp.tag(params()), params().tag_bits()).to_bytes(),
+        });
+    }
+    Ok(v1::NodeLookupRequest {
+        query_id: "test-query".to_owned(),
+        requester: "alice".to_owned(),
+        key_id: public.id().as_str().to_owned(),
+        public_key: public.to_bytes().to_vec(),
+        context: Some(v1::RequestContext { purpose: "test".to_owned(), case_reference: "T-1".to_owned() }),
+        items: wire_items,
+    })
+}
+
+#[test]
+fn each_node_hits_exactly_when_it_holds_the_identifier() -> anyhow::Result<()> {
+    let truth = truth();
+    let shared = truth.held_by(IdentifierKind::Phone, 2);
+    let single = truth.held_by(IdentifierKind::Email, 1);
+    let picks = [shared.first().context("a shared phone")?, single.first().context("a local email")?];
+    let items: Vec<(IdentifierKind, &str)> = picks.iter().map(|i| (i.kind, i.raw.as_str())).collect();
+    let (secret, _) = direct_keys();
+    let key = fedq_node::read_federation_key(&sandbox().dir.join("federation.key"))?;
+    runtime().block_on(async {
+        for (node, service) in &sandbox().nodes {
+            let response = ask_node(node, node_request(&items)?).await?;
+            assert_eq!(response.answers.len(), items.len());
+            for (answer, pick) in response.answers.iter().zip(picks) {
+                let count = EncryptedCount::from_bytes(answer)?.decrypt(secret);
+                let fp = key.fingerprint(pick.kind, &fedq_crypto::normalise(pick.kind, &pick.raw)?);
+                let holds = service.holds(pick.kind, &fp)?;
+                assert_eq!(holds, pick.holders.contains(node), "ground truth agrees with the store");
+                assert_eq!(count, u32::from(holds), "node {node} answers {count} for {:?}", pick.kind);
+            }
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn the_coordinator_counts_jurisdictions_and_spelling_variants_hit() -> anyhow::Result<()> {
+    let truth = truth();
+    let shared = truth.held_by(IdentifierKind::Phone, 2);
+    let shared = shared.first().context("a shared phone")?;
+    let local = truth.held_by(IdentifierKind::Iban, 1);
+    let local = local.first().context("a local iban")?;
+    let normal = fedq_crypto::normalise(IdentifierKind::Phone, &shared.raw)?;
+    let variant = format!("00{}", normal.as_str().trim_start_matches('+'));
+    let iban_variant = fedq_crypto::normalise(IdentifierKind::Iban, &local.raw)?.as_str().to_lowercase();
+    let inputs = vec![
+        LookupInput { kind: IdentifierKind::Phone, value: shared.raw.clone() },
+        LookupInput { kind: IdentifierKind::Phone, value: variant },
+        LookupInput { kind: IdentifierKind::Iban, value: iban_variant },
+        LookupInput { kind: IdentifierKind::Email, value: "nobody.at.all@example.invalid".to_owned() },
+    ];
+    let report = runtime().block_on(async {
+        let mut requester = sandbox().requester().await?;
+        requester.lookup(&inputs, "test", "T-2").await
+    })?;
+    let counts: Vec<u32> = report.results.iter().map(|r| r.jurisdictions).collect();
+    assert_eq!(counts, vec![2, 2, 1, 0]);
+    assert_eq!(report.results.iter().map(|r| r.hit).collect::<Vec<_>>(), vec![true, true, true, false]);
+    assert_eq!(report.nodes.len(), 3);
+    assert!(report.nodes.iter().all(|n| n.status == "ok"), "{:?}", report.nodes);
+    let json = serde_json::to_value(&report)?;
+    assert_eq!(json["results"][0]["kind"], "phone");
+    assert_eq!(json["results"][0]["hit"], true);
+    assert_eq!(json["results"][0]["jurisdictions"], 2);
+    assert_eq!(json["nodes"][0]["status"], "ok");
+    Ok(())
+}
+
+#[test]
+fn empty_and_fullest_buckets_answer_correctly() -> anyhow::Result<()> {
+    let truth = truth();
+    let (full, size) = truth.in_fullest_bucket().context("a bucket")?;
+    assert!(size >= 2, "fullest bucket has {size} candidates");
+    // An identifier whose bucket holds nothing at any node.
+    let empty = (0..10_000)
+        .map(|i| format!("empty.bucket.{i}@example.org"))
+        .find(|raw| {
+            let key = fedq_node::read_federation_key(&sandbox().dir.join("federation.key")).expect("key");
+            let bucket = key
+                .fingerprint(IdentifierKind::Email, &fedq_crypto::normalise(IdentifierKind::Email, raw).expect("email"))
+                .bucket(params())
+                .0;
+            sandbox().nodes.iter().all(|(node, _)| !truth.bucket_sizes.contains_key(&(node.clone(), IdentifierKind::Email, bucket)))
+        })
+        .context("an empty bucket")?;
+    let inputs = vec![
+        LookupInput { kind: full.kind, value: full.raw.clone() },
+        LookupInput { kind: IdentifierKind::Email, value: empty },
+    ];
+    let report = runtime().block_on(async {
+        let mut requester = sandbox().requester().await?;
+        requester.lookup(&inputs, "test", "T-3").await
+    })?;
+    assert_eq!(report.results[0].jurisdictions as usize, full.holders.len());
+    assert_eq!(report.results[1].jurisdictions, 0);
+    Ok(())
+}
+
+#[test]
+fn invalid_identifiers_are_refused_with_a_reason_before_anything_is_sent() -> anyhow::Result<()> {
+    let inputs = vec![
+        LookupInput { kind: IdentifierKind::Phone, value: "06 12 34 56 78".to_owned() },
+        LookupInput { kind: IdentifierKind::Iban, value: "FR00 0000".to_owned() },
+    ];
+    let error = runtime()
+        .block_on(async {
+            let mut requester = sandbox().requester().await?;
+            requester.lookup(&inputs, "test", "T-4").await
+        })
+        .expect_err("invalid identifiers are refused");
+    let message = format!("{error:#}");
+    assert!(message.contains("item 1 (phone)"), "{message}");
+    assert!(message.contains("item 2 (iban)"), "{message}");
+    assert!(!message.contains("12 34 56"), "the reason never echoes the identifier: {message}");
+    assert!("fingerprint".parse::<IdentifierKind>().is_err());
+    Ok(())
+}
+
+#[test]
+fn nodes_refuse_malformed_requests_and_keep_serving() -> anyhow::Result<()> {
+    let truth = truth();
+    let known = truth.held_by(IdentifierKind::Phone, 1);
+    let known = known.first().context("a phone")?;
+    runtime().block_on(async {
+        let good = node_request(&[(known.kind, known.raw.as_str())])?;
+        let mut truncated = good.clone();
+        truncated.items[0].encrypted_tag.truncate(1000);
+        let mut unknown_kind = good.clone();
+        unknown_kind.items[0].kind = 42;
+        let mut wrong_key = good.clone();
+        wrong_key.public_key = generate_keys().1.to_bytes().to_vec();
+        let mut bad_bucket = good.clone();
+        bad_bucket.items[0].bucket = 1 << 20;
+        for (bad, code) in [
+            (truncated, tonic::Code::InvalidArgument),
+            (unknown_kind, tonic::Code::InvalidArgument),
+            (wrong_key, tonic::Code::InvalidArgument),
+            (bad_bucket, tonic::Code::InvalidArgument),
+        ] {
+            let status = ask_node("fr", bad).await.expect_err("refused").downcast::<tonic::Status>()?;
+            assert_eq!(status.code(), code, "{}", status.message());
+            assert!(!status.message().is_empty());
+        }
+        let response = ask_node("fr", good).await?;
+        assert_eq!(response.answers.len(), 1, "the node keeps serving");
+        Ok(())
+    })
+}
+
+#[test]
+fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let sandbox = sandbox();
+        let config = fedq_coordinator::client::ClientConfig::load(&sandbox.output.client)?;
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{}", config.federation.coordinator.address))?
+            .tls_config(fedq_node::tls::client_config(&config.tls, "coordinator")?)?;
+        let mut client = v1::coordinator_client::CoordinatorClient::new(endpoint.connect().await?)
+            .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
+        let unregistered = generate_keys().1;
+        let mut request = node_request(&[(IdentifierKind::Email, "someone@example.org")])?;
+        let status = client
+            .lookup(v1::LookupRequest {
+                key_id: unregistered.id().as_str().to_owned(),
+                context: request.context.take(),
+                items: request.items,
+            })
+            .await
+            .expect_err("unregistered key refused");
+        assert_eq!(status.code(), tonic::Code::FailedPrecondition);
+        assert!(status.message().contains("not registered"));
+        Ok(())
+    })
+}
+
+#[test]
+fn node_answers_hold_only_fresh_ciphertexts() -> anyhow::Result<()> {
+    let truth = truth();
+    let known = truth.held_by(IdentifierKind::Phone, 1);
+    let known = known.first().context("a phone")?;
+    let node = known.holders.first().context("holder")?.clone();
+    let (secret, _) = direct_keys();
+    runtime().block_on(async {
+        let request = node_request(&[(known.kind, known.raw.as_str())])?;
+        let first = ask_node(&node, request.clone()).await?;
+        let second = ask_node(&node, request).await?;
+        // Only the query id, the answers and the compute time come back.
+        let mut stripped = first.clone();
+        stripped.answers.clear();
+        stripped.compute_micros = 0;
+        assert_eq!(stripped, v1::NodeLookupResponse { query_id: "test-query".to_owned(), ..Default::default() });
+        assert_eq!(first.answers[0].len(), fedq_crypto::lookup::answer::answer_bytes());
+        // Nothing of the node's records appears in what it sends.
+        let encoded = first.encode_to_vec();
+        let csv = std::fs::read_to_string(sandbox().identifiers_csv(&node))?;
+        for line in csv.lines().skip(1).take(200) {
+            for field in line.split(',') {
+                if field.len() >= 6 {
+                    assert!(!contains(&encoded, field.as_bytes()), "a record field leaked");
+                }
+            }
+        }
+        // Re-randomised: the same query gives different ciphertexts, same count.
+        assert_ne!(first.answers[0], second.answers[0]);
+        let a = EncryptedCount::from_bytes(&first.answers[0])?.decrypt(secret);
+        let b = EncryptedCount::from_bytes(&second.answers[0])?.decrypt(secret);
+        assert_eq!((a, b), (1, 1));
+        Ok(())
+    })
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.len() <= haystack.len() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn no_message_carries_the_secret_key() -> anyhow::Result<()> {
+    let (secret, public) = direct_keys();
+    let secret_file = fedq_crypto::lookup::keys::danger::secret_key_to_file_bytes(secret);
+    // The key's bits as stored (skip the version byte and length prefix).
+    let middle = secret_file.len() / 2;
+    let key_bits = &secret_file[middle..middle + 512];
+    let request = node_request(&[(IdentifierKind::Email, "someone@example.org")])?;
+    let response = runtime().block_on(ask_node("fr", request.clone()))?;
+    let register = v1::RegisterKeyRequest { public_key: public.to_bytes().to_vec() };
+    for message in [request.encode_to_vec(), response.encode_to_vec(), register.encode_to_vec()] {
+        assert!(!contains(&message, key_bits), "a message holds the secret key");
+    }
+    Ok(())
+}
+
+#[test]
+fn a_stopped_node_is_reported_never_dropped() -> anyhow::Result<()> {
+    // Uses its own federation: stopping a node must not disturb other tests.
+    runtime().block_on(async {
+        let sandbox = FederationSandbox::builder().jurisdiction("aa").jurisdiction("bb").people(300).build().await?;
+        sandbox.stop_node("bb").await?;
+        let mut requester = sandbox.requester().await?;
+        let inputs = vec![LookupInput { kind: IdentifierKind::Email, value: "x@example.org".to_owned() }];
+        let report = requester.lookup(&inputs, "test", "T-5").await?;
+        let statuses: Vec<(String, String)> = report.nodes.iter().map(|n| (n.node.clone(), n.status.clone())).collect();
+        assert_eq!(statuses, vec![("aa".to_owned(), "ok".to_owned()), ("bb".to_owned(), "unavailable".to_owned())]);
+        assert_eq!(report.results[0].jurisdictions, 0);
+        sandbox.restart_node("bb").await?;
+        let report = requester.lookup(&inputs, "test", "T-6").await?;
+        assert!(report.nodes.iter().all(|n| n.status == "ok"), "{:?}", report.nodes);
+        Ok(())
+    })
+}
