@@ -94,8 +94,9 @@ async fn main() -> anyhow::Result<()> {
         let key = fedq_node::read_federation_key(&config.federation_key)?;
         let mut store = fedq_node::store::Store::open(&config.store)?;
         let started = Instant::now();
+        let file = std::fs::File::open(&csv)?;
         let report = tokio::task::block_in_place(|| {
-            fedq_node::import::import_identifiers(&mut store, &key, std::io::BufReader::new(std::fs::File::open(&csv)?), |_| {})
+            fedq_node::import::import_identifiers(&mut store, &key, std::io::BufReader::new(file), |_| {})
         })?;
         import_seconds += started.elapsed().as_secs_f64();
         anyhow::ensure!(report.inserted == records, "import stored {} of {records}", report.inserted);

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use fedq_crypto::lookup::{danger, generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey, KeyId};
+use fedq_crypto::lookup::keys::danger;
+use fedq_crypto::lookup::{generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey, KeyId};
 use fedq_crypto::{FederationKey, IdentifierKind};
 use fedq_node::config::{read_toml, resolve, TlsPaths, CONFIG_VERSION};
 use fedq_node::federation::FederationFile;

@@ -155,7 +155,7 @@ fn write_incidents(opts: &GenerateOptions, j: &str) -> anyhow::Result<usize> {
     for n in 0..count {
         let unit = (rank.sample(&mut r) as usize).clamp(1, units) - 1;
         let date = start + Duration::days(r.gen_range(0..=days));
-        let loss_eur = loss.sample(&mut r).round().clamp(0.0, MAX_LOSS_EUR) as u64;
+        let loss_eur = Distribution::<f64>::sample(&loss, &mut r).round().clamp(0.0, MAX_LOSS_EUR) as u64;
         // Severity follows the loss's order of magnitude, with some disagreement.
         let magnitude = (loss_eur as f64 + 1.0).log10().round() as i64;
         let severity = (magnitude - 1 + r.gen_range(-1..=1)).clamp(1, 5);

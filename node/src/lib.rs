@@ -18,6 +18,7 @@ pub mod generate;
 pub mod grpc;
 pub mod import;
 pub mod index;
+pub mod ledger;
 pub mod server;
 pub mod service;
 pub mod shutdown;

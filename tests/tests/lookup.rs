@@ -217,8 +217,8 @@ fn nodes_refuse_malformed_requests_and_keep_serving() -> anyhow::Result<()> {
 
 #[test]
 fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
+    let sandbox = sandbox();
     runtime().block_on(async {
-        let sandbox = sandbox();
         let config = fedq_coordinator::client::ClientConfig::load(&sandbox.output.client)?;
         let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{}", config.federation.coordinator.address))?
             .tls_config(fedq_node::tls::client_config(&config.tls, "coordinator")?)?;

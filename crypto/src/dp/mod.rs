@@ -1,10 +1,8 @@
 //! Differential-privacy mechanisms for integer aggregates, on top of OpenDP.
 //!
-//! This module owns the only place where fedq adds statistical noise: every
-//! noisy value comes out of an OpenDP measurement
-//! ([`opendp::measurements::make_laplace`] or
-//! [`opendp::measurements::make_gaussian`]); nothing here samples by hand.
-//! Integer inputs are perturbed with discrete noise sampled by OpenDP.
+//! The only place where fedq adds noise: every noisy value comes out of an
+//! OpenDP measurement (`make_laplace` or `make_gaussian`), which samples
+//! discrete noise for integer inputs; nothing here samples by hand.
 //!
 //! # Neighbouring relation
 //! Two datasets are neighbours when one is the other with **one privacy unit
@@ -33,8 +31,8 @@
 //!
 //! # Citations
 //! * [CKS20 The Discrete Gaussian for Differential Privacy](https://arxiv.org/abs/2004.00010)
-//! * [BS16 Concentrated Differential Privacy: Simplifications, Extensions, and Lower Bounds](https://arxiv.org/abs/1605.02065)
-//! * [DR14 The Algorithmic Foundations of Differential Privacy, Thm 3.14 (composition)](https://www.cis.upenn.edu/~aaroth/Papers/privacybook.pdf)
+//! * [BS16 Concentrated Differential Privacy](https://arxiv.org/abs/1605.02065)
+//! * [DR14 Algorithmic Foundations of DP, Thm 3.14](https://www.cis.upenn.edu/~aaroth/Papers/privacybook.pdf)
 
 use opendp::core::{Measure, Measurement, Metric};
 use opendp::domains::{AtomDomain, VectorDomain};
@@ -49,8 +47,7 @@ mod tests;
 /// Largest relative excess of the mapped loss over the budget that is accepted.
 const CALIBRATION_TOLERANCE: f64 = 1e-9;
 
-/// How many times the scale is nudged up by one ulp when float rounding makes
-/// the mapped loss land just above the budget.
+/// Most one-ulp nudges of the scale when rounding puts the loss above budget.
 const MAX_SCALE_NUDGES: usize = 8;
 
 /// `ln(20)`: the two-sided 95% quantile of Laplace(1) is `ln(1/0.05)`.
@@ -86,7 +83,11 @@ macro_rules! privacy_parameter {
         impl $name {
             /// Checks that `v` is finite and greater than zero.
             pub fn new(v: f64) -> Result<Self, DpError> {
-                if v.is_finite() && v > 0.0 { Ok(Self(v)) } else { Err($invalid) }
+                if v.is_finite() && v > 0.0 {
+                    Ok(Self(v))
+                } else {
+                    Err($invalid)
+                }
             }
 
             /// The value, finite and > 0.
@@ -154,7 +155,11 @@ impl PrivacyBudget {
     pub fn split(self, parts: u32) -> PrivacyBudget {
         let share = |v: f64| {
             let s = v / f64::from(parts.max(1));
-            if s > 0.0 { s } else { f64::from_bits(1) }
+            if s > 0.0 {
+                s
+            } else {
+                f64::from_bits(1)
+            }
         };
         match self {
             PrivacyBudget::Epsilon(e) => PrivacyBudget::Epsilon(Epsilon(share(e.0))),
@@ -181,7 +186,10 @@ impl PrivacyLoss {
     /// * [DR14, Theorem 3.14](https://www.cis.upenn.edu/~aaroth/Papers/privacybook.pdf) (epsilon-DP)
     /// * [BS16, Lemma 2.3](https://arxiv.org/abs/1605.02065) (zCDP)
     pub fn add(self, other: PrivacyLoss) -> PrivacyLoss {
-        PrivacyLoss { epsilon: self.epsilon + other.epsilon, rho: self.rho + other.rho }
+        PrivacyLoss {
+            epsilon: self.epsilon + other.epsilon,
+            rho: self.rho + other.rho,
+        }
     }
 }
 
@@ -267,7 +275,10 @@ pub fn release_integers(
                 scale,
                 variance: laplace::noise_variance(scale),
                 ci95_half_width: laplace::ci95_half_width(scale),
-                loss: PrivacyLoss { epsilon: mapped, rho: 0.0 },
+                loss: PrivacyLoss {
+                    epsilon: mapped,
+                    rho: 0.0,
+                },
             })
         }
         PrivacyBudget::Rho(rho) => {
@@ -285,7 +296,10 @@ pub fn release_integers(
                 scale,
                 variance: gaussian::noise_variance(scale),
                 ci95_half_width: gaussian::ci95_half_width(scale),
-                loss: PrivacyLoss { epsilon: 0.0, rho: mapped },
+                loss: PrivacyLoss {
+                    epsilon: 0.0,
+                    rho: mapped,
+                },
             })
         }
     }
@@ -294,12 +308,9 @@ pub fn release_integers(
 /// An integer-vector noise measurement with a scalar (`f64`) privacy loss.
 type IntVectorMeasurement<MI, MO> = Measurement<VectorDomain<AtomDomain<i64>>, MI, MO, Vec<i64>>;
 
-/// Builds the measurement at `scale`, maps `d_in` through its privacy map
-/// and, while float rounding puts the loss above `target`, nudges the scale
-/// up by one ulp (at most [`MAX_SCALE_NUDGES`] times). Returns the
-/// measurement, its scale and its mapped loss, or refuses if the loss still
-/// exceeds `target` by more than [`CALIBRATION_TOLERANCE`] relative. Draws
-/// no noise.
+/// Builds the measurement at `scale` and maps `d_in`; while rounding puts the
+/// loss above `target`, nudges the scale up one ulp. Returns (measurement,
+/// scale, mapped loss) or refuses (see [`check_within_budget`]). No noise.
 fn calibrate<MI, MO>(
     mut scale: f64,
     target: f64,
@@ -328,7 +339,9 @@ where
 /// `target·(1 + 1e-9)`.
 fn check_within_budget(mapped: f64, target: f64) -> Result<(), DpError> {
     if !mapped.is_finite() || mapped < 0.0 {
-        return Err(DpError::Calibration("privacy map returned a non-finite loss".to_owned()));
+        return Err(DpError::Calibration(
+            "privacy map returned a non-finite loss".to_owned(),
+        ));
     }
     if mapped > target * (1.0 + CALIBRATION_TOLERANCE) {
         return Err(DpError::Calibration(format!(
@@ -338,8 +351,7 @@ fn check_within_budget(mapped: f64, target: f64) -> Result<(), DpError> {
     Ok(())
 }
 
-/// OpenDP error text: the variant and its message. OpenDP messages name
-/// parameters (scale, sensitivity), never data values.
+/// OpenDP's variant and message; they name parameters, never data values.
 fn opendp_error(e: opendp::error::Error) -> DpError {
     match e.message {
         Some(msg) => DpError::Calibration(format!("{}: {msg}", e.variant)),

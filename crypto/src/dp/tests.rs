@@ -3,8 +3,8 @@
 //! bounds (each is many standard errors wide, so they essentially never
 //! flake; no seed is fixed).
 
-use serde::Deserialize;
 use serde::de::value::{Error as ValueError, F64Deserializer};
+use serde::Deserialize;
 
 use super::*;
 
@@ -64,7 +64,11 @@ fn laplace_count_mean_and_variance() -> TestResult {
     assert_rel_eq(r.variance, 8.0, 1e-12);
     let (mean, var) = mean_and_variance(&xs);
     assert!(mean.abs() < 0.5, "mean noise {mean}");
-    assert!((var - r.variance).abs() < 0.2 * r.variance, "variance {var} vs {}", r.variance);
+    assert!(
+        (var - r.variance).abs() < 0.2 * r.variance,
+        "variance {var} vs {}",
+        r.variance
+    );
     Ok(())
 }
 
@@ -77,7 +81,11 @@ fn gaussian_count_mean_and_variance() -> TestResult {
     assert_rel_eq(r.variance, 10.0, 1e-12);
     let (mean, var) = mean_and_variance(&xs);
     assert!(mean.abs() < 0.5, "mean noise {mean}");
-    assert!((var - r.variance).abs() < 0.2 * r.variance, "variance {var} vs {}", r.variance);
+    assert!(
+        (var - r.variance).abs() < 0.2 * r.variance,
+        "variance {var} vs {}",
+        r.variance
+    );
     Ok(())
 }
 
@@ -109,15 +117,27 @@ fn mapped_loss_equals_budget() -> TestResult {
     for e in [1e-3, 0.1, 0.5, 1.0, 3.0, 10.0] {
         for s in [1, 3, 7, 1000] {
             let r = release_integers(&[5, 6, 7], s, eps(e)?)?;
-            assert!((r.loss.epsilon - e).abs() <= 1e-9 * e, "eps {e}, s {s}: {:?}", r.loss);
-            assert!(r.loss.epsilon <= e, "eps {e}, s {s}: overspent {:?}", r.loss);
+            assert!(
+                (r.loss.epsilon - e).abs() <= 1e-9 * e,
+                "eps {e}, s {s}: {:?}",
+                r.loss
+            );
+            assert!(
+                r.loss.epsilon <= e,
+                "eps {e}, s {s}: overspent {:?}",
+                r.loss
+            );
             assert_eq!(r.loss.rho, 0.0);
         }
     }
     for p in [1e-4, 0.005, 0.05, 0.5, 2.0] {
         for s in [1, 3, 7, 1000] {
             let r = release_integers(&[5, 6, 7], s, rho(p)?)?;
-            assert!((r.loss.rho - p).abs() <= 1e-9 * p, "rho {p}, s {s}: {:?}", r.loss);
+            assert!(
+                (r.loss.rho - p).abs() <= 1e-9 * p,
+                "rho {p}, s {s}: {:?}",
+                r.loss
+            );
             assert!(r.loss.rho <= p, "rho {p}, s {s}: overspent {:?}", r.loss);
             assert_eq!(r.loss.epsilon, 0.0);
         }
@@ -147,17 +167,32 @@ fn deserialisation_validates() {
 #[test]
 fn degenerate_inputs_are_refused() -> TestResult {
     assert_eq!(release_integers(&[], 1, eps(1.0)?), Err(DpError::Empty));
-    assert_eq!(release_integers(&[1], 0, eps(1.0)?), Err(DpError::ZeroSensitivity));
-    assert_eq!(release_integers(&[1], 0, rho(1.0)?), Err(DpError::ZeroSensitivity));
-    assert!(matches!(release_integers(&[1], u64::MAX, eps(1.0)?), Err(DpError::Calibration(_))));
+    assert_eq!(
+        release_integers(&[1], 0, eps(1.0)?),
+        Err(DpError::ZeroSensitivity)
+    );
+    assert_eq!(
+        release_integers(&[1], 0, rho(1.0)?),
+        Err(DpError::ZeroSensitivity)
+    );
+    assert!(matches!(
+        release_integers(&[1], u64::MAX, eps(1.0)?),
+        Err(DpError::Calibration(_))
+    ));
     // A scale that overflows to infinity is refused by OpenDP before sampling.
     let tiny = eps(f64::MIN_POSITIVE)?;
     let huge = i64::MAX as u64;
-    assert!(matches!(release_integers(&[1], huge, tiny), Err(DpError::Calibration(_))));
+    assert!(matches!(
+        release_integers(&[1], huge, tiny),
+        Err(DpError::Calibration(_))
+    ));
     // A share that underflows stays positive, and cannot be spent.
     let smallest = eps(f64::from_bits(1))?.split(2);
     assert_eq!(smallest, eps(f64::from_bits(1))?);
-    assert!(matches!(release_integers(&[1], 1, smallest), Err(DpError::Calibration(_))));
+    assert!(matches!(
+        release_integers(&[1], 1, smallest),
+        Err(DpError::Calibration(_))
+    ));
     Ok(())
 }
 
@@ -206,8 +241,20 @@ fn split_halves_the_budget() -> TestResult {
 
 #[test]
 fn losses_compose_additively() {
-    let a = PrivacyLoss { epsilon: 0.25, rho: 0.0 };
-    let b = PrivacyLoss { epsilon: 0.0, rho: 0.125 };
-    assert_eq!(a.add(b).add(a), PrivacyLoss { epsilon: 0.5, rho: 0.125 });
+    let a = PrivacyLoss {
+        epsilon: 0.25,
+        rho: 0.0,
+    };
+    let b = PrivacyLoss {
+        epsilon: 0.0,
+        rho: 0.125,
+    };
+    assert_eq!(
+        a.add(b).add(a),
+        PrivacyLoss {
+            epsilon: 0.5,
+            rho: 0.125
+        }
+    );
     assert_eq!(PrivacyLoss::default().add(a), a);
 }

@@ -71,7 +71,8 @@ fn csv_text(rows: &[Row]) -> String {
 fn engine_with(catalog: TableCatalog, csv: &str) -> Result<(tempfile::TempDir, StatsEngine, StatsImportReport)> {
     let dir = tempfile::tempdir()?;
     let report = import_table(&catalog, csv.as_bytes(), dir.path(), |_| {})?;
-    Ok((dir, StatsEngine::new(dir.path().to_path_buf(), vec![catalog]), report))
+    let engine = StatsEngine::new(dir.path().to_path_buf(), vec![catalog]);
+    Ok((dir, engine, report))
 }
 
 fn query(measure: &str, group_by: &str, filters: &[&str]) -> Result<StatsQuery> {
