@@ -59,6 +59,7 @@ fn respell(e164: &str) -> String {
 /// Runs the demo; `dir` keeps the federation, otherwise a temporary directory is used.
 pub async fn run(people: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
+    let kept = dir.is_some();
     let dir = dir.unwrap_or_else(|| temp.path().join("federation"));
     println!("== fedq demo: 3 jurisdictions, {people} people each, in {}", dir.display());
     let output = init(&InitOptions {
@@ -107,7 +108,11 @@ pub async fn run(people: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
         party.stop().await?;
     }
     result?;
-    println!("\nall parties stopped; the federation's files are in {}", dir.display());
+    if kept {
+        println!("\nall parties stopped; the federation's files are in {}", dir.display());
+    } else {
+        println!("\nall parties stopped; the temporary federation was removed (keep one with --dir DIR)");
+    }
     Ok(())
 }
 

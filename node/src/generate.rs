@@ -26,7 +26,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, LogNormal, Zipf};
 
-use self::person::{pick, Person};
+use self::person::{home_country, pick, Person};
 
 /// Public domain of `incidents.csv` `category`.
 #[rustfmt::skip]
@@ -110,9 +110,9 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
     let mut identifiers = 0;
     for (n, &(shared, i)) in sources.iter().enumerate() {
         let person = if shared {
-            Person::derive(&[opts.seed, TAG_POOL, i])?
+            Person::derive(&[opts.seed, TAG_POOL, i], None)?
         } else {
-            Person::derive(&[opts.seed, TAG_LOCAL, fnv1a(j), i])?
+            Person::derive(&[opts.seed, TAG_LOCAL, fnv1a(j), i], home_country(j))?
         };
         let record_id = format!("{j}-p{n:07}");
         for (kind, value) in person.spellings(&mut spell) {
@@ -155,7 +155,9 @@ fn write_incidents(opts: &GenerateOptions, j: &str) -> anyhow::Result<usize> {
     for n in 0..count {
         let unit = (rank.sample(&mut r) as usize).clamp(1, units) - 1;
         let date = start + Duration::days(r.gen_range(0..=days));
-        let loss_eur = Distribution::<f64>::sample(&loss, &mut r).round().clamp(0.0, MAX_LOSS_EUR) as u64;
+        let loss_eur = Distribution::<f64>::sample(&loss, &mut r)
+            .round()
+            .clamp(0.0, MAX_LOSS_EUR) as u64;
         // Severity follows the loss's order of magnitude, with some disagreement.
         let magnitude = (loss_eur as f64 + 1.0).log10().round() as i64;
         let severity = (magnitude - 1 + r.gen_range(-1..=1)).clamp(1, 5);
@@ -290,7 +292,9 @@ mod tests {
                 holds_pool_person(seed, "aa", i),
                 holds_pool_person(seed, "bb", i),
             );
-            for (kind, raw) in Person::derive(&[seed, TAG_POOL, i as u64])?.spellings(&mut spell) {
+            for (kind, raw) in
+                Person::derive(&[seed, TAG_POOL, i as u64], None)?.spellings(&mut spell)
+            {
                 let key = (
                     kind.to_string(),
                     normalise(kind.parse()?, &raw)?.as_str().to_string(),

@@ -83,7 +83,7 @@ fn name_codes(name: &str) -> Result<Vec<String>, IdentifierError> {
 /// Parses `YYYY-MM-DD`, `DD/MM/YYYY` or `DD.MM.YYYY` (day and month may have one
 /// digit) and checks it is a plausible date of birth.
 fn parse_date(text: &str) -> Result<NaiveDate, IdentifierError> {
-    let not_a_date = || invalid("date of birth is not YYYY-MM-DD, DD/MM/YYYY or DD.MM.YYYY");
+    let not_a_date = || invalid("date of birth is not yyyy-mm-dd, dd/mm/yyyy or dd.mm.yyyy");
     let (sep, year_first) = if text.contains('-') {
         ('-', true)
     } else if text.contains('/') {

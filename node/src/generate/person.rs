@@ -9,6 +9,16 @@ use rand_chacha::ChaCha8Rng;
 
 use super::rng;
 
+/// Share of a jurisdiction's local persons from its own country, when it names one.
+const HOME_SHARE: f64 = 0.7;
+
+/// The index in [`COUNTRIES`] of the country a jurisdiction id names, if any.
+pub(super) fn home_country(jurisdiction: &str) -> Option<usize> {
+    COUNTRIES
+        .iter()
+        .position(|c| c.alpha2.eq_ignore_ascii_case(jurisdiction))
+}
+
 /// One synthetic person's identifiers, in canonical (not yet spelled) form.
 pub(super) struct Person {
     country: &'static Country,
@@ -29,9 +39,14 @@ enum Wallet {
 }
 
 impl Person {
-    pub(super) fn derive(parts: &[u64]) -> anyhow::Result<Person> {
+    /// Derives a person from the stream keyed by `parts`. Locals of a jurisdiction named
+    /// after one of our countries mostly live there; pool persons are spread evenly.
+    pub(super) fn derive(parts: &[u64], home: Option<usize>) -> anyhow::Result<Person> {
         let mut r = rng(parts);
-        let country = &COUNTRIES[r.gen_range(0..COUNTRIES.len())];
+        let country = match home {
+            Some(home) if r.gen_bool(HOME_SHARE) => &COUNTRIES[home],
+            _ => &COUNTRIES[r.gen_range(0..COUNTRIES.len())],
+        };
         let given_count = if r.gen_bool(0.3) { 2 } else { 1 };
         let given = (0..given_count)
             .map(|_| pick(&mut r, country.given))
@@ -79,26 +94,18 @@ impl Person {
         let c = self.country;
         if let Some(p) = &self.phone {
             let national = &p[c.dial.len()..];
-            out.push((
-                "phone",
-                match r.gen_range(0..4) {
-                    0 => format!("+{p}"),
-                    1 => format!("00{p}"),
-                    2 => format!(
-                        "+{} {} {}",
-                        c.dial,
-                        &national[..1],
-                        group(&national[1..], 2, ' ')
-                    ),
-                    // Only FR, DE, NL and BE write a trunk "(0)"; ES and IT have none.
-                    _ => format!(
-                        "+{} {}{}",
-                        c.dial,
-                        if c.trunk_zero { "(0)" } else { "" },
-                        group(national, 3, '-')
-                    ),
-                },
-            ));
+            // FR, BE and NL write "6 12 34 56 78"; DE, ES and IT "171 2345678". Only FR,
+            // DE, NL and BE put a trunk "(0)" in international numbers.
+            let (head, tail) = national.split_at(if c.mobile_len == 9 { 1 } else { 3 });
+            let trunk = if c.trunk_zero { "(0)" } else { "" };
+            let spelled = match r.gen_range(0..4) {
+                0 => format!("+{p}"),
+                1 => format!("00{p}"),
+                2 if c.mobile_len == 9 => format!("+{} {head} {}", c.dial, group(tail, 2, ' ')),
+                2 => format!("+{} {head} {tail}", c.dial),
+                _ => format!("+{} {trunk}{head}-{}", c.dial, group(tail, 3, '-')),
+            };
+            out.push(("phone", spelled));
         }
         if let Some(e) = &self.email {
             out.push((

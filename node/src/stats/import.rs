@@ -94,8 +94,11 @@ pub fn import_table(
     }
     progress(reader.position().byte());
 
+    let t0 = std::time::Instant::now();
     let ranks = draw_ranks(&row_units, unit_ids.len())?;
+    let t1 = std::time::Instant::now();
     write_parquet(&schema(catalog), chunks, ranks, dir, &catalog.name)?;
+    eprintln!("TIMING ranks {:?} write {:?}", t1 - t0, t1.elapsed());
     tracing::info!(rows = report.rows, imported = report.imported, rejected = report.rejected.len(), "statistics table imported");
     Ok(report)
 }

@@ -279,9 +279,11 @@ async fn bad_queries_are_refused_with_a_reason() -> Result<()> {
 fn cli_forms_parse() -> Result<()> {
     assert_eq!(parse_measure(" histogram:severity ")?, Measure::Histogram("severity".to_owned()));
     assert_eq!(
-        parse_group_by("category, month,opened:year")?,
-        vec![GroupBy::Column("category".to_owned()), GroupBy::Month(String::new()), GroupBy::Year("opened".to_owned())]
+        parse_group_by(" month,opened:year")?,
+        vec![GroupBy::Month(String::new()), GroupBy::Year("opened".to_owned())]
     );
+    assert_eq!(parse_group_by("category,")?, vec![GroupBy::Column("category".to_owned())]);
+    assert!(parse_group_by("date:week").is_err());
     assert_eq!(parse_group_by("")?, Vec::<GroupBy>::new());
     let filter = parse_filter("date>=2025-01-01")?;
     assert_eq!((filter.column.as_str(), &filter.op, filter.value.as_str()), ("date", &FilterOp::Ge, "2025-01-01"));
