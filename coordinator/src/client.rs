@@ -270,6 +270,28 @@ impl Requester {
     }
 }
 
+impl Requester {
+    /// Runs a differentially private statistics query across the federation.
+    pub async fn stats(&mut self, context: v1::RequestContext, query: v1::StatsQuery) -> anyhow::Result<v1::StatsResponse> {
+        Ok(self
+            .client
+            .stats(v1::StatsRequest { context: Some(context), query: Some(query) })
+            .await
+            .map_err(status_error)?
+            .into_inner())
+    }
+
+    /// Every node's public catalog.
+    pub async fn catalog(&mut self) -> anyhow::Result<v1::FederationCatalogResponse> {
+        Ok(self.client.catalog(v1::FederationCatalogRequest {}).await.map_err(status_error)?.into_inner())
+    }
+
+    /// The requester's budget at every node.
+    pub async fn budget(&mut self) -> anyhow::Result<v1::FederationBudgetResponse> {
+        Ok(self.client.budget(v1::FederationBudgetRequest {}).await.map_err(status_error)?.into_inner())
+    }
+}
+
 fn merge_node_statuses(nodes: &mut Vec<NodeResult>, stats: &mut LookupStats, statuses: Vec<v1::NodeStatus>) {
     for status in statuses {
         let compute = Duration::from_micros(status.compute_micros);

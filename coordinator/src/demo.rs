@@ -87,6 +87,7 @@ pub async fn run(people: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
         if !report.rejected.is_empty() {
             bail!("node {node}: {} generated rows were refused", report.rejected.len());
         }
+        import_incidents(&config, &data)?;
         println!(
             "node {node}: generated {} identifiers, imported {} in {:.1} s",
             summary.identifiers,
@@ -113,6 +114,36 @@ pub async fn run(people: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
     } else {
         println!("\nall parties stopped; the temporary federation was removed (keep one with --dir DIR)");
     }
+    Ok(())
+}
+
+/// Loads the generator's incidents into the node's statistics engine.
+pub fn import_incidents(config: &fedq_node::NodeConfig, data: &Path) -> anyhow::Result<()> {
+    let catalog = config.catalog.iter().find(|t| t.name == "incidents").context("no incidents table in the catalog")?;
+    let file = std::fs::File::open(data.join("incidents.csv"))?;
+    let report = tokio::task::block_in_place(|| {
+        fedq_node::stats::import_table(catalog, std::io::BufReader::new(file), &config.stats_dir, |_| {})
+    })?;
+    if !report.rejected.is_empty() {
+        bail!("{} generated incident rows were refused", report.rejected.len());
+    }
+    Ok(())
+}
+
+async fn research(requester: &mut Requester) -> anyhow::Result<()> {
+    println!("\nresearcher's view: incidents per category across the federation (epsilon 0.5 at each node)");
+    let query = fedq_proto::v1::StatsQuery {
+        table: "incidents".to_owned(),
+        measure: "count".to_owned(),
+        group_by: vec!["category".to_owned()],
+        filters: vec!["date>=2025-01-01".to_owned()],
+        budget: Some(fedq_proto::v1::stats_query::Budget::Epsilon(0.5)),
+    };
+    let context = fedq_proto::v1::RequestContext { purpose: "threat-report".to_owned(), case_reference: String::new() };
+    let response = requester.stats(context, query).await?;
+    crate::stats_cli::print_stats(&response, false)?;
+    println!("\nprivacy budget left at each node this month:");
+    crate::stats_cli::print_budget(&requester.budget().await?, false)?;
     Ok(())
 }
 
@@ -173,5 +204,6 @@ async fn investigate(dir: &Path, client_path: &Path) -> anyhow::Result<()> {
          \x20 (answers are re-randomised under her public key before they leave a node)",
         n = inputs.len()
     );
+    research(&mut requester).await?;
     Ok(())
 }

@@ -44,6 +44,27 @@ impl Coordinator for CoordinatorGrpcAdapter {
         }))
     }
 
+    async fn stats(&self, request: Request<v1::StatsRequest>) -> Result<Response<v1::StatsResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(self.0.stats(&caller, request.into_inner()).await?))
+    }
+
+    async fn catalog(
+        &self,
+        request: Request<v1::FederationCatalogRequest>,
+    ) -> Result<Response<v1::FederationCatalogResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(self.0.catalog(&caller).await?))
+    }
+
+    async fn budget(
+        &self,
+        request: Request<v1::FederationBudgetRequest>,
+    ) -> Result<Response<v1::FederationBudgetResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(self.0.budget(&caller).await?))
+    }
+
     async fn federation_info(
         &self,
         request: Request<v1::FederationInfoRequest>,

@@ -86,6 +86,40 @@ fn issue(
     write_secret(&dir.join(format!("{stem}.key")), key.serialize_pem().as_bytes())
 }
 
+/// The `[stats]` section of a generated node: caps per requester and month,
+/// and the catalog of the generator's `incidents.csv`.
+fn stats_section() -> anyhow::Result<String> {
+    use fedq_node::stats::{ColumnSpec, TableCatalog};
+    let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    let incidents = TableCatalog {
+        name: "incidents".to_owned(),
+        privacy_unit: "unit_id".to_owned(),
+        max_rows_per_unit: 10,
+        columns: vec![
+            ColumnSpec::Identifier { name: "incident_id".to_owned() },
+            ColumnSpec::Identifier { name: "unit_id".to_owned() },
+            ColumnSpec::Date { name: "date".to_owned(), from: "2024-01-01".to_owned(), to: "2026-12-31".to_owned() },
+            ColumnSpec::Category { name: "category".to_owned(), values: strings(fedq_node::generate::CATEGORIES) },
+            ColumnSpec::Category { name: "sector".to_owned(), values: strings(fedq_node::generate::SECTORS) },
+            ColumnSpec::Integer { name: "loss_eur".to_owned(), min: 0, max: 1_000_000 },
+            ColumnSpec::Integer { name: "severity".to_owned(), min: 1, max: 5 },
+        ],
+    };
+    #[derive(serde::Serialize)]
+    struct Stats {
+        dir: &'static str,
+        epsilon_per_epoch: f64,
+        rho_per_epoch: f64,
+        tables: Vec<TableCatalog>,
+    }
+    #[derive(serde::Serialize)]
+    struct Section {
+        stats: Stats,
+    }
+    let section = Section { stats: Stats { dir: "data/stats", epsilon_per_epoch: 10.0, rho_per_epoch: 0.5, tables: vec![incidents] } };
+    Ok(format!("# Privacy budget caps per requester and calendar month, and the public catalog.\n{}", toml::to_string(&section)?))
+}
+
 /// Creates the federation.
 pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     let dir = &options.dir;
@@ -159,7 +193,8 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
                 "version = 1\nnode_id = \"{node}\"\nlisten = \"127.0.0.1:{port}\"\nfederation = \"../../federation.toml\"\n\
                  federation_key = \"../../federation.key\"\nstore = \"sqlite://data/node.db\"\n\n\
                  [tls]\nca = \"../../ca/ca.pem\"\ncert = \"tls/node.pem\"\nkey = \"tls/node.key\"\n\n\
-                 [lookup]\n# Certificate names allowed to query this node.\nallowed_callers = [\"coordinator\"]\n"
+                 [lookup]\n# Certificate names allowed to query this node.\nallowed_callers = [\"coordinator\"]\n\n{}",
+                stats_section()?
             ),
         )?;
         nodes.push((node.clone(), path));

@@ -22,3 +22,4 @@ pub mod node_client;
 pub mod registry;
 pub mod server;
 pub mod service;
+pub mod stats_cli;

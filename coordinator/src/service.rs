@@ -116,6 +116,107 @@ impl CoordinatorService {
         Ok((query_id, merged))
     }
 
+    /// Sends a statistics query to every node and combines the answers:
+    /// estimates and noise variances add up per group (a mean divides the
+    /// summed sums by the summed counts; its variance by the delta method).
+    pub async fn stats(&self, caller: &str, request: v1::StatsRequest) -> Result<v1::StatsResponse, CoordinatorError> {
+        self.requester(caller)?;
+        let query_id = format!("{:032x}", rand::random::<u128>());
+        let node_request = Arc::new(v1::NodeStatsRequest {
+            query_id: query_id.clone(),
+            requester: caller.to_owned(),
+            context: request.context,
+            query: request.query.clone(),
+        });
+        let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| {
+            let request = Arc::clone(&node_request);
+            async move { Ok(node.client.stats((*request).clone()).await?.into_inner()) }
+        })
+        .await;
+        let is_mean = request.query.as_ref().is_some_and(|q| q.measure.starts_with("mean:"));
+        let mut response = v1::StatsResponse { query_id, ..Default::default() };
+        let mut sums: Vec<(Vec<String>, f64, f64, f64, f64)> = Vec::new();
+        for outcome in outcomes {
+            match outcome.result {
+                Ok(answer) => {
+                    response.nodes.push(v1::NodeStatus { node: outcome.node, status: "ok".to_owned(), ..Default::default() });
+                    if response.group_columns.is_empty() {
+                        response.group_columns = answer.group_columns.clone();
+                    }
+                    for group in &answer.groups {
+                        match sums.iter_mut().find(|s| s.0 == group.key) {
+                            Some(s) => {
+                                s.1 += group.value;
+                                s.2 += group.variance;
+                                s.3 += group.count;
+                                s.4 += group.count_variance;
+                            }
+                            None => sums.push((group.key.clone(), group.value, group.variance, group.count, group.count_variance)),
+                        }
+                    }
+                    response.node_answers.push(answer);
+                }
+                Err(e) => response.nodes.push(v1::NodeStatus {
+                    node: outcome.node,
+                    status: e.status.to_owned(),
+                    reason: e.reason,
+                    compute_micros: 0,
+                }),
+            }
+        }
+        for (key, value, variance, count, count_variance) in sums {
+            let (estimate, variance) = if is_mean {
+                // Delta method for a ratio of independent noisy totals; the count
+                // is floored at 1 so an empty group does not divide by zero.
+                let n = count.max(1.0);
+                let mean = value / n;
+                (mean, variance / (n * n) + mean * mean * count_variance / (n * n))
+            } else {
+                (value, variance)
+            };
+            let half = 1.96 * variance.sqrt();
+            response.groups.push(v1::CombinedGroup { key, estimate, ci95_low: estimate - half, ci95_high: estimate + half, variance });
+        }
+        info!(groups = response.groups.len(), "statistics combined");
+        Ok(response)
+    }
+
+    /// Every node's public catalog.
+    pub async fn catalog(&self, caller: &str) -> Result<v1::FederationCatalogResponse, CoordinatorError> {
+        self.requester(caller)?;
+        let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| async move {
+            Ok(node.client.catalog(v1::CatalogRequest {}).await?.into_inner())
+        })
+        .await;
+        let mut response = v1::FederationCatalogResponse::default();
+        for outcome in outcomes {
+            match outcome.result {
+                Ok(catalog) => response.nodes.push(catalog),
+                Err(e) => response.unreachable.push(v1::NodeStatus { node: outcome.node, status: e.status.to_owned(), reason: e.reason, compute_micros: 0 }),
+            }
+        }
+        Ok(response)
+    }
+
+    /// The caller's budget at every node.
+    pub async fn budget(&self, caller: &str) -> Result<v1::FederationBudgetResponse, CoordinatorError> {
+        self.requester(caller)?;
+        let requester = caller.to_owned();
+        let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| {
+            let requester = requester.clone();
+            async move { Ok(node.client.budget(v1::BudgetRequest { requester }).await?.into_inner()) }
+        })
+        .await;
+        let mut response = v1::FederationBudgetResponse::default();
+        for outcome in outcomes {
+            match outcome.result {
+                Ok(budget) => response.nodes.push(budget),
+                Err(e) => response.unreachable.push(v1::NodeStatus { node: outcome.node, status: e.status.to_owned(), reason: e.reason, compute_micros: 0 }),
+            }
+        }
+        Ok(response)
+    }
+
     /// Public facts of every reachable node.
     pub async fn federation_info(&self) -> v1::FederationInfoResponse {
         let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| async move {

@@ -98,6 +98,26 @@ struct NodeConfigBuilder {
     tls: TlsPaths,
     #[serde(default)]
     lookup: LookupSection,
+    #[serde(default)]
+    stats: StatsSection,
+}
+
+/// Default per-epoch caps: a researcher can make ~20 queries at epsilon 0.5
+/// (or 10 at rho 0.05) per month at each node.
+const DEFAULT_EPSILON_CAP: f64 = 10.0;
+const DEFAULT_RHO_CAP: f64 = 0.5;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StatsSection {
+    #[serde(default)]
+    dir: Option<PathBuf>,
+    #[serde(default)]
+    epsilon_per_epoch: Option<f64>,
+    #[serde(default)]
+    rho_per_epoch: Option<f64>,
+    #[serde(default)]
+    tables: Vec<crate::stats::TableCatalog>,
 }
 
 fn default_store() -> String {
@@ -151,6 +171,12 @@ pub struct NodeConfig {
     pub allowed_callers: Vec<String>,
     /// Grace period for requests in flight at shutdown.
     pub grace: std::time::Duration,
+    /// Directory of the statistics tables (Parquet).
+    pub stats_dir: PathBuf,
+    /// Privacy budget caps per requester and epoch (calendar month).
+    pub budget_caps: crate::ledger::BudgetCaps,
+    /// The public catalog of statistics tables.
+    pub catalog: Vec<crate::stats::TableCatalog>,
 }
 
 impl NodeConfig {
@@ -187,6 +213,22 @@ impl NodeConfig {
         if allowed_callers.is_empty() {
             problems.push("lookup.allowed_callers: must name at least one certificate".to_owned());
         }
+        let stats = builder.stats;
+        let caps = crate::ledger::BudgetCaps {
+            epsilon: stats.epsilon_per_epoch.unwrap_or(DEFAULT_EPSILON_CAP),
+            rho: stats.rho_per_epoch.unwrap_or(DEFAULT_RHO_CAP),
+        };
+        if !(caps.epsilon.is_finite() && caps.epsilon >= 0.0) {
+            problems.push("stats.epsilon_per_epoch: must be a finite number >= 0".to_owned());
+        }
+        if !(caps.rho.is_finite() && caps.rho >= 0.0) {
+            problems.push("stats.rho_per_epoch: must be a finite number >= 0".to_owned());
+        }
+        for (i, table) in stats.tables.iter().enumerate() {
+            if let Err(table_problems) = table.validate() {
+                problems.extend(table_problems.into_iter().map(|p| format!("stats.tables[{i}].{p}")));
+            }
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid { path: path.to_owned(), problems });
         }
@@ -206,6 +248,9 @@ impl NodeConfig {
             max_items,
             allowed_callers,
             grace: std::time::Duration::from_secs(lookup.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)),
+            stats_dir: resolve(path, &stats.dir.unwrap_or_else(|| PathBuf::from("data/stats"))),
+            budget_caps: caps,
+            catalog: stats.tables,
         })
     }
 

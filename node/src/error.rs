@@ -6,6 +6,8 @@
 
 use fedq_crypto::lookup::LookupError;
 
+use crate::ledger::LedgerError;
+use crate::stats::StatsError;
 use crate::store::StoreError;
 
 /// Errors of the node's domain layer.
@@ -30,6 +32,15 @@ pub enum NodeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A statistics query failed.
+    #[error(transparent)]
+    Stats(#[from] StatsError),
+    /// The privacy ledger refused or failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// An OpenDP mechanism could not be built.
+    #[error(transparent)]
+    Dp(#[from] fedq_crypto::dp::DpError),
     /// The evaluation pool is gone (shutting down).
     #[error("node is shutting down")]
     ShuttingDown,
@@ -44,9 +55,17 @@ impl From<NodeError> for tonic::Status {
             NodeError::PermissionDenied(reason) => tonic::Status::permission_denied(reason),
             NodeError::ResourceExhausted(reason) => tonic::Status::resource_exhausted(reason),
             NodeError::ShuttingDown => tonic::Status::unavailable("node is shutting down"),
-            NodeError::Store(e) => {
+            NodeError::Stats(StatsError::Invalid(reason)) => tonic::Status::invalid_argument(reason),
+            NodeError::Stats(StatsError::NotImported(table)) => {
+                tonic::Status::failed_precondition(format!("table {table} has not been imported at this node"))
+            }
+            NodeError::Ledger(LedgerError::Exhausted) => {
+                tonic::Status::resource_exhausted("privacy budget exhausted for this epoch")
+            }
+            NodeError::Dp(e) => tonic::Status::invalid_argument(e.to_string()),
+            other => {
                 let error_id: u64 = rand::random();
-                tracing::warn!(error_id = %format!("{error_id:016x}"), error = %e, "internal error");
+                tracing::warn!(error_id = %format!("{error_id:016x}"), error = %other, "internal error");
                 tonic::Status::internal(format!("internal error {error_id:016x}"))
             }
         }

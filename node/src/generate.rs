@@ -4,13 +4,14 @@
 //! [`shared_pool_size`] persons is derived from (seed, pool index) alone; a jurisdiction
 //! holds pool person `i` iff [`holds_pool_person`] says so (about 30%), so two
 //! jurisdictions generated with one seed overlap in a predictable set. Everyone else is a
-//! local person derived from (seed, jurisdiction, index). Values are written in varied
-//! unnormalised spellings (per jurisdiction), every one accepted by
-//! [`fedq_crypto::identifier::normalise`].
+//! local person derived from (seed, jurisdiction, index); a jurisdiction id naming one of
+//! the generated countries (fr, de, nl, be, es, it) gets mostly locals from there.
+//! Values are written in varied unnormalised spellings (chosen per jurisdiction), every
+//! one accepted by [`fedq_crypto::identifier::normalise`].
 //!
 //! Collisions between different persons: passport, national id, email, IBAN and wallet
 //! values have 10^9..10^48 possibilities per country, so they practically never collide.
-//! Phones (about 3·10^9 mobile numbers) and names with birth dates are weak by nature:
+//! Phones (about 3·10^9 mobile numbers in all) and names with birth dates are weak by nature:
 //! at 100,000 people per jurisdiction a few of them coincide between jurisdictions,
 //! as namesakes do in real data.
 
@@ -345,5 +346,20 @@ mod tests {
         let dir = std::env::temp_dir();
         assert!(run(&dir, "FR", 10, 1).is_err());
         assert!(run(&dir, "../x", 10, 1).is_err());
+    }
+
+    #[test]
+    fn tmp_big_check() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let t = std::time::Instant::now();
+        run(dir.path(), "fr", 100_000, 7)?;
+        eprintln!("generate fr 100k: {:?}", t.elapsed());
+        run(dir.path(), "de", 100_000, 7)?;
+        let (rows, a) = normal_forms(&dir.path().join("fr"))?;
+        let (_, b) = normal_forms(&dir.path().join("de"))?;
+        let mut per_kind: BTreeMap<String, usize> = BTreeMap::new();
+        for key in a.keys() { if b.contains_key(key) { *per_kind.entry(key.0.clone()).or_default() += 1; } }
+        eprintln!("rows {rows}, shared per kind {per_kind:?}");
+        Ok(())
     }
 }

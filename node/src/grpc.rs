@@ -72,6 +72,67 @@ impl Node for NodeGrpcAdapter {
         }))
     }
 
+    async fn stats(&self, request: Request<v1::NodeStatsRequest>) -> Result<Response<v1::NodeStatsResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        let query = request.query.unwrap_or_default();
+        let (epsilon, rho) = match query.budget {
+            Some(v1::stats_query::Budget::Epsilon(e)) => (Some(e), None),
+            Some(v1::stats_query::Budget::Rho(r)) => (None, Some(r)),
+            None => (None, None),
+        };
+        let budget = crate::stats_service::budget_from(epsilon, rho)?;
+        let domain = crate::stats_service::StatsRequest {
+            query_id: request.query_id.clone(),
+            requester: request.requester,
+            purpose: request.context.unwrap_or_default().purpose,
+            table: query.table,
+            measure: query.measure,
+            group_by: query.group_by,
+            filters: query.filters,
+            budget: Some(budget),
+        };
+        let answer = self.0.stats(&caller, domain).await?;
+        Ok(Response::new(v1::NodeStatsResponse {
+            query_id: request.query_id,
+            group_columns: answer.group_columns,
+            groups: answer
+                .groups
+                .into_iter()
+                .map(|g| v1::StatsGroup {
+                    key: g.key,
+                    value: g.value,
+                    variance: g.variance,
+                    count: g.count,
+                    count_variance: g.count_variance,
+                })
+                .collect(),
+            scale: answer.scale,
+            mechanism: answer.mechanism.to_owned(),
+            epsilon_charged: answer.loss.epsilon,
+            rho_charged: answer.loss.rho,
+        }))
+    }
+
+    async fn catalog(&self, request: Request<v1::CatalogRequest>) -> Result<Response<v1::CatalogResponse>, Status> {
+        let caller = caller(&request)?;
+        let catalog_json = self.0.catalog_json(&caller)?;
+        Ok(Response::new(v1::CatalogResponse { node_id: self.0.info().node_id, catalog_json }))
+    }
+
+    async fn budget(&self, request: Request<v1::BudgetRequest>) -> Result<Response<v1::BudgetResponse>, Status> {
+        let caller = caller(&request)?;
+        let status = self.0.budget(&caller, &request.into_inner().requester)?;
+        Ok(Response::new(v1::BudgetResponse {
+            node_id: self.0.info().node_id,
+            epoch: status.epoch,
+            epsilon_spent: status.spent.epsilon,
+            epsilon_cap: status.caps.epsilon,
+            rho_spent: status.spent.rho,
+            rho_cap: status.caps.rho,
+        }))
+    }
+
     async fn info(&self, request: Request<v1::NodeInfoRequest>) -> Result<Response<v1::NodeInfoResponse>, Status> {
         caller(&request)?;
         let info = self.0.info();

@@ -142,3 +142,56 @@ fn spent_in(conn: &Connection, requester: &str, epoch: &str) -> Result<PrivacyLo
 pub fn epoch_of(time: chrono::DateTime<chrono::Utc>) -> String {
     time.format("%Y-%m").to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    fn charge(ledger: &Ledger, epsilon: f64, caps: BudgetCaps) -> Result<PrivacyLoss, LedgerError> {
+        ledger.charge(
+            &Charge { requester: "r", epoch: "2026-11", loss: PrivacyLoss { epsilon, rho: 0.0 }, query_id: "q", purpose: "p" },
+            caps,
+        )
+    }
+
+    #[test]
+    fn fifty_concurrent_charges_never_overspend() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("node.db");
+        let caps = BudgetCaps { epsilon: 1.0, rho: 0.0 };
+        // Separate connections, as separate requests or processes would have.
+        let handles: Vec<_> = (0..50)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    let ledger = Ledger::open(&path).expect("ledger opens");
+                    charge(&ledger, 0.1, caps).is_ok()
+                })
+            })
+            .collect();
+        let admitted = handles.into_iter().map(|h| h.join().expect("thread")).filter(|ok| *ok).count();
+        assert_eq!(admitted, 10, "exactly cap / charge queries fit");
+        let spent = Ledger::open(&path)?.spent("r", "2026-11")?;
+        assert!(spent.epsilon <= 1.0 + CAP_TOLERANCE);
+        Ok(())
+    }
+
+    #[test]
+    fn charges_survive_a_restart_and_exhaustion_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("node.db");
+        let caps = BudgetCaps { epsilon: 1.0, rho: 1.0 };
+        {
+            let ledger = Arc::new(Ledger::open(&path)?);
+            charge(&ledger, 0.75, caps)?;
+        }
+        let reopened = Ledger::open(&path)?;
+        assert_eq!(reopened.spent("r", "2026-11")?.epsilon, 0.75);
+        assert!(matches!(charge(&reopened, 0.5, caps), Err(LedgerError::Exhausted)));
+        assert_eq!(reopened.spent("r", "2026-11")?.epsilon, 0.75, "a refused charge spends nothing");
+        assert_eq!(reopened.spent("r", "2026-12")?.epsilon, 0.0, "epochs are separate");
+        Ok(())
+    }
+}

@@ -23,6 +23,7 @@ pub mod server;
 pub mod service;
 pub mod shutdown;
 pub mod stats;
+pub mod stats_service;
 pub mod store;
 pub mod tls;
 

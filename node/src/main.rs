@@ -28,9 +28,12 @@ enum Command {
         /// The node's config file.
         #[arg(long)]
         config: PathBuf,
-        /// CSV file of identifiers.
+        /// CSV file of identifiers (kind,value,record_id).
+        #[arg(long, required_unless_present = "table")]
+        identifiers: Option<PathBuf>,
+        /// A statistics table from the catalog: NAME=FILE.csv (repeatable).
         #[arg(long)]
-        identifiers: PathBuf,
+        table: Vec<String>,
     },
     /// Write deterministic synthetic data for a jurisdiction.
     Generate {
@@ -64,8 +67,10 @@ fn main() -> ExitCode {
             Ok(config) => serve(config),
             Err(code) => return code,
         },
-        Command::Import { config, identifiers } => match load_config(&config) {
-            Ok(config) => run_import(&config, &identifiers),
+        Command::Import { config, identifiers, table } => match load_config(&config) {
+            Ok(config) => identifiers
+                .map_or(Ok(()), |file| run_import(&config, &file))
+                .and_then(|()| table.iter().try_for_each(|spec| run_table_import(&config, spec))),
             Err(code) => return code,
         },
         Command::Generate { jurisdiction, people, seed, out } => {
@@ -100,6 +105,35 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
         let service = Arc::new(NodeService::new(config.clone())?);
         fedq_node::server::serve(listener, service, &config, fedq_node::shutdown::signal()).await
     })
+}
+
+fn run_table_import(config: &NodeConfig, spec: &str) -> anyhow::Result<()> {
+    let (name, file) = spec.split_once('=').context("--table takes NAME=FILE.csv")?;
+    let catalog = config
+        .catalog
+        .iter()
+        .find(|t| t.name == name)
+        .with_context(|| format!("table {name:?} is not in the node's catalog ([[stats.tables]] in the config)"))?;
+    let input = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
+    let started = std::time::Instant::now();
+    let report = fedq_node::stats::import_table(catalog, std::io::BufReader::new(input), &config.stats_dir, |_| {})?;
+    const SHOWN: usize = 50;
+    for (line, reason) in report.rejected.iter().take(SHOWN) {
+        eprintln!("line {line}: {reason}");
+    }
+    if report.rejected.len() > SHOWN {
+        eprintln!("... and {} more invalid rows", report.rejected.len() - SHOWN);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "table {name}: read {} rows: {} imported, {} invalid ({:.1} s, {:.0} rows/s)",
+        report.rows,
+        report.imported,
+        report.rejected.len(),
+        seconds,
+        report.rows as f64 / seconds.max(1e-9)
+    );
+    Ok(())
 }
 
 fn run_import(config: &NodeConfig, file: &std::path::Path) -> anyhow::Result<()> {

@@ -87,6 +87,8 @@ pub struct NodeService {
     index: RwLock<Arc<LookupIndex>>,
     keys: Mutex<HashMap<KeyId, FhePublicKey>>,
     pool: Arc<rayon::ThreadPool>,
+    ledger: crate::ledger::Ledger,
+    stats: crate::stats::StatsEngine,
 }
 
 impl NodeService {
@@ -100,7 +102,12 @@ impl NodeService {
             .thread_name(|i| format!("fedq-eval-{i}"))
             .build()
             .map_err(|_| NodeError::ShuttingDown)?;
+        let crate::config::StoreLocation::Sqlite(store_path) = &config.store;
+        let ledger = crate::ledger::Ledger::open(store_path)?;
+        let stats = crate::stats::StatsEngine::new(config.stats_dir.clone(), config.catalog.clone());
         Ok(Self {
+            ledger,
+            stats,
             config,
             store: Mutex::new(store),
             index: RwLock::new(Arc::new(index)),
@@ -208,6 +215,30 @@ impl NodeService {
         let answer = rx.await.map_err(|_| NodeError::ShuttingDown)??;
         info!(decision = "answer", compute_ms = answer.compute.as_millis() as u64, "lookup answered");
         Ok(answer)
+    }
+
+    /// Answers a differentially private statistics query, charging the
+    /// requester's budget at this node before the answer leaves.
+    pub async fn stats(
+        &self,
+        caller: &Caller,
+        request: crate::stats_service::StatsRequest,
+    ) -> Result<crate::stats_service::StatsAnswer, NodeError> {
+        self.authorise(caller)?;
+        crate::stats_service::answer(&self.stats, &self.ledger, self.config.budget_caps, request).await
+    }
+
+    /// What a requester has spent and may spend this epoch at this node.
+    pub fn budget(&self, caller: &Caller, requester: &str) -> Result<crate::stats_service::BudgetStatus, NodeError> {
+        self.authorise(caller)?;
+        crate::stats_service::budget_status(&self.ledger, self.config.budget_caps, requester)
+    }
+
+    /// The public catalog, as JSON (tables that have been imported only).
+    pub fn catalog_json(&self, caller: &Caller) -> Result<String, NodeError> {
+        self.authorise(caller)?;
+        let tables: Vec<_> = self.config.catalog.iter().filter(|t| self.stats.has_table(&t.name)).collect();
+        serde_json::to_string(&tables).map_err(|e| NodeError::InvalidArgument(e.to_string()))
     }
 
     /// Whether this node's store holds the identifier: the node's own view,

@@ -110,6 +110,7 @@ impl FederationSandboxBuilder {
             let data = dir.join("nodes").join(node).join("data");
             generate(&GenerateOptions { jurisdiction: node.clone(), people: self.people, seed: self.seed, out: data.clone() })?;
             import(config, &data.join("identifiers.csv"))?;
+            fedq_coordinator::demo::import_incidents(&fedq_node::NodeConfig::load(config)?, &data)?;
         }
         let mut running = Vec::new();
         let mut nodes = Vec::new();

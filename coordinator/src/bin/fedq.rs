@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use fedq_coordinator::client::{self, ClientConfig, LookupInput, LookupReport, Requester};
-use fedq_coordinator::{demo, init};
+use fedq_coordinator::{demo, init, stats_cli};
 use fedq_crypto::IdentifierKind;
 use fedq_node::federation::Parameters;
 
@@ -30,6 +30,20 @@ enum CliCommand {
     Keys(KeysCommand),
     /// Does an identifier appear in any partner's records? (hit / no-hit)
     Lookup(LookupArgs),
+    /// What statistics can be asked, and at which nodes.
+    Catalog {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A differentially private statistic across the federation.
+    Stats(StatsArgs),
+    /// Privacy budget spent and left at each node, this epoch.
+    Budget {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Run a whole local federation and a few lookups, explaining who learns what.
     Demo(DemoArgs),
 }
@@ -94,6 +108,37 @@ struct LookupArgs {
     purpose: String,
     /// Case reference.
     #[arg(long = "case")]
+    case_reference: String,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct StatsArgs {
+    /// Table name (see `fedq catalog`).
+    #[arg(long)]
+    table: String,
+    /// count | sum:<column> | mean:<column> | histogram:<column>
+    #[arg(long)]
+    measure: String,
+    /// At most two group-by columns, comma-separated (e.g. category,month).
+    #[arg(long)]
+    group_by: Option<String>,
+    /// Filters such as sector=finance or date>=2025-01-01 (repeatable).
+    #[arg(long = "where")]
+    filters: Vec<String>,
+    /// Pure DP privacy parameter.
+    #[arg(long, conflicts_with = "rho", required_unless_present = "rho")]
+    epsilon: Option<f64>,
+    /// zCDP privacy parameter.
+    #[arg(long)]
+    rho: Option<f64>,
+    /// Purpose of the request.
+    #[arg(long)]
+    purpose: String,
+    /// Case reference.
+    #[arg(long = "case", default_value = "")]
     case_reference: String,
     /// Print JSON.
     #[arg(long)]
@@ -181,6 +226,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 requester.lookup(&inputs, &args.purpose, &args.case_reference).await
             })?;
             print_report(&report, args.json)?;
+        }
+        CliCommand::Catalog { json } => {
+            let config = client_config(cli.config)?;
+            let catalog = runtime.block_on(async { Requester::connect(config).await?.catalog().await })?;
+            stats_cli::print_catalog(&catalog, json)?;
+        }
+        CliCommand::Budget { json } => {
+            let config = client_config(cli.config)?;
+            let budget = runtime.block_on(async { Requester::connect(config).await?.budget().await })?;
+            stats_cli::print_budget(&budget, json)?;
+        }
+        CliCommand::Stats(args) => {
+            let config = client_config(cli.config)?;
+            let query = fedq_proto::v1::StatsQuery {
+                table: args.table,
+                measure: args.measure,
+                group_by: args.group_by.map(|g| g.split(',').map(|s| s.trim().to_owned()).collect()).unwrap_or_default(),
+                filters: args.filters,
+                budget: match (args.epsilon, args.rho) {
+                    (Some(e), _) => Some(fedq_proto::v1::stats_query::Budget::Epsilon(e)),
+                    (None, Some(r)) => Some(fedq_proto::v1::stats_query::Budget::Rho(r)),
+                    (None, None) => None,
+                },
+            };
+            let context = fedq_proto::v1::RequestContext { purpose: args.purpose, case_reference: args.case_reference };
+            let response = runtime.block_on(async { Requester::connect(config).await?.stats(context, query).await })?;
+            stats_cli::print_stats(&response, args.json)?;
         }
         CliCommand::Demo(args) => runtime.block_on(demo::run(args.people, args.dir))?,
     }

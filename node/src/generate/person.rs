@@ -94,8 +94,8 @@ impl Person {
         let c = self.country;
         if let Some(p) = &self.phone {
             let national = &p[c.dial.len()..];
-            // FR, BE and NL write "6 12 34 56 78"; DE, ES and IT "171 2345678". Only FR,
-            // DE, NL and BE put a trunk "(0)" in international numbers.
+            // Nine-digit plans (FR, NL, BE, ES) are written "6 12 34 56 78", the longer
+            // ones (DE, IT) "171 2345678"; only FR, DE, NL and BE write a trunk "(0)".
             let (head, tail) = national.split_at(if c.mobile_len == 9 { 1 } else { 3 });
             let trunk = if c.trunk_zero { "(0)" } else { "" };
             let spelled = match r.gen_range(0..4) {

@@ -3,33 +3,40 @@
 //! The rank of a row is a uniformly random position 1..=n among the n rows of
 //! its privacy unit, drawn once with a CSPRNG, so bounding contributions at
 //! query time is the filter `fedq_rank <= bound`. Ranks need every row of a
-//! unit, so the parsed table is held in Arrow arrays (~80 bytes a row for the
-//! incidents schema) until the end of the CSV and written in one go.
+//! unit, so the converted table is held in Arrow arrays (~80 bytes a row for
+//! the incidents schema) until the end of the CSV and written in one go.
 //! Bad rows are reported with their line and reason (never their values).
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufWriter, Read};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
-use datafusion::arrow::array::{ArrayRef, Date32Builder, Int32Builder, Int64Builder, StringBuilder, UInt32Array};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use datafusion::arrow::record_batch::RecordBatch;
+use csv::ByteRecord;
+use datafusion::arrow::array::{ArrayRef, AsArray, UInt32Array};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::Compression;
-use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::parquet::schema::types::ColumnPath;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
+use rayon::prelude::*;
 
-use super::catalog::{self, ColumnSpec, TableCatalog, RANK_COLUMN};
+use super::catalog::{ColumnSpec, TableCatalog};
+use super::rows::{self, Chunk};
 use super::StatsError;
 
 /// Rows per Arrow chunk: amortises builder overhead while keeping chunks cache-friendly.
 const CHUNK_ROWS: usize = 100_000;
 /// Rows per Parquet row group: large groups keep scans sequential.
 const ROW_GROUP_ROWS: usize = 1_000_000;
+/// Converting threads; the reading thread is the bottleneck past a few.
+const MAX_WORKERS: usize = 4;
 
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,228 +60,92 @@ pub fn import_table(
 ) -> Result<StatsImportReport, StatsError> {
     catalog.validate().map_err(|problems| StatsError::Invalid(format!("bad catalog: {}", problems.join("; "))))?;
     let mut reader = csv::ReaderBuilder::new().flexible(true).buffer_capacity(1 << 20).from_reader(csv);
-    let slots = map_header(catalog, reader.byte_headers()?)?;
+    let slots = rows::map_header(catalog, reader.byte_headers()?)?;
     let width = reader.byte_headers()?.len();
-    let unit_slot = slots.iter().position(|s| s.spec.name() == catalog.privacy_unit).unwrap_or(0);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_WORKERS);
 
-    let mut report = StatsImportReport { rows: 0, imported: 0, rejected: Vec::new() };
-    let mut chunks: Vec<Vec<ArrayRef>> = Vec::new();
-    let mut builders = new_builders(&slots);
-    let mut parsed = vec![Parsed::Ident; slots.len()];
-    let mut unit_ids: HashMap<Vec<u8>, u32> = HashMap::new();
-    let mut row_units: Vec<u32> = Vec::new();
-    let mut record = csv::ByteRecord::new();
-    while reader.read_byte_record(&mut record)? {
-        report.rows += 1;
-        let line = record.position().map_or(0, |p| p.line());
-        if record.len() != width {
-            report.rejected.push((line, format!("expected {width} fields, found {}", record.len())));
-            continue;
+    // This thread parses CSV (the reader need not be Send); workers convert chunks to Arrow.
+    let (rows, mut chunks) = std::thread::scope(|scope| -> Result<_, StatsError> {
+        let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<ByteRecord>, usize)>(workers);
+        let work_rx = Mutex::new(work_rx);
+        let (done_tx, done_rx) = mpsc::channel::<(usize, Chunk, Vec<ByteRecord>)>();
+        for _ in 0..workers {
+            let (work_rx, done_tx, slots) = (&work_rx, done_tx.clone(), &slots);
+            scope.spawn(move || loop {
+                let job = work_rx.lock().ok().and_then(|rx| rx.recv().ok());
+                let Some((index, records, len)) = job else { break };
+                let chunk = rows::convert(slots, width, &records[..len]);
+                if done_tx.send((index, chunk, records)).is_err() {
+                    break;
+                }
+            });
         }
-        if let Err(reason) = parse_row(&slots, &record, &mut parsed) {
-            report.rejected.push((line, reason));
-            continue;
-        }
-        let unit = &record[slots[unit_slot].index];
-        let next_id = u32::try_from(unit_ids.len()).map_err(|_| too_many_rows())?;
-        let id = match unit_ids.get(unit) {
-            Some(id) => *id,
-            None => *unit_ids.entry(unit.to_vec()).or_insert(next_id),
-        };
-        row_units.push(id);
-        append_row(&slots, &record, &parsed, &mut builders);
-        report.imported += 1;
-        if report.imported % CHUNK_ROWS == 0 {
-            chunks.push(finish_chunk(&mut builders));
+        drop(done_tx);
+        let (mut rows, mut chunks, mut spare) = (0, Vec::new(), Vec::new());
+        for index in 0.. {
+            while let Ok((i, chunk, records)) = done_rx.try_recv() {
+                chunks.push((i, chunk));
+                spare.push(records);
+            }
+            let mut records = spare.pop().unwrap_or_default();
+            let mut len = 0;
+            while len < CHUNK_ROWS {
+                if records.len() == len {
+                    records.push(ByteRecord::new());
+                }
+                if !reader.read_byte_record(&mut records[len])? {
+                    break;
+                }
+                len += 1;
+            }
+            rows += len;
+            let last = len < CHUNK_ROWS;
+            if len > 0 && work_tx.send((index, records, len)).is_err() {
+                return Err(StatsError::Engine("an import worker stopped".to_owned()));
+            }
             progress(reader.position().byte());
+            if last {
+                break;
+            }
         }
-    }
-    if report.imported % CHUNK_ROWS != 0 {
-        chunks.push(finish_chunk(&mut builders));
-    }
-    progress(reader.position().byte());
+        drop(work_tx);
+        chunks.extend(done_rx.iter().map(|(i, chunk, _)| (i, chunk)));
+        Ok((rows, chunks))
+    })?;
+    chunks.sort_unstable_by_key(|(i, _)| *i);
 
-    let t0 = std::time::Instant::now();
-    let ranks = draw_ranks(&row_units, unit_ids.len())?;
-    let t1 = std::time::Instant::now();
-    write_parquet(&schema(catalog), chunks, ranks, dir, &catalog.name)?;
-    eprintln!("TIMING ranks {:?} write {:?}", t1 - t0, t1.elapsed());
+    let mut report = StatsImportReport { rows, imported: 0, rejected: Vec::new() };
+    for (_, chunk) in &mut chunks {
+        report.imported += chunk.units.len();
+        report.rejected.append(&mut chunk.rejected);
+    }
+    let ranks = draw_ranks(chunks.iter().map(|(_, c)| &c.units))?;
+    let unique: Vec<&str> =
+        catalog.columns.iter().filter(|c| matches!(c, ColumnSpec::Identifier { .. })).map(|c| c.name()).collect();
+    let arrays = chunks.into_iter().map(|(_, c)| c.arrays).collect();
+    write_parquet(&rows::schema(catalog), &unique, arrays, ranks, dir, &catalog.name)?;
     tracing::info!(rows = report.rows, imported = report.imported, rejected = report.rejected.len(), "statistics table imported");
     Ok(report)
 }
 
-/// A catalog column and where it sits in the CSV.
-struct Slot<'a> {
-    spec: &'a ColumnSpec,
-    index: usize,
-    /// Category domain lookup, by bytes so no row needs UTF-8 decoding.
-    domain: HashMap<&'a [u8], u32>,
-    /// Inclusive date bounds as Date32 days.
-    days: (i32, i32),
-    is_unit: bool,
-}
-
-fn map_header<'a>(catalog: &'a TableCatalog, header: &csv::ByteRecord) -> Result<Vec<Slot<'a>>, StatsError> {
-    const BOM: &[u8] = b"\xef\xbb\xbf";
-    let names: Vec<&[u8]> =
-        header.iter().enumerate().map(|(i, h)| if i == 0 { h.strip_prefix(BOM).unwrap_or(h) } else { h }).collect();
-    let mut slots = Vec::with_capacity(catalog.columns.len());
-    for spec in &catalog.columns {
-        let index = names
-            .iter()
-            .position(|h| *h == spec.name().as_bytes())
-            .ok_or_else(|| StatsError::Invalid(format!("the csv header lacks column {}", spec.name())))?;
-        let mut slot = Slot { spec, index, domain: HashMap::new(), days: (0, 0), is_unit: spec.name() == catalog.privacy_unit };
-        match spec {
-            ColumnSpec::Category { values, .. } => {
-                slot.domain = values.iter().enumerate().map(|(i, v)| (v.as_bytes(), i as u32)).collect();
-            }
-            ColumnSpec::Date { from, to, .. } => {
-                let day = |s: &str| catalog::parse_date(s).map(catalog::date32).unwrap_or_default();
-                slot.days = (day(from), day(to));
-            }
-            ColumnSpec::Integer { .. } | ColumnSpec::Identifier { .. } => {}
-        }
-        slots.push(slot);
-    }
-    Ok(slots)
-}
-
-/// A validated field, kept between validation and appending so a row is stored whole or not at all.
-#[derive(Debug, Clone, Copy)]
-enum Parsed {
-    Category(u32),
-    Date { days: i32, year: i32 },
-    Integer(i64),
-    Ident,
-}
-
-fn parse_row(slots: &[Slot<'_>], record: &csv::ByteRecord, out: &mut [Parsed]) -> Result<(), String> {
-    for (slot, out) in slots.iter().zip(out.iter_mut()) {
-        let field = &record[slot.index];
-        let name = slot.spec.name();
-        *out = match slot.spec {
-            ColumnSpec::Category { .. } => match slot.domain.get(field) {
-                Some(i) => Parsed::Category(*i),
-                None => return Err(format!("column {name}: value outside the domain")),
-            },
-            ColumnSpec::Date { from, to, .. } => {
-                let date = catalog::parse_date_bytes(field).ok_or_else(|| format!("column {name}: not a date (yyyy-mm-dd)"))?;
-                let days = catalog::date32(date);
-                if days < slot.days.0 || days > slot.days.1 {
-                    return Err(format!("column {name}: outside [{from}, {to}]"));
-                }
-                Parsed::Date { days, year: chrono::Datelike::year(&date) }
-            }
-            ColumnSpec::Integer { .. } => match std::str::from_utf8(field).ok().and_then(|s| s.parse().ok()) {
-                Some(v) => Parsed::Integer(v),
-                None => return Err(format!("column {name}: not an integer")),
-            },
-            ColumnSpec::Identifier { .. } => {
-                if slot.is_unit && field.is_empty() {
-                    return Err(format!("column {name}: missing privacy unit"));
-                }
-                if std::str::from_utf8(field).is_err() {
-                    return Err(format!("column {name}: not valid utf-8"));
-                }
-                Parsed::Ident
-            }
-        };
-    }
-    Ok(())
-}
-
-/// Arrow builders of one chunk, one per catalog column.
-enum Builder {
-    Str(StringBuilder),
-    Date { days: Date32Builder, month: StringBuilder, year: Int32Builder },
-    Int(Int64Builder),
-}
-
-fn new_builders(slots: &[Slot<'_>]) -> Vec<Builder> {
-    let n = CHUNK_ROWS;
-    let strings = |bytes_per_row| StringBuilder::with_capacity(n, n * bytes_per_row);
-    slots
-        .iter()
-        .map(|slot| match slot.spec {
-            ColumnSpec::Category { .. } | ColumnSpec::Identifier { .. } => Builder::Str(strings(16)),
-            ColumnSpec::Date { .. } => Builder::Date {
-                days: Date32Builder::with_capacity(n),
-                month: strings(7),
-                year: Int32Builder::with_capacity(n),
-            },
-            ColumnSpec::Integer { .. } => Builder::Int(Int64Builder::with_capacity(n)),
-        })
-        .collect()
-}
-
-fn append_row(slots: &[Slot<'_>], record: &csv::ByteRecord, parsed: &[Parsed], builders: &mut [Builder]) {
-    for ((slot, parsed), builder) in slots.iter().zip(parsed).zip(builders.iter_mut()) {
-        let field = &record[slot.index];
-        match (builder, parsed, slot.spec) {
-            (Builder::Str(b), Parsed::Category(i), ColumnSpec::Category { values, .. }) => {
-                b.append_value(&values[*i as usize]);
-            }
-            (Builder::Str(b), Parsed::Ident, _) => b.append_value(std::str::from_utf8(field).unwrap_or_default()),
-            (Builder::Date { days: d, month, year }, Parsed::Date { days, year: y }, _) => {
-                d.append_value(*days);
-                // Validated as ten ASCII bytes YYYY-MM-DD, so the first seven are the month.
-                month.append_value(std::str::from_utf8(&field[..7]).unwrap_or_default());
-                year.append_value(*y);
-            }
-            (Builder::Int(b), Parsed::Integer(v), _) => b.append_value(*v),
-            // Builders are made from the same slots that parsed the row, so kinds always agree.
-            _ => unreachable!("builder and parsed field kinds differ"),
-        }
-    }
-}
-
-fn finish_chunk(builders: &mut [Builder]) -> Vec<ArrayRef> {
-    let mut arrays: Vec<ArrayRef> = Vec::new();
-    for builder in builders {
-        match builder {
-            Builder::Str(b) => arrays.push(Arc::new(b.finish())),
-            Builder::Date { days, month, year } => {
-                arrays.push(Arc::new(days.finish()));
-                arrays.push(Arc::new(month.finish()));
-                arrays.push(Arc::new(year.finish()));
-            }
-            Builder::Int(b) => arrays.push(Arc::new(b.finish())),
-        }
-    }
-    arrays
-}
-
-/// The Parquet schema: catalog columns in order (dates followed by their month
-/// and year), then the rank.
-pub(super) fn schema(catalog: &TableCatalog) -> SchemaRef {
-    let mut fields = Vec::new();
-    for column in &catalog.columns {
-        let name = column.name();
-        match column {
-            ColumnSpec::Category { .. } | ColumnSpec::Identifier { .. } => fields.push(Field::new(name, DataType::Utf8, false)),
-            ColumnSpec::Date { .. } => {
-                fields.push(Field::new(name, DataType::Date32, false));
-                fields.push(Field::new(catalog::month_column(name), DataType::Utf8, false));
-                fields.push(Field::new(catalog::year_column(name), DataType::Int32, false));
-            }
-            ColumnSpec::Integer { .. } => fields.push(Field::new(name, DataType::Int64, false)),
-        }
-    }
-    fields.push(Field::new(RANK_COLUMN, DataType::UInt32, false));
-    Arc::new(Schema::new(fields))
-}
-
 fn too_many_rows() -> StatsError {
-    StatsError::Invalid("too many rows or units for one table (at most 4294967295)".to_owned())
+    StatsError::Invalid("too many rows for one table (at most 4294967295)".to_owned())
 }
 
-/// Each unit's rows get a uniformly random permutation of 1..=n: a counting
-/// sort groups row indices by unit, then each group is shuffled.
-fn draw_ranks(row_units: &[u32], unit_count: usize) -> Result<Vec<u32>, StatsError> {
+/// Each unit's rows get a uniformly random permutation of 1..=n: units are
+/// numbered, a counting sort groups row indices by unit, and each group is shuffled.
+fn draw_ranks<'a>(unit_columns: impl Iterator<Item = &'a ArrayRef>) -> Result<Vec<u32>, StatsError> {
+    let mut ids: HashMap<&str, u32, BuildHasherDefault<FxHasher>> = HashMap::default();
+    let mut row_units: Vec<u32> = Vec::new();
+    for column in unit_columns {
+        for unit in column.as_string::<i32>().iter().flatten() {
+            let next = u32::try_from(ids.len()).map_err(|_| too_many_rows())?;
+            row_units.push(*ids.entry(unit).or_insert(next));
+        }
+    }
     u32::try_from(row_units.len()).map_err(|_| too_many_rows())?;
-    let mut start = vec![0u32; unit_count + 1];
-    for &unit in row_units {
+    let mut start = vec![0u32; ids.len() + 1];
+    for &unit in &row_units {
         start[unit as usize + 1] += 1;
     }
     for i in 1..start.len() {
@@ -300,10 +171,31 @@ fn draw_ranks(row_units: &[u32], unit_count: usize) -> Result<Vec<u32>, StatsErr
     Ok(ranks)
 }
 
+/// The Fx hash (rustc's): unit ids come from the node's own file, so hash
+/// flooding is no concern and SipHash would be a third of the ranking time.
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        for word in bytes.chunks(8) {
+            let mut buf = [0u8; 8];
+            buf[..word.len()].copy_from_slice(word);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(buf)).wrapping_mul(SEED);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Writes a temporary file next to the target, then renames it over the
 /// target, so queries see the old table or the new one, never half of one.
 fn write_parquet(
     schema: &SchemaRef,
+    unique: &[&str],
     chunks: Vec<Vec<ArrayRef>>,
     ranks: Vec<u32>,
     dir: &Path,
@@ -312,7 +204,7 @@ fn write_parquet(
     std::fs::create_dir_all(dir)?;
     let target = dir.join(format!("{table}.parquet"));
     let temp = dir.join(format!(".{table}.parquet.{}-{:016x}.tmp", std::process::id(), rand::random::<u64>()));
-    let result = write_file(schema, chunks, ranks, &temp).and_then(|()| Ok(std::fs::rename(&temp, &target)?));
+    let result = write_file(schema, unique, chunks, ranks, &temp).and_then(|()| Ok(std::fs::rename(&temp, &target)?));
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
@@ -324,21 +216,64 @@ fn write_parquet(
     Ok(())
 }
 
-fn write_file(schema: &SchemaRef, chunks: Vec<Vec<ArrayRef>>, ranks: Vec<u32>, path: &Path) -> Result<(), StatsError> {
-    let props = WriterProperties::builder()
+/// Encodes the columns of each row group in parallel: Parquet encoding is
+/// otherwise the longest single-threaded step of an import.
+fn write_file(
+    schema: &SchemaRef,
+    unique: &[&str],
+    chunks: Vec<Vec<ArrayRef>>,
+    ranks: Vec<u32>,
+    path: &Path,
+) -> Result<(), StatsError> {
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build();
-    let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut writer = ArrowWriter::try_new(file, Arc::clone(schema), Some(props))?;
-    let mut offset = 0;
-    for mut columns in chunks {
-        let len = columns.first().map_or(0, |c| c.len());
-        columns.push(Arc::new(UInt32Array::from(ranks[offset..offset + len].to_vec())));
-        offset += len;
-        writer.write(&RecordBatch::try_new(Arc::clone(schema), columns)?)?;
+        // Row-group statistics are what pruning uses; page statistics cost time for nothing here.
+        .set_statistics_enabled(EnabledStatistics::Chunk);
+    for name in unique {
+        // Identifiers are (nearly) unique: dictionary encoding would be tried, fail and fall back.
+        props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
     }
-    let file = writer.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let writer = ArrowWriter::try_new(file, Arc::clone(schema), Some(props.build()))?;
+    let (mut file_writer, factory) = writer.into_serialized_writer()?;
+
+    let mut offset = 0;
+    let mut chunks = chunks.into_iter().peekable();
+    for group_index in 0.. {
+        let mut group: Vec<Vec<ArrayRef>> = Vec::new();
+        let mut group_rows = 0;
+        while let Some(next) = chunks.next_if(|c| group_rows + c.first().map_or(0, |a| a.len()) <= ROW_GROUP_ROWS) {
+            let len = next.first().map_or(0, |a| a.len());
+            let mut columns = next;
+            columns.push(Arc::new(UInt32Array::from(ranks[offset..offset + len].to_vec())));
+            (offset, group_rows) = (offset + len, group_rows + len);
+            group.push(columns);
+        }
+        if group.is_empty() {
+            break;
+        }
+        let writers = factory.create_column_writers(group_index)?;
+        let encoded: Vec<ArrowColumnChunk> = writers
+            .into_par_iter()
+            .zip(schema.fields().par_iter())
+            .enumerate()
+            .map(|(column, (mut writer, field))| {
+                for chunk in &group {
+                    for leaf in compute_leaves(field, &chunk[column])? {
+                        writer.write(&leaf)?;
+                    }
+                }
+                writer.close()
+            })
+            .collect::<Result<_, _>>()?;
+        let mut row_group = file_writer.next_row_group()?;
+        for column in encoded {
+            column.append_to_row_group(&mut row_group)?;
+        }
+        row_group.close()?;
+    }
+    let file = file_writer.into_inner()?.into_inner().map_err(|e| e.into_error())?;
     file.sync_all()?;
     Ok(())
 }

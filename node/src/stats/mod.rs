@@ -8,12 +8,15 @@
 //!
 //! # Layout
 //! - [`catalog`]: the public schema, domains and bounds, and their validation.
-//! - [`import`]: CSV into `<dir>/<table>.parquet` with the rank and derived date parts.
-//! - [`query`]: query parsing, validation against the catalog, the SQL and zero-filling of groups.
+//! - [`import`]: CSV into `<dir>/<table>.parquet` with the rank and derived date parts
+//!   (`rows` converts CSV records to Arrow, chunk by chunk).
+//! - [`query`]: query parsing and validation against the catalog (`sql` builds and runs
+//!   the one SQL query and fills empty groups with zeros).
 
 pub mod catalog;
 pub mod import;
 pub mod query;
+mod rows;
 mod sql;
 
 #[cfg(test)]
