@@ -11,7 +11,9 @@ use fedq_crypto::Tag;
 const TAG_BITS: u8 = 28;
 
 fn tags(count: usize) -> Vec<u64> {
-    (0..count as u64).map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 36).collect()
+    (0..count as u64)
+        .map(|i| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 36)
+        .collect()
 }
 
 fn lookup(c: &mut Criterion) {
@@ -20,21 +22,36 @@ fn lookup(c: &mut Criterion) {
     group.sample_size(10);
 
     group.bench_function("client_encrypt_item", |b| {
-        b.iter(|| black_box(EncryptedTag::encrypt(&secret, Tag(black_box(12_345)), TAG_BITS)))
+        b.iter(|| {
+            black_box(EncryptedTag::encrypt(
+                &secret,
+                Tag(black_box(12_345)),
+                TAG_BITS,
+            ))
+        })
     });
 
     let bytes = EncryptedTag::encrypt(&secret, Tag(7), TAG_BITS).to_bytes();
     group.bench_function("decode_and_prepare_item", |b| {
-        b.iter(|| PreparedTag::prepare(EncryptedTag::from_bytes(black_box(&bytes), TAG_BITS).expect("valid")))
+        b.iter(|| {
+            PreparedTag::prepare(
+                EncryptedTag::from_bytes(black_box(&bytes), TAG_BITS).expect("valid"),
+            )
+        })
     });
 
     for padded in [16usize, 256, 320, 1024] {
         let candidates = tags(padded);
-        let query = PreparedTag::prepare(EncryptedTag::from_bytes(&bytes, TAG_BITS).expect("valid"));
+        let query =
+            PreparedTag::prepare(EncryptedTag::from_bytes(&bytes, TAG_BITS).expect("valid"));
         group.throughput(Throughput::Elements(padded as u64));
-        group.bench_with_input(BenchmarkId::new("node_evaluate_item", padded), &candidates, |b, candidates| {
-            b.iter(|| black_box(evaluate(&query, candidates, padded).expect("evaluates")))
-        });
+        group.bench_with_input(
+            BenchmarkId::new("node_evaluate_item", padded),
+            &candidates,
+            |b, candidates| {
+                b.iter(|| black_box(evaluate(&query, candidates, padded).expect("evaluates")))
+            },
+        );
     }
 
     let query = PreparedTag::prepare(EncryptedTag::from_bytes(&bytes, TAG_BITS).expect("valid"));

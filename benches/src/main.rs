@@ -72,7 +72,13 @@ fn write_identifiers(path: &Path, node: usize, records: usize) -> anyhow::Result
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
-    let Command::Lookup { records, nodes, items, baseline_candidates, json } = Cli::parse().command;
+    let Command::Lookup {
+        records,
+        nodes,
+        items,
+        baseline_candidates,
+        json,
+    } = Cli::parse().command;
     let temp = tempfile::tempdir()?;
     let dir = temp.path().join("federation");
     let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
@@ -96,10 +102,19 @@ async fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let file = std::fs::File::open(&csv)?;
         let report = tokio::task::block_in_place(|| {
-            fedq_node::import::import_identifiers(&mut store, &key, std::io::BufReader::new(file), |_| {})
+            fedq_node::import::import_identifiers(
+                &mut store,
+                &key,
+                std::io::BufReader::new(file),
+                |_| {},
+            )
         })?;
         import_seconds += started.elapsed().as_secs_f64();
-        anyhow::ensure!(report.inserted == records, "import stored {} of {records}", report.inserted);
+        anyhow::ensure!(
+            report.inserted == records,
+            "import stored {} of {records}",
+            report.inserted
+        );
         eprintln!("node n{}: imported {records} identifiers", index + 1);
     }
 
@@ -118,7 +133,11 @@ async fn main() -> anyhow::Result<()> {
     let inputs: Vec<LookupInput> = (0..items)
         .map(|i| LookupInput {
             kind: IdentifierKind::Email,
-            value: if i % 2 == 0 { email(0, i * 7919 % records.max(1)) } else { format!("absent.{i}@bench.example") },
+            value: if i % 2 == 0 {
+                email(0, i * 7919 % records.max(1))
+            } else {
+                format!("absent.{i}@bench.example")
+            },
         })
         .collect();
 
@@ -131,11 +150,20 @@ async fn main() -> anyhow::Result<()> {
     let mut down = 0;
     for (i, input) in inputs.iter().enumerate() {
         let started = Instant::now();
-        let report = requester.lookup(std::slice::from_ref(input), "benchmark", "BENCH").await?;
+        let report = requester
+            .lookup(std::slice::from_ref(input), "benchmark", "BENCH")
+            .await?;
         per_item.push(started.elapsed().as_secs_f64());
         let expected = u32::from(i % 2 == 0);
-        anyhow::ensure!(report.results[0].jurisdictions == expected, "item {i}: wrong answer");
-        anyhow::ensure!(report.nodes.iter().all(|n| n.status == "ok"), "a node failed: {:?}", report.nodes);
+        anyhow::ensure!(
+            report.results[0].jurisdictions == expected,
+            "item {i}: wrong answer"
+        );
+        anyhow::ensure!(
+            report.nodes.iter().all(|n| n.status == "ok"),
+            "a node failed: {:?}",
+            report.nodes
+        );
         for (_, compute) in &report.stats.node_compute {
             node_per_item.push(compute.as_secs_f64());
         }
@@ -146,18 +174,28 @@ async fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let batch = requester.lookup(&inputs, "benchmark", "BENCH").await?;
     let batch_seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(batch.results.iter().enumerate().all(|(i, r)| r.jurisdictions == u32::from(i % 2 == 0)));
+    anyhow::ensure!(batch
+        .results
+        .iter()
+        .enumerate()
+        .all(|(i, r)| r.jurisdictions == u32::from(i % 2 == 0)));
 
     for party in running {
         party.stop().await?;
     }
 
     let node_median = median(node_per_item);
-    let baseline_k = if baseline_candidates == 0 { padded } else { baseline_candidates };
+    let baseline_k = if baseline_candidates == 0 {
+        padded
+    } else {
+        baseline_candidates
+    };
     eprintln!("measuring tfhe-rs is_in_clears on {baseline_k} candidates (slow by design)");
     let baseline = tokio::task::block_in_place(|| {
         let keys = fedq_crypto::baseline::BaselineKeys::generate();
-        let candidates: Vec<u32> = (0..baseline_k as u32).map(|c| c.wrapping_mul(2_654_435_761)).collect();
+        let candidates: Vec<u32> = (0..baseline_k as u32)
+            .map(|c| c.wrapping_mul(2_654_435_761))
+            .collect();
         keys.time_is_in_clears(candidates[baseline_k / 2], &candidates)
     });
     let result = json!({

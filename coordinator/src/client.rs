@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use fedq_crypto::lookup::keys::danger;
-use fedq_crypto::lookup::{generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey, KeyId};
+use fedq_crypto::lookup::{
+    generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey, KeyId,
+};
 use fedq_crypto::{FederationKey, IdentifierKind};
 use fedq_node::config::{read_toml, resolve, TlsPaths, CONFIG_VERSION};
 use fedq_node::federation::FederationFile;
@@ -58,7 +60,11 @@ impl ClientConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let builder: ClientConfigBuilder = read_toml(path)?;
         if builder.version != CONFIG_VERSION {
-            bail!("{}: version: expected {CONFIG_VERSION}, found {}", path.display(), builder.version);
+            bail!(
+                "{}: version: expected {CONFIG_VERSION}, found {}",
+                path.display(),
+                builder.version
+            );
         }
         Ok(Self {
             federation: FederationFile::load(&resolve(path, &builder.federation))?,
@@ -142,17 +148,24 @@ impl Requester {
     /// Connects to the coordinator named in the federation file.
     pub async fn connect(config: ClientConfig) -> anyhow::Result<Self> {
         let federation_key = fedq_node::read_federation_key(&config.federation_key)?;
-        let endpoint = Endpoint::from_shared(format!("https://{}", config.federation.coordinator.address))?
-            .tls_config(fedq_node::tls::client_config(&config.tls, "coordinator")?)?
-            .connect_timeout(Duration::from_secs(5));
-        let channel = endpoint
-            .connect()
-            .await
-            .with_context(|| format!("cannot reach the coordinator at {}", config.federation.coordinator.address))?;
+        let endpoint =
+            Endpoint::from_shared(format!("https://{}", config.federation.coordinator.address))?
+                .tls_config(fedq_node::tls::client_config(&config.tls, "coordinator")?)?
+                .connect_timeout(Duration::from_secs(5));
+        let channel = endpoint.connect().await.with_context(|| {
+            format!(
+                "cannot reach the coordinator at {}",
+                config.federation.coordinator.address
+            )
+        })?;
         let client = CoordinatorClient::new(channel)
             .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
-        Ok(Self { config, client, federation_key })
+        Ok(Self {
+            config,
+            client,
+            federation_key,
+        })
     }
 
     /// Makes (or, with existing keys and no `force`, reuses) the TFHE keys and
@@ -161,7 +174,8 @@ impl Requester {
         let dir = &self.config.keys_dir;
         let public_path = dir.join(PUBLIC_KEY_FILE);
         let public = if dir.join(SECRET_KEY_FILE).exists() && !force {
-            FhePublicKey::from_bytes(&std::fs::read(&public_path)?).context("stored public key is invalid")?
+            FhePublicKey::from_bytes(&std::fs::read(&public_path)?)
+                .context("stored public key is invalid")?
         } else {
             let (secret, public) = generate_keys();
             write_secret_key(dir, &secret)?;
@@ -170,7 +184,9 @@ impl Requester {
         };
         let response = self
             .client
-            .register_key(v1::RegisterKeyRequest { public_key: public.to_bytes().to_vec() })
+            .register_key(v1::RegisterKeyRequest {
+                public_key: public.to_bytes().to_vec(),
+            })
             .await
             .map_err(status_error)?
             .into_inner();
@@ -183,7 +199,8 @@ impl Requester {
     fn load_keys(&self) -> anyhow::Result<(FheSecretKey, FhePublicKey)> {
         let dir = &self.config.keys_dir;
         let secret_bytes = zeroize::Zeroizing::new(
-            std::fs::read(dir.join(SECRET_KEY_FILE)).context("no lookup keys yet: run `fedq keys init` first")?,
+            std::fs::read(dir.join(SECRET_KEY_FILE))
+                .context("no lookup keys yet: run `fedq keys init` first")?,
         );
         let secret = FheSecretKey::from_file_bytes(&secret_bytes)?;
         let public = FhePublicKey::from_bytes(&std::fs::read(dir.join(PUBLIC_KEY_FILE))?)?;
@@ -205,12 +222,17 @@ impl Requester {
         let mut fingerprints = Vec::with_capacity(inputs.len());
         for (i, input) in inputs.iter().enumerate() {
             match fedq_crypto::normalise(input.kind, &input.value) {
-                Ok(normal) => fingerprints.push(self.federation_key.fingerprint(input.kind, &normal)),
+                Ok(normal) => {
+                    fingerprints.push(self.federation_key.fingerprint(input.kind, &normal))
+                }
                 Err(e) => problems.push(format!("item {} ({}): {e}", i + 1, input.kind)),
             }
         }
         if !problems.is_empty() {
-            bail!("invalid identifiers, nothing was sent:\n  {}", problems.join("\n  "));
+            bail!(
+                "invalid identifiers, nothing was sent:\n  {}",
+                problems.join("\n  ")
+            );
         }
         let (secret, public) = self.load_keys()?;
         let started = Instant::now();
@@ -220,10 +242,14 @@ impl Requester {
             .map(|(input, fp)| v1::LookupItem {
                 kind: i32::from(input.kind.code()),
                 bucket: fp.bucket(params).0,
-                encrypted_tag: EncryptedTag::encrypt(&secret, fp.tag(params), params.tag_bits()).to_bytes(),
+                encrypted_tag: EncryptedTag::encrypt(&secret, fp.tag(params), params.tag_bits())
+                    .to_bytes(),
             })
             .collect();
-        let mut stats = LookupStats { encrypt: started.elapsed(), ..LookupStats::default() };
+        let mut stats = LookupStats {
+            encrypt: started.elapsed(),
+            ..LookupStats::default()
+        };
         stats.bytes_up = items.iter().map(|i| i.encrypted_tag.len()).sum();
 
         let round_trip = Instant::now();
@@ -254,7 +280,11 @@ impl Requester {
         }
         stats.round_trip = round_trip.elapsed();
         if counts.len() != inputs.len() {
-            bail!("the coordinator answered {} items out of {}", counts.len(), inputs.len());
+            bail!(
+                "the coordinator answered {} items out of {}",
+                counts.len(),
+                inputs.len()
+            );
         }
         let results = inputs
             .iter()
@@ -266,16 +296,27 @@ impl Requester {
                 jurisdictions: count,
             })
             .collect();
-        Ok(LookupReport { results, nodes, stats })
+        Ok(LookupReport {
+            results,
+            nodes,
+            stats,
+        })
     }
 }
 
 impl Requester {
     /// Runs a differentially private statistics query across the federation.
-    pub async fn stats(&mut self, context: v1::RequestContext, query: v1::StatsQuery) -> anyhow::Result<v1::StatsResponse> {
+    pub async fn stats(
+        &mut self,
+        context: v1::RequestContext,
+        query: v1::StatsQuery,
+    ) -> anyhow::Result<v1::StatsResponse> {
         Ok(self
             .client
-            .stats(v1::StatsRequest { context: Some(context), query: Some(query) })
+            .stats(v1::StatsRequest {
+                context: Some(context),
+                query: Some(query),
+            })
             .await
             .map_err(status_error)?
             .into_inner())
@@ -283,19 +324,37 @@ impl Requester {
 
     /// Every node's public catalog.
     pub async fn catalog(&mut self) -> anyhow::Result<v1::FederationCatalogResponse> {
-        Ok(self.client.catalog(v1::FederationCatalogRequest {}).await.map_err(status_error)?.into_inner())
+        Ok(self
+            .client
+            .catalog(v1::FederationCatalogRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner())
     }
 
     /// The requester's budget at every node.
     pub async fn budget(&mut self) -> anyhow::Result<v1::FederationBudgetResponse> {
-        Ok(self.client.budget(v1::FederationBudgetRequest {}).await.map_err(status_error)?.into_inner())
+        Ok(self
+            .client
+            .budget(v1::FederationBudgetRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner())
     }
 }
 
-fn merge_node_statuses(nodes: &mut Vec<NodeResult>, stats: &mut LookupStats, statuses: Vec<v1::NodeStatus>) {
+fn merge_node_statuses(
+    nodes: &mut Vec<NodeResult>,
+    stats: &mut LookupStats,
+    statuses: Vec<v1::NodeStatus>,
+) {
     for status in statuses {
         let compute = Duration::from_micros(status.compute_micros);
-        match stats.node_compute.iter_mut().find(|(n, _)| *n == status.node) {
+        match stats
+            .node_compute
+            .iter_mut()
+            .find(|(n, _)| *n == status.node)
+        {
             Some((_, total)) => *total += compute,
             None => stats.node_compute.push((status.node.clone(), compute)),
         }
@@ -306,13 +365,21 @@ fn merge_node_statuses(nodes: &mut Vec<NodeResult>, stats: &mut LookupStats, sta
                 existing.reason = status.reason;
             }
             Some(_) => {}
-            None => nodes.push(NodeResult { node: status.node, status: status.status, reason: status.reason }),
+            None => nodes.push(NodeResult {
+                node: status.node,
+                status: status.status,
+                reason: status.reason,
+            }),
         }
     }
 }
 
 fn status_error(status: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("coordinator refused the request ({:?}): {}", status.code(), status.message())
+    anyhow::anyhow!(
+        "coordinator refused the request ({:?}): {}",
+        status.code(),
+        status.message()
+    )
 }
 
 fn write_secret_key(dir: &Path, secret: &FheSecretKey) -> anyhow::Result<()> {
@@ -326,7 +393,9 @@ fn write_secret_key(dir: &Path, secret: &FheSecretKey) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(&path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -354,13 +423,20 @@ pub fn read_batch(path: &Path) -> anyhow::Result<Vec<LookupInput>> {
             continue;
         }
         match (kind_text.parse::<IdentifierKind>(), record.get(1)) {
-            (Ok(kind), Some(value)) => inputs.push(LookupInput { kind, value: value.to_owned() }),
+            (Ok(kind), Some(value)) => inputs.push(LookupInput {
+                kind,
+                value: value.to_owned(),
+            }),
             (Err(e), _) => problems.push(format!("line {line}: {e}")),
             (Ok(_), None) => problems.push(format!("line {line}: missing value column")),
         }
     }
     if !problems.is_empty() {
-        bail!("{}: invalid rows, nothing was sent:\n  {}", path.display(), problems.join("\n  "));
+        bail!(
+            "{}: invalid rows, nothing was sent:\n  {}",
+            path.display(),
+            problems.join("\n  ")
+        );
     }
     Ok(inputs)
 }

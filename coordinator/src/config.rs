@@ -55,12 +55,17 @@ impl CoordinatorConfig {
         let builder: CoordinatorConfigBuilder = read_toml(path)?;
         let mut problems = Vec::new();
         if builder.version != CONFIG_VERSION {
-            problems.push(format!("version: expected {CONFIG_VERSION}, found {}", builder.version));
+            problems.push(format!(
+                "version: expected {CONFIG_VERSION}, found {}",
+                builder.version
+            ));
         }
         let listen = builder
             .listen
             .parse()
-            .map_err(|_| problems.push("listen: not a socket address like 127.0.0.1:7000".to_owned()))
+            .map_err(|_| {
+                problems.push("listen: not a socket address like 127.0.0.1:7000".to_owned())
+            })
             .ok();
         let federation = FederationFile::load(&resolve(path, &builder.federation))
             .map_err(|e| problems.push(format!("federation: {e}")))
@@ -78,7 +83,10 @@ impl CoordinatorConfig {
                 node_timeout: Duration::from_millis(timeout),
                 grace: Duration::from_secs(builder.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)),
             }),
-            _ => Err(ConfigError::Invalid { path: path.to_owned(), problems }),
+            _ => Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            }),
         }
     }
 }

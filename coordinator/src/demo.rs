@@ -23,12 +23,19 @@ const NODES: [&str; 3] = ["fr", "de", "nl"];
 const SEED: u64 = 7;
 
 /// Phone numbers (normal form) per jurisdiction that holds them.
-fn phone_holders(dir: &Path) -> anyhow::Result<(HashMap<String, BTreeSet<String>>, HashMap<String, String>)> {
+fn phone_holders(
+    dir: &Path,
+) -> anyhow::Result<(HashMap<String, BTreeSet<String>>, HashMap<String, String>)> {
     let mut holders: HashMap<String, BTreeSet<String>> = HashMap::new();
     let mut spelling: HashMap<String, String> = HashMap::new();
     for node in NODES {
-        let path = dir.join("nodes").join(node).join("data").join("identifiers.csv");
-        let mut reader = csv::Reader::from_path(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        let path = dir
+            .join("nodes")
+            .join(node)
+            .join("data")
+            .join("identifiers.csv");
+        let mut reader = csv::Reader::from_path(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
         for record in reader.records() {
             let record = record?;
             if record.get(0) != Some("phone") {
@@ -36,8 +43,13 @@ fn phone_holders(dir: &Path) -> anyhow::Result<(HashMap<String, BTreeSet<String>
             }
             let raw = record.get(1).unwrap_or_default();
             let normal = fedq_crypto::normalise(IdentifierKind::Phone, raw)?;
-            spelling.entry(normal.as_str().to_owned()).or_insert_with(|| raw.to_owned());
-            holders.entry(normal.as_str().to_owned()).or_default().insert(node.to_owned());
+            spelling
+                .entry(normal.as_str().to_owned())
+                .or_insert_with(|| raw.to_owned());
+            holders
+                .entry(normal.as_str().to_owned())
+                .or_default()
+                .insert(node.to_owned());
         }
     }
     Ok((holders, spelling))
@@ -61,7 +73,10 @@ pub async fn run(people: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let kept = dir.is_some();
     let dir = dir.unwrap_or_else(|| temp.path().join("federation"));
-    println!("== fedq demo: 3 jurisdictions, {people} people each, in {}", dir.display());
+    println!(
+        "== fedq demo: 3 jurisdictions, {people} people each, in {}",
+        dir.display()
+    );
     let output = init(&InitOptions {
         dir: dir.clone(),
         nodes: NODES.iter().map(|s| s.to_string()).collect(),
@@ -76,16 +91,29 @@ pub async fn run(people: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
     for (node, config_path) in &output.nodes {
         let data = dir.join("nodes").join(node).join("data");
         let started = Instant::now();
-        let summary = generate(&GenerateOptions { jurisdiction: node.clone(), people, seed: SEED, out: data.clone() })?;
+        let summary = generate(&GenerateOptions {
+            jurisdiction: node.clone(),
+            people,
+            seed: SEED,
+            out: data.clone(),
+        })?;
         let config = fedq_node::NodeConfig::load(config_path)?;
         let key = fedq_node::read_federation_key(&config.federation_key)?;
         let mut store = fedq_node::store::Store::open(&config.store)?;
         let file = std::fs::File::open(data.join("identifiers.csv"))?;
         let report = tokio::task::block_in_place(|| {
-            fedq_node::import::import_identifiers(&mut store, &key, std::io::BufReader::new(file), |_| {})
+            fedq_node::import::import_identifiers(
+                &mut store,
+                &key,
+                std::io::BufReader::new(file),
+                |_| {},
+            )
         })?;
         if !report.rejected.is_empty() {
-            bail!("node {node}: {} generated rows were refused", report.rejected.len());
+            bail!(
+                "node {node}: {} generated rows were refused",
+                report.rejected.len()
+            );
         }
         import_incidents(&config, &data)?;
         println!(
@@ -110,22 +138,39 @@ pub async fn run(people: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
     }
     result?;
     if kept {
-        println!("\nall parties stopped; the federation's files are in {}", dir.display());
+        println!(
+            "\nall parties stopped; the federation's files are in {}",
+            dir.display()
+        );
     } else {
-        println!("\nall parties stopped; the temporary federation was removed (keep one with --dir DIR)");
+        println!(
+            "\nall parties stopped; the temporary federation was removed (keep one with --dir DIR)"
+        );
     }
     Ok(())
 }
 
 /// Loads the generator's incidents into the node's statistics engine.
 pub fn import_incidents(config: &fedq_node::NodeConfig, data: &Path) -> anyhow::Result<()> {
-    let catalog = config.catalog.iter().find(|t| t.name == "incidents").context("no incidents table in the catalog")?;
+    let catalog = config
+        .catalog
+        .iter()
+        .find(|t| t.name == "incidents")
+        .context("no incidents table in the catalog")?;
     let file = std::fs::File::open(data.join("incidents.csv"))?;
     let report = tokio::task::block_in_place(|| {
-        fedq_node::stats::import_table(catalog, std::io::BufReader::new(file), &config.stats_dir, |_| {})
+        fedq_node::stats::import_table(
+            catalog,
+            std::io::BufReader::new(file),
+            &config.stats_dir,
+            |_| {},
+        )
     })?;
     if !report.rejected.is_empty() {
-        bail!("{} generated incident rows were refused", report.rejected.len());
+        bail!(
+            "{} generated incident rows were refused",
+            report.rejected.len()
+        );
     }
     Ok(())
 }
@@ -139,7 +184,10 @@ async fn research(requester: &mut Requester) -> anyhow::Result<()> {
         filters: vec!["date>=2025-01-01".to_owned()],
         budget: Some(fedq_proto::v1::stats_query::Budget::Epsilon(0.5)),
     };
-    let context = fedq_proto::v1::RequestContext { purpose: "threat-report".to_owned(), case_reference: String::new() };
+    let context = fedq_proto::v1::RequestContext {
+        purpose: "threat-report".to_owned(),
+        case_reference: String::new(),
+    };
     let response = requester.stats(context, query).await?;
     crate::stats_cli::print_stats(&response, false)?;
     println!("\nprivacy budget left at each node this month:");
@@ -153,32 +201,78 @@ async fn investigate(dir: &Path, client_path: &Path) -> anyhow::Result<()> {
     println!("investigator alice: TFHE keys made, public key {key_id} registered (secret key stays local)\n");
 
     let (holders, spelling) = tokio::task::block_in_place(|| phone_holders(dir))?;
-    let mut shared = holders.iter().filter(|(_, h)| h.len() >= 2).collect::<Vec<_>>();
-    let mut local = holders.iter().filter(|(_, h)| h.len() == 1).collect::<Vec<_>>();
+    let mut shared = holders
+        .iter()
+        .filter(|(_, h)| h.len() >= 2)
+        .collect::<Vec<_>>();
+    let mut local = holders
+        .iter()
+        .filter(|(_, h)| h.len() == 1)
+        .collect::<Vec<_>>();
     shared.sort();
     local.sort();
-    let (Some((shared_phone, shared_at)), Some((local_phone, local_at))) = (shared.first(), local.first()) else {
+    let (Some((shared_phone, shared_at)), Some((local_phone, local_at))) =
+        (shared.first(), local.first())
+    else {
         bail!("the generated data has no cross-border phone numbers; use more --people");
     };
     let absent = (0..1000u32)
-        .map(|i| format!("+33 6 99 {:02} {:02} {:02}", i / 100, (i / 10) % 10 * 7 % 100, i % 100))
-        .find(|p| fedq_crypto::normalise(IdentifierKind::Phone, p).is_ok_and(|n| !holders.contains_key(n.as_str())))
+        .map(|i| {
+            format!(
+                "+33 6 99 {:02} {:02} {:02}",
+                i / 100,
+                (i / 10) % 10 * 7 % 100,
+                i % 100
+            )
+        })
+        .find(|p| {
+            fedq_crypto::normalise(IdentifierKind::Phone, p)
+                .is_ok_and(|n| !holders.contains_key(n.as_str()))
+        })
         .context("no absent phone number found")?;
     let cases = [
-        (spelling[*shared_phone].clone(), shared_at.len(), "held in two or more jurisdictions"),
-        (respell(shared_phone), shared_at.len(), "same number, another spelling"),
-        (spelling[*local_phone].clone(), local_at.len(), "held in one jurisdiction"),
+        (
+            spelling[*shared_phone].clone(),
+            shared_at.len(),
+            "held in two or more jurisdictions",
+        ),
+        (
+            respell(shared_phone),
+            shared_at.len(),
+            "same number, another spelling",
+        ),
+        (
+            spelling[*local_phone].clone(),
+            local_at.len(),
+            "held in one jurisdiction",
+        ),
         (absent, 0, "held nowhere"),
     ];
-    let inputs: Vec<LookupInput> =
-        cases.iter().map(|(value, _, _)| LookupInput { kind: IdentifierKind::Phone, value: value.clone() }).collect();
+    let inputs: Vec<LookupInput> = cases
+        .iter()
+        .map(|(value, _, _)| LookupInput {
+            kind: IdentifierKind::Phone,
+            value: value.clone(),
+        })
+        .collect();
     let started = Instant::now();
     let report = requester.lookup(&inputs, "demo", "DEMO-001").await?;
     let elapsed = started.elapsed();
-    println!("lookup of {} phone numbers (purpose demo, case DEMO-001):", inputs.len());
+    println!(
+        "lookup of {} phone numbers (purpose demo, case DEMO-001):",
+        inputs.len()
+    );
     for (result, (_, expected, why)) in report.results.iter().zip(&cases) {
-        let verdict = if result.hit { format!("HIT, {} jurisdiction(s)", result.jurisdictions) } else { "no hit".to_owned() };
-        let check = if result.jurisdictions as usize == *expected { "as the records say" } else { "MISMATCH" };
+        let verdict = if result.hit {
+            format!("HIT, {} jurisdiction(s)", result.jurisdictions)
+        } else {
+            "no hit".to_owned()
+        };
+        let check = if result.jurisdictions as usize == *expected {
+            "as the records say"
+        } else {
+            "MISMATCH"
+        };
         println!("  {:<24} {:<24} {check} ({why})", result.value, verdict);
         if result.jurisdictions as usize != *expected {
             bail!("demo answer does not match the generated records");

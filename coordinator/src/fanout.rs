@@ -17,7 +17,11 @@ pub struct NodeOutcome<T> {
 }
 
 /// Calls `call` on every node; retries once on a transport failure.
-pub async fn fan_out<T, F, Fut>(nodes: &[NodeHandle], timeout: Duration, call: F) -> Vec<NodeOutcome<T>>
+pub async fn fan_out<T, F, Fut>(
+    nodes: &[NodeHandle],
+    timeout: Duration,
+    call: F,
+) -> Vec<NodeOutcome<T>>
 where
     F: Fn(NodeHandle) -> Fut,
     Fut: Future<Output = Result<T, tonic::Status>>,
@@ -31,14 +35,20 @@ where
                 let result = match tokio::time::timeout(timeout, call(node.clone())).await {
                     Ok(Ok(answer)) => Ok(answer),
                     Ok(Err(status)) => Err(NodeCallError::from_status(&status)),
-                    Err(_) => Err(NodeCallError { status: "timeout", reason: "node did not answer in time".to_owned() }),
+                    Err(_) => Err(NodeCallError {
+                        status: "timeout",
+                        reason: "node did not answer in time".to_owned(),
+                    }),
                 };
                 match result {
                     Err(e) if e.retryable() && attempt < 2 => continue,
                     other => break other,
                 }
             };
-            NodeOutcome { node: node.id.clone(), result }
+            NodeOutcome {
+                node: node.id.clone(),
+                result,
+            }
         }
     });
     join_all(calls).await

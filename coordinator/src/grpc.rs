@@ -22,19 +22,36 @@ impl Coordinator for CoordinatorGrpcAdapter {
         request: Request<v1::RegisterKeyRequest>,
     ) -> Result<Response<v1::RegisterKeyResponse>, Status> {
         let caller = caller(&request)?;
-        let key_id = self.0.register_key(&caller, &request.into_inner().public_key)?;
-        Ok(Response::new(v1::RegisterKeyResponse { key_id: key_id.as_str().to_owned() }))
+        let key_id = self
+            .0
+            .register_key(&caller, &request.into_inner().public_key)?;
+        Ok(Response::new(v1::RegisterKeyResponse {
+            key_id: key_id.as_str().to_owned(),
+        }))
     }
 
-    async fn lookup(&self, request: Request<v1::LookupRequest>) -> Result<Response<v1::LookupResponse>, Status> {
+    async fn lookup(
+        &self,
+        request: Request<v1::LookupRequest>,
+    ) -> Result<Response<v1::LookupResponse>, Status> {
         let caller = caller(&request)?;
         let (query_id, merged) = self.0.lookup(&caller, request.into_inner()).await?;
         let nodes = merged
             .nodes
             .into_iter()
             .map(|(node, result)| match result {
-                Ok(micros) => v1::NodeStatus { node, status: "ok".to_owned(), reason: String::new(), compute_micros: micros },
-                Err(e) => v1::NodeStatus { node, status: e.status.to_owned(), reason: e.reason, compute_micros: 0 },
+                Ok(micros) => v1::NodeStatus {
+                    node,
+                    status: "ok".to_owned(),
+                    reason: String::new(),
+                    compute_micros: micros,
+                },
+                Err(e) => v1::NodeStatus {
+                    node,
+                    status: e.status.to_owned(),
+                    reason: e.reason,
+                    compute_micros: 0,
+                },
             })
             .collect();
         Ok(Response::new(v1::LookupResponse {
@@ -44,9 +61,14 @@ impl Coordinator for CoordinatorGrpcAdapter {
         }))
     }
 
-    async fn stats(&self, request: Request<v1::StatsRequest>) -> Result<Response<v1::StatsResponse>, Status> {
+    async fn stats(
+        &self,
+        request: Request<v1::StatsRequest>,
+    ) -> Result<Response<v1::StatsResponse>, Status> {
         let caller = caller(&request)?;
-        Ok(Response::new(self.0.stats(&caller, request.into_inner()).await?))
+        Ok(Response::new(
+            self.0.stats(&caller, request.into_inner()).await?,
+        ))
     }
 
     async fn catalog(

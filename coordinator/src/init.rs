@@ -14,8 +14,8 @@ use fedq_node::federation::{
     is_name, CoordinatorEntry, FederationToml, NodeEntry, Parameters, RequesterEntry,
 };
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// What to create.
@@ -59,7 +59,9 @@ fn write_secret(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     file.write_all(contents)?;
     Ok(())
 }
@@ -75,15 +77,28 @@ fn issue(
     stem: &str,
 ) -> anyhow::Result<()> {
     let mut params = CertificateParams::new(vec![common_name.to_owned(), "localhost".to_owned()])?;
-    params.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse()?));
-    params.distinguished_name.push(DnType::CommonName, common_name);
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse()?));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, ca)?;
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join(format!("{stem}.pem")), cert.pem())?;
-    write_secret(&dir.join(format!("{stem}.key")), key.serialize_pem().as_bytes())
+    write_secret(
+        &dir.join(format!("{stem}.key")),
+        key.serialize_pem().as_bytes(),
+    )
 }
 
 /// The `[stats]` section of a generated node: caps per requester and month,
@@ -96,13 +111,35 @@ fn stats_section() -> anyhow::Result<String> {
         privacy_unit: "unit_id".to_owned(),
         max_rows_per_unit: 10,
         columns: vec![
-            ColumnSpec::Identifier { name: "incident_id".to_owned() },
-            ColumnSpec::Identifier { name: "unit_id".to_owned() },
-            ColumnSpec::Date { name: "date".to_owned(), from: "2024-01-01".to_owned(), to: "2026-12-31".to_owned() },
-            ColumnSpec::Category { name: "category".to_owned(), values: strings(fedq_node::generate::CATEGORIES) },
-            ColumnSpec::Category { name: "sector".to_owned(), values: strings(fedq_node::generate::SECTORS) },
-            ColumnSpec::Integer { name: "loss_eur".to_owned(), min: 0, max: 1_000_000 },
-            ColumnSpec::Integer { name: "severity".to_owned(), min: 1, max: 5 },
+            ColumnSpec::Identifier {
+                name: "incident_id".to_owned(),
+            },
+            ColumnSpec::Identifier {
+                name: "unit_id".to_owned(),
+            },
+            ColumnSpec::Date {
+                name: "date".to_owned(),
+                from: "2024-01-01".to_owned(),
+                to: "2026-12-31".to_owned(),
+            },
+            ColumnSpec::Category {
+                name: "category".to_owned(),
+                values: strings(fedq_node::generate::CATEGORIES),
+            },
+            ColumnSpec::Category {
+                name: "sector".to_owned(),
+                values: strings(fedq_node::generate::SECTORS),
+            },
+            ColumnSpec::Integer {
+                name: "loss_eur".to_owned(),
+                min: 0,
+                max: 1_000_000,
+            },
+            ColumnSpec::Integer {
+                name: "severity".to_owned(),
+                min: 1,
+                max: 5,
+            },
         ],
     };
     #[derive(serde::Serialize)]
@@ -116,8 +153,18 @@ fn stats_section() -> anyhow::Result<String> {
     struct Section {
         stats: Stats,
     }
-    let section = Section { stats: Stats { dir: "data/stats", epsilon_per_epoch: 10.0, rho_per_epoch: 0.5, tables: vec![incidents] } };
-    Ok(format!("# Privacy budget caps per requester and calendar month, and the public catalog.\n{}", toml::to_string(&section)?))
+    let section = Section {
+        stats: Stats {
+            dir: "data/stats",
+            epsilon_per_epoch: 10.0,
+            rho_per_epoch: 0.5,
+            tables: vec![incidents],
+        },
+    };
+    Ok(format!(
+        "# Privacy budget caps per requester and calendar month, and the public catalog.\n{}",
+        toml::to_string(&section)?
+    ))
 }
 
 /// Creates the federation.
@@ -126,7 +173,11 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     if options.nodes.is_empty() {
         bail!("--nodes needs at least one node id");
     }
-    for id in options.nodes.iter().chain(std::iter::once(&options.requester)) {
+    for id in options
+        .nodes
+        .iter()
+        .chain(std::iter::once(&options.requester))
+    {
         if !is_name(id) || id == "coordinator" || id == "ca" {
             bail!("{id:?} is not a valid id: use lowercase letters, digits and '-' (not 'coordinator')");
         }
@@ -139,14 +190,19 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     }
     let federation_path = dir.join("federation.toml");
     if federation_path.exists() && !options.force {
-        bail!("{} already exists (use --force to overwrite)", federation_path.display());
+        bail!(
+            "{} already exists (use --force to overwrite)",
+            federation_path.display()
+        );
     }
     std::fs::create_dir_all(dir)?;
 
     let mut ports = Vec::with_capacity(options.nodes.len() + 1);
     for i in 0..=options.nodes.len() {
         ports.push(match options.base_port {
-            Some(base) => base.checked_add(i as u16).context("--base-port is too high")?,
+            Some(base) => base
+                .checked_add(i as u16)
+                .context("--base-port is too high")?,
             None => free_port()?,
         });
     }
@@ -154,24 +210,39 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     let ca_dir = dir.join("ca");
     std::fs::create_dir_all(&ca_dir)?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params.distinguished_name.push(DnType::CommonName, "fedq development CA");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "fedq development CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
     std::fs::write(ca_dir.join("ca.pem"), ca.pem())?;
     write_secret(&ca_dir.join("ca.key"), ca.key().serialize_pem().as_bytes())?;
-    write_secret(&dir.join("federation.key"), FederationKey::generate().to_hex().as_bytes())?;
+    write_secret(
+        &dir.join("federation.key"),
+        FederationKey::generate().to_hex().as_bytes(),
+    )?;
 
     let federation = FederationToml {
         version: fedq_node::config::CONFIG_VERSION,
-        name: dir.file_name().and_then(|n| n.to_str()).unwrap_or("federation").to_owned(),
+        name: dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("federation")
+            .to_owned(),
         parameters: options.parameters.clone(),
-        coordinator: CoordinatorEntry { address: format!("127.0.0.1:{}", ports[0]) },
+        coordinator: CoordinatorEntry {
+            address: format!("127.0.0.1:{}", ports[0]),
+        },
         nodes: options
             .nodes
             .iter()
             .zip(&ports[1..])
-            .map(|(id, port)| NodeEntry { id: id.clone(), jurisdiction: id.clone(), address: format!("127.0.0.1:{port}") })
+            .map(|(id, port)| NodeEntry {
+                id: id.clone(),
+                jurisdiction: id.clone(),
+                address: format!("127.0.0.1:{port}"),
+            })
             .collect(),
         requesters: vec![RequesterEntry {
             id: options.requester.clone(),
@@ -201,7 +272,12 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     }
 
     let coordinator_dir = dir.join("coordinator");
-    issue(&ca, "coordinator", &coordinator_dir.join("tls"), "coordinator")?;
+    issue(
+        &ca,
+        "coordinator",
+        &coordinator_dir.join("tls"),
+        "coordinator",
+    )?;
     let coordinator = coordinator_dir.join("coordinator.toml");
     std::fs::write(
         &coordinator,
@@ -213,7 +289,12 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     )?;
 
     let requester_dir = dir.join("requesters").join(&options.requester);
-    issue(&ca, &options.requester, &requester_dir.join("tls"), "requester")?;
+    issue(
+        &ca,
+        &options.requester,
+        &requester_dir.join("tls"),
+        "requester",
+    )?;
     let client = requester_dir.join("client.toml");
     std::fs::write(
         &client,
@@ -223,5 +304,10 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
             options.requester
         ),
     )?;
-    Ok(InitOutput { federation: federation_path, nodes, coordinator, client })
+    Ok(InitOutput {
+        federation: federation_path,
+        nodes,
+        coordinator,
+        client,
+    })
 }

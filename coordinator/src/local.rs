@@ -53,7 +53,14 @@ pub async fn start_node(config_path: &Path) -> anyhow::Result<(Running, Arc<Node
         }
     });
     let name = service.info().node_id;
-    Ok((Running { name, stop: Some(stop), task }, service))
+    Ok((
+        Running {
+            name,
+            stop: Some(stop),
+            task,
+        },
+        service,
+    ))
 }
 
 /// Starts the coordinator from its config; returns once it listens.
@@ -69,5 +76,9 @@ pub async fn start_coordinator(config_path: &Path) -> anyhow::Result<Running> {
         })
         .await
     });
-    Ok(Running { name: "coordinator".to_owned(), stop: Some(stop), task })
+    Ok(Running {
+        name: "coordinator".to_owned(),
+        stop: Some(stop),
+        task,
+    })
 }

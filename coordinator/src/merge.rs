@@ -37,16 +37,24 @@ pub fn merge(items: usize, outcomes: Vec<NodeOutcome<NodeAnswers>>) -> Merged {
         });
         nodes.push((outcome.node, status));
     }
-    Merged { answers: sums, nodes }
+    Merged {
+        answers: sums,
+        nodes,
+    }
 }
 
 fn decode(items: usize, answers: &[Vec<u8>]) -> Result<Vec<EncryptedCount>, NodeCallError> {
-    let invalid = |reason: &str| NodeCallError { status: "invalid", reason: reason.to_owned() };
+    let invalid = |reason: &str| NodeCallError {
+        status: "invalid",
+        reason: reason.to_owned(),
+    };
     if answers.len() != items {
         return Err(invalid("node answered a different number of items"));
     }
     answers
         .iter()
-        .map(|bytes| EncryptedCount::from_bytes(bytes).map_err(|_| invalid("node sent a malformed answer")))
+        .map(|bytes| {
+            EncryptedCount::from_bytes(bytes).map_err(|_| invalid("node sent a malformed answer"))
+        })
         .collect()
 }

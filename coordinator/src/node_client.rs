@@ -24,13 +24,17 @@ impl NodeCallError {
         let word = match status.code() {
             Code::DeadlineExceeded => "timeout",
             Code::Unavailable => "unavailable",
-            Code::PermissionDenied | Code::Unauthenticated | Code::ResourceExhausted | Code::FailedPrecondition => {
-                "refused"
-            }
+            Code::PermissionDenied
+            | Code::Unauthenticated
+            | Code::ResourceExhausted
+            | Code::FailedPrecondition => "refused",
             Code::InvalidArgument => "invalid",
             _ => "error",
         };
-        Self { status: word, reason: status.message().to_owned() }
+        Self {
+            status: word,
+            reason: status.message().to_owned(),
+        }
     }
 
     /// Only transport-level failures are worth one retry.
@@ -66,7 +70,11 @@ pub fn connect_nodes(
             let client = NodeClient::new(endpoint.connect_lazy())
                 .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
-            Ok(NodeHandle { id: node.id.clone(), jurisdiction: node.jurisdiction.clone(), client })
+            Ok(NodeHandle {
+                id: node.id.clone(),
+                jurisdiction: node.jurisdiction.clone(),
+                client,
+            })
         })
         .collect()
 }

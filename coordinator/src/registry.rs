@@ -43,7 +43,9 @@ impl KeyRegistry {
                  registered_at TEXT NOT NULL
              );",
         )?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// Registers a key for a requester (idempotent).

@@ -22,7 +22,9 @@ pub async fn serve(
     let grace = config.grace;
     let service = Arc::new(CoordinatorService::new(config)?);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<CoordinatorServer<CoordinatorGrpcAdapter>>().await;
+    health_reporter
+        .set_serving::<CoordinatorServer<CoordinatorGrpcAdapter>>()
+        .await;
     let coordinator = CoordinatorServer::new(CoordinatorGrpcAdapter(service))
         .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
@@ -30,7 +32,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
-        health_reporter.set_not_serving::<CoordinatorServer<CoordinatorGrpcAdapter>>().await;
+        health_reporter
+            .set_not_serving::<CoordinatorServer<CoordinatorGrpcAdapter>>()
+            .await;
         info!("coordinator draining");
         let _ = stop_tx.send(());
     };

@@ -35,7 +35,9 @@ impl From<CoordinatorError> for tonic::Status {
     fn from(error: CoordinatorError) -> Self {
         match error {
             CoordinatorError::InvalidArgument(reason) => tonic::Status::invalid_argument(reason),
-            CoordinatorError::PermissionDenied => tonic::Status::permission_denied(error.to_string()),
+            CoordinatorError::PermissionDenied => {
+                tonic::Status::permission_denied(error.to_string())
+            }
             CoordinatorError::UnknownKey => tonic::Status::failed_precondition(error.to_string()),
             CoordinatorError::Registry(e) => {
                 let error_id: u64 = rand::random();
@@ -58,11 +60,21 @@ impl CoordinatorService {
     pub fn new(config: CoordinatorConfig) -> anyhow::Result<Self> {
         let registry = KeyRegistry::open(&config.key_store)?;
         let nodes = connect_nodes(&config.federation.nodes, &config.tls, config.node_timeout)?;
-        Ok(Self { config, registry, nodes })
+        Ok(Self {
+            config,
+            registry,
+            nodes,
+        })
     }
 
     fn requester(&self, caller: &str) -> Result<(), CoordinatorError> {
-        if self.config.federation.requesters.iter().any(|r| r.id == caller) {
+        if self
+            .config
+            .federation
+            .requesters
+            .iter()
+            .any(|r| r.id == caller)
+        {
             Ok(())
         } else {
             Err(CoordinatorError::PermissionDenied)
@@ -81,10 +93,18 @@ impl CoordinatorService {
 
     /// Sends a lookup to every node and adds up their answers per item.
     #[instrument(skip_all, fields(query_id))]
-    pub async fn lookup(&self, caller: &str, request: v1::LookupRequest) -> Result<(String, Merged), CoordinatorError> {
+    pub async fn lookup(
+        &self,
+        caller: &str,
+        request: v1::LookupRequest,
+    ) -> Result<(String, Merged), CoordinatorError> {
         self.requester(caller)?;
-        let key_id = KeyId::parse(&request.key_id).map_err(|_| CoordinatorError::InvalidArgument("malformed key id".to_owned()))?;
-        let public_key = self.registry.get(caller, &key_id)?.ok_or(CoordinatorError::UnknownKey)?;
+        let key_id = KeyId::parse(&request.key_id)
+            .map_err(|_| CoordinatorError::InvalidArgument("malformed key id".to_owned()))?;
+        let public_key = self
+            .registry
+            .get(caller, &key_id)?
+            .ok_or(CoordinatorError::UnknownKey)?;
         let items = request.items.len();
         if items == 0 || items > fedq_proto::MAX_ITEMS_PER_REQUEST {
             return Err(CoordinatorError::InvalidArgument(format!(
@@ -106,20 +126,32 @@ impl CoordinatorService {
             let request = Arc::clone(&node_request);
             async move {
                 let response = node.client.lookup((*request).clone()).await?.into_inner();
-                Ok(NodeAnswers { answers: response.answers, compute_micros: response.compute_micros })
+                Ok(NodeAnswers {
+                    answers: response.answers,
+                    compute_micros: response.compute_micros,
+                })
             }
         })
         .await;
         let merged = merge(items, outcomes);
         let ok = merged.nodes.iter().filter(|(_, r)| r.is_ok()).count();
-        info!(items, nodes_ok = ok, nodes = merged.nodes.len(), "lookup combined");
+        info!(
+            items,
+            nodes_ok = ok,
+            nodes = merged.nodes.len(),
+            "lookup combined"
+        );
         Ok((query_id, merged))
     }
 
     /// Sends a statistics query to every node and combines the answers:
     /// estimates and noise variances add up per group (a mean divides the
     /// summed sums by the summed counts; its variance by the delta method).
-    pub async fn stats(&self, caller: &str, request: v1::StatsRequest) -> Result<v1::StatsResponse, CoordinatorError> {
+    pub async fn stats(
+        &self,
+        caller: &str,
+        request: v1::StatsRequest,
+    ) -> Result<v1::StatsResponse, CoordinatorError> {
         self.requester(caller)?;
         let query_id = format!("{:032x}", rand::random::<u128>());
         let node_request = Arc::new(v1::NodeStatsRequest {
@@ -133,13 +165,23 @@ impl CoordinatorService {
             async move { Ok(node.client.stats((*request).clone()).await?.into_inner()) }
         })
         .await;
-        let is_mean = request.query.as_ref().is_some_and(|q| q.measure.starts_with("mean:"));
-        let mut response = v1::StatsResponse { query_id, ..Default::default() };
+        let is_mean = request
+            .query
+            .as_ref()
+            .is_some_and(|q| q.measure.starts_with("mean:"));
+        let mut response = v1::StatsResponse {
+            query_id,
+            ..Default::default()
+        };
         let mut sums: Vec<(Vec<String>, f64, f64, f64, f64)> = Vec::new();
         for outcome in outcomes {
             match outcome.result {
                 Ok(answer) => {
-                    response.nodes.push(v1::NodeStatus { node: outcome.node, status: "ok".to_owned(), ..Default::default() });
+                    response.nodes.push(v1::NodeStatus {
+                        node: outcome.node,
+                        status: "ok".to_owned(),
+                        ..Default::default()
+                    });
                     if response.group_columns.is_empty() {
                         response.group_columns = answer.group_columns.clone();
                     }
@@ -151,7 +193,13 @@ impl CoordinatorService {
                                 s.3 += group.count;
                                 s.4 += group.count_variance;
                             }
-                            None => sums.push((group.key.clone(), group.value, group.variance, group.count, group.count_variance)),
+                            None => sums.push((
+                                group.key.clone(),
+                                group.value,
+                                group.variance,
+                                group.count,
+                                group.count_variance,
+                            )),
                         }
                     }
                     response.node_answers.push(answer);
@@ -170,48 +218,87 @@ impl CoordinatorService {
                 // is floored at 1 so an empty group does not divide by zero.
                 let n = count.max(1.0);
                 let mean = value / n;
-                (mean, variance / (n * n) + mean * mean * count_variance / (n * n))
+                (
+                    mean,
+                    variance / (n * n) + mean * mean * count_variance / (n * n),
+                )
             } else {
                 (value, variance)
             };
             let half = 1.96 * variance.sqrt();
-            response.groups.push(v1::CombinedGroup { key, estimate, ci95_low: estimate - half, ci95_high: estimate + half, variance });
+            response.groups.push(v1::CombinedGroup {
+                key,
+                estimate,
+                ci95_low: estimate - half,
+                ci95_high: estimate + half,
+                variance,
+            });
         }
         info!(groups = response.groups.len(), "statistics combined");
         Ok(response)
     }
 
     /// Every node's public catalog.
-    pub async fn catalog(&self, caller: &str) -> Result<v1::FederationCatalogResponse, CoordinatorError> {
+    pub async fn catalog(
+        &self,
+        caller: &str,
+    ) -> Result<v1::FederationCatalogResponse, CoordinatorError> {
         self.requester(caller)?;
-        let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| async move {
-            Ok(node.client.catalog(v1::CatalogRequest {}).await?.into_inner())
-        })
+        let outcomes = fan_out(
+            &self.nodes,
+            self.config.node_timeout,
+            |mut node| async move {
+                Ok(node
+                    .client
+                    .catalog(v1::CatalogRequest {})
+                    .await?
+                    .into_inner())
+            },
+        )
         .await;
         let mut response = v1::FederationCatalogResponse::default();
         for outcome in outcomes {
             match outcome.result {
                 Ok(catalog) => response.nodes.push(catalog),
-                Err(e) => response.unreachable.push(v1::NodeStatus { node: outcome.node, status: e.status.to_owned(), reason: e.reason, compute_micros: 0 }),
+                Err(e) => response.unreachable.push(v1::NodeStatus {
+                    node: outcome.node,
+                    status: e.status.to_owned(),
+                    reason: e.reason,
+                    compute_micros: 0,
+                }),
             }
         }
         Ok(response)
     }
 
     /// The caller's budget at every node.
-    pub async fn budget(&self, caller: &str) -> Result<v1::FederationBudgetResponse, CoordinatorError> {
+    pub async fn budget(
+        &self,
+        caller: &str,
+    ) -> Result<v1::FederationBudgetResponse, CoordinatorError> {
         self.requester(caller)?;
         let requester = caller.to_owned();
         let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| {
             let requester = requester.clone();
-            async move { Ok(node.client.budget(v1::BudgetRequest { requester }).await?.into_inner()) }
+            async move {
+                Ok(node
+                    .client
+                    .budget(v1::BudgetRequest { requester })
+                    .await?
+                    .into_inner())
+            }
         })
         .await;
         let mut response = v1::FederationBudgetResponse::default();
         for outcome in outcomes {
             match outcome.result {
                 Ok(budget) => response.nodes.push(budget),
-                Err(e) => response.unreachable.push(v1::NodeStatus { node: outcome.node, status: e.status.to_owned(), reason: e.reason, compute_micros: 0 }),
+                Err(e) => response.unreachable.push(v1::NodeStatus {
+                    node: outcome.node,
+                    status: e.status.to_owned(),
+                    reason: e.reason,
+                    compute_micros: 0,
+                }),
             }
         }
         Ok(response)
@@ -219,10 +306,15 @@ impl CoordinatorService {
 
     /// Public facts of every reachable node.
     pub async fn federation_info(&self) -> v1::FederationInfoResponse {
-        let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| async move {
-            Ok(node.client.info(v1::NodeInfoRequest {}).await?.into_inner())
-        })
-        .await;
+        let outcomes =
+            fan_out(
+                &self.nodes,
+                self.config.node_timeout,
+                |mut node| async move {
+                    Ok(node.client.info(v1::NodeInfoRequest {}).await?.into_inner())
+                },
+            )
+            .await;
         let mut response = v1::FederationInfoResponse::default();
         for outcome in outcomes {
             match outcome.result {

@@ -36,14 +36,30 @@ pub fn print_stats(response: &v1::StatsResponse, as_json: bool) -> anyhow::Resul
         println!("{out}");
         return Ok(());
     }
-    let header = if response.group_columns.is_empty() { "total".to_owned() } else { response.group_columns.join(" / ") };
+    let header = if response.group_columns.is_empty() {
+        "total".to_owned()
+    } else {
+        response.group_columns.join(" / ")
+    };
     println!("{header:<32} {:>14}  95% interval", "estimate");
     for g in &response.groups {
-        let key = if g.key.is_empty() { "all".to_owned() } else { g.key.join(" / ") };
-        println!("{key:<32} {:>14.1}  [{:.1}, {:.1}]", g.estimate, g.ci95_low, g.ci95_high);
+        let key = if g.key.is_empty() {
+            "all".to_owned()
+        } else {
+            g.key.join(" / ")
+        };
+        println!(
+            "{key:<32} {:>14.1}  [{:.1}, {:.1}]",
+            g.estimate, g.ci95_low, g.ci95_high
+        );
     }
     for s in &scales {
-        println!("node {}: contributed ({}, scale {:.3})", s["node"].as_str().unwrap_or(""), s["mechanism"].as_str().unwrap_or(""), s["scale"].as_f64().unwrap_or(0.0));
+        println!(
+            "node {}: contributed ({}, scale {:.3})",
+            s["node"].as_str().unwrap_or(""),
+            s["mechanism"].as_str().unwrap_or(""),
+            s["scale"].as_f64().unwrap_or(0.0)
+        );
     }
     for n in response.nodes.iter().filter(|n| n.status != "ok") {
         println!("node {}: {} ({}) - not counted", n.node, n.status, n.reason);
@@ -52,14 +68,20 @@ pub fn print_stats(response: &v1::StatsResponse, as_json: bool) -> anyhow::Resul
 }
 
 /// Prints every node's catalog.
-pub fn print_catalog(response: &v1::FederationCatalogResponse, as_json: bool) -> anyhow::Result<()> {
+pub fn print_catalog(
+    response: &v1::FederationCatalogResponse,
+    as_json: bool,
+) -> anyhow::Result<()> {
     let nodes: Vec<Value> = response
         .nodes
         .iter()
         .map(|c| Ok(json!({"node": c.node_id, "tables": serde_json::from_str::<Value>(&c.catalog_json)?})))
         .collect::<anyhow::Result<_>>()?;
     if as_json {
-        println!("{}", json!({"nodes": nodes, "unreachable": node_statuses(&response.unreachable)}));
+        println!(
+            "{}",
+            json!({"nodes": nodes, "unreachable": node_statuses(&response.unreachable)})
+        );
         return Ok(());
     }
     for node in &nodes {
@@ -77,7 +99,12 @@ pub fn print_catalog(response: &v1::FederationCatalogResponse, as_json: bool) ->
                     obj.remove("name");
                     obj.remove("type");
                 }
-                println!("    {:<14} {:<10} {}", column["name"].as_str().unwrap_or(""), column["type"].as_str().unwrap_or(""), detail);
+                println!(
+                    "    {:<14} {:<10} {}",
+                    column["name"].as_str().unwrap_or(""),
+                    column["type"].as_str().unwrap_or(""),
+                    detail
+                );
             }
         }
     }
@@ -95,7 +122,10 @@ pub fn print_budget(response: &v1::FederationBudgetResponse, as_json: bool) -> a
         .map(|b| json!({"node": b.node_id, "epoch": b.epoch, "epsilon_spent": b.epsilon_spent, "epsilon_left": (b.epsilon_cap - b.epsilon_spent).max(0.0), "rho_spent": b.rho_spent, "rho_left": (b.rho_cap - b.rho_spent).max(0.0)}))
         .collect();
     if as_json {
-        println!("{}", json!({"nodes": nodes, "unreachable": node_statuses(&response.unreachable)}));
+        println!(
+            "{}",
+            json!({"nodes": nodes, "unreachable": node_statuses(&response.unreachable)})
+        );
         return Ok(());
     }
     for b in &response.nodes {

@@ -23,7 +23,8 @@ pub struct BaselineKeys {
 impl BaselineKeys {
     /// Generates a client and server key.
     pub fn generate() -> Self {
-        let (client, server) = gen_keys_radix(PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128, BLOCKS);
+        let (client, server) =
+            gen_keys_radix(PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128, BLOCKS);
         Self { client, server }
     }
 
@@ -32,10 +33,16 @@ impl BaselineKeys {
     pub fn time_is_in_clears(&self, needle: u32, candidates: &[u32]) -> Duration {
         let encrypted = self.client.encrypt(u64::from(needle));
         let started = Instant::now();
-        let found = self.server.is_in_clears_parallelized(&encrypted, candidates);
+        let found = self
+            .server
+            .is_in_clears_parallelized(&encrypted, candidates);
         let elapsed = started.elapsed();
         let clear: bool = self.client.decrypt_bool(&found);
-        assert_eq!(clear, candidates.contains(&needle), "baseline answered wrongly");
+        assert_eq!(
+            clear,
+            candidates.contains(&needle),
+            "baseline answered wrongly"
+        );
         elapsed
     }
 }

@@ -144,7 +144,10 @@ impl FingerprintParams {
         if tag_bits <= LOW_TAG_BITS || tag_bits > MAX_TAG_BITS {
             return Err(FingerprintError::TagBits);
         }
-        Ok(Self { bucket_bits, tag_bits })
+        Ok(Self {
+            bucket_bits,
+            tag_bits,
+        })
     }
 
     /// Bits of the bucket.
@@ -186,14 +189,23 @@ mod tests {
         let b = key.fingerprint(kind, &normalise(kind, "0033612345678")?);
         assert_eq!(a, b);
         let other = FederationKey::generate();
-        assert_ne!(a, other.fingerprint(kind, &normalise(kind, "+33612345678")?));
+        assert_ne!(
+            a,
+            other.fingerprint(kind, &normalise(kind, "+33612345678")?)
+        );
         Ok(())
     }
 
     #[test]
     fn params_are_validated() {
-        assert_eq!(FingerprintParams::new(17, 28), Err(FingerprintError::BucketBits));
-        assert_eq!(FingerprintParams::new(12, 11), Err(FingerprintError::TagBits));
+        assert_eq!(
+            FingerprintParams::new(17, 28),
+            Err(FingerprintError::BucketBits)
+        );
+        assert_eq!(
+            FingerprintParams::new(12, 11),
+            Err(FingerprintError::TagBits)
+        );
         assert!(FingerprintParams::new(12, 28).is_ok());
     }
 }

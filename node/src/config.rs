@@ -52,9 +52,14 @@ pub enum ConfigError {
 
 /// Reads a TOML file into a builder type.
 pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// Resolves `value` against the directory of `file`.
@@ -81,7 +86,11 @@ pub struct TlsPaths {
 impl TlsPaths {
     /// The same paths, resolved against the config file.
     pub fn resolved(&self, file: &Path) -> Self {
-        Self { ca: resolve(file, &self.ca), cert: resolve(file, &self.cert), key: resolve(file, &self.key) }
+        Self {
+            ca: resolve(file, &self.ca),
+            cert: resolve(file, &self.cert),
+            key: resolve(file, &self.key),
+        }
     }
 }
 
@@ -185,10 +194,21 @@ impl NodeConfig {
         let builder: NodeConfigBuilder = read_toml(path)?;
         let mut problems = Vec::new();
         if builder.version != CONFIG_VERSION {
-            problems.push(format!("version: expected {CONFIG_VERSION}, found {}", builder.version));
+            problems.push(format!(
+                "version: expected {CONFIG_VERSION}, found {}",
+                builder.version
+            ));
         }
-        let listen = builder.listen.parse().map_err(|_| problems.push("listen: not a socket address like 127.0.0.1:7100".to_owned())).ok();
-        let store = parse_store(&builder.store, path).map_err(|p| problems.push(p)).ok();
+        let listen = builder
+            .listen
+            .parse()
+            .map_err(|_| {
+                problems.push("listen: not a socket address like 127.0.0.1:7100".to_owned())
+            })
+            .ok();
+        let store = parse_store(&builder.store, path)
+            .map_err(|p| problems.push(p))
+            .ok();
         let federation_path = resolve(path, &builder.federation);
         let federation = match FederationFile::load(&federation_path) {
             Ok(f) => Some(f),
@@ -198,18 +218,30 @@ impl NodeConfig {
             }
         };
         let jurisdiction = federation.as_ref().and_then(|f| {
-            let found = f.nodes.iter().find(|n| n.id == builder.node_id).map(|n| n.jurisdiction.clone());
+            let found = f
+                .nodes
+                .iter()
+                .find(|n| n.id == builder.node_id)
+                .map(|n| n.jurisdiction.clone());
             if found.is_none() {
-                problems.push(format!("node_id: {:?} is not a node of the federation file", builder.node_id));
+                problems.push(format!(
+                    "node_id: {:?} is not a node of the federation file",
+                    builder.node_id
+                ));
             }
             found
         });
         let lookup = builder.lookup;
         let max_items = lookup.max_items.unwrap_or(DEFAULT_MAX_ITEMS);
         if max_items == 0 || max_items > fedq_proto::MAX_ITEMS_PER_REQUEST {
-            problems.push(format!("lookup.max_items: must be between 1 and {}", fedq_proto::MAX_ITEMS_PER_REQUEST));
+            problems.push(format!(
+                "lookup.max_items: must be between 1 and {}",
+                fedq_proto::MAX_ITEMS_PER_REQUEST
+            ));
         }
-        let allowed_callers = lookup.allowed_callers.unwrap_or_else(|| vec!["coordinator".to_owned()]);
+        let allowed_callers = lookup
+            .allowed_callers
+            .unwrap_or_else(|| vec!["coordinator".to_owned()]);
         if allowed_callers.is_empty() {
             problems.push("lookup.allowed_callers: must name at least one certificate".to_owned());
         }
@@ -226,13 +258,22 @@ impl NodeConfig {
         }
         for (i, table) in stats.tables.iter().enumerate() {
             if let Err(table_problems) = table.validate() {
-                problems.extend(table_problems.into_iter().map(|p| format!("stats.tables[{i}].{p}")));
+                problems.extend(
+                    table_problems
+                        .into_iter()
+                        .map(|p| format!("stats.tables[{i}].{p}")),
+                );
             }
         }
         if !problems.is_empty() {
-            return Err(ConfigError::Invalid { path: path.to_owned(), problems });
+            return Err(ConfigError::Invalid {
+                path: path.to_owned(),
+                problems,
+            });
         }
-        let (Some(listen), Some(store), Some(federation), Some(jurisdiction)) = (listen, store, federation, jurisdiction) else {
+        let (Some(listen), Some(store), Some(federation), Some(jurisdiction)) =
+            (listen, store, federation, jurisdiction)
+        else {
             unreachable!("every missing value pushed a problem");
         };
         Ok(Self {
@@ -247,8 +288,13 @@ impl NodeConfig {
             threads: lookup.threads.unwrap_or(DEFAULT_THREADS),
             max_items,
             allowed_callers,
-            grace: std::time::Duration::from_secs(lookup.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)),
-            stats_dir: resolve(path, &stats.dir.unwrap_or_else(|| PathBuf::from("data/stats"))),
+            grace: std::time::Duration::from_secs(
+                lookup.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS),
+            ),
+            stats_dir: resolve(
+                path,
+                &stats.dir.unwrap_or_else(|| PathBuf::from("data/stats")),
+            ),
             budget_caps: caps,
             catalog: stats.tables,
         })
@@ -268,7 +314,10 @@ fn parse_store(value: &str, file: &Path) -> Result<StoreLocation, String> {
         return Ok(StoreLocation::Sqlite(resolve(file, Path::new(rest))));
     }
     if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-        return Err("store: postgres stores are not supported by this build yet; use sqlite://PATH".to_owned());
+        return Err(
+            "store: postgres stores are not supported by this build yet; use sqlite://PATH"
+                .to_owned(),
+        );
     }
     Err("store: expected sqlite://PATH".to_owned())
 }

@@ -51,14 +51,18 @@ impl From<NodeError> for tonic::Status {
         match error {
             NodeError::InvalidArgument(reason) => tonic::Status::invalid_argument(reason),
             NodeError::Lookup(e) => tonic::Status::invalid_argument(e.to_string()),
-            NodeError::Unauthenticated => tonic::Status::unauthenticated("caller is not authenticated"),
+            NodeError::Unauthenticated => {
+                tonic::Status::unauthenticated("caller is not authenticated")
+            }
             NodeError::PermissionDenied(reason) => tonic::Status::permission_denied(reason),
             NodeError::ResourceExhausted(reason) => tonic::Status::resource_exhausted(reason),
             NodeError::ShuttingDown => tonic::Status::unavailable("node is shutting down"),
-            NodeError::Stats(StatsError::Invalid(reason)) => tonic::Status::invalid_argument(reason),
-            NodeError::Stats(StatsError::NotImported(table)) => {
-                tonic::Status::failed_precondition(format!("table {table} has not been imported at this node"))
+            NodeError::Stats(StatsError::Invalid(reason)) => {
+                tonic::Status::invalid_argument(reason)
             }
+            NodeError::Stats(StatsError::NotImported(table)) => tonic::Status::failed_precondition(
+                format!("table {table} has not been imported at this node"),
+            ),
             NodeError::Ledger(LedgerError::Exhausted) => {
                 tonic::Status::resource_exhausted("privacy budget exhausted for this epoch")
             }

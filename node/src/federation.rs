@@ -118,18 +118,25 @@ impl FederationFile {
     /// Reads and validates a federation file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let raw: FederationToml = read_toml(path)?;
-        Self::validate(raw).map_err(|problems| ConfigError::Invalid { path: path.to_owned(), problems })
+        Self::validate(raw).map_err(|problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
     }
 
     /// Validates the parsed file, collecting every problem.
     pub fn validate(raw: FederationToml) -> Result<Self, Vec<String>> {
         let mut problems = Vec::new();
         if raw.version != CONFIG_VERSION {
-            problems.push(format!("version: expected {CONFIG_VERSION}, found {}", raw.version));
+            problems.push(format!(
+                "version: expected {CONFIG_VERSION}, found {}",
+                raw.version
+            ));
         }
-        let fingerprint = FingerprintParams::new(raw.parameters.bucket_bits, raw.parameters.tag_bits)
-            .map_err(|e| problems.push(format!("parameters: {e}")))
-            .ok();
+        let fingerprint =
+            FingerprintParams::new(raw.parameters.bucket_bits, raw.parameters.tag_bits)
+                .map_err(|e| problems.push(format!("parameters: {e}")))
+                .ok();
         if raw.parameters.padded_candidates == 0 || raw.parameters.padded_candidates > 1 << 16 {
             problems.push("parameters.padded_candidates: must be between 1 and 65536".to_owned());
         }
@@ -145,7 +152,9 @@ impl FederationFile {
         let mut seen = std::collections::HashSet::new();
         for (i, node) in raw.nodes.iter().enumerate() {
             if !is_name(&node.id) {
-                problems.push(format!("nodes[{i}].id: use lowercase letters, digits and '-'"));
+                problems.push(format!(
+                    "nodes[{i}].id: use lowercase letters, digits and '-'"
+                ));
             }
             if !seen.insert(node.id.clone()) {
                 problems.push(format!("nodes[{i}].id: duplicate node id {:?}", node.id));
@@ -153,10 +162,14 @@ impl FederationFile {
         }
         for (i, requester) in raw.requesters.iter().enumerate() {
             if !is_name(&requester.id) {
-                problems.push(format!("requesters[{i}].id: use lowercase letters, digits and '-'"));
+                problems.push(format!(
+                    "requesters[{i}].id: use lowercase letters, digits and '-'"
+                ));
             }
             if !["investigator", "researcher", "auditor"].contains(&requester.role.as_str()) {
-                problems.push(format!("requesters[{i}].role: expected investigator, researcher or auditor"));
+                problems.push(format!(
+                    "requesters[{i}].role: expected investigator, researcher or auditor"
+                ));
             }
         }
         match fingerprint {
@@ -179,6 +192,8 @@ impl FederationFile {
 pub fn is_name(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 32
-        && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !text.starts_with('-')
 }

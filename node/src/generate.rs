@@ -347,19 +347,4 @@ mod tests {
         assert!(run(&dir, "FR", 10, 1).is_err());
         assert!(run(&dir, "../x", 10, 1).is_err());
     }
-
-    #[test]
-    fn tmp_big_check() -> anyhow::Result<()> {
-        let dir = tempfile::tempdir()?;
-        let t = std::time::Instant::now();
-        run(dir.path(), "fr", 100_000, 7)?;
-        eprintln!("generate fr 100k: {:?}", t.elapsed());
-        run(dir.path(), "de", 100_000, 7)?;
-        let (rows, a) = normal_forms(&dir.path().join("fr"))?;
-        let (_, b) = normal_forms(&dir.path().join("de"))?;
-        let mut per_kind: BTreeMap<String, usize> = BTreeMap::new();
-        for key in a.keys() { if b.contains_key(key) { *per_kind.entry(key.0.clone()).or_default() += 1; } }
-        eprintln!("rows {rows}, shared per kind {per_kind:?}");
-        Ok(())
-    }
 }

@@ -14,7 +14,9 @@ use crate::tls::peer_common_name;
 pub struct NodeGrpcAdapter(pub Arc<NodeService>);
 
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
-    peer_common_name(request).map(Caller).ok_or_else(|| Status::unauthenticated("caller is not authenticated"))
+    peer_common_name(request)
+        .map(Caller)
+        .ok_or_else(|| Status::unauthenticated("caller is not authenticated"))
 }
 
 /// Converts a wire kind into the domain kind.
@@ -49,7 +51,8 @@ impl TryFrom<v1::NodeLookupRequest> for LookupQuery {
         Ok(Self {
             query_id: request.query_id,
             requester: request.requester,
-            key_id: KeyId::parse(&request.key_id).map_err(|_| Status::invalid_argument("malformed key id"))?,
+            key_id: KeyId::parse(&request.key_id)
+                .map_err(|_| Status::invalid_argument("malformed key id"))?,
             public_key: request.public_key,
             purpose: context.purpose,
             case_reference: context.case_reference,
@@ -60,7 +63,10 @@ impl TryFrom<v1::NodeLookupRequest> for LookupQuery {
 
 #[tonic::async_trait]
 impl Node for NodeGrpcAdapter {
-    async fn lookup(&self, request: Request<v1::NodeLookupRequest>) -> Result<Response<v1::NodeLookupResponse>, Status> {
+    async fn lookup(
+        &self,
+        request: Request<v1::NodeLookupRequest>,
+    ) -> Result<Response<v1::NodeLookupResponse>, Status> {
         let caller = caller(&request)?;
         let query = LookupQuery::try_from(request.into_inner())?;
         let query_id = query.query_id.clone();
@@ -72,7 +78,10 @@ impl Node for NodeGrpcAdapter {
         }))
     }
 
-    async fn stats(&self, request: Request<v1::NodeStatsRequest>) -> Result<Response<v1::NodeStatsResponse>, Status> {
+    async fn stats(
+        &self,
+        request: Request<v1::NodeStatsRequest>,
+    ) -> Result<Response<v1::NodeStatsResponse>, Status> {
         let caller = caller(&request)?;
         let request = request.into_inner();
         let query = request.query.unwrap_or_default();
@@ -114,13 +123,22 @@ impl Node for NodeGrpcAdapter {
         }))
     }
 
-    async fn catalog(&self, request: Request<v1::CatalogRequest>) -> Result<Response<v1::CatalogResponse>, Status> {
+    async fn catalog(
+        &self,
+        request: Request<v1::CatalogRequest>,
+    ) -> Result<Response<v1::CatalogResponse>, Status> {
         let caller = caller(&request)?;
         let catalog_json = self.0.catalog_json(&caller)?;
-        Ok(Response::new(v1::CatalogResponse { node_id: self.0.info().node_id, catalog_json }))
+        Ok(Response::new(v1::CatalogResponse {
+            node_id: self.0.info().node_id,
+            catalog_json,
+        }))
     }
 
-    async fn budget(&self, request: Request<v1::BudgetRequest>) -> Result<Response<v1::BudgetResponse>, Status> {
+    async fn budget(
+        &self,
+        request: Request<v1::BudgetRequest>,
+    ) -> Result<Response<v1::BudgetResponse>, Status> {
         let caller = caller(&request)?;
         let status = self.0.budget(&caller, &request.into_inner().requester)?;
         Ok(Response::new(v1::BudgetResponse {
@@ -133,7 +151,10 @@ impl Node for NodeGrpcAdapter {
         }))
     }
 
-    async fn info(&self, request: Request<v1::NodeInfoRequest>) -> Result<Response<v1::NodeInfoResponse>, Status> {
+    async fn info(
+        &self,
+        request: Request<v1::NodeInfoRequest>,
+    ) -> Result<Response<v1::NodeInfoResponse>, Status> {
         caller(&request)?;
         let info = self.0.info();
         Ok(Response::new(v1::NodeInfoResponse {
@@ -142,7 +163,10 @@ impl Node for NodeGrpcAdapter {
             bucket_bits: u32::from(info.bucket_bits),
             tag_bits: u32::from(info.tag_bits),
             padded_candidates: info.padded_candidates as u32,
-            kinds: IdentifierKind::ALL.iter().map(|&k| kind_to_wire(k)).collect(),
+            kinds: IdentifierKind::ALL
+                .iter()
+                .map(|&k| kind_to_wire(k))
+                .collect(),
         }))
     }
 }

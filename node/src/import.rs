@@ -69,12 +69,19 @@ pub fn import_identifiers(
     input: impl Read,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::Headers).from_reader(input);
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::Headers)
+        .from_reader(input);
     let headers = reader.headers()?.clone();
     let column = |name: &'static str| {
-        headers.iter().position(|h| h.eq_ignore_ascii_case(name)).ok_or(ImportError::MissingColumn(name))
+        headers
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name))
+            .ok_or(ImportError::MissingColumn(name))
     };
-    let (kind_col, value_col, record_col) = (column("kind")?, column("value")?, column("record_id")?);
+    let (kind_col, value_col, record_col) =
+        (column("kind")?, column("value")?, column("record_id")?);
 
     let mut report = ImportReport::default();
     let mut chunk = Vec::with_capacity(CHUNK_ROWS);
@@ -85,7 +92,10 @@ pub fn import_identifiers(
             Err(e) if e.position().is_some() && !matches!(e.kind(), csv::ErrorKind::Io(_)) => {
                 let line = e.position().map_or(0, |p| p.line());
                 report.rows += 1;
-                report.rejected.push(RejectedRow { line, reason: "not valid csv (bad quoting or utf-8)".to_owned() });
+                report.rejected.push(RejectedRow {
+                    line,
+                    reason: "not valid csv (bad quoting or utf-8)".to_owned(),
+                });
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -94,7 +104,12 @@ pub fn import_identifiers(
             report.rows += 1;
             let line = record.position().map_or(0, |p| p.line());
             let field = |i: usize| record.get(i).unwrap_or("").to_owned();
-            chunk.push(RawRow { line, kind: field(kind_col), value: field(value_col), record_id: field(record_col) });
+            chunk.push(RawRow {
+                line,
+                kind: field(kind_col),
+                value: field(value_col),
+                record_id: field(record_col),
+            });
         }
         if chunk.len() >= CHUNK_ROWS || (!more && !chunk.is_empty()) {
             store_chunk(store, key, &mut chunk, &mut report)?;
@@ -113,7 +128,8 @@ fn store_chunk(
     chunk: &mut Vec<RawRow>,
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
-    let results: Vec<Result<IdentifierRow, RejectedRow>> = chunk.par_iter().map(|raw| prepare(key, raw)).collect();
+    let results: Vec<Result<IdentifierRow, RejectedRow>> =
+        chunk.par_iter().map(|raw| prepare(key, raw)).collect();
     chunk.clear();
     let mut rows = Vec::with_capacity(results.len());
     for result in results {
@@ -129,12 +145,24 @@ fn store_chunk(
 }
 
 fn prepare(key: &FederationKey, raw: &RawRow) -> Result<IdentifierRow, RejectedRow> {
-    let reject = |reason: String| RejectedRow { line: raw.line, reason };
-    let kind: IdentifierKind = raw.kind.parse().map_err(|e: fedq_crypto::IdentifierError| reject(e.to_string()))?;
+    let reject = |reason: String| RejectedRow {
+        line: raw.line,
+        reason,
+    };
+    let kind: IdentifierKind = raw
+        .kind
+        .parse()
+        .map_err(|e: fedq_crypto::IdentifierError| reject(e.to_string()))?;
     let record_id = raw.record_id.trim();
     if record_id.is_empty() || record_id.len() > MAX_RECORD_ID {
-        return Err(reject(format!("record_id must be 1 to {MAX_RECORD_ID} characters")));
+        return Err(reject(format!(
+            "record_id must be 1 to {MAX_RECORD_ID} characters"
+        )));
     }
     let normal = fedq_crypto::normalise(kind, &raw.value).map_err(|e| reject(e.to_string()))?;
-    Ok(IdentifierRow { kind, fingerprint: key.fingerprint(kind, &normal), record_id: record_id.to_owned() })
+    Ok(IdentifierRow {
+        kind,
+        fingerprint: key.fingerprint(kind, &normal),
+        record_id: record_id.to_owned(),
+    })
 }

@@ -24,12 +24,19 @@ pub struct LookupIndex {
 
 impl LookupIndex {
     /// Builds the index from the store.
-    pub fn load(store: &Store, params: FingerprintParams, min_padding: usize) -> Result<Self, StoreError> {
+    pub fn load(
+        store: &Store,
+        params: FingerprintParams,
+        min_padding: usize,
+    ) -> Result<Self, StoreError> {
         let generation = store.generation()?;
         let mut buckets: HashMap<(IdentifierKind, u32), Vec<u64>> = HashMap::new();
         let mut records = 0;
         store.for_each_fingerprint(|kind, fp| {
-            buckets.entry((kind, fp.bucket(params).0)).or_default().push(fp.tag(params).0);
+            buckets
+                .entry((kind, fp.bucket(params).0))
+                .or_default()
+                .push(fp.tag(params).0);
             records += 1;
         })?;
         let mut largest = 0;
@@ -39,12 +46,20 @@ impl LookupIndex {
             largest = largest.max(tags.len());
         }
         let padded = min_padding.max(largest.div_ceil(PAD_GRANULE) * PAD_GRANULE);
-        Ok(Self { buckets, padded, records, generation })
+        Ok(Self {
+            buckets,
+            padded,
+            records,
+            generation,
+        })
     }
 
     /// The real candidate tags of a bucket (empty if none).
     pub fn candidates(&self, kind: IdentifierKind, bucket: Bucket) -> &[u64] {
-        self.buckets.get(&(kind, bucket.0)).map(Vec::as_slice).unwrap_or(&[])
+        self.buckets
+            .get(&(kind, bucket.0))
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Every bucket of this node is padded to this many tags.

@@ -88,7 +88,9 @@ impl Ledger {
                  at TEXT NOT NULL
              );",
         )?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// What a requester has spent in an epoch.
@@ -98,7 +100,11 @@ impl Ledger {
     }
 
     /// Charges a release if it fits under the caps; returns the new total.
-    pub fn charge(&self, charge: &Charge<'_>, caps: BudgetCaps) -> Result<PrivacyLoss, LedgerError> {
+    pub fn charge(
+        &self,
+        charge: &Charge<'_>,
+        caps: BudgetCaps,
+    ) -> Result<PrivacyLoss, LedgerError> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let total = spent_in(&tx, charge.requester, charge.epoch)?.add(charge.loss);
@@ -135,7 +141,12 @@ fn spent_in(conn: &Connection, requester: &str, epoch: &str) -> Result<PrivacyLo
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
-    Ok(row.map_or_else(PrivacyLoss::default, |(epsilon, rho)| PrivacyLoss { epsilon, rho }))
+    Ok(
+        row.map_or_else(PrivacyLoss::default, |(epsilon, rho)| PrivacyLoss {
+            epsilon,
+            rho,
+        }),
+    )
 }
 
 /// The budget epoch of an instant: calendar months (UTC).
@@ -151,7 +162,13 @@ mod tests {
 
     fn charge(ledger: &Ledger, epsilon: f64, caps: BudgetCaps) -> Result<PrivacyLoss, LedgerError> {
         ledger.charge(
-            &Charge { requester: "r", epoch: "2026-11", loss: PrivacyLoss { epsilon, rho: 0.0 }, query_id: "q", purpose: "p" },
+            &Charge {
+                requester: "r",
+                epoch: "2026-11",
+                loss: PrivacyLoss { epsilon, rho: 0.0 },
+                query_id: "q",
+                purpose: "p",
+            },
             caps,
         )
     }
@@ -160,7 +177,10 @@ mod tests {
     fn fifty_concurrent_charges_never_overspend() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("node.db");
-        let caps = BudgetCaps { epsilon: 1.0, rho: 0.0 };
+        let caps = BudgetCaps {
+            epsilon: 1.0,
+            rho: 0.0,
+        };
         // Separate connections, as separate requests or processes would have.
         let handles: Vec<_> = (0..50)
             .map(|_| {
@@ -171,7 +191,11 @@ mod tests {
                 })
             })
             .collect();
-        let admitted = handles.into_iter().map(|h| h.join().expect("thread")).filter(|ok| *ok).count();
+        let admitted = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .filter(|ok| *ok)
+            .count();
         assert_eq!(admitted, 10, "exactly cap / charge queries fit");
         let spent = Ledger::open(&path)?.spent("r", "2026-11")?;
         assert!(spent.epsilon <= 1.0 + CAP_TOLERANCE);
@@ -179,19 +203,34 @@ mod tests {
     }
 
     #[test]
-    fn charges_survive_a_restart_and_exhaustion_is_refused() -> Result<(), Box<dyn std::error::Error>> {
+    fn charges_survive_a_restart_and_exhaustion_is_refused(
+    ) -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("node.db");
-        let caps = BudgetCaps { epsilon: 1.0, rho: 1.0 };
+        let caps = BudgetCaps {
+            epsilon: 1.0,
+            rho: 1.0,
+        };
         {
             let ledger = Arc::new(Ledger::open(&path)?);
             charge(&ledger, 0.75, caps)?;
         }
         let reopened = Ledger::open(&path)?;
         assert_eq!(reopened.spent("r", "2026-11")?.epsilon, 0.75);
-        assert!(matches!(charge(&reopened, 0.5, caps), Err(LedgerError::Exhausted)));
-        assert_eq!(reopened.spent("r", "2026-11")?.epsilon, 0.75, "a refused charge spends nothing");
-        assert_eq!(reopened.spent("r", "2026-12")?.epsilon, 0.0, "epochs are separate");
+        assert!(matches!(
+            charge(&reopened, 0.5, caps),
+            Err(LedgerError::Exhausted)
+        ));
+        assert_eq!(
+            reopened.spent("r", "2026-11")?.epsilon,
+            0.75,
+            "a refused charge spends nothing"
+        );
+        assert_eq!(
+            reopened.spent("r", "2026-12")?.epsilon,
+            0.0,
+            "epochs are separate"
+        );
         Ok(())
     }
 }

@@ -34,20 +34,28 @@ pub use service::NodeService;
 /// Reads the federation key file named by a config.
 pub fn read_federation_key(path: &std::path::Path) -> anyhow::Result<fedq_crypto::FederationKey> {
     use anyhow::Context;
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read federation key {}", path.display()))?;
-    fedq_crypto::FederationKey::from_hex(&text).with_context(|| format!("bad federation key in {}", path.display()))
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read federation key {}", path.display()))?;
+    fedq_crypto::FederationKey::from_hex(&text)
+        .with_context(|| format!("bad federation key in {}", path.display()))
 }
 
 /// Installs the tracing subscriber of the binaries (`FEDQ_LOG` sets the filter).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FEDQ_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Like [`init_tracing`], but warnings only by default: for interactive commands.
 pub fn init_tracing_quiet() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FEDQ_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

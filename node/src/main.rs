@@ -9,7 +9,11 @@ use clap::{Parser, Subcommand};
 use fedq_node::{config::NodeConfig, generate, import, store::Store, NodeService};
 
 #[derive(Parser)]
-#[command(name = "fedq-node", version, about = "A fedq node: keeps a jurisdiction's records at home")]
+#[command(
+    name = "fedq-node",
+    version,
+    about = "A fedq node: keeps a jurisdiction's records at home"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -108,21 +112,33 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
 }
 
 fn run_table_import(config: &NodeConfig, spec: &str) -> anyhow::Result<()> {
-    let (name, file) = spec.split_once('=').context("--table takes NAME=FILE.csv")?;
+    let (name, file) = spec
+        .split_once('=')
+        .context("--table takes NAME=FILE.csv")?;
     let catalog = config
         .catalog
         .iter()
         .find(|t| t.name == name)
-        .with_context(|| format!("table {name:?} is not in the node's catalog ([[stats.tables]] in the config)"))?;
+        .with_context(|| {
+            format!("table {name:?} is not in the node's catalog ([[stats.tables]] in the config)")
+        })?;
     let input = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
     let started = std::time::Instant::now();
-    let report = fedq_node::stats::import_table(catalog, std::io::BufReader::new(input), &config.stats_dir, |_| {})?;
+    let report = fedq_node::stats::import_table(
+        catalog,
+        std::io::BufReader::new(input),
+        &config.stats_dir,
+        |_| {},
+    )?;
     const SHOWN: usize = 50;
     for (line, reason) in report.rejected.iter().take(SHOWN) {
         eprintln!("line {line}: {reason}");
     }
     if report.rejected.len() > SHOWN {
-        eprintln!("... and {} more invalid rows", report.rejected.len() - SHOWN);
+        eprintln!(
+            "... and {} more invalid rows",
+            report.rejected.len() - SHOWN
+        );
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
@@ -138,23 +154,35 @@ fn run_table_import(config: &NodeConfig, spec: &str) -> anyhow::Result<()> {
 
 fn run_import(config: &NodeConfig, file: &std::path::Path) -> anyhow::Result<()> {
     let key = fedq_node::read_federation_key(&config.federation_key)?;
-    let input = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
     let mut store = Store::open(&config.store)?;
-    let bar = indicatif::ProgressBar::with_draw_target(Some(size), indicatif::ProgressDrawTarget::stderr());
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some(size),
+        indicatif::ProgressDrawTarget::stderr(),
+    );
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({eta})")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(
+            "{spinner} importing [{bar:40}] {bytes}/{total_bytes} ({eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let report = import::import_identifiers(&mut store, &key, std::io::BufReader::new(input), |pos| bar.set_position(pos))?;
+    let report =
+        import::import_identifiers(&mut store, &key, std::io::BufReader::new(input), |pos| {
+            bar.set_position(pos)
+        })?;
     bar.finish_and_clear();
     const SHOWN: usize = 50;
     for rejected in report.rejected.iter().take(SHOWN) {
         eprintln!("line {}: {}", rejected.line, rejected.reason);
     }
     if report.rejected.len() > SHOWN {
-        eprintln!("... and {} more invalid rows", report.rejected.len() - SHOWN);
+        eprintln!(
+            "... and {} more invalid rows",
+            report.rejected.len() - SHOWN
+        );
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(

@@ -22,7 +22,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let tls = crate::tls::server_config(&config.tls)?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter.set_serving::<NodeServer<NodeGrpcAdapter>>().await;
+    health_reporter
+        .set_serving::<NodeServer<NodeGrpcAdapter>>()
+        .await;
     let node = NodeServer::new(NodeGrpcAdapter(service))
         .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
@@ -31,7 +33,9 @@ pub async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
-        health_reporter.set_not_serving::<NodeServer<NodeGrpcAdapter>>().await;
+        health_reporter
+            .set_not_serving::<NodeServer<NodeGrpcAdapter>>()
+            .await;
         info!("node draining");
         let _ = stop_tx.send(());
     };

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use fedq_crypto::lookup::{evaluate, EncryptedCount, EncryptedTag, FhePublicKey, KeyId, PreparedTag};
+use fedq_crypto::lookup::{
+    evaluate, EncryptedCount, EncryptedTag, FhePublicKey, KeyId, PreparedTag,
+};
 use fedq_crypto::{Bucket, IdentifierKind};
 use rayon::prelude::*;
 use tracing::{info, instrument};
@@ -95,8 +97,16 @@ impl NodeService {
     /// Opens the store, builds the index and starts the evaluation pool.
     pub fn new(config: NodeConfig) -> Result<Self, NodeError> {
         let store = Store::open(&config.store)?;
-        let index = LookupIndex::load(&store, config.fingerprint_params(), config.federation.padded_candidates)?;
-        info!(records = index.records(), padded = index.padded_candidates(), "lookup index loaded");
+        let index = LookupIndex::load(
+            &store,
+            config.fingerprint_params(),
+            config.federation.padded_candidates,
+        )?;
+        info!(
+            records = index.records(),
+            padded = index.padded_candidates(),
+            "lookup index loaded"
+        );
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.threads)
             .thread_name(|i| format!("fedq-eval-{i}"))
@@ -104,7 +114,8 @@ impl NodeService {
             .map_err(|_| NodeError::ShuttingDown)?;
         let crate::config::StoreLocation::Sqlite(store_path) = &config.store;
         let ledger = crate::ledger::Ledger::open(store_path)?;
-        let stats = crate::stats::StatsEngine::new(config.stats_dir.clone(), config.catalog.clone());
+        let stats =
+            crate::stats::StatsEngine::new(config.stats_dir.clone(), config.catalog.clone());
         Ok(Self {
             ledger,
             stats,
@@ -144,17 +155,28 @@ impl NodeService {
             self.config.fingerprint_params(),
             self.config.federation.padded_candidates,
         )?);
-        info!(records = fresh.records(), padded = fresh.padded_candidates(), "lookup index reloaded");
+        info!(
+            records = fresh.records(),
+            padded = fresh.padded_candidates(),
+            "lookup index reloaded"
+        );
         *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&fresh);
         Ok(fresh)
     }
 
     fn authorise(&self, caller: &Caller) -> Result<(), NodeError> {
-        if self.config.allowed_callers.iter().any(|allowed| allowed == &caller.0) {
+        if self
+            .config
+            .allowed_callers
+            .iter()
+            .any(|allowed| allowed == &caller.0)
+        {
             Ok(())
         } else {
             info!(decision = "deny", rule = "allowed_callers", "lookup denied");
-            Err(NodeError::PermissionDenied("caller is not allowed to query this node".to_owned()))
+            Err(NodeError::PermissionDenied(
+                "caller is not allowed to query this node".to_owned(),
+            ))
         }
     }
 
@@ -167,7 +189,9 @@ impl NodeService {
         }
         let key = FhePublicKey::from_bytes(bytes)?;
         if key.id() != key_id {
-            return Err(NodeError::InvalidArgument("public key does not match its key id".to_owned()));
+            return Err(NodeError::InvalidArgument(
+                "public key does not match its key id".to_owned(),
+            ));
         }
         if keys.len() >= KEY_CACHE_ENTRIES {
             keys.clear();
@@ -189,7 +213,9 @@ impl NodeService {
         let buckets = self.config.fingerprint_params().bucket_count();
         for (i, item) in items.iter().enumerate() {
             if item.bucket.0 >= buckets {
-                return Err(NodeError::InvalidArgument(format!("item {i}: bucket out of range")));
+                return Err(NodeError::InvalidArgument(format!(
+                    "item {i}: bucket out of range"
+                )));
             }
         }
         Ok(())
@@ -197,7 +223,11 @@ impl NodeService {
 
     /// Answers a lookup: one re-randomised encrypted count per item.
     #[instrument(skip_all, fields(query_id = %query.query_id, node = %self.config.node_id, items = query.items.len()))]
-    pub async fn lookup(&self, caller: &Caller, query: LookupQuery) -> Result<LookupAnswer, NodeError> {
+    pub async fn lookup(
+        &self,
+        caller: &Caller,
+        query: LookupQuery,
+    ) -> Result<LookupAnswer, NodeError> {
         self.authorise(caller)?;
         self.check_items(&query.items)?;
         let public_key = self.public_key(&query.key_id, &query.public_key)?;
@@ -210,10 +240,17 @@ impl NodeService {
             let _entered = span.enter();
             let started = Instant::now();
             let answers = evaluate_items(&items, &index, &public_key, tag_bits);
-            let _ = tx.send(answers.map(|answers| LookupAnswer { answers, compute: started.elapsed() }));
+            let _ = tx.send(answers.map(|answers| LookupAnswer {
+                answers,
+                compute: started.elapsed(),
+            }));
         });
         let answer = rx.await.map_err(|_| NodeError::ShuttingDown)??;
-        info!(decision = "answer", compute_ms = answer.compute.as_millis() as u64, "lookup answered");
+        info!(
+            decision = "answer",
+            compute_ms = answer.compute.as_millis() as u64,
+            "lookup answered"
+        );
         Ok(answer)
     }
 
@@ -225,11 +262,16 @@ impl NodeService {
         request: crate::stats_service::StatsRequest,
     ) -> Result<crate::stats_service::StatsAnswer, NodeError> {
         self.authorise(caller)?;
-        crate::stats_service::answer(&self.stats, &self.ledger, self.config.budget_caps, request).await
+        crate::stats_service::answer(&self.stats, &self.ledger, self.config.budget_caps, request)
+            .await
     }
 
     /// What a requester has spent and may spend this epoch at this node.
-    pub fn budget(&self, caller: &Caller, requester: &str) -> Result<crate::stats_service::BudgetStatus, NodeError> {
+    pub fn budget(
+        &self,
+        caller: &Caller,
+        requester: &str,
+    ) -> Result<crate::stats_service::BudgetStatus, NodeError> {
         self.authorise(caller)?;
         crate::stats_service::budget_status(&self.ledger, self.config.budget_caps, requester)
     }
@@ -237,14 +279,27 @@ impl NodeService {
     /// The public catalog, as JSON (tables that have been imported only).
     pub fn catalog_json(&self, caller: &Caller) -> Result<String, NodeError> {
         self.authorise(caller)?;
-        let tables: Vec<_> = self.config.catalog.iter().filter(|t| self.stats.has_table(&t.name)).collect();
+        let tables: Vec<_> = self
+            .config
+            .catalog
+            .iter()
+            .filter(|t| self.stats.has_table(&t.name))
+            .collect();
         serde_json::to_string(&tables).map_err(|e| NodeError::InvalidArgument(e.to_string()))
     }
 
     /// Whether this node's store holds the identifier: the node's own view,
     /// used by operators and by tests that check answers per node.
-    pub fn holds(&self, kind: IdentifierKind, fingerprint: &fedq_crypto::Fingerprint) -> Result<bool, NodeError> {
-        Ok(self.store.lock().unwrap_or_else(|e| e.into_inner()).contains(kind, fingerprint)?)
+    pub fn holds(
+        &self,
+        kind: IdentifierKind,
+        fingerprint: &fedq_crypto::Fingerprint,
+    ) -> Result<bool, NodeError> {
+        Ok(self
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(kind, fingerprint)?)
     }
 }
 

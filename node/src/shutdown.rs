@@ -40,7 +40,10 @@ pub async fn with_grace<E>(
     match tokio::time::timeout(grace, &mut server).await {
         Ok(result) => result,
         Err(_) => {
-            tracing::warn!(grace_seconds = grace.as_secs(), "grace period over, stopping with requests in flight");
+            tracing::warn!(
+                grace_seconds = grace.as_secs(),
+                "grace period over, stopping with requests in flight"
+            );
             Ok(())
         }
     }

@@ -82,14 +82,22 @@ pub fn budget_from(epsilon: Option<f64>, rho: Option<f64>) -> Result<PrivacyBudg
     match (epsilon, rho) {
         (Some(e), None) => Ok(PrivacyBudget::Epsilon(Epsilon::new(e).map_err(invalid)?)),
         (None, Some(r)) => Ok(PrivacyBudget::Rho(Rho::new(r).map_err(invalid)?)),
-        _ => Err(NodeError::InvalidArgument("give exactly one of epsilon or rho".to_owned())),
+        _ => Err(NodeError::InvalidArgument(
+            "give exactly one of epsilon or rho".to_owned(),
+        )),
     }
 }
 
 fn requested_loss(budget: PrivacyBudget) -> PrivacyLoss {
     match budget {
-        PrivacyBudget::Epsilon(e) => PrivacyLoss { epsilon: e.get(), rho: 0.0 },
-        PrivacyBudget::Rho(r) => PrivacyLoss { epsilon: 0.0, rho: r.get() },
+        PrivacyBudget::Epsilon(e) => PrivacyLoss {
+            epsilon: e.get(),
+            rho: 0.0,
+        },
+        PrivacyBudget::Rho(r) => PrivacyLoss {
+            epsilon: 0.0,
+            rho: r.get(),
+        },
     }
 }
 
@@ -102,8 +110,17 @@ fn parse(request: &StatsRequest) -> Result<StatsQuery, NodeError> {
     for g in &request.group_by {
         group_by.extend(parse_group_by(g)?);
     }
-    let filters = request.filters.iter().map(|f| parse_filter(f)).collect::<Result<Vec<_>, _>>()?;
-    Ok(StatsQuery { table: request.table.clone(), measure: parse_measure(&request.measure)?, group_by, filters })
+    let filters = request
+        .filters
+        .iter()
+        .map(|f| parse_filter(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StatsQuery {
+        table: request.table.clone(),
+        measure: parse_measure(&request.measure)?,
+        group_by,
+        filters,
+    })
 }
 
 /// Answers a statistics query and charges it.
@@ -114,14 +131,25 @@ pub async fn answer(
     caps: BudgetCaps,
     request: StatsRequest,
 ) -> Result<StatsAnswer, NodeError> {
-    let budget = request
-        .budget
-        .ok_or_else(|| NodeError::InvalidArgument("give exactly one of epsilon or rho".to_owned()))?;
+    let budget = request.budget.ok_or_else(|| {
+        NodeError::InvalidArgument("give exactly one of epsilon or rho".to_owned())
+    })?;
     let query = parse(&request)?;
     let epoch = epoch_of(chrono::Utc::now());
-    if exceeds(ledger.spent(&request.requester, &epoch)?.add(requested_loss(budget)), caps) {
-        info!(decision = "deny", rule = "budget", "statistics query refused");
-        return Err(NodeError::ResourceExhausted("privacy budget exhausted for this epoch".to_owned()));
+    if exceeds(
+        ledger
+            .spent(&request.requester, &epoch)?
+            .add(requested_loss(budget)),
+        caps,
+    ) {
+        info!(
+            decision = "deny",
+            rule = "budget",
+            "statistics query refused"
+        );
+        return Err(NodeError::ResourceExhausted(
+            "privacy budget exhausted for this epoch".to_owned(),
+        ));
     }
     let exact = engine.aggregate(&query).await?;
     let bound = u64::from(exact.max_rows_per_unit);
@@ -134,12 +162,23 @@ pub async fn answer(
         // A mean releases its sum and its count, each with half the budget.
         Measure::Mean(_) => {
             let half = budget.split(2);
-            (release_integers(&sums, sum_sensitivity, half)?, Some(release_integers(&counts, bound, half)?))
+            (
+                release_integers(&sums, sum_sensitivity, half)?,
+                Some(release_integers(&counts, bound, half)?),
+            )
         }
     };
-    let loss = count_release.as_ref().map_or(value_release.loss, |c| value_release.loss.add(c.loss));
+    let loss = count_release
+        .as_ref()
+        .map_or(value_release.loss, |c| value_release.loss.add(c.loss));
     ledger.charge(
-        &Charge { requester: &request.requester, epoch: &epoch, loss, query_id: &request.query_id, purpose: &request.purpose },
+        &Charge {
+            requester: &request.requester,
+            epoch: &epoch,
+            loss,
+            query_id: &request.query_id,
+            purpose: &request.purpose,
+        },
         caps,
     )?;
     let groups = exact
@@ -158,7 +197,12 @@ pub async fn answer(
         PrivacyBudget::Epsilon(_) => "discrete laplace (pure dp)",
         PrivacyBudget::Rho(_) => "discrete gaussian (zcdp)",
     };
-    info!(decision = "answer", epsilon = loss.epsilon, rho = loss.rho, "statistics released");
+    info!(
+        decision = "answer",
+        epsilon = loss.epsilon,
+        rho = loss.rho,
+        "statistics released"
+    );
     Ok(StatsAnswer {
         group_columns: group_columns(&query),
         groups,
@@ -186,7 +230,15 @@ fn group_columns(query: &StatsQuery) -> Vec<String> {
 }
 
 /// The requester's budget status at this node.
-pub fn budget_status(ledger: &Ledger, caps: BudgetCaps, requester: &str) -> Result<BudgetStatus, NodeError> {
+pub fn budget_status(
+    ledger: &Ledger,
+    caps: BudgetCaps,
+    requester: &str,
+) -> Result<BudgetStatus, NodeError> {
     let epoch = epoch_of(chrono::Utc::now());
-    Ok(BudgetStatus { spent: ledger.spent(requester, &epoch)?, epoch, caps })
+    Ok(BudgetStatus {
+        spent: ledger.spent(requester, &epoch)?,
+        epoch,
+        caps,
+    })
 }

@@ -80,7 +80,11 @@ impl Store {
         )?;
         let version: Option<i64> = self
             .conn
-            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
             .optional()?;
         match version {
             None => {
@@ -113,7 +117,10 @@ impl Store {
             }
         }
         if inserted > 0 {
-            tx.execute("UPDATE meta SET value = value + 1 WHERE key = 'generation'", [])?;
+            tx.execute(
+                "UPDATE meta SET value = value + 1 WHERE key = 'generation'",
+                [],
+            )?;
         }
         tx.commit()?;
         Ok(inserted)
@@ -121,12 +128,18 @@ impl Store {
 
     /// Increases whenever identifiers change, so a serving node can reload.
     pub fn generation(&self) -> Result<i64, StoreError> {
-        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get(0)
+            })?)
     }
 
     /// Number of stored identifier rows.
     pub fn identifier_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.query_row("SELECT COUNT(*) FROM identifiers", [], |r| r.get(0))?;
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM identifiers", [], |r| r.get(0))?;
         Ok(n as u64)
     }
 
@@ -135,7 +148,9 @@ impl Store {
         &self,
         mut visit: impl FnMut(IdentifierKind, Fingerprint),
     ) -> Result<(), StoreError> {
-        let mut stmt = self.conn.prepare("SELECT kind, fingerprint FROM identifiers")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT kind, fingerprint FROM identifiers")?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let code: u8 = row.get(0)?;
@@ -149,7 +164,11 @@ impl Store {
 
     /// Whether a record holds this fingerprint: the node's own view, used by
     /// tests to check answers per node and by operators.
-    pub fn contains(&self, kind: IdentifierKind, fingerprint: &Fingerprint) -> Result<bool, StoreError> {
+    pub fn contains(
+        &self,
+        kind: IdentifierKind,
+        fingerprint: &Fingerprint,
+    ) -> Result<bool, StoreError> {
         let found: Option<i64> = self
             .conn
             .query_row(

@@ -13,13 +13,26 @@ fn generate_is_deterministic_and_import_reports_and_deduplicates() -> anyhow::Re
     let data = temp.path().join("data");
     for out in ["a", "b"] {
         let status = fedq_node()
-            .args(["generate", "--jurisdiction", "fr", "--people", "500", "--seed", "3", "--out"])
+            .args([
+                "generate",
+                "--jurisdiction",
+                "fr",
+                "--people",
+                "500",
+                "--seed",
+                "3",
+                "--out",
+            ])
             .arg(data.join(out))
             .status()?;
         assert!(status.success());
     }
     let a = std::fs::read(data.join("a/identifiers.csv"))?;
-    assert_eq!(a, std::fs::read(data.join("b/identifiers.csv"))?, "same seed, same file");
+    assert_eq!(
+        a,
+        std::fs::read(data.join("b/identifiers.csv"))?,
+        "same seed, same file"
+    );
     assert!(data.join("a/incidents.csv").exists());
 
     // Two bad rows among good ones: both reported with their line, nothing else lost.
@@ -29,18 +42,53 @@ fn generate_is_deterministic_and_import_reports_and_deduplicates() -> anyhow::Re
     let file = temp.path().join("identifiers.csv");
     std::fs::write(&file, csv)?;
     let run = |file: &std::path::Path| -> anyhow::Result<(String, String)> {
-        let output = fedq_node().args(["import", "--config"]).arg(&init).arg("--identifiers").arg(file).output()?;
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        Ok((String::from_utf8(output.stdout)?, String::from_utf8(output.stderr)?))
+        let output = fedq_node()
+            .args(["import", "--config"])
+            .arg(&init)
+            .arg("--identifiers")
+            .arg(file)
+            .output()?;
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok((
+            String::from_utf8(output.stdout)?,
+            String::from_utf8(output.stderr)?,
+        ))
     };
     let (stdout, stderr) = run(&file)?;
-    assert!(stdout.contains(&format!("read {} rows: {} imported, 0 already present, 2 invalid", good_rows + 2, good_rows)), "{stdout}");
-    assert!(stderr.contains(&format!("line {}:", good_rows + 2)), "{stderr}");
-    assert!(stderr.contains(&format!("line {}: unknown identifier kind", good_rows + 3)), "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "read {} rows: {} imported, 0 already present, 2 invalid",
+            good_rows + 2,
+            good_rows
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!("line {}:", good_rows + 2)),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("line {}: unknown identifier kind", good_rows + 3)),
+        "{stderr}"
+    );
     let (stdout, _) = run(&file)?;
-    assert!(stdout.contains(&format!("0 imported, {good_rows} already present, 2 invalid")), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "0 imported, {good_rows} already present, 2 invalid"
+        )),
+        "{stdout}"
+    );
 
-    let bad = fedq_node().args(["import", "--config"]).arg(temp.path().join("missing.toml")).arg("--identifiers").arg(&file).output()?;
+    let bad = fedq_node()
+        .args(["import", "--config"])
+        .arg(temp.path().join("missing.toml"))
+        .arg("--identifiers")
+        .arg(&file)
+        .output()?;
     assert!(!bad.status.success());
     assert!(String::from_utf8(bad.stderr)?.contains("missing.toml"));
     Ok(())
@@ -53,7 +101,10 @@ fn fedq_coordinator_free_init(dir: &std::path::Path) -> anyhow::Result<std::path
         "version = 1\nname = \"t\"\n[parameters]\nbucket_bits = 12\ntag_bits = 28\npadded_candidates = 64\n\
          [coordinator]\naddress = \"127.0.0.1:1\"\n[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n",
     )?;
-    std::fs::write(dir.join("federation.key"), fedq_crypto::FederationKey::generate().to_hex())?;
+    std::fs::write(
+        dir.join("federation.key"),
+        fedq_crypto::FederationKey::generate().to_hex(),
+    )?;
     let config = dir.join("node.toml");
     std::fs::write(
         &config,

@@ -30,7 +30,8 @@ pub struct GroundTruth {
 impl GroundTruth {
     /// Reads the sandbox's files.
     pub fn load(sandbox: &FederationSandbox, params: FingerprintParams) -> anyhow::Result<Self> {
-        let key: FederationKey = fedq_node::read_federation_key(&sandbox.dir.join("federation.key"))?;
+        let key: FederationKey =
+            fedq_node::read_federation_key(&sandbox.dir.join("federation.key"))?;
         let mut identifiers: BTreeMap<(IdentifierKind, String), KnownIdentifier> = BTreeMap::new();
         let mut seen: BTreeSet<(String, IdentifierKind, String)> = BTreeSet::new();
         let mut bucket_sizes = BTreeMap::new();
@@ -43,26 +44,40 @@ impl GroundTruth {
                 let normal = fedq_crypto::normalise(kind, &raw)?;
                 let bucket = key.fingerprint(kind, &normal).bucket(params).0;
                 if seen.insert((node.clone(), kind, normal.as_str().to_owned())) {
-                    *bucket_sizes.entry((node.clone(), kind, bucket)).or_insert(0) += 1;
+                    *bucket_sizes
+                        .entry((node.clone(), kind, bucket))
+                        .or_insert(0) += 1;
                 }
                 identifiers
                     .entry((kind, normal.as_str().to_owned()))
-                    .or_insert_with(|| KnownIdentifier { kind, raw, holders: BTreeSet::new(), bucket })
+                    .or_insert_with(|| KnownIdentifier {
+                        kind,
+                        raw,
+                        holders: BTreeSet::new(),
+                        bucket,
+                    })
                     .holders
                     .insert(node.clone());
             }
         }
-        Ok(Self { identifiers, bucket_sizes })
+        Ok(Self {
+            identifiers,
+            bucket_sizes,
+        })
     }
 
     /// Identifiers of `kind` held by exactly `count` nodes.
     pub fn held_by(&self, kind: IdentifierKind, count: usize) -> Vec<&KnownIdentifier> {
-        self.identifiers.values().filter(|i| i.kind == kind && i.holders.len() == count).collect()
+        self.identifiers
+            .values()
+            .filter(|i| i.kind == kind && i.holders.len() == count)
+            .collect()
     }
 
     /// The identifier in the largest bucket of any node.
     pub fn in_fullest_bucket(&self) -> Option<(&KnownIdentifier, usize)> {
-        let ((node, kind, bucket), size) = self.bucket_sizes.iter().max_by_key(|(_, size)| **size)?;
+        let ((node, kind, bucket), size) =
+            self.bucket_sizes.iter().max_by_key(|(_, size)| **size)?;
         let found = self
             .identifiers
             .values()

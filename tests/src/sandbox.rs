@@ -18,7 +18,11 @@ use tokio::runtime::Runtime;
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime")
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
     })
 }
 
@@ -46,7 +50,12 @@ pub struct FederationSandboxBuilder {
 impl FederationSandbox {
     /// Starts building a sandbox.
     pub fn builder() -> FederationSandboxBuilder {
-        FederationSandboxBuilder { nodes: Vec::new(), people: 2_000, seed: 11, padded_candidates: 64 }
+        FederationSandboxBuilder {
+            nodes: Vec::new(),
+            people: 2_000,
+            seed: 11,
+            padded_candidates: 64,
+        }
     }
 
     /// Connects the sandbox's requester to the coordinator, with keys registered.
@@ -58,14 +67,21 @@ impl FederationSandbox {
 
     /// The node's `identifiers.csv`.
     pub fn identifiers_csv(&self, node: &str) -> PathBuf {
-        self.dir.join("nodes").join(node).join("data").join("identifiers.csv")
+        self.dir
+            .join("nodes")
+            .join(node)
+            .join("data")
+            .join("identifiers.csv")
     }
 
     /// Stops one node (its gRPC server drains and exits).
     pub async fn stop_node(&self, node: &str) -> anyhow::Result<()> {
         let party = {
             let mut running = self.running.lock().expect("sandbox lock");
-            let index = running.iter().position(|r| r.name == node).context("no such running node")?;
+            let index = running
+                .iter()
+                .position(|r| r.name == node)
+                .context("no such running node")?;
             running.remove(index)
         };
         party.stop().await
@@ -73,7 +89,14 @@ impl FederationSandbox {
 
     /// Restarts a stopped node from its config.
     pub async fn restart_node(&self, node: &str) -> anyhow::Result<()> {
-        let config = self.output.nodes.iter().find(|(n, _)| n == node).context("no such node")?.1.clone();
+        let config = self
+            .output
+            .nodes
+            .iter()
+            .find(|(n, _)| n == node)
+            .context("no such node")?
+            .1
+            .clone();
         let (running, _) = start_node(&config).await?;
         self.running.lock().expect("sandbox lock").push(running);
         Ok(())
@@ -104,11 +127,19 @@ impl FederationSandboxBuilder {
             agency: "test-agency".to_owned(),
             base_port: None,
             force: false,
-            parameters: Parameters { padded_candidates: self.padded_candidates, ..Parameters::default() },
+            parameters: Parameters {
+                padded_candidates: self.padded_candidates,
+                ..Parameters::default()
+            },
         })?;
         for (node, config) in &output.nodes {
             let data = dir.join("nodes").join(node).join("data");
-            generate(&GenerateOptions { jurisdiction: node.clone(), people: self.people, seed: self.seed, out: data.clone() })?;
+            generate(&GenerateOptions {
+                jurisdiction: node.clone(),
+                people: self.people,
+                seed: self.seed,
+                out: data.clone(),
+            })?;
             import(config, &data.join("identifiers.csv"))?;
             fedq_coordinator::demo::import_incidents(&fedq_node::NodeConfig::load(config)?, &data)?;
         }
@@ -120,7 +151,13 @@ impl FederationSandboxBuilder {
             nodes.push((node.clone(), service));
         }
         running.push(start_coordinator(&output.coordinator).await?);
-        Ok(FederationSandbox { _temp: temp, dir, output, nodes, running: Mutex::new(running) })
+        Ok(FederationSandbox {
+            _temp: temp,
+            dir,
+            output,
+            nodes,
+            running: Mutex::new(running),
+        })
     }
 }
 
@@ -134,6 +171,10 @@ fn import(config: &Path, file: &Path) -> anyhow::Result<()> {
         std::io::BufReader::new(std::fs::File::open(file)?),
         |_| {},
     )?;
-    anyhow::ensure!(report.rejected.is_empty(), "generated rows were refused: {:?}", report.rejected.first());
+    anyhow::ensure!(
+        report.rejected.is_empty(),
+        "generated rows were refused: {:?}",
+        report.rejected.first()
+    );
     Ok(())
 }

@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 
 use anyhow::Context;
 use fedq_coordinator::client::LookupInput;
-use fedq_crypto::lookup::{generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey};
+use fedq_crypto::lookup::{
+    generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
+};
 use fedq_crypto::{FingerprintParams, IdentifierKind};
 use fedq_proto::v1;
 use fedq_tests::fixtures::GroundTruth;
@@ -17,7 +19,12 @@ fn sandbox() -> &'static FederationSandbox {
     SANDBOX.get_or_init(|| {
         runtime()
             .block_on(
-                FederationSandbox::builder().jurisdiction("fr").jurisdiction("de").jurisdiction("nl").people(2_000).build(),
+                FederationSandbox::builder()
+                    .jurisdiction("fr")
+                    .jurisdiction("de")
+                    .jurisdiction("nl")
+                    .people(2_000)
+                    .build(),
             )
             .expect("sandbox starts")
     })
@@ -40,11 +47,19 @@ fn direct_keys() -> &'static (FheSecretKey, FhePublicKey) {
 
 /// Calls one node directly with the coordinator's certificate, as the
 /// coordinator would, so each node's answer can be decrypted on its own.
-async fn ask_node(node: &str, request: v1::NodeLookupRequest) -> anyhow::Result<v1::NodeLookupResponse> {
+async fn ask_node(
+    node: &str,
+    request: v1::NodeLookupRequest,
+) -> anyhow::Result<v1::NodeLookupResponse> {
     let sandbox = sandbox();
     let federation = fedq_node::federation::FederationFile::load(&sandbox.output.federation)?;
-    let coordinator = fedq_coordinator::config::CoordinatorConfig::load(&sandbox.output.coordinator)?;
-    let entry = federation.nodes.iter().find(|n| n.id == node).context("node")?;
+    let coordinator =
+        fedq_coordinator::config::CoordinatorConfig::load(&sandbox.output.coordinator)?;
+    let entry = federation
+        .nodes
+        .iter()
+        .find(|n| n.id == node)
+        .context("node")?;
     let handles = fedq_coordinator::node_client::connect_nodes(
         std::slice::from_ref(entry),
         &coordinator.tls,
@@ -63,7 +78,8 @@ fn node_request(items: &[(IdentifierKind, &str)]) -> anyhow::Result<v1::NodeLook
         wire_items.push(v1::LookupItem {
             kind: i32::from(kind.code()),
             bucket: fp.bucket(params()).0,
-            encrypted_tag: EncryptedTag::encrypt(secret, fp.tag(params()), params().tag_bits()).to_bytes(),
+            encrypted_tag: EncryptedTag::encrypt(secret, fp.tag(params()), params().tag_bits())
+                .to_bytes(),
         });
     }
     Ok(v1::NodeLookupRequest {
@@ -71,7 +87,10 @@ fn node_request(items: &[(IdentifierKind, &str)]) -> anyhow::Result<v1::NodeLook
         requester: "alice".to_owned(),
         key_id: public.id().as_str().to_owned(),
         public_key: public.to_bytes().to_vec(),
-        context: Some(v1::RequestContext { purpose: "test".to_owned(), case_reference: "T-1".to_owned() }),
+        context: Some(v1::RequestContext {
+            purpose: "test".to_owned(),
+            case_reference: "T-1".to_owned(),
+        }),
         items: wire_items,
     })
 }
@@ -81,8 +100,12 @@ fn each_node_hits_exactly_when_it_holds_the_identifier() -> anyhow::Result<()> {
     let truth = truth();
     let shared = truth.held_by(IdentifierKind::Phone, 2);
     let single = truth.held_by(IdentifierKind::Email, 1);
-    let picks = [shared.first().context("a shared phone")?, single.first().context("a local email")?];
-    let items: Vec<(IdentifierKind, &str)> = picks.iter().map(|i| (i.kind, i.raw.as_str())).collect();
+    let picks = [
+        shared.first().context("a shared phone")?,
+        single.first().context("a local email")?,
+    ];
+    let items: Vec<(IdentifierKind, &str)> =
+        picks.iter().map(|i| (i.kind, i.raw.as_str())).collect();
     let (secret, _) = direct_keys();
     let key = fedq_node::read_federation_key(&sandbox().dir.join("federation.key"))?;
     runtime().block_on(async {
@@ -93,8 +116,17 @@ fn each_node_hits_exactly_when_it_holds_the_identifier() -> anyhow::Result<()> {
                 let count = EncryptedCount::from_bytes(answer)?.decrypt(secret);
                 let fp = key.fingerprint(pick.kind, &fedq_crypto::normalise(pick.kind, &pick.raw)?);
                 let holds = service.holds(pick.kind, &fp)?;
-                assert_eq!(holds, pick.holders.contains(node), "ground truth agrees with the store");
-                assert_eq!(count, u32::from(holds), "node {node} answers {count} for {:?}", pick.kind);
+                assert_eq!(
+                    holds,
+                    pick.holders.contains(node),
+                    "ground truth agrees with the store"
+                );
+                assert_eq!(
+                    count,
+                    u32::from(holds),
+                    "node {node} answers {count} for {:?}",
+                    pick.kind
+                );
             }
         }
         Ok(())
@@ -110,12 +142,26 @@ fn the_coordinator_counts_jurisdictions_and_spelling_variants_hit() -> anyhow::R
     let local = local.first().context("a local iban")?;
     let normal = fedq_crypto::normalise(IdentifierKind::Phone, &shared.raw)?;
     let variant = format!("00{}", normal.as_str().trim_start_matches('+'));
-    let iban_variant = fedq_crypto::normalise(IdentifierKind::Iban, &local.raw)?.as_str().to_lowercase();
+    let iban_variant = fedq_crypto::normalise(IdentifierKind::Iban, &local.raw)?
+        .as_str()
+        .to_lowercase();
     let inputs = vec![
-        LookupInput { kind: IdentifierKind::Phone, value: shared.raw.clone() },
-        LookupInput { kind: IdentifierKind::Phone, value: variant },
-        LookupInput { kind: IdentifierKind::Iban, value: iban_variant },
-        LookupInput { kind: IdentifierKind::Email, value: "nobody.at.all@example.invalid".to_owned() },
+        LookupInput {
+            kind: IdentifierKind::Phone,
+            value: shared.raw.clone(),
+        },
+        LookupInput {
+            kind: IdentifierKind::Phone,
+            value: variant,
+        },
+        LookupInput {
+            kind: IdentifierKind::Iban,
+            value: iban_variant,
+        },
+        LookupInput {
+            kind: IdentifierKind::Email,
+            value: "nobody.at.all@example.invalid".to_owned(),
+        },
     ];
     let report = runtime().block_on(async {
         let mut requester = sandbox().requester().await?;
@@ -123,9 +169,16 @@ fn the_coordinator_counts_jurisdictions_and_spelling_variants_hit() -> anyhow::R
     })?;
     let counts: Vec<u32> = report.results.iter().map(|r| r.jurisdictions).collect();
     assert_eq!(counts, vec![2, 2, 1, 0]);
-    assert_eq!(report.results.iter().map(|r| r.hit).collect::<Vec<_>>(), vec![true, true, true, false]);
+    assert_eq!(
+        report.results.iter().map(|r| r.hit).collect::<Vec<_>>(),
+        vec![true, true, true, false]
+    );
     assert_eq!(report.nodes.len(), 3);
-    assert!(report.nodes.iter().all(|n| n.status == "ok"), "{:?}", report.nodes);
+    assert!(
+        report.nodes.iter().all(|n| n.status == "ok"),
+        "{:?}",
+        report.nodes
+    );
     let json = serde_json::to_value(&report)?;
     assert_eq!(json["results"][0]["kind"], "phone");
     assert_eq!(json["results"][0]["hit"], true);
@@ -143,17 +196,31 @@ fn empty_and_fullest_buckets_answer_correctly() -> anyhow::Result<()> {
     let empty = (0..10_000)
         .map(|i| format!("empty.bucket.{i}@example.org"))
         .find(|raw| {
-            let key = fedq_node::read_federation_key(&sandbox().dir.join("federation.key")).expect("key");
+            let key =
+                fedq_node::read_federation_key(&sandbox().dir.join("federation.key")).expect("key");
             let bucket = key
-                .fingerprint(IdentifierKind::Email, &fedq_crypto::normalise(IdentifierKind::Email, raw).expect("email"))
+                .fingerprint(
+                    IdentifierKind::Email,
+                    &fedq_crypto::normalise(IdentifierKind::Email, raw).expect("email"),
+                )
                 .bucket(params())
                 .0;
-            sandbox().nodes.iter().all(|(node, _)| !truth.bucket_sizes.contains_key(&(node.clone(), IdentifierKind::Email, bucket)))
+            sandbox().nodes.iter().all(|(node, _)| {
+                !truth
+                    .bucket_sizes
+                    .contains_key(&(node.clone(), IdentifierKind::Email, bucket))
+            })
         })
         .context("an empty bucket")?;
     let inputs = vec![
-        LookupInput { kind: full.kind, value: full.raw.clone() },
-        LookupInput { kind: IdentifierKind::Email, value: empty },
+        LookupInput {
+            kind: full.kind,
+            value: full.raw.clone(),
+        },
+        LookupInput {
+            kind: IdentifierKind::Email,
+            value: empty,
+        },
     ];
     let report = runtime().block_on(async {
         let mut requester = sandbox().requester().await?;
@@ -167,8 +234,14 @@ fn empty_and_fullest_buckets_answer_correctly() -> anyhow::Result<()> {
 #[test]
 fn invalid_identifiers_are_refused_with_a_reason_before_anything_is_sent() -> anyhow::Result<()> {
     let inputs = vec![
-        LookupInput { kind: IdentifierKind::Phone, value: "06 12 34 56 78".to_owned() },
-        LookupInput { kind: IdentifierKind::Iban, value: "FR00 0000".to_owned() },
+        LookupInput {
+            kind: IdentifierKind::Phone,
+            value: "06 12 34 56 78".to_owned(),
+        },
+        LookupInput {
+            kind: IdentifierKind::Iban,
+            value: "FR00 0000".to_owned(),
+        },
     ];
     let error = runtime()
         .block_on(async {
@@ -179,7 +252,10 @@ fn invalid_identifiers_are_refused_with_a_reason_before_anything_is_sent() -> an
     let message = format!("{error:#}");
     assert!(message.contains("item 1 (phone)"), "{message}");
     assert!(message.contains("item 2 (iban)"), "{message}");
-    assert!(!message.contains("12 34 56"), "the reason never echoes the identifier: {message}");
+    assert!(
+        !message.contains("12 34 56"),
+        "the reason never echoes the identifier: {message}"
+    );
     assert!("fingerprint".parse::<IdentifierKind>().is_err());
     Ok(())
 }
@@ -205,7 +281,10 @@ fn nodes_refuse_malformed_requests_and_keep_serving() -> anyhow::Result<()> {
             (wrong_key, tonic::Code::InvalidArgument),
             (bad_bucket, tonic::Code::InvalidArgument),
         ] {
-            let status = ask_node("fr", bad).await.expect_err("refused").downcast::<tonic::Status>()?;
+            let status = ask_node("fr", bad)
+                .await
+                .expect_err("refused")
+                .downcast::<tonic::Status>()?;
             assert_eq!(status.code(), code, "{}", status.message());
             assert!(!status.message().is_empty());
         }
@@ -220,8 +299,11 @@ fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
     let sandbox = sandbox();
     runtime().block_on(async {
         let config = fedq_coordinator::client::ClientConfig::load(&sandbox.output.client)?;
-        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{}", config.federation.coordinator.address))?
-            .tls_config(fedq_node::tls::client_config(&config.tls, "coordinator")?)?;
+        let endpoint = tonic::transport::Endpoint::from_shared(format!(
+            "https://{}",
+            config.federation.coordinator.address
+        ))?
+        .tls_config(fedq_node::tls::client_config(&config.tls, "coordinator")?)?;
         let mut client = v1::coordinator_client::CoordinatorClient::new(endpoint.connect().await?)
             .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
         let unregistered = generate_keys().1;
@@ -255,15 +337,27 @@ fn node_answers_hold_only_fresh_ciphertexts() -> anyhow::Result<()> {
         let mut stripped = first.clone();
         stripped.answers.clear();
         stripped.compute_micros = 0;
-        assert_eq!(stripped, v1::NodeLookupResponse { query_id: "test-query".to_owned(), ..Default::default() });
-        assert_eq!(first.answers[0].len(), fedq_crypto::lookup::answer::answer_bytes());
+        assert_eq!(
+            stripped,
+            v1::NodeLookupResponse {
+                query_id: "test-query".to_owned(),
+                ..Default::default()
+            }
+        );
+        assert_eq!(
+            first.answers[0].len(),
+            fedq_crypto::lookup::answer::answer_bytes()
+        );
         // Nothing of the node's records appears in what it sends.
         let encoded = first.encode_to_vec();
         let csv = std::fs::read_to_string(sandbox().identifiers_csv(&node))?;
         for line in csv.lines().skip(1).take(200) {
             for field in line.split(',') {
                 if field.len() >= 6 {
-                    assert!(!contains(&encoded, field.as_bytes()), "a record field leaked");
+                    assert!(
+                        !contains(&encoded, field.as_bytes()),
+                        "a record field leaked"
+                    );
                 }
             }
         }
@@ -289,9 +383,18 @@ fn no_message_carries_the_secret_key() -> anyhow::Result<()> {
     let key_bits = &secret_file[middle..middle + 512];
     let request = node_request(&[(IdentifierKind::Email, "someone@example.org")])?;
     let response = runtime().block_on(ask_node("fr", request.clone()))?;
-    let register = v1::RegisterKeyRequest { public_key: public.to_bytes().to_vec() };
-    for message in [request.encode_to_vec(), response.encode_to_vec(), register.encode_to_vec()] {
-        assert!(!contains(&message, key_bits), "a message holds the secret key");
+    let register = v1::RegisterKeyRequest {
+        public_key: public.to_bytes().to_vec(),
+    };
+    for message in [
+        request.encode_to_vec(),
+        response.encode_to_vec(),
+        register.encode_to_vec(),
+    ] {
+        assert!(
+            !contains(&message, key_bits),
+            "a message holds the secret key"
+        );
     }
     Ok(())
 }
@@ -300,17 +403,39 @@ fn no_message_carries_the_secret_key() -> anyhow::Result<()> {
 fn a_stopped_node_is_reported_never_dropped() -> anyhow::Result<()> {
     // Uses its own federation: stopping a node must not disturb other tests.
     runtime().block_on(async {
-        let sandbox = FederationSandbox::builder().jurisdiction("aa").jurisdiction("bb").people(300).build().await?;
+        let sandbox = FederationSandbox::builder()
+            .jurisdiction("aa")
+            .jurisdiction("bb")
+            .people(300)
+            .build()
+            .await?;
         sandbox.stop_node("bb").await?;
         let mut requester = sandbox.requester().await?;
-        let inputs = vec![LookupInput { kind: IdentifierKind::Email, value: "x@example.org".to_owned() }];
+        let inputs = vec![LookupInput {
+            kind: IdentifierKind::Email,
+            value: "x@example.org".to_owned(),
+        }];
         let report = requester.lookup(&inputs, "test", "T-5").await?;
-        let statuses: Vec<(String, String)> = report.nodes.iter().map(|n| (n.node.clone(), n.status.clone())).collect();
-        assert_eq!(statuses, vec![("aa".to_owned(), "ok".to_owned()), ("bb".to_owned(), "unavailable".to_owned())]);
+        let statuses: Vec<(String, String)> = report
+            .nodes
+            .iter()
+            .map(|n| (n.node.clone(), n.status.clone()))
+            .collect();
+        assert_eq!(
+            statuses,
+            vec![
+                ("aa".to_owned(), "ok".to_owned()),
+                ("bb".to_owned(), "unavailable".to_owned())
+            ]
+        );
         assert_eq!(report.results[0].jurisdictions, 0);
         sandbox.restart_node("bb").await?;
         let report = requester.lookup(&inputs, "test", "T-6").await?;
-        assert!(report.nodes.iter().all(|n| n.status == "ok"), "{:?}", report.nodes);
+        assert!(
+            report.nodes.iter().all(|n| n.status == "ok"),
+            "{:?}",
+            report.nodes
+        );
         Ok(())
     })
 }

@@ -16,13 +16,21 @@ fn query(measure: &str, group_by: &[&str], filters: &[&str], epsilon: f64) -> v1
 }
 
 fn context() -> v1::RequestContext {
-    v1::RequestContext { purpose: "research".to_owned(), case_reference: String::new() }
+    v1::RequestContext {
+        purpose: "research".to_owned(),
+        case_reference: String::new(),
+    }
 }
 
 #[test]
 fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
     runtime().block_on(async {
-        let sandbox = FederationSandbox::builder().jurisdiction("fr").jurisdiction("de").people(2_000).build().await?;
+        let sandbox = FederationSandbox::builder()
+            .jurisdiction("fr")
+            .jurisdiction("de")
+            .people(2_000)
+            .build()
+            .await?;
         let mut requester = sandbox.requester().await?;
 
         let catalog = requester.catalog().await?;
@@ -30,41 +38,95 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
         assert!(catalog.nodes[0].catalog_json.contains("\"incidents\""));
 
         // Count per category and month: every public group is there, empty ones too.
-        let response = requester.stats(context(), query("count", &["category", "month"], &["sector=finance"], 1.0)).await?;
-        assert!(response.nodes.iter().all(|n| n.status == "ok"), "{:?}", response.nodes);
-        assert_eq!(response.groups.len(), 8 * 36, "8 categories x 36 months of the public domain");
+        let response = requester
+            .stats(
+                context(),
+                query("count", &["category", "month"], &["sector=finance"], 1.0),
+            )
+            .await?;
+        assert!(
+            response.nodes.iter().all(|n| n.status == "ok"),
+            "{:?}",
+            response.nodes
+        );
+        assert_eq!(
+            response.groups.len(),
+            8 * 36,
+            "8 categories x 36 months of the public domain"
+        );
         for group in &response.groups {
             assert!(group.ci95_low < group.estimate && group.estimate < group.ci95_high);
             // Two nodes, each Laplace with scale 10 (bound 10, epsilon 1): variance 2 * 2 * 100.
-            assert!((group.variance - 400.0).abs() < 1e-6, "variance adds up: {}", group.variance);
+            assert!(
+                (group.variance - 400.0).abs() < 1e-6,
+                "variance adds up: {}",
+                group.variance
+            );
         }
-        assert!(response.node_answers.iter().all(|a| (a.epsilon_charged - 1.0).abs() < 1e-9));
+        assert!(response
+            .node_answers
+            .iter()
+            .all(|a| (a.epsilon_charged - 1.0).abs() < 1e-9));
 
-        let mean = requester.stats(context(), query("mean:loss_eur", &["sector"], &[], 1.0)).await?;
+        let mean = requester
+            .stats(context(), query("mean:loss_eur", &["sector"], &[], 1.0))
+            .await?;
         assert_eq!(mean.groups.len(), 8);
 
         let budget = requester.budget().await?;
-        assert!(budget.nodes.iter().all(|b| (b.epsilon_spent - 2.0).abs() < 1e-9), "{:?}", budget.nodes);
+        assert!(
+            budget
+                .nodes
+                .iter()
+                .all(|b| (b.epsilon_spent - 2.0).abs() < 1e-9),
+            "{:?}",
+            budget.nodes
+        );
 
         // The charge is durable: a node stopped and restarted still has it.
         sandbox.stop_node("de").await?;
         sandbox.restart_node("de").await?;
         let budget = requester.budget().await?;
-        assert!(budget.nodes.iter().all(|b| (b.epsilon_spent - 2.0).abs() < 1e-9), "{:?}", budget.nodes);
+        assert!(
+            budget
+                .nodes
+                .iter()
+                .all(|b| (b.epsilon_spent - 2.0).abs() < 1e-9),
+            "{:?}",
+            budget.nodes
+        );
 
         // Over the cap (10 per month): refused with ResourceExhausted at every node, reported.
-        let refused = requester.stats(context(), query("count", &[], &[], 8.5)).await?;
+        let refused = requester
+            .stats(context(), query("count", &[], &[], 8.5))
+            .await?;
         assert!(refused.groups.is_empty());
         for node in &refused.nodes {
             assert_eq!(node.status, "refused");
-            assert!(node.reason.contains("privacy budget exhausted"), "{}", node.reason);
+            assert!(
+                node.reason.contains("privacy budget exhausted"),
+                "{}",
+                node.reason
+            );
         }
         let budget = requester.budget().await?;
-        assert!(budget.nodes.iter().all(|b| (b.epsilon_spent - 2.0).abs() < 1e-9), "refusals cost nothing");
+        assert!(
+            budget
+                .nodes
+                .iter()
+                .all(|b| (b.epsilon_spent - 2.0).abs() < 1e-9),
+            "refusals cost nothing"
+        );
 
         // Invalid queries: reported per node as invalid, with the reason.
         for (bad, fragment) in [
-            (v1::StatsQuery { table: "nope".to_owned(), ..query("count", &[], &[], 0.1) }, "nope"),
+            (
+                v1::StatsQuery {
+                    table: "nope".to_owned(),
+                    ..query("count", &[], &[], 0.1)
+                },
+                "nope",
+            ),
             (query("median:loss_eur", &[], &[], 0.1), "measure"),
             (query("count", &["colour"], &[], 0.1), "colour"),
             (query("count", &[], &["sector=space"], 0.1), "sector"),
@@ -73,7 +135,11 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
             let response = requester.stats(context(), bad).await?;
             for node in &response.nodes {
                 assert_eq!(node.status, "invalid", "{node:?}");
-                assert!(node.reason.contains(fragment), "{} should mention {fragment}", node.reason);
+                assert!(
+                    node.reason.contains(fragment),
+                    "{} should mention {fragment}",
+                    node.reason
+                );
             }
         }
         Ok(())

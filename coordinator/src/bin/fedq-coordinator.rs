@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use fedq_coordinator::config::CoordinatorConfig;
 
 #[derive(Parser)]
-#[command(name = "fedq-coordinator", version, about = "The fedq coordinator: fan-out and encrypted combination")]
+#[command(
+    name = "fedq-coordinator",
+    version,
+    about = "The fedq coordinator: fan-out and encrypted combination"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -34,14 +38,17 @@ fn main() -> ExitCode {
             return ExitCode::from(64);
         }
     };
-    let result = tokio::runtime::Runtime::new().map_err(anyhow::Error::from).and_then(|runtime| {
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::bind(config.listen)
-                .await
-                .with_context(|| format!("cannot listen on {}", config.listen))?;
-            fedq_coordinator::server::serve(listener, config, fedq_node::shutdown::signal()).await
-        })
-    });
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::bind(config.listen)
+                    .await
+                    .with_context(|| format!("cannot listen on {}", config.listen))?;
+                fedq_coordinator::server::serve(listener, config, fedq_node::shutdown::signal())
+                    .await
+            })
+        });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -11,7 +11,11 @@ use fedq_crypto::IdentifierKind;
 use fedq_node::federation::Parameters;
 
 #[derive(Parser)]
-#[command(name = "fedq", version, about = "Privacy-preserving federated lookups and statistics")]
+#[command(
+    name = "fedq",
+    version,
+    about = "Privacy-preserving federated lookups and statistics"
+)]
 struct Cli {
     /// The requester's client.toml.
     #[arg(long, global = true, env = "FEDQ_CONFIG")]
@@ -193,7 +197,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 agency,
                 base_port,
                 force,
-                parameters: Parameters { bucket_bits, tag_bits, padded_candidates },
+                parameters: Parameters {
+                    bucket_bits,
+                    tag_bits,
+                    padded_candidates,
+                },
             })?;
             println!("federation written to {}", dir.display());
             for (node, path) in &output.nodes {
@@ -209,32 +217,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let mut requester = Requester::connect(config).await?;
                 requester.keys_init(force).await
             })?;
-            println!("key {key_id} registered; secret key kept in {} (mode 0600)", keys_dir.display());
+            println!(
+                "key {key_id} registered; secret key kept in {} (mode 0600)",
+                keys_dir.display()
+            );
         }
         CliCommand::Lookup(args) => {
             let config = client_config(cli.config)?;
             let inputs = match (&args.kind, &args.value, &args.batch) {
                 (Some(kind), Some(value), None) => {
                     let kind: IdentifierKind = kind.parse()?;
-                    vec![LookupInput { kind, value: value.clone() }]
+                    vec![LookupInput {
+                        kind,
+                        value: value.clone(),
+                    }]
                 }
                 (None, None, Some(batch)) => client::read_batch(batch)?,
                 _ => bail!("give either --kind and --value, or --batch FILE"),
             };
             let report = runtime.block_on(async {
                 let mut requester = Requester::connect(config).await?;
-                requester.lookup(&inputs, &args.purpose, &args.case_reference).await
+                requester
+                    .lookup(&inputs, &args.purpose, &args.case_reference)
+                    .await
             })?;
             print_report(&report, args.json)?;
         }
         CliCommand::Catalog { json } => {
             let config = client_config(cli.config)?;
-            let catalog = runtime.block_on(async { Requester::connect(config).await?.catalog().await })?;
+            let catalog =
+                runtime.block_on(async { Requester::connect(config).await?.catalog().await })?;
             stats_cli::print_catalog(&catalog, json)?;
         }
         CliCommand::Budget { json } => {
             let config = client_config(cli.config)?;
-            let budget = runtime.block_on(async { Requester::connect(config).await?.budget().await })?;
+            let budget =
+                runtime.block_on(async { Requester::connect(config).await?.budget().await })?;
             stats_cli::print_budget(&budget, json)?;
         }
         CliCommand::Stats(args) => {
@@ -242,7 +260,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let query = fedq_proto::v1::StatsQuery {
                 table: args.table,
                 measure: args.measure,
-                group_by: args.group_by.map(|g| g.split(',').map(|s| s.trim().to_owned()).collect()).unwrap_or_default(),
+                group_by: args
+                    .group_by
+                    .map(|g| g.split(',').map(|s| s.trim().to_owned()).collect())
+                    .unwrap_or_default(),
                 filters: args.filters,
                 budget: match (args.epsilon, args.rho) {
                     (Some(e), _) => Some(fedq_proto::v1::stats_query::Budget::Epsilon(e)),
@@ -250,8 +271,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     (None, None) => None,
                 },
             };
-            let context = fedq_proto::v1::RequestContext { purpose: args.purpose, case_reference: args.case_reference };
-            let response = runtime.block_on(async { Requester::connect(config).await?.stats(context, query).await })?;
+            let context = fedq_proto::v1::RequestContext {
+                purpose: args.purpose,
+                case_reference: args.case_reference,
+            };
+            let response = runtime.block_on(async {
+                Requester::connect(config)
+                    .await?
+                    .stats(context, query)
+                    .await
+            })?;
             stats_cli::print_stats(&response, args.json)?;
         }
         CliCommand::Demo(args) => runtime.block_on(demo::run(args.people, args.dir))?,
@@ -276,7 +305,10 @@ fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
         if node.status == "ok" {
             println!("node {}: ok", node.node);
         } else {
-            println!("node {}: {} ({}) - not counted above", node.node, node.status, node.reason);
+            println!(
+                "node {}: {} ({}) - not counted above",
+                node.node, node.status, node.reason
+            );
         }
     }
     Ok(())

@@ -129,8 +129,9 @@ impl FromStr for IdentifierKind {
 /// pasted into the wrong field cannot reach the logs through this error.
 fn loggable_kind_name(s: &str) -> String {
     let s = s.trim();
-    let plausible =
-        s.len() <= 32 && s.chars().all(|c| c.is_ascii_alphabetic() || c == '_' || c == '-');
+    let plausible = s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_alphabetic() || c == '_' || c == '-');
     if plausible {
         s.to_string()
     } else {

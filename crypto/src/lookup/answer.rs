@@ -64,17 +64,27 @@ impl EncryptedCount {
 
     /// An encryption of zero with no mask: the neutral element of [`Self::add_assign`].
     pub fn zero() -> Self {
-        Self { values: vec![0; lwe_size()] }
+        Self {
+            values: vec![0; lwe_size()],
+        }
     }
 
     fn to_native(&self) -> LweCiphertextOwned<u64> {
-        let lifted = self.values.iter().map(|&v| u64::from(v) << (64 - ANSWER_MODULUS_LOG)).collect();
+        let lifted = self
+            .values
+            .iter()
+            .map(|&v| u64::from(v) << (64 - ANSWER_MODULUS_LOG))
+            .collect();
         LweCiphertext::from_container(lifted, PARAMETERS.ciphertext_modulus)
     }
 
     fn from_native(ct: &LweCiphertextOwned<u64>) -> Self {
         // Exact: both operands were multiples of 2^32, so is their sum.
-        let values = ct.as_ref().iter().map(|&v| (v >> (64 - ANSWER_MODULUS_LOG)) as u32).collect();
+        let values = ct
+            .as_ref()
+            .iter()
+            .map(|&v| (v >> (64 - ANSWER_MODULUS_LOG)) as u32)
+            .collect();
         Self { values }
     }
 

@@ -121,7 +121,11 @@ pub fn evaluate(
     }
     let levels = tag_bits - usize::from(LOW_TAG_BITS);
     let low_mask = (1u64 << LOW_TAG_BITS) - 1;
-    let tag_mask = if tag_bits == 64 { u64::MAX } else { (1u64 << tag_bits) - 1 };
+    let tag_mask = if tag_bits == 64 {
+        u64::MAX
+    } else {
+        (1u64 << tag_bits) - 1
+    };
 
     let mut leaves: BTreeMap<u64, Glwe> = BTreeMap::new();
     for &tag in candidates {
@@ -134,7 +138,9 @@ pub fn evaluate(
     let mut padded = candidates.len();
     while padded < pad_to {
         let dummy: u64 = rng.gen::<u64>() & tag_mask;
-        leaves.entry(dummy >> LOW_TAG_BITS).or_insert_with(zero_glwe);
+        leaves
+            .entry(dummy >> LOW_TAG_BITS)
+            .or_insert_with(zero_glwe);
         padded += 1;
     }
 
@@ -145,7 +151,10 @@ pub fn evaluate(
         fft.as_view(),
     )
     .unaligned_bytes_required();
-    let mut stats = EvalStats { padded_candidates: padded, cmuxes: 0 };
+    let mut stats = EvalStats {
+        padded_candidates: padded,
+        cmuxes: 0,
+    };
 
     let mut level: Vec<(u64, Glwe)> = leaves.into_iter().collect();
     for depth in 0..levels {
@@ -169,11 +178,21 @@ pub fn evaluate(
     // Blind rotation by X^-low: bit i rotates by 2^i when set.
     for bit in 0..usize::from(LOW_TAG_BITS) {
         let mut rotated = zero_glwe();
-        for (mut out, input) in rotated.as_mut_polynomial_list().iter_mut().zip(acc.as_polynomial_list().iter()) {
+        for (mut out, input) in rotated
+            .as_mut_polynomial_list()
+            .iter_mut()
+            .zip(acc.as_polynomial_list().iter())
+        {
             polynomial_wrapping_monic_monomial_div(&mut out, &input, MonomialDegree(1 << bit));
         }
         with_scratch(scratch_bytes, |stack| {
-            cmux_assign_mem_optimized(&mut acc, &mut rotated, &query.bits[bit], fft.as_view(), stack)
+            cmux_assign_mem_optimized(
+                &mut acc,
+                &mut rotated,
+                &query.bits[bit],
+                fft.as_view(),
+                stack,
+            )
         });
         stats.cmuxes += 1;
     }

@@ -42,7 +42,9 @@ pub struct FhePublicKey {
 
 impl fmt::Debug for FhePublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FhePublicKey").field("id", &self.id).finish()
+        f.debug_struct("FhePublicKey")
+            .field("id", &self.id)
+            .finish()
     }
 }
 
@@ -54,7 +56,10 @@ pub struct KeyId(String);
 impl KeyId {
     /// Parses and checks a key id received from a peer.
     pub fn parse(text: &str) -> Result<Self, LookupError> {
-        if text.len() == 32 && text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        if text.len() == 32
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
         {
             Ok(Self(text.to_owned()))
         } else {
@@ -138,7 +143,8 @@ impl FhePublicKey {
 
     /// Decodes an untrusted public key and checks its parameters.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, LookupError> {
-        let key: LweCompactPublicKeyOwned<u64> = wire::decode(bytes, PUBLIC_KEY_LIMIT, "public key")?;
+        let key: LweCompactPublicKeyOwned<u64> =
+            wire::decode(bytes, PUBLIC_KEY_LIMIT, "public key")?;
         let conformance = LweCompactPublicKeyConformanceParams {
             encryption_lwe_dimension: PARAMETERS.lwe_dimension(),
             ciphertext_modulus: PARAMETERS.ciphertext_modulus,

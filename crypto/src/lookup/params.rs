@@ -68,7 +68,8 @@ impl LookupParameters {
 
     /// Dimension of the extracted LWE answer (k · N).
     pub fn lwe_dimension(&self) -> LweDimension {
-        self.glwe_dimension.to_equivalent_lwe_dimension(self.polynomial_size)
+        self.glwe_dimension
+            .to_equivalent_lwe_dimension(self.polynomial_size)
     }
 
     /// Δ: scaling of a count in the 64-bit torus.

@@ -44,15 +44,15 @@ impl EncryptedTag {
             seeder.seed().into(),
             PARAMETERS.ciphertext_modulus,
         );
-        let mut generator =
-            EncryptionRandomGenerator::<DefaultRandomGenerator>::new(list.compression_seed(), seeder);
+        let mut generator = EncryptionRandomGenerator::<DefaultRandomGenerator>::new(
+            list.compression_seed(),
+            seeder,
+        );
         let forks = generator
             .par_try_fork_from_config(list.encryption_fork_config(Uniform, PARAMETERS.noise))
             .expect("fork sizes come from the list's own parameters");
-        list.par_iter_mut()
-            .zip(forks)
-            .enumerate()
-            .for_each(|(bit_index, (mut ggsw, mut generator))| {
+        list.par_iter_mut().zip(forks).enumerate().for_each(
+            |(bit_index, (mut ggsw, mut generator))| {
                 let bit = (tag.0 >> bit_index) & 1;
                 encrypt_constant_seeded_ggsw_ciphertext_with_pre_seeded_generator(
                     &secret.glwe,
@@ -61,7 +61,8 @@ impl EncryptedTag {
                     PARAMETERS.noise,
                     &mut generator,
                 );
-            });
+            },
+        );
         Self { list }
     }
 

@@ -12,7 +12,11 @@ fn keys() -> &'static (FheSecretKey, FhePublicKey) {
     KEYS.get_or_init(generate_keys)
 }
 
-fn lookup(tag: u64, candidates: &[u64], pad_to: usize) -> Result<(EncryptedCount, EvalStats), LookupError> {
+fn lookup(
+    tag: u64,
+    candidates: &[u64],
+    pad_to: usize,
+) -> Result<(EncryptedCount, EvalStats), LookupError> {
     let (secret, public) = keys();
     let encrypted = EncryptedTag::encrypt(secret, Tag(tag), TAG_BITS);
     let decoded = EncryptedTag::from_bytes(&encrypted.to_bytes(), TAG_BITS)?;
@@ -22,7 +26,9 @@ fn lookup(tag: u64, candidates: &[u64], pad_to: usize) -> Result<(EncryptedCount
 }
 
 fn spread_tags(count: u64, seed: u64) -> Vec<u64> {
-    (0..count).map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed) & ((1 << TAG_BITS) - 1)).collect()
+    (0..count)
+        .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ seed) & ((1 << TAG_BITS) - 1))
+        .collect()
 }
 
 #[test]
@@ -43,7 +49,11 @@ fn present_tag_hits_and_absent_tag_misses() -> Result<(), LookupError> {
 fn tags_sharing_a_leaf_or_a_low_part_are_told_apart() -> Result<(), LookupError> {
     let (secret, _) = keys();
     // Same high part (same leaf), different low parts; and same low part, other leaf.
-    let candidates = vec![0x0AB_CDE << 11 | 5, 0x0AB_CDE << 11 | 6, 0x01_2345 << 11 | 5];
+    let candidates = vec![
+        0x0AB_CDE << 11 | 5,
+        0x0AB_CDE << 11 | 6,
+        0x01_2345 << 11 | 5,
+    ];
     let (same_leaf_other_low, _) = lookup(0x0AB_CDE << 11 | 7, &candidates, 8)?;
     assert_eq!(same_leaf_other_low.decrypt(secret), 0);
     let (other_leaf_same_low, _) = lookup(0x00_0001 << 11 | 5, &candidates, 8)?;
@@ -61,7 +71,11 @@ fn empty_and_full_buckets() -> Result<(), LookupError> {
     assert_eq!(stats.padded_candidates, 32);
     let full = spread_tags(400, 99);
     let (hit, stats) = lookup(full[399], &full, 256)?;
-    assert_eq!(hit.decrypt(secret), 1, "a bucket above the padding still answers");
+    assert_eq!(
+        hit.decrypt(secret),
+        1,
+        "a bucket above the padding still answers"
+    );
     assert_eq!(stats.padded_candidates, 400);
     Ok(())
 }

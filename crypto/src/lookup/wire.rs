@@ -42,5 +42,7 @@ pub(crate) fn decode<T: DeserializeOwned>(
     if body.len() as u64 > limit {
         return Err(LookupError::TooLarge(what));
     }
-    options(limit).deserialize(body).map_err(|_| LookupError::Malformed(what))
+    options(limit)
+        .deserialize(body)
+        .map_err(|_| LookupError::Malformed(what))
 }

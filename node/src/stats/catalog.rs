@@ -132,7 +132,9 @@ impl TableCatalog {
 
     /// The table's date columns.
     pub fn date_columns(&self) -> impl Iterator<Item = &ColumnSpec> {
-        self.columns.iter().filter(|c| matches!(c, ColumnSpec::Date { .. }))
+        self.columns
+            .iter()
+            .filter(|c| matches!(c, ColumnSpec::Date { .. }))
     }
 }
 
@@ -160,10 +162,14 @@ fn check_column(i: usize, column: &ColumnSpec, problems: &mut Vec<String>) {
             }
         }
         ColumnSpec::Date { from, to, .. } => {
-            let from = parse_date(from).ok_or_else(|| format!("columns[{i}].from: not a date (yyyy-mm-dd)"));
-            let to = parse_date(to).ok_or_else(|| format!("columns[{i}].to: not a date (yyyy-mm-dd)"));
+            let from = parse_date(from)
+                .ok_or_else(|| format!("columns[{i}].from: not a date (yyyy-mm-dd)"));
+            let to =
+                parse_date(to).ok_or_else(|| format!("columns[{i}].to: not a date (yyyy-mm-dd)"));
             match (from, to) {
-                (Ok(from), Ok(to)) if to < from => problems.push(format!("columns[{i}].to: before from")),
+                (Ok(from), Ok(to)) if to < from => {
+                    problems.push(format!("columns[{i}].to: before from"))
+                }
                 (from, to) => problems.extend(from.err().into_iter().chain(to.err())),
             }
         }
@@ -180,7 +186,9 @@ fn check_column(i: usize, column: &ColumnSpec, problems: &mut Vec<String>) {
 /// charset that needs no escaping anywhere.
 fn check_name(name: &str) -> Result<(), String> {
     if !is_identifier(name) {
-        return Err(format!("must be 1 to {MAX_NAME_LEN} characters of a-z, 0-9 and _, starting with a letter"));
+        return Err(format!(
+            "must be 1 to {MAX_NAME_LEN} characters of a-z, 0-9 and _, starting with a letter"
+        ));
     }
     if name.starts_with("fedq_") {
         return Err("the prefix fedq_ is reserved".to_owned());
@@ -197,7 +205,8 @@ pub fn is_identifier(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= MAX_NAME_LEN
         && b[0].is_ascii_lowercase()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
 }
 
 /// The derived `YYYY-MM` column of a date column.
@@ -221,7 +230,9 @@ pub fn parse_date_bytes(b: &[u8]) -> Option<NaiveDate> {
         return None;
     }
     let digits = |r: std::ops::Range<usize>| {
-        b[r].iter().try_fold(0u32, |acc, c| c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0')))
+        b[r].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
     };
     let year = i32::try_from(digits(0..4)?).ok()?;
     NaiveDate::from_ymd_opt(year, digits(5..7)?, digits(8..10)?)
@@ -239,7 +250,11 @@ pub fn months_between(from: NaiveDate, to: NaiveDate) -> Vec<String> {
     let mut months = Vec::new();
     while (year, month) <= (to.year(), to.month()) {
         months.push(format!("{year:04}-{month:02}"));
-        (year, month) = if month == 12 { (year + 1, 1) } else { (year, month + 1) };
+        (year, month) = if month == 12 {
+            (year + 1, 1)
+        } else {
+            (year, month + 1)
+        };
     }
     months
 }

@@ -58,22 +58,32 @@ pub fn import_table(
     dir: &Path,
     mut progress: impl FnMut(u64),
 ) -> Result<StatsImportReport, StatsError> {
-    catalog.validate().map_err(|problems| StatsError::Invalid(format!("bad catalog: {}", problems.join("; "))))?;
-    let mut reader = csv::ReaderBuilder::new().flexible(true).buffer_capacity(1 << 20).from_reader(csv);
+    catalog
+        .validate()
+        .map_err(|problems| StatsError::Invalid(format!("bad catalog: {}", problems.join("; "))))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(csv);
     let slots = rows::map_header(catalog, reader.byte_headers()?)?;
     let width = reader.byte_headers()?.len();
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_WORKERS);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_WORKERS);
 
     // This thread parses CSV (the reader need not be Send); workers convert chunks to Arrow.
+    let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<ByteRecord>, usize)>(workers);
+    let work_rx = Mutex::new(work_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, Chunk, Vec<ByteRecord>)>();
     let (rows, mut chunks) = std::thread::scope(|scope| -> Result<_, StatsError> {
-        let (work_tx, work_rx) = mpsc::sync_channel::<(usize, Vec<ByteRecord>, usize)>(workers);
-        let work_rx = Mutex::new(work_rx);
-        let (done_tx, done_rx) = mpsc::channel::<(usize, Chunk, Vec<ByteRecord>)>();
+        let (work_tx, done_tx) = (work_tx, done_tx);
         for _ in 0..workers {
             let (work_rx, done_tx, slots) = (&work_rx, done_tx.clone(), &slots);
             scope.spawn(move || loop {
                 let job = work_rx.lock().ok().and_then(|rx| rx.recv().ok());
-                let Some((index, records, len)) = job else { break };
+                let Some((index, records, len)) = job else {
+                    break;
+                };
                 let chunk = rows::convert(slots, width, &records[..len]);
                 if done_tx.send((index, chunk, records)).is_err() {
                     break;
@@ -114,17 +124,37 @@ pub fn import_table(
     })?;
     chunks.sort_unstable_by_key(|(i, _)| *i);
 
-    let mut report = StatsImportReport { rows, imported: 0, rejected: Vec::new() };
+    let mut report = StatsImportReport {
+        rows,
+        imported: 0,
+        rejected: Vec::new(),
+    };
     for (_, chunk) in &mut chunks {
         report.imported += chunk.units.len();
         report.rejected.append(&mut chunk.rejected);
     }
     let ranks = draw_ranks(chunks.iter().map(|(_, c)| &c.units))?;
-    let unique: Vec<&str> =
-        catalog.columns.iter().filter(|c| matches!(c, ColumnSpec::Identifier { .. })).map(|c| c.name()).collect();
+    let unique: Vec<&str> = catalog
+        .columns
+        .iter()
+        .filter(|c| matches!(c, ColumnSpec::Identifier { .. }))
+        .map(|c| c.name())
+        .collect();
     let arrays = chunks.into_iter().map(|(_, c)| c.arrays).collect();
-    write_parquet(&rows::schema(catalog), &unique, arrays, ranks, dir, &catalog.name)?;
-    tracing::info!(rows = report.rows, imported = report.imported, rejected = report.rejected.len(), "statistics table imported");
+    write_parquet(
+        &rows::schema(catalog),
+        &unique,
+        arrays,
+        ranks,
+        dir,
+        &catalog.name,
+    )?;
+    tracing::info!(
+        rows = report.rows,
+        imported = report.imported,
+        rejected = report.rejected.len(),
+        "statistics table imported"
+    );
     Ok(report)
 }
 
@@ -134,7 +164,9 @@ fn too_many_rows() -> StatsError {
 
 /// Each unit's rows get a uniformly random permutation of 1..=n: units are
 /// numbered, a counting sort groups row indices by unit, and each group is shuffled.
-fn draw_ranks<'a>(unit_columns: impl Iterator<Item = &'a ArrayRef>) -> Result<Vec<u32>, StatsError> {
+fn draw_ranks<'a>(
+    unit_columns: impl Iterator<Item = &'a ArrayRef>,
+) -> Result<Vec<u32>, StatsError> {
     let mut ids: HashMap<&str, u32, BuildHasherDefault<FxHasher>> = HashMap::default();
     let mut row_units: Vec<u32> = Vec::new();
     for column in unit_columns {
@@ -203,8 +235,13 @@ fn write_parquet(
 ) -> Result<(), StatsError> {
     std::fs::create_dir_all(dir)?;
     let target = dir.join(format!("{table}.parquet"));
-    let temp = dir.join(format!(".{table}.parquet.{}-{:016x}.tmp", std::process::id(), rand::random::<u64>()));
-    let result = write_file(schema, unique, chunks, ranks, &temp).and_then(|()| Ok(std::fs::rename(&temp, &target)?));
+    let temp = dir.join(format!(
+        ".{table}.parquet.{}-{:016x}.tmp",
+        std::process::id(),
+        rand::random::<u64>()
+    ));
+    let result = write_file(schema, unique, chunks, ranks, &temp)
+        .and_then(|()| Ok(std::fs::rename(&temp, &target)?));
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
@@ -243,10 +280,14 @@ fn write_file(
     for group_index in 0.. {
         let mut group: Vec<Vec<ArrayRef>> = Vec::new();
         let mut group_rows = 0;
-        while let Some(next) = chunks.next_if(|c| group_rows + c.first().map_or(0, |a| a.len()) <= ROW_GROUP_ROWS) {
+        while let Some(next) =
+            chunks.next_if(|c| group_rows + c.first().map_or(0, |a| a.len()) <= ROW_GROUP_ROWS)
+        {
             let len = next.first().map_or(0, |a| a.len());
             let mut columns = next;
-            columns.push(Arc::new(UInt32Array::from(ranks[offset..offset + len].to_vec())));
+            columns.push(Arc::new(UInt32Array::from(
+                ranks[offset..offset + len].to_vec(),
+            )));
             (offset, group_rows) = (offset + len, group_rows + len);
             group.push(columns);
         }
@@ -273,7 +314,10 @@ fn write_file(
         }
         row_group.close()?;
     }
-    let file = file_writer.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    let file = file_writer
+        .into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?;
     file.sync_all()?;
     Ok(())
 }

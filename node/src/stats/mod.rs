@@ -25,8 +25,8 @@ mod tests;
 pub use catalog::{ColumnSpec, TableCatalog};
 pub use import::{import_table, StatsImportReport};
 pub use query::{
-    parse_filter, parse_group_by, parse_measure, ExactAnswer, Filter, FilterOp, GroupAggregate, GroupBy, Measure,
-    StatsEngine, StatsQuery,
+    parse_filter, parse_group_by, parse_measure, ExactAnswer, Filter, FilterOp, GroupAggregate,
+    GroupBy, Measure, StatsEngine, StatsQuery,
 };
 
 /// Errors of the statistics engine.

@@ -108,7 +108,8 @@ pub fn parse_measure(s: &str) -> Result<Measure, StatsError> {
     if s == "count" {
         return Ok(Measure::Count);
     }
-    let bad = || invalid("unknown measure; use count, sum:<column>, mean:<column> or histogram:<column>");
+    let bad =
+        || invalid("unknown measure; use count, sum:<column>, mean:<column> or histogram:<column>");
     let (kind, column) = s.split_once(':').ok_or_else(bad)?;
     let column = column.trim().to_owned();
     match kind.trim() {
@@ -129,7 +130,11 @@ pub fn parse_group_by(s: &str) -> Result<Vec<GroupBy>, StatsError> {
             None => GroupBy::Column(item.to_owned()),
             Some((date, "month")) => GroupBy::Month(date.trim().to_owned()),
             Some((date, "year")) => GroupBy::Year(date.trim().to_owned()),
-            Some(_) => return Err(invalid("a group-by item is <column>, month, year, <date>:month or <date>:year")),
+            Some(_) => {
+                return Err(invalid(
+                    "a group-by item is <column>, month, year, <date>:month or <date>:year",
+                ))
+            }
         });
     }
     if keys.len() > MAX_GROUP_BY {
@@ -156,7 +161,11 @@ pub fn parse_filter(s: &str) -> Result<Filter, StatsError> {
     if column.is_empty() || value.is_empty() {
         return Err(bad());
     }
-    Ok(Filter { column: column.to_owned(), op, value: value.to_owned() })
+    Ok(Filter {
+        column: column.to_owned(),
+        op,
+        value: value.to_owned(),
+    })
 }
 
 /// Runs exact bounded aggregates over the imported tables.
@@ -185,16 +194,24 @@ impl StatsEngine {
     /// Validates `query`, runs it as one parameterised SQL query and fills empty groups with zeros.
     #[tracing::instrument(skip_all, fields(table = %query.table))]
     pub async fn aggregate(&self, query: &StatsQuery) -> Result<ExactAnswer, StatsError> {
-        let catalog = self.catalog(&query.table).ok_or_else(|| invalid(&format!("unknown table{}", echo(&query.table))))?;
+        let catalog = self
+            .catalog(&query.table)
+            .ok_or_else(|| invalid(&format!("unknown table{}", echo(&query.table))))?;
         // The SQL quotes catalog names without escaping: only validated names may reach it.
-        catalog.validate().map_err(|_| StatsError::Engine("the table's catalog is invalid".to_owned()))?;
+        catalog
+            .validate()
+            .map_err(|_| StatsError::Engine("the table's catalog is invalid".to_owned()))?;
         let plan = plan(catalog, query)?;
         let path = self.path(catalog);
         if !path.is_file() {
             return Err(StatsError::NotImported(catalog.name.clone()));
         }
         let groups = sql::run(&path, &plan).await?;
-        Ok(ExactAnswer { groups, per_row_bound: plan.per_row_bound, max_rows_per_unit: plan.bound })
+        Ok(ExactAnswer {
+            groups,
+            per_row_bound: plan.per_row_bound,
+            max_rows_per_unit: plan.bound,
+        })
     }
 
     fn catalog(&self, name: &str) -> Option<&TableCatalog> {
@@ -252,23 +269,42 @@ pub(super) fn plan(catalog: &TableCatalog, query: &StatsQuery) -> Result<Plan, S
         Measure::Count => {}
         Measure::Sum(name) | Measure::Mean(name) => match column(catalog, name)? {
             ColumnSpec::Integer { name, min, max } => {
-                per_row_bound = i64::try_from(min.unsigned_abs().max(max.unsigned_abs())).unwrap_or(i64::MAX);
-                summed = Some(Clamped { column: name.clone(), min: *min, max: *max });
+                per_row_bound =
+                    i64::try_from(min.unsigned_abs().max(max.unsigned_abs())).unwrap_or(i64::MAX);
+                summed = Some(Clamped {
+                    column: name.clone(),
+                    min: *min,
+                    max: *max,
+                });
             }
-            c => return Err(invalid(&format!("column {}: sum and mean need an integer column", c.name()))),
+            c => {
+                return Err(invalid(&format!(
+                    "column {}: sum and mean need an integer column",
+                    c.name()
+                )))
+            }
         },
         Measure::Histogram(name) => keys.push(histogram_key(column(catalog, name)?)?),
     }
     for (i, key) in keys.iter().enumerate() {
         if keys[..i].iter().any(|k| k.expr.name() == key.expr.name()) {
-            return Err(invalid(&format!("column {}: grouped twice", key.expr.name())));
+            return Err(invalid(&format!(
+                "column {}: grouped twice",
+                key.expr.name()
+            )));
         }
     }
     let mut filters = Vec::new();
     for filter in &query.filters {
         filters.push(typed_filter(catalog, filter)?);
     }
-    Ok(Plan { keys, summed, filters, bound: catalog.max_rows_per_unit, per_row_bound })
+    Ok(Plan {
+        keys,
+        summed,
+        filters,
+        bound: catalog.max_rows_per_unit,
+        per_row_bound,
+    })
 }
 
 impl KeyExpr {
@@ -284,26 +320,46 @@ fn group_key(catalog: &TableCatalog, group: &GroupBy) -> Result<Key, StatsError>
     let (date, by_month) = match group {
         GroupBy::Column(name) => {
             return match column(catalog, name)? {
-                ColumnSpec::Category { name, values } => {
-                    Ok(Key { expr: KeyExpr::Column(name.clone()), domain: values.clone() })
-                }
-                c => Err(invalid(&format!("column {}: only category columns can be grouped by", c.name()))),
+                ColumnSpec::Category { name, values } => Ok(Key {
+                    expr: KeyExpr::Column(name.clone()),
+                    domain: values.clone(),
+                }),
+                c => Err(invalid(&format!(
+                    "column {}: only category columns can be grouped by",
+                    c.name()
+                ))),
             };
         }
         GroupBy::Month(name) => (name, true),
         GroupBy::Year(name) => (name, false),
     };
-    let spec = if date.is_empty() { only_date_column(catalog)? } else { column(catalog, date)? };
+    let spec = if date.is_empty() {
+        only_date_column(catalog)?
+    } else {
+        column(catalog, date)?
+    };
     let ColumnSpec::Date { name, from, to } = spec else {
-        return Err(invalid(&format!("column {}: month and year need a date column", spec.name())));
+        return Err(invalid(&format!(
+            "column {}: month and year need a date column",
+            spec.name()
+        )));
     };
     let bad_catalog = || StatsError::Engine(format!("catalog date bounds of {name} are invalid"));
-    let (from, to) = (catalog::parse_date(from).ok_or_else(bad_catalog)?, catalog::parse_date(to).ok_or_else(bad_catalog)?);
+    let (from, to) = (
+        catalog::parse_date(from).ok_or_else(bad_catalog)?,
+        catalog::parse_date(to).ok_or_else(bad_catalog)?,
+    );
     Ok(if by_month {
-        Key { expr: KeyExpr::Column(catalog::month_column(name)), domain: catalog::months_between(from, to) }
+        Key {
+            expr: KeyExpr::Column(catalog::month_column(name)),
+            domain: catalog::months_between(from, to),
+        }
     } else {
         let years = chrono::Datelike::year(&from)..=chrono::Datelike::year(&to);
-        Key { expr: KeyExpr::Column(catalog::year_column(name)), domain: years.map(|y| y.to_string()).collect() }
+        Key {
+            expr: KeyExpr::Column(catalog::year_column(name)),
+            domain: years.map(|y| y.to_string()).collect(),
+        }
     })
 }
 
@@ -311,26 +367,48 @@ fn only_date_column(catalog: &TableCatalog) -> Result<&ColumnSpec, StatsError> {
     let mut dates = catalog.date_columns();
     match (dates.next(), dates.next()) {
         (Some(date), None) => Ok(date),
-        (None, _) => Err(invalid("the table has no date column to group by month or year")),
-        (Some(_), Some(_)) => Err(invalid("the table has several date columns; use <date>:month or <date>:year")),
+        (None, _) => Err(invalid(
+            "the table has no date column to group by month or year",
+        )),
+        (Some(_), Some(_)) => Err(invalid(
+            "the table has several date columns; use <date>:month or <date>:year",
+        )),
     }
 }
 
 fn histogram_key(spec: &ColumnSpec) -> Result<Key, StatsError> {
     match spec {
-        ColumnSpec::Category { name, values } => Ok(Key { expr: KeyExpr::Column(name.clone()), domain: values.clone() }),
-        ColumnSpec::Integer { name, min, max } if i128::from(*max) - i128::from(*min) < i128::from(MAX_HISTOGRAM_BINS) => {
-            let clamped = Clamped { column: name.clone(), min: *min, max: *max };
-            Ok(Key { expr: KeyExpr::Clamped(clamped), domain: (*min..=*max).map(|v| v.to_string()).collect() })
+        ColumnSpec::Category { name, values } => Ok(Key {
+            expr: KeyExpr::Column(name.clone()),
+            domain: values.clone(),
+        }),
+        ColumnSpec::Integer { name, min, max }
+            if i128::from(*max) - i128::from(*min) < i128::from(MAX_HISTOGRAM_BINS) =>
+        {
+            let clamped = Clamped {
+                column: name.clone(),
+                min: *min,
+                max: *max,
+            };
+            Ok(Key {
+                expr: KeyExpr::Clamped(clamped),
+                domain: (*min..=*max).map(|v| v.to_string()).collect(),
+            })
         }
-        ColumnSpec::Integer { name, .. } => {
-            Err(invalid(&format!("column {name}: a histogram needs at most {MAX_HISTOGRAM_BINS} integer values")))
-        }
-        c => Err(invalid(&format!("column {}: a histogram needs a category or integer column", c.name()))),
+        ColumnSpec::Integer { name, .. } => Err(invalid(&format!(
+            "column {name}: a histogram needs at most {MAX_HISTOGRAM_BINS} integer values"
+        ))),
+        c => Err(invalid(&format!(
+            "column {}: a histogram needs a category or integer column",
+            c.name()
+        ))),
     }
 }
 
-fn typed_filter(catalog: &TableCatalog, filter: &Filter) -> Result<(String, &'static str, ScalarValue), StatsError> {
+fn typed_filter(
+    catalog: &TableCatalog,
+    filter: &Filter,
+) -> Result<(String, &'static str, ScalarValue), StatsError> {
     let spec = column(catalog, &filter.column)?;
     let name = spec.name();
     let op = match filter.op {
@@ -344,39 +422,58 @@ fn typed_filter(catalog: &TableCatalog, filter: &Filter) -> Result<(String, &'st
     let value = match spec {
         ColumnSpec::Category { values, .. } => {
             if !matches!(filter.op, FilterOp::Eq | FilterOp::Ne) {
-                return Err(invalid(&format!("column {name}: category filters use = or !=")));
+                return Err(invalid(&format!(
+                    "column {name}: category filters use = or !="
+                )));
             }
             let value = values.iter().find(|v| **v == filter.value);
-            let value = value.ok_or_else(|| invalid(&format!("column {name}: value outside the domain")))?;
+            let value = value
+                .ok_or_else(|| invalid(&format!("column {name}: value outside the domain")))?;
             ScalarValue::Utf8(Some(value.clone()))
         }
         ColumnSpec::Date { from, to, .. } => {
             if filter.op == FilterOp::Ne {
-                return Err(invalid(&format!("column {name}: date filters use =, <, <=, > or >=")));
+                return Err(invalid(&format!(
+                    "column {name}: date filters use =, <, <=, > or >="
+                )));
             }
-            let date = catalog::parse_date(&filter.value)
-                .ok_or_else(|| invalid(&format!("column {name}: filter value is not a date (yyyy-mm-dd)")))?;
-            let inside = catalog::parse_date(from).is_some_and(|f| f <= date) && catalog::parse_date(to).is_some_and(|t| date <= t);
+            let date = catalog::parse_date(&filter.value).ok_or_else(|| {
+                invalid(&format!(
+                    "column {name}: filter value is not a date (yyyy-mm-dd)"
+                ))
+            })?;
+            let inside = catalog::parse_date(from).is_some_and(|f| f <= date)
+                && catalog::parse_date(to).is_some_and(|t| date <= t);
             if !inside {
-                return Err(invalid(&format!("column {name}: filter date outside [{from}, {to}]")));
+                return Err(invalid(&format!(
+                    "column {name}: filter date outside [{from}, {to}]"
+                )));
             }
             ScalarValue::Date32(Some(catalog::date32(date)))
         }
         ColumnSpec::Integer { min, max, .. } => {
-            let value: i64 =
-                filter.value.parse().map_err(|_| invalid(&format!("column {name}: filter value is not an integer")))?;
+            let value: i64 = filter
+                .value
+                .parse()
+                .map_err(|_| invalid(&format!("column {name}: filter value is not an integer")))?;
             if value < *min || value > *max {
-                return Err(invalid(&format!("column {name}: filter value outside [{min}, {max}]")));
+                return Err(invalid(&format!(
+                    "column {name}: filter value outside [{min}, {max}]"
+                )));
             }
             ScalarValue::Int64(Some(value))
         }
-        ColumnSpec::Identifier { .. } => return Err(invalid(&format!("column {name}: not filterable"))),
+        ColumnSpec::Identifier { .. } => {
+            return Err(invalid(&format!("column {name}: not filterable")))
+        }
     };
     Ok((name.to_owned(), op, value))
 }
 
 fn column<'a>(catalog: &'a TableCatalog, name: &str) -> Result<&'a ColumnSpec, StatsError> {
-    catalog.column(name).ok_or_else(|| invalid(&format!("unknown column{}", echo(name))))
+    catalog
+        .column(name)
+        .ok_or_else(|| invalid(&format!("unknown column{}", echo(name))))
 }
 
 /// Echoes a name back only when it is a short lowercase identifier, so errors

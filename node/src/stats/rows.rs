@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use csv::ByteRecord;
-use datafusion::arrow::array::{ArrayRef, Date32Builder, Int32Builder, Int64Builder, StringBuilder};
+use datafusion::arrow::array::{
+    ArrayRef, Date32Builder, Int32Builder, Int64Builder, StringBuilder,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::catalog::{self, ColumnSpec, TableCatalog, RANK_COLUMN};
@@ -40,27 +42,57 @@ pub(super) struct Chunk {
 }
 
 /// Finds each catalog column in the header (a UTF-8 byte order mark is ignored).
-pub(super) fn map_header<'a>(catalog: &'a TableCatalog, header: &ByteRecord) -> Result<Vec<Slot<'a>>, StatsError> {
+pub(super) fn map_header<'a>(
+    catalog: &'a TableCatalog,
+    header: &ByteRecord,
+) -> Result<Vec<Slot<'a>>, StatsError> {
     const BOM: &[u8] = b"\xef\xbb\xbf";
-    let names: Vec<&[u8]> =
-        header.iter().enumerate().map(|(i, h)| if i == 0 { h.strip_prefix(BOM).unwrap_or(h) } else { h }).collect();
+    let names: Vec<&[u8]> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if i == 0 {
+                h.strip_prefix(BOM).unwrap_or(h)
+            } else {
+                h
+            }
+        })
+        .collect();
     let mut slots = Vec::with_capacity(catalog.columns.len());
     for spec in &catalog.columns {
         let index = names
             .iter()
             .position(|h| *h == spec.name().as_bytes())
-            .ok_or_else(|| StatsError::Invalid(format!("the csv header lacks column {}", spec.name())))?;
+            .ok_or_else(|| {
+                StatsError::Invalid(format!("the csv header lacks column {}", spec.name()))
+            })?;
         let is_unit = spec.name() == catalog.privacy_unit;
-        let mut slot = Slot { spec, index, domain: Vec::new(), domain_map: HashMap::new(), days: (0, 0), is_unit };
+        let mut slot = Slot {
+            spec,
+            index,
+            domain: Vec::new(),
+            domain_map: HashMap::new(),
+            days: (0, 0),
+            is_unit,
+        };
         match spec {
             ColumnSpec::Category { values, .. } => {
                 slot.domain = values.iter().map(|v| v.as_bytes()).collect();
                 if values.len() > LINEAR_DOMAIN {
-                    slot.domain_map = slot.domain.iter().enumerate().map(|(i, v)| (*v, i as u32)).collect();
+                    slot.domain_map = slot
+                        .domain
+                        .iter()
+                        .enumerate()
+                        .map(|(i, v)| (*v, i as u32))
+                        .collect();
                 }
             }
             ColumnSpec::Date { from, to, .. } => {
-                let day = |s: &str| catalog::parse_date(s).map(catalog::date32).unwrap_or_default();
+                let day = |s: &str| {
+                    catalog::parse_date(s)
+                        .map(catalog::date32)
+                        .unwrap_or_default()
+                };
                 slot.days = (day(from), day(to));
             }
             ColumnSpec::Integer { .. } | ColumnSpec::Identifier { .. } => {}
@@ -78,7 +110,10 @@ pub(super) fn convert(slots: &[Slot<'_>], width: usize, records: &[ByteRecord]) 
     for record in records {
         let line = record.position().map_or(0, |p| p.line());
         if record.len() != width {
-            rejected.push((line, format!("expected {width} fields, found {}", record.len())));
+            rejected.push((
+                line,
+                format!("expected {width} fields, found {}", record.len()),
+            ));
             continue;
         }
         match parse_row(slots, record, &mut parsed) {
@@ -97,7 +132,11 @@ pub(super) fn convert(slots: &[Slot<'_>], width: usize, records: &[ByteRecord]) 
                 }
                 arrays.push(array);
             }
-            Builder::Date { mut days, mut month, mut year } => {
+            Builder::Date {
+                mut days,
+                mut month,
+                mut year,
+            } => {
                 arrays.push(Arc::new(days.finish()));
                 arrays.push(Arc::new(month.finish()));
                 arrays.push(Arc::new(year.finish()));
@@ -107,7 +146,11 @@ pub(super) fn convert(slots: &[Slot<'_>], width: usize, records: &[ByteRecord]) 
     }
     // A validated catalog's unit is an identifier column, which is a Str builder.
     let units = units.unwrap_or_else(|| Arc::new(StringBuilder::new().finish()));
-    Chunk { arrays, units, rejected }
+    Chunk {
+        arrays,
+        units,
+        rejected,
+    }
 }
 
 /// A validated field, kept between validation and appending.
@@ -126,23 +169,32 @@ fn parse_row(slots: &[Slot<'_>], record: &ByteRecord, out: &mut [Parsed]) -> Res
         *out = match slot.spec {
             ColumnSpec::Category { .. } => {
                 let found = if slot.domain_map.is_empty() {
-                    slot.domain.iter().position(|v| *v == field).map(|i| i as u32)
+                    slot.domain
+                        .iter()
+                        .position(|v| *v == field)
+                        .map(|i| i as u32)
                 } else {
                     slot.domain_map.get(field).copied()
                 };
-                Parsed::Category(found.ok_or_else(|| format!("column {name}: value outside the domain"))?)
+                Parsed::Category(
+                    found.ok_or_else(|| format!("column {name}: value outside the domain"))?,
+                )
             }
             ColumnSpec::Date { from, to, .. } => {
-                let date = catalog::parse_date_bytes(field).ok_or_else(|| format!("column {name}: not a date (yyyy-mm-dd)"))?;
+                let date = catalog::parse_date_bytes(field)
+                    .ok_or_else(|| format!("column {name}: not a date (yyyy-mm-dd)"))?;
                 let days = catalog::date32(date);
                 if days < slot.days.0 || days > slot.days.1 {
                     return Err(format!("column {name}: outside [{from}, {to}]"));
                 }
-                Parsed::Date { days, year: chrono::Datelike::year(&date) }
+                Parsed::Date {
+                    days,
+                    year: chrono::Datelike::year(&date),
+                }
             }
-            ColumnSpec::Integer { .. } => {
-                Parsed::Integer(parse_i64(field).ok_or_else(|| format!("column {name}: not an integer"))?)
-            }
+            ColumnSpec::Integer { .. } => Parsed::Integer(
+                parse_i64(field).ok_or_else(|| format!("column {name}: not an integer"))?,
+            ),
             ColumnSpec::Identifier { .. } => {
                 if slot.is_unit && field.is_empty() {
                     return Err(format!("column {name}: missing privacy unit"));
@@ -186,7 +238,11 @@ fn parse_i64(field: &[u8]) -> Option<i64> {
 /// Arrow builders of one chunk, one per catalog column.
 enum Builder {
     Str(StringBuilder),
-    Date { days: Date32Builder, month: StringBuilder, year: Int32Builder },
+    Date {
+        days: Date32Builder,
+        month: StringBuilder,
+        year: Int32Builder,
+    },
     Int(Int64Builder),
 }
 
@@ -195,7 +251,9 @@ fn new_builders(slots: &[Slot<'_>], rows: usize) -> Vec<Builder> {
     slots
         .iter()
         .map(|slot| match slot.spec {
-            ColumnSpec::Category { .. } | ColumnSpec::Identifier { .. } => Builder::Str(strings(16)),
+            ColumnSpec::Category { .. } | ColumnSpec::Identifier { .. } => {
+                Builder::Str(strings(16))
+            }
             ColumnSpec::Date { .. } => Builder::Date {
                 days: Date32Builder::with_capacity(rows),
                 month: strings(7),
@@ -206,15 +264,30 @@ fn new_builders(slots: &[Slot<'_>], rows: usize) -> Vec<Builder> {
         .collect()
 }
 
-fn append_row(slots: &[Slot<'_>], record: &ByteRecord, parsed: &[Parsed], builders: &mut [Builder]) {
+fn append_row(
+    slots: &[Slot<'_>],
+    record: &ByteRecord,
+    parsed: &[Parsed],
+    builders: &mut [Builder],
+) {
     for ((slot, parsed), builder) in slots.iter().zip(parsed).zip(builders.iter_mut()) {
         let field = &record[slot.index];
         match (builder, parsed, slot.spec) {
             (Builder::Str(b), Parsed::Category(i), ColumnSpec::Category { values, .. }) => {
                 b.append_value(&values[*i as usize]);
             }
-            (Builder::Str(b), Parsed::Ident, _) => b.append_value(std::str::from_utf8(field).unwrap_or_default()),
-            (Builder::Date { days: d, month, year }, Parsed::Date { days, year: y }, _) => {
+            (Builder::Str(b), Parsed::Ident, _) => {
+                b.append_value(std::str::from_utf8(field).unwrap_or_default())
+            }
+            (
+                Builder::Date {
+                    days: d,
+                    month,
+                    year,
+                },
+                Parsed::Date { days, year: y },
+                _,
+            ) => {
                 d.append_value(*days);
                 // Validated as ten ASCII bytes YYYY-MM-DD, so the first seven are the month.
                 month.append_value(std::str::from_utf8(&field[..7]).unwrap_or_default());
@@ -233,11 +306,21 @@ pub(super) fn schema(catalog: &TableCatalog) -> SchemaRef {
     for column in &catalog.columns {
         let name = column.name();
         match column {
-            ColumnSpec::Category { .. } | ColumnSpec::Identifier { .. } => fields.push(Field::new(name, DataType::Utf8, false)),
+            ColumnSpec::Category { .. } | ColumnSpec::Identifier { .. } => {
+                fields.push(Field::new(name, DataType::Utf8, false))
+            }
             ColumnSpec::Date { .. } => {
                 fields.push(Field::new(name, DataType::Date32, false));
-                fields.push(Field::new(catalog::month_column(name), DataType::Utf8, false));
-                fields.push(Field::new(catalog::year_column(name), DataType::Int32, false));
+                fields.push(Field::new(
+                    catalog::month_column(name),
+                    DataType::Utf8,
+                    false,
+                ));
+                fields.push(Field::new(
+                    catalog::year_column(name),
+                    DataType::Int32,
+                    false,
+                ));
             }
             ColumnSpec::Integer { .. } => fields.push(Field::new(name, DataType::Int64, false)),
         }
@@ -252,7 +335,19 @@ mod tests {
 
     #[test]
     fn integers_parse_like_std() {
-        for s in ["0", "-0", "+7", "-42", "9223372036854775807", "-9223372036854775808", "", "-", "1a", " 1", "9223372036854775808"] {
+        for s in [
+            "0",
+            "-0",
+            "+7",
+            "-42",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "",
+            "-",
+            "1a",
+            " 1",
+            "9223372036854775808",
+        ] {
             assert_eq!(parse_i64(s.as_bytes()), s.parse::<i64>().ok(), "{s:?}");
         }
     }

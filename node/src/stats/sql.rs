@@ -43,7 +43,11 @@ pub(super) fn build(plan: &Plan) -> (String, Vec<ScalarValue>) {
     for (column, op, value) in &plan.filters {
         conditions.push(format!("{} {op} {}", quote(column), bind(value.clone())));
     }
-    let mut sql = format!("SELECT {} FROM {TABLE} WHERE {}", select.join(", "), conditions.join(" AND "));
+    let mut sql = format!(
+        "SELECT {} FROM {TABLE} WHERE {}",
+        select.join(", "),
+        conditions.join(" AND ")
+    );
     if !plan.keys.is_empty() {
         let positions: Vec<String> = (1..=plan.keys.len()).map(|i| i.to_string()).collect();
         sql.push_str(&format!(" GROUP BY {}", positions.join(", ")));
@@ -52,7 +56,10 @@ pub(super) fn build(plan: &Plan) -> (String, Vec<ScalarValue>) {
 }
 
 fn clamp(c: &Clamped, bind: &mut impl FnMut(ScalarValue) -> String) -> String {
-    let (min, max) = (bind(ScalarValue::Int64(Some(c.min))), bind(ScalarValue::Int64(Some(c.max))));
+    let (min, max) = (
+        bind(ScalarValue::Int64(Some(c.min))),
+        bind(ScalarValue::Int64(Some(c.max))),
+    );
     format!("LEAST(GREATEST({}, {min}), {max})", quote(&c.column))
 }
 
@@ -67,10 +74,21 @@ pub(super) async fn run(path: &Path, plan: &Plan) -> Result<Vec<GroupAggregate>,
     tracing::debug!(sql = %sql, "statistics query");
     let ctx = SessionContext::new();
     let path = std::path::absolute(path)?;
-    let path = path.to_str().ok_or_else(|| StatsError::Engine("the statistics directory is not valid utf-8".to_owned()))?;
-    ctx.register_parquet(TABLE, path, ParquetReadOptions::default()).await?;
-    let read_only = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-    let batches = ctx.sql_with_options(&sql, read_only).await?.with_param_values(params)?.collect().await?;
+    let path = path.to_str().ok_or_else(|| {
+        StatsError::Engine("the statistics directory is not valid utf-8".to_owned())
+    })?;
+    ctx.register_parquet(TABLE, path, ParquetReadOptions::default())
+        .await?;
+    let read_only = SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false);
+    let batches = ctx
+        .sql_with_options(&sql, read_only)
+        .await?
+        .with_param_values(params)?
+        .collect()
+        .await?;
 
     let width = plan.keys.len();
     let mut found: HashMap<Vec<String>, (i64, i64)> = HashMap::new();
@@ -83,11 +101,21 @@ pub(super) async fn run(path: &Path, plan: &Plan) -> Result<Vec<GroupAggregate>,
             Some(_) => cast(batch.column(width + 1), &DataType::Int64)?,
             None => counts.clone(),
         };
-        let (counts, sums) = (counts.as_primitive::<Int64Type>(), sums.as_primitive::<Int64Type>());
+        let (counts, sums) = (
+            counts.as_primitive::<Int64Type>(),
+            sums.as_primitive::<Int64Type>(),
+        );
         for row in 0..batch.num_rows() {
-            let key = keys.iter().map(|k| k.as_string::<i32>().value(row).to_owned()).collect();
+            let key = keys
+                .iter()
+                .map(|k| k.as_string::<i32>().value(row).to_owned())
+                .collect();
             // SUM is NULL only without rows, which a group cannot be; COUNT is never NULL.
-            let sum = if sums.is_null(row) { 0 } else { sums.value(row) };
+            let sum = if sums.is_null(row) {
+                0
+            } else {
+                sums.value(row)
+            };
             found.insert(key, (counts.value(row), sum));
         }
     }
@@ -96,7 +124,10 @@ pub(super) async fn run(path: &Path, plan: &Plan) -> Result<Vec<GroupAggregate>,
 
 /// Lists the cross product of the key domains in order, taking found groups
 /// and zeros elsewhere, so which groups have rows is not revealed.
-fn fill(plan: &Plan, mut found: HashMap<Vec<String>, (i64, i64)>) -> Result<Vec<GroupAggregate>, StatsError> {
+fn fill(
+    plan: &Plan,
+    mut found: HashMap<Vec<String>, (i64, i64)>,
+) -> Result<Vec<GroupAggregate>, StatsError> {
     let domains: Vec<&[String]> = plan.keys.iter().map(|k| k.domain.as_slice()).collect();
     if domains.iter().any(|d| d.is_empty()) {
         return Ok(Vec::new());
@@ -104,17 +135,25 @@ fn fill(plan: &Plan, mut found: HashMap<Vec<String>, (i64, i64)>) -> Result<Vec<
     let mut groups = Vec::new();
     let mut at = vec![0usize; domains.len()];
     loop {
-        let key: Vec<String> = at.iter().zip(&domains).map(|(&i, d)| d[i].clone()).collect();
+        let key: Vec<String> = at
+            .iter()
+            .zip(&domains)
+            .map(|(&i, d)| d[i].clone())
+            .collect();
         let (count, sum) = found.remove(&key).unwrap_or((0, 0));
         groups.push(GroupAggregate { key, count, sum });
         // Odometer: the last key varies fastest, matching domain order per key.
-        let Some(pos) = (0..at.len()).rev().find(|&p| at[p] + 1 < domains[p].len()) else { break };
+        let Some(pos) = (0..at.len()).rev().find(|&p| at[p] + 1 < domains[p].len()) else {
+            break;
+        };
         at[pos] += 1;
         at[pos + 1..].iter_mut().for_each(|i| *i = 0);
     }
     if !found.is_empty() {
         // Values outside the catalog's domain mean the catalog changed after import.
-        return Err(StatsError::Engine("the table holds values outside the catalog; re-import it".to_owned()));
+        return Err(StatsError::Engine(
+            "the table holds values outside the catalog; re-import it".to_owned(),
+        ));
     }
     Ok(groups)
 }
