@@ -38,7 +38,7 @@ pub(super) fn normalise(raw: &str) -> Result<String, IdentifierError> {
     let international = if plus {
         digits.as_str()
     } else if let Some(rest) = digits.strip_prefix("00") {
-        // 00 is the international call prefix in most of the world (ITU-T E.164 annex).
+        // 00 is the international call prefix throughout Europe and most of the world.
         rest
     } else {
         return Err(invalid("phone number has no country code"));
