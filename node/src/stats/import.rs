@@ -12,7 +12,7 @@ use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufWriter, Read};
 use std::path::Path;
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use csv::ByteRecord;
 use datafusion::arrow::array::{ArrayRef, AsArray, UInt32Array};
@@ -80,7 +80,13 @@ pub fn import_table(
         for _ in 0..workers {
             let (work_rx, done_tx, slots) = (&work_rx, done_tx.clone(), &slots);
             scope.spawn(move || loop {
-                let job = work_rx.lock().ok().and_then(|rx| rx.recv().ok());
+                // A poisoned lock still guards a sound receiver; the panic itself
+                // surfaces when the scope joins.
+                let job = work_rx
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .recv()
+                    .ok();
                 let Some((index, records, len)) = job else {
                     break;
                 };
@@ -203,8 +209,8 @@ fn draw_ranks<'a>(
     Ok(ranks)
 }
 
-/// The Fx hash (rustc's): unit ids come from the node's own file, so hash
-/// flooding is no concern and SipHash would be a third of the ranking time.
+/// An Fx-style multiplicative hash: unit ids come from the node's own file, so
+/// hash flooding is no concern, and SipHash made up most of the ranking time.
 #[derive(Default)]
 struct FxHasher(u64);
 
@@ -219,7 +225,9 @@ impl Hasher for FxHasher {
     }
 
     fn finish(&self) -> u64 {
-        self.0
+        // The multiplication leaves entropy in the high bits; the table indexes
+        // by the low bits, so they are rotated down (as rustc-hash 2 does).
+        self.0.rotate_left(26)
     }
 }
 

@@ -10,11 +10,12 @@
 //! - [`catalog`]: the public schema, domains and bounds, and their validation.
 //! - [`import`]: CSV into `<dir>/<table>.parquet` with the rank and derived date parts
 //!   (`rows` converts CSV records to Arrow, chunk by chunk).
-//! - [`query`]: query parsing and validation against the catalog (`sql` builds and runs
-//!   the one SQL query and fills empty groups with zeros).
+//! - [`query`]: query types, CLI forms and the engine (`plan` validates a query against
+//!   the catalog; `sql` builds and runs the one SQL query and fills empty groups with zeros).
 
 pub mod catalog;
 pub mod import;
+mod plan;
 pub mod query;
 mod rows;
 mod sql;

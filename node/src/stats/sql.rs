@@ -15,7 +15,7 @@ use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use datafusion::scalar::ScalarValue;
 
 use super::catalog::RANK_COLUMN;
-use super::query::{Clamped, KeyExpr, Plan};
+use super::plan::{Clamped, KeyExpr, Plan};
 use super::{GroupAggregate, StatsError};
 
 /// The name the table's file is registered under in each fresh session.
