@@ -1,22 +1,17 @@
 //! `fedq-bench`: the end-to-end benchmark harness behind BENCHMARKS.md.
 //!
-//! `fedq-bench lookup --records 1000000 --nodes 3 --items 8 --json` builds a
-//! federation on loopback (mTLS), imports `records` identifiers per node, runs
-//! lookups one item at a time and as one batch, and measures tfhe-rs's own
-//! `is_in_clears` on the candidates of one item for comparison.
+//! - `fedq-bench lookup --records 1000000 --nodes 3 --items 8 --json`
+//! - `fedq-bench stats --rows 10000000 --json`
 
-use std::io::Write;
+mod lookup;
+mod stats;
+
 use std::path::Path;
-use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fedq_coordinator::client::{ClientConfig, LookupInput, Requester};
-use fedq_coordinator::init::{init, InitOptions};
-use fedq_coordinator::local::{start_coordinator, start_node};
-use fedq_crypto::IdentifierKind;
+use fedq_coordinator::init::{init, InitOptions, InitOutput};
 use fedq_node::federation::Parameters;
-use serde_json::json;
 
 #[derive(Parser)]
 #[command(name = "fedq-bench", about = "End-to-end benchmarks of fedq")]
@@ -45,6 +40,68 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Differentially private statistics over `rows` incidents at one node.
+    Stats {
+        /// Incident rows imported into the node's columnar engine.
+        #[arg(long, default_value_t = 10_000_000)]
+        rows: usize,
+        /// Queries timed per kind of query.
+        #[arg(long, default_value_t = 15)]
+        repeats: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Lookup {
+            records,
+            nodes,
+            items,
+            baseline_candidates,
+            json,
+        } => {
+            lookup::run(lookup::LookupOptions {
+                records,
+                nodes,
+                items,
+                baseline_candidates,
+                json,
+            })
+            .await
+        }
+        Command::Stats {
+            rows,
+            repeats,
+            json,
+        } => stats::run(rows, repeats, json).await,
+    }
+}
+
+/// A fresh local federation of `nodes` nodes (`n1`, `n2`, ...) under `dir`.
+fn federation(dir: &Path, nodes: usize) -> anyhow::Result<InitOutput> {
+    anyhow::ensure!(nodes >= 1, "at least one node");
+    init(&InitOptions {
+        dir: dir.join("federation"),
+        nodes: (1..=nodes).map(|i| format!("n{i}")).collect(),
+        requester: "bench".to_owned(),
+        agency: "bench".to_owned(),
+        base_port: None,
+        force: false,
+        parameters: Parameters::default(),
+    })
+}
+
+fn print_result(result: &serde_json::Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{result}");
+    } else {
+        println!("{}", serde_json::to_string_pretty(result).context("json")?);
+    }
+    Ok(())
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -54,174 +111,4 @@ fn median(mut values: Vec<f64>) -> f64 {
         n if n % 2 == 1 => values[n / 2],
         n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
-}
-
-fn email(node: usize, i: usize) -> String {
-    format!("person.{i}.n{node}@bench.example")
-}
-
-fn write_identifiers(path: &Path, node: usize, records: usize) -> anyhow::Result<()> {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(out, "kind,value,record_id")?;
-    for i in 0..records {
-        writeln!(out, "email,{},r{i}", email(node, i))?;
-    }
-    out.flush()?;
-    Ok(())
-}
-
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() -> anyhow::Result<()> {
-    let Command::Lookup {
-        records,
-        nodes,
-        items,
-        baseline_candidates,
-        json,
-    } = Cli::parse().command;
-    let temp = tempfile::tempdir()?;
-    let dir = temp.path().join("federation");
-    let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
-    let output = init(&InitOptions {
-        dir: dir.clone(),
-        nodes: ids.clone(),
-        requester: "bench".to_owned(),
-        agency: "bench".to_owned(),
-        base_port: None,
-        force: false,
-        parameters: Parameters::default(),
-    })?;
-
-    let mut import_seconds = 0.0;
-    for (index, (_, config_path)) in output.nodes.iter().enumerate() {
-        let csv = temp.path().join(format!("identifiers-{index}.csv"));
-        write_identifiers(&csv, index, records)?;
-        let config = fedq_node::NodeConfig::load(config_path)?;
-        let key = fedq_node::read_federation_key(&config.federation_key)?;
-        let mut store = fedq_node::store::Store::open(&config.store)?;
-        let started = Instant::now();
-        let file = std::fs::File::open(&csv)?;
-        let report = tokio::task::block_in_place(|| {
-            fedq_node::import::import_identifiers(
-                &mut store,
-                &key,
-                std::io::BufReader::new(file),
-                |_| {},
-            )
-        })?;
-        import_seconds += started.elapsed().as_secs_f64();
-        anyhow::ensure!(
-            report.inserted == records,
-            "import stored {} of {records}",
-            report.inserted
-        );
-        eprintln!("node n{}: imported {records} identifiers", index + 1);
-    }
-
-    let mut running = Vec::new();
-    let mut services = Vec::new();
-    for (_, config_path) in &output.nodes {
-        let (party, service) = start_node(config_path).await?;
-        running.push(party);
-        services.push(service);
-    }
-    running.push(start_coordinator(&output.coordinator).await?);
-    let padded = services[0].info().padded_candidates;
-
-    let mut requester = Requester::connect(ClientConfig::load(&output.client)?).await?;
-    requester.keys_init(false).await?;
-    let inputs: Vec<LookupInput> = (0..items)
-        .map(|i| LookupInput {
-            kind: IdentifierKind::Email,
-            value: if i % 2 == 0 {
-                email(0, i * 7919 % records.max(1))
-            } else {
-                format!("absent.{i}@bench.example")
-            },
-        })
-        .collect();
-
-    // Warm-up: connections, key caches, FFT plans.
-    requester.lookup(&inputs[..1], "benchmark", "BENCH").await?;
-    let mut per_item = Vec::new();
-    let mut node_per_item = Vec::new();
-    let mut encrypt = Vec::new();
-    let mut up = 0;
-    let mut down = 0;
-    for (i, input) in inputs.iter().enumerate() {
-        let started = Instant::now();
-        let report = requester
-            .lookup(std::slice::from_ref(input), "benchmark", "BENCH")
-            .await?;
-        per_item.push(started.elapsed().as_secs_f64());
-        let expected = u32::from(i % 2 == 0);
-        anyhow::ensure!(
-            report.results[0].jurisdictions == expected,
-            "item {i}: wrong answer"
-        );
-        anyhow::ensure!(
-            report.nodes.iter().all(|n| n.status == "ok"),
-            "a node failed: {:?}",
-            report.nodes
-        );
-        for (_, compute) in &report.stats.node_compute {
-            node_per_item.push(compute.as_secs_f64());
-        }
-        encrypt.push(report.stats.encrypt.as_secs_f64());
-        up += report.stats.bytes_up;
-        down += report.stats.bytes_down;
-    }
-    let started = Instant::now();
-    let batch = requester.lookup(&inputs, "benchmark", "BENCH").await?;
-    let batch_seconds = started.elapsed().as_secs_f64();
-    anyhow::ensure!(batch
-        .results
-        .iter()
-        .enumerate()
-        .all(|(i, r)| r.jurisdictions == u32::from(i % 2 == 0)));
-
-    for party in running {
-        party.stop().await?;
-    }
-
-    let node_median = median(node_per_item);
-    let baseline_k = if baseline_candidates == 0 {
-        padded
-    } else {
-        baseline_candidates
-    };
-    eprintln!("measuring tfhe-rs is_in_clears on {baseline_k} candidates (slow by design)");
-    let baseline = tokio::task::block_in_place(|| {
-        let keys = fedq_crypto::baseline::BaselineKeys::generate();
-        let candidates: Vec<u32> = (0..baseline_k as u32)
-            .map(|c| c.wrapping_mul(2_654_435_761))
-            .collect();
-        keys.time_is_in_clears(candidates[baseline_k / 2], &candidates)
-    });
-    let result = json!({
-        "records_per_node": records,
-        "nodes": nodes,
-        "items": items,
-        "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "bucket_bits": fedq_node::federation::DEFAULT_BUCKET_BITS,
-        "tag_bits": fedq_node::federation::DEFAULT_TAG_BITS,
-        "candidates_per_item": padded,
-        "per_item_seconds_median": median(per_item),
-        "node_seconds_per_item_median": node_median,
-        "batch_seconds_per_item": batch_seconds / items as f64,
-        "fhe_seconds_per_candidate": node_median / padded as f64,
-        "is_in_clears_candidates": baseline_k,
-        "is_in_clears_seconds": baseline.as_secs_f64(),
-        "is_in_clears_seconds_per_candidate": baseline.as_secs_f64() / baseline_k as f64,
-        "bytes_up_per_item": up / items,
-        "bytes_down_per_item": down / items,
-        "client_encrypt_seconds_per_item": median(encrypt),
-        "import_records_per_second": (records * nodes) as f64 / import_seconds,
-    });
-    if json {
-        println!("{result}");
-    } else {
-        println!("{}", serde_json::to_string_pretty(&result).context("json")?);
-    }
-    Ok(())
 }

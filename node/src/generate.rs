@@ -122,7 +122,7 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
         }
     }
     ids.flush()?;
-    let incidents = write_incidents(opts, j)?;
+    let incidents = write_incidents(opts, j, opts.people / 2)?;
     Ok(GenerateSummary {
         identifiers,
         incidents,
@@ -130,7 +130,16 @@ pub fn generate(opts: &GenerateOptions) -> anyhow::Result<GenerateSummary> {
     })
 }
 
-fn write_incidents(opts: &GenerateOptions, j: &str) -> anyhow::Result<usize> {
+/// Writes only `incidents.csv`, with `rows` rows, for `opts.jurisdiction`: the
+/// statistics benchmark needs far more incidents than people.
+pub fn generate_incidents(opts: &GenerateOptions, rows: usize) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    write_incidents(opts, &opts.jurisdiction, rows)?;
+    Ok(opts.out.join("incidents.csv"))
+}
+
+fn write_incidents(opts: &GenerateOptions, j: &str, count: usize) -> anyhow::Result<usize> {
     let mut r = rng(&[opts.seed, TAG_INCIDENTS, fnv1a(j)]);
     let units = (opts.people / 100).max(1);
     let mut unit_ids: Vec<usize> = (0..units).collect();
@@ -152,7 +161,6 @@ fn write_incidents(opts: &GenerateOptions, j: &str) -> anyhow::Result<usize> {
         "loss_eur",
         "severity",
     ])?;
-    let count = opts.people / 2;
     for n in 0..count {
         let unit = (rank.sample(&mut r) as usize).clamp(1, units) - 1;
         let date = start + Duration::days(r.gen_range(0..=days));

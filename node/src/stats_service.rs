@@ -219,6 +219,9 @@ fn group_columns(query: &StatsQuery) -> Vec<String> {
         .iter()
         .map(|g| match g {
             GroupBy::Column(c) => c.clone(),
+            // An empty name is the table's only date column, asked as plain `month`.
+            GroupBy::Month(c) if c.is_empty() => "month".to_owned(),
+            GroupBy::Year(c) if c.is_empty() => "year".to_owned(),
             GroupBy::Month(c) => format!("{c}:month"),
             GroupBy::Year(c) => format!("{c}:year"),
         })

@@ -6,6 +6,12 @@
 //! unit, so the converted table is held in Arrow arrays (~80 bytes a row for
 //! the incidents schema) until the end of the CSV and written in one go.
 //! Bad rows are reported with their line and reason (never their values).
+//!
+//! Rows within the catalog's bound are written first, in row groups of their
+//! own: the rank filter then skips every other row group by its statistics
+//! (min rank > bound) without decoding it, which is most of the table when
+//! some units report far more than the bound. The filter stays in the query,
+//! so a changed bound still gives correct answers, only slower until re-import.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -15,7 +21,9 @@ use std::path::Path;
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 
 use csv::ByteRecord;
-use datafusion::arrow::array::{ArrayRef, AsArray, UInt32Array};
+use datafusion::arrow::array::{ArrayRef, AsArray, BooleanArray, UInt32Array};
+use datafusion::arrow::compute::kernels::boolean::not;
+use datafusion::arrow::compute::FilterBuilder;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::parquet::arrow::arrow_writer::{compute_leaves, ArrowColumnChunk};
 use datafusion::parquet::arrow::ArrowWriter;
@@ -147,14 +155,8 @@ pub fn import_table(
         .map(|c| c.name())
         .collect();
     let arrays = chunks.into_iter().map(|(_, c)| c.arrays).collect();
-    write_parquet(
-        &rows::schema(catalog),
-        &unique,
-        arrays,
-        ranks,
-        dir,
-        &catalog.name,
-    )?;
+    let parts = cluster_by_bound(arrays, &ranks, catalog.max_rows_per_unit)?;
+    write_parquet(&rows::schema(catalog), &unique, parts, dir, &catalog.name)?;
     tracing::info!(
         rows = report.rows,
         imported = report.imported,
@@ -231,13 +233,53 @@ impl Hasher for FxHasher {
     }
 }
 
+/// Appends each chunk's ranks as its last column and splits the rows into
+/// those within `bound` and the rest, keeping their order within each part.
+fn cluster_by_bound(
+    chunks: Vec<Vec<ArrayRef>>,
+    ranks: &[u32],
+    bound: u32,
+) -> Result<[Vec<Vec<ArrayRef>>; 2], StatsError> {
+    let mut offsets = Vec::with_capacity(chunks.len());
+    let mut offset = 0;
+    for chunk in &chunks {
+        offsets.push(offset);
+        offset += chunk.first().map_or(0, |a| a.len());
+    }
+    let split: Vec<(Vec<ArrayRef>, Vec<ArrayRef>)> = chunks
+        .into_par_iter()
+        .zip(offsets)
+        .map(|(mut columns, offset)| {
+            let len = columns.first().map_or(0, |a| a.len());
+            let rank = UInt32Array::from(ranks[offset..offset + len].to_vec());
+            let within: BooleanArray = rank.iter().map(|r| r.map(|r| r <= bound)).collect();
+            let beyond = not(&within)?;
+            columns.push(Arc::new(rank));
+            // One optimised predicate per mask, shared by every column of the chunk.
+            let keep = |mask: &BooleanArray| -> Result<Vec<ArrayRef>, StatsError> {
+                let predicate = FilterBuilder::new(mask).optimize().build();
+                Ok(columns
+                    .iter()
+                    .map(|c| predicate.filter(c))
+                    .collect::<Result<_, _>>()?)
+            };
+            Ok((keep(&within)?, keep(&beyond)?))
+        })
+        .collect::<Result<_, StatsError>>()?;
+    let nonempty = |c: &Vec<ArrayRef>| c.first().is_some_and(|a| !a.is_empty());
+    let (within, beyond): (Vec<_>, Vec<_>) = split.into_iter().unzip();
+    Ok([
+        within.into_iter().filter(nonempty).collect(),
+        beyond.into_iter().filter(nonempty).collect(),
+    ])
+}
+
 /// Writes a temporary file next to the target, then renames it over the
 /// target, so queries see the old table or the new one, never half of one.
 fn write_parquet(
     schema: &SchemaRef,
     unique: &[&str],
-    chunks: Vec<Vec<ArrayRef>>,
-    ranks: Vec<u32>,
+    parts: [Vec<Vec<ArrayRef>>; 2],
     dir: &Path,
     table: &str,
 ) -> Result<(), StatsError> {
@@ -248,7 +290,7 @@ fn write_parquet(
         std::process::id(),
         rand::random::<u64>()
     ));
-    let result = write_file(schema, unique, chunks, ranks, &temp)
+    let result = write_file(schema, unique, parts, &temp)
         .and_then(|()| Ok(std::fs::rename(&temp, &target)?));
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
@@ -262,12 +304,12 @@ fn write_parquet(
 }
 
 /// Encodes the columns of each row group in parallel: Parquet encoding is
-/// otherwise the longest single-threaded step of an import.
+/// otherwise the longest single-threaded step of an import. Chunks hold every
+/// column, ranks included; a row group never spans two parts.
 fn write_file(
     schema: &SchemaRef,
     unique: &[&str],
-    chunks: Vec<Vec<ArrayRef>>,
-    ranks: Vec<u32>,
+    parts: [Vec<Vec<ArrayRef>>; 2],
     path: &Path,
 ) -> Result<(), StatsError> {
     let mut props = WriterProperties::builder()
@@ -283,25 +325,26 @@ fn write_file(
     let writer = ArrowWriter::try_new(file, Arc::clone(schema), Some(props.build()))?;
     let (mut file_writer, factory) = writer.into_serialized_writer()?;
 
-    let mut offset = 0;
-    let mut chunks = chunks.into_iter().peekable();
-    for group_index in 0.. {
-        let mut group: Vec<Vec<ArrayRef>> = Vec::new();
-        let mut group_rows = 0;
-        while let Some(next) =
-            chunks.next_if(|c| group_rows + c.first().map_or(0, |a| a.len()) <= ROW_GROUP_ROWS)
-        {
-            let len = next.first().map_or(0, |a| a.len());
-            let mut columns = next;
-            columns.push(Arc::new(UInt32Array::from(
-                ranks[offset..offset + len].to_vec(),
-            )));
-            (offset, group_rows) = (offset + len, group_rows + len);
-            group.push(columns);
+    let mut groups: Vec<Vec<Vec<ArrayRef>>> = Vec::new();
+    for part in parts {
+        let mut chunks = part.into_iter().peekable();
+        loop {
+            let mut group: Vec<Vec<ArrayRef>> = Vec::new();
+            let mut group_rows = 0;
+            // The first chunk always fits, so an oversized chunk is a group of its own.
+            while let Some(next) = chunks.next_if(|c| {
+                group.is_empty() || group_rows + c.first().map_or(0, |a| a.len()) <= ROW_GROUP_ROWS
+            }) {
+                group_rows += next.first().map_or(0, |a| a.len());
+                group.push(next);
+            }
+            if group.is_empty() {
+                break;
+            }
+            groups.push(group);
         }
-        if group.is_empty() {
-            break;
-        }
+    }
+    for (group_index, group) in groups.into_iter().enumerate() {
         let writers = factory.create_column_writers(group_index)?;
         let encoded: Vec<ArrowColumnChunk> = writers
             .into_par_iter()

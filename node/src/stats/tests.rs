@@ -1,11 +1,11 @@
-//! Tests of the statistics engine: shared fixtures and the 1,000,000-row benchmark.
+//! Tests of the statistics engine and their shared fixtures (timings are in
+//! `fedq-bench stats`).
 //!
 //! `aggregate` checks answers against counts computed here; `refusals` checks
 //! rejected rows, refused queries, the CLI forms, the SQL text and catalog validation.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::time::Instant;
 
 use anyhow::{bail, Result};
 use datafusion::arrow::array::Int64Array;
@@ -162,50 +162,53 @@ fn expect_invalid(result: Result<ExactAnswer, StatsError>, needle: &str) -> Resu
     }
 }
 
-/// Benchmark: `cargo test -p fedq-node --lib stats::tests::million_rows -- --ignored --nocapture`.
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "benchmark: 1,000,000 rows"]
-async fn million_rows_import_rate_and_query_latency() -> Result<()> {
-    const ROWS: usize = 1_000_000;
-    let csv = csv_text(&random_rows(ROWS, 200_000, &CATEGORIES, 9));
-    let dir = tempfile::tempdir()?;
-    let started = Instant::now();
-    let report = import_table(&catalog(5, 1_000_000), csv.as_bytes(), dir.path(), |_| {})?;
-    let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(report.imported, ROWS);
-    println!(
-        "import: {ROWS} rows ({} MB csv) in {seconds:.3} s = {:.0} rows/s",
-        csv.len() >> 20,
-        ROWS as f64 / seconds
-    );
-    let engine = StatsEngine::new(dir.path().to_path_buf(), vec![catalog(5, 1_000_000)]);
-    let cases = [
-        (
-            "count by category,month",
-            query("count", "category,month", &[])?,
-        ),
-        (
-            "clamped sum by sector, filtered",
-            query(
-                "sum:loss_eur",
-                "sector",
-                &["date>=2025-01-01", "category=fraud"],
-            )?,
-        ),
-    ];
-    for (name, q) in &cases {
-        let mut times = Vec::new();
-        for _ in 0..7 {
-            let started = Instant::now();
-            let answer = engine.aggregate(q).await?;
-            times.push(started.elapsed().as_secs_f64() * 1e3);
-            assert!(!answer.groups.is_empty());
-        }
-        times.sort_by(f64::total_cmp);
-        println!(
-            "{name}: median {:.1} ms, min {:.1} ms (7 runs, fresh session each)",
-            times[3], times[0]
+/// Rows within the bound sit in row groups of their own, first, so the rank
+/// filter can skip the others by their statistics alone.
+#[test]
+fn rows_within_the_bound_are_written_first_in_their_own_row_groups() -> Result<()> {
+    use datafusion::parquet::file::reader::{FileReader, SerializedFileReader};
+    use datafusion::parquet::file::statistics::Statistics;
+
+    const BOUND: u32 = 4;
+    // 300 units with 50 rows each: 1,200 rows within the bound, 13,800 beyond.
+    let rows: Vec<Row> = (0..15_000)
+        .map(|i| Row {
+            unit: format!("u{}", i % 300),
+            ..random_rows(1, 1, &CATEGORIES, i as u64)[0].clone()
+        })
+        .collect();
+    let (dir, _engine, report) = engine_with(catalog(BOUND, 10_000_000), &csv_text(&rows))?;
+    assert_eq!(report.imported, rows.len());
+    let reader =
+        SerializedFileReader::new(std::fs::File::open(dir.path().join("incidents.parquet"))?)?;
+    let metadata = reader.metadata();
+    let schema = metadata.file_metadata().schema_descr();
+    let rank = (0..schema.num_columns())
+        .find(|&i| schema.column(i).name() == catalog::RANK_COLUMN)
+        .ok_or_else(|| anyhow::anyhow!("no rank column"))?;
+    let mut ranges = Vec::new();
+    for group in metadata.row_groups() {
+        let Some(Statistics::Int32(stats)) = group.column(rank).statistics() else {
+            bail!("row group without rank statistics");
+        };
+        let (min, max) = (
+            stats.min_opt().copied().unwrap_or_default() as u32,
+            stats.max_opt().copied().unwrap_or_default() as u32,
         );
+        ranges.push((min, max, group.num_rows()));
     }
+    let within: i64 = ranges
+        .iter()
+        .filter(|(_, max, _)| *max <= BOUND)
+        .map(|(_, _, n)| n)
+        .sum();
+    assert_eq!(within, 300 * i64::from(BOUND), "{ranges:?}");
+    assert!(ranges[0].1 <= BOUND, "{ranges:?}");
+    assert!(
+        ranges
+            .iter()
+            .all(|(min, max, _)| *max <= BOUND || *min > BOUND),
+        "no row group mixes the two parts: {ranges:?}"
+    );
     Ok(())
 }
