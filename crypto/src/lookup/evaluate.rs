@@ -164,12 +164,39 @@ pub fn evaluate(
         level = pairs
             .into_par_iter()
             .map(|(parent, zero_child, one_child)| {
-                let mut ct0 = zero_child.unwrap_or_else(zero_glwe);
-                let mut ct1 = one_child.unwrap_or_else(zero_glwe);
-                with_scratch(scratch_bytes, |stack| {
-                    cmux_assign_mem_optimized(&mut ct0, &mut ct1, ggsw, fft.as_view(), stack)
+                let node = with_scratch(scratch_bytes, |stack| match (zero_child, one_child) {
+                    (Some(mut ct0), Some(mut ct1)) => {
+                        cmux_assign_mem_optimized(&mut ct0, &mut ct1, ggsw, fft.as_view(), stack);
+                        ct0
+                    }
+                    // A missing child is zero: the node is b*child or (1-b)*child,
+                    // one external product without the CMux's extra passes.
+                    (None, Some(ct1)) => {
+                        let mut product = zero_glwe();
+                        add_external_product_assign_mem_optimized(
+                            &mut product,
+                            ggsw,
+                            &ct1,
+                            fft.as_view(),
+                            stack,
+                        );
+                        product
+                    }
+                    (Some(mut ct0), None) => {
+                        let mut product = zero_glwe();
+                        add_external_product_assign_mem_optimized(
+                            &mut product,
+                            ggsw,
+                            &ct0,
+                            fft.as_view(),
+                            stack,
+                        );
+                        glwe_ciphertext_sub_assign(&mut ct0, &product);
+                        ct0
+                    }
+                    (None, None) => zero_glwe(),
                 });
-                (parent, ct0)
+                (parent, node)
             })
             .collect();
     }
