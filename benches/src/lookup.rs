@@ -97,7 +97,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         .collect();
 
     // Warm-up: connections, key caches, FFT plans.
-    requester.lookup(&inputs[..1], "benchmark", "BENCH").await?;
+    requester.lookup(&inputs[..1], "fraud", "BENCH").await?;
     let mut per_item = Vec::new();
     let mut node_per_item = Vec::new();
     let mut encrypt = Vec::new();
@@ -106,7 +106,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
     for (i, input) in inputs.iter().enumerate() {
         let started = Instant::now();
         let report = requester
-            .lookup(std::slice::from_ref(input), "benchmark", "BENCH")
+            .lookup(std::slice::from_ref(input), "fraud", "BENCH")
             .await?;
         per_item.push(started.elapsed().as_secs_f64());
         let expected = u32::from(i % 2 == 0);
@@ -127,7 +127,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         down += report.stats.bytes_down;
     }
     let started = Instant::now();
-    let batch = requester.lookup(&inputs, "benchmark", "BENCH").await?;
+    let batch = requester.lookup(&inputs, "fraud", "BENCH").await?;
     let batch_seconds = started.elapsed().as_secs_f64();
     anyhow::ensure!(batch
         .results

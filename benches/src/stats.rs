@@ -6,14 +6,19 @@
 
 use std::time::Instant;
 
+use fedq_crypto::envelope::{fresh_nonce, Envelope, SigningKey};
+use fedq_node::envelope::stats_payload_hash;
 use fedq_node::generate::{generate_incidents, GenerateOptions};
 use fedq_node::service::Caller;
 use fedq_node::stats_service::{budget_from, StatsRequest};
 use fedq_node::{NodeConfig, NodeService};
+use fedq_proto::v1;
 use serde_json::json;
 
 use crate::{federation, median, print_result};
 
+/// A statistics purpose the generated policy admits.
+const PURPOSE: &str = "research";
 /// Epsilon per timed query: small enough that every repeat fits the default cap.
 const EPSILON_PER_QUERY: f64 = 0.01;
 
@@ -70,6 +75,14 @@ pub(crate) async fn run(rows: usize, repeats: usize, json: bool) -> anyhow::Resu
             .ok_or_else(|| anyhow::anyhow!("the node admits no caller"))?,
     );
     let service = NodeService::new(config)?;
+    // Queries are signed like a requester's: envelope checks are part of the node's time.
+    let signer = SigningKey::from_text(&std::fs::read_to_string(
+        output
+            .client
+            .parent()
+            .ok_or_else(|| anyhow::anyhow!("client.toml has no directory"))?
+            .join("signing.key"),
+    )?)?;
     let queries = [
         ("count", "count", vec![]),
         (
@@ -95,14 +108,35 @@ pub(crate) async fn run(rows: usize, repeats: usize, json: bool) -> anyhow::Resu
         let mut groups = 0;
         // One untimed run first: file metadata and plans cached by the OS and engine.
         for run in 0..=repeats {
-            let request = StatsRequest {
-                query_id: format!("bench-{name}-{run}"),
-                requester: "bench".to_owned(),
-                purpose: "benchmark".to_owned(),
+            let wire = v1::StatsQuery {
                 table: "incidents".to_owned(),
                 measure: measure.to_owned(),
                 group_by: group_by.clone(),
                 filters: vec![],
+                budget: Some(v1::stats_query::Budget::Epsilon(EPSILON_PER_QUERY)),
+            };
+            let payload_hash = stats_payload_hash(&wire);
+            let request = StatsRequest {
+                query_id: format!("bench-{name}-{run}"),
+                requester: "bench".to_owned(),
+                purpose: PURPOSE.to_owned(),
+                envelope: signer.sign(&Envelope {
+                    requester: "bench".to_owned(),
+                    agency: "bench".to_owned(),
+                    role: "investigator".to_owned(),
+                    purpose: PURPOSE.to_owned(),
+                    legal_basis: "benchmark on synthetic data".to_owned(),
+                    case_ref: String::new(),
+                    action: "stats".to_owned(),
+                    issued_at: chrono::Utc::now().timestamp(),
+                    nonce: fresh_nonce(),
+                    payload_hash: payload_hash.clone(),
+                }),
+                payload_hash,
+                table: wire.table,
+                measure: wire.measure,
+                group_by: wire.group_by,
+                filters: wire.filters,
                 budget: Some(budget_from(Some(EPSILON_PER_QUERY), None)?),
             };
             let started = Instant::now();

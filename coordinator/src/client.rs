@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use fedq_crypto::envelope::{fresh_nonce, Envelope, SigningKey};
 use fedq_crypto::lookup::keys::danger;
 use fedq_crypto::lookup::{
     generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey, KeyId,
@@ -33,7 +34,15 @@ struct ClientConfigBuilder {
     federation_key: PathBuf,
     #[serde(default = "default_keys_dir")]
     keys_dir: PathBuf,
+    #[serde(default = "default_signing_key")]
+    signing_key: PathBuf,
+    #[serde(default)]
+    legal_basis: Option<String>,
     tls: TlsPaths,
+}
+
+fn default_signing_key() -> PathBuf {
+    PathBuf::from("signing.key")
 }
 
 fn default_keys_dir() -> PathBuf {
@@ -53,6 +62,10 @@ pub struct ClientConfig {
     pub keys_dir: PathBuf,
     /// mTLS material.
     pub tls: TlsPaths,
+    /// The Ed25519 key that signs request envelopes.
+    pub signing_key: PathBuf,
+    /// Legal basis stated when a command gives none.
+    pub legal_basis: Option<String>,
 }
 
 impl ClientConfig {
@@ -71,6 +84,8 @@ impl ClientConfig {
             requester: builder.requester,
             federation_key: resolve(path, &builder.federation_key),
             keys_dir: resolve(path, &builder.keys_dir),
+            signing_key: resolve(path, &builder.signing_key),
+            legal_basis: builder.legal_basis,
             tls: builder.tls.resolved(path),
         })
     }
@@ -96,6 +111,10 @@ pub struct ItemResult {
     pub hit: bool,
     /// How many jurisdictions hold it (not which).
     pub jurisdictions: u32,
+    /// With disclosure: the nodes that revealed a hit (withheld ones are
+    /// listed in `nodes` with `"disclosure": "withheld"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held_by: Option<Vec<String>>,
 }
 
 /// How one node fared, across all requests of a lookup.
@@ -108,6 +127,9 @@ pub struct NodeResult {
     /// Why, when not ok.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub reason: String,
+    /// With disclosure: revealed or withheld.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub disclosure: String,
 }
 
 /// Measurements of one lookup (for benchmarks; never printed by default).
@@ -135,6 +157,20 @@ pub struct LookupReport {
     /// Measurements.
     #[serde(skip)]
     pub stats: LookupStats,
+}
+
+/// What a lookup declares, and whether it asks which jurisdictions hit.
+#[derive(Debug, Clone, Default)]
+pub struct LookupOptions {
+    /// Purpose (checked by each node's policy).
+    pub purpose: String,
+    /// Case reference.
+    pub case_reference: String,
+    /// Legal basis; the client config's default when `None`.
+    pub legal_basis: Option<String>,
+    /// Staged disclosure: the authorization reference under which the
+    /// requester asks which jurisdictions hit.
+    pub disclose: Option<String>,
 }
 
 /// A connected requester.
@@ -207,12 +243,84 @@ impl Requester {
         Ok((secret, public))
     }
 
-    /// Looks up identifiers across the federation.
+    /// Looks up identifiers across the federation (combined answer only).
     pub async fn lookup(
         &mut self,
         inputs: &[LookupInput],
         purpose: &str,
         case_reference: &str,
+    ) -> anyhow::Result<LookupReport> {
+        self.lookup_with(
+            inputs,
+            &LookupOptions {
+                purpose: purpose.to_owned(),
+                case_reference: case_reference.to_owned(),
+                ..LookupOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Signs a request envelope for `action` over a payload hash.
+    fn sign(
+        &self,
+        action: &str,
+        context: &v1::RequestContext,
+        payload_hash: String,
+    ) -> anyhow::Result<v1::SignedEnvelope> {
+        let entry = self
+            .config
+            .federation
+            .requesters
+            .iter()
+            .find(|r| r.id == self.config.requester)
+            .with_context(|| {
+                format!(
+                    "requester {:?} is not listed in the federation file",
+                    self.config.requester
+                )
+            })?;
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(&self.config.signing_key).with_context(|| {
+                format!(
+                    "cannot read the signing key {}",
+                    self.config.signing_key.display()
+                )
+            })?,
+        );
+        let key = SigningKey::from_text(&text)?;
+        if key.verifying_key().to_text() != entry.public_key {
+            bail!("the signing key does not match the public key in the federation file");
+        }
+        let legal_basis = match context.legal_basis.trim() {
+            "" => self.config.legal_basis.clone().unwrap_or_default(),
+            given => given.to_owned(),
+        };
+        if legal_basis.trim().is_empty() {
+            bail!("state a legal basis (--legal-basis, or legal_basis in client.toml)");
+        }
+        let envelope = Envelope {
+            requester: entry.id.clone(),
+            agency: entry.agency.clone(),
+            role: entry.role.clone(),
+            purpose: context.purpose.clone(),
+            legal_basis,
+            case_ref: context.case_reference.clone(),
+            action: action.to_owned(),
+            issued_at: chrono::Utc::now().timestamp(),
+            nonce: fresh_nonce(),
+            payload_hash,
+        };
+        envelope.check_shape()?;
+        Ok(fedq_node::envelope::to_wire(key.sign(&envelope)))
+    }
+
+    /// Looks up identifiers across the federation; with `options.disclose`,
+    /// also asks each node whether it reveals its own answer.
+    pub async fn lookup_with(
+        &mut self,
+        inputs: &[LookupInput],
+        options: &LookupOptions,
     ) -> anyhow::Result<LookupReport> {
         if inputs.is_empty() {
             bail!("nothing to look up");
@@ -254,20 +362,40 @@ impl Requester {
 
         let round_trip = Instant::now();
         let mut counts = Vec::with_capacity(items.len());
+        let mut held_by: Vec<Vec<String>> = vec![Vec::new(); items.len()];
         let mut nodes: Vec<NodeResult> = Vec::new();
         let mut items = items;
         while !items.is_empty() {
             let rest = items.split_off(items.len().min(fedq_proto::MAX_ITEMS_PER_REQUEST));
             let chunk = std::mem::replace(&mut items, rest);
+            let authorization = options.disclose.clone().unwrap_or_default();
+            let key_id = public.id().as_str().to_owned();
+            let mut context = v1::RequestContext {
+                purpose: options.purpose.clone(),
+                case_reference: options.case_reference.clone(),
+                legal_basis: options.legal_basis.clone().unwrap_or_default(),
+                envelope: None,
+            };
+            context.envelope = Some(self.sign(
+                "lookup",
+                &context,
+                fedq_node::envelope::lookup_payload_hash(
+                    &key_id,
+                    &chunk,
+                    options.disclose.is_some(),
+                    &authorization,
+                ),
+            )?);
+            let first = counts.len();
+            let chunk_len = chunk.len();
             let response = self
                 .client
                 .lookup(v1::LookupRequest {
-                    key_id: public.id().as_str().to_owned(),
-                    context: Some(v1::RequestContext {
-                        purpose: purpose.to_owned(),
-                        case_reference: case_reference.to_owned(),
-                    }),
+                    key_id,
+                    context: Some(context),
                     items: chunk,
+                    disclose: options.disclose.is_some(),
+                    authorization,
                 })
                 .await
                 .map_err(status_error)?
@@ -275,6 +403,16 @@ impl Requester {
             for answer in &response.answers {
                 stats.bytes_down += answer.len();
                 counts.push(EncryptedCount::from_bytes(answer)?.decrypt(&secret));
+            }
+            for revealed in &response.disclosed {
+                if revealed.answers.len() != chunk_len {
+                    bail!("node {} disclosed a wrong number of answers", revealed.node);
+                }
+                for (i, answer) in revealed.answers.iter().enumerate() {
+                    if EncryptedCount::from_bytes(answer)?.decrypt(&secret) > 0 {
+                        held_by[first + i].push(revealed.node.clone());
+                    }
+                }
             }
             merge_node_statuses(&mut nodes, &mut stats, response.nodes);
         }
@@ -289,11 +427,13 @@ impl Requester {
         let results = inputs
             .iter()
             .zip(counts)
-            .map(|(input, count)| ItemResult {
+            .zip(held_by)
+            .map(|((input, count), held_by)| ItemResult {
                 kind: input.kind.as_str().to_owned(),
                 value: input.value.clone(),
                 hit: count > 0,
                 jurisdictions: count,
+                held_by: options.disclose.as_ref().map(|_| held_by),
             })
             .collect();
         Ok(LookupReport {
@@ -305,12 +445,18 @@ impl Requester {
 }
 
 impl Requester {
-    /// Runs a differentially private statistics query across the federation.
+    /// Runs a differentially private statistics query across the federation,
+    /// signing `context` into the request's envelope.
     pub async fn stats(
         &mut self,
-        context: v1::RequestContext,
+        mut context: v1::RequestContext,
         query: v1::StatsQuery,
     ) -> anyhow::Result<v1::StatsResponse> {
+        context.envelope = Some(self.sign(
+            "stats",
+            &context,
+            fedq_node::envelope::stats_payload_hash(&query),
+        )?);
         Ok(self
             .client
             .stats(v1::StatsRequest {
@@ -364,11 +510,16 @@ fn merge_node_statuses(
                 existing.status = status.status;
                 existing.reason = status.reason;
             }
+            // A node that withheld any part withheld the disclosure.
+            Some(existing) if status.disclosure == "withheld" => {
+                existing.disclosure = status.disclosure;
+            }
             Some(_) => {}
             None => nodes.push(NodeResult {
                 node: status.node,
                 status: status.status,
                 reason: status.reason,
+                disclosure: status.disclosure,
             }),
         }
     }

@@ -187,6 +187,7 @@ async fn research(requester: &mut Requester) -> anyhow::Result<()> {
     let context = fedq_proto::v1::RequestContext {
         purpose: "threat-report".to_owned(),
         case_reference: String::new(),
+        ..Default::default()
     };
     let response = requester.stats(context, query).await?;
     crate::stats_cli::print_stats(&response, false)?;

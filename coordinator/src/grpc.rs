@@ -40,17 +40,18 @@ impl Coordinator for CoordinatorGrpcAdapter {
             .nodes
             .into_iter()
             .map(|(node, result)| match result {
-                Ok(micros) => v1::NodeStatus {
+                Ok(ok) => v1::NodeStatus {
                     node,
                     status: "ok".to_owned(),
                     reason: String::new(),
-                    compute_micros: micros,
+                    compute_micros: ok.compute_micros,
+                    disclosure: ok.disclosure,
                 },
                 Err(e) => v1::NodeStatus {
                     node,
                     status: e.status.to_owned(),
                     reason: e.reason,
-                    compute_micros: 0,
+                    ..Default::default()
                 },
             })
             .collect();
@@ -58,6 +59,11 @@ impl Coordinator for CoordinatorGrpcAdapter {
             query_id,
             answers: merged.answers.iter().map(|a| a.to_bytes()).collect(),
             nodes,
+            disclosed: merged
+                .disclosed
+                .into_iter()
+                .map(|(node, answers)| v1::NodeAnswers { node, answers })
+                .collect(),
         }))
     }
 

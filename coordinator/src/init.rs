@@ -9,13 +9,14 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
+use fedq_crypto::envelope::SigningKey;
 use fedq_crypto::FederationKey;
 use fedq_node::federation::{
     is_name, CoordinatorEntry, FederationToml, NodeEntry, Parameters, RequesterEntry,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose, SanType,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 
 /// What to create.
@@ -71,7 +72,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 fn issue(
-    ca: &CertifiedIssuer<'_, KeyPair>,
+    ca: &Issuer<'_, KeyPair>,
     common_name: &str,
     dir: &Path,
     stem: &str,
@@ -167,6 +168,51 @@ fn stats_section() -> anyhow::Result<String> {
     ))
 }
 
+/// Purposes the generated policies admit for lookups.
+pub const LOOKUP_PURPOSES: [&str; 3] = ["fraud", "counter-terrorism", "demo"];
+/// Purposes the generated policies admit for statistics.
+pub const STATS_PURPOSES: [&str; 2] = ["threat-report", "research"];
+/// The one purpose under which the first node of a generated federation
+/// reveals its own hit (staged disclosure); the other nodes never do.
+pub const DISCLOSURE_PURPOSE: &str = "counter-terrorism";
+
+/// The `[policy]` section of a generated node: the init requester's agency,
+/// investigators and researchers, the purposes above, every identifier kind,
+/// the incidents table, for one year. Only the first node discloses.
+fn policy_section(agency: &str, discloses: bool) -> String {
+    let list = |items: &[&str]| {
+        items
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let kinds: Vec<&str> = fedq_crypto::IdentifierKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let valid_until = (chrono::Utc::now().date_naive() + chrono::Days::new(365)).format("%Y-%m-%d");
+    let disclosure = if discloses {
+        format!(
+            "\n# This node reveals its own hit to investigators of {agency:?} working\n\
+             # {DISCLOSURE_PURPOSE} cases (with an authorization reference).\n\
+             [policy.disclosure]\nagencies = [{agency:?}]\nroles = [\"investigator\"]\npurposes = [{DISCLOSURE_PURPOSE:?}]\n"
+        )
+    } else {
+        "\n# No [policy.disclosure]: this node never reveals its own hit.\n".to_owned()
+    };
+    format!(
+        "# Who may ask what of this node, for which purpose, how often, until when.\n\
+         [policy]\nvalid_until = \"{valid_until}\"\nagencies = [{agency:?}]\nroles = [\"investigator\", \"researcher\"]\n\n\
+         [policy.purposes]\nlookup = [{}]\nstats = [{}]\n\n\
+         [policy.lookup]\nkinds = [{}]\nper_hour_per_kind = 1000\n\n\
+         [policy.stats]\ntables = [\"incidents\"]\n{disclosure}",
+        list(&LOOKUP_PURPOSES),
+        list(&STATS_PURPOSES),
+        list(&kinds),
+    )
+}
+
 /// Creates the federation.
 pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     let dir = &options.dir;
@@ -244,11 +290,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
                 address: format!("127.0.0.1:{port}"),
             })
             .collect(),
-        requesters: vec![RequesterEntry {
-            id: options.requester.clone(),
-            agency: options.agency.clone(),
-            role: "investigator".to_owned(),
-        }],
+        requesters: Vec::new(),
     };
     std::fs::write(&federation_path, toml::to_string_pretty(&federation)?)?;
 
@@ -264,8 +306,9 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
                 "version = 1\nnode_id = \"{node}\"\nlisten = \"127.0.0.1:{port}\"\nfederation = \"../../federation.toml\"\n\
                  federation_key = \"../../federation.key\"\nstore = \"sqlite://data/node.db\"\n\n\
                  [tls]\nca = \"../../ca/ca.pem\"\ncert = \"tls/node.pem\"\nkey = \"tls/node.key\"\n\n\
-                 [lookup]\n# Certificate names allowed to query this node.\nallowed_callers = [\"coordinator\"]\n\n{}",
-                stats_section()?
+                 [lookup]\n# Certificate names allowed to query this node.\nallowed_callers = [\"coordinator\"]\n\n{}\n{}",
+                stats_section()?,
+                policy_section(&options.agency, nodes.is_empty())
             ),
         )?;
         nodes.push((node.clone(), path));
@@ -288,21 +331,15 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
         ),
     )?;
 
-    let requester_dir = dir.join("requesters").join(&options.requester);
-    issue(
+    let client = write_requester(
+        dir,
         &ca,
-        &options.requester,
-        &requester_dir.join("tls"),
-        "requester",
-    )?;
-    let client = requester_dir.join("client.toml");
-    std::fs::write(
-        &client,
-        format!(
-            "version = 1\nrequester = \"{}\"\nfederation = \"../../federation.toml\"\nfederation_key = \"../../federation.key\"\n\
-             keys_dir = \"keys\"\n\n[tls]\nca = \"../../ca/ca.pem\"\ncert = \"tls/requester.pem\"\nkey = \"tls/requester.key\"\n",
-            options.requester
-        ),
+        &RequesterEntry {
+            id: options.requester.clone(),
+            agency: options.agency.clone(),
+            role: "investigator".to_owned(),
+            public_key: String::new(),
+        },
     )?;
     Ok(InitOutput {
         federation: federation_path,
@@ -310,4 +347,73 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
         coordinator,
         client,
     })
+}
+
+/// `fedq federation add-requester`: a certificate from the federation's CA, a
+/// signing key, a `client.toml`, and an entry in `federation.toml`. Running
+/// nodes pick the new requester up on its first signed request.
+pub fn add_requester(dir: &Path, requester: &RequesterEntry) -> anyhow::Result<PathBuf> {
+    if !is_name(&requester.id) || requester.id == "coordinator" || requester.id == "ca" {
+        bail!(
+            "{:?} is not a valid requester id: use lowercase letters, digits and '-'",
+            requester.id
+        );
+    }
+    if !["investigator", "researcher", "auditor"].contains(&requester.role.as_str()) {
+        bail!("--role must be investigator, researcher or auditor");
+    }
+    let ca_dir = dir.join("ca");
+    let read = |name: &str| {
+        std::fs::read_to_string(ca_dir.join(name))
+            .with_context(|| format!("cannot read {}", ca_dir.join(name).display()))
+    };
+    let key = KeyPair::from_pem(&read("ca.key")?).context("the CA key is invalid")?;
+    let ca =
+        Issuer::from_ca_cert_pem(&read("ca.pem")?, key).context("the CA certificate is invalid")?;
+    write_requester(dir, &ca, requester)
+}
+
+/// Issues the requester's certificate and signing key, writes its
+/// `client.toml`, and lists it (with its public key) in `federation.toml`.
+fn write_requester(
+    dir: &Path,
+    ca: &Issuer<'_, KeyPair>,
+    requester: &RequesterEntry,
+) -> anyhow::Result<PathBuf> {
+    let federation_path = dir.join("federation.toml");
+    let mut federation: FederationToml = toml::from_str(
+        &std::fs::read_to_string(&federation_path)
+            .with_context(|| format!("cannot read {}", federation_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a federation file", federation_path.display()))?;
+    if federation.requesters.iter().any(|r| r.id == requester.id) {
+        bail!("requester {:?} already exists", requester.id);
+    }
+    let requester_dir = dir.join("requesters").join(&requester.id);
+    issue(ca, &requester.id, &requester_dir.join("tls"), "requester")?;
+    let signing_key = SigningKey::generate();
+    write_secret(
+        &requester_dir.join("signing.key"),
+        signing_key.to_text().as_bytes(),
+    )?;
+    let client = requester_dir.join("client.toml");
+    std::fs::write(
+        &client,
+        format!(
+            "version = 1\nrequester = \"{}\"\nfederation = \"../../federation.toml\"\nfederation_key = \"../../federation.key\"\n\
+             keys_dir = \"keys\"\n# Ed25519 key that signs every request envelope (0600).\nsigning_key = \"signing.key\"\n\
+             # Legal basis stated in every request unless --legal-basis says otherwise.\nlegal_basis = \"demo federation: synthetic data only\"\n\n\
+             [tls]\nca = \"../../ca/ca.pem\"\ncert = \"tls/requester.pem\"\nkey = \"tls/requester.key\"\n",
+            requester.id
+        ),
+    )?;
+    federation.requesters.push(RequesterEntry {
+        public_key: signing_key.verifying_key().to_text(),
+        ..requester.clone()
+    });
+    // Write-then-rename: nodes re-read this file while they run.
+    let temp = dir.join(".federation.toml.tmp");
+    std::fs::write(&temp, toml::to_string_pretty(&federation)?)?;
+    std::fs::rename(&temp, &federation_path)?;
+    Ok(client)
 }

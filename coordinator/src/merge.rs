@@ -9,8 +9,18 @@ use crate::node_client::NodeCallError;
 pub struct Merged {
     /// One encrypted sum per item.
     pub answers: Vec<EncryptedCount>,
-    /// Per node: ok (with its compute time) or why it failed.
-    pub nodes: Vec<(String, Result<u64, NodeCallError>)>,
+    /// Per node: ok (with its compute time and disclosure) or why it failed.
+    pub nodes: Vec<(String, Result<NodeOk, NodeCallError>)>,
+    /// Own answers of the nodes that revealed them (disclosure asked only).
+    pub disclosed: Vec<(String, Vec<Vec<u8>>)>,
+}
+
+/// A node that answered.
+pub struct NodeOk {
+    /// Compute time reported by the node.
+    pub compute_micros: u64,
+    /// revealed, withheld, or empty when no disclosure was asked.
+    pub disclosure: String,
 }
 
 /// A node's decoded answers plus its compute time in microseconds.
@@ -19,27 +29,42 @@ pub struct NodeAnswers {
     pub answers: Vec<Vec<u8>>,
     /// Compute time reported by the node.
     pub compute_micros: u64,
+    /// revealed, withheld, or empty when no disclosure was asked.
+    pub disclosure: String,
 }
 
 /// Adds up, per item, the answers of every node that answered correctly; a
 /// node whose answer is malformed or has the wrong length is reported as
 /// invalid and left out of the sum.
+///
+/// A node's own answers are passed on only when it said `revealed`: the
+/// coordinator holds every node's ciphertexts, and withholding is the node's
+/// decision, which the coordinator carries out.
 pub fn merge(items: usize, outcomes: Vec<NodeOutcome<NodeAnswers>>) -> Merged {
     let mut sums = vec![EncryptedCount::zero(); items];
     let mut nodes = Vec::with_capacity(outcomes.len());
+    let mut disclosed = Vec::new();
     for outcome in outcomes {
+        let node = outcome.node;
         let status = outcome.result.and_then(|answer| {
             let decoded = decode(items, &answer.answers)?;
             for (sum, part) in sums.iter_mut().zip(&decoded) {
                 sum.add_assign(part);
             }
-            Ok(answer.compute_micros)
+            if answer.disclosure == "revealed" {
+                disclosed.push((node.clone(), answer.answers));
+            }
+            Ok(NodeOk {
+                compute_micros: answer.compute_micros,
+                disclosure: answer.disclosure,
+            })
         });
-        nodes.push((outcome.node, status));
+        nodes.push((node, status));
     }
     Merged {
         answers: sums,
         nodes,
+        disclosed,
     }
 }
 

@@ -8,7 +8,7 @@ use fedq_proto::v1;
 use tracing::{info, instrument};
 
 use crate::config::CoordinatorConfig;
-use crate::fanout::fan_out;
+use crate::fanout::{fan_out, NodeOutcome};
 use crate::merge::{merge, Merged, NodeAnswers};
 use crate::node_client::{connect_nodes, NodeHandle};
 use crate::registry::{KeyRegistry, RegistryError};
@@ -121,6 +121,8 @@ impl CoordinatorService {
             public_key,
             context: request.context,
             items: request.items,
+            disclose: request.disclose,
+            authorization: request.authorization,
         });
         let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| {
             let request = Arc::clone(&node_request);
@@ -129,6 +131,7 @@ impl CoordinatorService {
                 Ok(NodeAnswers {
                     answers: response.answers,
                     compute_micros: response.compute_micros,
+                    disclosure: response.disclosure,
                 })
             }
         })
@@ -208,7 +211,7 @@ impl CoordinatorService {
                     node: outcome.node,
                     status: e.status.to_owned(),
                     reason: e.reason,
-                    compute_micros: 0,
+                    ..Default::default()
                 }),
             }
         }
@@ -256,18 +259,8 @@ impl CoordinatorService {
             },
         )
         .await;
-        let mut response = v1::FederationCatalogResponse::default();
-        for outcome in outcomes {
-            match outcome.result {
-                Ok(catalog) => response.nodes.push(catalog),
-                Err(e) => response.unreachable.push(v1::NodeStatus {
-                    node: outcome.node,
-                    status: e.status.to_owned(),
-                    reason: e.reason,
-                    compute_micros: 0,
-                }),
-            }
-        }
+        let (nodes, unreachable) = split_outcomes(outcomes);
+        let response = v1::FederationCatalogResponse { nodes, unreachable };
         Ok(response)
     }
 
@@ -289,18 +282,8 @@ impl CoordinatorService {
             }
         })
         .await;
-        let mut response = v1::FederationBudgetResponse::default();
-        for outcome in outcomes {
-            match outcome.result {
-                Ok(budget) => response.nodes.push(budget),
-                Err(e) => response.unreachable.push(v1::NodeStatus {
-                    node: outcome.node,
-                    status: e.status.to_owned(),
-                    reason: e.reason,
-                    compute_micros: 0,
-                }),
-            }
-        }
+        let (nodes, unreachable) = split_outcomes(outcomes);
+        let response = v1::FederationBudgetResponse { nodes, unreachable };
         Ok(response)
     }
 
@@ -315,18 +298,27 @@ impl CoordinatorService {
                 },
             )
             .await;
-        let mut response = v1::FederationInfoResponse::default();
-        for outcome in outcomes {
-            match outcome.result {
-                Ok(info) => response.nodes.push(info),
-                Err(e) => response.unreachable.push(v1::NodeStatus {
-                    node: outcome.node,
-                    status: e.status.to_owned(),
-                    reason: e.reason,
-                    compute_micros: 0,
-                }),
-            }
-        }
+        let (nodes, unreachable) = split_outcomes(outcomes);
+        let response = v1::FederationInfoResponse { nodes, unreachable };
         response
     }
+}
+
+/// Separates the nodes that answered from those that did not, which are
+/// listed with their status, never dropped.
+fn split_outcomes<T>(outcomes: Vec<NodeOutcome<T>>) -> (Vec<T>, Vec<v1::NodeStatus>) {
+    let mut answered = Vec::with_capacity(outcomes.len());
+    let mut unreachable = Vec::new();
+    for outcome in outcomes {
+        match outcome.result {
+            Ok(answer) => answered.push(answer),
+            Err(e) => unreachable.push(v1::NodeStatus {
+                node: outcome.node,
+                status: e.status.to_owned(),
+                reason: e.reason,
+                ..Default::default()
+            }),
+        }
+    }
+    (answered, unreachable)
 }

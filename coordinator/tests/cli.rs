@@ -180,7 +180,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         "--value",
         &variant,
         "--purpose",
-        "test",
+        "fraud",
         "--case",
         "C-1",
         "--json",
@@ -203,7 +203,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
             .arg(&client)
             .args(["lookup", "--batch"])
             .arg(&batch)
-            .args(["--purpose", "test", "--case", "C-2"]),
+            .args(["--purpose", "fraud", "--case", "C-2"]),
     )?;
     assert!(stdout.contains("HIT in"), "{stdout}");
     assert!(stdout.contains("no hit"), "{stdout}");

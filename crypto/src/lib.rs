@@ -13,6 +13,7 @@
 
 pub mod baseline;
 pub mod dp;
+pub mod envelope;
 pub mod fingerprint;
 pub mod identifier;
 pub mod lookup;

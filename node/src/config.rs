@@ -109,6 +109,20 @@ struct NodeConfigBuilder {
     lookup: LookupSection,
     #[serde(default)]
     stats: StatsSection,
+    #[serde(default)]
+    audit: AuditSection,
+    #[serde(default)]
+    policy: Option<crate::policy::PolicySection>,
+}
+
+/// Where the audit log's anchor lives: the log itself is in the store.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditSection {
+    #[serde(default)]
+    checkpoint: Option<PathBuf>,
+    #[serde(default)]
+    key: Option<PathBuf>,
 }
 
 /// Default per-epoch caps: a researcher can make ~20 queries at epsilon 0.5
@@ -166,6 +180,10 @@ pub struct NodeConfig {
     pub listen: std::net::SocketAddr,
     /// Federation-wide settings.
     pub federation: FederationConfig,
+    /// The federation file (re-read when an unknown requester signs).
+    pub federation_path: PathBuf,
+    /// Requesters listed in the federation file when the config was loaded.
+    pub requesters: Vec<crate::federation::RequesterEntry>,
     /// File holding the federation key.
     pub federation_key: PathBuf,
     /// Transactional store.
@@ -186,6 +204,12 @@ pub struct NodeConfig {
     pub budget_caps: crate::ledger::BudgetCaps,
     /// The public catalog of statistics tables.
     pub catalog: Vec<crate::stats::TableCatalog>,
+    /// The access policy as written (validated at load; `None`: admit nothing).
+    pub policy: Option<crate::policy::PolicySection>,
+    /// The signed checkpoint of the audit log's head (kept outside the log).
+    pub audit_checkpoint: PathBuf,
+    /// The node's Ed25519 key that signs audit checkpoints (created if missing).
+    pub audit_key: PathBuf,
 }
 
 impl NodeConfig {
@@ -265,6 +289,11 @@ impl NodeConfig {
                 );
             }
         }
+        if let Some(section) = &builder.policy {
+            if let Err(policy_problems) = crate::policy::Policy::from_section(section.clone()) {
+                problems.extend(policy_problems);
+            }
+        }
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
@@ -282,6 +311,8 @@ impl NodeConfig {
             jurisdiction,
             listen,
             federation: federation.config,
+            federation_path,
+            requesters: federation.requesters,
             federation_key: resolve(path, &builder.federation_key),
             store,
             tls: builder.tls.resolved(path),
@@ -297,6 +328,21 @@ impl NodeConfig {
             ),
             budget_caps: caps,
             catalog: stats.tables,
+            policy: builder.policy,
+            audit_checkpoint: resolve(
+                path,
+                &builder
+                    .audit
+                    .checkpoint
+                    .unwrap_or_else(|| PathBuf::from("data/audit.checkpoint")),
+            ),
+            audit_key: resolve(
+                path,
+                &builder
+                    .audit
+                    .key
+                    .unwrap_or_else(|| PathBuf::from("audit.key")),
+            ),
         })
     }
 

@@ -41,6 +41,12 @@ pub enum NodeError {
     /// An OpenDP mechanism could not be built.
     #[error(transparent)]
     Dp(#[from] fedq_crypto::dp::DpError),
+    /// The request's envelope did not verify; the reason is safe to send.
+    #[error("{0}")]
+    Unverified(String),
+    /// The audit log could not record the request: nothing is answered.
+    #[error("audit log: {0}")]
+    Audit(String),
     /// The evaluation pool is gone (shutting down).
     #[error("node is shutting down")]
     ShuttingDown,
@@ -55,6 +61,7 @@ impl From<NodeError> for tonic::Status {
                 tonic::Status::unauthenticated("caller is not authenticated")
             }
             NodeError::PermissionDenied(reason) => tonic::Status::permission_denied(reason),
+            NodeError::Unverified(reason) => tonic::Status::unauthenticated(reason),
             NodeError::ResourceExhausted(reason) => tonic::Status::resource_exhausted(reason),
             NodeError::ShuttingDown => tonic::Status::unavailable("node is shutting down"),
             NodeError::Stats(StatsError::Invalid(reason)) => {

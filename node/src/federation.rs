@@ -61,6 +61,9 @@ pub struct RequesterEntry {
     pub agency: String,
     /// Role: investigator, researcher or auditor.
     pub role: String,
+    /// The requester's Ed25519 public key (hex) that signs request envelopes.
+    #[serde(default)]
+    pub public_key: String,
 }
 
 /// `[coordinator]` of the federation file.
@@ -164,6 +167,13 @@ impl FederationFile {
             if !is_name(&requester.id) {
                 problems.push(format!(
                     "requesters[{i}].id: use lowercase letters, digits and '-'"
+                ));
+            }
+            if !requester.public_key.is_empty()
+                && fedq_crypto::envelope::VerifyingKey::from_text(&requester.public_key).is_err()
+            {
+                problems.push(format!(
+                    "requesters[{i}].public_key: not an Ed25519 public key (64 hex digits)"
                 ));
             }
             if !["investigator", "researcher", "auditor"].contains(&requester.role.as_str()) {

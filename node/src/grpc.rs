@@ -37,6 +37,12 @@ impl TryFrom<v1::NodeLookupRequest> for LookupQuery {
 
     fn try_from(request: v1::NodeLookupRequest) -> Result<Self, Status> {
         let context = request.context.unwrap_or_default();
+        let payload_hash = crate::envelope::lookup_payload_hash(
+            &request.key_id,
+            &request.items,
+            request.disclose,
+            &request.authorization,
+        );
         let items = request
             .items
             .into_iter()
@@ -54,8 +60,10 @@ impl TryFrom<v1::NodeLookupRequest> for LookupQuery {
             key_id: KeyId::parse(&request.key_id)
                 .map_err(|_| Status::invalid_argument("malformed key id"))?,
             public_key: request.public_key,
-            purpose: context.purpose,
-            case_reference: context.case_reference,
+            envelope: crate::envelope::from_wire(context.envelope),
+            payload_hash,
+            disclose: request.disclose,
+            authorization: request.authorization,
             items,
         })
     }
@@ -75,6 +83,10 @@ impl Node for NodeGrpcAdapter {
             query_id,
             answers: answer.answers.iter().map(|a| a.to_bytes()).collect(),
             compute_micros: answer.compute.as_micros() as u64,
+            disclosure: answer
+                .disclosure
+                .map(|d| d.as_str().to_owned())
+                .unwrap_or_default(),
         }))
     }
 
@@ -90,11 +102,15 @@ impl Node for NodeGrpcAdapter {
             Some(v1::stats_query::Budget::Rho(r)) => (None, Some(r)),
             None => (None, None),
         };
+        let payload_hash = crate::envelope::stats_payload_hash(&query);
         let budget = crate::stats_service::budget_from(epsilon, rho)?;
+        let context = request.context.unwrap_or_default();
         let domain = crate::stats_service::StatsRequest {
             query_id: request.query_id.clone(),
             requester: request.requester,
-            purpose: request.context.unwrap_or_default().purpose,
+            purpose: context.purpose,
+            envelope: crate::envelope::from_wire(context.envelope),
+            payload_hash,
             table: query.table,
             measure: query.measure,
             group_by: query.group_by,

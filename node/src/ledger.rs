@@ -26,6 +26,9 @@ pub enum LedgerError {
     /// SQLite failed.
     #[error("ledger error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The audit entry of the charge could not be written (nothing is charged).
+    #[error("audit log: {0}")]
+    Audit(String),
     /// The ledger directory cannot be created.
     #[error("cannot create the ledger directory: {0}")]
     Io(#[from] std::io::Error),
@@ -100,10 +103,13 @@ impl Ledger {
     }
 
     /// Charges a release if it fits under the caps; returns the new total.
+    /// `audit` is appended to the audit log in the same transaction, so a
+    /// charge and its audit entry are committed together or not at all.
     pub fn charge(
         &self,
         charge: &Charge<'_>,
         caps: BudgetCaps,
+        audit: Option<&crate::audit::AuditRecord>,
     ) -> Result<PrivacyLoss, LedgerError> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -128,6 +134,10 @@ impl Ledger {
                 chrono::Utc::now().to_rfc3339()
             ],
         )?;
+        if let Some(record) = audit {
+            crate::audit::AuditLog::append_in(&tx, record)
+                .map_err(|e| LedgerError::Audit(e.to_string()))?;
+        }
         tx.commit()?;
         Ok(total)
     }
@@ -170,6 +180,7 @@ mod tests {
                 purpose: "p",
             },
             caps,
+            None,
         )
     }
 

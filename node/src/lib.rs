@@ -6,19 +6,25 @@
 //! - [`store`]: the transactional store (SQLite file by default).
 //! - [`import`], [`generate`]: loading identifiers; synthetic demo data.
 //! - [`index`]: per (kind, bucket) candidate tags, in memory.
+//! - [`policy`]: the access policy (`[policy]`): who may ask what, for what, how often.
 //! - [`service`]: the lookup domain service (authorise, evaluate, answer).
+//! - [`audit`]: the tamper-evident audit log of admitted and refused queries.
 //! - [`grpc`]: the tonic adapter; [`server`], [`tls`], [`shutdown`]: serving.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod audit;
 pub mod config;
+pub mod envelope;
 pub mod error;
 pub mod federation;
+pub mod gate;
 pub mod generate;
 pub mod grpc;
 pub mod import;
 pub mod index;
 pub mod ledger;
+pub mod policy;
 pub mod server;
 pub mod service;
 pub mod shutdown;

@@ -50,10 +50,14 @@ pub struct LookupQuery {
     pub key_id: KeyId,
     /// Encoded public key, still untrusted.
     pub public_key: Vec<u8>,
-    /// Declared purpose.
-    pub purpose: String,
-    /// Case reference.
-    pub case_reference: String,
+    /// The requester's signed envelope, still unverified.
+    pub envelope: fedq_crypto::envelope::SignedEnvelope,
+    /// Hash of the query as received, which the envelope must carry.
+    pub payload_hash: String,
+    /// Whether the requester asks for this node's own answer (staged disclosure).
+    pub disclose: bool,
+    /// The authorization reference given for disclosure.
+    pub authorization: String,
     /// Items, answered in order.
     pub items: Vec<QueryItem>,
 }
@@ -65,6 +69,8 @@ pub struct LookupAnswer {
     pub answers: Vec<EncryptedCount>,
     /// Time spent evaluating.
     pub compute: Duration,
+    /// With disclosure asked: whether this node reveals its own answers.
+    pub disclosure: Option<crate::gate::Disclosure>,
 }
 
 /// Public facts about the node.
@@ -91,6 +97,7 @@ pub struct NodeService {
     pool: Arc<rayon::ThreadPool>,
     ledger: crate::ledger::Ledger,
     stats: crate::stats::StatsEngine,
+    gate: crate::gate::Gate,
 }
 
 impl NodeService {
@@ -116,9 +123,25 @@ impl NodeService {
         let ledger = crate::ledger::Ledger::open(store_path)?;
         let stats =
             crate::stats::StatsEngine::new(config.stats_dir.clone(), config.catalog.clone());
+        let gate = crate::gate::Gate::new(
+            crate::envelope::EnvelopeVerifier::open(
+                store_path,
+                &config.federation_path,
+                &config.requesters,
+            )
+            .map_err(|e| NodeError::Audit(format!("nonce store: {e}")))?,
+            match &config.policy {
+                Some(section) => crate::policy::Policy::from_section(section.clone())
+                    .map_err(|problems| NodeError::InvalidArgument(problems.join("; ")))?,
+                None => crate::policy::Policy::default(),
+            },
+            crate::audit::AuditLog::open_for(&config)
+                .map_err(|e| NodeError::Audit(e.to_string()))?,
+        );
         Ok(Self {
             ledger,
             stats,
+            gate,
             config,
             store: Mutex::new(store),
             index: RwLock::new(Arc::new(index)),
@@ -229,9 +252,29 @@ impl NodeService {
         query: LookupQuery,
     ) -> Result<LookupAnswer, NodeError> {
         self.authorise(caller)?;
-        self.check_items(&query.items)?;
-        let public_key = self.public_key(&query.key_id, &query.public_key)?;
-        let index = self.refresh_index()?;
+        let kinds: Vec<IdentifierKind> = query.items.iter().map(|i| i.kind).collect();
+        let visit = crate::gate::Visit {
+            query_id: &query.query_id,
+            envelope: &query.envelope,
+            action: crate::policy::Action::Lookup { kinds: &kinds },
+            payload_hash: &query.payload_hash,
+            detail: lookup_detail(&kinds, query.disclose),
+        };
+        let envelope = self.gate.admit(&visit)?;
+        let prepared = self.check_items(&query.items).and_then(|()| {
+            Ok((
+                self.public_key(&query.key_id, &query.public_key)?,
+                self.refresh_index()?,
+            ))
+        });
+        let (public_key, index) = match prepared {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                self.gate
+                    .refuse_admitted(&visit, &envelope, &format!("invalid request: {e}"))?;
+                return Err(e);
+            }
+        };
         let tag_bits = self.config.fingerprint_params().tag_bits();
         let span = tracing::Span::current();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -243,9 +286,28 @@ impl NodeService {
             let _ = tx.send(answers.map(|answers| LookupAnswer {
                 answers,
                 compute: started.elapsed(),
+                disclosure: None,
             }));
         });
-        let answer = rx.await.map_err(|_| NodeError::ShuttingDown)??;
+        let mut answer = rx.await.map_err(|_| NodeError::ShuttingDown)??;
+        // The audit entries are written before the answer leaves.
+        self.gate
+            .record_answer(&visit, &envelope, "lookup", "policy admits")?;
+        if query.disclose {
+            let disclosure = self.gate.disclosure(&envelope, &query.authorization);
+            let reason = match disclosure {
+                crate::gate::Disclosure::Revealed => {
+                    format!("revealed under authorization {}", query.authorization.trim())
+                }
+                crate::gate::Disclosure::Withheld => {
+                    "withheld: the disclosure rule does not cover this requester and purpose, or no authorization was given"
+                        .to_owned()
+                }
+            };
+            self.gate
+                .record_answer(&visit, &envelope, "disclose", &reason)?;
+            answer.disclosure = Some(disclosure);
+        }
         info!(
             decision = "answer",
             compute_ms = answer.compute.as_millis() as u64,
@@ -262,8 +324,43 @@ impl NodeService {
         request: crate::stats_service::StatsRequest,
     ) -> Result<crate::stats_service::StatsAnswer, NodeError> {
         self.authorise(caller)?;
-        crate::stats_service::answer(&self.stats, &self.ledger, self.config.budget_caps, request)
-            .await
+        let visit = crate::gate::Visit {
+            query_id: &request.query_id,
+            envelope: &request.envelope,
+            action: crate::policy::Action::Stats {
+                table: &request.table,
+            },
+            payload_hash: &request.payload_hash,
+            detail: format!(
+                "table={} measure={}",
+                short(&request.table),
+                short(&request.measure)
+            ),
+        };
+        let envelope = self.gate.admit(&visit)?;
+        let record = self.gate.admitted_record(&visit, &envelope);
+        let result = crate::stats_service::answer(
+            &self.stats,
+            &self.ledger,
+            self.config.budget_caps,
+            &envelope.requester,
+            &record,
+            &request,
+        )
+        .await;
+        match &result {
+            Ok(_) => {
+                // The entry is in the log with the charge; re-sign the head.
+                self.gate
+                    .audit()
+                    .checkpoint()
+                    .map_err(|e| NodeError::Audit(e.to_string()))?;
+            }
+            Err(e) => self
+                .gate
+                .refuse_admitted(&visit, &envelope, &e.to_string())?,
+        }
+        result
     }
 
     /// What a requester has spent and may spend this epoch at this node.
@@ -321,4 +418,30 @@ fn evaluate_items(
             Ok(EncryptedCount::rerandomise(raw, public_key))
         })
         .collect()
+}
+
+/// The audit detail of a lookup: how many items of which kinds (never values).
+fn lookup_detail(kinds: &[IdentifierKind], disclose: bool) -> String {
+    let mut names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    format!(
+        "items={} kinds={}{}",
+        kinds.len(),
+        names.join(","),
+        if disclose { " disclose=asked" } else { "" }
+    )
+}
+
+/// A request-supplied name for the audit detail: short identifiers only.
+fn short(name: &str) -> &str {
+    let ok = name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b));
+    if ok {
+        name
+    } else {
+        "(invalid)"
+    }
 }

@@ -23,6 +23,10 @@ pub struct StatsRequest {
     pub requester: String,
     /// Declared purpose.
     pub purpose: String,
+    /// The requester's signed envelope, still unverified.
+    pub envelope: fedq_crypto::envelope::SignedEnvelope,
+    /// Hash of the query as received, which the envelope must carry.
+    pub payload_hash: String,
     /// Table name.
     pub table: String,
     /// `count`, `sum:<col>`, `mean:<col>`, `histogram:<col>`.
@@ -129,17 +133,17 @@ pub async fn answer(
     engine: &StatsEngine,
     ledger: &Ledger,
     caps: BudgetCaps,
-    request: StatsRequest,
+    requester: &str,
+    audit: &crate::audit::AuditRecord,
+    request: &StatsRequest,
 ) -> Result<StatsAnswer, NodeError> {
     let budget = request.budget.ok_or_else(|| {
         NodeError::InvalidArgument("give exactly one of epsilon or rho".to_owned())
     })?;
-    let query = parse(&request)?;
+    let query = parse(request)?;
     let epoch = epoch_of(chrono::Utc::now());
     if exceeds(
-        ledger
-            .spent(&request.requester, &epoch)?
-            .add(requested_loss(budget)),
+        ledger.spent(requester, &epoch)?.add(requested_loss(budget)),
         caps,
     ) {
         info!(
@@ -173,13 +177,14 @@ pub async fn answer(
         .map_or(value_release.loss, |c| value_release.loss.add(c.loss));
     ledger.charge(
         &Charge {
-            requester: &request.requester,
+            requester,
             epoch: &epoch,
             loss,
             query_id: &request.query_id,
             purpose: &request.purpose,
         },
         caps,
+        Some(audit),
     )?;
     let groups = exact
         .groups

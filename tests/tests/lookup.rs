@@ -49,9 +49,18 @@ fn direct_keys() -> &'static (FheSecretKey, FhePublicKey) {
 /// coordinator would, so each node's answer can be decrypted on its own.
 async fn ask_node(
     node: &str,
-    request: v1::NodeLookupRequest,
+    mut request: v1::NodeLookupRequest,
 ) -> anyhow::Result<v1::NodeLookupResponse> {
     let sandbox = sandbox();
+    // A fresh envelope per call: nodes refuse a replayed nonce.
+    let payload_hash = fedq_node::envelope::lookup_payload_hash(
+        &request.key_id,
+        &request.items,
+        request.disclose,
+        &request.authorization,
+    );
+    let context = request.context.get_or_insert_with(Default::default);
+    context.envelope = Some(sandbox.sign("lookup", &context.purpose, payload_hash)?);
     let federation = fedq_node::federation::FederationFile::load(&sandbox.output.federation)?;
     let coordinator =
         fedq_coordinator::config::CoordinatorConfig::load(&sandbox.output.coordinator)?;
@@ -88,10 +97,13 @@ fn node_request(items: &[(IdentifierKind, &str)]) -> anyhow::Result<v1::NodeLook
         key_id: public.id().as_str().to_owned(),
         public_key: public.to_bytes().to_vec(),
         context: Some(v1::RequestContext {
-            purpose: "test".to_owned(),
+            purpose: "fraud".to_owned(),
             case_reference: "T-1".to_owned(),
+            ..Default::default()
         }),
         items: wire_items,
+        disclose: false,
+        authorization: String::new(),
     })
 }
 
@@ -165,7 +177,7 @@ fn the_coordinator_counts_jurisdictions_and_spelling_variants_hit() -> anyhow::R
     ];
     let report = runtime().block_on(async {
         let mut requester = sandbox().requester().await?;
-        requester.lookup(&inputs, "test", "T-2").await
+        requester.lookup(&inputs, "fraud", "T-2").await
     })?;
     let counts: Vec<u32> = report.results.iter().map(|r| r.jurisdictions).collect();
     assert_eq!(counts, vec![2, 2, 1, 0]);
@@ -224,7 +236,7 @@ fn empty_and_fullest_buckets_answer_correctly() -> anyhow::Result<()> {
     ];
     let report = runtime().block_on(async {
         let mut requester = sandbox().requester().await?;
-        requester.lookup(&inputs, "test", "T-3").await
+        requester.lookup(&inputs, "fraud", "T-3").await
     })?;
     assert_eq!(report.results[0].jurisdictions as usize, full.holders.len());
     assert_eq!(report.results[1].jurisdictions, 0);
@@ -246,7 +258,7 @@ fn invalid_identifiers_are_refused_with_a_reason_before_anything_is_sent() -> an
     let error = runtime()
         .block_on(async {
             let mut requester = sandbox().requester().await?;
-            requester.lookup(&inputs, "test", "T-4").await
+            requester.lookup(&inputs, "fraud", "T-4").await
         })
         .expect_err("invalid identifiers are refused");
     let message = format!("{error:#}");
@@ -313,6 +325,7 @@ fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
                 key_id: unregistered.id().as_str().to_owned(),
                 context: request.context.take(),
                 items: request.items,
+                ..Default::default()
             })
             .await
             .expect_err("unregistered key refused");
@@ -415,7 +428,7 @@ fn a_stopped_node_is_reported_never_dropped() -> anyhow::Result<()> {
             kind: IdentifierKind::Email,
             value: "x@example.org".to_owned(),
         }];
-        let report = requester.lookup(&inputs, "test", "T-5").await?;
+        let report = requester.lookup(&inputs, "fraud", "T-5").await?;
         let statuses: Vec<(String, String)> = report
             .nodes
             .iter()
@@ -430,7 +443,7 @@ fn a_stopped_node_is_reported_never_dropped() -> anyhow::Result<()> {
         );
         assert_eq!(report.results[0].jurisdictions, 0);
         sandbox.restart_node("bb").await?;
-        let report = requester.lookup(&inputs, "test", "T-6").await?;
+        let report = requester.lookup(&inputs, "fraud", "T-6").await?;
         assert!(
             report.nodes.iter().all(|n| n.status == "ok"),
             "{:?}",

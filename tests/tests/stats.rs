@@ -19,6 +19,7 @@ fn context() -> v1::RequestContext {
     v1::RequestContext {
         purpose: "research".to_owned(),
         case_reference: String::new(),
+        ..Default::default()
     }
 }
 
@@ -118,23 +119,33 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
             "refusals cost nothing"
         );
 
-        // Invalid queries: reported per node as invalid, with the reason.
-        for (bad, fragment) in [
+        // A table the policy does not admit is refused before the catalog is
+        // consulted; invalid queries are reported per node as invalid, with the reason.
+        for (bad, fragment, status) in [
             (
                 v1::StatsQuery {
                     table: "nope".to_owned(),
                     ..query("count", &[], &[], 0.1)
                 },
-                "nope",
+                "table is not admitted",
+                "refused",
             ),
-            (query("median:loss_eur", &[], &[], 0.1), "measure"),
-            (query("count", &["colour"], &[], 0.1), "colour"),
-            (query("count", &[], &["sector=space"], 0.1), "sector"),
-            (query("count", &["unit_id"], &[], 0.1), "unit_id"),
+            (
+                query("median:loss_eur", &[], &[], 0.1),
+                "measure",
+                "invalid",
+            ),
+            (query("count", &["colour"], &[], 0.1), "colour", "invalid"),
+            (
+                query("count", &[], &["sector=space"], 0.1),
+                "sector",
+                "invalid",
+            ),
+            (query("count", &["unit_id"], &[], 0.1), "unit_id", "invalid"),
         ] {
             let response = requester.stats(context(), bad).await?;
             for node in &response.nodes {
-                assert_eq!(node.status, "invalid", "{node:?}");
+                assert_eq!(node.status, status, "{node:?}");
                 assert!(
                     node.reason.contains(fragment),
                     "{} should mention {fragment}",

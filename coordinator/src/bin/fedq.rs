@@ -84,6 +84,22 @@ enum FederationCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Add a requester: certificate, signing key, client.toml, and its entry
+    /// (with public key) in federation.toml. Nodes admit it once their policy does.
+    AddRequester {
+        /// The federation directory (as given to `federation init`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Requester id (lowercase letters, digits, '-').
+        #[arg(long)]
+        name: String,
+        /// The requester's agency.
+        #[arg(long)]
+        agency: String,
+        /// investigator, researcher or auditor.
+        #[arg(long)]
+        role: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -113,6 +129,16 @@ struct LookupArgs {
     /// Case reference.
     #[arg(long = "case")]
     case_reference: String,
+    /// Legal basis (default: legal_basis in client.toml).
+    #[arg(long)]
+    legal_basis: Option<String>,
+    /// Also ask which jurisdictions hit; each node's policy decides whether it
+    /// reveals its own answer (others are reported as withheld).
+    #[arg(long, requires = "authorization")]
+    disclose: bool,
+    /// The authorization reference a disclosure is asked under.
+    #[arg(long, requires = "disclose")]
+    authorization: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -144,6 +170,9 @@ struct StatsArgs {
     /// Case reference.
     #[arg(long = "case", default_value = "")]
     case_reference: String,
+    /// Legal basis (default: legal_basis in client.toml).
+    #[arg(long)]
+    legal_basis: Option<String>,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -210,6 +239,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("  coordinator: {}", output.coordinator.display());
             println!("  requester: {}", output.client.display());
         }
+        CliCommand::Federation(FederationCommand::AddRequester {
+            dir,
+            name,
+            agency,
+            role,
+        }) => {
+            let client = init::add_requester(
+                &dir,
+                &fedq_node::federation::RequesterEntry {
+                    id: name.clone(),
+                    agency,
+                    role,
+                    public_key: String::new(),
+                },
+            )?;
+            println!(
+                "requester {name} added: {} (nodes admit it once their [policy] lists its agency and role)",
+                client.display()
+            );
+        }
         CliCommand::Keys(KeysCommand::Init { force }) => {
             let config = client_config(cli.config)?;
             let keys_dir = config.keys_dir.clone();
@@ -238,7 +287,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let report = runtime.block_on(async {
                 let mut requester = Requester::connect(config).await?;
                 requester
-                    .lookup(&inputs, &args.purpose, &args.case_reference)
+                    .lookup_with(
+                        &inputs,
+                        &client::LookupOptions {
+                            purpose: args.purpose.clone(),
+                            case_reference: args.case_reference.clone(),
+                            legal_basis: args.legal_basis.clone(),
+                            disclose: args.authorization.clone().filter(|_| args.disclose),
+                        },
+                    )
                     .await
             })?;
             print_report(&report, args.json)?;
@@ -274,6 +331,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let context = fedq_proto::v1::RequestContext {
                 purpose: args.purpose,
                 case_reference: args.case_reference,
+                legal_basis: args.legal_basis.unwrap_or_default(),
+                ..Default::default()
             };
             let response = runtime.block_on(async {
                 Requester::connect(config)
@@ -294,15 +353,20 @@ fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     for result in &report.results {
-        let verdict = if result.hit {
+        let mut verdict = if result.hit {
             format!("HIT in {} jurisdiction(s)", result.jurisdictions)
         } else {
             "no hit".to_owned()
         };
+        if let Some(held_by) = result.held_by.as_ref().filter(|h| !h.is_empty()) {
+            verdict.push_str(&format!(" (revealed: {})", held_by.join(", ")));
+        }
         println!("{:<14} {:<40} {verdict}", result.kind, result.value);
     }
     for node in &report.nodes {
-        if node.status == "ok" {
+        if node.status == "ok" && !node.disclosure.is_empty() {
+            println!("node {}: ok, disclosure {}", node.node, node.disclosure);
+        } else if node.status == "ok" {
             println!("node {}: ok", node.node);
         } else {
             println!(

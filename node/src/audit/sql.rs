@@ -1,0 +1,130 @@
+//! The `audit_log` table in the node's SQLite file: schema, insert, reads.
+//!
+//! Triggers refuse UPDATE and DELETE, so a bug cannot rewrite history; they
+//! are no defence against someone with the file, which is what the hash chain
+//! and the signed checkpoint are for.
+
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::record::{self, AuditEntry, AuditRecord, Decision, FORMAT};
+
+/// Schema of the log (idempotent).
+pub(super) const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS audit_log (
+    seq INTEGER PRIMARY KEY,
+    format INTEGER NOT NULL,
+    time TEXT NOT NULL,
+    query_id TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    agency TEXT NOT NULL,
+    role TEXT NOT NULL,
+    purpose TEXT NOT NULL,
+    legal_basis TEXT NOT NULL,
+    case_ref TEXT NOT NULL,
+    action TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (time);
+CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+";
+
+/// Columns in the order [`read_row`] expects.
+pub(super) const COLUMNS: &str = "seq, format, time, query_id, requester, agency, role, purpose, \
+     legal_basis, case_ref, action, detail, decision, reason, prev_hash, hash";
+
+/// The last entry's (seq, hash), if any.
+pub(super) fn head(conn: &Connection) -> rusqlite::Result<Option<(u64, String)>> {
+    conn.query_row(
+        "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+    )
+    .optional()
+    .map(|head| head.map(|(seq, hash)| (seq as u64, hash)))
+}
+
+/// Stores an entry whose hash the caller computed.
+pub(super) fn insert(conn: &Connection, entry: &AuditEntry) -> rusqlite::Result<()> {
+    let r = &entry.record;
+    conn.execute(
+        &format!(
+            "INSERT INTO audit_log ({COLUMNS}) VALUES \
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+        ),
+        params![
+            entry.seq as i64,
+            FORMAT,
+            record::format_time(r.time),
+            r.query_id,
+            r.requester,
+            r.agency,
+            r.role,
+            r.purpose,
+            r.legal_basis,
+            r.case_ref,
+            r.action,
+            r.detail,
+            r.decision.as_str(),
+            r.reason,
+            entry.prev_hash,
+            entry.hash,
+        ],
+    )?;
+    Ok(())
+}
+
+/// A stored row: its seq, and the entry or what stops it being read.
+pub(super) type StoredRow = (i64, Result<AuditEntry, String>);
+
+/// Reads a row selected with [`COLUMNS`]. Rows that SQLite can read but that
+/// do not make an entry (bad format, time or decision, or a column of the
+/// wrong type) come back as the problem, for the verifier to report.
+pub(super) fn read_row(row: &Row<'_>) -> rusqlite::Result<StoredRow> {
+    let seq: i64 = row.get(0)?;
+    Ok((seq, entry_of(row, seq)))
+}
+
+fn entry_of(row: &Row<'_>, seq: i64) -> Result<AuditEntry, String> {
+    let text = |i: usize| -> Result<String, String> {
+        row.get::<_, String>(i)
+            .map_err(|_| format!("column {i} is not text"))
+    };
+    if seq < 1 {
+        return Err("seq is not positive".to_owned());
+    }
+    let format: i64 = row
+        .get(1)
+        .map_err(|_| "format is not a number".to_owned())?;
+    if format != i64::from(FORMAT) {
+        return Err(format!("unknown entry format {format}"));
+    }
+    let time = record::parse_time(&text(2)?)?;
+    let decision =
+        Decision::parse(&text(12)?).ok_or_else(|| "decision is not admitted/refused".to_owned())?;
+    Ok(AuditEntry {
+        seq: seq as u64,
+        record: AuditRecord {
+            time,
+            query_id: text(3)?,
+            requester: text(4)?,
+            agency: text(5)?,
+            role: text(6)?,
+            purpose: text(7)?,
+            legal_basis: text(8)?,
+            case_ref: text(9)?,
+            action: text(10)?,
+            detail: text(11)?,
+            decision,
+            reason: text(13)?,
+        },
+        prev_hash: text(14)?,
+        hash: text(15)?,
+    })
+}

@@ -1,0 +1,144 @@
+//! Walks the chain from seq 1 and compares its head with the signed checkpoint.
+
+use rusqlite::Connection;
+
+use super::checkpoint::Checkpoint;
+use super::record::GENESIS_HASH;
+use super::{sql, AuditError};
+
+/// The outcome of [`super::AuditLog::verify`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Entries stored.
+    pub entries: u64,
+    /// Seq of the last stored entry (0 for an empty log).
+    pub head_seq: u64,
+    /// Seq the signed checkpoint covers, if it is valid.
+    pub checkpoint_seq: Option<u64>,
+    /// The first bad entry (seq, what is wrong); `None` if the log verifies.
+    pub first_bad: Option<(u64, String)>,
+}
+
+impl VerifyReport {
+    /// Whether the log verifies.
+    pub fn is_ok(&self) -> bool {
+        self.first_bad.is_none()
+    }
+
+    /// Entries after the signed checkpoint: appended, but not yet signed
+    /// (a crash between an append's commit and its checkpoint leaves one).
+    pub fn unsigned_entries(&self) -> u64 {
+        self.head_seq
+            .saturating_sub(self.checkpoint_seq.unwrap_or(0))
+    }
+}
+
+/// Checks every stored entry, then the head against `checkpoint`.
+///
+/// `checkpoint` must be read before the rows: a concurrent append then only
+/// adds entries after it, which verify as not yet signed.
+pub(super) fn verify(
+    conn: &Connection,
+    checkpoint: &Checkpoint,
+) -> Result<VerifyReport, AuditError> {
+    let mut statement = conn.prepare(&format!(
+        "SELECT {} FROM audit_log ORDER BY seq",
+        sql::COLUMNS
+    ))?;
+    let mut rows = statement.query([])?;
+    let signed_seq = match checkpoint {
+        Checkpoint::Signed { seq, .. } => Some(*seq),
+        _ => None,
+    };
+    let mut report = VerifyReport {
+        entries: 0,
+        head_seq: 0,
+        checkpoint_seq: signed_seq,
+        first_bad: None,
+    };
+    let mut prev_hash = GENESIS_HASH.to_owned();
+    let mut hash_at_checkpoint = (signed_seq == Some(0)).then(|| GENESIS_HASH.to_owned());
+    while let Some(row) = rows.next()? {
+        let (seq, entry) = sql::read_row(row)?;
+        report.entries += 1;
+        report.head_seq = seq.max(0) as u64;
+        if report.first_bad.is_some() {
+            continue;
+        }
+        let expected = report.entries;
+        if seq < 1 {
+            report.first_bad = Some((0, format!("an entry has seq {seq}; seqs start at 1")));
+            continue;
+        }
+        let seq = seq as u64;
+        if seq != expected {
+            report.first_bad = Some((
+                expected,
+                format!("entry {expected} is missing: the next stored entry is {seq}"),
+            ));
+            continue;
+        }
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(problem) => {
+                report.first_bad = Some((seq, problem));
+                continue;
+            }
+        };
+        if entry.prev_hash != prev_hash {
+            let link = if seq == 1 {
+                "the genesis hash".to_owned()
+            } else {
+                format!("the hash of entry {}", seq - 1)
+            };
+            report.first_bad = Some((seq, format!("prev_hash does not match {link}")));
+            continue;
+        }
+        if !entry.hash_is_valid() {
+            report.first_bad = Some((seq, "hash does not match the entry's contents".to_owned()));
+            continue;
+        }
+        if signed_seq == Some(seq) {
+            hash_at_checkpoint = Some(entry.hash.clone());
+        }
+        prev_hash = entry.hash;
+    }
+    if report.first_bad.is_none() {
+        report.first_bad = compare_checkpoint(&report, checkpoint, hash_at_checkpoint);
+    }
+    Ok(report)
+}
+
+fn compare_checkpoint(
+    report: &VerifyReport,
+    checkpoint: &Checkpoint,
+    hash_at_checkpoint: Option<String>,
+) -> Option<(u64, String)> {
+    match checkpoint {
+        Checkpoint::Missing if report.entries == 0 => None,
+        Checkpoint::Missing => Some((
+            1,
+            format!(
+                "there is no signed checkpoint, yet the log has {} entries: none of them is anchored",
+                report.entries
+            ),
+        )),
+        Checkpoint::Invalid(problem) => Some((1, format!("{problem}: no entry is anchored"))),
+        Checkpoint::Signed { seq, .. } if *seq > report.head_seq => Some((
+            report.head_seq + 1,
+            format!(
+                "the log ends at entry {} but the signed checkpoint covers entry {seq}: \
+                 entries were removed from the tail",
+                report.head_seq
+            ),
+        )),
+        Checkpoint::Signed { seq, hash } if hash_at_checkpoint.as_ref() != Some(hash) => Some((
+            *seq,
+            format!(
+                "entry {seq} differs from the signed checkpoint: \
+                 the log was rewritten at or before it"
+            ),
+        )),
+        Checkpoint::Signed { .. } => None,
+    }
+}

@@ -1,0 +1,207 @@
+//! The node's door: every lookup and statistics request passes here before
+//! any work. It verifies the signed envelope, applies the node's policy, and
+//! writes the audit entry of a refusal; admitted requests are audited by the
+//! service once their answer is ready and before it leaves.
+
+use chrono::Utc;
+use fedq_crypto::envelope::{Envelope, SignedEnvelope};
+use tracing::info;
+
+use crate::audit::{AuditLog, AuditRecord, Decision};
+use crate::envelope::{EnvelopeRefusal, EnvelopeVerifier};
+use crate::error::NodeError;
+use crate::policy::{Action, Policy, PolicyRequest, Role};
+
+/// Whether a node reveals its own answers to a disclosure request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disclosure {
+    /// The node's policy lets this requester learn its own hit bit.
+    Revealed,
+    /// It does not: only the combined answer is released.
+    Withheld,
+}
+
+impl Disclosure {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Revealed => "revealed",
+            Self::Withheld => "withheld",
+        }
+    }
+}
+
+/// One request at the door.
+pub struct Visit<'a> {
+    /// The coordinator's query id.
+    pub query_id: &'a str,
+    /// The unverified envelope.
+    pub envelope: &'a SignedEnvelope,
+    /// The action name the envelope must carry.
+    pub action: Action<'a>,
+    /// The hash of the query as received.
+    pub payload_hash: &'a str,
+    /// Non-identifying summary for the audit log.
+    pub detail: String,
+}
+
+/// Envelope verification, policy and audit, shared by the services.
+pub struct Gate {
+    verifier: EnvelopeVerifier,
+    policy: Policy,
+    audit: AuditLog,
+}
+
+impl Gate {
+    /// A gate over the node's verifier, policy and audit log.
+    pub fn new(verifier: EnvelopeVerifier, policy: Policy, audit: AuditLog) -> Self {
+        Self {
+            verifier,
+            policy,
+            audit,
+        }
+    }
+
+    /// The audit log (the ledger appends to it inside its charge).
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Verifies and admits `visit`, or audits the refusal and returns it.
+    pub fn admit(&self, visit: &Visit<'_>) -> Result<Envelope, NodeError> {
+        let now = Utc::now();
+        let envelope = match self.verifier.verify(
+            visit.envelope,
+            visit.action.name(),
+            visit.payload_hash,
+            now.timestamp(),
+        ) {
+            Ok(envelope) => envelope,
+            Err(refusal) => {
+                // The claimed fields are audited as claimed: they are unverified.
+                let claimed = EnvelopeVerifier::claimed(visit.envelope);
+                self.refuse(visit, claimed.as_ref(), &format!("envelope: {refusal}"))?;
+                return Err(envelope_error(refusal));
+            }
+        };
+        let role: Role = match envelope.role.parse() {
+            Ok(role) => role,
+            Err(_) => {
+                self.refuse(visit, Some(&envelope), "envelope: unknown role")?;
+                return Err(NodeError::PermissionDenied("unknown role".to_owned()));
+            }
+        };
+        let request = PolicyRequest {
+            requester: &envelope.requester,
+            agency: &envelope.agency,
+            role,
+            purpose: &envelope.purpose,
+            action: visit.action,
+        };
+        if let Err(refusal) = self.policy.admit(&request, now) {
+            self.refuse(visit, Some(&envelope), &refusal.to_string())?;
+            return Err(if refusal.exhausted {
+                NodeError::ResourceExhausted(refusal.to_string())
+            } else {
+                NodeError::PermissionDenied(refusal.to_string())
+            });
+        }
+        Ok(envelope)
+    }
+
+    /// Whether this node reveals its own answers to `envelope`'s requester;
+    /// an empty authorization reference never does.
+    pub fn disclosure(&self, envelope: &Envelope, authorization: &str) -> Disclosure {
+        let allowed = !authorization.trim().is_empty()
+            && envelope.role.parse().is_ok_and(|role| {
+                self.policy
+                    .may_disclose(&envelope.agency, role, &envelope.purpose)
+            });
+        if allowed {
+            Disclosure::Revealed
+        } else {
+            Disclosure::Withheld
+        }
+    }
+
+    /// Audits a refusal that happened after admission (an invalid query, an
+    /// exhausted budget), with the verified envelope.
+    pub fn refuse_admitted(
+        &self,
+        visit: &Visit<'_>,
+        envelope: &Envelope,
+        reason: &str,
+    ) -> Result<(), NodeError> {
+        self.refuse(visit, Some(envelope), reason)
+    }
+
+    /// Audits an admitted request; the answer may leave once this returns.
+    pub fn record_answer(
+        &self,
+        visit: &Visit<'_>,
+        envelope: &Envelope,
+        action: &str,
+        reason: &str,
+    ) -> Result<(), NodeError> {
+        let mut record = record(visit, Some(envelope), Decision::Admitted, reason);
+        record.action = action.to_owned();
+        self.audit
+            .append(&record)
+            .map_err(|e| NodeError::Audit(e.to_string()))?;
+        Ok(())
+    }
+
+    /// The record of an admitted request, for the ledger to append atomically.
+    pub fn admitted_record(&self, visit: &Visit<'_>, envelope: &Envelope) -> AuditRecord {
+        record(visit, Some(envelope), Decision::Admitted, "policy admits")
+    }
+
+    fn refuse(
+        &self,
+        visit: &Visit<'_>,
+        envelope: Option<&Envelope>,
+        reason: &str,
+    ) -> Result<(), NodeError> {
+        info!(
+            decision = "refuse",
+            action = visit.action.name(),
+            "request refused"
+        );
+        self.audit
+            .append(&record(visit, envelope, Decision::Refused, reason))
+            .map_err(|e| NodeError::Audit(e.to_string()))?;
+        Ok(())
+    }
+}
+
+fn record(
+    visit: &Visit<'_>,
+    envelope: Option<&Envelope>,
+    decision: Decision,
+    reason: &str,
+) -> AuditRecord {
+    let field = |f: fn(&Envelope) -> &String| envelope.map(f).cloned().unwrap_or_default();
+    AuditRecord {
+        time: Utc::now(),
+        query_id: visit.query_id.to_owned(),
+        requester: field(|e| &e.requester),
+        agency: field(|e| &e.agency),
+        role: field(|e| &e.role),
+        purpose: field(|e| &e.purpose),
+        legal_basis: field(|e| &e.legal_basis),
+        case_ref: field(|e| &e.case_ref),
+        action: visit.action.name().to_owned(),
+        detail: visit.detail.clone(),
+        decision,
+        reason: reason.to_owned(),
+    }
+}
+
+fn envelope_error(refusal: EnvelopeRefusal) -> NodeError {
+    match refusal {
+        EnvelopeRefusal::Malformed(reason) => NodeError::InvalidArgument(reason),
+        EnvelopeRefusal::Replay => NodeError::PermissionDenied(refusal.to_string()),
+        EnvelopeRefusal::Store => NodeError::Audit("nonce store failed".to_owned()),
+        other => NodeError::Unverified(other.to_string()),
+    }
+}

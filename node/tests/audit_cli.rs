@@ -1,0 +1,126 @@
+//! `fedq-node audit verify` and `audit export` as an operator runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use chrono::{TimeZone, Utc};
+use fedq_node::audit::{AuditEntry, AuditLog, AuditRecord, Decision};
+
+fn fedq_node(args: &[&str], config: &Path) -> anyhow::Result<Output> {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fedq-node"));
+    command
+        .arg("audit")
+        .arg(args[0])
+        .arg("--config")
+        .arg(config)
+        .args(&args[1..]);
+    Ok(command.output()?)
+}
+
+#[test]
+fn verify_reports_ok_then_names_the_tampered_entry_and_export_filters_days() -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let config = write_config(temp.path())?;
+    let node = fedq_node::NodeConfig::load(&config)?;
+    let log = AuditLog::open_for(&node)?;
+    for day in 1..=4 {
+        log.append(&record(day))?;
+    }
+    drop(log);
+
+    let ok = fedq_node(&["verify"], &config)?;
+    let stdout = String::from_utf8(ok.stdout)?;
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        stdout.contains("audit log ok: 4 entries, head seq 4"),
+        "{stdout}"
+    );
+
+    let out = temp.path().join("export.jsonl");
+    let out_arg = out
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("temp path is not UTF-8"))?;
+    let export = fedq_node(
+        &[
+            "export",
+            "--since",
+            "2026-02-02",
+            "--until",
+            "2026-02-03",
+            "--out",
+            out_arg,
+        ],
+        &config,
+    )?;
+    assert_eq!(
+        export.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let seqs: Vec<u64> = std::fs::read_to_string(&out)?
+        .lines()
+        .map(|line| Ok(serde_json::from_str::<AuditEntry>(line)?.seq))
+        .collect::<anyhow::Result<_>>()?;
+    assert_eq!(seqs, [2, 3]);
+
+    let db = match &node.store {
+        fedq_node::config::StoreLocation::Sqlite(path) => path.clone(),
+    };
+    let conn = rusqlite::Connection::open(db)?;
+    conn.execute_batch(
+        "DROP TRIGGER audit_log_no_update;
+         UPDATE audit_log SET detail = 'items=1' WHERE seq = 2;",
+    )?;
+    let bad = fedq_node(&["verify"], &config)?;
+    let stderr = String::from_utf8(bad.stderr)?;
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed at entry 2"), "{stderr}");
+    Ok(())
+}
+
+fn record(day: u32) -> AuditRecord {
+    AuditRecord {
+        time: Utc
+            .with_ymd_and_hms(2026, 2, day, 10, 0, 0)
+            .single()
+            .expect("valid date"),
+        query_id: format!("q-{day}"),
+        requester: "alice".to_owned(),
+        agency: "police-fr".to_owned(),
+        role: "investigator".to_owned(),
+        purpose: "fraud investigation".to_owned(),
+        legal_basis: "art. 6(1)(e)".to_owned(),
+        case_ref: "case-1".to_owned(),
+        action: "lookup".to_owned(),
+        detail: "items=3 kinds=phone".to_owned(),
+        decision: Decision::Admitted,
+        reason: "policy admits".to_owned(),
+    }
+}
+
+/// A minimal node config and federation file, written by hand as an operator would.
+fn write_config(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::write(
+        dir.join("federation.toml"),
+        "version = 1\nname = \"t\"\n[parameters]\nbucket_bits = 12\ntag_bits = 28\npadded_candidates = 64\n\
+         [coordinator]\naddress = \"127.0.0.1:1\"\n[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n",
+    )?;
+    std::fs::write(
+        dir.join("federation.key"),
+        fedq_crypto::FederationKey::generate().to_hex(),
+    )?;
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        "version = 1\nnode_id = \"fr\"\nlisten = \"127.0.0.1:2\"\nfederation = \"federation.toml\"\n\
+         federation_key = \"federation.key\"\nstore = \"sqlite://store/node.db\"\n\
+         [tls]\nca = \"ca.pem\"\ncert = \"node.pem\"\nkey = \"node.key\"\n",
+    )?;
+    Ok(config)
+}
