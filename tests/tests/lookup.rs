@@ -452,3 +452,70 @@ fn a_stopped_node_is_reported_never_dropped() -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn disclosure_is_revealed_or_withheld_per_node_policy() -> anyhow::Result<()> {
+    let truth = truth();
+    // The generated policy: only the first node ("fr") reveals, and only for
+    // counter-terrorism investigators with an authorization reference.
+    let shared = truth.held_by(IdentifierKind::Phone, 2);
+    let with_fr = shared
+        .iter()
+        .find(|i| i.holders.iter().any(|h| h == "fr"))
+        .context("a phone held by fr and one other node")?;
+    let elsewhere = truth.held_by(IdentifierKind::Email, 1);
+    let elsewhere = elsewhere
+        .iter()
+        .find(|i| i.holders.iter().all(|h| h != "fr"))
+        .context("an email held by one node other than fr")?;
+    let inputs = vec![
+        LookupInput {
+            kind: with_fr.kind,
+            value: with_fr.raw.clone(),
+        },
+        LookupInput {
+            kind: elsewhere.kind,
+            value: elsewhere.raw.clone(),
+        },
+    ];
+    runtime().block_on(async {
+        let mut requester = sandbox().requester().await?;
+        let asked = |purpose: &str| fedq_coordinator::client::LookupOptions {
+            purpose: purpose.to_owned(),
+            case_reference: "T-7".to_owned(),
+            legal_basis: None,
+            disclose: Some("AUTH-7".to_owned()),
+        };
+        let report = requester
+            .lookup_with(&inputs, &asked("counter-terrorism"))
+            .await?;
+        let disclosure: Vec<(&str, &str)> = report
+            .nodes
+            .iter()
+            .map(|n| (n.node.as_str(), n.disclosure.as_str()))
+            .collect();
+        assert_eq!(
+            disclosure,
+            vec![("fr", "revealed"), ("de", "withheld"), ("nl", "withheld")]
+        );
+        // Counts stay complete; only fr's own bit is revealed.
+        assert_eq!(report.results[0].jurisdictions, 2);
+        assert_eq!(report.results[0].held_by, Some(vec!["fr".to_owned()]));
+        assert_eq!(report.results[1].jurisdictions, 1);
+        assert_eq!(report.results[1].held_by, Some(vec![]));
+
+        // Another purpose: every node withholds.
+        let report = requester.lookup_with(&inputs, &asked("fraud")).await?;
+        assert!(report.nodes.iter().all(|n| n.disclosure == "withheld"));
+        assert!(report
+            .results
+            .iter()
+            .all(|r| r.held_by.as_deref() == Some(&[][..])));
+
+        // Without --disclose nothing is said about disclosure at all.
+        let report = requester.lookup(&inputs, "fraud", "T-8").await?;
+        assert!(report.nodes.iter().all(|n| n.disclosure.is_empty()));
+        assert!(report.results.iter().all(|r| r.held_by.is_none()));
+        Ok(())
+    })
+}

@@ -1,0 +1,504 @@
+//! Governance at the node: every refusal path gives a clear status and an
+//! audit entry, and the node keeps serving. Requests go straight to the
+//! node's service (the gRPC adapter only converts types); no TFHE is needed
+//! because the gate decides before any ciphertext is decoded.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::Context;
+use fedq_coordinator::init::{add_requester, init, InitOptions, InitOutput};
+use fedq_crypto::envelope::{fresh_nonce, Envelope, SignedEnvelope, SigningKey};
+use fedq_crypto::{Bucket, IdentifierKind};
+use fedq_node::audit::{AuditLog, Decision};
+use fedq_node::federation::{Parameters, RequesterEntry};
+use fedq_node::service::{Caller, LookupQuery, QueryItem};
+use fedq_node::stats_service::{budget_from, StatsRequest};
+use fedq_node::{NodeConfig, NodeError, NodeService};
+use fedq_proto::v1;
+use fedq_tests::sandbox::runtime;
+
+const AGENCY: &str = "test-agency";
+
+/// A one-node federation with an imported incidents table and `policy` as the
+/// node's `[policy]` section (the generated one when `None`).
+struct Fixture {
+    _temp: tempfile::TempDir,
+    dir: PathBuf,
+    output: InitOutput,
+    service: NodeService,
+    config: NodeConfig,
+}
+
+impl Fixture {
+    fn new(policy: Option<&str>) -> anyhow::Result<Self> {
+        let temp = tempfile::tempdir()?;
+        let dir = temp.path().join("federation");
+        let output = init(&InitOptions {
+            dir: dir.clone(),
+            nodes: vec!["fr".to_owned()],
+            requester: "alice".to_owned(),
+            agency: AGENCY.to_owned(),
+            base_port: None,
+            force: false,
+            parameters: Parameters::default(),
+        })?;
+        let node_toml = &output.nodes[0].1;
+        if let Some(policy) = policy {
+            let text = std::fs::read_to_string(node_toml)?;
+            let start = text.find("# Who may ask what").context("policy section")?;
+            std::fs::write(node_toml, format!("{}{policy}", &text[..start]))?;
+        }
+        let config = NodeConfig::load(node_toml)?;
+        let csv = fedq_node::generate::generate_incidents(
+            &fedq_node::generate::GenerateOptions {
+                jurisdiction: "fr".to_owned(),
+                people: 2_000,
+                seed: 3,
+                out: temp.path().join("data"),
+            },
+            1_000,
+        )?;
+        let catalog = config
+            .catalog
+            .iter()
+            .find(|t| t.name == "incidents")
+            .context("incidents catalog")?;
+        fedq_node::stats::import_table(
+            catalog,
+            std::io::BufReader::new(std::fs::File::open(csv)?),
+            &config.stats_dir,
+            |_| {},
+        )?;
+        let service = NodeService::new(config.clone())?;
+        Ok(Self {
+            _temp: temp,
+            dir,
+            output,
+            service,
+            config,
+        })
+    }
+
+    fn alice(&self) -> anyhow::Result<SigningKey> {
+        key_of(&self.output.client)
+    }
+
+    fn audit(&self) -> anyhow::Result<Vec<fedq_node::audit::AuditEntry>> {
+        let log = AuditLog::open_for(&self.config)?;
+        let report = log.verify()?;
+        assert!(report.first_bad.is_none(), "{report:?}");
+        Ok(log.entries_between(
+            chrono::DateTime::<chrono::Utc>::MIN_UTC,
+            chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        )?)
+    }
+
+    /// The audit log's newest entry.
+    fn last_audit(&self) -> anyhow::Result<fedq_node::audit::AuditRecord> {
+        Ok(self.audit()?.pop().context("an audit entry")?.record)
+    }
+}
+
+fn key_of(client_toml: &Path) -> anyhow::Result<SigningKey> {
+    let dir = client_toml.parent().context("client dir")?;
+    Ok(SigningKey::from_text(&std::fs::read_to_string(
+        dir.join("signing.key"),
+    )?)?)
+}
+
+static QUERY: AtomicUsize = AtomicUsize::new(0);
+
+fn envelope(requester: &str, role: &str, purpose: &str, action: &str, hash: &str) -> Envelope {
+    Envelope {
+        requester: requester.to_owned(),
+        agency: AGENCY.to_owned(),
+        role: role.to_owned(),
+        purpose: purpose.to_owned(),
+        legal_basis: "test".to_owned(),
+        case_ref: "G-1".to_owned(),
+        action: action.to_owned(),
+        issued_at: chrono::Utc::now().timestamp(),
+        nonce: fresh_nonce(),
+        payload_hash: hash.to_owned(),
+    }
+}
+
+fn stats_request(
+    signed: impl FnOnce(&str) -> SignedEnvelope,
+    table: &str,
+    epsilon: f64,
+) -> anyhow::Result<StatsRequest> {
+    let wire = v1::StatsQuery {
+        table: table.to_owned(),
+        measure: "count".to_owned(),
+        group_by: vec![],
+        filters: vec![],
+        budget: Some(v1::stats_query::Budget::Epsilon(epsilon)),
+    };
+    let payload_hash = fedq_node::envelope::stats_payload_hash(&wire);
+    Ok(StatsRequest {
+        query_id: format!("g{}", QUERY.fetch_add(1, Ordering::Relaxed)),
+        requester: "alice".to_owned(),
+        purpose: String::new(),
+        envelope: signed(&payload_hash),
+        payload_hash,
+        table: wire.table,
+        measure: wire.measure,
+        group_by: wire.group_by,
+        filters: wire.filters,
+        budget: Some(budget_from(Some(epsilon), None)?),
+    })
+}
+
+/// A lookup of `items` identifiers of `kind`, with junk ciphertexts: the
+/// gate decides before anything is decoded.
+fn lookup_query(
+    key: &SigningKey,
+    purpose: &str,
+    kind: IdentifierKind,
+    items: usize,
+) -> LookupQuery {
+    let key_id = "0".repeat(32);
+    let wire: Vec<v1::LookupItem> = (0..items)
+        .map(|i| v1::LookupItem {
+            kind: i32::from(kind.code()),
+            bucket: i as u32,
+            encrypted_tag: vec![7; 16],
+        })
+        .collect();
+    let payload_hash = fedq_node::envelope::lookup_payload_hash(&key_id, &wire, false, "");
+    LookupQuery {
+        query_id: format!("g{}", QUERY.fetch_add(1, Ordering::Relaxed)),
+        requester: "alice".to_owned(),
+        key_id: fedq_crypto::lookup::KeyId::parse(&key_id).expect("key id"),
+        public_key: Vec::new(),
+        envelope: key.sign(&envelope(
+            "alice",
+            "investigator",
+            purpose,
+            "lookup",
+            &payload_hash,
+        )),
+        payload_hash,
+        disclose: false,
+        authorization: String::new(),
+        items: wire
+            .iter()
+            .map(|w| QueryItem {
+                kind,
+                bucket: Bucket(w.bucket),
+                encrypted_tag: w.encrypted_tag.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn caller() -> Caller {
+    Caller("coordinator".to_owned())
+}
+
+/// Asserts a refusal's gRPC status and that it was audited as refused.
+fn assert_refused(
+    fixture: &Fixture,
+    result: Result<impl std::fmt::Debug, NodeError>,
+    code: tonic::Code,
+    reason: &str,
+) -> anyhow::Result<()> {
+    let status = tonic::Status::from(result.expect_err("refused"));
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(reason),
+        "{:?} should say {reason:?}",
+        status.message()
+    );
+    let audited = fixture.last_audit()?;
+    assert_eq!(audited.decision, Decision::Refused);
+    assert!(
+        audited.reason.contains(reason),
+        "audit reason {:?} should say {reason:?}",
+        audited.reason
+    );
+    Ok(())
+}
+
+/// The node still answers a good statistics query.
+fn assert_serving(fixture: &Fixture, alice: &SigningKey) -> anyhow::Result<()> {
+    let good = stats_request(
+        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        "incidents",
+        0.01,
+    )?;
+    let answer = runtime().block_on(fixture.service.stats(&caller(), good))?;
+    assert!(!answer.groups.is_empty());
+    let audited = fixture.last_audit()?;
+    assert_eq!(audited.decision, Decision::Admitted);
+    assert_eq!(audited.action, "stats");
+    Ok(())
+}
+
+#[test]
+fn envelope_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<()> {
+    let fixture = Fixture::new(None)?;
+    let alice = fixture.alice()?;
+    let service = &fixture.service;
+    let rt = runtime();
+
+    // Bad signature: signed by another key.
+    let mallory = SigningKey::generate();
+    let forged = stats_request(
+        |h| mallory.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        "incidents",
+        0.01,
+    )?;
+    assert_refused(
+        &fixture,
+        rt.block_on(service.stats(&caller(), forged)),
+        tonic::Code::Unauthenticated,
+        "bad envelope signature",
+    )?;
+
+    // Unknown requester.
+    let unknown = stats_request(
+        |h| mallory.sign(&envelope("mallory", "investigator", "research", "stats", h)),
+        "incidents",
+        0.01,
+    )?;
+    assert_refused(
+        &fixture,
+        rt.block_on(service.stats(&caller(), unknown)),
+        tonic::Code::Unauthenticated,
+        "unknown requester",
+    )?;
+
+    // Stale time: an hour old.
+    let stale = stats_request(
+        |h| {
+            let mut old = envelope("alice", "investigator", "research", "stats", h);
+            old.issued_at -= 3_600;
+            alice.sign(&old)
+        },
+        "incidents",
+        0.01,
+    )?;
+    assert_refused(
+        &fixture,
+        rt.block_on(service.stats(&caller(), stale)),
+        tonic::Code::Unauthenticated,
+        "stale request time",
+    )?;
+
+    // An envelope moved onto another query.
+    let mut moved = stats_request(
+        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        "incidents",
+        0.01,
+    )?;
+    moved.measure = "sum:loss_eur".to_owned();
+    moved.payload_hash = fedq_node::envelope::stats_payload_hash(&v1::StatsQuery {
+        table: moved.table.clone(),
+        measure: moved.measure.clone(),
+        group_by: vec![],
+        filters: vec![],
+        budget: Some(v1::stats_query::Budget::Epsilon(0.01)),
+    });
+    assert_refused(
+        &fixture,
+        rt.block_on(service.stats(&caller(), moved)),
+        tonic::Code::Unauthenticated,
+        "does not match the query",
+    )?;
+
+    // Replay: the same signed request twice.
+    let once = stats_request(
+        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        "incidents",
+        0.01,
+    )?;
+    rt.block_on(service.stats(&caller(), once.clone()))?;
+    assert_refused(
+        &fixture,
+        rt.block_on(service.stats(&caller(), once)),
+        tonic::Code::PermissionDenied,
+        "replayed request",
+    )?;
+
+    assert_serving(&fixture, &alice)
+}
+
+#[test]
+fn policy_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<()> {
+    let fixture = Fixture::new(None)?;
+    let alice = fixture.alice()?;
+    let service = &fixture.service;
+    let rt = runtime();
+
+    // Purpose not admitted.
+    let curious = stats_request(
+        |h| alice.sign(&envelope("alice", "investigator", "curiosity", "stats", h)),
+        "incidents",
+        0.01,
+    )?;
+    assert_refused(
+        &fixture,
+        rt.block_on(service.stats(&caller(), curious)),
+        tonic::Code::PermissionDenied,
+        "rule purpose",
+    )?;
+
+    // Table not admitted.
+    let table = stats_request(
+        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        "salaries",
+        0.01,
+    )?;
+    assert_refused(
+        &fixture,
+        rt.block_on(service.stats(&caller(), table)),
+        tonic::Code::PermissionDenied,
+        "rule table",
+    )?;
+
+    // Role not admitted: an auditor, added with `federation add-requester`.
+    let auditor_toml = add_requester(
+        &fixture.dir,
+        &RequesterEntry {
+            id: "olga".to_owned(),
+            agency: AGENCY.to_owned(),
+            role: "auditor".to_owned(),
+            public_key: String::new(),
+        },
+    )?;
+    let olga = key_of(&auditor_toml)?;
+    let audit_query = stats_request(
+        |h| olga.sign(&envelope("olga", "auditor", "research", "stats", h)),
+        "incidents",
+        0.01,
+    )?;
+    assert_refused(
+        &fixture,
+        rt.block_on(service.stats(&caller(), audit_query)),
+        tonic::Code::PermissionDenied,
+        "rule role",
+    )?;
+
+    // Agency not admitted: a requester of an agency the policy does not list.
+    let other_toml = add_requester(
+        &fixture.dir,
+        &RequesterEntry {
+            id: "oscar".to_owned(),
+            agency: "other-agency".to_owned(),
+            role: "researcher".to_owned(),
+            public_key: String::new(),
+        },
+    )?;
+    let oscar = key_of(&other_toml)?;
+    let other = stats_request(
+        |h| {
+            let mut e = envelope("oscar", "researcher", "research", "stats", h);
+            e.agency = "other-agency".to_owned();
+            oscar.sign(&e)
+        },
+        "incidents",
+        0.01,
+    )?;
+    assert_refused(
+        &fixture,
+        rt.block_on(service.stats(&caller(), other)),
+        tonic::Code::PermissionDenied,
+        "rule agency",
+    )?;
+
+    // Budget exhausted (cap 10 per month at the generated node).
+    let greedy = stats_request(
+        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        "incidents",
+        10.5,
+    )?;
+    assert_refused(
+        &fixture,
+        rt.block_on(service.stats(&caller(), greedy)),
+        tonic::Code::ResourceExhausted,
+        "privacy budget exhausted",
+    )?;
+
+    assert_serving(&fixture, &alice)
+}
+
+#[test]
+fn lookup_kinds_rate_limits_and_sunset_are_enforced() -> anyhow::Result<()> {
+    let policy = "[policy]\nvalid_until = \"2099-12-31\"\nagencies = [\"test-agency\"]\n\
+                  roles = [\"investigator\"]\n[policy.purposes]\nlookup = [\"fraud\"]\nstats = [\"research\"]\n\
+                  [policy.lookup]\nkinds = [\"phone\"]\nper_hour_per_kind = 3\n[policy.stats]\ntables = [\"incidents\"]\n";
+    let fixture = Fixture::new(Some(policy))?;
+    let alice = fixture.alice()?;
+    let rt = runtime();
+
+    // A kind the policy does not admit.
+    let email = lookup_query(&alice, "fraud", IdentifierKind::Email, 1);
+    assert_refused(
+        &fixture,
+        rt.block_on(fixture.service.lookup(&caller(), email)),
+        tonic::Code::PermissionDenied,
+        "rule kind",
+    )?;
+
+    // Three phone items an hour: two admitted (then refused as malformed
+    // ciphertexts, which still counts), the next two refused by the limit.
+    let admitted = rt.block_on(fixture.service.lookup(
+        &caller(),
+        lookup_query(&alice, "fraud", IdentifierKind::Phone, 2),
+    ));
+    assert_eq!(
+        tonic::Status::from(admitted.expect_err("junk ciphertexts")).code(),
+        tonic::Code::InvalidArgument
+    );
+    assert_refused(
+        &fixture,
+        rt.block_on(fixture.service.lookup(
+            &caller(),
+            lookup_query(&alice, "fraud", IdentifierKind::Phone, 2),
+        )),
+        tonic::Code::ResourceExhausted,
+        "rule rate_limit",
+    )?;
+    assert_serving(&fixture, &alice)?;
+
+    // Sunset: a policy past its date admits nothing.
+    let expired = Fixture::new(Some(&policy.replace("2099-12-31", "2020-01-01")))?;
+    let alice = expired.alice()?;
+    let query = stats_request(
+        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        "incidents",
+        0.01,
+    )?;
+    assert_refused(
+        &expired,
+        rt.block_on(expired.service.stats(&caller(), query)),
+        tonic::Code::PermissionDenied,
+        "rule sunset",
+    )?;
+    // Every decision above is in the audit log, and the chain verifies.
+    let entries = fixture.audit()?;
+    assert!(entries
+        .iter()
+        .any(|e| e.record.reason.contains("invalid request")));
+    Ok(())
+}
+
+#[test]
+fn a_node_without_a_policy_admits_nothing() -> anyhow::Result<()> {
+    let fixture = Fixture::new(Some(""))?;
+    let alice = fixture.alice()?;
+    let query = stats_request(
+        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        "incidents",
+        0.01,
+    )?;
+    let refused = runtime().block_on(fixture.service.stats(&caller(), query));
+    assert_eq!(
+        tonic::Status::from(refused.expect_err("refused")).code(),
+        tonic::Code::PermissionDenied
+    );
+    Ok(())
+}
