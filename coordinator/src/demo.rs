@@ -300,5 +300,66 @@ async fn investigate(dir: &Path, client_path: &Path) -> anyhow::Result<()> {
         n = inputs.len()
     );
     research(&mut requester).await?;
+    governance(&mut requester, dir, &inputs[..1]).await?;
+    Ok(())
+}
+
+/// Staged disclosure, a refused request, and each node's audit log verified.
+async fn governance(
+    requester: &mut Requester,
+    dir: &Path,
+    shared: &[LookupInput],
+) -> anyhow::Result<()> {
+    use crate::client::LookupOptions;
+
+    println!(
+        "\nstaged disclosure: which jurisdictions hold {}? (purpose {}, authorization WARRANT-17)",
+        shared[0].value,
+        crate::init::DISCLOSURE_PURPOSE
+    );
+    let report = requester
+        .lookup_with(
+            shared,
+            &LookupOptions {
+                purpose: crate::init::DISCLOSURE_PURPOSE.to_owned(),
+                case_reference: "DEMO-002".to_owned(),
+                legal_basis: None,
+                disclose: Some("WARRANT-17".to_owned()),
+            },
+        )
+        .await?;
+    for node in &report.nodes {
+        println!("  node {}: {}", node.node, node.disclosure);
+    }
+    let revealed = report.results[0].held_by.clone().unwrap_or_default();
+    println!(
+        "  {} jurisdiction(s) hold it; revealed by their own policy: {}",
+        report.results[0].jurisdictions,
+        if revealed.is_empty() {
+            "none".to_owned()
+        } else {
+            revealed.join(", ")
+        }
+    );
+
+    println!("\na request the policies refuse (purpose \"curiosity\"):");
+    let report = requester.lookup(shared, "curiosity", "DEMO-003").await?;
+    for node in &report.nodes {
+        println!("  node {}: {} ({})", node.node, node.status, node.reason);
+    }
+
+    println!("\naudit logs (hash-chained, head signed by each node's audit key):");
+    for node in NODES {
+        let config = fedq_node::NodeConfig::load(&dir.join("nodes").join(node).join("node.toml"))?;
+        let log = fedq_node::audit::AuditLog::open_for(&config)?;
+        let verified = tokio::task::block_in_place(|| log.verify())?;
+        match &verified.first_bad {
+            None => println!(
+                "  node {node}: fedq-node audit verify: ok, {} entries (admitted and refused), chain intact",
+                verified.entries
+            ),
+            Some((seq, why)) => bail!("node {node}: audit log fails at entry {seq}: {why}"),
+        }
+    }
     Ok(())
 }
