@@ -12,6 +12,8 @@ use serde::Deserialize;
 const DEFAULT_NODE_TIMEOUT_MS: u64 = 30_000;
 /// Seconds a stopping coordinator waits for requests in flight.
 const DEFAULT_GRACE_SECONDS: u64 = 30;
+/// Longest `key_max_age_days` accepted (ten years): longer is a typo.
+const MAX_KEY_MAX_AGE_DAYS: i64 = 3_650;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -26,6 +28,8 @@ struct CoordinatorConfigBuilder {
     node_timeout_ms: Option<u64>,
     #[serde(default)]
     grace_seconds: Option<u64>,
+    #[serde(default)]
+    key_max_age_days: Option<i64>,
 }
 
 fn default_key_store() -> PathBuf {
@@ -41,6 +45,9 @@ pub struct CoordinatorConfig {
     pub federation: FederationFile,
     /// SQLite file of registered public keys.
     pub key_store: PathBuf,
+    /// A registered key older than this counts as unregistered until
+    /// registered again (`key_max_age_days`).
+    pub key_max_age: Duration,
     /// mTLS material.
     pub tls: TlsPaths,
     /// Per-node time-out.
@@ -74,11 +81,20 @@ impl CoordinatorConfig {
         if timeout == 0 {
             problems.push("node_timeout_ms: must be positive".to_owned());
         }
+        let key_max_age_days = builder
+            .key_max_age_days
+            .unwrap_or(crate::registry::DEFAULT_KEY_MAX_AGE_DAYS);
+        if !(1..=MAX_KEY_MAX_AGE_DAYS).contains(&key_max_age_days) {
+            problems.push(format!(
+                "key_max_age_days: must be between 1 and {MAX_KEY_MAX_AGE_DAYS}"
+            ));
+        }
         match (listen, federation) {
             (Some(listen), Some(federation)) if problems.is_empty() => Ok(Self {
                 listen,
                 federation,
                 key_store: resolve(path, &builder.key_store),
+                key_max_age: Duration::from_secs(key_max_age_days as u64 * 86_400),
                 tls: builder.tls.resolved(path),
                 node_timeout: Duration::from_millis(timeout),
                 grace: Duration::from_secs(builder.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)),
@@ -88,5 +104,49 @@ impl CoordinatorConfig {
                 problems,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_with(extra: &str) -> anyhow::Result<Result<CoordinatorConfig, ConfigError>> {
+        let dir = tempfile::tempdir()?;
+        std::fs::write(
+            dir.path().join("federation.toml"),
+            "version = 1\nname = \"t\"\n[parameters]\nbucket_bits = 12\ntag_bits = 28\npadded_candidates = 64\n\
+             [coordinator]\naddress = \"127.0.0.1:1\"\n[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n",
+        )?;
+        let path = dir.path().join("coordinator.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "version = 1\nlisten = \"127.0.0.1:7000\"\nfederation = \"federation.toml\"\n{extra}\
+                 [tls]\nca = \"ca.pem\"\ncert = \"c.pem\"\nkey = \"c.key\"\n"
+            ),
+        )?;
+        Ok(CoordinatorConfig::load(&path))
+    }
+
+    #[test]
+    fn key_max_age_defaults_and_is_validated() -> anyhow::Result<()> {
+        let config = load_with("")??;
+        let days = crate::registry::DEFAULT_KEY_MAX_AGE_DAYS as u64;
+        assert_eq!(config.key_max_age, Duration::from_secs(days * 86_400));
+        assert_eq!(
+            load_with("key_max_age_days = 7\n")??.key_max_age,
+            Duration::from_secs(7 * 86_400)
+        );
+        for bad in ["0", "-1", "4000"] {
+            match load_with(&format!("key_max_age_days = {bad}\n"))? {
+                Err(ConfigError::Invalid { problems, .. }) => assert!(
+                    problems.iter().any(|p| p.starts_with("key_max_age_days:")),
+                    "{problems:?}"
+                ),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        Ok(())
     }
 }

@@ -3,12 +3,22 @@
 //! A lookup names a key id; the coordinator refuses ids nobody registered and
 //! attaches the key to the requests it sends to nodes (which check that it
 //! hashes to the id, so a coordinator cannot swap it unnoticed).
+//!
+//! Registrations expire: a key registered longer ago than the maximum age
+//! (`key_max_age_days`) counts as unregistered until registered again, which
+//! refreshes its registration time (`fedq keys init`, or `--force` for a new key).
 
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use fedq_crypto::lookup::{FhePublicKey, KeyId};
 use rusqlite::{params, Connection, OptionalExtension};
+
+/// Default maximum age of a key registration in days: requesters re-register
+/// (or rotate) their lookup key about once a quarter.
+pub const DEFAULT_KEY_MAX_AGE_DAYS: i64 = 90;
 
 /// Errors of the key registry.
 #[derive(Debug, thiserror::Error)]
@@ -22,13 +32,29 @@ pub enum RegistryError {
     Io(#[from] std::io::Error),
 }
 
+/// What the registry knows of a requester's key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyStatus {
+    /// Registered and not expired: the encoded key.
+    Registered(Vec<u8>),
+    /// Registered, but longer ago than the maximum age (or at an unreadable time).
+    Expired {
+        /// When it was last registered, if readable.
+        registered_at: Option<DateTime<Utc>>,
+    },
+    /// Never registered by this requester.
+    Unknown,
+}
+
 /// The registry.
 pub struct KeyRegistry {
     conn: Mutex<Connection>,
+    max_age: Duration,
 }
 
 impl KeyRegistry {
-    /// Opens or creates the registry file.
+    /// Opens or creates the registry file; registrations expire after
+    /// [`DEFAULT_KEY_MAX_AGE_DAYS`] unless [`KeyRegistry::with_max_age`] says otherwise.
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -45,28 +71,150 @@ impl KeyRegistry {
         )?;
         Ok(Self {
             conn: Mutex::new(conn),
+            max_age: Duration::from_secs(DEFAULT_KEY_MAX_AGE_DAYS as u64 * 86_400),
         })
     }
 
-    /// Registers a key for a requester (idempotent).
+    /// Sets how long a registration stays valid (`key_max_age_days`).
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// Registers a key for a requester (idempotent); registering it again
+    /// refreshes its registration time.
     pub fn register(&self, requester: &str, key: &FhePublicKey) -> Result<(), RegistryError> {
+        self.register_at(requester, key.id(), key.to_bytes(), Utc::now())
+    }
+
+    fn register_at(
+        &self,
+        requester: &str,
+        id: &KeyId,
+        encoded: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), RegistryError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        // Another requester cannot take over (or refresh) someone's key id.
         conn.execute(
-            "INSERT OR IGNORE INTO public_keys (key_id, requester, public_key, registered_at) VALUES (?1, ?2, ?3, ?4)",
-            params![key.id().as_str(), requester, key.to_bytes(), chrono::Utc::now().to_rfc3339()],
+            "INSERT INTO public_keys (key_id, requester, public_key, registered_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (key_id) DO UPDATE SET registered_at = excluded.registered_at
+             WHERE public_keys.requester = excluded.requester",
+            params![id.as_str(), requester, encoded, now.to_rfc3339()],
         )?;
         Ok(())
     }
 
-    /// The encoded key registered under `id` by `requester`, if any.
+    /// The encoded key registered under `id` by `requester`, if any and not expired.
     pub fn get(&self, requester: &str, id: &KeyId) -> Result<Option<Vec<u8>>, RegistryError> {
+        Ok(match self.status(requester, id)? {
+            KeyStatus::Registered(key) => Some(key),
+            KeyStatus::Expired { .. } | KeyStatus::Unknown => None,
+        })
+    }
+
+    /// Whether `requester` registered `id`, and whether that has expired.
+    pub fn status(&self, requester: &str, id: &KeyId) -> Result<KeyStatus, RegistryError> {
+        self.status_at(requester, id, Utc::now())
+    }
+
+    fn status_at(
+        &self,
+        requester: &str,
+        id: &KeyId,
+        now: DateTime<Utc>,
+    ) -> Result<KeyStatus, RegistryError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(conn
+        let row: Option<(Vec<u8>, String)> = conn
             .query_row(
-                "SELECT public_key FROM public_keys WHERE key_id = ?1 AND requester = ?2",
+                "SELECT public_key, registered_at FROM public_keys WHERE key_id = ?1 AND requester = ?2",
                 params![id.as_str(), requester],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?)
+            .optional()?;
+        let Some((key, registered_at)) = row else {
+            return Ok(KeyStatus::Unknown);
+        };
+        let registered_at = DateTime::parse_from_rfc3339(&registered_at)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+        let max_age = chrono::Duration::from_std(self.max_age).unwrap_or(chrono::Duration::MAX);
+        // An unreadable time counts as expired: registering again fixes it.
+        Ok(match registered_at {
+            Some(at) if now.signed_duration_since(at) < max_age => KeyStatus::Registered(key),
+            registered_at => KeyStatus::Expired { registered_at },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALICE: &str = "alice";
+
+    fn days(n: i64) -> chrono::Duration {
+        chrono::Duration::days(n)
+    }
+
+    fn registry(dir: &tempfile::TempDir) -> anyhow::Result<KeyRegistry> {
+        Ok(KeyRegistry::open(&dir.path().join("keys.db"))?
+            .with_max_age(Duration::from_secs(30 * 86_400)))
+    }
+
+    fn key_id() -> anyhow::Result<KeyId> {
+        Ok(KeyId::parse("00112233445566778899aabbccddeeff")?)
+    }
+
+    #[test]
+    fn a_registration_expires_after_the_max_age_and_registering_again_refreshes_it(
+    ) -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let registry = registry(&dir)?;
+        let id = key_id()?;
+        let t0 = Utc::now() - days(100);
+        registry.register_at(ALICE, &id, b"key", t0)?;
+
+        let fresh = registry.status_at(ALICE, &id, t0 + days(29))?;
+        assert_eq!(fresh, KeyStatus::Registered(b"key".to_vec()));
+        let stale = registry.status_at(ALICE, &id, t0 + days(30))?;
+        assert!(
+            matches!(stale, KeyStatus::Expired { registered_at: Some(at) } if at.timestamp() == t0.timestamp())
+        );
+        // `get` (the lookup path) treats the expired key as unregistered.
+        assert_eq!(registry.get(ALICE, &id)?, None);
+
+        registry.register_at(ALICE, &id, b"key", Utc::now())?;
+        assert_eq!(registry.get(ALICE, &id)?, Some(b"key".to_vec()));
+        Ok(())
+    }
+
+    #[test]
+    fn another_requester_can_neither_use_nor_refresh_a_key() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let registry = registry(&dir)?;
+        let id = key_id()?;
+        let t0 = Utc::now() - days(100);
+        registry.register_at(ALICE, &id, b"key", t0)?;
+        registry.register_at("mallory", &id, b"key", Utc::now())?;
+        assert_eq!(registry.status("mallory", &id)?, KeyStatus::Unknown);
+        assert!(matches!(
+            registry.status(ALICE, &id)?,
+            KeyStatus::Expired { .. }
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn the_default_max_age_applies_without_configuration() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let registry = KeyRegistry::open(&dir.path().join("keys.db"))?;
+        let id = key_id()?;
+        let now = Utc::now();
+        registry.register_at(ALICE, &id, b"key", now - days(DEFAULT_KEY_MAX_AGE_DAYS - 1))?;
+        assert!(registry.get(ALICE, &id)?.is_some());
+        registry.register_at(ALICE, &id, b"key", now - days(DEFAULT_KEY_MAX_AGE_DAYS + 1))?;
+        assert_eq!(registry.get(ALICE, &id)?, None);
+        Ok(())
     }
 }

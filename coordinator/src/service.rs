@@ -26,6 +26,9 @@ pub enum CoordinatorError {
     /// The key id was never registered by this requester.
     #[error("public key is not registered; run `fedq keys init`")]
     UnknownKey,
+    /// The key's registration is older than the coordinator's maximum age.
+    #[error("public key is not registered (registration expired); run `fedq keys init`")]
+    ExpiredKey,
     /// The key registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -38,7 +41,9 @@ impl From<CoordinatorError> for tonic::Status {
             CoordinatorError::PermissionDenied => {
                 tonic::Status::permission_denied(error.to_string())
             }
-            CoordinatorError::UnknownKey => tonic::Status::failed_precondition(error.to_string()),
+            CoordinatorError::UnknownKey | CoordinatorError::ExpiredKey => {
+                tonic::Status::failed_precondition(error.to_string())
+            }
             CoordinatorError::Registry(e) => {
                 let error_id: u64 = rand::random();
                 tracing::warn!(error_id = %format!("{error_id:016x}"), error = %e, "internal error");
@@ -58,7 +63,7 @@ pub struct CoordinatorService {
 impl CoordinatorService {
     /// Opens the key registry and prepares node connections.
     pub fn new(config: CoordinatorConfig) -> anyhow::Result<Self> {
-        let registry = KeyRegistry::open(&config.key_store)?;
+        let registry = KeyRegistry::open(&config.key_store)?.with_max_age(config.key_max_age);
         let nodes = connect_nodes(&config.federation.nodes, &config.tls, config.node_timeout)?;
         Ok(Self {
             config,
@@ -101,10 +106,11 @@ impl CoordinatorService {
         self.requester(caller)?;
         let key_id = KeyId::parse(&request.key_id)
             .map_err(|_| CoordinatorError::InvalidArgument("malformed key id".to_owned()))?;
-        let public_key = self
-            .registry
-            .get(caller, &key_id)?
-            .ok_or(CoordinatorError::UnknownKey)?;
+        let public_key = match self.registry.status(caller, &key_id)? {
+            crate::registry::KeyStatus::Registered(key) => key,
+            crate::registry::KeyStatus::Expired { .. } => return Err(CoordinatorError::ExpiredKey),
+            crate::registry::KeyStatus::Unknown => return Err(CoordinatorError::UnknownKey),
+        };
         let items = request.items.len();
         if items == 0 || items > fedq_proto::MAX_ITEMS_PER_REQUEST {
             return Err(CoordinatorError::InvalidArgument(format!(

@@ -19,6 +19,9 @@ const DEFAULT_THREADS: usize = 0;
 const DEFAULT_MAX_ITEMS: usize = fedq_proto::MAX_ITEMS_PER_REQUEST;
 /// Seconds a stopping node waits for requests in flight.
 const DEFAULT_GRACE_SECONDS: u64 = 20;
+/// Longest retention period accepted (100 years): longer is a typo, and keeps
+/// expiry arithmetic far from overflow.
+const MAX_RETENTION_DAYS: i64 = 36_500;
 
 /// Errors reading or validating a configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +116,18 @@ struct NodeConfigBuilder {
     audit: AuditSection,
     #[serde(default)]
     policy: Option<crate::policy::PolicySection>,
+    #[serde(default)]
+    retention: RetentionSection,
+}
+
+/// `[retention]`: how long identifiers are kept (no section: only per-record
+/// `expires_at` applies).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionSection {
+    /// Days after its last import that an identifier expires.
+    #[serde(default)]
+    identifiers_days: Option<i64>,
 }
 
 /// Where the audit log's anchor lives: the log itself is in the store.
@@ -210,6 +225,9 @@ pub struct NodeConfig {
     pub audit_checkpoint: PathBuf,
     /// The node's Ed25519 key that signs audit checkpoints (created if missing).
     pub audit_key: PathBuf,
+    /// Identifiers expire this long after their last import (`[retention]
+    /// identifiers_days`; `None`: only their own `expires_at` applies).
+    pub identifier_retention: Option<std::time::Duration>,
 }
 
 impl NodeConfig {
@@ -289,6 +307,18 @@ impl NodeConfig {
                 );
             }
         }
+        let identifier_retention = match builder.retention.identifiers_days {
+            None => None,
+            Some(days) if (1..=MAX_RETENTION_DAYS).contains(&days) => {
+                Some(std::time::Duration::from_secs(days as u64 * 86_400))
+            }
+            Some(_) => {
+                problems.push(format!(
+                    "retention.identifiers_days: must be between 1 and {MAX_RETENTION_DAYS}"
+                ));
+                None
+            }
+        };
         if let Some(section) = &builder.policy {
             if let Err(policy_problems) = crate::policy::Policy::from_section(section.clone()) {
                 problems.extend(policy_problems);
@@ -343,6 +373,7 @@ impl NodeConfig {
                     .key
                     .unwrap_or_else(|| PathBuf::from("audit.key")),
             ),
+            identifier_retention,
         })
     }
 

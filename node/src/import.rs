@@ -1,16 +1,23 @@
-//! `fedq-node import --identifiers FILE`: CSV `kind,value,record_id` into the store.
+//! `fedq-node import --identifiers FILE`: CSV `kind,value,record_id[,expires_at]`
+//! into the store.
 //!
 //! Rows are normalised and fingerprinted in parallel, in chunks, and written in
 //! one transaction per chunk. An invalid row is reported with its line number
 //! and reason and counted; nothing is dropped silently. Rows already stored are
-//! skipped, so importing a file twice does not duplicate.
+//! not duplicated: their import time is refreshed (the retention period runs
+//! from the last import) and, when the file has an `expires_at` column, their
+//! expiry replaced by the file's.
+//!
+//! `expires_at` is a date `YYYY-MM-DD` (the record expires at the end of that
+//! day, UTC), an RFC 3339 time, or empty (no expiry of its own).
 
 use std::io::Read;
 
+use chrono::{DateTime, NaiveDate, Utc};
 use fedq_crypto::{FederationKey, IdentifierKind};
 use rayon::prelude::*;
 
-use crate::store::{IdentifierRow, Store, StoreError};
+use crate::store::{ExpiryUpdate, IdentifierRow, Store, StoreError};
 
 /// Rows per transaction: large enough to amortise the commit, small enough to
 /// keep memory flat.
@@ -51,6 +58,8 @@ pub struct ImportReport {
     pub inserted: usize,
     /// Valid rows that were already stored.
     pub duplicates: usize,
+    /// Of the duplicates, those whose expiry the file changed.
+    pub expiry_updated: usize,
     /// Every refused row, in file order.
     pub rejected: Vec<RejectedRow>,
 }
@@ -60,6 +69,7 @@ struct RawRow {
     kind: String,
     value: String,
     record_id: String,
+    expires_at: String,
 }
 
 /// Imports identifiers; `progress` is told how many bytes have been read.
@@ -67,6 +77,18 @@ pub fn import_identifiers(
     store: &mut Store,
     key: &FederationKey,
     input: impl Read,
+    progress: impl FnMut(u64),
+) -> Result<ImportReport, ImportError> {
+    import_identifiers_at(store, key, input, Utc::now(), progress)
+}
+
+/// Like [`import_identifiers`], with the import time given (the retention
+/// period runs from it).
+pub fn import_identifiers_at(
+    store: &mut Store,
+    key: &FederationKey,
+    input: impl Read,
+    now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
     let mut reader = csv::ReaderBuilder::new()
@@ -82,6 +104,12 @@ pub fn import_identifiers(
     };
     let (kind_col, value_col, record_col) =
         (column("kind")?, column("value")?, column("record_id")?);
+    let expires_col = column("expires_at").ok();
+    let expiry = if expires_col.is_some() {
+        ExpiryUpdate::Replace
+    } else {
+        ExpiryUpdate::Keep
+    };
 
     let mut report = ImportReport::default();
     let mut chunk = Vec::with_capacity(CHUNK_ROWS);
@@ -109,10 +137,11 @@ pub fn import_identifiers(
                 kind: field(kind_col),
                 value: field(value_col),
                 record_id: field(record_col),
+                expires_at: expires_col.map(field).unwrap_or_default(),
             });
         }
         if chunk.len() >= CHUNK_ROWS || (!more && !chunk.is_empty()) {
-            store_chunk(store, key, &mut chunk, &mut report)?;
+            store_chunk(store, key, &mut chunk, (expiry, now), &mut report)?;
             progress(reader.position().byte());
         }
         if !more {
@@ -126,6 +155,7 @@ fn store_chunk(
     store: &mut Store,
     key: &FederationKey,
     chunk: &mut Vec<RawRow>,
+    (expiry, now): (ExpiryUpdate, DateTime<Utc>),
     report: &mut ImportReport,
 ) -> Result<(), ImportError> {
     let results: Vec<Result<IdentifierRow, RejectedRow>> =
@@ -138,9 +168,10 @@ fn store_chunk(
             Err(rejected) => report.rejected.push(rejected),
         }
     }
-    let inserted = store.insert_identifiers(&rows)?;
-    report.inserted += inserted;
-    report.duplicates += rows.len() - inserted;
+    let counts = store.upsert_identifiers(&rows, expiry, now)?;
+    report.inserted += counts.inserted;
+    report.duplicates += counts.existing;
+    report.expiry_updated += counts.expiry_changed;
     Ok(())
 }
 
@@ -159,10 +190,29 @@ fn prepare(key: &FederationKey, raw: &RawRow) -> Result<IdentifierRow, RejectedR
             "record_id must be 1 to {MAX_RECORD_ID} characters"
         )));
     }
+    let expires_at = parse_expires_at(&raw.expires_at).map_err(reject)?;
     let normal = fedq_crypto::normalise(kind, &raw.value).map_err(|e| reject(e.to_string()))?;
     Ok(IdentifierRow {
         kind,
         fingerprint: key.fingerprint(kind, &normal),
         record_id: record_id.to_owned(),
+        expires_at,
     })
+}
+
+/// Parses an `expires_at` cell: empty, `YYYY-MM-DD` (expires at the end of
+/// that day, UTC, i.e. at the next midnight) or an RFC 3339 time.
+fn parse_expires_at(text: &str) -> Result<Option<DateTime<Utc>>, String> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || "expires_at must be a date YYYY-MM-DD or an RFC 3339 time".to_owned();
+    if let Ok(day) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let next = day.succ_opt().ok_or_else(invalid)?;
+        return Ok(Some(next.and_time(chrono::NaiveTime::MIN).and_utc()));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| Some(t.with_timezone(&Utc)))
+        .map_err(|_| invalid())
 }

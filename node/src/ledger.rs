@@ -113,7 +113,7 @@ impl Ledger {
     ) -> Result<PrivacyLoss, LedgerError> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let total = spent_in(&tx, charge.requester, charge.epoch)?.add(charge.loss);
+        let total = spent_in(&tx, charge.requester, charge.epoch)?.compose(charge.loss);
         if total.epsilon > caps.epsilon + CAP_TOLERANCE || total.rho > caps.rho + CAP_TOLERANCE {
             return Err(LedgerError::Exhausted);
         }

@@ -9,6 +9,7 @@
 //! - [`policy`]: the access policy (`[policy]`): who may ask what, for what, how often.
 //! - [`service`]: the lookup domain service (authorise, evaluate, answer).
 //! - [`audit`]: the tamper-evident audit log of admitted and refused queries.
+//! - [`report`]: the monthly DP transparency report drawn from the audit log.
 //! - [`grpc`]: the tonic adapter; [`server`], [`tls`], [`shutdown`]: serving.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -25,6 +26,7 @@ pub mod import;
 pub mod index;
 pub mod ledger;
 pub mod policy;
+pub mod report;
 pub mod server;
 pub mod service;
 pub mod shutdown;

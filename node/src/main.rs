@@ -27,17 +27,27 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
-    /// Load identifiers (CSV kind,value,record_id) into the node's store.
+    /// Load identifiers (CSV kind,value,record_id[,expires_at]) into the node's store.
     Import {
         /// The node's config file.
         #[arg(long)]
         config: PathBuf,
-        /// CSV file of identifiers (kind,value,record_id).
+        /// CSV file of identifiers (kind,value,record_id[,expires_at]); expires_at is YYYY-MM-DD or RFC 3339.
         #[arg(long, required_unless_present = "table")]
         identifiers: Option<PathBuf>,
         /// A statistics table from the catalog: NAME=FILE.csv (repeatable).
         #[arg(long)]
         table: Vec<String>,
+    },
+    /// Delete identifiers past their expiry (their expires_at or the
+    /// [retention] period) and print how many per kind.
+    Purge {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Write deterministic synthetic data for a jurisdiction.
     Generate {
@@ -58,6 +68,23 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Print a month's transparency report: request counts by agency,
+    /// purpose, kind and decision, with differentially private noise. Each
+    /// run spends its epsilon and is written to the audit log before printing.
+    Report {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// The month, YYYY-MM (UTC).
+        #[arg(long)]
+        month: String,
+        /// Epsilon of the whole report (split equally between its tables).
+        #[arg(long, default_value_t = fedq_node::report::DEFAULT_EPSILON)]
+        epsilon: f64,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -109,6 +136,10 @@ fn main() -> ExitCode {
                 .and_then(|()| table.iter().try_for_each(|spec| run_table_import(&config, spec))),
             Err(code) => return code,
         },
+        Command::Purge { config, dry_run } => match load_config(&config) {
+            Ok(config) => run_purge(&config, dry_run),
+            Err(code) => return code,
+        },
         Command::Generate { jurisdiction, people, seed, out } => {
             generate::generate(&generate::GenerateOptions { jurisdiction, people, seed, out: out.clone() }).map(
                 |summary| {
@@ -123,6 +154,9 @@ fn main() -> ExitCode {
             )
         }
         Command::Audit { command } => return run_audit(command),
+        Command::Report { config, month, epsilon, json } => {
+            return run_report(&config, &month, epsilon, json)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -182,6 +216,36 @@ fn run_audit(command: AuditCommand) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `report`: 64 for a bad month or epsilon, 1 if the audit log fails to
+/// verify, 2 if the report cannot be made.
+fn run_report(config: &std::path::Path, month: &str, epsilon: f64, json: bool) -> ExitCode {
+    use fedq_node::report;
+    let options = match report::ReportOptions::new(month, epsilon) {
+        Ok(options) => options,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(64);
+        }
+    };
+    let config = match load_config(config) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    match report::run(&config, &options, chrono::Utc::now()) {
+        Ok(report) if json => println!("{}", report.to_json()),
+        Ok(report) => print!("{}", report.to_text()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(match e {
+                report::ReportError::Tampered { .. } => EXIT_TAMPERED,
+                e if e.is_usage() => 64,
+                _ => EXIT_AUDIT_ERROR,
+            });
+        }
+    }
+    ExitCode::SUCCESS
+}
+
 fn run_audit_export(
     log: &fedq_node::audit::AuditLog,
     since: chrono::NaiveDate,
@@ -199,6 +263,13 @@ fn run_audit_export(
     let count = log.export(since, until, &mut writer)?;
     writer.flush()?;
     Ok(count)
+}
+
+fn run_purge(config: &NodeConfig, dry_run: bool) -> anyhow::Result<()> {
+    let mut store = Store::open_for(config)?;
+    let report = store.purge_expired(chrono::Utc::now(), dry_run)?;
+    print!("{report}");
+    Ok(())
 }
 
 fn serve(config: NodeConfig) -> anyhow::Result<()> {

@@ -103,7 +103,7 @@ pub struct NodeService {
 impl NodeService {
     /// Opens the store, builds the index and starts the evaluation pool.
     pub fn new(config: NodeConfig) -> Result<Self, NodeError> {
-        let store = Store::open(&config.store)?;
+        let store = Store::open_for(&config)?;
         let index = LookupIndex::load(
             &store,
             config.fingerprint_params(),
@@ -166,17 +166,21 @@ impl NodeService {
         Arc::clone(&self.index.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Rebuilds the index if an import changed the store since it was built.
+    /// Rebuilds the index if an import or purge changed the store since it was
+    /// built, or once one of its records has expired.
     fn refresh_index(&self) -> Result<Arc<LookupIndex>, NodeError> {
-        let current = self.current_index();
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
-        if store.generation()? == current.generation() {
+        // Read under the store lock: a caller that waited for another's reload sees it.
+        let current = self.current_index();
+        let now = chrono::Utc::now();
+        if current.is_current(store.generation()?, now) {
             return Ok(current);
         }
-        let fresh = Arc::new(LookupIndex::load(
+        let fresh = Arc::new(LookupIndex::load_at(
             &store,
             self.config.fingerprint_params(),
             self.config.federation.padded_candidates,
+            now,
         )?);
         info!(
             records = fresh.records(),

@@ -143,7 +143,7 @@ pub async fn answer(
     let query = parse(request)?;
     let epoch = epoch_of(chrono::Utc::now());
     if exceeds(
-        ledger.spent(requester, &epoch)?.add(requested_loss(budget)),
+        ledger.spent(requester, &epoch)?.compose(requested_loss(budget)),
         caps,
     ) {
         info!(
@@ -174,7 +174,7 @@ pub async fn answer(
     };
     let loss = count_release
         .as_ref()
-        .map_or(value_release.loss, |c| value_release.loss.add(c.loss));
+        .map_or(value_release.loss, |c| value_release.loss.compose(c.loss));
     ledger.charge(
         &Charge {
             requester,

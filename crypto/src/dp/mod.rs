@@ -185,7 +185,7 @@ impl PrivacyLoss {
     /// # Citations
     /// * [DR14, Theorem 3.14](https://www.cis.upenn.edu/~aaroth/Papers/privacybook.pdf) (epsilon-DP)
     /// * [BS16, Lemma 2.3](https://arxiv.org/abs/1605.02065) (zCDP)
-    pub fn add(self, other: PrivacyLoss) -> PrivacyLoss {
+    pub fn compose(self, other: PrivacyLoss) -> PrivacyLoss {
         PrivacyLoss {
             epsilon: self.epsilon + other.epsilon,
             rho: self.rho + other.rho,

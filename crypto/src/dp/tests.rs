@@ -233,7 +233,7 @@ fn split_halves_the_budget() -> TestResult {
     let half = eps(0.8)?.split(2);
     let sum = release_integers(&[4200], 10, half)?;
     let count = release_integers(&[42], 1, half)?;
-    let total = sum.loss.add(count.loss);
+    let total = sum.loss.compose(count.loss);
     assert!((total.epsilon - 0.8).abs() <= 1e-9, "{total:?}");
     assert_eq!(total.rho, 0.0);
     Ok(())
@@ -250,11 +250,11 @@ fn losses_compose_additively() {
         rho: 0.125,
     };
     assert_eq!(
-        a.add(b).add(a),
+        a.compose(b).compose(a),
         PrivacyLoss {
             epsilon: 0.5,
             rho: 0.125
         }
     );
-    assert_eq!(PrivacyLoss::default().add(a), a);
+    assert_eq!(PrivacyLoss::default().compose(a), a);
 }

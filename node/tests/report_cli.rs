@@ -1,0 +1,126 @@
+//! `fedq-node report` as an operator runs it: a bad month is refused with
+//! exit status 64; a good one prints every table and is audited.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use anyhow::Context;
+use chrono::{TimeZone, Utc};
+use fedq_node::audit::{AuditLog, AuditRecord, Decision};
+
+fn report(config: &Path, args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_fedq-node"))
+        .arg("report")
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("FEDQ_LOG", "warn")
+        .output()?)
+}
+
+#[test]
+fn report_refuses_a_bad_month_then_releases_and_audits_a_good_one() -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let config = write_config(temp.path())?;
+    let node = fedq_node::NodeConfig::load(&config)?;
+    let log = AuditLog::open_for(&node)?;
+    log.append(&record()?)?;
+    drop(log);
+
+    let bad = report(&config, &["--month", "2026-13"])?;
+    let stderr = String::from_utf8(bad.stderr)?;
+    assert_eq!(bad.status.code(), Some(64), "{stderr}");
+    assert!(stderr.contains("month must be YYYY-MM"), "{stderr}");
+    assert!(bad.stdout.is_empty());
+
+    let text = report(&config, &["--month", "2026-11"])?;
+    let stdout = String::from_utf8(text.stdout)?;
+    assert_eq!(
+        text.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&text.stderr)
+    );
+    assert!(
+        stdout.contains("requests by agency and decision"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("lookup: (several kinds)"), "{stdout}");
+
+    let json = report(
+        &config,
+        &["--month", "2026-11", "--epsilon", "0.5", "--json"],
+    )?;
+    assert_eq!(
+        json.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&json.stderr)
+    );
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+    assert_eq!(value["month"], "2026-11");
+    assert_eq!(value["epsilon"], 0.5);
+    let names: Vec<&str> = value["tables"]
+        .as_array()
+        .context("no tables")?
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, ["agency", "purpose", "kind", "disclosure"]);
+
+    // Both runs were audited, and the log still verifies.
+    let log = AuditLog::open_for(&node)?;
+    let since = Utc::now() - chrono::Days::new(1);
+    let runs = log
+        .entries_between(since, Utc::now() + chrono::Days::new(1))?
+        .into_iter()
+        .filter(|e| e.record.action == "report")
+        .count();
+    assert_eq!(runs, 2);
+    assert!(log.verify()?.is_ok());
+    Ok(())
+}
+
+fn record() -> anyhow::Result<AuditRecord> {
+    Ok(AuditRecord {
+        time: Utc
+            .with_ymd_and_hms(2026, 11, 3, 10, 0, 0)
+            .single()
+            .context("bad test time")?,
+        query_id: "q-1".to_owned(),
+        requester: "alice".to_owned(),
+        agency: "fr-police".to_owned(),
+        role: "investigator".to_owned(),
+        purpose: "fraud investigation".to_owned(),
+        legal_basis: "art. 6(1)(e)".to_owned(),
+        case_ref: "case-1".to_owned(),
+        action: "lookup".to_owned(),
+        detail: "items=3 kinds=phone".to_owned(),
+        decision: Decision::Admitted,
+        reason: "policy admits".to_owned(),
+    })
+}
+
+/// A minimal node config with a lookup policy, written by hand as an operator would.
+fn write_config(dir: &Path) -> anyhow::Result<PathBuf> {
+    std::fs::write(
+        dir.join("federation.toml"),
+        "version = 1\nname = \"t\"\n[parameters]\nbucket_bits = 12\ntag_bits = 28\npadded_candidates = 64\n\
+         [coordinator]\naddress = \"127.0.0.1:1\"\n[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n",
+    )?;
+    std::fs::write(
+        dir.join("federation.key"),
+        fedq_crypto::FederationKey::generate().to_hex(),
+    )?;
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        "version = 1\nnode_id = \"fr\"\nlisten = \"127.0.0.1:2\"\nfederation = \"federation.toml\"\n\
+         federation_key = \"federation.key\"\nstore = \"sqlite://store/node.db\"\n\
+         [tls]\nca = \"ca.pem\"\ncert = \"node.pem\"\nkey = \"node.key\"\n\
+         [policy]\nvalid_until = \"2027-12-31\"\nagencies = [\"fr-police\"]\nroles = [\"investigator\"]\n\
+         [policy.purposes]\nlookup = [\"fraud investigation\"]\n\
+         [policy.lookup]\nkinds = [\"phone\"]\n",
+    )?;
+    Ok(config)
+}

@@ -1,0 +1,422 @@
+//! Retention: identifiers with an `expires_at` or past the node's retention
+//! period stop matching, `fedq-node purge` deletes them, and old stores upgrade.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use fedq_crypto::{FederationKey, Fingerprint, FingerprintParams, IdentifierKind};
+use fedq_node::config::StoreLocation;
+use fedq_node::import::{import_identifiers, import_identifiers_at, ImportReport};
+use fedq_node::index::LookupIndex;
+use fedq_node::store::Store;
+
+const PADDING: usize = 64;
+const HEADER: &str = "kind,value,record_id,expires_at\n";
+
+fn params() -> anyhow::Result<FingerprintParams> {
+    Ok(FingerprintParams::new(12, 28)?)
+}
+
+fn days(n: i64) -> chrono::Duration {
+    chrono::Duration::days(n)
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    store: Store,
+    key: FederationKey,
+}
+
+impl Fixture {
+    fn new() -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("node.db");
+        let store = Store::open(&StoreLocation::Sqlite(path.clone()))?;
+        Ok(Self {
+            _dir: dir,
+            path,
+            store,
+            key: FederationKey::generate(),
+        })
+    }
+
+    fn import(&mut self, csv: &str) -> anyhow::Result<ImportReport> {
+        Ok(import_identifiers(
+            &mut self.store,
+            &self.key,
+            csv.as_bytes(),
+            |_| {},
+        )?)
+    }
+
+    fn import_at(&mut self, csv: &str, now: DateTime<Utc>) -> anyhow::Result<ImportReport> {
+        Ok(import_identifiers_at(
+            &mut self.store,
+            &self.key,
+            csv.as_bytes(),
+            now,
+            |_| {},
+        )?)
+    }
+
+    fn fingerprint(&self, kind: IdentifierKind, value: &str) -> anyhow::Result<Fingerprint> {
+        Ok(self
+            .key
+            .fingerprint(kind, &fedq_crypto::normalise(kind, value)?))
+    }
+
+    /// Whether the index built at `now` has the identifier among its candidates.
+    fn indexed_at(
+        &self,
+        kind: IdentifierKind,
+        value: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<bool> {
+        let index = LookupIndex::load_at(&self.store, params()?, PADDING, now)?;
+        self.in_index(&index, kind, value)
+    }
+
+    fn in_index(
+        &self,
+        index: &LookupIndex,
+        kind: IdentifierKind,
+        value: &str,
+    ) -> anyhow::Result<bool> {
+        let fp = self.fingerprint(kind, value)?;
+        Ok(index
+            .candidates(kind, fp.bucket(params()?))
+            .contains(&fp.tag(params()?).0))
+    }
+
+    fn holds(&self, kind: IdentifierKind, value: &str) -> anyhow::Result<bool> {
+        Ok(self.store.contains(kind, &self.fingerprint(kind, value)?)?)
+    }
+}
+
+#[test]
+fn a_past_expires_at_does_not_match_and_a_future_one_does() -> anyhow::Result<()> {
+    let mut f = Fixture::new()?;
+    let report = f.import(&format!(
+        "{HEADER}email,gone@example.org,r1,2000-01-01\n\
+         email,kept@example.org,r2,2999-12-31\n\
+         email,forever@example.org,r3,\n\
+         phone,+33612345678,r4,2001-02-03T04:05:06+01:00\n"
+    ))?;
+    assert_eq!((report.inserted, report.rejected.len()), (4, 0));
+    let now = Utc::now();
+    let email = IdentifierKind::Email;
+    assert!(!f.indexed_at(email, "gone@example.org", now)?);
+    assert!(!f.indexed_at(IdentifierKind::Phone, "+33612345678", now)?);
+    assert!(f.indexed_at(email, "kept@example.org", now)?);
+    assert!(f.indexed_at(email, "forever@example.org", now)?);
+    assert!(!f.holds(email, "gone@example.org")?);
+    assert!(f.holds(email, "kept@example.org")?);
+
+    let index = LookupIndex::load_at(&f.store, params()?, PADDING, now)?;
+    assert_eq!((index.records(), index.expired_records()), (2, 2));
+    // The earliest upcoming expiry: the end of 2999-12-31, UTC.
+    assert_eq!(
+        index.valid_until().map(|t| t.to_rfc3339()),
+        Some("3000-01-01T00:00:00+00:00".to_owned())
+    );
+    Ok(())
+}
+
+#[test]
+fn a_date_expires_at_the_end_of_that_day_and_the_index_goes_stale_then() -> anyhow::Result<()> {
+    let mut f = Fixture::new()?;
+    f.import(&format!("{HEADER}email,a@example.org,r1,2030-06-15\n"))?;
+    let end: DateTime<Utc> = "2030-06-16T00:00:00Z".parse()?;
+    let before = end - chrono::Duration::seconds(1);
+    let index = LookupIndex::load_at(&f.store, params()?, PADDING, before)?;
+    let generation = f.store.generation()?;
+    assert!(f.in_index(&index, IdentifierKind::Email, "a@example.org")?);
+    assert!(index.is_current(generation, before));
+    // The store did not change, yet the index must be rebuilt from `end` on.
+    assert!(!index.is_current(generation, end));
+    let reloaded = LookupIndex::load_at(&f.store, params()?, PADDING, end)?;
+    assert!(!f.in_index(&reloaded, IdentifierKind::Email, "a@example.org")?);
+    assert!(reloaded.is_current(generation, end + days(365)));
+    // The expired record still pads: the evaluation's shape does not change.
+    assert_eq!(reloaded.padded_candidates(), index.padded_candidates());
+    Ok(())
+}
+
+#[test]
+fn the_retention_period_runs_from_the_last_import() -> anyhow::Result<()> {
+    let mut f = Fixture::new()?;
+    let now = Utc::now();
+    f.import_at(
+        &format!(
+            "{HEADER}email,old@example.org,r1,\n\
+             email,old-but-dated@example.org,r2,2999-01-01\n"
+        ),
+        now - days(40),
+    )?;
+    f.import_at(
+        &format!(
+            "{HEADER}email,new@example.org,r3,\n\
+             email,new-but-dated@example.org,r4,2000-01-01\n"
+        ),
+        now - days(1),
+    )?;
+    f.store
+        .set_retention(Some(Duration::from_secs(30 * 86_400)));
+    let email = IdentifierKind::Email;
+    // Whichever expiry comes first.
+    assert!(!f.indexed_at(email, "old@example.org", now)?);
+    assert!(!f.indexed_at(email, "old-but-dated@example.org", now)?);
+    assert!(f.indexed_at(email, "new@example.org", now)?);
+    assert!(!f.indexed_at(email, "new-but-dated@example.org", now)?);
+    assert!(!f.holds(email, "old@example.org")?);
+    assert!(f.holds(email, "new@example.org")?);
+    let index = LookupIndex::load_at(&f.store, params()?, PADDING, now)?;
+    let expected = (now - days(1) + days(30)).timestamp();
+    assert_eq!(index.valid_until().map(|t| t.timestamp()), Some(expected));
+
+    // Importing the old record again restarts its retention period.
+    f.import_at(&format!("{HEADER}email,old@example.org,r1,\n"), now)?;
+    assert!(f.indexed_at(email, "old@example.org", now)?);
+    Ok(())
+}
+
+#[test]
+fn importing_again_updates_the_expiry_without_duplicating() -> anyhow::Result<()> {
+    let mut f = Fixture::new()?;
+    let email = IdentifierKind::Email;
+    f.import(&format!("{HEADER}email,a@example.org,r1,2000-01-01\n"))?;
+    assert!(!f.holds(email, "a@example.org")?);
+    let generation = f.store.generation()?;
+
+    let report = f.import(&format!("{HEADER}email,a@example.org,r1,2999-01-01\n"))?;
+    assert_eq!(
+        (report.inserted, report.duplicates, report.expiry_updated),
+        (0, 1, 1)
+    );
+    assert!(f.holds(email, "a@example.org")?);
+    assert!(f.store.generation()? > generation, "serving nodes reload");
+    assert_eq!(f.store.identifier_count()?, 1);
+
+    // A file without the column keeps the stored expiry; an empty cell clears it.
+    f.import("kind,value,record_id\nemail,a@example.org,r1\n")?;
+    let index = LookupIndex::load(&f.store, params()?, PADDING)?;
+    assert_eq!(
+        index.valid_until().map(|t| t.to_rfc3339()),
+        Some("2999-01-02T00:00:00+00:00".to_owned())
+    );
+    let report = f.import(&format!("{HEADER}email,a@example.org,r1,\n"))?;
+    assert_eq!(report.expiry_updated, 1);
+    assert_eq!(
+        LookupIndex::load(&f.store, params()?, PADDING)?.valid_until(),
+        None
+    );
+    Ok(())
+}
+
+#[test]
+fn a_bad_expires_at_is_reported_with_its_line() -> anyhow::Result<()> {
+    let mut f = Fixture::new()?;
+    let report = f.import(&format!(
+        "{HEADER}email,a@example.org,r1,2024-13-01\n\
+         email,b@example.org,r2,2999-01-01\n\
+         email,c@example.org,r3,next tuesday\n\
+         email,d@example.org,r4,2030-01-01T00:00:00\n"
+    ))?;
+    assert_eq!(report.inserted, 1);
+    let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+    assert_eq!(lines, [2, 4, 5]);
+    for rejected in &report.rejected {
+        assert!(
+            rejected.reason.contains("expires_at") && !rejected.reason.contains("tuesday"),
+            "{}",
+            rejected.reason
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn purge_deletes_exactly_the_expired_records_once() -> anyhow::Result<()> {
+    let mut f = Fixture::new()?;
+    let now = Utc::now();
+    f.import_at(
+        &format!(
+            "{HEADER}email,old@example.org,r1,\n\
+             phone,+33612345678,r2,\n"
+        ),
+        now - days(40),
+    )?;
+    f.import_at(
+        &format!(
+            "{HEADER}email,dated@example.org,r3,2000-01-01\n\
+             email,live@example.org,r4,2999-01-01\n\
+             phone,+33698765432,r5,\n"
+        ),
+        now,
+    )?;
+    f.store
+        .set_retention(Some(Duration::from_secs(30 * 86_400)));
+    let generation = f.store.generation()?;
+
+    let dry = f.store.purge_expired(now, true)?;
+    assert_eq!(dry.total(), 3);
+    assert_eq!(f.store.identifier_count()?, 5, "a dry run deletes nothing");
+    assert_eq!(f.store.generation()?, generation);
+
+    let purged = f.store.purge_expired(now, false)?;
+    assert_eq!(purged.per_kind.get(&IdentifierKind::Email), Some(&2));
+    assert_eq!(purged.per_kind.get(&IdentifierKind::Phone), Some(&1));
+    assert_eq!(
+        purged.to_string(),
+        "phone: 1\nemail: 2\npurged 3 expired identifiers\n"
+    );
+    assert_eq!(f.store.identifier_count()?, 2);
+    assert!(f.store.generation()? > generation, "serving nodes reload");
+    assert!(f.holds(IdentifierKind::Email, "live@example.org")?);
+    assert!(f.holds(IdentifierKind::Phone, "+33698765432")?);
+
+    let generation = f.store.generation()?;
+    let again = f.store.purge_expired(now, false)?;
+    assert_eq!(again.total(), 0);
+    assert_eq!(f.store.generation()?, generation);
+    Ok(())
+}
+
+#[test]
+fn a_version_1_store_is_upgraded_in_place() -> anyhow::Result<()> {
+    let f = Fixture::new()?;
+    let fp = f.fingerprint(IdentifierKind::Email, "a@example.org")?;
+    let path = f.path.with_file_name("v1.db");
+    {
+        // The schema as version 1 wrote it.
+        let conn = rusqlite::Connection::open(&path)?;
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             CREATE TABLE identifiers (
+                 kind INTEGER NOT NULL,
+                 fingerprint BLOB NOT NULL,
+                 record_id TEXT NOT NULL,
+                 PRIMARY KEY (kind, fingerprint, record_id)
+             ) WITHOUT ROWID;
+             INSERT INTO meta (key, value) VALUES ('schema_version', 1), ('generation', 3);",
+        )?;
+        conn.execute(
+            "INSERT INTO identifiers (kind, fingerprint, record_id) VALUES (?1, ?2, 'r1')",
+            (IdentifierKind::Email.code(), &fp.as_bytes()[..]),
+        )?;
+    }
+    let mut store = Store::open(&StoreLocation::Sqlite(path.clone()))?;
+    assert!(store.contains(IdentifierKind::Email, &fp)?);
+    assert_eq!(store.generation()?, 3);
+    // The retention period of upgraded records runs from the upgrade.
+    store.set_retention(Some(Duration::from_secs(86_400)));
+    assert!(store.contains(IdentifierKind::Email, &fp)?);
+    assert!(!store.contains_at(IdentifierKind::Email, &fp, Utc::now() + days(2))?);
+    drop(store);
+    // Opening the upgraded store again changes nothing.
+    let store = Store::open(&StoreLocation::Sqlite(path))?;
+    assert_eq!(store.identifier_count()?, 1);
+    Ok(())
+}
+
+fn fedq_node() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_fedq-node"))
+}
+
+/// A minimal node config and federation file, as in `cli.rs`, plus `extra` TOML.
+fn write_config(dir: &Path, extra: &str) -> anyhow::Result<PathBuf> {
+    std::fs::write(
+        dir.join("federation.toml"),
+        "version = 1\nname = \"t\"\n[parameters]\nbucket_bits = 12\ntag_bits = 28\npadded_candidates = 64\n\
+         [coordinator]\naddress = \"127.0.0.1:1\"\n[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n",
+    )?;
+    if !dir.join("federation.key").exists() {
+        std::fs::write(
+            dir.join("federation.key"),
+            FederationKey::generate().to_hex(),
+        )?;
+    }
+    let config = dir.join("node.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\nnode_id = \"fr\"\nlisten = \"127.0.0.1:2\"\nfederation = \"federation.toml\"\n\
+             federation_key = \"federation.key\"\nstore = \"sqlite://store/node.db\"\n\
+             [tls]\nca = \"ca.pem\"\ncert = \"node.pem\"\nkey = \"node.key\"\n{extra}"
+        ),
+    )?;
+    Ok(config)
+}
+
+fn run(args: &[&str], config: &Path) -> anyhow::Result<(i32, String, String)> {
+    let output = fedq_node()
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .output()?;
+    Ok((
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout)?,
+        String::from_utf8(output.stderr)?,
+    ))
+}
+
+#[test]
+fn purge_from_the_command_line() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = write_config(dir.path(), "[retention]\nidentifiers_days = 30\n")?;
+    let csv = dir.path().join("identifiers.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "{HEADER}email,gone@example.org,r1,2000-01-01\n\
+             email,kept@example.org,r2,2999-12-31\n\
+             phone,+33612345678,r3,1999-12-31T23:00:00Z\n\
+             email,bad@example.org,r4,31/12/2999\n"
+        ),
+    )?;
+    let identifiers = csv.to_str().unwrap_or_default();
+    let (code, stdout, stderr) = run(&["import", "--identifiers", identifiers], &config)?;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("3 imported"), "{stdout}");
+    assert!(stderr.contains("line 5: expires_at"), "{stderr}");
+
+    let (code, stdout, stderr) = run(&["purge", "--dry-run"], &config)?;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout,
+        "phone: 1\nemail: 1\nwould purge 2 expired identifiers\n"
+    );
+    let (_, stdout, _) = run(&["purge"], &config)?;
+    assert_eq!(stdout, "phone: 1\nemail: 1\npurged 2 expired identifiers\n");
+    let (code, stdout, _) = run(&["purge"], &config)?;
+    assert_eq!(
+        (code, stdout.as_str()),
+        (0, "purged 0 expired identifiers\n")
+    );
+    Ok(())
+}
+
+#[test]
+fn a_bad_retention_period_is_reported_with_its_key_path() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    for bad in ["0", "-5", "100000"] {
+        let config = write_config(
+            dir.path(),
+            &format!("[retention]\nidentifiers_days = {bad}\n"),
+        )?;
+        let (code, _, stderr) = run(&["purge"], &config)?;
+        assert_eq!(code, 64, "{stderr}");
+        assert!(
+            stderr.contains("retention.identifiers_days: must be between 1 and"),
+            "{stderr}"
+        );
+    }
+    let config = write_config(dir.path(), "[retention]\nidentifier_days = 5\n")?;
+    let (code, _, stderr) = run(&["purge"], &config)?;
+    assert_eq!(code, 64, "unknown keys are refused: {stderr}");
+    Ok(())
+}
