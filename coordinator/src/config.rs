@@ -30,6 +30,10 @@ struct CoordinatorConfigBuilder {
     grace_seconds: Option<u64>,
     #[serde(default)]
     key_max_age_days: Option<i64>,
+    #[serde(default)]
+    audit_checkpoint: Option<PathBuf>,
+    #[serde(default)]
+    audit_key: Option<PathBuf>,
 }
 
 fn default_key_store() -> PathBuf {
@@ -54,6 +58,10 @@ pub struct CoordinatorConfig {
     pub node_timeout: Duration,
     /// Drain period at shutdown.
     pub grace: Duration,
+    /// Signed checkpoint of the audit log's head (the log is in `key_store`).
+    pub audit_checkpoint: PathBuf,
+    /// Ed25519 key that signs audit checkpoints (created if missing).
+    pub audit_key: PathBuf,
 }
 
 impl CoordinatorConfig {
@@ -98,6 +106,18 @@ impl CoordinatorConfig {
                 tls: builder.tls.resolved(path),
                 node_timeout: Duration::from_millis(timeout),
                 grace: Duration::from_secs(builder.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)),
+                audit_checkpoint: resolve(
+                    path,
+                    &builder
+                        .audit_checkpoint
+                        .unwrap_or_else(|| PathBuf::from("data/audit.checkpoint")),
+                ),
+                audit_key: resolve(
+                    path,
+                    &builder
+                        .audit_key
+                        .unwrap_or_else(|| PathBuf::from("audit.key")),
+                ),
             }),
             _ => Err(ConfigError::Invalid {
                 path: path.to_owned(),

@@ -361,5 +361,20 @@ async fn governance(
             Some((seq, why)) => bail!("node {node}: audit log fails at entry {seq}: {why}"),
         }
     }
+    let config =
+        crate::config::CoordinatorConfig::load(&dir.join("coordinator").join("coordinator.toml"))?;
+    let log = fedq_node::audit::AuditLog::open(
+        &config.key_store,
+        &config.audit_checkpoint,
+        &config.audit_key,
+    )?;
+    let verified = tokio::task::block_in_place(|| log.verify())?;
+    match &verified.first_bad {
+        None => println!(
+            "  coordinator: fedq-coordinator audit verify: ok, {} entries, chain intact",
+            verified.entries
+        ),
+        Some((seq, why)) => bail!("coordinator audit log fails at entry {seq}: {why}"),
+    }
     Ok(())
 }

@@ -7,6 +7,8 @@ use fedq_crypto::lookup::{FhePublicKey, KeyId};
 use fedq_proto::v1;
 use tracing::{info, instrument};
 
+use fedq_node::audit::{AuditLog, AuditRecord, Decision};
+
 use crate::config::CoordinatorConfig;
 use crate::fanout::{fan_out, NodeOutcome};
 use crate::merge::{merge, Merged, NodeAnswers};
@@ -29,6 +31,9 @@ pub enum CoordinatorError {
     /// The key's registration is older than the coordinator's maximum age.
     #[error("public key is not registered (registration expired); run `fedq keys init`")]
     ExpiredKey,
+    /// The audit log could not record the request: nothing is answered.
+    #[error("audit log: {0}")]
+    Audit(String),
     /// The key registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
@@ -44,6 +49,11 @@ impl From<CoordinatorError> for tonic::Status {
             CoordinatorError::UnknownKey | CoordinatorError::ExpiredKey => {
                 tonic::Status::failed_precondition(error.to_string())
             }
+            CoordinatorError::Audit(e) => {
+                let error_id: u64 = rand::random();
+                tracing::warn!(error_id = %format!("{error_id:016x}"), error = %e, "audit failure");
+                tonic::Status::internal(format!("internal error {error_id:016x}"))
+            }
             CoordinatorError::Registry(e) => {
                 let error_id: u64 = rand::random();
                 tracing::warn!(error_id = %format!("{error_id:016x}"), error = %e, "internal error");
@@ -57,7 +67,48 @@ impl From<CoordinatorError> for tonic::Status {
 pub struct CoordinatorService {
     config: CoordinatorConfig,
     registry: KeyRegistry,
+    audit: AuditLog,
     nodes: Vec<NodeHandle>,
+}
+
+/// Who asked and why, as the coordinator knows it: the caller from mTLS, the
+/// rest as the envelope claims (the nodes verify the signature).
+struct AuditFacts {
+    requester: String,
+    purpose: String,
+    case_ref: String,
+    action: &'static str,
+    envelope: Option<fedq_crypto::envelope::Envelope>,
+}
+
+impl AuditFacts {
+    fn of(caller: &str, context: Option<&v1::RequestContext>, action: &'static str) -> Self {
+        let envelope = context.and_then(|c| c.envelope.clone()).and_then(|e| {
+            fedq_node::envelope::EnvelopeVerifier::claimed(&fedq_node::envelope::from_wire(Some(e)))
+        });
+        Self {
+            requester: caller.to_owned(),
+            purpose: context.map(|c| c.purpose.clone()).unwrap_or_default(),
+            case_ref: context
+                .map(|c| c.case_reference.clone())
+                .unwrap_or_default(),
+            action,
+            envelope,
+        }
+    }
+}
+
+/// A request-supplied name for the audit detail: short identifiers only.
+fn safe_name(name: &str) -> &str {
+    let ok = name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b));
+    if ok {
+        name
+    } else {
+        "(invalid)"
+    }
 }
 
 impl CoordinatorService {
@@ -65,9 +116,15 @@ impl CoordinatorService {
     pub fn new(config: CoordinatorConfig) -> anyhow::Result<Self> {
         let registry = KeyRegistry::open(&config.key_store)?.with_max_age(config.key_max_age);
         let nodes = connect_nodes(&config.federation.nodes, &config.tls, config.node_timeout)?;
+        let audit = AuditLog::open(
+            &config.key_store,
+            &config.audit_checkpoint,
+            &config.audit_key,
+        )?;
         Ok(Self {
             config,
             registry,
+            audit,
             nodes,
         })
     }
@@ -99,6 +156,33 @@ impl CoordinatorService {
     /// Sends a lookup to every node and adds up their answers per item.
     #[instrument(skip_all, fields(query_id))]
     pub async fn lookup(
+        &self,
+        caller: &str,
+        request: v1::LookupRequest,
+    ) -> Result<(String, Merged), CoordinatorError> {
+        let facts = AuditFacts::of(caller, request.context.as_ref(), "lookup");
+        let detail = format!(
+            "items={}{}",
+            request.items.len(),
+            if request.disclose {
+                " disclose=asked"
+            } else {
+                ""
+            }
+        );
+        let result = self.lookup_unaudited(caller, request).await;
+        let outcome = result.as_ref().map(|(query_id, merged)| {
+            let ok = merged.nodes.iter().filter(|(_, r)| r.is_ok()).count();
+            (
+                query_id.clone(),
+                format!("{detail} nodes_ok={ok}/{}", merged.nodes.len()),
+            )
+        });
+        self.audit(facts, outcome, &detail)?;
+        result
+    }
+
+    async fn lookup_unaudited(
         &self,
         caller: &str,
         request: v1::LookupRequest,
@@ -157,6 +241,84 @@ impl CoordinatorService {
     /// estimates and noise variances add up per group (a mean divides the
     /// summed sums by the summed counts; its variance by the delta method).
     pub async fn stats(
+        &self,
+        caller: &str,
+        request: v1::StatsRequest,
+    ) -> Result<v1::StatsResponse, CoordinatorError> {
+        let facts = AuditFacts::of(caller, request.context.as_ref(), "stats");
+        let query = request.query.clone().unwrap_or_default();
+        let detail = format!(
+            "table={} measure={}",
+            safe_name(&query.table),
+            safe_name(&query.measure)
+        );
+        let result = self.stats_unaudited(caller, request).await;
+        let outcome = result.as_ref().map(|response| {
+            let ok = response.nodes.iter().filter(|n| n.status == "ok").count();
+            (
+                response.query_id.clone(),
+                format!("{detail} nodes_ok={ok}/{}", response.nodes.len()),
+            )
+        });
+        self.audit(facts, outcome, &detail)?;
+        result
+    }
+
+    /// Appends the audit entry of one request before its answer leaves; an
+    /// answer whose entry cannot be written is not sent.
+    fn audit(
+        &self,
+        facts: AuditFacts,
+        outcome: Result<(String, String), &CoordinatorError>,
+        detail: &str,
+    ) -> Result<(), CoordinatorError> {
+        let (query_id, detail, decision, reason) = match outcome {
+            Ok((query_id, detail)) => (
+                query_id,
+                detail,
+                Decision::Admitted,
+                "forwarded to the nodes".to_owned(),
+            ),
+            Err(e) => (
+                String::new(),
+                detail.to_owned(),
+                Decision::Refused,
+                e.to_string(),
+            ),
+        };
+        let record = AuditRecord {
+            time: chrono::Utc::now(),
+            query_id,
+            requester: facts.requester,
+            agency: facts
+                .envelope
+                .as_ref()
+                .map(|e| e.agency.clone())
+                .unwrap_or_default(),
+            role: facts
+                .envelope
+                .as_ref()
+                .map(|e| e.role.clone())
+                .unwrap_or_default(),
+            purpose: facts.purpose,
+            legal_basis: facts
+                .envelope
+                .as_ref()
+                .map(|e| e.legal_basis.clone())
+                .unwrap_or_default(),
+            case_ref: facts.case_ref,
+            action: facts.action.to_owned(),
+            detail,
+            decision,
+            reason,
+        };
+        self.audit
+            .append(&record)
+            .map(drop)
+            .map_err(|e| CoordinatorError::Audit(e.to_string()))
+    }
+
+    async fn stats_unaudited(
         &self,
         caller: &str,
         request: v1::StatsRequest,

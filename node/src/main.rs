@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use fedq_node::audit::cli::{self as audit_cli, AuditCommand, EXIT_AUDIT_ERROR, EXIT_TAMPERED};
 use fedq_node::{config::NodeConfig, generate, import, store::Store, NodeService};
 
 #[derive(Parser)]
@@ -88,33 +89,6 @@ enum Command {
     },
 }
 
-#[derive(Subcommand)]
-enum AuditCommand {
-    /// Check the hash chain and the signed checkpoint. Exit status: 0 if the
-    /// log verifies, 1 if it was tampered with, 2 if it cannot be checked.
-    Verify {
-        /// The node's config file.
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// Write the entries of a range of UTC days as JSON lines, for an
-    /// oversight body. Exits 1 (after exporting) if the log fails to verify.
-    Export {
-        /// The node's config file.
-        #[arg(long)]
-        config: PathBuf,
-        /// First day, YYYY-MM-DD (inclusive).
-        #[arg(long)]
-        since: chrono::NaiveDate,
-        /// Last day, YYYY-MM-DD (inclusive).
-        #[arg(long)]
-        until: chrono::NaiveDate,
-        /// Output file (default: standard output).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-}
-
 fn load_config(path: &std::path::Path) -> Result<NodeConfig, ExitCode> {
     NodeConfig::load(path).map_err(|e| {
         eprintln!("error: {e}");
@@ -167,53 +141,11 @@ fn main() -> ExitCode {
     }
 }
 
-/// Exit status of `audit` commands when the log fails to verify.
-const EXIT_TAMPERED: u8 = 1;
-/// Exit status of `audit` commands when the log cannot be read or written.
-const EXIT_AUDIT_ERROR: u8 = 2;
-
 fn run_audit(command: AuditCommand) -> ExitCode {
-    let (AuditCommand::Verify { config, .. } | AuditCommand::Export { config, .. }) = &command;
-    let config = match load_config(config) {
-        Ok(config) => config,
-        Err(code) => return code,
-    };
-    let result = fedq_node::audit::AuditLog::open_for(&config)
-        .map_err(anyhow::Error::from)
-        .and_then(|log| {
-            let exported = match &command {
-                AuditCommand::Verify { .. } => None,
-                AuditCommand::Export {
-                    since, until, out, ..
-                } => Some(run_audit_export(&log, *since, *until, out.as_deref())?),
-            };
-            Ok((log.verify()?, exported))
-        });
-    let (report, exported) = match result {
-        Ok(done) => done,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(EXIT_AUDIT_ERROR);
-        }
-    };
-    if let Some(count) = exported {
-        eprintln!("exported {count} audit entries");
+    match load_config(command.config()) {
+        Ok(config) => audit_cli::run(fedq_node::audit::AuditLog::open_for(&config), &command),
+        Err(code) => code,
     }
-    if let Some((seq, problem)) = &report.first_bad {
-        eprintln!("error: audit log verification failed at entry {seq}: {problem}");
-        return ExitCode::from(EXIT_TAMPERED);
-    }
-    if exported.is_none() {
-        let unsigned = match report.unsigned_entries() {
-            0 => String::new(),
-            n => format!("; {n} newest not yet covered by the signed checkpoint"),
-        };
-        println!(
-            "audit log ok: {} entries, head seq {}{unsigned}",
-            report.entries, report.head_seq
-        );
-    }
-    ExitCode::SUCCESS
 }
 
 /// `report`: 64 for a bad month or epsilon, 1 if the audit log fails to
@@ -244,25 +176,6 @@ fn run_report(config: &std::path::Path, month: &str, epsilon: f64, json: bool) -
         }
     }
     ExitCode::SUCCESS
-}
-
-fn run_audit_export(
-    log: &fedq_node::audit::AuditLog,
-    since: chrono::NaiveDate,
-    until: chrono::NaiveDate,
-    out: Option<&std::path::Path>,
-) -> anyhow::Result<usize> {
-    use std::io::Write;
-    let mut writer: Box<dyn Write> = match out {
-        Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        )),
-        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
-    };
-    let count = log.export(since, until, &mut writer)?;
-    writer.flush()?;
-    Ok(count)
 }
 
 fn run_purge(config: &NodeConfig, dry_run: bool) -> anyhow::Result<()> {

@@ -143,7 +143,9 @@ pub async fn answer(
     let query = parse(request)?;
     let epoch = epoch_of(chrono::Utc::now());
     if exceeds(
-        ledger.spent(requester, &epoch)?.compose(requested_loss(budget)),
+        ledger
+            .spent(requester, &epoch)?
+            .compose(requested_loss(budget)),
         caps,
     ) {
         info!(

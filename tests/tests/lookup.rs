@@ -331,6 +331,24 @@ fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
             .expect_err("unregistered key refused");
         assert_eq!(status.code(), tonic::Code::FailedPrecondition);
         assert!(status.message().contains("not registered"));
+        // The coordinator audited the refusal, and its log verifies.
+        let coordinator =
+            fedq_coordinator::config::CoordinatorConfig::load(&sandbox.output.coordinator)?;
+        let log = fedq_node::audit::AuditLog::open(
+            &coordinator.key_store,
+            &coordinator.audit_checkpoint,
+            &coordinator.audit_key,
+        )?;
+        assert!(log.verify()?.first_bad.is_none());
+        let entries = log.entries_between(
+            chrono::DateTime::<chrono::Utc>::MIN_UTC,
+            chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        )?;
+        assert!(entries.iter().any(|e| {
+            e.record.decision == fedq_node::audit::Decision::Refused
+                && e.record.requester == "alice"
+                && e.record.reason.contains("not registered")
+        }));
         Ok(())
     })
 }

@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fedq_coordinator::config::CoordinatorConfig;
+use fedq_node::audit::cli::{self as audit_cli, AuditCommand};
+use fedq_node::audit::AuditLog;
 
 #[derive(Parser)]
 #[command(
@@ -26,11 +28,34 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Check or export the coordinator's tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
 }
 
 fn main() -> ExitCode {
     fedq_node::init_tracing();
-    let Command::Serve { config } = Cli::parse().command;
+    let config = match Cli::parse().command {
+        Command::Serve { config } => config,
+        Command::Audit { command } => {
+            return match CoordinatorConfig::load(command.config()) {
+                Ok(config) => audit_cli::run(
+                    AuditLog::open(
+                        &config.key_store,
+                        &config.audit_checkpoint,
+                        &config.audit_key,
+                    ),
+                    &command,
+                ),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(64)
+                }
+            };
+        }
+    };
     let config = match CoordinatorConfig::load(&config) {
         Ok(config) => config,
         Err(e) => {

@@ -19,6 +19,7 @@
 //! walk), `error.rs`, `tests.rs`.
 
 mod checkpoint;
+pub mod cli;
 mod error;
 mod record;
 mod sql;
