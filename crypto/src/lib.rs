@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`identifier`]: identifier kinds and their canonical normal forms.
 //! - [`fingerprint`]: the federation key and keyed fingerprints (bucket + tag).
+//! - [`oprf`]: per-node OPRF keys (RFC 9497 VOPRF, ristretto255), the node's
+//!   direct evaluation and the client's blinded evaluation of fingerprints.
 //! - [`lookup`]: TFHE keys, client-side query encryption, the node's encrypted
 //!   membership evaluation and the answers the coordinator adds up.
 //!
@@ -17,6 +19,7 @@ pub mod envelope;
 pub mod fingerprint;
 pub mod identifier;
 pub mod lookup;
+pub mod oprf;
 
 pub use fingerprint::{Bucket, FederationKey, Fingerprint, FingerprintParams, Tag};
 pub use identifier::{normalise, IdentifierError, IdentifierKind, NormalForm};

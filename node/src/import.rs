@@ -168,6 +168,15 @@ fn store_chunk(
             Err(rejected) => report.rejected.push(rejected),
         }
     }
+    // Key order turns random B-tree inserts into one sweep over the pages
+    // (stable: repeated rows keep their file order).
+    rows.sort_by(|a, b| {
+        (a.kind.code(), a.fingerprint.as_bytes(), &a.record_id).cmp(&(
+            b.kind.code(),
+            b.fingerprint.as_bytes(),
+            &b.record_id,
+        ))
+    });
     let counts = store.upsert_identifiers(&rows, expiry, now)?;
     report.inserted += counts.inserted;
     report.duplicates += counts.existing;
