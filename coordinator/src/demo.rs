@@ -22,10 +22,13 @@ use crate::local::{start_coordinator, start_node};
 const NODES: [&str; 3] = ["fr", "de", "nl"];
 const SEED: u64 = 7;
 
+/// Per phone number (normal form), the jurisdictions that hold it.
+type Holders = HashMap<String, BTreeSet<String>>;
+/// Per phone number (normal form), a spelling found in the generated files.
+type Spellings = HashMap<String, String>;
+
 /// Phone numbers (normal form) per jurisdiction that holds them.
-fn phone_holders(
-    dir: &Path,
-) -> anyhow::Result<(HashMap<String, BTreeSet<String>>, HashMap<String, String>)> {
+fn phone_holders(dir: &Path) -> anyhow::Result<(Holders, Spellings)> {
     let mut holders: HashMap<String, BTreeSet<String>> = HashMap::new();
     let mut spelling: HashMap<String, String> = HashMap::new();
     for node in NODES {

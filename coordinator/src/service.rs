@@ -467,8 +467,7 @@ impl CoordinatorService {
             )
             .await;
         let (nodes, unreachable) = split_outcomes(outcomes);
-        let response = v1::FederationInfoResponse { nodes, unreachable };
-        response
+        v1::FederationInfoResponse { nodes, unreachable }
     }
 }
 

@@ -174,13 +174,13 @@ fn an_inserted_entry_is_named() -> TestResult {
     // to entry 2 and correctly hashed: only entry 4 (the old 3) can tell.
     let forged = record(99, day(2026, 3, 2));
     let hash = AuditEntry::compute_hash(3, &prev, &forged);
-    fx.tamper(&format!(
+    fx.tamper(
         "UPDATE audit_log SET seq = -seq WHERE seq >= 3;
          UPDATE audit_log SET seq = 1 - seq WHERE seq < 0;
          INSERT INTO audit_log SELECT 3, format, time, 'q-forged', requester, agency, role, purpose,
              legal_basis, case_ref, action, detail, decision, reason, prev_hash, hash
-             FROM audit_log WHERE seq = 2;"
-    ))?;
+             FROM audit_log WHERE seq = 2;",
+    )?;
     let (seq, problem) = first_bad(&log)?;
     assert_eq!(
         seq, 3,
