@@ -47,6 +47,9 @@ pub struct CoordinatorConfig {
     pub listen: std::net::SocketAddr,
     /// The federation.
     pub federation: FederationFile,
+    /// The federation file, re-read when an unknown requester calls
+    /// (`fedq federation add-requester` edits it while the coordinator runs).
+    pub federation_path: PathBuf,
     /// SQLite file of registered public keys.
     pub key_store: PathBuf,
     /// A registered key older than this counts as unregistered until
@@ -82,7 +85,8 @@ impl CoordinatorConfig {
                 problems.push("listen: not a socket address like 127.0.0.1:7000".to_owned())
             })
             .ok();
-        let federation = FederationFile::load(&resolve(path, &builder.federation))
+        let federation_path = resolve(path, &builder.federation);
+        let federation = FederationFile::load(&federation_path)
             .map_err(|e| problems.push(format!("federation: {e}")))
             .ok();
         let timeout = builder.node_timeout_ms.unwrap_or(DEFAULT_NODE_TIMEOUT_MS);
@@ -101,6 +105,7 @@ impl CoordinatorConfig {
             (Some(listen), Some(federation)) if problems.is_empty() => Ok(Self {
                 listen,
                 federation,
+                federation_path,
                 key_store: resolve(path, &builder.key_store),
                 key_max_age: Duration::from_secs(key_max_age_days as u64 * 86_400),
                 tls: builder.tls.resolved(path),

@@ -69,6 +69,7 @@ pub struct CoordinatorService {
     registry: KeyRegistry,
     audit: AuditLog,
     nodes: Vec<NodeHandle>,
+    requesters: std::sync::RwLock<Vec<String>>,
 }
 
 /// Who asked and why, as the coordinator knows it: the caller from mTLS, the
@@ -121,26 +122,40 @@ impl CoordinatorService {
             &config.audit_checkpoint,
             &config.audit_key,
         )?;
+        let requesters = std::sync::RwLock::new(
+            config
+                .federation
+                .requesters
+                .iter()
+                .map(|r| r.id.clone())
+                .collect(),
+        );
         Ok(Self {
             config,
             registry,
             audit,
             nodes,
+            requesters,
         })
     }
 
+    /// Admits callers listed in the federation file, re-reading it once when
+    /// a caller is not found (requesters are added while the coordinator runs).
     fn requester(&self, caller: &str) -> Result<(), CoordinatorError> {
-        if self
-            .config
-            .federation
-            .requesters
-            .iter()
-            .any(|r| r.id == caller)
-        {
-            Ok(())
-        } else {
-            Err(CoordinatorError::PermissionDenied)
+        let listed = |ids: &[String]| ids.iter().any(|id| id == caller);
+        if listed(&self.requesters.read().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(());
         }
+        if let Ok(file) = fedq_node::federation::FederationFile::load(&self.config.federation_path)
+        {
+            let ids: Vec<String> = file.requesters.into_iter().map(|r| r.id).collect();
+            let found = listed(&ids);
+            *self.requesters.write().unwrap_or_else(|e| e.into_inner()) = ids;
+            if found {
+                return Ok(());
+            }
+        }
+        Err(CoordinatorError::PermissionDenied)
     }
 
     /// Registers a requester's public key; returns its id.

@@ -537,3 +537,36 @@ fn disclosure_is_revealed_or_withheld_per_node_policy() -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+#[test]
+fn a_requester_added_while_running_reaches_the_nodes_and_their_policy() -> anyhow::Result<()> {
+    let sandbox = sandbox();
+    let client = fedq_coordinator::init::add_requester(
+        &sandbox.dir,
+        &fedq_node::federation::RequesterEntry {
+            id: "bob".to_owned(),
+            agency: "unlisted-agency".to_owned(),
+            role: "investigator".to_owned(),
+            public_key: String::new(),
+        },
+    )?;
+    runtime().block_on(async {
+        // The coordinator and the nodes re-read federation.toml for bob; the
+        // nodes' policies do not list his agency, so each node refuses.
+        let mut bob = fedq_coordinator::client::Requester::connect(
+            fedq_coordinator::client::ClientConfig::load(&client)?,
+        )
+        .await?;
+        bob.keys_init(false).await?;
+        let inputs = vec![LookupInput {
+            kind: IdentifierKind::Email,
+            value: "someone@example.org".to_owned(),
+        }];
+        let report = bob.lookup(&inputs, "fraud", "B-1").await?;
+        for node in &report.nodes {
+            assert_eq!(node.status, "refused", "{node:?}");
+            assert!(node.reason.contains("rule agency"), "{node:?}");
+        }
+        Ok(())
+    })
+}

@@ -299,6 +299,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
             })?;
             print_report(&report, args.json)?;
+            if !report.nodes.iter().any(|n| n.status == "ok") {
+                bail!("no node answered: the results above say nothing about any jurisdiction");
+            }
         }
         CliCommand::Catalog { json } => {
             let config = client_config(cli.config)?;
@@ -352,8 +355,11 @@ fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string(report)?);
         return Ok(());
     }
+    let answered = report.nodes.iter().any(|n| n.status == "ok");
     for result in &report.results {
-        let mut verdict = if result.hit {
+        let mut verdict = if !answered {
+            "no answer".to_owned()
+        } else if result.hit {
             format!("HIT in {} jurisdiction(s)", result.jurisdictions)
         } else {
             "no hit".to_owned()
