@@ -6,7 +6,7 @@
 
 use std::time::Instant;
 
-use fedq_crypto::envelope::{fresh_nonce, Envelope, SigningKey};
+use fedq_coordinator::client::ClientConfig;
 use fedq_node::envelope::stats_payload_hash;
 use fedq_node::generate::{generate_incidents, GenerateOptions};
 use fedq_node::service::Caller;
@@ -76,13 +76,12 @@ pub(crate) async fn run(rows: usize, repeats: usize, json: bool) -> anyhow::Resu
     );
     let service = NodeService::new(config)?;
     // Queries are signed like a requester's: envelope checks are part of the node's time.
-    let signer = SigningKey::from_text(&std::fs::read_to_string(
-        output
-            .client
-            .parent()
-            .ok_or_else(|| anyhow::anyhow!("client.toml has no directory"))?
-            .join("signing.key"),
-    )?)?;
+    let client = ClientConfig::load(&output.client)?;
+    let context = v1::RequestContext {
+        purpose: PURPOSE.to_owned(),
+        legal_basis: "benchmark on synthetic data".to_owned(),
+        ..Default::default()
+    };
     let queries = [
         ("count", "count", vec![]),
         (
@@ -120,18 +119,11 @@ pub(crate) async fn run(rows: usize, repeats: usize, json: bool) -> anyhow::Resu
                 query_id: format!("bench-{name}-{run}"),
                 requester: "bench".to_owned(),
                 purpose: PURPOSE.to_owned(),
-                envelope: signer.sign(&Envelope {
-                    requester: "bench".to_owned(),
-                    agency: "bench".to_owned(),
-                    role: "investigator".to_owned(),
-                    purpose: PURPOSE.to_owned(),
-                    legal_basis: "benchmark on synthetic data".to_owned(),
-                    case_ref: String::new(),
-                    action: "stats".to_owned(),
-                    issued_at: chrono::Utc::now().timestamp(),
-                    nonce: fresh_nonce(),
-                    payload_hash: payload_hash.clone(),
-                }),
+                envelope: fedq_node::envelope::from_wire(Some(client.sign(
+                    "stats",
+                    &context,
+                    payload_hash.clone(),
+                )?)),
                 payload_hash,
                 table: wire.table,
                 measure: wire.measure,

@@ -89,6 +89,56 @@ impl ClientConfig {
             tls: builder.tls.resolved(path),
         })
     }
+
+    /// Signs a request envelope for `action` over a payload hash, as this
+    /// requester (its key must match the federation file's public key).
+    pub fn sign(
+        &self,
+        action: &str,
+        context: &v1::RequestContext,
+        payload_hash: String,
+    ) -> anyhow::Result<v1::SignedEnvelope> {
+        let entry = self
+            .federation
+            .requesters
+            .iter()
+            .find(|r| r.id == self.requester)
+            .with_context(|| {
+                format!(
+                    "requester {:?} is not listed in the federation file",
+                    self.requester
+                )
+            })?;
+        let text =
+            zeroize::Zeroizing::new(std::fs::read_to_string(&self.signing_key).with_context(
+                || format!("cannot read the signing key {}", self.signing_key.display()),
+            )?);
+        let key = SigningKey::from_text(&text)?;
+        if key.verifying_key().to_text() != entry.public_key {
+            bail!("the signing key does not match the public key in the federation file");
+        }
+        let legal_basis = match context.legal_basis.trim() {
+            "" => self.legal_basis.clone().unwrap_or_default(),
+            given => given.to_owned(),
+        };
+        if legal_basis.trim().is_empty() {
+            bail!("state a legal basis (--legal-basis, or legal_basis in client.toml)");
+        }
+        let envelope = Envelope {
+            requester: entry.id.clone(),
+            agency: entry.agency.clone(),
+            role: entry.role.clone(),
+            purpose: context.purpose.clone(),
+            legal_basis,
+            case_ref: context.case_reference.clone(),
+            action: action.to_owned(),
+            issued_at: chrono::Utc::now().timestamp(),
+            nonce: fresh_nonce(),
+            payload_hash,
+        };
+        envelope.check_shape()?;
+        Ok(fedq_node::envelope::to_wire(key.sign(&envelope)))
+    }
 }
 
 /// One identifier to look up, as typed.
@@ -261,60 +311,6 @@ impl Requester {
         .await
     }
 
-    /// Signs a request envelope for `action` over a payload hash.
-    fn sign(
-        &self,
-        action: &str,
-        context: &v1::RequestContext,
-        payload_hash: String,
-    ) -> anyhow::Result<v1::SignedEnvelope> {
-        let entry = self
-            .config
-            .federation
-            .requesters
-            .iter()
-            .find(|r| r.id == self.config.requester)
-            .with_context(|| {
-                format!(
-                    "requester {:?} is not listed in the federation file",
-                    self.config.requester
-                )
-            })?;
-        let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(&self.config.signing_key).with_context(|| {
-                format!(
-                    "cannot read the signing key {}",
-                    self.config.signing_key.display()
-                )
-            })?,
-        );
-        let key = SigningKey::from_text(&text)?;
-        if key.verifying_key().to_text() != entry.public_key {
-            bail!("the signing key does not match the public key in the federation file");
-        }
-        let legal_basis = match context.legal_basis.trim() {
-            "" => self.config.legal_basis.clone().unwrap_or_default(),
-            given => given.to_owned(),
-        };
-        if legal_basis.trim().is_empty() {
-            bail!("state a legal basis (--legal-basis, or legal_basis in client.toml)");
-        }
-        let envelope = Envelope {
-            requester: entry.id.clone(),
-            agency: entry.agency.clone(),
-            role: entry.role.clone(),
-            purpose: context.purpose.clone(),
-            legal_basis,
-            case_ref: context.case_reference.clone(),
-            action: action.to_owned(),
-            issued_at: chrono::Utc::now().timestamp(),
-            nonce: fresh_nonce(),
-            payload_hash,
-        };
-        envelope.check_shape()?;
-        Ok(fedq_node::envelope::to_wire(key.sign(&envelope)))
-    }
-
     /// Looks up identifiers across the federation; with `options.disclose`,
     /// also asks each node whether it reveals its own answer.
     pub async fn lookup_with(
@@ -376,7 +372,7 @@ impl Requester {
                 legal_basis: options.legal_basis.clone().unwrap_or_default(),
                 envelope: None,
             };
-            context.envelope = Some(self.sign(
+            context.envelope = Some(self.config.sign(
                 "lookup",
                 &context,
                 fedq_node::envelope::lookup_payload_hash(
@@ -452,7 +448,7 @@ impl Requester {
         mut context: v1::RequestContext,
         query: v1::StatsQuery,
     ) -> anyhow::Result<v1::StatsResponse> {
-        context.envelope = Some(self.sign(
+        context.envelope = Some(self.config.sign(
             "stats",
             &context,
             fedq_node::envelope::stats_payload_hash(&query),

@@ -99,19 +99,6 @@ impl AuditFacts {
     }
 }
 
-/// A request-supplied name for the audit detail: short identifiers only.
-fn safe_name(name: &str) -> &str {
-    let ok = name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b));
-    if ok {
-        name
-    } else {
-        "(invalid)"
-    }
-}
-
 impl CoordinatorService {
     /// Opens the key registry and prepares node connections.
     pub fn new(config: CoordinatorConfig) -> anyhow::Result<Self> {
@@ -264,8 +251,8 @@ impl CoordinatorService {
         let query = request.query.clone().unwrap_or_default();
         let detail = format!(
             "table={} measure={}",
-            safe_name(&query.table),
-            safe_name(&query.measure)
+            fedq_node::audit::request_name(&query.table),
+            fedq_node::audit::request_name(&query.measure)
         );
         let result = self.stats_unaudited(caller, request).await;
         let outcome = result.as_ref().map(|response| {

@@ -33,6 +33,8 @@ pub mod shutdown;
 pub mod stats;
 pub mod stats_service;
 pub mod store;
+#[doc(hidden)]
+pub mod testkit;
 pub mod tls;
 
 pub use config::NodeConfig;

@@ -215,16 +215,12 @@ fn run_table_import(config: &NodeConfig, spec: &str) -> anyhow::Result<()> {
         &config.stats_dir,
         |_| {},
     )?;
-    const SHOWN: usize = 50;
-    for (line, reason) in report.rejected.iter().take(SHOWN) {
-        eprintln!("line {line}: {reason}");
-    }
-    if report.rejected.len() > SHOWN {
-        eprintln!(
-            "... and {} more invalid rows",
-            report.rejected.len() - SHOWN
-        );
-    }
+    print_rejected(
+        report
+            .rejected
+            .iter()
+            .map(|(line, reason)| (*line, reason.as_str())),
+    );
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "table {name}: read {} rows: {} imported, {} invalid ({:.1} s, {:.0} rows/s)",
@@ -235,6 +231,19 @@ fn run_table_import(config: &NodeConfig, spec: &str) -> anyhow::Result<()> {
         report.rows as f64 / seconds.max(1e-9)
     );
     Ok(())
+}
+
+/// Prints the first invalid rows of an import (line and reason, never the
+/// values) and how many more there were.
+fn print_rejected<'a>(rejected: impl ExactSizeIterator<Item = (u64, &'a str)>) {
+    const SHOWN: usize = 50;
+    let total = rejected.len();
+    for (line, reason) in rejected.take(SHOWN) {
+        eprintln!("line {line}: {reason}");
+    }
+    if total > SHOWN {
+        eprintln!("... and {} more invalid rows", total - SHOWN);
+    }
 }
 
 fn run_import(config: &NodeConfig, file: &std::path::Path) -> anyhow::Result<()> {
@@ -259,16 +268,7 @@ fn run_import(config: &NodeConfig, file: &std::path::Path) -> anyhow::Result<()>
             bar.set_position(pos)
         })?;
     bar.finish_and_clear();
-    const SHOWN: usize = 50;
-    for rejected in report.rejected.iter().take(SHOWN) {
-        eprintln!("line {}: {}", rejected.line, rejected.reason);
-    }
-    if report.rejected.len() > SHOWN {
-        eprintln!(
-            "... and {} more invalid rows",
-            report.rejected.len() - SHOWN
-        );
-    }
+    print_rejected(report.rejected.iter().map(|r| (r.line, r.reason.as_str())));
     let seconds = started.elapsed().as_secs_f64();
     println!(
         "read {} rows: {} imported, {} already present, {} invalid ({:.1} s, {:.0} rows/s)",

@@ -337,8 +337,8 @@ impl NodeService {
             payload_hash: &request.payload_hash,
             detail: format!(
                 "table={} measure={}",
-                short(&request.table),
-                short(&request.measure)
+                crate::audit::request_name(&request.table),
+                crate::audit::request_name(&request.measure)
             ),
         };
         let envelope = self.gate.admit(&visit)?;
@@ -435,17 +435,4 @@ fn lookup_detail(kinds: &[IdentifierKind], disclose: bool) -> String {
         names.join(","),
         if disclose { " disclose=asked" } else { "" }
     )
-}
-
-/// A request-supplied name for the audit detail: short identifiers only.
-fn short(name: &str) -> &str {
-    let ok = name.len() <= 64
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b));
-    if ok {
-        name
-    } else {
-        "(invalid)"
-    }
 }

@@ -326,29 +326,9 @@ fn fedq_node() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fedq-node"))
 }
 
-/// A minimal node config and federation file, as in `cli.rs`, plus `extra` TOML.
+/// A minimal node config and federation file, plus `extra` TOML.
 fn write_config(dir: &Path, extra: &str) -> anyhow::Result<PathBuf> {
-    std::fs::write(
-        dir.join("federation.toml"),
-        "version = 1\nname = \"t\"\n[parameters]\nbucket_bits = 12\ntag_bits = 28\npadded_candidates = 64\n\
-         [coordinator]\naddress = \"127.0.0.1:1\"\n[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n",
-    )?;
-    if !dir.join("federation.key").exists() {
-        std::fs::write(
-            dir.join("federation.key"),
-            FederationKey::generate().to_hex(),
-        )?;
-    }
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 1\nnode_id = \"fr\"\nlisten = \"127.0.0.1:2\"\nfederation = \"federation.toml\"\n\
-             federation_key = \"federation.key\"\nstore = \"sqlite://store/node.db\"\n\
-             [tls]\nca = \"ca.pem\"\ncert = \"node.pem\"\nkey = \"node.key\"\n{extra}"
-        ),
-    )?;
-    Ok(config)
+    Ok(fedq_node::testkit::write_minimal_node_config(dir, extra)?)
 }
 
 fn run(args: &[&str], config: &Path) -> anyhow::Result<(i32, String, String)> {

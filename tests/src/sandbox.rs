@@ -9,7 +9,6 @@ use anyhow::Context;
 use fedq_coordinator::client::{ClientConfig, Requester};
 use fedq_coordinator::init::{init, InitOptions, InitOutput};
 use fedq_coordinator::local::{start_coordinator, start_node, Running};
-use fedq_crypto::envelope::{fresh_nonce, Envelope, SigningKey};
 use fedq_node::federation::Parameters;
 use fedq_node::generate::{generate, GenerateOptions};
 use fedq_node::NodeService;
@@ -26,12 +25,6 @@ pub fn runtime() -> &'static Runtime {
             .build()
             .expect("tokio runtime")
     })
-}
-
-fn chrono_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// A running federation.
@@ -81,31 +74,13 @@ impl FederationSandbox {
         purpose: &str,
         payload_hash: String,
     ) -> anyhow::Result<v1::SignedEnvelope> {
-        let client_dir = self
-            .output
-            .client
-            .parent()
-            .ok_or_else(|| anyhow::anyhow!("client.toml has no directory"))?;
-        let key = SigningKey::from_text(&std::fs::read_to_string(client_dir.join("signing.key"))?)?;
-        let federation = fedq_node::federation::FederationFile::load(&self.output.federation)?;
-        let me = federation
-            .requesters
-            .iter()
-            .find(|r| r.id == "alice")
-            .ok_or_else(|| anyhow::anyhow!("alice is not in the federation file"))?;
-        let envelope = Envelope {
-            requester: me.id.clone(),
-            agency: me.agency.clone(),
-            role: me.role.clone(),
+        let context = v1::RequestContext {
             purpose: purpose.to_owned(),
+            case_reference: "T-1".to_owned(),
             legal_basis: "integration test on synthetic data".to_owned(),
-            case_ref: "T-1".to_owned(),
-            action: action.to_owned(),
-            issued_at: chrono_now(),
-            nonce: fresh_nonce(),
-            payload_hash,
+            envelope: None,
         };
-        Ok(fedq_node::envelope::to_wire(key.sign(&envelope)))
+        ClientConfig::load(&self.output.client)?.sign(action, &context, payload_hash)
     }
 
     /// The node's `identifiers.csv`.

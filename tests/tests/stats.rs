@@ -74,28 +74,12 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
             .await?;
         assert_eq!(mean.groups.len(), 8);
 
-        let budget = requester.budget().await?;
-        assert!(
-            budget
-                .nodes
-                .iter()
-                .all(|b| (b.epsilon_spent - 2.0).abs() < 1e-9),
-            "{:?}",
-            budget.nodes
-        );
+        assert_spent_everywhere(&requester.budget().await?, 2.0, "charged");
 
         // The charge is durable: a node stopped and restarted still has it.
         sandbox.stop_node("de").await?;
         sandbox.restart_node("de").await?;
-        let budget = requester.budget().await?;
-        assert!(
-            budget
-                .nodes
-                .iter()
-                .all(|b| (b.epsilon_spent - 2.0).abs() < 1e-9),
-            "{:?}",
-            budget.nodes
-        );
+        assert_spent_everywhere(&requester.budget().await?, 2.0, "charged");
 
         // Over the cap (10 per month): refused with ResourceExhausted at every node, reported.
         let refused = requester
@@ -110,14 +94,7 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
                 node.reason
             );
         }
-        let budget = requester.budget().await?;
-        assert!(
-            budget
-                .nodes
-                .iter()
-                .all(|b| (b.epsilon_spent - 2.0).abs() < 1e-9),
-            "refusals cost nothing"
-        );
+        assert_spent_everywhere(&requester.budget().await?, 2.0, "refusals cost nothing");
 
         // A table the policy does not admit is refused before the catalog is
         // consulted; invalid queries are reported per node as invalid, with the reason.
@@ -155,4 +132,16 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// Every node reports `epsilon` spent by the requester this epoch.
+fn assert_spent_everywhere(budget: &v1::FederationBudgetResponse, epsilon: f64, why: &str) {
+    assert!(
+        budget
+            .nodes
+            .iter()
+            .all(|b| (b.epsilon_spent - epsilon).abs() < 1e-9),
+        "{why}: {:?}",
+        budget.nodes
+    );
 }

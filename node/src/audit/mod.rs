@@ -39,6 +39,21 @@ use self::checkpoint::AuditKey;
 pub use self::error::AuditError;
 pub use self::record::{AuditEntry, AuditRecord, Decision, GENESIS_HASH};
 pub use self::verify::VerifyReport;
+
+/// A request-supplied name (table, measure) as the audit detail may hold it:
+/// short identifiers pass, anything else is replaced, so the log never holds
+/// arbitrary request text.
+pub fn request_name(name: &str) -> &str {
+    let ok = name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_:-".contains(&b));
+    if ok {
+        name
+    } else {
+        "(invalid)"
+    }
+}
 use crate::config::{NodeConfig, StoreLocation};
 
 /// The audit log of one node.

@@ -355,26 +355,10 @@ fn a_run_releases_every_table_and_audits_itself() -> Result<()> {
     Ok(())
 }
 
-/// A minimal node config with a lookup policy (as `node/tests/audit_cli.rs`).
+/// A minimal node config with a lookup policy.
 fn write_config(dir: &Path) -> Result<PathBuf> {
-    std::fs::write(
-        dir.join("federation.toml"),
-        "version = 1\nname = \"t\"\n[parameters]\nbucket_bits = 12\ntag_bits = 28\npadded_candidates = 64\n\
-         [coordinator]\naddress = \"127.0.0.1:1\"\n[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n",
-    )?;
-    std::fs::write(
-        dir.join("federation.key"),
-        fedq_crypto::FederationKey::generate().to_hex(),
-    )?;
-    let config = dir.join("node.toml");
-    std::fs::write(
-        &config,
-        "version = 1\nnode_id = \"fr\"\nlisten = \"127.0.0.1:2\"\nfederation = \"federation.toml\"\n\
-         federation_key = \"federation.key\"\nstore = \"sqlite://store/node.db\"\n\
-         [tls]\nca = \"ca.pem\"\ncert = \"node.pem\"\nkey = \"node.key\"\n\
-         [policy]\nvalid_until = \"2027-12-31\"\nagencies = [\"fr-police\"]\nroles = [\"investigator\"]\n\
-         [policy.purposes]\nlookup = [\"fraud investigation\"]\n\
-         [policy.lookup]\nkinds = [\"phone\"]\n",
-    )?;
-    Ok(config)
+    Ok(crate::testkit::write_minimal_node_config(
+        dir,
+        crate::testkit::LOOKUP_POLICY,
+    )?)
 }
