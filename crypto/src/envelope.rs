@@ -152,12 +152,18 @@ impl SignedEnvelope {
     /// Verifies the signature under `key` and returns the envelope.
     pub fn verify(&self, key: &VerifyingKey) -> Result<Envelope, EnvelopeError> {
         let envelope = self.peek()?;
+        self.check_signature(key)?;
+        Ok(envelope)
+    }
+
+    /// Checks only the signature over the bytes, for a caller that has
+    /// already parsed them with [`SignedEnvelope::peek`].
+    pub fn check_signature(&self, key: &VerifyingKey) -> Result<(), EnvelopeError> {
         let signature = ed25519_dalek::Signature::from_slice(&self.signature)
             .map_err(|_| EnvelopeError::BadSignature)?;
         key.0
             .verify(&signing_input(&self.bytes), &signature)
-            .map_err(|_| EnvelopeError::BadSignature)?;
-        Ok(envelope)
+            .map_err(|_| EnvelopeError::BadSignature)
     }
 }
 

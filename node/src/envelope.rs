@@ -145,16 +145,16 @@ impl EnvelopeVerifier {
         payload_hash: &str,
         now: i64,
     ) -> Result<Envelope, EnvelopeRefusal> {
-        let claimed = signed
+        let envelope = signed
             .peek()
             .map_err(|e| EnvelopeRefusal::Malformed(e.to_string()))?;
         let entry = self
-            .requester(&claimed.requester)
+            .requester(&envelope.requester)
             .ok_or(EnvelopeRefusal::UnknownRequester)?;
         let key = VerifyingKey::from_text(&entry.public_key)
             .map_err(|_| EnvelopeRefusal::UnknownRequester)?;
-        let envelope = signed
-            .verify(&key)
+        signed
+            .check_signature(&key)
             .map_err(|_| EnvelopeRefusal::BadSignature)?;
         if envelope.agency != entry.agency {
             return Err(EnvelopeRefusal::Mismatch("agency"));
