@@ -1,6 +1,7 @@
 //! `fedq-bench lookup`: a federation on loopback (mTLS), `records` identifiers
-//! per node, lookups one item at a time and as one batch, and tfhe-rs's own
-//! `is_in_clears` on the candidates of one item for comparison.
+//! per node (imported with the node's OPRF), lookups one item at a time (OPRF
+//! round trip included) and as one batch, and tfhe-rs's own `is_in_clears` on
+//! the candidates of one item for comparison.
 
 use std::io::Write;
 use std::path::Path;
@@ -52,17 +53,11 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         let csv = temp.path().join(format!("identifiers-{index}.csv"));
         write_identifiers(&csv, index, records)?;
         let config = fedq_node::NodeConfig::load(config_path)?;
-        let key = fedq_node::read_federation_key(&config.federation_key)?;
         let mut store = fedq_node::store::Store::open(&config.store)?;
         let started = Instant::now();
         let file = std::fs::File::open(&csv)?;
         let report = tokio::task::block_in_place(|| {
-            fedq_node::import::import_identifiers(
-                &mut store,
-                &key,
-                std::io::BufReader::new(file),
-                |_| {},
-            )
+            fedq_node::import::import_identifiers(&mut store, std::io::BufReader::new(file), |_| {})
         })?;
         import_seconds += started.elapsed().as_secs_f64();
         anyhow::ensure!(
@@ -101,6 +96,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
     let mut per_item = Vec::new();
     let mut node_per_item = Vec::new();
     let mut encrypt = Vec::new();
+    let mut oprf = Vec::new();
     let mut up = 0;
     let mut down = 0;
     for (i, input) in inputs.iter().enumerate() {
@@ -123,6 +119,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
             node_per_item.push(compute.as_secs_f64());
         }
         encrypt.push(report.stats.encrypt.as_secs_f64());
+        oprf.push(report.stats.oprf.as_secs_f64());
         up += report.stats.bytes_up;
         down += report.stats.bytes_down;
     }
@@ -169,6 +166,8 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         "is_in_clears_seconds": baseline.as_secs_f64(),
         "is_in_clears_seconds_per_candidate": baseline.as_secs_f64() / baseline_k as f64,
         "bytes_up_per_item": up / items,
+        "bytes_up_per_item_per_node": up / items / nodes.max(1),
+        "oprf_seconds_per_item": median(oprf),
         "bytes_down_per_item": down / items,
         "client_encrypt_seconds_per_item": median(encrypt),
         "import_records_per_second": (records * nodes) as f64 / import_seconds,

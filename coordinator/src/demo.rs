@@ -101,16 +101,10 @@ pub async fn run(people: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
             out: data.clone(),
         })?;
         let config = fedq_node::NodeConfig::load(config_path)?;
-        let key = fedq_node::read_federation_key(&config.federation_key)?;
         let mut store = fedq_node::store::Store::open(&config.store)?;
         let file = std::fs::File::open(data.join("identifiers.csv"))?;
         let report = tokio::task::block_in_place(|| {
-            fedq_node::import::import_identifiers(
-                &mut store,
-                &key,
-                std::io::BufReader::new(file),
-                |_| {},
-            )
+            fedq_node::import::import_identifiers(&mut store, std::io::BufReader::new(file), |_| {})
         })?;
         if !report.rejected.is_empty() {
             bail!(

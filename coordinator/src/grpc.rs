@@ -30,6 +30,16 @@ impl Coordinator for CoordinatorGrpcAdapter {
         }))
     }
 
+    async fn oprf(
+        &self,
+        request: Request<v1::OprfRequest>,
+    ) -> Result<Response<v1::OprfResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.0.oprf(&caller, request.into_inner()).await?,
+        ))
+    }
+
     async fn lookup(
         &self,
         request: Request<v1::LookupRequest>,

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use fedq_crypto::envelope::SigningKey;
-use fedq_crypto::FederationKey;
 use fedq_node::federation::{
     is_name, CoordinatorEntry, FederationToml, NodeEntry, Parameters, RequesterEntry,
 };
@@ -264,10 +263,6 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
     std::fs::write(ca_dir.join("ca.pem"), ca.pem())?;
     write_secret(&ca_dir.join("ca.key"), ca.key().serialize_pem().as_bytes())?;
-    write_secret(
-        &dir.join("federation.key"),
-        FederationKey::generate().to_hex().as_bytes(),
-    )?;
 
     let federation = FederationToml {
         version: fedq_node::config::CONFIG_VERSION,
@@ -304,7 +299,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
             &path,
             format!(
                 "version = 1\nnode_id = \"{node}\"\nlisten = \"127.0.0.1:{port}\"\nfederation = \"../../federation.toml\"\n\
-                 federation_key = \"../../federation.key\"\nstore = \"sqlite://data/node.db\"\n\n\
+                 store = \"sqlite://data/node.db\"\n\n\
                  [tls]\nca = \"../../ca/ca.pem\"\ncert = \"tls/node.pem\"\nkey = \"tls/node.key\"\n\n\
                  [lookup]\n# Certificate names allowed to query this node.\nallowed_callers = [\"coordinator\"]\n\n{}\n{}",
                 stats_section()?,
@@ -400,7 +395,7 @@ fn write_requester(
     std::fs::write(
         &client,
         format!(
-            "version = 1\nrequester = \"{}\"\nfederation = \"../../federation.toml\"\nfederation_key = \"../../federation.key\"\n\
+            "version = 1\nrequester = \"{}\"\nfederation = \"../../federation.toml\"\n\
              keys_dir = \"keys\"\n# Ed25519 key that signs every request envelope (0600).\nsigning_key = \"signing.key\"\n\
              # Legal basis stated in every request unless --legal-basis says otherwise.\nlegal_basis = \"demo federation: synthetic data only\"\n\n\
              [tls]\nca = \"../../ca/ca.pem\"\ncert = \"tls/requester.pem\"\nkey = \"tls/requester.key\"\n",

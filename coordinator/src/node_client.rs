@@ -29,6 +29,7 @@ impl NodeCallError {
             | Code::ResourceExhausted
             | Code::FailedPrecondition => "refused",
             Code::InvalidArgument => "invalid",
+            Code::Aborted => "stale",
             _ => "error",
         };
         Self {

@@ -1,17 +1,13 @@
-//! Keyed fingerprints: `fp = HMAC-SHA256(federation_key, kind || 0 || normal_form)`.
+//! Keyed fingerprints: a node's fingerprint of an identifier is its OPRF
+//! output under that node's key ([`crate::oprf`]), which the requester obtains
+//! blinded.
 //!
 //! The first `bucket_bits` bits of a fingerprint are the bucket (sent in clear to
-//! nodes: the one declared leak), the next `tag_bits` bits the tag (compared under
-//! encryption). Every node and every requester computes them the same way; the
-//! coordinator never holds the federation key.
+//! the node: the one declared leak), the next `tag_bits` bits the tag (compared
+//! under encryption). Fingerprints of one identifier at two nodes are unrelated.
 
 use std::fmt;
 
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
-use zeroize::{Zeroize, ZeroizeOnDrop};
-
-use crate::identifier::{IdentifierKind, NormalForm};
 use crate::lookup::params::LOW_TAG_BITS;
 
 /// Most bucket bits a federation may use: 16 bits already means tiny buckets.
@@ -19,7 +15,7 @@ pub const MAX_BUCKET_BITS: u8 = 16;
 /// Most tag bits: the tag is read from a `u64` window after the bucket.
 pub const MAX_TAG_BITS: u8 = 40;
 
-/// Errors about fingerprint parameters and keys.
+/// Errors about fingerprint parameters.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FingerprintError {
@@ -29,46 +25,6 @@ pub enum FingerprintError {
     /// The tag width cannot hold the leaf index or is too wide.
     #[error("tag_bits must be between {} and {MAX_TAG_BITS}", LOW_TAG_BITS + 1)]
     TagBits,
-    /// The federation key is not 32 bytes of hex.
-    #[error("federation key must be 64 hex characters")]
-    KeyFormat,
-}
-
-/// The secret shared by the nodes and requesters of one federation.
-///
-/// No `Debug`, `Clone` or `Serialize`: it is read from its file where needed and
-/// wiped when dropped.
-#[derive(Zeroize, ZeroizeOnDrop)]
-pub struct FederationKey([u8; 32]);
-
-impl FederationKey {
-    /// Draws a fresh key from the operating system's generator.
-    pub fn generate() -> Self {
-        use rand::RngCore;
-        let mut key = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut key);
-        Self(key)
-    }
-
-    /// Parses the hex form written by [`FederationKey::to_hex`].
-    pub fn from_hex(text: &str) -> Result<Self, FingerprintError> {
-        let mut key = [0u8; 32];
-        hex::decode_to_slice(text.trim(), &mut key).map_err(|_| FingerprintError::KeyFormat)?;
-        Ok(Self(key))
-    }
-
-    /// Hex form, for the key file only.
-    pub fn to_hex(&self) -> String {
-        hex::encode(self.0)
-    }
-
-    /// Fingerprint of one normalised identifier.
-    pub fn fingerprint(&self, kind: IdentifierKind, normal_form: &NormalForm) -> Fingerprint {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("hmac takes any key length");
-        mac.update(&[kind.code(), 0]);
-        mac.update(normal_form.as_bytes());
-        Fingerprint(mac.finalize().into_bytes().into())
-    }
 }
 
 /// A keyed fingerprint. Its `Debug` never prints the bytes.
@@ -169,7 +125,6 @@ impl FingerprintParams {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::identifier::normalise;
 
     #[test]
     fn bucket_and_tag_partition_the_leading_bits() -> Result<(), Box<dyn std::error::Error>> {
@@ -178,21 +133,6 @@ mod tests {
         let head = u64::from_be_bytes([0xAB; 8]);
         assert_eq!(u64::from(fp.bucket(params).0), head >> 52);
         assert_eq!(fp.tag(params).0, (head >> 24) & ((1 << 28) - 1));
-        Ok(())
-    }
-
-    #[test]
-    fn spelling_variants_share_a_fingerprint() -> Result<(), Box<dyn std::error::Error>> {
-        let key = FederationKey::generate();
-        let kind = IdentifierKind::Phone;
-        let a = key.fingerprint(kind, &normalise(kind, "+33 6 12 34 56 78")?);
-        let b = key.fingerprint(kind, &normalise(kind, "0033612345678")?);
-        assert_eq!(a, b);
-        let other = FederationKey::generate();
-        assert_ne!(
-            a,
-            other.fingerprint(kind, &normalise(kind, "+33612345678")?)
-        );
         Ok(())
     }
 

@@ -21,5 +21,5 @@ pub mod identifier;
 pub mod lookup;
 pub mod oprf;
 
-pub use fingerprint::{Bucket, FederationKey, Fingerprint, FingerprintParams, Tag};
+pub use fingerprint::{Bucket, Fingerprint, FingerprintParams, Tag};
 pub use identifier::{normalise, IdentifierError, IdentifierKind, NormalForm};

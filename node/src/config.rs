@@ -104,7 +104,6 @@ struct NodeConfigBuilder {
     node_id: String,
     listen: String,
     federation: PathBuf,
-    federation_key: PathBuf,
     #[serde(default = "default_store")]
     store: String,
     tls: TlsPaths,
@@ -199,8 +198,6 @@ pub struct NodeConfig {
     pub federation_path: PathBuf,
     /// Requesters listed in the federation file when the config was loaded.
     pub requesters: Vec<crate::federation::RequesterEntry>,
-    /// File holding the federation key.
-    pub federation_key: PathBuf,
     /// Transactional store.
     pub store: StoreLocation,
     /// mTLS material.
@@ -343,7 +340,6 @@ impl NodeConfig {
             federation: federation.config,
             federation_path,
             requesters: federation.requesters,
-            federation_key: resolve(path, &builder.federation_key),
             store,
             tls: builder.tls.resolved(path),
             threads: lookup.threads.unwrap_or(DEFAULT_THREADS),

@@ -68,6 +68,21 @@ pub fn lookup_payload_hash(
     hasher.finish()
 }
 
+/// The hash an OPRF request's envelope must carry: declared kinds and blinded
+/// elements, in order.
+pub fn oprf_payload_hash(kinds: &[i32], blinded: &[Vec<u8>]) -> String {
+    let mut hasher = PayloadHasher::new("oprf");
+    hasher.number(kinds.len() as u64);
+    for kind in kinds {
+        hasher.number(*kind as u64);
+    }
+    hasher.number(blinded.len() as u64);
+    for element in blinded {
+        hasher.bytes(element);
+    }
+    hasher.finish()
+}
+
 /// The hash a statistics query's envelope must carry.
 pub fn stats_payload_hash(query: &v1::StatsQuery) -> String {
     let mut hasher = PayloadHasher::new("stats");

@@ -47,6 +47,10 @@ pub enum NodeError {
     /// The audit log could not record the request: nothing is answered.
     #[error("audit log: {0}")]
     Audit(String),
+    /// The lookup's tags were derived under an OPRF key this node has since
+    /// rotated away from: the requester must obtain fresh tags.
+    #[error("{0}")]
+    StaleOprfKey(String),
     /// The evaluation pool is gone (shutting down).
     #[error("node is shutting down")]
     ShuttingDown,
@@ -64,6 +68,7 @@ impl From<NodeError> for tonic::Status {
             NodeError::Unverified(reason) => tonic::Status::unauthenticated(reason),
             NodeError::ResourceExhausted(reason) => tonic::Status::resource_exhausted(reason),
             NodeError::ShuttingDown => tonic::Status::unavailable("node is shutting down"),
+            NodeError::StaleOprfKey(reason) => tonic::Status::aborted(reason),
             NodeError::Stats(StatsError::Invalid(reason)) => {
                 tonic::Status::invalid_argument(reason)
             }

@@ -7,7 +7,7 @@ use fedq_crypto::{Bucket, IdentifierKind};
 use fedq_proto::v1::{self, node_server::Node};
 use tonic::{Request, Response, Status};
 
-use crate::service::{Caller, LookupQuery, NodeService, QueryItem};
+use crate::service::{Caller, LookupQuery, NodeService, OprfQuery, QueryItem};
 use crate::tls::peer_common_name;
 
 /// Implements the generated `Node` service on top of [`NodeService`].
@@ -62,6 +62,7 @@ impl TryFrom<v1::NodeLookupRequest> for LookupQuery {
             public_key: request.public_key,
             envelope: crate::envelope::from_wire(context.envelope),
             payload_hash,
+            oprf_key_id: request.oprf_key_id,
             disclose: request.disclose,
             authorization: request.authorization,
             items,
@@ -69,8 +70,50 @@ impl TryFrom<v1::NodeLookupRequest> for LookupQuery {
     }
 }
 
+impl TryFrom<v1::NodeOprfRequest> for OprfQuery {
+    type Error = Status;
+
+    fn try_from(request: v1::NodeOprfRequest) -> Result<Self, Status> {
+        let context = request.context.unwrap_or_default();
+        let payload_hash = crate::envelope::oprf_payload_hash(&request.kinds, &request.blinded);
+        Ok(Self {
+            query_id: request.query_id,
+            envelope: crate::envelope::from_wire(context.envelope),
+            payload_hash,
+            kinds: request
+                .kinds
+                .iter()
+                .map(|kind| kind_from_wire(*kind))
+                .collect::<Result<_, _>>()?,
+            blinded: request.blinded,
+        })
+    }
+}
+
 #[tonic::async_trait]
 impl Node for NodeGrpcAdapter {
+    async fn oprf(
+        &self,
+        request: Request<v1::NodeOprfRequest>,
+    ) -> Result<Response<v1::NodeOprfResponse>, Status> {
+        let caller = caller(&request)?;
+        let query = OprfQuery::try_from(request.into_inner())?;
+        let query_id = query.query_id.clone();
+        let answer = self.0.oprf(&caller, query).await?;
+        Ok(Response::new(v1::NodeOprfResponse {
+            query_id,
+            evaluated: answer
+                .evaluation
+                .elements
+                .iter()
+                .map(|e| e.to_vec())
+                .collect(),
+            proof: answer.evaluation.proof.to_vec(),
+            public_key: answer.public_key.to_bytes().to_vec(),
+            key_id: answer.public_key.key_id().to_string(),
+        }))
+    }
+
     async fn lookup(
         &self,
         request: Request<v1::NodeLookupRequest>,

@@ -1,8 +1,10 @@
 //! `fedq-node import --identifiers FILE`: CSV `kind,value,record_id[,expires_at]`
 //! into the store.
 //!
-//! Rows are normalised and fingerprinted in parallel, in chunks, and written in
-//! one transaction per chunk. An invalid row is reported with its line number
+//! Rows are normalised and fingerprinted (the node's own OPRF, under its
+//! active key and, during a rotation, its pending key) in parallel, in chunks,
+//! and written in one transaction per chunk by a writer thread, so that the
+//! next chunk's OPRF runs while the previous one is written. An invalid row is reported with its line number
 //! and reason and counted; nothing is dropped silently. Rows already stored are
 //! not duplicated: their import time is refreshed (the retention period runs
 //! from the last import) and, when the file has an `expires_at` column, their
@@ -14,10 +16,10 @@
 use std::io::Read;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use fedq_crypto::{FederationKey, IdentifierKind};
+use fedq_crypto::{IdentifierKind, NormalForm};
 use rayon::prelude::*;
 
-use crate::store::{ExpiryUpdate, IdentifierRow, Store, StoreError};
+use crate::store::{ExpiryUpdate, IdentifierRow, OprfKeys, Store, StoreError};
 
 /// Rows per transaction: large enough to amortise the commit, small enough to
 /// keep memory flat.
@@ -75,18 +77,16 @@ struct RawRow {
 /// Imports identifiers; `progress` is told how many bytes have been read.
 pub fn import_identifiers(
     store: &mut Store,
-    key: &FederationKey,
     input: impl Read,
     progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    import_identifiers_at(store, key, input, Utc::now(), progress)
+    import_identifiers_at(store, input, Utc::now(), progress)
 }
 
 /// Like [`import_identifiers`], with the import time given (the retention
 /// period runs from it).
 pub fn import_identifiers_at(
     store: &mut Store,
-    key: &FederationKey,
     input: impl Read,
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
@@ -102,16 +102,64 @@ pub fn import_identifiers_at(
             .position(|h| h.eq_ignore_ascii_case(name))
             .ok_or(ImportError::MissingColumn(name))
     };
-    let (kind_col, value_col, record_col) =
-        (column("kind")?, column("value")?, column("record_id")?);
-    let expires_col = column("expires_at").ok();
-    let expiry = if expires_col.is_some() {
+    let columns = Columns {
+        kind: column("kind")?,
+        value: column("value")?,
+        record: column("record_id")?,
+        expires: column("expires_at").ok(),
+    };
+    let expiry = if columns.expires.is_some() {
         ExpiryUpdate::Replace
     } else {
         ExpiryUpdate::Keep
     };
 
+    let keys = store.oprf_keys()?;
     let mut report = ImportReport::default();
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<IdentifierRow>>(1);
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(move || write_chunks(store, receiver, (expiry, now)));
+        let read = read_chunks(
+            &mut reader,
+            columns,
+            &keys,
+            &mut report,
+            &sender,
+            &mut progress,
+        );
+        drop(sender);
+        let counts = writer.join().map_err(|_| {
+            ImportError::Store(StoreError::Io(std::io::Error::other(
+                "the writer thread panicked",
+            )))
+        })?;
+        // A write error stops the reader (its send fails): report it first.
+        let counts = counts?;
+        read?;
+        report.inserted = counts.inserted;
+        report.duplicates = counts.existing;
+        report.expiry_updated = counts.expiry_changed;
+        Ok(report)
+    })
+}
+
+/// Column positions of the CSV.
+#[derive(Clone, Copy)]
+struct Columns {
+    kind: usize,
+    value: usize,
+    record: usize,
+    expires: Option<usize>,
+}
+
+fn read_chunks<R: Read>(
+    reader: &mut csv::Reader<R>,
+    columns: Columns,
+    keys: &OprfKeys,
+    report: &mut ImportReport,
+    sender: &std::sync::mpsc::SyncSender<Vec<IdentifierRow>>,
+    progress: &mut impl FnMut(u64),
+) -> Result<(), ImportError> {
     let mut chunk = Vec::with_capacity(CHUNK_ROWS);
     let mut record = csv::StringRecord::new();
     loop {
@@ -134,57 +182,118 @@ pub fn import_identifiers_at(
             let field = |i: usize| record.get(i).unwrap_or("").to_owned();
             chunk.push(RawRow {
                 line,
-                kind: field(kind_col),
-                value: field(value_col),
-                record_id: field(record_col),
-                expires_at: expires_col.map(field).unwrap_or_default(),
+                kind: field(columns.kind),
+                value: field(columns.value),
+                record_id: field(columns.record),
+                expires_at: columns.expires.map(field).unwrap_or_default(),
             });
         }
         if chunk.len() >= CHUNK_ROWS || (!more && !chunk.is_empty()) {
-            store_chunk(store, key, &mut chunk, (expiry, now), &mut report)?;
+            let rows = prepare_chunk(keys, &mut chunk, report);
+            if sender.send(rows).is_err() {
+                // The writer stopped on an error, which the caller reports.
+                return Ok(());
+            }
             progress(reader.position().byte());
         }
         if !more {
-            break;
+            return Ok(());
         }
     }
-    Ok(report)
 }
 
-fn store_chunk(
-    store: &mut Store,
-    key: &FederationKey,
+/// Normalises and fingerprints one chunk on the rayon pool; refused rows go
+/// to the report. Returns the rows in key order.
+fn prepare_chunk(
+    keys: &OprfKeys,
     chunk: &mut Vec<RawRow>,
-    (expiry, now): (ExpiryUpdate, DateTime<Utc>),
     report: &mut ImportReport,
-) -> Result<(), ImportError> {
-    let results: Vec<Result<IdentifierRow, RejectedRow>> =
-        chunk.par_iter().map(|raw| prepare(key, raw)).collect();
+) -> Vec<IdentifierRow> {
+    let results: Vec<Result<Parsed, RejectedRow>> = chunk.par_iter().map(parse).collect();
     chunk.clear();
-    let mut rows = Vec::with_capacity(results.len());
+    let mut parsed = Vec::with_capacity(results.len());
     for result in results {
         match result {
-            Ok(row) => rows.push(row),
+            Ok(row) => parsed.push(row),
             Err(rejected) => report.rejected.push(rejected),
         }
     }
+    let items: Vec<(IdentifierKind, &NormalForm)> =
+        parsed.iter().map(|p| (p.kind, &p.normal)).collect();
+    let (active, pending) = keys.fingerprints(&items);
+    let mut pending = pending.map(Vec::into_iter);
+    let mut rows: Vec<IdentifierRow> = parsed
+        .into_iter()
+        .zip(active)
+        .map(|(p, fingerprint)| IdentifierRow {
+            kind: p.kind,
+            normal: p.normal,
+            record_id: p.record_id,
+            expires_at: p.expires_at,
+            fingerprint,
+            pending_fingerprint: pending.as_mut().and_then(Iterator::next),
+        })
+        .collect();
     // Key order turns random B-tree inserts into one sweep over the pages
     // (stable: repeated rows keep their file order).
     rows.sort_by(|a, b| {
-        (a.kind.code(), a.fingerprint.as_bytes(), &a.record_id).cmp(&(
+        (a.kind.code(), a.normal.as_str(), &a.record_id).cmp(&(
             b.kind.code(),
-            b.fingerprint.as_bytes(),
+            b.normal.as_str(),
             &b.record_id,
         ))
     });
-    let counts = store.upsert_identifiers(&rows, expiry, now)?;
-    report.inserted += counts.inserted;
-    report.duplicates += counts.existing;
-    report.expiry_updated += counts.expiry_changed;
-    Ok(())
+    rows
 }
 
-fn prepare(key: &FederationKey, raw: &RawRow) -> Result<IdentifierRow, RejectedRow> {
+/// The writer thread: one transaction per chunk. A chunk whose fingerprints
+/// were computed under keys that a rotation has since changed is
+/// fingerprinted again under the current keys.
+fn write_chunks(
+    store: &mut Store,
+    chunks: std::sync::mpsc::Receiver<Vec<IdentifierRow>>,
+    (expiry, now): (ExpiryUpdate, DateTime<Utc>),
+) -> Result<crate::store::UpsertCounts, ImportError> {
+    let mut total = crate::store::UpsertCounts::default();
+    let mut epoch = store.oprf_keys()?.epoch;
+    for mut rows in chunks {
+        let counts = loop {
+            match store.upsert_identifiers(&rows, epoch, expiry, now) {
+                Err(StoreError::KeysChanged) => {
+                    let keys = store.oprf_keys()?;
+                    refingerprint(&keys, &mut rows);
+                    epoch = keys.epoch;
+                }
+                other => break other?,
+            }
+        };
+        total.inserted += counts.inserted;
+        total.existing += counts.existing;
+        total.expiry_changed += counts.expiry_changed;
+    }
+    Ok(total)
+}
+
+fn refingerprint(keys: &OprfKeys, rows: &mut [IdentifierRow]) {
+    let items: Vec<(IdentifierKind, &NormalForm)> =
+        rows.iter().map(|r| (r.kind, &r.normal)).collect();
+    let (active, pending) = keys.fingerprints(&items);
+    let mut pending = pending.map(Vec::into_iter);
+    for (row, fingerprint) in rows.iter_mut().zip(active) {
+        row.fingerprint = fingerprint;
+        row.pending_fingerprint = pending.as_mut().and_then(Iterator::next);
+    }
+}
+
+/// A row that passed validation, not yet fingerprinted.
+struct Parsed {
+    kind: IdentifierKind,
+    normal: NormalForm,
+    record_id: String,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+fn parse(raw: &RawRow) -> Result<Parsed, RejectedRow> {
     let reject = |reason: String| RejectedRow {
         line: raw.line,
         reason,
@@ -201,9 +310,9 @@ fn prepare(key: &FederationKey, raw: &RawRow) -> Result<IdentifierRow, RejectedR
     }
     let expires_at = parse_expires_at(&raw.expires_at).map_err(reject)?;
     let normal = fedq_crypto::normalise(kind, &raw.value).map_err(|e| reject(e.to_string()))?;
-    Ok(IdentifierRow {
+    Ok(Parsed {
         kind,
-        fingerprint: key.fingerprint(kind, &normal),
+        normal,
         record_id: record_id.to_owned(),
         expires_at,
     })

@@ -1,4 +1,6 @@
-//! In-memory lookup index: per (kind, bucket), the candidates' tags.
+//! In-memory lookup index: per (kind, bucket), the candidates' tags, with
+//! the OPRF key they were derived under (read in the same transaction, so a
+//! rotation never pairs a key with the other key's tags).
 //!
 //! Built from the store at start-up and rebuilt when the store's generation
 //! changes (after an import or a purge), so a serving node picks up new data
@@ -14,6 +16,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use fedq_crypto::oprf::NodeOprfKey;
 use fedq_crypto::{Bucket, FingerprintParams, IdentifierKind};
 
 use crate::store::{is_expired, Store, StoreError};
@@ -22,9 +25,10 @@ use crate::store::{is_expired, Store, StoreError};
 /// does not change the evaluation's shape.
 const PAD_GRANULE: usize = 32;
 
-/// Candidate tags per (kind, bucket).
-#[derive(Debug, Default)]
+/// Candidate tags per (kind, bucket), under one OPRF key.
+#[derive(Debug)]
 pub struct LookupIndex {
+    key: NodeOprfKey,
     buckets: HashMap<(IdentifierKind, u32), Vec<u64>>,
     padded: usize,
     records: usize,
@@ -59,7 +63,7 @@ impl LookupIndex {
         let mut records = 0;
         let mut expired_records = 0;
         let mut valid_until: Option<i64> = None;
-        store.for_each_fingerprint(|kind, fp, expiry| {
+        let key = store.load_active(|kind, fp, expiry| {
             let key = (kind, fp.bucket(params).0);
             let tag = fp.tag(params).0;
             if is_expired(expiry, now) {
@@ -88,6 +92,7 @@ impl LookupIndex {
         }
         let padded = min_padding.max(largest.div_ceil(PAD_GRANULE) * PAD_GRANULE);
         Ok(Self {
+            key,
             buckets,
             padded,
             records,
@@ -102,6 +107,11 @@ impl LookupIndex {
     /// expired since it was built.
     pub fn is_current(&self, generation: i64, now: DateTime<Utc>) -> bool {
         generation == self.generation && !is_expired(self.valid_until, now.timestamp())
+    }
+
+    /// The OPRF key the tags were derived under: the node's active key.
+    pub fn oprf_key(&self) -> &NodeOprfKey {
+        &self.key
     }
 
     /// The real candidate tags of a bucket (empty if none).

@@ -5,6 +5,7 @@
 //! - [`config`], [`federation`]: `node.toml` and `federation.toml`.
 //! - [`store`]: the transactional store (SQLite file by default).
 //! - [`import`], [`generate`]: loading identifiers; synthetic demo data.
+//! - [`rotate`]: rotating the node's OPRF key (re-deriving every stored tag).
 //! - [`index`]: per (kind, bucket) candidate tags, in memory.
 //! - [`policy`]: the access policy (`[policy]`): who may ask what, for what, how often.
 //! - [`service`]: the lookup domain service (authorise, evaluate, answer).
@@ -27,6 +28,7 @@ pub mod index;
 pub mod ledger;
 pub mod policy;
 pub mod report;
+pub mod rotate;
 pub mod server;
 pub mod service;
 pub mod shutdown;
@@ -40,15 +42,6 @@ pub mod tls;
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use service::NodeService;
-
-/// Reads the federation key file named by a config.
-pub fn read_federation_key(path: &std::path::Path) -> anyhow::Result<fedq_crypto::FederationKey> {
-    use anyhow::Context;
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read federation key {}", path.display()))?;
-    fedq_crypto::FederationKey::from_hex(&text)
-        .with_context(|| format!("bad federation key in {}", path.display()))
-}
 
 /// Installs the tracing subscriber of the binaries (`FEDQ_LOG` sets the filter).
 pub fn init_tracing() {

@@ -40,6 +40,14 @@ enum Command {
         #[arg(long)]
         table: Vec<String>,
     },
+    /// Replace the node's OPRF key and re-derive every stored tag. Lookups keep
+    /// working throughout; tags of the old key are erased at the end.
+    /// Interrupted, it resumes with the same new key when run again.
+    RotateOprfKey {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Delete identifiers past their expiry (their expires_at or the
     /// [retention] period) and print how many per kind.
     Purge {
@@ -108,6 +116,10 @@ fn main() -> ExitCode {
             Ok(config) => identifiers
                 .map_or(Ok(()), |file| run_import(&config, &file))
                 .and_then(|()| table.iter().try_for_each(|spec| run_table_import(&config, spec))),
+            Err(code) => return code,
+        },
+        Command::RotateOprfKey { config } => match load_config(&config) {
+            Ok(config) => run_rotate(&config),
             Err(code) => return code,
         },
         Command::Purge { config, dry_run } => match load_config(&config) {
@@ -246,8 +258,34 @@ fn print_rejected<'a>(rejected: impl ExactSizeIterator<Item = (u64, &'a str)>) {
     }
 }
 
+fn run_rotate(config: &NodeConfig) -> anyhow::Result<()> {
+    let mut store = Store::open(&config.store)?;
+    let bar =
+        indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} re-deriving tags [{bar:40}] {pos}/{len} ({eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let report = fedq_node::rotate::rotate(&mut store, |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    println!(
+        "oprf key rotated: {} -> {}; {} identifiers re-derived, {} old tags erased ({:.1} s)",
+        report.old_key,
+        report.new_key,
+        report.rederived,
+        report.erased,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 fn run_import(config: &NodeConfig, file: &std::path::Path) -> anyhow::Result<()> {
-    let key = fedq_node::read_federation_key(&config.federation_key)?;
     let input =
         std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let size = input.metadata().map(|m| m.len()).unwrap_or(0);
@@ -263,10 +301,9 @@ fn run_import(config: &NodeConfig, file: &std::path::Path) -> anyhow::Result<()>
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let report =
-        import::import_identifiers(&mut store, &key, std::io::BufReader::new(input), |pos| {
-            bar.set_position(pos)
-        })?;
+    let report = import::import_identifiers(&mut store, std::io::BufReader::new(input), |pos| {
+        bar.set_position(pos)
+    })?;
     bar.finish_and_clear();
     print_rejected(report.rejected.iter().map(|r| (r.line, r.reason.as_str())));
     let seconds = started.elapsed().as_secs_f64();

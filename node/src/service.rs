@@ -54,12 +54,38 @@ pub struct LookupQuery {
     pub envelope: fedq_crypto::envelope::SignedEnvelope,
     /// Hash of the query as received, which the envelope must carry.
     pub payload_hash: String,
+    /// The OPRF key id the requester derived the tags under.
+    pub oprf_key_id: String,
     /// Whether the requester asks for this node's own answer (staged disclosure).
     pub disclose: bool,
     /// The authorization reference given for disclosure.
     pub authorization: String,
     /// Items, answered in order.
     pub items: Vec<QueryItem>,
+}
+
+/// A batch of blinded identifiers for the node's OPRF, in domain terms.
+#[derive(Debug)]
+pub struct OprfQuery {
+    /// Id chosen by the coordinator, for logs and audit.
+    pub query_id: String,
+    /// The requester's signed envelope, still unverified.
+    pub envelope: fedq_crypto::envelope::SignedEnvelope,
+    /// Hash of the request as received, which the envelope must carry.
+    pub payload_hash: String,
+    /// The declared kind of each item.
+    pub kinds: Vec<IdentifierKind>,
+    /// Blinded elements, still untrusted.
+    pub blinded: Vec<Vec<u8>>,
+}
+
+/// The node's OPRF answer.
+#[derive(Debug)]
+pub struct OprfAnswer {
+    /// Evaluated elements and the batch proof.
+    pub evaluation: fedq_crypto::oprf::BlindEvaluation,
+    /// The key they were evaluated under.
+    pub public_key: fedq_crypto::oprf::NodeOprfPublicKey,
 }
 
 /// Answers to a lookup.
@@ -271,6 +297,17 @@ impl NodeService {
                 self.refresh_index()?,
             ))
         });
+        let prepared = prepared.and_then(|(public_key, index)| {
+            let current = index.oprf_key().key_id().to_string();
+            if query.oprf_key_id != current {
+                return Err(NodeError::StaleOprfKey(
+                    "the tags were derived under an OPRF key this node no longer uses: \
+                     obtain fresh tags and ask again"
+                        .to_owned(),
+                ));
+            }
+            Ok((public_key, index))
+        });
         let (public_key, index) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -317,6 +354,68 @@ impl NodeService {
             compute_ms = answer.compute.as_millis() as u64,
             "lookup answered"
         );
+        Ok(answer)
+    }
+
+    /// Evaluates a batch of blinded identifiers under the node's active OPRF
+    /// key, with a proof against its public key. Admitted like a lookup
+    /// (envelope, policy, per-kind metering) and audited with the count only.
+    #[instrument(skip_all, fields(query_id = %query.query_id, node = %self.config.node_id, items = query.blinded.len()))]
+    pub async fn oprf(&self, caller: &Caller, query: OprfQuery) -> Result<OprfAnswer, NodeError> {
+        self.authorise(caller)?;
+        let visit = crate::gate::Visit {
+            query_id: &query.query_id,
+            envelope: &query.envelope,
+            action: crate::policy::Action::Oprf {
+                kinds: &query.kinds,
+            },
+            payload_hash: &query.payload_hash,
+            detail: oprf_detail(&query.kinds),
+        };
+        let envelope = self.gate.admit(&visit)?;
+        let checked = if query.kinds.len() != query.blinded.len() {
+            Err(NodeError::InvalidArgument(
+                "one declared kind per blinded element is needed".to_owned(),
+            ))
+        } else if query.blinded.len() > self.config.max_items {
+            Err(NodeError::InvalidArgument(format!(
+                "an oprf request has at most {} items",
+                self.config.max_items
+            )))
+        } else {
+            self.refresh_index()
+        };
+        let index = match checked {
+            Ok(index) => index,
+            Err(e) => {
+                self.gate
+                    .refuse_admitted(&visit, &envelope, &format!("invalid request: {e}"))?;
+                return Err(e);
+            }
+        };
+        let span = tracing::Span::current();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let blinded = query.blinded;
+        self.pool.spawn(move || {
+            let _entered = span.enter();
+            let evaluated = fedq_crypto::oprf::evaluate_blinded(index.oprf_key(), &blinded);
+            let _ = tx.send(evaluated.map(|evaluation| OprfAnswer {
+                evaluation,
+                public_key: index.oprf_key().public_key().clone(),
+            }));
+        });
+        let answer = match rx.await.map_err(|_| NodeError::ShuttingDown)? {
+            Ok(answer) => answer,
+            Err(e) => {
+                let e = NodeError::InvalidArgument(e.to_string());
+                self.gate
+                    .refuse_admitted(&visit, &envelope, &format!("invalid request: {e}"))?;
+                return Err(e);
+            }
+        };
+        self.gate
+            .record_answer(&visit, &envelope, "oprf", "policy admits")?;
+        info!(decision = "answer", "oprf evaluated");
         Ok(answer)
     }
 
@@ -394,13 +493,34 @@ impl NodeService {
     pub fn holds(
         &self,
         kind: IdentifierKind,
-        fingerprint: &fedq_crypto::Fingerprint,
+        normal: &fedq_crypto::NormalForm,
     ) -> Result<bool, NodeError> {
         Ok(self
             .store
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .contains(kind, fingerprint)?)
+            .contains(kind, normal)?)
+    }
+
+    /// Id of the node's active OPRF key (lookups must name it).
+    pub fn oprf_key_id(&self) -> Result<fedq_crypto::oprf::OprfKeyId, NodeError> {
+        Ok(self.refresh_index()?.oprf_key().key_id())
+    }
+
+    /// The node's own fingerprint of an identifier under its active OPRF key
+    /// (what a requester obtains through the blinded round trip): for
+    /// operators' checks and tests.
+    pub fn fingerprint(
+        &self,
+        kind: IdentifierKind,
+        normal: &fedq_crypto::NormalForm,
+    ) -> Result<fedq_crypto::Fingerprint, NodeError> {
+        let index = self.refresh_index()?;
+        Ok(fedq_crypto::oprf::node_fingerprint(
+            index.oprf_key(),
+            kind,
+            normal,
+        ))
     }
 }
 
@@ -422,6 +542,12 @@ fn evaluate_items(
             Ok(EncryptedCount::rerandomise(raw, public_key))
         })
         .collect()
+}
+
+/// The audit detail of an OPRF batch: how many evaluations of which declared
+/// kinds (never the blinded elements).
+fn oprf_detail(kinds: &[IdentifierKind]) -> String {
+    lookup_detail(kinds, false).replacen("items=", "evaluations=", 1)
 }
 
 /// The audit detail of a lookup: how many items of which kinds (never values).

@@ -10,8 +10,7 @@ pub const LOOKUP_POLICY: &str = "[policy]\nvalid_until = \"2027-12-31\"\nagencie
     [policy.purposes]\nlookup = [\"fraud investigation\"]\n\
     [policy.lookup]\nkinds = [\"phone\"]\n";
 
-/// Writes `federation.toml`, `federation.key` (kept if it exists) and a
-/// `node.toml` for node `fr` into `dir`, with `extra` TOML appended to the
+/// Writes `federation.toml` and a `node.toml` for node `fr` into `dir`, with `extra` TOML appended to the
 /// node config (a `[policy]` section, say). Returns the node config's path.
 pub fn write_minimal_node_config(dir: &Path, extra: &str) -> std::io::Result<PathBuf> {
     std::fs::write(
@@ -19,18 +18,12 @@ pub fn write_minimal_node_config(dir: &Path, extra: &str) -> std::io::Result<Pat
         "version = 1\nname = \"t\"\n[parameters]\nbucket_bits = 12\ntag_bits = 28\npadded_candidates = 64\n\
          [coordinator]\naddress = \"127.0.0.1:1\"\n[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n",
     )?;
-    if !dir.join("federation.key").exists() {
-        std::fs::write(
-            dir.join("federation.key"),
-            fedq_crypto::FederationKey::generate().to_hex(),
-        )?;
-    }
     let config = dir.join("node.toml");
     std::fs::write(
         &config,
         format!(
             "version = 1\nnode_id = \"fr\"\nlisten = \"127.0.0.1:2\"\nfederation = \"federation.toml\"\n\
-             federation_key = \"federation.key\"\nstore = \"sqlite://store/node.db\"\n\
+             store = \"sqlite://store/node.db\"\n\
              [tls]\nca = \"ca.pem\"\ncert = \"node.pem\"\nkey = \"node.key\"\n{extra}"
         ),
     )?;

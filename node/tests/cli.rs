@@ -98,3 +98,94 @@ fn generate_is_deterministic_and_import_reports_and_deduplicates() -> anyhow::Re
 fn fedq_coordinator_free_init(dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
     Ok(fedq_node::testkit::write_minimal_node_config(dir, "")?)
 }
+
+#[test]
+fn rotate_oprf_key_re_derives_every_tag_and_erases_the_old_ones() -> anyhow::Result<()> {
+    use fedq_crypto::IdentifierKind;
+    let temp = tempfile::tempdir()?;
+    let config_path = fedq_coordinator_free_init(temp.path())?;
+    let file = temp.path().join("identifiers.csv");
+    std::fs::write(
+        &file,
+        "kind,value,record_id\nemail,a@example.org,r1\nemail,a@example.org,r2\nphone,+33612345678,r3\n",
+    )?;
+    let import = fedq_node()
+        .args(["import", "--config"])
+        .arg(&config_path)
+        .arg("--identifiers")
+        .arg(&file)
+        .output()?;
+    assert!(
+        import.status.success(),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+
+    let config = fedq_node::NodeConfig::load(&config_path)?;
+    let email = fedq_crypto::normalise(IdentifierKind::Email, "a@example.org")?;
+    let before = {
+        let store = fedq_node::store::Store::open(&config.store)?;
+        let key = store.oprf_keys()?.active;
+        (
+            key.key_id(),
+            fedq_crypto::oprf::node_fingerprint(&key, IdentifierKind::Email, &email),
+        )
+    };
+
+    let rotate = fedq_node()
+        .args(["rotate-oprf-key", "--config"])
+        .arg(&config_path)
+        .output()?;
+    assert!(
+        rotate.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotate.stderr)
+    );
+    let stdout = String::from_utf8(rotate.stdout)?;
+    assert!(
+        stdout.contains(&format!("oprf key rotated: {} -> ", before.0)),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("2 identifiers re-derived, 3 old tags erased"),
+        "{stdout}"
+    );
+
+    let store = fedq_node::store::Store::open(&config.store)?;
+    let keys = store.oprf_keys()?;
+    assert_ne!(keys.active.key_id(), before.0);
+    assert!(keys.pending.is_none());
+    let after = fedq_crypto::oprf::node_fingerprint(&keys.active, IdentifierKind::Email, &email);
+    assert_ne!(after, before.1, "a new key gives new tags");
+    // The index holds the new tags only; the old tag is gone from the store.
+    let mut stored = Vec::new();
+    let key = store.load_active(|kind, fp, _| stored.push((kind, fp)))?;
+    assert_eq!(key.key_id(), keys.active.key_id());
+    assert!(stored.contains(&(IdentifierKind::Email, after)));
+    assert!(!stored.contains(&(IdentifierKind::Email, before.1)));
+    let conn = rusqlite::Connection::open(match &config.store {
+        fedq_node::config::StoreLocation::Sqlite(path) => path,
+    })?;
+    let (old_values, key_rows): (i64, i64) = conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM identifiers WHERE fp_a IS NOT NULL AND fp_b IS NOT NULL),
+                (SELECT COUNT(*) FROM oprf_keys)",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    assert_eq!(
+        (old_values, key_rows),
+        (0, 1),
+        "old tags and old key erased"
+    );
+    assert!(store.contains(IdentifierKind::Email, &email)?);
+
+    // A second import after rotation finds everything already present.
+    let again = fedq_node()
+        .args(["import", "--config"])
+        .arg(&config_path)
+        .arg("--identifiers")
+        .arg(&file)
+        .output()?;
+    assert!(String::from_utf8(again.stdout)?.contains("0 imported, 3 already present"));
+    Ok(())
+}

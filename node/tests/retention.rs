@@ -5,8 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use anyhow::Context;
 use chrono::{DateTime, Utc};
-use fedq_crypto::{FederationKey, Fingerprint, FingerprintParams, IdentifierKind};
+use fedq_crypto::{Fingerprint, FingerprintParams, IdentifierKind};
 use fedq_node::config::StoreLocation;
 use fedq_node::import::{import_identifiers, import_identifiers_at, ImportReport};
 use fedq_node::index::LookupIndex;
@@ -27,7 +28,6 @@ struct Fixture {
     _dir: tempfile::TempDir,
     path: PathBuf,
     store: Store,
-    key: FederationKey,
 }
 
 impl Fixture {
@@ -39,33 +39,29 @@ impl Fixture {
             _dir: dir,
             path,
             store,
-            key: FederationKey::generate(),
         })
     }
 
     fn import(&mut self, csv: &str) -> anyhow::Result<ImportReport> {
-        Ok(import_identifiers(
-            &mut self.store,
-            &self.key,
-            csv.as_bytes(),
-            |_| {},
-        )?)
+        Ok(import_identifiers(&mut self.store, csv.as_bytes(), |_| {})?)
     }
 
     fn import_at(&mut self, csv: &str, now: DateTime<Utc>) -> anyhow::Result<ImportReport> {
         Ok(import_identifiers_at(
             &mut self.store,
-            &self.key,
             csv.as_bytes(),
             now,
             |_| {},
         )?)
     }
 
+    /// The node's fingerprint under its active OPRF key.
     fn fingerprint(&self, kind: IdentifierKind, value: &str) -> anyhow::Result<Fingerprint> {
-        Ok(self
-            .key
-            .fingerprint(kind, &fedq_crypto::normalise(kind, value)?))
+        Ok(fedq_crypto::oprf::node_fingerprint(
+            &self.store.oprf_keys()?.active,
+            kind,
+            &fedq_crypto::normalise(kind, value)?,
+        ))
     }
 
     /// Whether the index built at `now` has the identifier among its candidates.
@@ -92,7 +88,9 @@ impl Fixture {
     }
 
     fn holds(&self, kind: IdentifierKind, value: &str) -> anyhow::Result<bool> {
-        Ok(self.store.contains(kind, &self.fingerprint(kind, value)?)?)
+        Ok(self
+            .store
+            .contains(kind, &fedq_crypto::normalise(kind, value)?)?)
     }
 }
 
@@ -286,13 +284,12 @@ fn purge_deletes_exactly_the_expired_records_once() -> anyhow::Result<()> {
 }
 
 #[test]
-fn a_version_1_store_is_upgraded_in_place() -> anyhow::Result<()> {
+fn a_federation_key_store_is_refused_and_an_empty_one_upgraded() -> anyhow::Result<()> {
     let f = Fixture::new()?;
-    let fp = f.fingerprint(IdentifierKind::Email, "a@example.org")?;
-    let path = f.path.with_file_name("v1.db");
-    {
-        // The schema as version 1 wrote it.
-        let conn = rusqlite::Connection::open(&path)?;
+    let write_v1 = |path: &Path, rows: usize| -> anyhow::Result<()> {
+        // The schema as version 1 wrote it (HMAC fingerprints under the
+        // federation-wide key, no normal forms).
+        let conn = rusqlite::Connection::open(path)?;
         conn.execute_batch(
             "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
              CREATE TABLE identifiers (
@@ -303,21 +300,42 @@ fn a_version_1_store_is_upgraded_in_place() -> anyhow::Result<()> {
              ) WITHOUT ROWID;
              INSERT INTO meta (key, value) VALUES ('schema_version', 1), ('generation', 3);",
         )?;
-        conn.execute(
-            "INSERT INTO identifiers (kind, fingerprint, record_id) VALUES (?1, ?2, 'r1')",
-            (IdentifierKind::Email.code(), &fp.as_bytes()[..]),
-        )?;
-    }
-    let mut store = Store::open(&StoreLocation::Sqlite(path.clone()))?;
-    assert!(store.contains(IdentifierKind::Email, &fp)?);
+        for i in 0..rows {
+            conn.execute(
+                "INSERT INTO identifiers (kind, fingerprint, record_id) VALUES (?1, ?2, 'r1')",
+                (IdentifierKind::Email.code(), vec![i as u8; 32]),
+            )?;
+        }
+        Ok(())
+    };
+    let full = f.path.with_file_name("v1-full.db");
+    write_v1(&full, 2)?;
+    let error = Store::open(&StoreLocation::Sqlite(full.clone()))
+        .err()
+        .context("an old store with identifiers is refused")?;
+    assert!(
+        error.to_string().contains("import the identifiers again"),
+        "{error}"
+    );
+    // Nothing was changed: the old rows are still there for the operator.
+    let conn = rusqlite::Connection::open(&full)?;
+    let rows: i64 = conn.query_row("SELECT COUNT(*) FROM identifiers", [], |r| r.get(0))?;
+    assert_eq!(rows, 2);
+
+    let empty = f.path.with_file_name("v1-empty.db");
+    write_v1(&empty, 0)?;
+    let mut store = Store::open(&StoreLocation::Sqlite(empty.clone()))?;
     assert_eq!(store.generation()?, 3);
-    // The retention period of upgraded records runs from the upgrade.
-    store.set_retention(Some(Duration::from_secs(86_400)));
-    assert!(store.contains(IdentifierKind::Email, &fp)?);
-    assert!(!store.contains_at(IdentifierKind::Email, &fp, Utc::now() + days(2))?);
+    import_identifiers(
+        &mut store,
+        "kind,value,record_id\nemail,a@example.org,r1\n".as_bytes(),
+        |_| {},
+    )?;
+    let normal = fedq_crypto::normalise(IdentifierKind::Email, "a@example.org")?;
+    assert!(store.contains(IdentifierKind::Email, &normal)?);
     drop(store);
     // Opening the upgraded store again changes nothing.
-    let store = Store::open(&StoreLocation::Sqlite(path))?;
+    let store = Store::open(&StoreLocation::Sqlite(empty))?;
     assert_eq!(store.identifier_count()?, 1);
     Ok(())
 }

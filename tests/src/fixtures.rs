@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use fedq_crypto::{FederationKey, FingerprintParams, IdentifierKind};
+use fedq_crypto::{FingerprintParams, IdentifierKind};
 
 use crate::sandbox::FederationSandbox;
 
@@ -15,8 +15,8 @@ pub struct KnownIdentifier {
     pub raw: String,
     /// Nodes that hold it.
     pub holders: BTreeSet<String>,
-    /// Its bucket.
-    pub bucket: u32,
+    /// Its bucket at each node (buckets come from each node's own OPRF).
+    pub buckets: BTreeMap<String, u32>,
 }
 
 /// Every identifier of every node, keyed by (kind, normal form).
@@ -28,10 +28,9 @@ pub struct GroundTruth {
 }
 
 impl GroundTruth {
-    /// Reads the sandbox's files.
+    /// Reads the sandbox's files; buckets are computed with each node's own
+    /// OPRF key, as the node sees them.
     pub fn load(sandbox: &FederationSandbox, params: FingerprintParams) -> anyhow::Result<Self> {
-        let key: FederationKey =
-            fedq_node::read_federation_key(&sandbox.dir.join("federation.key"))?;
         let mut identifiers: BTreeMap<(IdentifierKind, String), KnownIdentifier> = BTreeMap::new();
         let mut seen: BTreeSet<(String, IdentifierKind, String)> = BTreeSet::new();
         let mut bucket_sizes = BTreeMap::new();
@@ -42,22 +41,22 @@ impl GroundTruth {
                 let kind: IdentifierKind = record.get(0).unwrap_or_default().parse()?;
                 let raw = record.get(1).unwrap_or_default().to_owned();
                 let normal = fedq_crypto::normalise(kind, &raw)?;
-                let bucket = key.fingerprint(kind, &normal).bucket(params).0;
+                let bucket = sandbox.bucket(node, kind, &normal, params)?;
                 if seen.insert((node.clone(), kind, normal.as_str().to_owned())) {
                     *bucket_sizes
                         .entry((node.clone(), kind, bucket))
                         .or_insert(0) += 1;
                 }
-                identifiers
+                let entry = identifiers
                     .entry((kind, normal.as_str().to_owned()))
                     .or_insert_with(|| KnownIdentifier {
                         kind,
                         raw,
                         holders: BTreeSet::new(),
-                        bucket,
-                    })
-                    .holders
-                    .insert(node.clone());
+                        buckets: BTreeMap::new(),
+                    });
+                entry.holders.insert(node.clone());
+                entry.buckets.insert(node.clone(), bucket);
             }
         }
         Ok(Self {
@@ -81,7 +80,7 @@ impl GroundTruth {
         let found = self
             .identifiers
             .values()
-            .find(|i| i.kind == *kind && i.bucket == *bucket && i.holders.contains(node))?;
+            .find(|i| i.kind == *kind && i.buckets.get(node) == Some(bucket))?;
         Some((found, *size))
     }
 }

@@ -179,13 +179,30 @@ impl FederationSandboxBuilder {
     }
 }
 
+impl FederationSandbox {
+    /// The bucket of an identifier at `node`, from that node's own OPRF key.
+    pub fn bucket(
+        &self,
+        node: &str,
+        kind: fedq_crypto::IdentifierKind,
+        normal: &fedq_crypto::NormalForm,
+        params: fedq_crypto::FingerprintParams,
+    ) -> anyhow::Result<u32> {
+        let service = self
+            .nodes
+            .iter()
+            .find(|(id, _)| id == node)
+            .map(|(_, service)| service)
+            .context("no such node")?;
+        Ok(service.fingerprint(kind, normal)?.bucket(params).0)
+    }
+}
+
 fn import(config: &Path, file: &Path) -> anyhow::Result<()> {
     let config = fedq_node::NodeConfig::load(config)?;
-    let key = fedq_node::read_federation_key(&config.federation_key)?;
     let mut store = fedq_node::store::Store::open(&config.store)?;
     let report = fedq_node::import::import_identifiers(
         &mut store,
-        &key,
         std::io::BufReader::new(std::fs::File::open(file)?),
         |_| {},
     )?;

@@ -12,7 +12,7 @@ use fedq_crypto::envelope::{fresh_nonce, Envelope, SignedEnvelope, SigningKey};
 use fedq_crypto::{Bucket, IdentifierKind};
 use fedq_node::audit::{AuditLog, Decision};
 use fedq_node::federation::{Parameters, RequesterEntry};
-use fedq_node::service::{Caller, LookupQuery, QueryItem};
+use fedq_node::service::{Caller, LookupQuery, OprfQuery, QueryItem};
 use fedq_node::stats_service::{budget_from, StatsRequest};
 use fedq_node::{NodeConfig, NodeError, NodeService};
 use fedq_proto::v1;
@@ -181,6 +181,7 @@ fn lookup_query(
             &payload_hash,
         )),
         payload_hash,
+        oprf_key_id: String::new(),
         disclose: false,
         authorization: String::new(),
         items: wire
@@ -499,6 +500,104 @@ fn a_node_without_a_policy_admits_nothing() -> anyhow::Result<()> {
     assert_eq!(
         tonic::Status::from(refused.expect_err("refused")).code(),
         tonic::Code::PermissionDenied
+    );
+    Ok(())
+}
+
+/// A blinded OPRF batch of `items` identifiers, declared as `kind`.
+fn oprf_query(key: &SigningKey, kind: IdentifierKind, items: usize) -> anyhow::Result<OprfQuery> {
+    let normals: Vec<fedq_crypto::NormalForm> = (0..items)
+        .map(|i| match kind {
+            IdentifierKind::Email => fedq_crypto::normalise(kind, &format!("p{i}@example.org")),
+            _ => fedq_crypto::normalise(kind, &format!("+3361234{i:04}")),
+        })
+        .collect::<Result<_, _>>()?;
+    let pairs: Vec<(IdentifierKind, &fedq_crypto::NormalForm)> =
+        normals.iter().map(|n| (kind, n)).collect();
+    let (_, wire) = fedq_crypto::oprf::BlindedItems::blind(&pairs)?;
+    let blinded: Vec<Vec<u8>> = wire.iter().map(|e| e.to_vec()).collect();
+    let kinds = vec![i32::from(kind.code()); items];
+    let payload_hash = fedq_node::envelope::oprf_payload_hash(&kinds, &blinded);
+    Ok(OprfQuery {
+        query_id: format!("g{}", QUERY.fetch_add(1, Ordering::Relaxed)),
+        envelope: key.sign(&envelope(
+            "alice",
+            "investigator",
+            "fraud",
+            "oprf",
+            &payload_hash,
+        )),
+        payload_hash,
+        kinds: vec![kind; items],
+        blinded,
+    })
+}
+
+#[test]
+fn oprf_evaluations_are_metered_and_audited() -> anyhow::Result<()> {
+    let policy = "[policy]\nvalid_until = \"2099-12-31\"\nagencies = [\"test-agency\"]\n\
+                  roles = [\"investigator\"]\n[policy.purposes]\nlookup = [\"fraud\"]\nstats = [\"research\"]\n\
+                  [policy.lookup]\nkinds = [\"phone\"]\nper_hour_per_kind = 5\n[policy.stats]\ntables = [\"incidents\"]\n";
+    let fixture = Fixture::new(Some(policy))?;
+    let alice = fixture.alice()?;
+    let rt = runtime();
+
+    let answer = rt.block_on(
+        fixture
+            .service
+            .oprf(&caller(), oprf_query(&alice, IdentifierKind::Phone, 4)?),
+    )?;
+    assert_eq!(answer.evaluation.elements.len(), 4);
+    // The audit entry says who, why and how many; never the elements.
+    let audited = fixture.last_audit()?;
+    assert_eq!(
+        (audited.action.as_str(), audited.decision),
+        ("oprf", Decision::Admitted)
+    );
+    assert_eq!(audited.requester, "alice");
+    assert_eq!(audited.purpose, "fraud");
+    assert!(
+        audited.detail.contains("evaluations=4"),
+        "{}",
+        audited.detail
+    );
+
+    // Two more would pass the limit of 5 per rolling hour: refused whole.
+    assert_refused(
+        &fixture,
+        rt.block_on(
+            fixture
+                .service
+                .oprf(&caller(), oprf_query(&alice, IdentifierKind::Phone, 2)?),
+        ),
+        tonic::Code::ResourceExhausted,
+        "oprf rate limit for kind phone is 5 items per rolling hour; 4 used, the batch asks 2 more",
+    )?;
+    // One more still fits: the refused batch consumed nothing.
+    rt.block_on(
+        fixture
+            .service
+            .oprf(&caller(), oprf_query(&alice, IdentifierKind::Phone, 1)?),
+    )?;
+    // A kind outside the policy is refused by its rule, not evaluated.
+    assert_refused(
+        &fixture,
+        rt.block_on(
+            fixture
+                .service
+                .oprf(&caller(), oprf_query(&alice, IdentifierKind::Email, 1)?),
+        ),
+        tonic::Code::PermissionDenied,
+        "rule kind",
+    )?;
+    // Lookups are metered apart: the OPRF limit being spent does not refuse one.
+    let admitted = rt.block_on(fixture.service.lookup(
+        &caller(),
+        lookup_query(&alice, "fraud", IdentifierKind::Phone, 2),
+    ));
+    assert_eq!(
+        tonic::Status::from(admitted.expect_err("junk ciphertexts")).code(),
+        tonic::Code::InvalidArgument
     );
     Ok(())
 }

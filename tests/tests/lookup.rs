@@ -1,7 +1,7 @@
 //! Encrypted lookups across a federation of three nodes and a coordinator,
 //! over mutual TLS sockets on loopback.
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use fedq_coordinator::client::LookupInput;
@@ -49,9 +49,17 @@ fn direct_keys() -> &'static (FheSecretKey, FhePublicKey) {
 /// coordinator would, so each node's answer can be decrypted on its own.
 async fn ask_node(
     node: &str,
+    request: v1::NodeLookupRequest,
+) -> anyhow::Result<v1::NodeLookupResponse> {
+    ask_node_in(sandbox(), node, request).await
+}
+
+/// [`ask_node`] in another sandbox.
+async fn ask_node_in(
+    sandbox: &FederationSandbox,
+    node: &str,
     mut request: v1::NodeLookupRequest,
 ) -> anyhow::Result<v1::NodeLookupResponse> {
-    let sandbox = sandbox();
     // A fresh envelope per call: nodes refuse a replayed nonce.
     let payload_hash = fedq_node::envelope::lookup_payload_hash(
         &request.key_id,
@@ -78,12 +86,29 @@ async fn ask_node(
     Ok(client.lookup(request).await?.into_inner())
 }
 
-fn node_request(items: &[(IdentifierKind, &str)]) -> anyhow::Result<v1::NodeLookupRequest> {
+/// A lookup for one node, with tags under that node's own OPRF key (read
+/// from the node itself: the test stands in for the blinded round trip).
+fn node_request(
+    node: &str,
+    items: &[(IdentifierKind, &str)],
+) -> anyhow::Result<v1::NodeLookupRequest> {
+    let service = node_service(node)?;
+    let fingerprints = items
+        .iter()
+        .map(|(kind, raw)| Ok(service.fingerprint(*kind, &fedq_crypto::normalise(*kind, raw)?)?))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    request_with_tags(items, &fingerprints, &service.oprf_key_id()?.to_string())
+}
+
+/// A lookup of `items` with the given fingerprints, naming OPRF key `oprf_key_id`.
+fn request_with_tags(
+    items: &[(IdentifierKind, &str)],
+    fingerprints: &[fedq_crypto::Fingerprint],
+    oprf_key_id: &str,
+) -> anyhow::Result<v1::NodeLookupRequest> {
     let (secret, public) = direct_keys();
-    let key = fedq_node::read_federation_key(&sandbox().dir.join("federation.key"))?;
     let mut wire_items = Vec::new();
-    for (kind, raw) in items {
-        let fp = key.fingerprint(*kind, &fedq_crypto::normalise(*kind, raw)?);
+    for ((kind, _), fp) in items.iter().zip(fingerprints) {
         wire_items.push(v1::LookupItem {
             kind: i32::from(kind.code()),
             bucket: fp.bucket(params()).0,
@@ -104,7 +129,17 @@ fn node_request(items: &[(IdentifierKind, &str)]) -> anyhow::Result<v1::NodeLook
         items: wire_items,
         disclose: false,
         authorization: String::new(),
+        oprf_key_id: oprf_key_id.to_owned(),
     })
+}
+
+fn node_service(node: &str) -> anyhow::Result<&'static fedq_node::NodeService> {
+    sandbox()
+        .nodes
+        .iter()
+        .find(|(id, _)| id == node)
+        .map(|(_, service)| service.as_ref())
+        .context("no such node")
 }
 
 #[test]
@@ -119,15 +154,14 @@ fn each_node_hits_exactly_when_it_holds_the_identifier() -> anyhow::Result<()> {
     let items: Vec<(IdentifierKind, &str)> =
         picks.iter().map(|i| (i.kind, i.raw.as_str())).collect();
     let (secret, _) = direct_keys();
-    let key = fedq_node::read_federation_key(&sandbox().dir.join("federation.key"))?;
     runtime().block_on(async {
         for (node, service) in &sandbox().nodes {
-            let response = ask_node(node, node_request(&items)?).await?;
+            let response = ask_node(node, node_request(node, &items)?).await?;
             assert_eq!(response.answers.len(), items.len());
             for (answer, pick) in response.answers.iter().zip(picks) {
                 let count = EncryptedCount::from_bytes(answer)?.decrypt(secret);
-                let fp = key.fingerprint(pick.kind, &fedq_crypto::normalise(pick.kind, &pick.raw)?);
-                let holds = service.holds(pick.kind, &fp)?;
+                let normal = fedq_crypto::normalise(pick.kind, &pick.raw)?;
+                let holds = service.holds(pick.kind, &normal)?;
                 assert_eq!(
                     holds,
                     pick.holders.contains(node),
@@ -204,20 +238,15 @@ fn empty_and_fullest_buckets_answer_correctly() -> anyhow::Result<()> {
     let truth = truth();
     let (full, size) = truth.in_fullest_bucket().context("a bucket")?;
     assert!(size >= 2, "fullest bucket has {size} candidates");
-    // An identifier whose bucket holds nothing at any node.
+    // An identifier whose bucket (each node's own) holds nothing at any node.
     let empty = (0..10_000)
         .map(|i| format!("empty.bucket.{i}@example.org"))
         .find(|raw| {
-            let key =
-                fedq_node::read_federation_key(&sandbox().dir.join("federation.key")).expect("key");
-            let bucket = key
-                .fingerprint(
-                    IdentifierKind::Email,
-                    &fedq_crypto::normalise(IdentifierKind::Email, raw).expect("email"),
-                )
-                .bucket(params())
-                .0;
+            let normal = fedq_crypto::normalise(IdentifierKind::Email, raw).expect("email");
             sandbox().nodes.iter().all(|(node, _)| {
+                let bucket = sandbox()
+                    .bucket(node, IdentifierKind::Email, &normal, params())
+                    .expect("bucket");
                 !truth
                     .bucket_sizes
                     .contains_key(&(node.clone(), IdentifierKind::Email, bucket))
@@ -278,7 +307,7 @@ fn nodes_refuse_malformed_requests_and_keep_serving() -> anyhow::Result<()> {
     let known = truth.held_by(IdentifierKind::Phone, 1);
     let known = known.first().context("a phone")?;
     runtime().block_on(async {
-        let good = node_request(&[(known.kind, known.raw.as_str())])?;
+        let good = node_request("fr", &[(known.kind, known.raw.as_str())])?;
         let mut truncated = good.clone();
         truncated.items[0].encrypted_tag.truncate(1000);
         let mut unknown_kind = good.clone();
@@ -319,12 +348,16 @@ fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
         let mut client = v1::coordinator_client::CoordinatorClient::new(endpoint.connect().await?)
             .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
         let unregistered = generate_keys().1;
-        let mut request = node_request(&[(IdentifierKind::Email, "someone@example.org")])?;
+        let mut request = node_request("fr", &[(IdentifierKind::Email, "someone@example.org")])?;
         let status = client
             .lookup(v1::LookupRequest {
                 key_id: unregistered.id().as_str().to_owned(),
                 context: request.context.take(),
-                items: request.items,
+                nodes: vec![v1::NodeItems {
+                    node: "fr".to_owned(),
+                    items: request.items,
+                    ..Default::default()
+                }],
                 ..Default::default()
             })
             .await
@@ -361,7 +394,7 @@ fn node_answers_hold_only_fresh_ciphertexts() -> anyhow::Result<()> {
     let node = known.holders.first().context("holder")?.clone();
     let (secret, _) = direct_keys();
     runtime().block_on(async {
-        let request = node_request(&[(known.kind, known.raw.as_str())])?;
+        let request = node_request(&node, &[(known.kind, known.raw.as_str())])?;
         let first = ask_node(&node, request.clone()).await?;
         let second = ask_node(&node, request).await?;
         // Only the query id, the answers and the compute time come back.
@@ -412,7 +445,7 @@ fn no_message_carries_the_secret_key() -> anyhow::Result<()> {
     // The key's bits as stored (skip the version byte and length prefix).
     let middle = secret_file.len() / 2;
     let key_bits = &secret_file[middle..middle + 512];
-    let request = node_request(&[(IdentifierKind::Email, "someone@example.org")])?;
+    let request = node_request("fr", &[(IdentifierKind::Email, "someone@example.org")])?;
     let response = runtime().block_on(ask_node("fr", request.clone()))?;
     let register = v1::RegisterKeyRequest {
         public_key: public.to_bytes().to_vec(),
@@ -567,6 +600,152 @@ fn a_requester_added_while_running_reaches_the_nodes_and_their_policy() -> anyho
             assert_eq!(node.status, "refused", "{node:?}");
             assert!(node.reason.contains("rule agency"), "{node:?}");
         }
+        Ok(())
+    })
+}
+
+#[test]
+fn each_node_derives_its_own_tags_and_another_nodes_tag_is_useless() -> anyhow::Result<()> {
+    let truth = truth();
+    let shared = truth.held_by(IdentifierKind::Phone, 2);
+    let shared = shared.first().context("a shared phone")?;
+    let normal = fedq_crypto::normalise(shared.kind, &shared.raw)?;
+    let mut fingerprints = Vec::new();
+    let mut key_ids = Vec::new();
+    for (node, service) in &sandbox().nodes {
+        fingerprints.push((node.clone(), service.fingerprint(shared.kind, &normal)?));
+        key_ids.push(service.oprf_key_id()?);
+    }
+    for (i, (a, fa)) in fingerprints.iter().enumerate() {
+        for (b, fb) in &fingerprints[i + 1..] {
+            assert_ne!(fa, fb, "nodes {a} and {b} give one identifier the same tag");
+        }
+    }
+    key_ids.sort();
+    key_ids.dedup();
+    assert_eq!(
+        key_ids.len(),
+        sandbox().nodes.len(),
+        "one OPRF key per node"
+    );
+
+    // A holder answers 1 with its own tag and 0 with the other holder's.
+    let mut holders = shared.holders.iter();
+    let (first, second) = (
+        holders.next().context("holder")?,
+        holders.next().context("holder")?,
+    );
+    let of = |node: &str| {
+        fingerprints
+            .iter()
+            .find(|(n, _)| n == node)
+            .map(|(_, fp)| *fp)
+            .context("fingerprint")
+    };
+    let item = [(shared.kind, shared.raw.as_str())];
+    let key_id = node_service(second)?.oprf_key_id()?.to_string();
+    let (secret, _) = direct_keys();
+    runtime().block_on(async {
+        let own = request_with_tags(&item, &[of(second)?], &key_id)?;
+        let foreign = request_with_tags(&item, &[of(first)?], &key_id)?;
+        let own = ask_node(second, own).await?;
+        let foreign = ask_node(second, foreign).await?;
+        assert_eq!(
+            EncryptedCount::from_bytes(&own.answers[0])?.decrypt(secret),
+            1
+        );
+        assert_eq!(
+            EncryptedCount::from_bytes(&foreign.answers[0])?.decrypt(secret),
+            0,
+            "node {first}'s tag means nothing at node {second}"
+        );
+        Ok(())
+    })
+}
+
+#[test]
+fn lookups_keep_finding_what_is_present_across_oprf_key_rotations() -> anyhow::Result<()> {
+    // Its own federation: rotating keys must not disturb other tests.
+    runtime().block_on(async {
+        let sandbox = FederationSandbox::builder()
+            .jurisdiction("ra")
+            .people(300)
+            .build()
+            .await?;
+        let truth = GroundTruth::load(&sandbox, params())?;
+        let present = truth.held_by(IdentifierKind::Phone, 1);
+        let present = present.first().context("a phone")?;
+        let inputs = vec![
+            LookupInput {
+                kind: present.kind,
+                value: present.raw.clone(),
+            },
+            LookupInput {
+                kind: IdentifierKind::Email,
+                value: "nobody.at.all@example.invalid".to_owned(),
+            },
+        ];
+        let service = Arc::clone(&sandbox.nodes[0].1);
+        let normal = fedq_crypto::normalise(present.kind, &present.raw)?;
+        let old_key = service.oprf_key_id()?;
+        let old_fp = service.fingerprint(present.kind, &normal)?;
+        let mut requester = sandbox.requester().await?;
+
+        // Rotate three times on another thread while lookups run.
+        let config = fedq_node::NodeConfig::load(&sandbox.output.nodes[0].1)?;
+        let rotations = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            for _ in 0..3 {
+                let mut store = fedq_node::store::Store::open(&config.store)?;
+                fedq_node::rotate::rotate(&mut store, |_, _| {})?;
+                std::thread::sleep(std::time::Duration::from_millis(150));
+            }
+            Ok(())
+        });
+        let mut lookups = 0;
+        loop {
+            let done = rotations.is_finished();
+            let report = requester.lookup(&inputs, "fraud", "T-ROT").await?;
+            let counts: Vec<u32> = report.results.iter().map(|r| r.jurisdictions).collect();
+            assert_eq!(counts, vec![1, 0], "{:?}", report.nodes);
+            assert!(
+                report.nodes.iter().all(|n| n.status == "ok"),
+                "{:?}",
+                report.nodes
+            );
+            lookups += 1;
+            if done {
+                break;
+            }
+        }
+        rotations.await??;
+        assert!(lookups >= 2);
+
+        let new_key = service.oprf_key_id()?;
+        assert_ne!(new_key, old_key);
+        let new_fp = service.fingerprint(present.kind, &normal)?;
+        assert_ne!(new_fp, old_fp);
+        let item = [(present.kind, present.raw.as_str())];
+        let (secret, _) = direct_keys();
+        // Tags under the old key are refused as stale...
+        let stale = request_with_tags(&item, &[old_fp], &old_key.to_string())?;
+        let status = ask_node_in(&sandbox, "ra", stale)
+            .await
+            .expect_err("stale key refused")
+            .downcast::<tonic::Status>()?;
+        assert_eq!(status.code(), tonic::Code::Aborted, "{}", status.message());
+        // ...and match nothing even when sent under the new key's id.
+        let old_tag = request_with_tags(&item, &[old_fp], &new_key.to_string())?;
+        let answer = ask_node_in(&sandbox, "ra", old_tag).await?;
+        assert_eq!(
+            EncryptedCount::from_bytes(&answer.answers[0])?.decrypt(secret),
+            0
+        );
+        let new_tag = request_with_tags(&item, &[new_fp], &new_key.to_string())?;
+        let answer = ask_node_in(&sandbox, "ra", new_tag).await?;
+        assert_eq!(
+            EncryptedCount::from_bytes(&answer.answers[0])?.decrypt(secret),
+            1
+        );
         Ok(())
     })
 }

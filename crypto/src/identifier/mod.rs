@@ -187,6 +187,13 @@ impl NormalForm {
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_bytes()
     }
+
+    /// A normal form read back from a node's own store, where only the output
+    /// of [`normalise`] is ever written (re-normalising is not idempotent for
+    /// every kind, so the stored text is taken as is).
+    pub fn from_stored(text: String) -> Self {
+        Self(text)
+    }
 }
 
 impl fmt::Debug for NormalForm {

@@ -33,6 +33,10 @@
 //!    concurrent batches. Admitted batches count even if they later fail (bad
 //!    identifier, budget): the limit is on attempts. Counters are in memory and
 //!    restart empty with the node; each node limits on its own.
+//!    OPRF evaluations (`oprf`, the blinded step before a lookup) pass rules
+//!    1 to 5 like lookups (lookup purposes, declared kinds) and are metered by
+//!    a second limiter with the same limit, so every lookup costs one cell of
+//!    each and enumerating identifiers through the OPRF alone is bounded too.
 //!
 //! Refusal reasons name the rule and the configured values, never free text
 //! from the request (a purpose may quote a case, a table name is the caller's
@@ -101,11 +105,19 @@ pub enum Action<'a> {
     },
     /// A request to learn this node's own hit bit (staged disclosure).
     Disclose,
+    /// A batch of blinded OPRF evaluations (the step before a lookup): one
+    /// declared kind per item. The kinds cannot be checked against the
+    /// blinded elements, but every evaluation consumes a cell of some
+    /// admitted kind, so the total stays bounded.
+    Oprf {
+        /// The declared kind of each item, in request order.
+        kinds: &'a [IdentifierKind],
+    },
 }
 
 impl Action<'_> {
     /// Every action name, as used by [`Action::name`] and the transparency report.
-    pub const NAMES: [&'static str; 3] = ["lookup", "stats", "disclose"];
+    pub const NAMES: [&'static str; 4] = ["lookup", "stats", "disclose", "oprf"];
 
     /// The action's lowercase name.
     pub fn name(&self) -> &'static str {
@@ -113,6 +125,7 @@ impl Action<'_> {
             Action::Lookup { .. } => "lookup",
             Action::Stats { .. } => "stats",
             Action::Disclose => "disclose",
+            Action::Oprf { .. } => "oprf",
         }
     }
 }
@@ -189,6 +202,9 @@ pub struct Policy {
     tables: BTreeSet<String>,
     disclosure: Disclosure,
     limiter: LookupLimiter,
+    /// OPRF evaluations, metered on their own with the same per-kind limit:
+    /// an enumeration through the OPRF is bounded even without lookups.
+    oprf_limiter: LookupLimiter,
 }
 
 impl Default for Policy {
@@ -204,6 +220,7 @@ impl Default for Policy {
             tables: BTreeSet::new(),
             disclosure: Disclosure::default(),
             limiter: LookupLimiter::new(DEFAULT_LOOKUPS_PER_HOUR_PER_KIND),
+            oprf_limiter: LookupLimiter::new(DEFAULT_LOOKUPS_PER_HOUR_PER_KIND),
         }
     }
 }
@@ -255,23 +272,11 @@ impl Policy {
         match request.action {
             Action::Lookup { kinds } => {
                 self.check_purpose(&self.lookup_purposes, &purpose, "lookup")?;
-                if let Some(kind) = kinds.iter().find(|k| !self.kinds.contains(k)) {
-                    return Err(Refusal::denied(
-                        "kind",
-                        format!("identifier kind {kind} is not admitted for lookup"),
-                    ));
-                }
-                self.limiter
-                    .try_consume(request.requester, kinds, now)
-                    .map_err(|e| Refusal {
-                        rule: "rate_limit",
-                        reason: format!(
-                            "lookup rate limit for kind {} is {} items per rolling hour; \
-                             {} used, the batch asks {} more",
-                            e.kind, e.limit, e.used, e.requested
-                        ),
-                        exhausted: true,
-                    })
+                self.check_kinds_and_rate(&self.limiter, "lookup", request.requester, kinds, now)
+            }
+            Action::Oprf { kinds } => {
+                self.check_purpose(&self.lookup_purposes, &purpose, "oprf")?;
+                self.check_kinds_and_rate(&self.oprf_limiter, "oprf", request.requester, kinds, now)
             }
             Action::Stats { table } => {
                 self.check_purpose(&self.stats_purposes, &purpose, "stats")?;
@@ -291,6 +296,33 @@ impl Policy {
                 Ok(())
             }
         }
+    }
+
+    fn check_kinds_and_rate(
+        &self,
+        limiter: &LookupLimiter,
+        action: &str,
+        requester: &str,
+        kinds: &[IdentifierKind],
+        now: DateTime<Utc>,
+    ) -> Result<(), Refusal> {
+        if let Some(kind) = kinds.iter().find(|k| !self.kinds.contains(k)) {
+            return Err(Refusal::denied(
+                "kind",
+                format!("identifier kind {kind} is not admitted for {action}"),
+            ));
+        }
+        limiter
+            .try_consume(requester, kinds, now)
+            .map_err(|e| Refusal {
+                rule: "rate_limit",
+                reason: format!(
+                    "{action} rate limit for kind {} is {} items per rolling hour; \
+                     {} used, the batch asks {} more",
+                    e.kind, e.limit, e.used, e.requested
+                ),
+                exhausted: true,
+            })
     }
 
     fn check_purpose(

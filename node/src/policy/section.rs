@@ -165,6 +165,7 @@ pub(super) fn validate(section: PolicySection) -> Result<Policy, Vec<String>> {
         tables,
         disclosure,
         limiter: LookupLimiter::new(per_hour),
+        oprf_limiter: LookupLimiter::new(per_hour),
     })
 }
 

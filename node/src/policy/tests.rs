@@ -385,7 +385,7 @@ fn report_domains_are_the_policy_values() -> Result<()> {
         domains.purposes,
         ["counter-terrorism", "fraud investigation", "research"]
     );
-    assert_eq!(domains.actions, ["lookup", "stats", "disclose"]);
+    assert_eq!(domains.actions, ["lookup", "stats", "disclose", "oprf"]);
     Ok(())
 }
 
