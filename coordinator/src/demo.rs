@@ -290,8 +290,10 @@ async fn investigate(dir: &Path, client_path: &Path) -> anyhow::Result<()> {
     println!(
         "\nwho learned what:\n\
          - each node: that alice asked about {n} phone numbers for purpose \"demo\", and their buckets\n\
-         \x20 (12 of 256 fingerprint bits: ~1 in 4096); never the numbers nor whether it matched\n\
-         - the coordinator: who asked and how many items; it added up ciphertexts it cannot decrypt\n\
+         \x20 (12 bits of its own OPRF output: ~1 in 4096); it evaluated the numbers blinded, so never\n\
+         \x20 learned them nor whether they matched; the evaluations count against alice's hourly limit\n\
+         - the coordinator: who asked and how many items; it passed on blinded elements and added up\n\
+         \x20 ciphertexts it cannot decrypt\n\
          - alice: per number, how many jurisdictions hold it, not which, and nothing about other records\n\
          \x20 (answers are re-randomised under her public key before they leave a node)",
         n = inputs.len()

@@ -2,7 +2,7 @@
 //!
 //! # Layout
 //! - [`identifier`]: identifier kinds and their canonical normal forms.
-//! - [`fingerprint`]: the federation key and keyed fingerprints (bucket + tag).
+//! - [`fingerprint`]: fingerprints (bucket + tag) and their parameters.
 //! - [`oprf`]: per-node OPRF keys (RFC 9497 VOPRF, ristretto255), the node's
 //!   direct evaluation and the client's blinded evaluation of fingerprints.
 //! - [`lookup`]: TFHE keys, client-side query encryption, the node's encrypted

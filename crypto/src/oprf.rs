@@ -1,9 +1,8 @@
 //! Per-node oblivious PRF (RFC 9497, VOPRF mode, ciphersuite `ristretto255-SHA512`).
 //!
 //! Each node holds its own [`NodeOprfKey`]. At import it stores, for every
-//! normalised identifier, the OPRF output of `kind || 0 || normal_form` (the same
-//! input encoding as the HMAC fingerprint of [`crate::fingerprint`]) instead of
-//! an HMAC under a federation-wide key. A requester obtains the same output for
+//! normalised identifier, the OPRF output of `kind || 0 || normal_form`: its
+//! fingerprint ([`crate::fingerprint`]). A requester obtains the same output for
 //! its own identifiers by a blinded evaluation, so the node learns nothing about
 //! them, and a requester cannot compute a node's bucket or tag without that
 //! node's help:
@@ -14,7 +13,7 @@
 //!    [`NodeOprfPublicKey`];
 //! 3. client: [`BlindedItems::finalize`] checks the proof and unblinds →
 //!    [`Fingerprint`]s, from which [`Fingerprint::bucket`] and
-//!    [`Fingerprint::tag`] are taken exactly as for HMAC fingerprints.
+//!    [`Fingerprint::tag`] are taken.
 //!
 //! The node computes its own outputs directly with the secret key
 //! ([`node_fingerprint`], or [`node_fingerprints`] for an import batch, which is
@@ -333,7 +332,7 @@ impl FromStr for OprfKeyId {
     }
 }
 
-/// The OPRF input of an identifier: `kind || 0 || normal_form`, as for HMAC.
+/// The OPRF input of an identifier: `kind || 0 || normal_form`.
 fn oprf_input(kind: IdentifierKind, normal: &NormalForm) -> Vec<u8> {
     let bytes = normal.as_bytes();
     let mut input = Vec::with_capacity(2 + bytes.len());
