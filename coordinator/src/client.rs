@@ -449,7 +449,7 @@ impl Requester {
             let oprf_started = Instant::now();
             let (tags, mut failed) = self.oprf(chunk).await?;
             stats.oprf += oprf_started.elapsed();
-            let answer = if tags.is_empty() {
+            let mut answer = if tags.is_empty() {
                 ChunkAnswer {
                     counts: vec![0; chunk.normals.len()],
                     held_by: vec![Vec::new(); chunk.normals.len()],
@@ -463,7 +463,6 @@ impl Requester {
             if stale && attempt < STALE_KEY_ATTEMPTS {
                 continue;
             }
-            let mut answer = answer;
             answer.statuses.append(&mut failed);
             return Ok(answer);
         }

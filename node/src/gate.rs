@@ -135,6 +135,21 @@ impl Gate {
         self.refuse(visit, Some(envelope), reason)
     }
 
+    /// Audits an admitted request that turned out malformed ("invalid
+    /// request: …") and hands its error back; if the audit itself fails, that
+    /// failure is returned instead (nothing leaves unaudited).
+    pub fn refuse_invalid(
+        &self,
+        visit: &Visit<'_>,
+        envelope: &Envelope,
+        error: NodeError,
+    ) -> NodeError {
+        match self.refuse_admitted(visit, envelope, &format!("invalid request: {error}")) {
+            Ok(()) => error,
+            Err(audit) => audit,
+        }
+    }
+
     /// Audits an admitted request; the answer may leave once this returns.
     pub fn record_answer(
         &self,

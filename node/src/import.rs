@@ -220,18 +220,17 @@ fn prepare_chunk(
     }
     let items: Vec<(IdentifierKind, &NormalForm)> =
         parsed.iter().map(|p| (p.kind, &p.normal)).collect();
-    let (active, pending) = keys.fingerprints(&items);
-    let mut pending = pending.map(Vec::into_iter);
+    let fingerprints = keys.fingerprints(&items);
     let mut rows: Vec<IdentifierRow> = parsed
         .into_iter()
-        .zip(active)
-        .map(|(p, fingerprint)| IdentifierRow {
+        .zip(fingerprints)
+        .map(|(p, (fingerprint, pending_fingerprint))| IdentifierRow {
             kind: p.kind,
             normal: p.normal,
             record_id: p.record_id,
             expires_at: p.expires_at,
             fingerprint,
-            pending_fingerprint: pending.as_mut().and_then(Iterator::next),
+            pending_fingerprint,
         })
         .collect();
     // Key order turns random B-tree inserts into one sweep over the pages
@@ -277,11 +276,10 @@ fn write_chunks(
 fn refingerprint(keys: &OprfKeys, rows: &mut [IdentifierRow]) {
     let items: Vec<(IdentifierKind, &NormalForm)> =
         rows.iter().map(|r| (r.kind, &r.normal)).collect();
-    let (active, pending) = keys.fingerprints(&items);
-    let mut pending = pending.map(Vec::into_iter);
-    for (row, fingerprint) in rows.iter_mut().zip(active) {
+    let fingerprints = keys.fingerprints(&items);
+    for (row, (fingerprint, pending)) in rows.iter_mut().zip(fingerprints) {
         row.fingerprint = fingerprint;
-        row.pending_fingerprint = pending.as_mut().and_then(Iterator::next);
+        row.pending_fingerprint = pending;
     }
 }
 

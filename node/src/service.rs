@@ -217,6 +217,21 @@ impl NodeService {
         Ok(fresh)
     }
 
+    /// Runs CPU-bound work on the evaluation pool, inside the caller's span,
+    /// and awaits it without blocking the async runtime.
+    async fn on_pool<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, NodeError> {
+        let span = tracing::Span::current();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.pool.spawn(move || {
+            let _entered = span.enter();
+            let _ = tx.send(work());
+        });
+        rx.await.map_err(|_| NodeError::ShuttingDown)
+    }
+
     fn authorise(&self, caller: &Caller) -> Result<(), NodeError> {
         if self
             .config
@@ -308,29 +323,21 @@ impl NodeService {
             }
             Ok((public_key, index))
         });
-        let (public_key, index) = match prepared {
-            Ok(prepared) => prepared,
-            Err(e) => {
-                self.gate
-                    .refuse_admitted(&visit, &envelope, &format!("invalid request: {e}"))?;
-                return Err(e);
-            }
-        };
+        let (public_key, index) =
+            prepared.map_err(|e| self.gate.refuse_invalid(&visit, &envelope, e))?;
         let tag_bits = self.config.fingerprint_params().tag_bits();
-        let span = tracing::Span::current();
-        let (tx, rx) = tokio::sync::oneshot::channel();
         let items = query.items;
-        self.pool.spawn(move || {
-            let _entered = span.enter();
-            let started = Instant::now();
-            let answers = evaluate_items(&items, &index, &public_key, tag_bits);
-            let _ = tx.send(answers.map(|answers| LookupAnswer {
-                answers,
-                compute: started.elapsed(),
-                disclosure: None,
-            }));
-        });
-        let mut answer = rx.await.map_err(|_| NodeError::ShuttingDown)??;
+        let mut answer = self
+            .on_pool(move || {
+                let started = Instant::now();
+                evaluate_items(&items, &index, &public_key, tag_bits).map(|answers| LookupAnswer {
+                    answers,
+                    compute: started.elapsed(),
+                    disclosure: None,
+                })
+            })
+            .await?
+            .map_err(|e| self.gate.refuse_invalid(&visit, &envelope, e))?;
         // The audit entries are written before the answer leaves.
         self.gate
             .record_answer(&visit, &envelope, "lookup", "policy admits")?;
@@ -385,34 +392,19 @@ impl NodeService {
         } else {
             self.refresh_index()
         };
-        let index = match checked {
-            Ok(index) => index,
-            Err(e) => {
-                self.gate
-                    .refuse_admitted(&visit, &envelope, &format!("invalid request: {e}"))?;
-                return Err(e);
-            }
-        };
-        let span = tracing::Span::current();
-        let (tx, rx) = tokio::sync::oneshot::channel();
+        let index = checked.map_err(|e| self.gate.refuse_invalid(&visit, &envelope, e))?;
         let blinded = query.blinded;
-        self.pool.spawn(move || {
-            let _entered = span.enter();
-            let evaluated = fedq_crypto::oprf::evaluate_blinded(index.oprf_key(), &blinded);
-            let _ = tx.send(evaluated.map(|evaluation| OprfAnswer {
-                evaluation,
-                public_key: index.oprf_key().public_key().clone(),
-            }));
-        });
-        let answer = match rx.await.map_err(|_| NodeError::ShuttingDown)? {
-            Ok(answer) => answer,
-            Err(e) => {
-                let e = NodeError::InvalidArgument(e.to_string());
-                self.gate
-                    .refuse_admitted(&visit, &envelope, &format!("invalid request: {e}"))?;
-                return Err(e);
-            }
-        };
+        let answer = self
+            .on_pool(move || {
+                fedq_crypto::oprf::evaluate_blinded(index.oprf_key(), &blinded)
+                    .map(|evaluation| OprfAnswer {
+                        evaluation,
+                        public_key: index.oprf_key().public_key().clone(),
+                    })
+                    .map_err(|e| NodeError::InvalidArgument(e.to_string()))
+            })
+            .await?
+            .map_err(|e| self.gate.refuse_invalid(&visit, &envelope, e))?;
         self.gate
             .record_answer(&visit, &envelope, "oprf", "policy admits")?;
         info!(decision = "answer", "oprf evaluated");

@@ -133,18 +133,21 @@ pub struct OprfKeys {
 }
 
 impl OprfKeys {
-    /// Fingerprints of `items` under the active key and, during a rotation,
-    /// the pending one, in item order.
+    /// Per item, in order, its fingerprint under the active key and, during
+    /// a rotation, under the pending one.
     pub fn fingerprints(
         &self,
         items: &[(IdentifierKind, &NormalForm)],
-    ) -> (Vec<Fingerprint>, Option<Vec<Fingerprint>>) {
+    ) -> Vec<(Fingerprint, Option<Fingerprint>)> {
         let active = fedq_crypto::oprf::node_fingerprints(&self.active, items);
-        let pending = self
+        let mut pending = self
             .pending
             .as_ref()
-            .map(|key| fedq_crypto::oprf::node_fingerprints(key, items));
-        (active, pending)
+            .map(|key| fedq_crypto::oprf::node_fingerprints(key, items).into_iter());
+        active
+            .into_iter()
+            .map(|fp| (fp, pending.as_mut().and_then(Iterator::next)))
+            .collect()
     }
 }
 
