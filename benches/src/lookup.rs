@@ -7,8 +7,8 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use fedq_coordinator::client::{ClientConfig, LookupInput, Requester};
-use fedq_coordinator::local::{start_coordinator, start_node};
+use fedq_client::{ClientConfig, LookupInput, Requester};
+use fedq_tests::local::{start_coordinator, start_node};
 use fedq_crypto::IdentifierKind;
 use serde_json::json;
 
@@ -111,7 +111,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
             "item {i}: wrong answer"
         );
         anyhow::ensure!(
-            report.nodes.iter().all(|n| n.status == "ok"),
+            report.nodes.iter().all(|n| n.status.word() == "ok"),
             "a node failed: {:?}",
             report.nodes
         );
@@ -144,7 +144,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
     };
     eprintln!("measuring tfhe-rs is_in_clears on {baseline_k} candidates (slow by design)");
     let baseline = tokio::task::block_in_place(|| {
-        let keys = fedq_crypto::baseline::BaselineKeys::generate();
+        let keys = crate::baseline::BaselineKeys::generate();
         let candidates: Vec<u32> = (0..baseline_k as u32)
             .map(|c| c.wrapping_mul(2_654_435_761))
             .collect();
@@ -155,8 +155,8 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         "nodes": nodes,
         "items": items,
         "threads": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "bucket_bits": fedq_node::federation::DEFAULT_BUCKET_BITS,
-        "tag_bits": fedq_node::federation::DEFAULT_TAG_BITS,
+        "bucket_bits": fedq_proto::federation::DEFAULT_BUCKET_BITS,
+        "tag_bits": fedq_proto::federation::DEFAULT_TAG_BITS,
         "candidates_per_item": padded,
         "per_item_seconds_median": median(per_item),
         "node_seconds_per_item_median": node_median,

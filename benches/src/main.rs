@@ -3,6 +3,7 @@
 //! - `fedq-bench lookup --records 1000000 --nodes 3 --items 8 --json`
 //! - `fedq-bench stats --rows 10000000 --json`
 
+mod baseline;
 mod lookup;
 mod stats;
 
@@ -10,8 +11,8 @@ use std::path::Path;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fedq_coordinator::init::{init, InitOptions, InitOutput};
-use fedq_node::federation::Parameters;
+use fedq_client::init::{init, InitOptions, InitOutput};
+use fedq_proto::federation::Parameters;
 
 #[derive(Parser)]
 #[command(name = "fedq-bench", about = "End-to-end benchmarks of fedq")]

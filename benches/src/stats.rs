@@ -6,11 +6,11 @@
 
 use std::time::Instant;
 
-use fedq_coordinator::client::ClientConfig;
-use fedq_node::envelope::stats_payload_hash;
-use fedq_node::generate::{generate_incidents, GenerateOptions};
+use fedq_client::ClientConfig;
+use fedq_proto::payload::stats_payload_hash;
+use fedq_synth::{generate_incidents, GenerateOptions};
 use fedq_node::service::Caller;
-use fedq_node::stats_service::{budget_from, StatsRequest};
+use fedq_node::service::stats::{budget_from, StatsRequest};
 use fedq_node::{NodeConfig, NodeService};
 use fedq_proto::v1;
 use serde_json::json;
@@ -119,7 +119,7 @@ pub(crate) async fn run(rows: usize, repeats: usize, json: bool) -> anyhow::Resu
                 query_id: format!("bench-{name}-{run}"),
                 requester: "bench".to_owned(),
                 purpose: PURPOSE.to_owned(),
-                envelope: fedq_node::envelope::from_wire(Some(client.sign(
+                envelope: fedq_proto::payload::from_wire(Some(client.sign(
                     "stats",
                     &context,
                     payload_hash.clone(),

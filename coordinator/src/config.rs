@@ -3,8 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use fedq_node::config::{read_toml, resolve, ConfigError, TlsPaths, CONFIG_VERSION};
-use fedq_node::federation::FederationFile;
+use fedq_proto::toml_file::{read_toml, resolve, ConfigError, CONFIG_VERSION};
+use fedq_transport::TlsPaths;
+use fedq_proto::federation::FederationFile;
 use serde::Deserialize;
 
 /// How long the coordinator waits for a node: a batch of 48 items at ~25 ms
@@ -34,6 +35,8 @@ struct CoordinatorConfigBuilder {
     audit_checkpoint: Option<PathBuf>,
     #[serde(default)]
     audit_key: Option<PathBuf>,
+    #[serde(default)]
+    limits: fedq_transport::ServerLimits,
 }
 
 fn default_key_store() -> PathBuf {
@@ -57,6 +60,8 @@ pub struct CoordinatorConfig {
     pub key_max_age: Duration,
     /// mTLS material.
     pub tls: TlsPaths,
+    /// Connection and concurrency bounds (`[limits]`).
+    pub limits: fedq_transport::ServerLimits,
     /// Per-node time-out.
     pub node_timeout: Duration,
     /// Drain period at shutdown.
@@ -101,6 +106,7 @@ impl CoordinatorConfig {
                 "key_max_age_days: must be between 1 and {MAX_KEY_MAX_AGE_DAYS}"
             ));
         }
+        problems.extend(builder.limits.problems());
         match (listen, federation) {
             (Some(listen), Some(federation)) if problems.is_empty() => Ok(Self {
                 listen,
@@ -109,6 +115,7 @@ impl CoordinatorConfig {
                 key_store: resolve(path, &builder.key_store),
                 key_max_age: Duration::from_secs(key_max_age_days as u64 * 86_400),
                 tls: builder.tls.resolved(path),
+                limits: builder.limits,
                 node_timeout: Duration::from_millis(timeout),
                 grace: Duration::from_secs(builder.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)),
                 audit_checkpoint: resolve(

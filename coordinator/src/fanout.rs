@@ -4,12 +4,13 @@
 use std::future::Future;
 use std::time::Duration;
 
+use fedq_proto::outcome::NodeOutcome;
 use futures::future::join_all;
 
 use crate::node_client::{NodeCallError, NodeHandle};
 
 /// Outcome of one node.
-pub struct NodeOutcome<T> {
+pub struct NodeReply<T> {
     /// Node id.
     pub node: String,
     /// Its answer or why there is none.
@@ -21,7 +22,7 @@ pub async fn fan_out<T, F, Fut>(
     nodes: &[NodeHandle],
     timeout: Duration,
     call: F,
-) -> Vec<NodeOutcome<T>>
+) -> Vec<NodeReply<T>>
 where
     F: Fn(NodeHandle) -> Fut,
     Fut: Future<Output = Result<T, tonic::Status>>,
@@ -36,16 +37,16 @@ where
                     Ok(Ok(answer)) => Ok(answer),
                     Ok(Err(status)) => Err(NodeCallError::from_status(&status)),
                     Err(_) => Err(NodeCallError {
-                        status: "timeout",
+                        outcome: NodeOutcome::Timeout,
                         reason: "node did not answer in time".to_owned(),
                     }),
                 };
                 match result {
-                    Err(e) if e.retryable() && attempt < 2 => continue,
+                    Err(e) if e.outcome.retryable() && attempt < 2 => continue,
                     other => break other,
                 }
             };
-            NodeOutcome {
+            NodeReply {
                 node: node.id.clone(),
                 result,
             }

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use fedq_node::tls::peer_common_name;
+use fedq_transport::tls::peer_common_name;
+use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1::{self, coordinator_server::Coordinator};
 use tonic::{Request, Response, Status};
 
@@ -52,14 +53,14 @@ impl Coordinator for CoordinatorGrpcAdapter {
             .map(|(node, result)| match result {
                 Ok(ok) => v1::NodeStatus {
                     node,
-                    status: "ok".to_owned(),
+                    outcome: NodeOutcome::Ok.into(),
                     reason: String::new(),
                     compute_micros: ok.compute_micros,
-                    disclosure: ok.disclosure,
+                    disclosure: ok.disclosure.into(),
                 },
                 Err(e) => v1::NodeStatus {
                     node,
-                    status: e.status.to_owned(),
+                    outcome: e.outcome.into(),
                     reason: e.reason,
                     ..Default::default()
                 },

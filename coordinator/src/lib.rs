@@ -1,25 +1,24 @@
-//! fedq coordinator and requester client.
+//! fedq coordinator: carries requests from requesters to every node and adds
+//! up their encrypted answers. It holds no secret key and cannot decrypt.
 //!
 //! # Layout
 //! - [`config`], [`registry`]: the coordinator's config and key registry.
 //! - [`node_client`], [`fanout`], [`merge`]: calling every node under a
-//!   time-out and adding up their encrypted answers (no key involved).
+//!   time-out and adding up their encrypted answers (no key involved);
+//!   [`combine`]: adding up their noisy statistics.
 //! - [`service`], [`grpc`], [`server`]: the coordinator service.
-//! - [`client`]: the requester's library behind the `fedq` command line.
-//! - [`init`], [`local`], [`demo`]: local federations for development.
+//!
+//! The requester's side (`fedq`) is `fedq-client`; local federations for
+//! development and the demo are in `fedq-tests`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-pub mod client;
+pub mod combine;
 pub mod config;
-pub mod demo;
 pub mod fanout;
 pub mod grpc;
-pub mod init;
-pub mod local;
 pub mod merge;
 pub mod node_client;
 pub mod registry;
 pub mod server;
 pub mod service;
-pub mod stats_cli;

@@ -2,7 +2,9 @@
 
 use fedq_crypto::lookup::EncryptedCount;
 
-use crate::fanout::NodeOutcome;
+use fedq_proto::outcome::{Disclosure, NodeOutcome};
+
+use crate::fanout::NodeReply;
 use crate::node_client::NodeCallError;
 
 /// Per-item sums and the status of each node.
@@ -19,8 +21,8 @@ pub struct Merged {
 pub struct NodeOk {
     /// Compute time reported by the node.
     pub compute_micros: u64,
-    /// revealed, withheld, or empty when no disclosure was asked.
-    pub disclosure: String,
+    /// Whether it revealed its own answers, when asked.
+    pub disclosure: Disclosure,
 }
 
 /// A node's decoded answers plus its compute time in microseconds.
@@ -29,8 +31,8 @@ pub struct NodeAnswers {
     pub answers: Vec<Vec<u8>>,
     /// Compute time reported by the node.
     pub compute_micros: u64,
-    /// revealed, withheld, or empty when no disclosure was asked.
-    pub disclosure: String,
+    /// Whether it revealed its own answers, when asked.
+    pub disclosure: Disclosure,
 }
 
 /// Adds up, per item, the answers of every node that answered correctly; a
@@ -40,7 +42,7 @@ pub struct NodeAnswers {
 /// A node's own answers are passed on only when it said `revealed`: the
 /// coordinator holds every node's ciphertexts, and withholding is the node's
 /// decision, which the coordinator carries out.
-pub fn merge(items: usize, outcomes: Vec<NodeOutcome<NodeAnswers>>) -> Merged {
+pub fn merge(items: usize, outcomes: Vec<NodeReply<NodeAnswers>>) -> Merged {
     let mut sums = vec![EncryptedCount::zero(); items];
     let mut nodes = Vec::with_capacity(outcomes.len());
     let mut disclosed = Vec::new();
@@ -51,7 +53,7 @@ pub fn merge(items: usize, outcomes: Vec<NodeOutcome<NodeAnswers>>) -> Merged {
             for (sum, part) in sums.iter_mut().zip(&decoded) {
                 sum.add_assign(part);
             }
-            if answer.disclosure == "revealed" {
+            if answer.disclosure == Disclosure::Revealed {
                 disclosed.push((node.clone(), answer.answers));
             }
             Ok(NodeOk {
@@ -70,7 +72,7 @@ pub fn merge(items: usize, outcomes: Vec<NodeOutcome<NodeAnswers>>) -> Merged {
 
 fn decode(items: usize, answers: &[Vec<u8>]) -> Result<Vec<EncryptedCount>, NodeCallError> {
     let invalid = |reason: &str| NodeCallError {
-        status: "invalid",
+        outcome: NodeOutcome::Invalid,
         reason: reason.to_owned(),
     };
     if answers.len() != items {

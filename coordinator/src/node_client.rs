@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
-use fedq_node::config::TlsPaths;
-use fedq_node::federation::NodeEntry;
+use fedq_transport::TlsPaths;
+use fedq_proto::federation::NodeEntry;
+use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1::node_client::NodeClient;
 use tonic::transport::{Channel, Endpoint};
 
 /// Why a call to a node gave no answer.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-#[error("{status}: {reason}")]
+#[error("{}: {reason}", outcome.word())]
 pub struct NodeCallError {
-    /// Short status word: timeout, unavailable, refused, invalid, error.
-    pub status: &'static str,
+    /// What happened.
+    pub outcome: NodeOutcome,
     /// The node's (already sanitised) reason, or ours.
     pub reason: String,
 }
@@ -20,28 +21,12 @@ pub struct NodeCallError {
 impl NodeCallError {
     /// Maps a gRPC status from a node.
     pub fn from_status(status: &tonic::Status) -> Self {
-        use tonic::Code;
-        let word = match status.code() {
-            Code::DeadlineExceeded => "timeout",
-            Code::Unavailable => "unavailable",
-            Code::PermissionDenied
-            | Code::Unauthenticated
-            | Code::ResourceExhausted
-            | Code::FailedPrecondition => "refused",
-            Code::InvalidArgument => "invalid",
-            Code::Aborted => "stale",
-            _ => "error",
-        };
         Self {
-            status: word,
+            outcome: NodeOutcome::from_code(status.code()),
             reason: status.message().to_owned(),
         }
     }
 
-    /// Only transport-level failures are worth one retry.
-    pub fn retryable(&self) -> bool {
-        self.status == "unavailable"
-    }
 }
 
 /// One node: its entry and a client.
@@ -65,7 +50,7 @@ pub fn connect_nodes(
         .iter()
         .map(|node| {
             let endpoint = Endpoint::from_shared(format!("https://{}", node.address))?
-                .tls_config(fedq_node::tls::client_config(tls, &node.id)?)?
+                .tls_config(fedq_transport::tls::client_config(tls, &node.id)?)?
                 .connect_timeout(Duration::from_secs(5))
                 .timeout(timeout);
             let client = NodeClient::new(endpoint.connect_lazy())

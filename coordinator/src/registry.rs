@@ -27,6 +27,9 @@ pub enum RegistryError {
     /// SQLite failed.
     #[error("key registry error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The store file cannot be opened.
+    #[error(transparent)]
+    Open(#[from] fedq_transport::sqlite::OpenError),
     /// The registry directory cannot be created.
     #[error("cannot create the key registry directory: {0}")]
     Io(#[from] std::io::Error),
@@ -56,11 +59,7 @@ impl KeyRegistry {
     /// Opens or creates the registry file; registrations expire after
     /// [`DEFAULT_KEY_MAX_AGE_DAYS`] unless [`KeyRegistry::with_max_age`] says otherwise.
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let conn = fedq_transport::sqlite::open(path)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS public_keys (
                  key_id TEXT PRIMARY KEY,

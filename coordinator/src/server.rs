@@ -1,12 +1,15 @@
-//! Serving the coordinator: mTLS listener, health, graceful shutdown.
+//! Serving the coordinator: its gRPC service behind `fedq-transport`'s mTLS,
+//! admission (listed requesters only, bodies bounded per RPC) and limits.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use fedq_proto::v1::coordinator_server::CoordinatorServer;
+use fedq_transport::caller::Admission;
+use fedq_transport::ServeOptions;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tonic::server::NamedService;
+use tonic::service::Routes;
 
 use crate::config::CoordinatorConfig;
 use crate::grpc::CoordinatorGrpcAdapter;
@@ -18,32 +21,27 @@ pub async fn serve(
     config: CoordinatorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let tls = fedq_node::tls::server_config(&config.tls)?;
-    let grace = config.grace;
-    let service = Arc::new(CoordinatorService::new(config)?);
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<CoordinatorServer<CoordinatorGrpcAdapter>>()
-        .await;
-    let coordinator = CoordinatorServer::new(CoordinatorGrpcAdapter(service))
+    let service = Arc::new(CoordinatorService::new(config.clone())?);
+    let coordinator = CoordinatorServer::new(CoordinatorGrpcAdapter(service.clone()))
         .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
-    info!(address = %listener.local_addr()?, "coordinator serving");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        health_reporter
-            .set_not_serving::<CoordinatorServer<CoordinatorGrpcAdapter>>()
-            .await;
-        info!("coordinator draining");
-        let _ = stop_tx.send(());
+    let admission = Admission::new(
+        move |caller| service.is_requester(caller),
+        fedq_proto::limits::coordinator_request_bytes,
+    );
+    let options = ServeOptions {
+        party: "coordinator".to_owned(),
+        tls: config.tls.clone(),
+        limits: config.limits.clone(),
+        admission,
+        grace: config.grace,
     };
-    let server = tonic::transport::Server::builder()
-        .tls_config(tls)?
-        .add_service(health_service)
-        .add_service(coordinator)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
-    fedq_node::shutdown::with_grace(server, stop_rx, grace).await?;
-    info!("coordinator stopped");
-    Ok(())
+    fedq_transport::serve(
+        listener,
+        Routes::new(coordinator),
+        <CoordinatorServer<CoordinatorGrpcAdapter> as NamedService>::NAME,
+        options,
+        shutdown,
+    )
+    .await
 }

@@ -7,16 +7,20 @@
 //!   direct evaluation and the client's blinded evaluation of fingerprints.
 //! - [`lookup`]: TFHE keys, client-side query encryption, the node's encrypted
 //!   membership evaluation and the answers the coordinator adds up.
+//! - [`envelope`]: signed request envelopes and the time-window arithmetic.
+//! - `fuzzing` (hidden): the fuzz target bodies of every decoder of untrusted
+//!   bytes, shared by `crypto/fuzz` and the corpus replay test.
 //!
 //! This is the only crate that names `tfhe` (and later `opendp`): the other
 //! crates see our types only.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-pub mod baseline;
 pub mod dp;
 pub mod envelope;
 pub mod fingerprint;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod identifier;
 pub mod lookup;
 pub mod oprf;

@@ -9,10 +9,11 @@ use std::path::{Path, PathBuf};
 use fedq_crypto::FingerprintParams;
 use serde::Deserialize;
 
+pub use fedq_proto::toml_file::{read_toml, resolve, ConfigError, CONFIG_VERSION};
+pub use fedq_transport::TlsPaths;
+
 use crate::federation::{FederationConfig, FederationFile};
 
-/// Config format version this build reads.
-pub const CONFIG_VERSION: u32 = 1;
 /// Fewest evaluation threads: one per core is the default.
 const DEFAULT_THREADS: usize = 0;
 /// Requests for more items than this are refused (they would hold the pool).
@@ -22,80 +23,6 @@ const DEFAULT_GRACE_SECONDS: u64 = 20;
 /// Longest retention period accepted (100 years): longer is a typo, and keeps
 /// expiry arithmetic far from overflow.
 const MAX_RETENTION_DAYS: i64 = 36_500;
-
-/// Errors reading or validating a configuration file.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// File that failed.
-        path: PathBuf,
-        /// Cause.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for this schema.
-    #[error("{path}: {message}")]
-    Parse {
-        /// File that failed.
-        path: PathBuf,
-        /// Parser message, with line and key.
-        message: String,
-    },
-    /// One or more fields are invalid; each entry names the key path.
-    #[error("invalid configuration {path}:\n  {}", .problems.join("\n  "))]
-    Invalid {
-        /// File that failed.
-        path: PathBuf,
-        /// One line per bad field.
-        problems: Vec<String>,
-    },
-}
-
-/// Reads a TOML file into a builder type.
-pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|e| ConfigError::Parse {
-        path: path.to_owned(),
-        message: e.to_string(),
-    })
-}
-
-/// Resolves `value` against the directory of `file`.
-pub fn resolve(file: &Path, value: &Path) -> PathBuf {
-    if value.is_absolute() {
-        value.to_owned()
-    } else {
-        file.parent().unwrap_or_else(|| Path::new(".")).join(value)
-    }
-}
-
-/// mTLS material: the federation CA, this party's certificate and key.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TlsPaths {
-    /// Federation CA certificate (PEM).
-    pub ca: PathBuf,
-    /// This party's certificate (PEM).
-    pub cert: PathBuf,
-    /// This party's private key (PEM).
-    pub key: PathBuf,
-}
-
-impl TlsPaths {
-    /// The same paths, resolved against the config file.
-    pub fn resolved(&self, file: &Path) -> Self {
-        Self {
-            ca: resolve(file, &self.ca),
-            cert: resolve(file, &self.cert),
-            key: resolve(file, &self.key),
-        }
-    }
-}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +44,8 @@ struct NodeConfigBuilder {
     policy: Option<crate::policy::PolicySection>,
     #[serde(default)]
     retention: RetentionSection,
+    #[serde(default)]
+    limits: fedq_transport::ServerLimits,
 }
 
 /// `[retention]`: how long identifiers are kept (no section: only per-record
@@ -143,6 +72,11 @@ struct AuditSection {
 /// (or 10 at rho 0.05) per month at each node.
 const DEFAULT_EPSILON_CAP: f64 = 10.0;
 const DEFAULT_RHO_CAP: f64 = 0.5;
+/// Smallest epsilon a release may ask: below it the noise drowns any answer
+/// (epsilon 1e-300 once printed 9.2e18) and the query only costs a scan.
+const DEFAULT_MIN_EPSILON: f64 = 0.01;
+/// Smallest rho: what OpenDP charges for epsilon 0.01 (eps^2 / 2).
+const DEFAULT_MIN_RHO: f64 = 0.000_05;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,6 +87,10 @@ struct StatsSection {
     epsilon_per_epoch: Option<f64>,
     #[serde(default)]
     rho_per_epoch: Option<f64>,
+    #[serde(default)]
+    min_epsilon: Option<f64>,
+    #[serde(default)]
+    min_rho: Option<f64>,
     #[serde(default)]
     tables: Vec<crate::stats::TableCatalog>,
 }
@@ -202,6 +140,8 @@ pub struct NodeConfig {
     pub store: StoreLocation,
     /// mTLS material.
     pub tls: TlsPaths,
+    /// Connection and concurrency bounds (`[limits]`).
+    pub limits: fedq_transport::ServerLimits,
     /// Evaluation threads (0: one per core).
     pub threads: usize,
     /// Most items per lookup request.
@@ -214,10 +154,17 @@ pub struct NodeConfig {
     pub stats_dir: PathBuf,
     /// Privacy budget caps per requester and epoch (calendar month).
     pub budget_caps: crate::ledger::BudgetCaps,
+    /// Smallest epsilon and rho one release may ask (`stats.min_epsilon`,
+    /// `stats.min_rho`).
+    pub budget_floor: crate::ledger::BudgetCaps,
     /// The public catalog of statistics tables.
     pub catalog: Vec<crate::stats::TableCatalog>,
-    /// The access policy as written (validated at load; `None`: admit nothing).
-    pub policy: Option<crate::policy::PolicySection>,
+    /// The access policy, parsed once at load (no `[policy]`: admit nothing).
+    /// Shared: it holds the rate limiter's state.
+    pub policy: std::sync::Arc<crate::policy::Policy>,
+    /// The federation file as loaded (envelopes are checked against its
+    /// current version, re-read when it changes).
+    pub federation_file: FederationFile,
     /// The signed checkpoint of the audit log's head (kept outside the log).
     pub audit_checkpoint: PathBuf,
     /// The node's Ed25519 key that signs audit checkpoints (created if missing).
@@ -228,6 +175,15 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
+    /// Opens this node's audit log (in its store, checkpoint and key beside it).
+    pub fn open_audit(&self) -> Result<fedq_audit::AuditLog, fedq_audit::AuditError> {
+        match &self.store {
+            StoreLocation::Sqlite(db) => {
+                fedq_audit::AuditLog::open(db, &self.audit_checkpoint, &self.audit_key)
+            }
+        }
+    }
+
     /// Reads and validates `path` and the federation file it names.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let builder: NodeConfigBuilder = read_toml(path)?;
@@ -284,6 +240,7 @@ impl NodeConfig {
         if allowed_callers.is_empty() {
             problems.push("lookup.allowed_callers: must name at least one certificate".to_owned());
         }
+        problems.extend(builder.limits.problems());
         let stats = builder.stats;
         let caps = crate::ledger::BudgetCaps {
             epsilon: stats.epsilon_per_epoch.unwrap_or(DEFAULT_EPSILON_CAP),
@@ -294,6 +251,16 @@ impl NodeConfig {
         }
         if !(caps.rho.is_finite() && caps.rho >= 0.0) {
             problems.push("stats.rho_per_epoch: must be a finite number >= 0".to_owned());
+        }
+        let floor = crate::ledger::BudgetCaps {
+            epsilon: stats.min_epsilon.unwrap_or(DEFAULT_MIN_EPSILON),
+            rho: stats.min_rho.unwrap_or(DEFAULT_MIN_RHO),
+        };
+        if !(floor.epsilon.is_finite() && floor.epsilon > 0.0) {
+            problems.push("stats.min_epsilon: must be a finite number > 0".to_owned());
+        }
+        if !(floor.rho.is_finite() && floor.rho > 0.0) {
+            problems.push("stats.min_rho: must be a finite number > 0".to_owned());
         }
         for (i, table) in stats.tables.iter().enumerate() {
             if let Err(table_problems) = table.validate() {
@@ -316,22 +283,24 @@ impl NodeConfig {
                 None
             }
         };
-        if let Some(section) = &builder.policy {
-            if let Err(policy_problems) = crate::policy::Policy::from_section(section.clone()) {
-                problems.extend(policy_problems);
-            }
-        }
+        let policy = match builder.policy {
+            Some(section) => crate::policy::Policy::from_section(section)
+                .map_err(|policy_problems| problems.extend(policy_problems))
+                .ok(),
+            None => Some(crate::policy::Policy::default()),
+        };
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_owned(),
                 problems,
             });
         }
-        let (Some(listen), Some(store), Some(federation), Some(jurisdiction)) =
-            (listen, store, federation, jurisdiction)
+        let (Some(listen), Some(store), Some(federation), Some(jurisdiction), Some(policy)) =
+            (listen, store, federation, jurisdiction, policy)
         else {
             unreachable!("every missing value pushed a problem");
         };
+        let federation_file = federation.clone();
         Ok(Self {
             path: path.to_owned(),
             node_id: builder.node_id,
@@ -342,6 +311,7 @@ impl NodeConfig {
             requesters: federation.requesters,
             store,
             tls: builder.tls.resolved(path),
+            limits: builder.limits,
             threads: lookup.threads.unwrap_or(DEFAULT_THREADS),
             max_items,
             allowed_callers,
@@ -353,8 +323,10 @@ impl NodeConfig {
                 &stats.dir.unwrap_or_else(|| PathBuf::from("data/stats")),
             ),
             budget_caps: caps,
+            budget_floor: floor,
             catalog: stats.tables,
-            policy: builder.policy,
+            policy: std::sync::Arc::new(policy),
+            federation_file,
             audit_checkpoint: resolve(
                 path,
                 &builder

@@ -6,15 +6,16 @@
 //! Seen nonces are kept in the node's SQLite file until their time window has
 //! passed; after that the time check alone refuses a replay.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::path::Path;
+use std::sync::Mutex;
 
-use fedq_crypto::envelope::{Envelope, PayloadHasher, SignedEnvelope, VerifyingKey};
-use fedq_proto::v1;
+use fedq_crypto::envelope::{expires_at, within_skew, Envelope, SignedEnvelope, VerifyingKey};
+pub use fedq_proto::payload::{
+    from_wire, lookup_payload_hash, oprf_payload_hash, stats_payload_hash, to_wire,
+};
 use rusqlite::{params, Connection};
 
-use crate::federation::{FederationFile, RequesterEntry};
+use crate::federation::{RequesterEntry, Watched};
 
 /// How far a request's time may be from the node's clock, either way.
 pub const MAX_CLOCK_SKEW_SECONDS: i64 = 300;
@@ -49,93 +50,19 @@ pub enum EnvelopeRefusal {
     Store,
 }
 
-/// The hash a lookup's envelope must carry: key id, items, disclosure request.
-pub fn lookup_payload_hash(
-    key_id: &str,
-    items: &[v1::LookupItem],
-    disclose: bool,
-    authorization: &str,
-) -> String {
-    let mut hasher = PayloadHasher::new("lookup");
-    hasher.text(key_id).number(items.len() as u64);
-    for item in items {
-        hasher
-            .number(item.kind as u64)
-            .number(u64::from(item.bucket))
-            .bytes(&item.encrypted_tag);
-    }
-    hasher.number(u64::from(disclose)).text(authorization);
-    hasher.finish()
-}
-
-/// The hash an OPRF request's envelope must carry: declared kinds and blinded
-/// elements, in order.
-pub fn oprf_payload_hash(kinds: &[i32], blinded: &[Vec<u8>]) -> String {
-    let mut hasher = PayloadHasher::new("oprf");
-    hasher.number(kinds.len() as u64);
-    for kind in kinds {
-        hasher.number(*kind as u64);
-    }
-    hasher.number(blinded.len() as u64);
-    for element in blinded {
-        hasher.bytes(element);
-    }
-    hasher.finish()
-}
-
-/// The hash a statistics query's envelope must carry.
-pub fn stats_payload_hash(query: &v1::StatsQuery) -> String {
-    let mut hasher = PayloadHasher::new("stats");
-    hasher.text(&query.table).text(&query.measure);
-    hasher.number(query.group_by.len() as u64);
-    for g in &query.group_by {
-        hasher.text(g);
-    }
-    hasher.number(query.filters.len() as u64);
-    for f in &query.filters {
-        hasher.text(f);
-    }
-    match query.budget {
-        Some(v1::stats_query::Budget::Epsilon(e)) => hasher.text("epsilon").number(e.to_bits()),
-        Some(v1::stats_query::Budget::Rho(r)) => hasher.text("rho").number(r.to_bits()),
-        None => hasher.text("none"),
-    };
-    hasher.finish()
-}
-
-/// Converts the wire envelope.
-pub fn from_wire(envelope: Option<v1::SignedEnvelope>) -> SignedEnvelope {
-    let envelope = envelope.unwrap_or_default();
-    SignedEnvelope {
-        bytes: envelope.envelope,
-        signature: envelope.signature,
-    }
-}
-
-/// Converts to the wire envelope.
-pub fn to_wire(envelope: SignedEnvelope) -> v1::SignedEnvelope {
-    v1::SignedEnvelope {
-        envelope: envelope.bytes,
-        signature: envelope.signature,
-    }
-}
-
-/// Verifies envelopes against the federation's requesters.
+/// Verifies envelopes against the federation's requesters, as the federation
+/// file lists them now (a removed requester is refused within
+/// [`Watched::RECHECK`]).
 pub struct EnvelopeVerifier {
-    federation_path: PathBuf,
-    requesters: RwLock<HashMap<String, RequesterEntry>>,
+    federation: Watched,
     nonces: Mutex<Connection>,
 }
 
 impl EnvelopeVerifier {
-    /// A verifier over `requesters`, keeping seen nonces in the SQLite file `db`.
-    pub fn open(
-        db: &Path,
-        federation_path: &Path,
-        requesters: &[RequesterEntry],
-    ) -> Result<Self, rusqlite::Error> {
-        let conn = Connection::open(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    /// A verifier over the watched federation file, keeping seen nonces in
+    /// the SQLite file `db`.
+    pub fn open(db: &Path, federation: Watched) -> Result<Self, fedq_transport::sqlite::OpenError> {
+        let conn = fedq_transport::sqlite::open(db)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS seen_nonces (
                  requester TEXT NOT NULL,
@@ -145,8 +72,7 @@ impl EnvelopeVerifier {
              ) WITHOUT ROWID;",
         )?;
         Ok(Self {
-            federation_path: federation_path.to_owned(),
-            requesters: RwLock::new(index(requesters)),
+            federation,
             nonces: Mutex::new(conn),
         })
     }
@@ -174,13 +100,14 @@ impl EnvelopeVerifier {
         if envelope.agency != entry.agency {
             return Err(EnvelopeRefusal::Mismatch("agency"));
         }
-        if envelope.role != entry.role {
+        if envelope.role != entry.role.as_str() {
             return Err(EnvelopeRefusal::Mismatch("role"));
         }
         if envelope.action != action || envelope.payload_hash != payload_hash {
             return Err(EnvelopeRefusal::WrongPayload);
         }
-        if (now - envelope.issued_at).abs() > MAX_CLOCK_SKEW_SECONDS {
+        // issued_at is the requester's number, i64::MIN included: overflow-safe.
+        if !within_skew(envelope.issued_at, now, MAX_CLOCK_SKEW_SECONDS) {
             return Err(EnvelopeRefusal::Stale);
         }
         self.record_nonce(&envelope, now)?;
@@ -193,19 +120,11 @@ impl EnvelopeVerifier {
         signed.peek().ok()
     }
 
-    /// The listed requester, re-reading the federation file once on a miss
-    /// (`fedq federation add-requester` edits it while nodes run).
+    /// The listed requester with a signing key.
     fn requester(&self, id: &str) -> Option<RequesterEntry> {
-        let read = |map: &HashMap<String, RequesterEntry>| {
-            map.get(id).filter(|r| !r.public_key.is_empty()).cloned()
-        };
-        if let Some(found) = read(&self.requesters.read().unwrap_or_else(|e| e.into_inner())) {
-            return Some(found);
-        }
-        let file = FederationFile::load(&self.federation_path).ok()?;
-        let mut map = self.requesters.write().unwrap_or_else(|e| e.into_inner());
-        *map = index(&file.requesters);
-        read(&map)
+        self.federation
+            .requester(id)
+            .filter(|r| !r.public_key.is_empty())
     }
 
     fn record_nonce(&self, envelope: &Envelope, now: i64) -> Result<(), EnvelopeRefusal> {
@@ -222,7 +141,7 @@ impl EnvelopeVerifier {
                 params![
                     envelope.requester,
                     envelope.nonce,
-                    envelope.issued_at + MAX_CLOCK_SKEW_SECONDS
+                    expires_at(envelope.issued_at, MAX_CLOCK_SKEW_SECONDS)
                 ],
             )
             .map_err(store)?;
@@ -233,9 +152,3 @@ impl EnvelopeVerifier {
     }
 }
 
-fn index(requesters: &[RequesterEntry]) -> HashMap<String, RequesterEntry> {
-    requesters
-        .iter()
-        .map(|r| (r.id.clone(), r.clone()))
-        .collect()
-}

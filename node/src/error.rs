@@ -51,6 +51,14 @@ pub enum NodeError {
     /// rotated away from: the requester must obtain fresh tags.
     #[error("{0}")]
     StaleOprfKey(String),
+    /// Work for this request failed unexpectedly (a panic caught on the
+    /// pool); the cause is in the log under this id.
+    #[error("internal error {0}")]
+    Internal(fedq_transport::internal::ErrorId),
+    /// The caller gave up (cancelled, or its deadline passed): the rest of
+    /// the work was skipped.
+    #[error("request abandoned by its caller")]
+    Abandoned,
     /// The evaluation pool is gone (shutting down).
     #[error("node is shutting down")]
     ShuttingDown,
@@ -68,7 +76,10 @@ impl From<NodeError> for tonic::Status {
             NodeError::Unverified(reason) => tonic::Status::unauthenticated(reason),
             NodeError::ResourceExhausted(reason) => tonic::Status::resource_exhausted(reason),
             NodeError::ShuttingDown => tonic::Status::unavailable("node is shutting down"),
-            NodeError::StaleOprfKey(reason) => tonic::Status::aborted(reason),
+            NodeError::Abandoned => tonic::Status::cancelled("request abandoned by its caller"),
+            NodeError::StaleOprfKey(reason) => {
+                tonic::Status::new(fedq_proto::outcome::NodeOutcome::STALE_CODE, reason)
+            }
             NodeError::Stats(StatsError::Invalid(reason)) => {
                 tonic::Status::invalid_argument(reason)
             }
@@ -79,11 +90,8 @@ impl From<NodeError> for tonic::Status {
                 tonic::Status::resource_exhausted("privacy budget exhausted for this epoch")
             }
             NodeError::Dp(e) => tonic::Status::invalid_argument(e.to_string()),
-            other => {
-                let error_id: u64 = rand::random();
-                tracing::warn!(error_id = %format!("{error_id:016x}"), error = %other, "internal error");
-                tonic::Status::internal(format!("internal error {error_id:016x}"))
-            }
+            NodeError::Internal(id) => id.status(),
+            other => fedq_transport::internal::internal_status(&other),
         }
     }
 }

@@ -12,24 +12,10 @@ use crate::envelope::{EnvelopeRefusal, EnvelopeVerifier};
 use crate::error::NodeError;
 use crate::policy::{Action, Policy, PolicyRequest, Role};
 
-/// Whether a node reveals its own answers to a disclosure request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disclosure {
-    /// The node's policy lets this requester learn its own hit bit.
-    Revealed,
-    /// It does not: only the combined answer is released.
-    Withheld,
-}
-
-impl Disclosure {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Revealed => "revealed",
-            Self::Withheld => "withheld",
-        }
-    }
-}
+/// Whether a node reveals its own answers to a disclosure request: revealed
+/// when the node's policy lets this requester learn its own hit bit, else
+/// withheld (only the combined answer is released).
+pub use fedq_proto::outcome::Disclosure;
 
 /// One request at the door.
 pub struct Visit<'a> {
@@ -48,13 +34,13 @@ pub struct Visit<'a> {
 /// Envelope verification, policy and audit, shared by the services.
 pub struct Gate {
     verifier: EnvelopeVerifier,
-    policy: Policy,
+    policy: std::sync::Arc<Policy>,
     audit: AuditLog,
 }
 
 impl Gate {
     /// A gate over the node's verifier, policy and audit log.
-    pub fn new(verifier: EnvelopeVerifier, policy: Policy, audit: AuditLog) -> Self {
+    pub fn new(verifier: EnvelopeVerifier, policy: std::sync::Arc<Policy>, audit: AuditLog) -> Self {
         Self {
             verifier,
             policy,

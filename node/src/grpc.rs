@@ -7,8 +7,9 @@ use fedq_crypto::{Bucket, IdentifierKind};
 use fedq_proto::v1::{self, node_server::Node};
 use tonic::{Request, Response, Status};
 
+use crate::gate::Disclosure;
 use crate::service::{Caller, LookupQuery, NodeService, OprfQuery, QueryItem};
-use crate::tls::peer_common_name;
+use fedq_transport::tls::peer_common_name;
 
 /// Implements the generated `Node` service on top of [`NodeService`].
 pub struct NodeGrpcAdapter(pub Arc<NodeService>);
@@ -126,10 +127,7 @@ impl Node for NodeGrpcAdapter {
             query_id,
             answers: answer.answers.iter().map(|a| a.to_bytes()).collect(),
             compute_micros: answer.compute.as_micros() as u64,
-            disclosure: answer
-                .disclosure
-                .map(|d| d.as_str().to_owned())
-                .unwrap_or_default(),
+            disclosure: answer.disclosure.unwrap_or(Disclosure::NotAsked).into(),
         }))
     }
 
@@ -146,9 +144,9 @@ impl Node for NodeGrpcAdapter {
             None => (None, None),
         };
         let payload_hash = crate::envelope::stats_payload_hash(&query);
-        let budget = crate::stats_service::budget_from(epsilon, rho)?;
+        let budget = crate::service::stats::budget_from(epsilon, rho)?;
         let context = request.context.unwrap_or_default();
-        let domain = crate::stats_service::StatsRequest {
+        let domain = crate::service::stats::StatsRequest {
             query_id: request.query_id.clone(),
             requester: request.requester,
             purpose: context.purpose,

@@ -26,6 +26,9 @@ pub enum LedgerError {
     /// SQLite failed.
     #[error("ledger error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The store file cannot be opened.
+    #[error(transparent)]
+    Open(#[from] fedq_transport::sqlite::OpenError),
     /// The audit entry of the charge could not be written (nothing is charged).
     #[error("audit log: {0}")]
     Audit(String),
@@ -66,13 +69,7 @@ pub struct Ledger {
 impl Ledger {
     /// Opens the ledger tables in the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let conn = fedq_transport::sqlite::open(path)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS privacy_ledger (
                  requester TEXT NOT NULL,

@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fedq_node::audit::cli::{self as audit_cli, AuditCommand, EXIT_AUDIT_ERROR, EXIT_TAMPERED};
-use fedq_node::{config::NodeConfig, generate, import, store::Store, NodeService};
+use fedq_audit::cli::{self as audit_cli, AuditCommand, EXIT_AUDIT_ERROR, EXIT_TAMPERED};
+use fedq_node::{config::NodeConfig, import, store::Store, NodeService};
+use fedq_synth as generate;
 
 #[derive(Parser)]
 #[command(
@@ -105,7 +106,7 @@ fn load_config(path: &std::path::Path) -> Result<NodeConfig, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    fedq_node::init_tracing();
+    fedq_transport::logging::init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config } => match load_config(&config) {
@@ -155,7 +156,7 @@ fn main() -> ExitCode {
 
 fn run_audit(command: AuditCommand) -> ExitCode {
     match load_config(command.config()) {
-        Ok(config) => audit_cli::run(fedq_node::audit::AuditLog::open_for(&config), &command),
+        Ok(config) => audit_cli::run(config.open_audit(), &command),
         Err(code) => code,
     }
 }
@@ -204,7 +205,7 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let service = Arc::new(NodeService::new(config.clone())?);
-        fedq_node::server::serve(listener, service, &config, fedq_node::shutdown::signal()).await
+        fedq_node::server::serve(listener, service, &config, fedq_transport::shutdown::signal()).await
     })
 }
 

@@ -1,12 +1,15 @@
-//! Serving: mTLS listener, health service, graceful shutdown.
+//! Serving the node: its gRPC service behind `fedq-transport`'s mTLS,
+//! admission (only `allowed_callers`, bodies bounded per RPC) and limits.
 
 use std::future::Future;
 use std::sync::Arc;
 
 use fedq_proto::v1::node_server::NodeServer;
+use fedq_transport::caller::Admission;
+use fedq_transport::{ServeOptions, TlsPaths};
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tracing::info;
+use tonic::server::NamedService;
+use tonic::service::Routes;
 
 use crate::config::NodeConfig;
 use crate::grpc::NodeGrpcAdapter;
@@ -20,31 +23,27 @@ pub async fn serve(
     config: &NodeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let tls = crate::tls::server_config(&config.tls)?;
-    let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<NodeServer<NodeGrpcAdapter>>()
-        .await;
     let node = NodeServer::new(NodeGrpcAdapter(service))
         .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
-    info!(address = %listener.local_addr()?, node = %config.node_id, "node serving");
-    let grace = config.grace;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        health_reporter
-            .set_not_serving::<NodeServer<NodeGrpcAdapter>>()
-            .await;
-        info!("node draining");
-        let _ = stop_tx.send(());
+    let allowed = config.allowed_callers.clone();
+    let admission = Admission::new(
+        move |caller| allowed.iter().any(|a| a == caller),
+        fedq_proto::limits::node_request_bytes,
+    );
+    let options = ServeOptions {
+        party: format!("node {}", config.node_id),
+        tls: TlsPaths::clone(&config.tls),
+        limits: config.limits.clone(),
+        admission,
+        grace: config.grace,
     };
-    let server = tonic::transport::Server::builder()
-        .tls_config(tls)?
-        .add_service(health_service)
-        .add_service(node)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
-    crate::shutdown::with_grace(server, stop_rx, grace).await?;
-    info!("node stopped");
-    Ok(())
+    fedq_transport::serve(
+        listener,
+        Routes::new(node),
+        <NodeServer<NodeGrpcAdapter> as NamedService>::NAME,
+        options,
+        shutdown,
+    )
+    .await
 }

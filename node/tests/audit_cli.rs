@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::{TimeZone, Utc};
-use fedq_node::audit::{AuditEntry, AuditLog, AuditRecord, Decision};
+use fedq_audit::{AuditEntry, AuditRecord, Decision};
 
 fn fedq_node(args: &[&str], config: &Path) -> anyhow::Result<Output> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fedq-node"));
@@ -22,7 +22,7 @@ fn verify_reports_ok_then_names_the_tampered_entry_and_export_filters_days() -> 
     let temp = tempfile::tempdir()?;
     let config = write_config(temp.path())?;
     let node = fedq_node::NodeConfig::load(&config)?;
-    let log = AuditLog::open_for(&node)?;
+    let log = node.open_audit()?;
     for day in 1..=4 {
         log.append(&record(day))?;
     }

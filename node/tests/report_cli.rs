@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
-use fedq_node::audit::{AuditLog, AuditRecord, Decision};
+use fedq_audit::{AuditRecord, Decision};
 
 fn report(config: &Path, args: &[&str]) -> anyhow::Result<Output> {
     Ok(Command::new(env!("CARGO_BIN_EXE_fedq-node"))
@@ -23,7 +23,7 @@ fn report_refuses_a_bad_month_then_releases_and_audits_a_good_one() -> anyhow::R
     let temp = tempfile::tempdir()?;
     let config = write_config(temp.path())?;
     let node = fedq_node::NodeConfig::load(&config)?;
-    let log = AuditLog::open_for(&node)?;
+    let log = node.open_audit()?;
     log.append(&record()?)?;
     drop(log);
 
@@ -69,7 +69,7 @@ fn report_refuses_a_bad_month_then_releases_and_audits_a_good_one() -> anyhow::R
     assert_eq!(names, ["agency", "purpose", "kind", "disclosure"]);
 
     // Both runs were audited, and the log still verifies.
-    let log = AuditLog::open_for(&node)?;
+    let log = node.open_audit()?;
     let since = Utc::now() - chrono::Days::new(1);
     let runs = log
         .entries_between(since, Utc::now() + chrono::Days::new(1))?

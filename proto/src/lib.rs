@@ -1,23 +1,40 @@
-//! Wire types of fedq, generated from `proto/fedq/v1/fedq.proto`.
+//! What the parties of fedq say to each other, and nothing about how they
+//! connect: the wire types generated from `proto/fedq/v1/fedq.proto`, the
+//! federation file every party reads, the payload hashes a requester signs,
+//! and the outcomes a node reports with their one `tonic::Code` mapping.
 //!
-//! No logic lives here: conversions to domain types are in the crates that own
-//! those types. `tonic` and `prost` are re-exported so that every crate uses
-//! the same versions.
+//! # Layout
+//! - [`v1`]: generated protobuf messages and gRPC services.
+//! - [`toml_file`]: reading any party's TOML file, with errors naming it.
+//! - [`federation`], [`role`]: `federation.toml` and the requester roles.
+//! - [`payload`]: what an envelope's `payload_hash` covers, per action.
+//! - [`outcome`]: a node's outcome per request and its gRPC status code.
+//! - [`catalog`]: the statistics tables a node publishes (schema, domains, bounds).
+//! - [`demo`]: the vocabulary of the demo federation's statistics table.
+//! - [`limits`]: bounds on untrusted input, one place for every party.
+//!
+//! `tonic` and `prost` are re-exported so that every crate uses the same
+//! versions. No sockets here: see `fedq-transport`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub use prost;
 pub use tonic;
 
+pub mod catalog;
+pub mod demo;
+pub mod federation;
+pub mod limits;
+pub mod outcome;
+pub mod payload;
+pub mod role;
+pub mod toml_file;
+
+pub use limits::{MAX_ITEMS_PER_REQUEST, MAX_MESSAGE_BYTES};
+pub use role::Role;
+
 /// Generated protobuf messages and gRPC services, package `fedq.v1`.
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("fedq.v1");
 }
-
-/// Largest gRPC message any fedq service accepts: a batch of
-/// [`MAX_ITEMS_PER_REQUEST`] items of ~920 KB each, plus room for the key.
-pub const MAX_MESSAGE_BYTES: usize = 48 * 1024 * 1024;
-
-/// Most lookup items in one request; clients split larger batches.
-pub const MAX_ITEMS_PER_REQUEST: usize = 48;

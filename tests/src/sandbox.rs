@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
-use fedq_coordinator::client::{ClientConfig, Requester};
-use fedq_coordinator::init::{init, InitOptions, InitOutput};
-use fedq_coordinator::local::{start_coordinator, start_node, Running};
-use fedq_node::federation::Parameters;
-use fedq_node::generate::{generate, GenerateOptions};
+use fedq_client::{ClientConfig, Requester};
+use fedq_client::init::{init, InitOptions, InitOutput};
+use crate::local::{start_coordinator, start_node, Running};
+use fedq_proto::federation::Parameters;
+use fedq_synth::{generate, GenerateOptions};
 use fedq_node::NodeService;
 use fedq_proto::v1;
 use tokio::runtime::Runtime;
@@ -40,12 +40,17 @@ pub struct FederationSandbox {
     running: Mutex<Vec<Running>>,
 }
 
+/// Rewrites a generated config file's text before the parties start.
+type ConfigEdit = Box<dyn Fn(&str) -> String + Send + Sync>;
+
 /// Builder of a [`FederationSandbox`].
 pub struct FederationSandboxBuilder {
     nodes: Vec<String>,
     people: usize,
     seed: u64,
     padded_candidates: usize,
+    node_edits: Vec<ConfigEdit>,
+    coordinator_edits: Vec<ConfigEdit>,
 }
 
 impl FederationSandbox {
@@ -56,6 +61,8 @@ impl FederationSandbox {
             people: 2_000,
             seed: 11,
             padded_candidates: 64,
+            node_edits: Vec::new(),
+            coordinator_edits: Vec::new(),
         }
     }
 
@@ -134,6 +141,31 @@ impl FederationSandboxBuilder {
         self
     }
 
+    /// Appends `toml` (whole tables, e.g. `[limits]`) to every `node.toml`
+    /// before the parties start.
+    pub fn node_toml(self, toml: &str) -> Self {
+        let toml = toml.to_owned();
+        self.edit_node_toml(move |text| format!("{text}\n{toml}\n"))
+    }
+
+    /// Appends `toml` to `coordinator.toml` before the parties start.
+    pub fn coordinator_toml(mut self, toml: &str) -> Self {
+        let toml = toml.to_owned();
+        self.coordinator_edits
+            .push(Box::new(move |text| format!("{text}\n{toml}\n")));
+        self
+    }
+
+    /// Rewrites every generated `node.toml` (e.g. to add a key to a table
+    /// `federation init` already wrote) before anything reads it.
+    pub fn edit_node_toml(
+        mut self,
+        edit: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.node_edits.push(Box::new(edit));
+        self
+    }
+
     /// Creates the files, imports the data and starts every party.
     pub async fn build(self) -> anyhow::Result<FederationSandbox> {
         let temp = tempfile::tempdir()?;
@@ -150,6 +182,10 @@ impl FederationSandboxBuilder {
                 ..Parameters::default()
             },
         })?;
+        for (_, config) in &output.nodes {
+            edit_file(config, &self.node_edits)?;
+        }
+        edit_file(&output.coordinator, &self.coordinator_edits)?;
         for (node, config) in &output.nodes {
             let data = dir.join("nodes").join(node).join("data");
             generate(&GenerateOptions {
@@ -159,7 +195,7 @@ impl FederationSandboxBuilder {
                 out: data.clone(),
             })?;
             import(config, &data.join("identifiers.csv"))?;
-            fedq_coordinator::demo::import_incidents(&fedq_node::NodeConfig::load(config)?, &data)?;
+            crate::demo::import_incidents(&fedq_node::NodeConfig::load(config)?, &data)?;
         }
         let mut running = Vec::new();
         let mut nodes = Vec::new();
@@ -196,6 +232,19 @@ impl FederationSandbox {
             .context("no such node")?;
         Ok(service.fingerprint(kind, normal)?.bucket(params).0)
     }
+}
+
+/// Applies `edits` in order to the file at `path`.
+fn edit_file(path: &Path, edits: &[ConfigEdit]) -> anyhow::Result<()> {
+    if edits.is_empty() {
+        return Ok(());
+    }
+    let mut text = std::fs::read_to_string(path)?;
+    for edit in edits {
+        text = edit(&text);
+    }
+    std::fs::write(path, text)?;
+    Ok(())
 }
 
 fn import(config: &Path, file: &Path) -> anyhow::Result<()> {

@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
-use fedq_coordinator::init::{add_requester, init, InitOptions, InitOutput};
+use fedq_client::init::{add_requester, init, InitOptions, InitOutput};
 use fedq_crypto::envelope::{fresh_nonce, Envelope, SignedEnvelope, SigningKey};
 use fedq_crypto::{Bucket, IdentifierKind};
-use fedq_node::audit::{AuditLog, Decision};
-use fedq_node::federation::{Parameters, RequesterEntry};
+use fedq_audit::Decision;
+use fedq_proto::federation::{Parameters, RequesterEntry};
 use fedq_node::service::{Caller, LookupQuery, OprfQuery, QueryItem};
-use fedq_node::stats_service::{budget_from, StatsRequest};
+use fedq_node::service::stats::{budget_from, StatsRequest};
 use fedq_node::{NodeConfig, NodeError, NodeService};
 use fedq_proto::v1;
 use fedq_tests::sandbox::runtime;
@@ -50,8 +50,8 @@ impl Fixture {
             std::fs::write(node_toml, format!("{}{policy}", &text[..start]))?;
         }
         let config = NodeConfig::load(node_toml)?;
-        let csv = fedq_node::generate::generate_incidents(
-            &fedq_node::generate::GenerateOptions {
+        let csv = fedq_synth::generate_incidents(
+            &fedq_synth::GenerateOptions {
                 jurisdiction: "fr".to_owned(),
                 people: 2_000,
                 seed: 3,
@@ -84,8 +84,8 @@ impl Fixture {
         key_of(&self.output.client)
     }
 
-    fn audit(&self) -> anyhow::Result<Vec<fedq_node::audit::AuditEntry>> {
-        let log = AuditLog::open_for(&self.config)?;
+    fn audit(&self) -> anyhow::Result<Vec<fedq_audit::AuditEntry>> {
+        let log = self.config.open_audit()?;
         let report = log.verify()?;
         assert!(report.first_bad.is_none(), "{report:?}");
         Ok(log.entries_between(
@@ -95,7 +95,7 @@ impl Fixture {
     }
 
     /// The audit log's newest entry.
-    fn last_audit(&self) -> anyhow::Result<fedq_node::audit::AuditRecord> {
+    fn last_audit(&self) -> anyhow::Result<fedq_audit::AuditRecord> {
         Ok(self.audit()?.pop().context("an audit entry")?.record)
     }
 }
@@ -136,7 +136,7 @@ fn stats_request(
         filters: vec![],
         budget: Some(v1::stats_query::Budget::Epsilon(epsilon)),
     };
-    let payload_hash = fedq_node::envelope::stats_payload_hash(&wire);
+    let payload_hash = fedq_proto::payload::stats_payload_hash(&wire);
     Ok(StatsRequest {
         query_id: format!("g{}", QUERY.fetch_add(1, Ordering::Relaxed)),
         requester: "alice".to_owned(),
@@ -167,7 +167,7 @@ fn lookup_query(
             encrypted_tag: vec![7; 16],
         })
         .collect();
-    let payload_hash = fedq_node::envelope::lookup_payload_hash(&key_id, &wire, false, "");
+    let payload_hash = fedq_proto::payload::lookup_payload_hash(&key_id, &wire, false, "");
     LookupQuery {
         query_id: format!("g{}", QUERY.fetch_add(1, Ordering::Relaxed)),
         requester: "alice".to_owned(),
@@ -296,7 +296,7 @@ fn envelope_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<
         0.01,
     )?;
     moved.measure = "sum:loss_eur".to_owned();
-    moved.payload_hash = fedq_node::envelope::stats_payload_hash(&v1::StatsQuery {
+    moved.payload_hash = fedq_proto::payload::stats_payload_hash(&v1::StatsQuery {
         table: moved.table.clone(),
         measure: moved.measure.clone(),
         group_by: vec![],
@@ -366,7 +366,7 @@ fn policy_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<()
         &RequesterEntry {
             id: "olga".to_owned(),
             agency: AGENCY.to_owned(),
-            role: "auditor".to_owned(),
+            role: fedq_proto::Role::Auditor,
             public_key: String::new(),
         },
     )?;
@@ -389,7 +389,7 @@ fn policy_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<()
         &RequesterEntry {
             id: "oscar".to_owned(),
             agency: "other-agency".to_owned(),
-            role: "researcher".to_owned(),
+            role: fedq_proto::Role::Researcher,
             public_key: String::new(),
         },
     )?;
@@ -517,7 +517,7 @@ fn oprf_query(key: &SigningKey, kind: IdentifierKind, items: usize) -> anyhow::R
     let (_, wire) = fedq_crypto::oprf::BlindedItems::blind(&pairs)?;
     let blinded: Vec<Vec<u8>> = wire.iter().map(|e| e.to_vec()).collect();
     let kinds = vec![i32::from(kind.code()); items];
-    let payload_hash = fedq_node::envelope::oprf_payload_hash(&kinds, &blinded);
+    let payload_hash = fedq_proto::payload::oprf_payload_hash(&kinds, &blinded);
     Ok(OprfQuery {
         query_id: format!("g{}", QUERY.fetch_add(1, Ordering::Relaxed)),
         envelope: key.sign(&envelope(

@@ -4,7 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
-use fedq_coordinator::client::LookupInput;
+use fedq_client::LookupInput;
 use fedq_crypto::lookup::{
     generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
 };
@@ -61,7 +61,7 @@ async fn ask_node_in(
     mut request: v1::NodeLookupRequest,
 ) -> anyhow::Result<v1::NodeLookupResponse> {
     // A fresh envelope per call: nodes refuse a replayed nonce.
-    let payload_hash = fedq_node::envelope::lookup_payload_hash(
+    let payload_hash = fedq_proto::payload::lookup_payload_hash(
         &request.key_id,
         &request.items,
         request.disclose,
@@ -69,7 +69,7 @@ async fn ask_node_in(
     );
     let context = request.context.get_or_insert_with(Default::default);
     context.envelope = Some(sandbox.sign("lookup", &context.purpose, payload_hash)?);
-    let federation = fedq_node::federation::FederationFile::load(&sandbox.output.federation)?;
+    let federation = fedq_proto::federation::FederationFile::load(&sandbox.output.federation)?;
     let coordinator =
         fedq_coordinator::config::CoordinatorConfig::load(&sandbox.output.coordinator)?;
     let entry = federation
@@ -221,7 +221,7 @@ fn the_coordinator_counts_jurisdictions_and_spelling_variants_hit() -> anyhow::R
     );
     assert_eq!(report.nodes.len(), 3);
     assert!(
-        report.nodes.iter().all(|n| n.status == "ok"),
+        report.nodes.iter().all(|n| n.status.word() == "ok"),
         "{:?}",
         report.nodes
     );
@@ -339,12 +339,12 @@ fn nodes_refuse_malformed_requests_and_keep_serving() -> anyhow::Result<()> {
 fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
     let sandbox = sandbox();
     runtime().block_on(async {
-        let config = fedq_coordinator::client::ClientConfig::load(&sandbox.output.client)?;
+        let config = fedq_client::ClientConfig::load(&sandbox.output.client)?;
         let endpoint = tonic::transport::Endpoint::from_shared(format!(
             "https://{}",
             config.federation.coordinator.address
         ))?
-        .tls_config(fedq_node::tls::client_config(&config.tls, "coordinator")?)?;
+        .tls_config(fedq_transport::tls::client_config(&config.tls, "coordinator")?)?;
         let mut client = v1::coordinator_client::CoordinatorClient::new(endpoint.connect().await?)
             .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
         let unregistered = generate_keys().1;
@@ -367,7 +367,7 @@ fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
         // The coordinator audited the refusal, and its log verifies.
         let coordinator =
             fedq_coordinator::config::CoordinatorConfig::load(&sandbox.output.coordinator)?;
-        let log = fedq_node::audit::AuditLog::open(
+        let log = fedq_audit::AuditLog::open(
             &coordinator.key_store,
             &coordinator.audit_checkpoint,
             &coordinator.audit_key,
@@ -378,7 +378,7 @@ fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
             chrono::DateTime::<chrono::Utc>::MAX_UTC,
         )?;
         assert!(entries.iter().any(|e| {
-            e.record.decision == fedq_node::audit::Decision::Refused
+            e.record.decision == fedq_audit::Decision::Refused
                 && e.record.requester == "alice"
                 && e.record.reason.contains("not registered")
         }));
@@ -483,7 +483,7 @@ fn a_stopped_node_is_reported_never_dropped() -> anyhow::Result<()> {
         let statuses: Vec<(String, String)> = report
             .nodes
             .iter()
-            .map(|n| (n.node.clone(), n.status.clone()))
+            .map(|n| (n.node.clone(), n.status.word().to_owned()))
             .collect();
         assert_eq!(
             statuses,
@@ -496,7 +496,7 @@ fn a_stopped_node_is_reported_never_dropped() -> anyhow::Result<()> {
         sandbox.restart_node("bb").await?;
         let report = requester.lookup(&inputs, "fraud", "T-6").await?;
         assert!(
-            report.nodes.iter().all(|n| n.status == "ok"),
+            report.nodes.iter().all(|n| n.status.word() == "ok"),
             "{:?}",
             report.nodes
         );
@@ -531,7 +531,7 @@ fn disclosure_is_revealed_or_withheld_per_node_policy() -> anyhow::Result<()> {
     ];
     runtime().block_on(async {
         let mut requester = sandbox().requester().await?;
-        let asked = |purpose: &str| fedq_coordinator::client::LookupOptions {
+        let asked = |purpose: &str| fedq_client::LookupOptions {
             purpose: purpose.to_owned(),
             case_reference: "T-7".to_owned(),
             legal_basis: None,
@@ -543,7 +543,7 @@ fn disclosure_is_revealed_or_withheld_per_node_policy() -> anyhow::Result<()> {
         let disclosure: Vec<(&str, &str)> = report
             .nodes
             .iter()
-            .map(|n| (n.node.as_str(), n.disclosure.as_str()))
+            .map(|n| (n.node.as_str(), n.disclosure.word()))
             .collect();
         assert_eq!(
             disclosure,
@@ -557,7 +557,7 @@ fn disclosure_is_revealed_or_withheld_per_node_policy() -> anyhow::Result<()> {
 
         // Another purpose: every node withholds.
         let report = requester.lookup_with(&inputs, &asked("fraud")).await?;
-        assert!(report.nodes.iter().all(|n| n.disclosure == "withheld"));
+        assert!(report.nodes.iter().all(|n| n.disclosure.word() == "withheld"));
         assert!(report
             .results
             .iter()
@@ -565,7 +565,7 @@ fn disclosure_is_revealed_or_withheld_per_node_policy() -> anyhow::Result<()> {
 
         // Without --disclose nothing is said about disclosure at all.
         let report = requester.lookup(&inputs, "fraud", "T-8").await?;
-        assert!(report.nodes.iter().all(|n| n.disclosure.is_empty()));
+        assert!(report.nodes.iter().all(|n| n.disclosure.word().is_empty()));
         assert!(report.results.iter().all(|r| r.held_by.is_none()));
         Ok(())
     })
@@ -574,20 +574,20 @@ fn disclosure_is_revealed_or_withheld_per_node_policy() -> anyhow::Result<()> {
 #[test]
 fn a_requester_added_while_running_reaches_the_nodes_and_their_policy() -> anyhow::Result<()> {
     let sandbox = sandbox();
-    let client = fedq_coordinator::init::add_requester(
+    let client = fedq_client::init::add_requester(
         &sandbox.dir,
-        &fedq_node::federation::RequesterEntry {
+        &fedq_proto::federation::RequesterEntry {
             id: "bob".to_owned(),
             agency: "unlisted-agency".to_owned(),
-            role: "investigator".to_owned(),
+            role: fedq_proto::Role::Investigator,
             public_key: String::new(),
         },
     )?;
     runtime().block_on(async {
         // The coordinator and the nodes re-read federation.toml for bob; the
         // nodes' policies do not list his agency, so each node refuses.
-        let mut bob = fedq_coordinator::client::Requester::connect(
-            fedq_coordinator::client::ClientConfig::load(&client)?,
+        let mut bob = fedq_client::Requester::connect(
+            fedq_client::ClientConfig::load(&client)?,
         )
         .await?;
         bob.keys_init(false).await?;
@@ -597,7 +597,7 @@ fn a_requester_added_while_running_reaches_the_nodes_and_their_policy() -> anyho
         }];
         let report = bob.lookup(&inputs, "fraud", "B-1").await?;
         for node in &report.nodes {
-            assert_eq!(node.status, "refused", "{node:?}");
+            assert_eq!(node.status.word(), "refused", "{node:?}");
             assert!(node.reason.contains("rule agency"), "{node:?}");
         }
         Ok(())
@@ -710,7 +710,7 @@ fn lookups_keep_finding_what_is_present_across_oprf_key_rotations() -> anyhow::R
                 let counts: Vec<u32> = report.results.iter().map(|r| r.jurisdictions).collect();
                 assert_eq!(counts, vec![1, 0], "{:?}", report.nodes);
                 assert!(
-                    report.nodes.iter().all(|n| n.status == "ok"),
+                    report.nodes.iter().all(|n| n.status.word() == "ok"),
                     "{:?}",
                     report.nodes
                 );

@@ -46,7 +46,7 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
             )
             .await?;
         assert!(
-            response.nodes.iter().all(|n| n.status == "ok"),
+            response.nodes.iter().all(|n| n.outcome().word() == "ok"),
             "{:?}",
             response.nodes
         );
@@ -87,7 +87,7 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
             .await?;
         assert!(refused.groups.is_empty());
         for node in &refused.nodes {
-            assert_eq!(node.status, "refused");
+            assert_eq!(node.outcome().word(), "refused");
             assert!(
                 node.reason.contains("privacy budget exhausted"),
                 "{}",
@@ -122,7 +122,7 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
         ] {
             let response = requester.stats(context(), bad).await?;
             for node in &response.nodes {
-                assert_eq!(node.status, status, "{node:?}");
+                assert_eq!(node.outcome().word(), status, "{node:?}");
                 assert!(
                     node.reason.contains(fragment),
                     "{} should mention {fragment}",

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fedq_coordinator::config::CoordinatorConfig;
-use fedq_node::audit::cli::{self as audit_cli, AuditCommand};
-use fedq_node::audit::AuditLog;
+use fedq_audit::cli::{self as audit_cli, AuditCommand};
+use fedq_audit::AuditLog;
 
 #[derive(Parser)]
 #[command(
@@ -36,7 +36,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    fedq_node::init_tracing();
+    fedq_transport::logging::init_tracing();
     let config = match Cli::parse().command {
         Command::Serve { config } => config,
         Command::Audit { command } => {
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(config.listen)
                     .await
                     .with_context(|| format!("cannot listen on {}", config.listen))?;
-                fedq_coordinator::server::serve(listener, config, fedq_node::shutdown::signal())
+                fedq_coordinator::server::serve(listener, config, fedq_transport::shutdown::signal())
                     .await
             })
         });

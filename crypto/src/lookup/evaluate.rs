@@ -61,6 +61,10 @@ pub struct PreparedTag {
 impl PreparedTag {
     /// Regenerates the GGSW masks from the seed and moves them to the Fourier
     /// domain (one forward FFT per GGSW, in parallel).
+    ///
+    /// tfhe `unwrap`s and asserts on the list's seed and shape here, on the
+    /// caller's rayon pool; an [`EncryptedTag`] only comes from
+    /// [`EncryptedTag::encrypt`] or its checked decoder, so they hold.
     pub fn prepare(tag: EncryptedTag) -> Self {
         let standard = tag.list.par_decompress_into_ggsw_ciphertext_list();
         let fft = Fft::new(PARAMETERS.polynomial_size);

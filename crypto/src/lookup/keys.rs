@@ -13,13 +13,9 @@ use sha2::{Digest, Sha256};
 use tfhe::core_crypto::prelude::*;
 use zeroize::Zeroize;
 
+use super::honest::{WireCompactPublicKey, WireGlweSecretKey};
 use super::params::PARAMETERS;
 use super::{wire, LookupError};
-
-/// Largest encoded public key we accept (the real one is ~32 KB).
-const PUBLIC_KEY_LIMIT: u64 = 64 * 1024;
-/// Largest encoded secret key file we accept (the real one is ~16 KB).
-const SECRET_KEY_LIMIT: u64 = 64 * 1024;
 
 /// The requester's GLWE secret key.
 pub struct FheSecretKey {
@@ -112,14 +108,7 @@ impl FheSecretKey {
 
     /// Reads a key written by [`danger::secret_key_to_file_bytes`].
     pub fn from_file_bytes(bytes: &[u8]) -> Result<Self, LookupError> {
-        let glwe: GlweSecretKeyOwned<u64> = wire::decode(bytes, SECRET_KEY_LIMIT, "secret key")?;
-        let binary = glwe.as_ref().iter().all(|&bit| bit <= 1);
-        if glwe.glwe_dimension() != PARAMETERS.glwe_dimension
-            || glwe.polynomial_size() != PARAMETERS.polynomial_size
-            || !binary
-        {
-            return Err(LookupError::WrongParameters("secret key"));
-        }
+        let glwe = wire::decode::<WireGlweSecretKey>(bytes, ())?;
         Ok(Self { glwe })
     }
 }
@@ -143,15 +132,7 @@ impl FhePublicKey {
 
     /// Decodes an untrusted public key and checks its parameters.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, LookupError> {
-        let key: LweCompactPublicKeyOwned<u64> =
-            wire::decode(bytes, PUBLIC_KEY_LIMIT, "public key")?;
-        let conformance = LweCompactPublicKeyConformanceParams {
-            encryption_lwe_dimension: PARAMETERS.lwe_dimension(),
-            ciphertext_modulus: PARAMETERS.ciphertext_modulus,
-        };
-        if !tfhe::conformance::ParameterSetConformant::is_conformant(&key, &conformance) {
-            return Err(LookupError::WrongParameters("public key"));
-        }
+        let key = wire::decode::<WireCompactPublicKey>(bytes, ())?;
         Ok(Self::from_key(key))
     }
 }

@@ -12,6 +12,14 @@
 //! 4. The coordinator adds the nodes' answers; the requester decrypts the sum:
 //!    the number of jurisdictions holding the identifier.
 //!
+//! # Untrusted input (Guarantee 8)
+//! tfhe trusts the fields of its objects: a seeded GGSW list whose seed starts
+//! late, or that holds no GGSW, makes its decompression `unwrap` an error on
+//! the node's rayon pool. So no tfhe object is ever deserialised from a peer:
+//! the `honest` module decodes plain mirrors, refuses every field that is not
+//! the value an honest client sends ([`LookupError::UnexpectedField`]), and
+//! only then builds the object from [`params::PARAMETERS`].
+//!
 //! # Residual leak (Guarantee 7)
 //! The requester holds the secret key, so it sees a ciphertext's noise, not only
 //! its decryption. Re-randomisation replaces the mask (a function of the query,
@@ -47,6 +55,7 @@
 
 pub mod answer;
 pub mod evaluate;
+mod honest;
 pub mod keys;
 pub mod params;
 pub mod query;
@@ -73,8 +82,20 @@ pub enum LookupError {
     /// Decoded, but not with the federation's parameters.
     #[error("{0} does not match the lookup parameters")]
     WrongParameters(&'static str),
+    /// A field holds a value that no honest peer sends (a parameter, or a
+    /// generator seed that does not start where the client's does): refused
+    /// before tfhe, which trusts such fields, is given the object.
+    #[error("{object}: unexpected {field}")]
+    UnexpectedField {
+        /// The object decoded, e.g. `encrypted tag`.
+        object: &'static str,
+        /// The field refused, e.g. `compression seed start`.
+        field: &'static str,
+    },
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod leak_tests;
 #[cfg(test)]

@@ -6,10 +6,10 @@
 //! regenerated from the list's seed by the node.
 
 use rayon::prelude::*;
-use tfhe::conformance::ParameterSetConformant;
 use tfhe::core_crypto::commons::math::random::Uniform;
 use tfhe::core_crypto::prelude::*;
 
+use super::honest::{TagBits, WireSeededGgswList};
 use super::keys::FheSecretKey;
 use super::params::PARAMETERS;
 use super::{wire, LookupError};
@@ -76,23 +76,12 @@ impl EncryptedTag {
         wire::encode(&self.list)
     }
 
-    /// Decodes an untrusted encrypted tag, refusing any other size or parameters
-    /// than `tag_bits` GGSW ciphertexts of [`PARAMETERS`].
+    /// Decodes an untrusted encrypted tag, refusing anything but `tag_bits`
+    /// GGSW ciphertexts of [`PARAMETERS`] seeded the way [`Self::encrypt`]
+    /// seeds them ([`super::honest`] lists what tfhe would otherwise trust),
+    /// and `tag_bits` outside what [`super::evaluate`] can use.
     pub fn from_bytes(bytes: &[u8], tag_bits: u8) -> Result<Self, LookupError> {
-        // Bodies plus a generous allowance for the seed and length fields.
-        let limit = (usize::from(tag_bits) * ggsw_bytes() + 1024) as u64;
-        let list: SeededGgswCiphertextListOwned<u64> = wire::decode(bytes, limit, "encrypted tag")?;
-        let conformance = GgswCiphertextListConformanceParams {
-            len: usize::from(tag_bits),
-            glwe_size: PARAMETERS.glwe_size(),
-            polynomial_size: PARAMETERS.polynomial_size,
-            decomp_base_log: PARAMETERS.base_log,
-            decomp_level_count: PARAMETERS.level_count,
-            ciphertext_modulus: PARAMETERS.ciphertext_modulus,
-        };
-        if !list.is_conformant(&conformance) {
-            return Err(LookupError::WrongParameters("encrypted tag"));
-        }
+        let list = wire::decode::<WireSeededGgswList>(bytes, TagBits(tag_bits))?;
         Ok(Self { list })
     }
 }

@@ -1,12 +1,14 @@
 //! Byte encodings of lookup objects, with a version byte and size limits.
 //!
 //! Everything a peer sends is untrusted: decoding is bounded by an explicit
-//! limit before any allocation, rejects trailing bytes, and the caller then
-//! checks the decoded object's parameters against [`super::params::PARAMETERS`].
+//! limit before any allocation, rejects trailing bytes, and goes through
+//! [`Honest`]: a peer's bytes never become a tfhe object before every field
+//! has been checked against [`super::params::PARAMETERS`].
 
 use bincode::Options;
-use serde::{de::DeserializeOwned, Serialize};
+use serde::Serialize;
 
+use super::honest::Honest;
 use super::LookupError;
 
 /// Version byte of every encoding below; bump it with any layout change.
@@ -28,21 +30,20 @@ pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     out
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(
-    bytes: &[u8],
-    limit: u64,
-    what: &'static str,
-) -> Result<T, LookupError> {
+/// Decodes an untrusted encoding of `H`'s object, expected to have `shape`.
+pub(crate) fn decode<H: Honest>(bytes: &[u8], shape: H::Shape) -> Result<H::Object, LookupError> {
     let Some((&version, body)) = bytes.split_first() else {
-        return Err(LookupError::Malformed(what));
+        return Err(LookupError::Malformed(H::WHAT));
     };
     if version != FORMAT_V1 {
-        return Err(LookupError::UnsupportedFormat(what));
+        return Err(LookupError::UnsupportedFormat(H::WHAT));
     }
+    let limit = H::limit(shape);
     if body.len() as u64 > limit {
-        return Err(LookupError::TooLarge(what));
+        return Err(LookupError::TooLarge(H::WHAT));
     }
-    options(limit)
+    let mirror: H = options(limit)
         .deserialize(body)
-        .map_err(|_| LookupError::Malformed(what))
+        .map_err(|_| LookupError::Malformed(H::WHAT))?;
+    mirror.check(shape)
 }

@@ -73,7 +73,6 @@
 //! catalog here; [`Policy::tables`] lets the config loader do it.
 
 mod rate;
-mod role;
 mod section;
 #[cfg(test)]
 mod tests;
@@ -83,11 +82,12 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, NaiveDate, Utc};
 use fedq_crypto::IdentifierKind;
 
-use self::rate::LookupLimiter;
-pub use self::role::{Role, UnknownRoleError};
+use self::rate::{LookupLimiter, QueryLimiter};
+pub use fedq_proto::role::{Role, UnknownRoleError};
 pub use self::section::{
     DisclosureSection, LookupPolicySection, PolicySection, PurposesSection, StatsPolicySection,
-    DEFAULT_LOOKUPS_PER_HOUR_PER_KIND, MAX_LOOKUPS_PER_HOUR_PER_KIND, MAX_NAME_BYTES,
+    DEFAULT_LOOKUPS_PER_HOUR_PER_KIND, DEFAULT_STATS_PER_HOUR, MAX_LOOKUPS_PER_HOUR_PER_KIND,
+    MAX_NAME_BYTES, MAX_STATS_PER_HOUR,
 };
 
 /// What a request asks of the node.
@@ -205,6 +205,8 @@ pub struct Policy {
     /// OPRF evaluations, metered on their own with the same per-kind limit:
     /// an enumeration through the OPRF is bounded even without lookups.
     oprf_limiter: LookupLimiter,
+    /// Statistics queries per requester.
+    stats_limiter: QueryLimiter,
 }
 
 impl Default for Policy {
@@ -221,6 +223,7 @@ impl Default for Policy {
             disclosure: Disclosure::default(),
             limiter: LookupLimiter::new(DEFAULT_LOOKUPS_PER_HOUR_PER_KIND),
             oprf_limiter: LookupLimiter::new(DEFAULT_LOOKUPS_PER_HOUR_PER_KIND),
+            stats_limiter: QueryLimiter::new(DEFAULT_STATS_PER_HOUR),
         }
     }
 }
@@ -283,7 +286,16 @@ impl Policy {
                 if !self.tables.contains(table.trim()) {
                     return Err(Refusal::denied("table", "the table is not admitted"));
                 }
-                Ok(())
+                self.stats_limiter
+                    .try_consume(request.requester, &[()], now)
+                    .map_err(|e| Refusal {
+                        rule: "rate_limit",
+                        reason: format!(
+                            "stats rate limit is {} queries per rolling hour; {} used",
+                            e.limit, e.used
+                        ),
+                        exhausted: true,
+                    })
             }
             Action::Disclose => {
                 self.check_purpose(&self.lookup_purposes, &purpose, "disclosure")?;

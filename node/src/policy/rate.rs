@@ -1,5 +1,7 @@
-//! The lookup rate limiter: at most N identifier items per (requester, kind)
-//! in any rolling hour, checked and consumed for a whole batch at once.
+//! The rate limiters: at most N units per (requester, key) in any rolling
+//! hour, checked and consumed for a whole batch at once. Lookups and OPRF
+//! evaluations count identifier items per kind; statistics count queries
+//! (one key, `()`).
 //!
 //! A sliding-window log rather than GCRA (e.g. `governor`): GCRA lets a
 //! requester spend a full burst and then keep the sustained rate, up to 2N-1
@@ -23,9 +25,9 @@ const MIN_SWEEP_AT: usize = 1024;
 
 /// Why a batch was refused: the first kind (in code order) over its limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Exceeded {
-    /// Kind whose limit the batch would pass.
-    pub(crate) kind: IdentifierKind,
+pub(crate) struct Exceeded<K> {
+    /// Key whose limit the batch would pass.
+    pub(crate) kind: K,
     /// Items allowed per rolling hour.
     pub(crate) limit: u32,
     /// Items of that kind already admitted in the last hour.
@@ -67,9 +69,8 @@ impl Window {
     }
 }
 
-#[derive(Default)]
-struct State {
-    windows: HashMap<String, BTreeMap<IdentifierKind, Window>>,
+struct State<K> {
+    windows: HashMap<String, BTreeMap<K, Window>>,
     sweep_at: usize,
 }
 
@@ -78,12 +79,17 @@ struct State {
 /// Memory: one entry per admitted batch in the last hour, so at most `limit`
 /// entries per (requester, kind); idle requesters are swept. Counters do not
 /// survive a restart of the node.
-pub(crate) struct LookupLimiter {
+pub(crate) struct SlidingLimiter<K> {
     limit: u32,
-    state: Mutex<State>,
+    state: Mutex<State<K>>,
 }
 
-impl fmt::Debug for LookupLimiter {
+/// Identifier items per (requester, kind).
+pub(crate) type LookupLimiter = SlidingLimiter<IdentifierKind>;
+/// Statistics queries per requester.
+pub(crate) type QueryLimiter = SlidingLimiter<()>;
+
+impl<K> fmt::Debug for SlidingLimiter<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LookupLimiter")
             .field("per_hour_per_kind", &self.limit)
@@ -91,8 +97,8 @@ impl fmt::Debug for LookupLimiter {
     }
 }
 
-impl LookupLimiter {
-    /// A limiter admitting `limit` items per (requester, kind) per rolling hour.
+impl<K: Ord + Copy> SlidingLimiter<K> {
+    /// A limiter admitting `limit` units per (requester, key) per rolling hour.
     pub(crate) fn new(limit: u32) -> Self {
         Self {
             limit,
@@ -113,10 +119,10 @@ impl LookupLimiter {
     pub(crate) fn try_consume(
         &self,
         requester: &str,
-        kinds: &[IdentifierKind],
+        kinds: &[K],
         now: DateTime<Utc>,
-    ) -> Result<(), Exceeded> {
-        let mut wanted: BTreeMap<IdentifierKind, u64> = BTreeMap::new();
+    ) -> Result<(), Exceeded<K>> {
+        let mut wanted: BTreeMap<K, u64> = BTreeMap::new();
         for &kind in kinds {
             *wanted.entry(kind).or_default() += 1;
         }
@@ -155,7 +161,7 @@ impl LookupLimiter {
         Ok(())
     }
 
-    fn exceeded(&self, kind: IdentifierKind, used: u64, requested: u64) -> Exceeded {
+    fn exceeded(&self, kind: K, used: u64, requested: u64) -> Exceeded<K> {
         Exceeded {
             kind,
             limit: self.limit,
@@ -173,7 +179,7 @@ impl LookupLimiter {
 }
 
 /// Drops windows with nothing left in the last hour, then resets the threshold.
-fn sweep(state: &mut State, now: DateTime<Utc>) {
+fn sweep<K: Ord>(state: &mut State<K>, now: DateTime<Utc>) {
     state.windows.retain(|_, windows| {
         windows.retain(|_, w| {
             w.expire(now);

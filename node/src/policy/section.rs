@@ -9,7 +9,7 @@ use chrono::NaiveDate;
 use fedq_crypto::IdentifierKind;
 use serde::Deserialize;
 
-use super::rate::LookupLimiter;
+use super::rate::{LookupLimiter, QueryLimiter};
 use super::{normalise_purpose, Disclosure, Policy, Role};
 
 /// Lookups per hour per (requester, identifier kind) when
@@ -20,6 +20,10 @@ pub const DEFAULT_LOOKUPS_PER_HOUR_PER_KIND: u32 = 100;
 /// Highest accepted `policy.lookup.per_hour_per_kind`: the limiter keeps up to
 /// one entry per admitted batch in the last hour, so this bounds its memory.
 pub const MAX_LOOKUPS_PER_HOUR_PER_KIND: u32 = 100_000;
+/// Default statistics queries per requester per rolling hour.
+pub const DEFAULT_STATS_PER_HOUR: u32 = 60;
+/// Largest `per_hour` accepted for statistics.
+pub const MAX_STATS_PER_HOUR: u32 = 10_000;
 /// Longest accepted agency, purpose or table name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
 
@@ -71,6 +75,9 @@ pub struct LookupPolicySection {
 pub struct StatsPolicySection {
     /// Tables of the `[stats]` catalog that may be queried.
     pub tables: Vec<String>,
+    /// Statistics queries per requester per rolling hour: each one costs a
+    /// scan and two durable writes, so they are metered like lookups.
+    pub per_hour: Option<i64>,
 }
 
 /// `[policy.disclosure]`: who may learn this node's own hit bit. A request
@@ -121,6 +128,12 @@ pub(super) fn validate(section: PolicySection) -> Result<Policy, Vec<String>> {
     );
     let kinds = kinds(p, &section.lookup.kinds);
     let per_hour = per_hour(p, section.lookup.per_hour_per_kind);
+    let stats_per_hour = bounded(
+        p,
+        "policy.stats.per_hour",
+        section.stats.per_hour,
+        (DEFAULT_STATS_PER_HOUR, MAX_STATS_PER_HOUR),
+    );
     let tables = names(
         p,
         "policy.stats.tables",
@@ -166,6 +179,7 @@ pub(super) fn validate(section: PolicySection) -> Result<Policy, Vec<String>> {
         disclosure,
         limiter: LookupLimiter::new(per_hour),
         oprf_limiter: LookupLimiter::new(per_hour),
+        stats_limiter: QueryLimiter::new(stats_per_hour),
     })
 }
 
@@ -278,6 +292,20 @@ fn per_hour(p: &mut Problems, value: Option<i64>) -> u32 {
                 ),
             );
             DEFAULT_LOOKUPS_PER_HOUR_PER_KIND
+        }
+    }
+}
+
+/// An optional count between 1 and `max`, `default` when absent.
+fn bounded(p: &mut Problems, key: &str, value: Option<i64>, (default, max): (u32, u32)) -> u32 {
+    let Some(value) = value else {
+        return default;
+    };
+    match u32::try_from(value) {
+        Ok(n) if (1..=max).contains(&n) => n,
+        _ => {
+            p.push(key, format_args!("must be between 1 and {max}"));
+            default
         }
     }
 }

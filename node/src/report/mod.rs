@@ -75,9 +75,8 @@ pub use self::release::{
 pub use self::tally::{
     tally, Domains, Table, DECISIONS, DISCLOSURE_COLUMN, DISCLOSURE_OUTCOMES, OTHER, SEVERAL_KINDS,
 };
-use crate::audit::{AuditError, AuditLog, AuditRecord, Decision};
+use crate::audit::{AuditError, AuditRecord, Decision};
 use crate::config::NodeConfig;
-use crate::policy::Policy;
 
 /// Epsilon of a whole report when the operator gives none: one report a
 /// month at 1 keeps each cell within about ±12 (95%) of its true count,
@@ -197,13 +196,9 @@ pub fn run(
     options: &ReportOptions,
     now: DateTime<Utc>,
 ) -> Result<TransparencyReport, ReportError> {
-    let policy = match &config.policy {
-        Some(section) => Policy::from_section(section.clone())
-            .map_err(|problems| ReportError::Policy(problems.join("; ")))?,
-        None => Policy::default(),
-    };
+    let policy = &config.policy;
     let domains = Domains::new(policy.report_domains(), policy.tables());
-    let log = AuditLog::open_for(config)?;
+    let log = config.open_audit()?;
     if let Some((seq, problem)) = log.verify()?.first_bad {
         return Err(ReportError::Tampered { seq, problem });
     }

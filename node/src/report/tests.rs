@@ -308,7 +308,7 @@ fn released_noise_has_the_declared_scale() -> Result<()> {
 fn a_run_releases_every_table_and_audits_itself() -> Result<()> {
     let temp = tempfile::tempdir()?;
     let config = crate::NodeConfig::load(&write_config(temp.path())?)?;
-    let log = AuditLog::open_for(&config)?;
+    let log = config.open_audit()?;
     log.append(&record(
         "fr-police",
         "fraud investigation",
@@ -341,7 +341,7 @@ fn a_run_releases_every_table_and_audits_itself() -> Result<()> {
     assert_eq!(json["tables"][2]["name"], "kind");
     assert!(report.to_text().contains("requests by agency and decision"));
 
-    let log = AuditLog::open_for(&config)?;
+    let log = config.open_audit()?;
     let entries = log.entries_between(now, now + chrono::Days::new(1))?;
     let audited = entries.last().context("the run was not audited")?;
     assert_eq!(audited.record.action, REPORT_ACTION);

@@ -283,7 +283,7 @@ fn write_parquet(
     dir: &Path,
     table: &str,
 ) -> Result<(), StatsError> {
-    std::fs::create_dir_all(dir)?;
+    fedq_transport::files::create_private_dir(dir)?;
     let target = dir.join(format!("{table}.parquet"));
     let temp = dir.join(format!(
         ".{table}.parquet.{}-{:016x}.tmp",
@@ -321,7 +321,7 @@ fn write_file(
         // Identifiers are (nearly) unique: dictionary encoding would be tried, fail and fall back.
         props = props.set_column_dictionary_enabled(ColumnPath::from(*name), false);
     }
-    let file = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    let file = BufWriter::with_capacity(1 << 20, fedq_transport::files::create_new_private(path)?);
     let writer = ArrowWriter::try_new(file, Arc::clone(schema), Some(props.build()))?;
     let (mut file_writer, factory) = writer.into_serialized_writer()?;
 

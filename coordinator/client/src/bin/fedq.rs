@@ -1,0 +1,419 @@
+//! `fedq`: the command line of investigators, researchers and operators.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use fedq_client::{ClientConfig, LookupInput, LookupReport, Requester};
+use fedq_client::{init, stats_cli};
+use fedq_crypto::IdentifierKind;
+use fedq_proto::federation::Parameters;
+use fedq_proto::outcome::{Disclosure, NodeOutcome};
+
+#[derive(Parser)]
+#[command(
+    name = "fedq",
+    version,
+    about = "Privacy-preserving federated lookups and statistics"
+)]
+struct Cli {
+    /// The requester's client.toml.
+    #[arg(long, global = true, env = "FEDQ_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: CliCommand,
+}
+
+#[derive(Subcommand)]
+enum CliCommand {
+    /// Create and manage federations.
+    #[command(subcommand)]
+    Federation(FederationCommand),
+    /// Manage the requester's TFHE keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Does an identifier appear in any partner's records? (hit / no-hit)
+    Lookup(LookupArgs),
+    /// What statistics can be asked, and at which nodes.
+    Catalog {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A differentially private statistic across the federation.
+    Stats(StatsArgs),
+    /// Privacy budget spent and left at each node, this epoch.
+    Budget {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a whole local federation and a few lookups, explaining who learns what.
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum FederationCommand {
+    /// Write a ready local federation: CA, certificates, configs.
+    Init {
+        /// Output directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Node ids, comma-separated (e.g. fr,de,nl).
+        #[arg(long, value_delimiter = ',', required = true)]
+        nodes: Vec<String>,
+        /// First port (coordinator; nodes follow). Default: free ports.
+        #[arg(long)]
+        base_port: Option<u16>,
+        /// Requester to create.
+        #[arg(long, default_value = "alice")]
+        requester: String,
+        /// The requester's agency.
+        #[arg(long, default_value = "demo-agency")]
+        agency: String,
+        /// Bucket bits (at most 12 for 1,000,000 records per node).
+        #[arg(long, default_value_t = fedq_proto::federation::DEFAULT_BUCKET_BITS)]
+        bucket_bits: u8,
+        /// Tag bits compared under encryption.
+        #[arg(long, default_value_t = fedq_proto::federation::DEFAULT_TAG_BITS)]
+        tag_bits: u8,
+        /// Minimum padded bucket size.
+        #[arg(long, default_value_t = fedq_proto::federation::DEFAULT_PADDED_CANDIDATES)]
+        padded_candidates: usize,
+        /// Overwrite an existing federation.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Add a requester: certificate, signing key, client.toml, and its entry
+    /// (with public key) in federation.toml. Nodes admit it once their policy does.
+    AddRequester {
+        /// The federation directory (as given to `federation init`).
+        #[arg(long)]
+        dir: PathBuf,
+        /// Requester id (lowercase letters, digits, '-').
+        #[arg(long)]
+        name: String,
+        /// The requester's agency.
+        #[arg(long)]
+        agency: String,
+        /// investigator, researcher or auditor.
+        #[arg(long)]
+        role: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make the TFHE keys (secret key stays in a 0600 file) and register the public key.
+    Init {
+        /// Make new keys even if some exist.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Args)]
+struct LookupArgs {
+    /// Identifier kind: passport, national_id, phone, email, iban, crypto_wallet, name_dob.
+    #[arg(long, requires = "value", conflicts_with = "batch")]
+    kind: Option<String>,
+    /// The identifier, in any usual spelling.
+    #[arg(long, requires = "kind")]
+    value: Option<String>,
+    /// CSV file of `kind,value` rows.
+    #[arg(long)]
+    batch: Option<PathBuf>,
+    /// Purpose of the request.
+    #[arg(long)]
+    purpose: String,
+    /// Case reference.
+    #[arg(long = "case")]
+    case_reference: String,
+    /// Legal basis (default: legal_basis in client.toml).
+    #[arg(long)]
+    legal_basis: Option<String>,
+    /// Also ask which jurisdictions hit; each node's policy decides whether it
+    /// reveals its own answer (others are reported as withheld).
+    #[arg(long, requires = "authorization")]
+    disclose: bool,
+    /// The authorization reference a disclosure is asked under.
+    #[arg(long, requires = "disclose")]
+    authorization: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct StatsArgs {
+    /// Table name (see `fedq catalog`).
+    #[arg(long)]
+    table: String,
+    /// count | sum:<column> | mean:<column> | histogram:<column>
+    #[arg(long)]
+    measure: String,
+    /// At most two group-by columns, comma-separated (e.g. category,month).
+    #[arg(long)]
+    group_by: Option<String>,
+    /// Filters such as sector=finance or date>=2025-01-01 (repeatable).
+    #[arg(long = "where")]
+    filters: Vec<String>,
+    /// Pure DP privacy parameter.
+    #[arg(long, conflicts_with = "rho", required_unless_present = "rho")]
+    epsilon: Option<f64>,
+    /// zCDP privacy parameter.
+    #[arg(long)]
+    rho: Option<f64>,
+    /// Purpose of the request.
+    #[arg(long)]
+    purpose: String,
+    /// Case reference.
+    #[arg(long = "case", default_value = "")]
+    case_reference: String,
+    /// Legal basis (default: legal_basis in client.toml).
+    #[arg(long)]
+    legal_basis: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `fedq demo` runs `fedq-demo`, which starts nodes and a coordinator in one
+/// process and therefore links the servers; the requester's `fedq` links
+/// none, so the demo is a separate binary beside it (as `git` runs `git-x`).
+fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let name = format!("fedq-demo{}", std::env::consts::EXE_SUFFIX);
+    let beside = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|dir| dir.join(&name)))
+        .filter(|path| path.is_file());
+    let program = beside.unwrap_or_else(|| PathBuf::from(&name));
+    let mut command = std::process::Command::new(&program);
+    command.arg("--people").arg(args.people.to_string());
+    if let Some(dir) = &args.dir {
+        command.arg("--dir").arg(dir);
+    }
+    let status = command.status().map_err(|e| {
+        anyhow::anyhow!(
+            "cannot run {} ({e}): build it with `cargo build --bin fedq-demo`, \
+             or run `cargo run --bin fedq-demo`",
+            program.display()
+        )
+    })?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// People per jurisdiction.
+    #[arg(long, default_value_t = 100_000)]
+    people: usize,
+    /// Keep the federation in this directory instead of a temporary one.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    fedq_transport::logging::init_tracing_quiet();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn client_config(path: Option<PathBuf>) -> anyhow::Result<ClientConfig> {
+    let path = path.context("--config FILE (the requester's client.toml) is required")?;
+    ClientConfig::load(&path)
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new()?;
+    match cli.command {
+        CliCommand::Federation(FederationCommand::Init {
+            dir,
+            nodes,
+            base_port,
+            requester,
+            agency,
+            bucket_bits,
+            tag_bits,
+            padded_candidates,
+            force,
+        }) => {
+            let output = init::init(&init::InitOptions {
+                dir: dir.clone(),
+                nodes,
+                requester,
+                agency,
+                base_port,
+                force,
+                parameters: Parameters {
+                    bucket_bits,
+                    tag_bits,
+                    padded_candidates,
+                },
+            })?;
+            println!("federation written to {}", dir.display());
+            for (node, path) in &output.nodes {
+                println!("  node {node}: {}", path.display());
+            }
+            println!("  coordinator: {}", output.coordinator.display());
+            println!("  requester: {}", output.client.display());
+        }
+        CliCommand::Federation(FederationCommand::AddRequester {
+            dir,
+            name,
+            agency,
+            role,
+        }) => {
+            let client = init::add_requester(
+                &dir,
+                &fedq_proto::federation::RequesterEntry {
+                    id: name.clone(),
+                    agency,
+                    role: role.parse().map_err(|_| {
+                        anyhow::anyhow!("--role must be investigator, researcher or auditor")
+                    })?,
+                    public_key: String::new(),
+                },
+            )?;
+            println!(
+                "requester {name} added: {} (nodes admit it once their [policy] lists its agency and role)",
+                client.display()
+            );
+        }
+        CliCommand::Keys(KeysCommand::Init { force }) => {
+            let config = client_config(cli.config)?;
+            let keys_dir = config.keys_dir.clone();
+            let key_id = runtime.block_on(async {
+                let mut requester = Requester::connect(config).await?;
+                requester.keys_init(force).await
+            })?;
+            println!(
+                "key {key_id} registered; secret key kept in {} (mode 0600)",
+                keys_dir.display()
+            );
+        }
+        CliCommand::Lookup(args) => {
+            let config = client_config(cli.config)?;
+            let inputs = match (&args.kind, &args.value, &args.batch) {
+                (Some(kind), Some(value), None) => {
+                    let kind: IdentifierKind = kind.parse()?;
+                    vec![LookupInput {
+                        kind,
+                        value: value.clone(),
+                    }]
+                }
+                (None, None, Some(batch)) => fedq_client::read_batch(batch)?,
+                _ => bail!("give either --kind and --value, or --batch FILE"),
+            };
+            let report = runtime.block_on(async {
+                let mut requester = Requester::connect(config).await?;
+                requester
+                    .lookup_with(
+                        &inputs,
+                        &fedq_client::LookupOptions {
+                            purpose: args.purpose.clone(),
+                            case_reference: args.case_reference.clone(),
+                            legal_basis: args.legal_basis.clone(),
+                            disclose: args.authorization.clone().filter(|_| args.disclose),
+                        },
+                    )
+                    .await
+            })?;
+            print_report(&report, args.json)?;
+            if !report.nodes.iter().any(|n| n.status == NodeOutcome::Ok) {
+                bail!("no node answered: the results above say nothing about any jurisdiction");
+            }
+        }
+        CliCommand::Catalog { json } => {
+            let config = client_config(cli.config)?;
+            let catalog =
+                runtime.block_on(async { Requester::connect(config).await?.catalog().await })?;
+            stats_cli::print_catalog(&catalog, json)?;
+        }
+        CliCommand::Budget { json } => {
+            let config = client_config(cli.config)?;
+            let budget =
+                runtime.block_on(async { Requester::connect(config).await?.budget().await })?;
+            stats_cli::print_budget(&budget, json)?;
+        }
+        CliCommand::Stats(args) => {
+            let config = client_config(cli.config)?;
+            let query = fedq_proto::v1::StatsQuery {
+                table: args.table,
+                measure: args.measure,
+                group_by: args
+                    .group_by
+                    .map(|g| g.split(',').map(|s| s.trim().to_owned()).collect())
+                    .unwrap_or_default(),
+                filters: args.filters,
+                budget: match (args.epsilon, args.rho) {
+                    (Some(e), _) => Some(fedq_proto::v1::stats_query::Budget::Epsilon(e)),
+                    (None, Some(r)) => Some(fedq_proto::v1::stats_query::Budget::Rho(r)),
+                    (None, None) => None,
+                },
+            };
+            let context = fedq_proto::v1::RequestContext {
+                purpose: args.purpose,
+                case_reference: args.case_reference,
+                legal_basis: args.legal_basis.unwrap_or_default(),
+                ..Default::default()
+            };
+            let response = runtime.block_on(async {
+                Requester::connect(config)
+                    .await?
+                    .stats(context, query)
+                    .await
+            })?;
+            stats_cli::print_stats(&response, args.json)?;
+        }
+        CliCommand::Demo(args) => return run_demo(&args),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+        return Ok(());
+    }
+    let answered = report.nodes.iter().any(|n| n.status == NodeOutcome::Ok);
+    for result in &report.results {
+        let mut verdict = if !answered {
+            "no answer".to_owned()
+        } else if result.hit {
+            format!("HIT in {} jurisdiction(s)", result.jurisdictions)
+        } else {
+            "no hit".to_owned()
+        };
+        if let Some(held_by) = result.held_by.as_ref().filter(|h| !h.is_empty()) {
+            verdict.push_str(&format!(" (revealed: {})", held_by.join(", ")));
+        }
+        println!("{:<14} {:<40} {verdict}", result.kind, result.value);
+    }
+    for node in &report.nodes {
+        if node.status == NodeOutcome::Ok && node.disclosure != Disclosure::NotAsked {
+            println!("node {}: ok, disclosure {}", node.node, node.disclosure.word());
+        } else if node.status == NodeOutcome::Ok {
+            println!("node {}: ok", node.node);
+        } else {
+            println!(
+                "node {}: {} ({}) - not counted above",
+                node.node,
+                node.status.word(),
+                node.reason
+            );
+        }
+    }
+    Ok(())
+}

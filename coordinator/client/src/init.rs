@@ -1,0 +1,400 @@
+//! `fedq federation init`: a ready local federation with a development CA.
+//!
+//! Writes the CA, an mTLS certificate per party (common name = party id), the
+//! federation file and key, and a config file per node, coordinator and
+//! requester. Secrets are written 0600. Meant for development and demos; a
+//! production federation brings its own CA.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use fedq_crypto::envelope::SigningKey;
+use fedq_proto::federation::{
+    is_name, CoordinatorEntry, FederationToml, NodeEntry, Parameters, RequesterEntry,
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
+};
+
+/// What to create.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Output directory.
+    pub dir: PathBuf,
+    /// Node ids (also their jurisdictions).
+    pub nodes: Vec<String>,
+    /// The requester to create.
+    pub requester: String,
+    /// Its agency.
+    pub agency: String,
+    /// First port; free ports are picked when absent.
+    pub base_port: Option<u16>,
+    /// Overwrite an existing federation in `dir`.
+    pub force: bool,
+    /// Federation parameters.
+    pub parameters: Parameters,
+}
+
+/// Paths of what was written.
+#[derive(Debug, Clone)]
+pub struct InitOutput {
+    /// `federation.toml`.
+    pub federation: PathBuf,
+    /// Per node id, its `node.toml`.
+    pub nodes: Vec<(String, PathBuf)>,
+    /// `coordinator.toml`.
+    pub coordinator: PathBuf,
+    /// The requester's `client.toml`.
+    pub client: PathBuf,
+}
+
+fn write_secret(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    fedq_transport::files::write_private(path, contents)
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn issue(
+    ca: &Issuer<'_, KeyPair>,
+    common_name: &str,
+    dir: &Path,
+    stem: &str,
+) -> anyhow::Result<()> {
+    let mut params = CertificateParams::new(vec![common_name.to_owned(), "localhost".to_owned()])?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse()?));
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
+    let key = KeyPair::generate()?;
+    let cert = params.signed_by(&key, ca)?;
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(format!("{stem}.pem")), cert.pem())?;
+    write_secret(
+        &dir.join(format!("{stem}.key")),
+        key.serialize_pem().as_bytes(),
+    )
+}
+
+/// The `[stats]` section of a generated node: caps per requester and month,
+/// and the catalog of the generator's `incidents.csv`.
+fn stats_section() -> anyhow::Result<String> {
+    use fedq_proto::catalog::{ColumnSpec, TableCatalog};
+    let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
+    let incidents = TableCatalog {
+        name: "incidents".to_owned(),
+        privacy_unit: "unit_id".to_owned(),
+        max_rows_per_unit: 10,
+        columns: vec![
+            ColumnSpec::Identifier {
+                name: "incident_id".to_owned(),
+            },
+            ColumnSpec::Identifier {
+                name: "unit_id".to_owned(),
+            },
+            ColumnSpec::Date {
+                name: "date".to_owned(),
+                from: "2024-01-01".to_owned(),
+                to: "2026-12-31".to_owned(),
+            },
+            ColumnSpec::Category {
+                name: "category".to_owned(),
+                values: strings(fedq_proto::demo::CATEGORIES),
+            },
+            ColumnSpec::Category {
+                name: "sector".to_owned(),
+                values: strings(fedq_proto::demo::SECTORS),
+            },
+            ColumnSpec::Integer {
+                name: "loss_eur".to_owned(),
+                min: 0,
+                max: 1_000_000,
+            },
+            ColumnSpec::Integer {
+                name: "severity".to_owned(),
+                min: 1,
+                max: 5,
+            },
+        ],
+    };
+    #[derive(serde::Serialize)]
+    struct Stats {
+        dir: &'static str,
+        epsilon_per_epoch: f64,
+        rho_per_epoch: f64,
+        tables: Vec<TableCatalog>,
+    }
+    #[derive(serde::Serialize)]
+    struct Section {
+        stats: Stats,
+    }
+    let section = Section {
+        stats: Stats {
+            dir: "data/stats",
+            epsilon_per_epoch: 10.0,
+            rho_per_epoch: 0.5,
+            tables: vec![incidents],
+        },
+    };
+    Ok(format!(
+        "# Privacy budget caps per requester and calendar month, and the public catalog.\n{}",
+        toml::to_string(&section)?
+    ))
+}
+
+/// Purposes the generated policies admit for lookups.
+pub const LOOKUP_PURPOSES: [&str; 3] = ["fraud", "counter-terrorism", "demo"];
+/// Purposes the generated policies admit for statistics.
+pub const STATS_PURPOSES: [&str; 2] = ["threat-report", "research"];
+/// The one purpose under which the first node of a generated federation
+/// reveals its own hit (staged disclosure); the other nodes never do.
+pub const DISCLOSURE_PURPOSE: &str = "counter-terrorism";
+
+/// The `[policy]` section of a generated node: the init requester's agency,
+/// investigators and researchers, the purposes above, every identifier kind,
+/// the incidents table, for one year. Only the first node discloses.
+fn policy_section(agency: &str, discloses: bool) -> String {
+    let list = |items: &[&str]| {
+        items
+            .iter()
+            .map(|i| format!("{i:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let kinds: Vec<&str> = fedq_crypto::IdentifierKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect();
+    let valid_until = (chrono::Utc::now().date_naive() + chrono::Days::new(365)).format("%Y-%m-%d");
+    let disclosure = if discloses {
+        format!(
+            "\n# This node reveals its own hit to investigators of {agency:?} working\n\
+             # {DISCLOSURE_PURPOSE} cases (with an authorization reference).\n\
+             [policy.disclosure]\nagencies = [{agency:?}]\nroles = [\"investigator\"]\npurposes = [{DISCLOSURE_PURPOSE:?}]\n"
+        )
+    } else {
+        "\n# No [policy.disclosure]: this node never reveals its own hit.\n".to_owned()
+    };
+    format!(
+        "# Who may ask what of this node, for which purpose, how often, until when.\n\
+         [policy]\nvalid_until = \"{valid_until}\"\nagencies = [{agency:?}]\nroles = [\"investigator\", \"researcher\"]\n\n\
+         [policy.purposes]\nlookup = [{}]\nstats = [{}]\n\n\
+         [policy.lookup]\nkinds = [{}]\nper_hour_per_kind = 1000\n\n\
+         [policy.stats]\ntables = [\"incidents\"]\n{disclosure}",
+        list(&LOOKUP_PURPOSES),
+        list(&STATS_PURPOSES),
+        list(&kinds),
+    )
+}
+
+/// Creates the federation.
+pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
+    let dir = &options.dir;
+    if options.nodes.is_empty() {
+        bail!("--nodes needs at least one node id");
+    }
+    for id in options
+        .nodes
+        .iter()
+        .chain(std::iter::once(&options.requester))
+    {
+        if !is_name(id) || id == "coordinator" || id == "ca" {
+            bail!("{id:?} is not a valid id: use lowercase letters, digits and '-' (not 'coordinator')");
+        }
+    }
+    let mut unique = options.nodes.clone();
+    unique.sort();
+    unique.dedup();
+    if unique.len() != options.nodes.len() {
+        bail!("--nodes lists a node twice");
+    }
+    let federation_path = dir.join("federation.toml");
+    if federation_path.exists() && !options.force {
+        bail!(
+            "{} already exists (use --force to overwrite)",
+            federation_path.display()
+        );
+    }
+    std::fs::create_dir_all(dir)?;
+
+    let mut ports = Vec::with_capacity(options.nodes.len() + 1);
+    for i in 0..=options.nodes.len() {
+        ports.push(match options.base_port {
+            Some(base) => base
+                .checked_add(i as u16)
+                .context("--base-port is too high")?,
+            None => free_port()?,
+        });
+    }
+
+    let ca_dir = dir.join("ca");
+    std::fs::create_dir_all(&ca_dir)?;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "fedq development CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
+    std::fs::write(ca_dir.join("ca.pem"), ca.pem())?;
+    write_secret(&ca_dir.join("ca.key"), ca.key().serialize_pem().as_bytes())?;
+
+    let federation = FederationToml {
+        version: fedq_proto::toml_file::CONFIG_VERSION,
+        name: dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("federation")
+            .to_owned(),
+        parameters: options.parameters.clone(),
+        coordinator: CoordinatorEntry {
+            address: format!("127.0.0.1:{}", ports[0]),
+        },
+        nodes: options
+            .nodes
+            .iter()
+            .zip(&ports[1..])
+            .map(|(id, port)| NodeEntry {
+                id: id.clone(),
+                jurisdiction: id.clone(),
+                address: format!("127.0.0.1:{port}"),
+            })
+            .collect(),
+        requesters: Vec::new(),
+    };
+    std::fs::write(&federation_path, toml::to_string_pretty(&federation)?)?;
+
+    let mut nodes = Vec::new();
+    for (node, port) in options.nodes.iter().zip(&ports[1..]) {
+        let node_dir = dir.join("nodes").join(node);
+        issue(&ca, node, &node_dir.join("tls"), "node")?;
+        fedq_transport::files::create_private_dir(&node_dir.join("data"))?;
+        let path = node_dir.join("node.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "version = 1\nnode_id = \"{node}\"\nlisten = \"127.0.0.1:{port}\"\nfederation = \"../../federation.toml\"\n\
+                 store = \"sqlite://data/node.db\"\n\n\
+                 [tls]\nca = \"../../ca/ca.pem\"\ncert = \"tls/node.pem\"\nkey = \"tls/node.key\"\n\n\
+                 [lookup]\n# Certificate names allowed to query this node.\nallowed_callers = [\"coordinator\"]\n\n{}\n{}",
+                stats_section()?,
+                policy_section(&options.agency, nodes.is_empty())
+            ),
+        )?;
+        nodes.push((node.clone(), path));
+    }
+
+    let coordinator_dir = dir.join("coordinator");
+    issue(
+        &ca,
+        "coordinator",
+        &coordinator_dir.join("tls"),
+        "coordinator",
+    )?;
+    let coordinator = coordinator_dir.join("coordinator.toml");
+    std::fs::write(
+        &coordinator,
+        format!(
+            "version = 1\nlisten = \"127.0.0.1:{}\"\nfederation = \"../federation.toml\"\nkey_store = \"data/keys.db\"\n\
+             node_timeout_ms = 30000\n\n[tls]\nca = \"../ca/ca.pem\"\ncert = \"tls/coordinator.pem\"\nkey = \"tls/coordinator.key\"\n",
+            ports[0]
+        ),
+    )?;
+
+    let client = write_requester(
+        dir,
+        &ca,
+        &RequesterEntry {
+            id: options.requester.clone(),
+            agency: options.agency.clone(),
+            role: fedq_proto::Role::Investigator,
+            public_key: String::new(),
+        },
+    )?;
+    Ok(InitOutput {
+        federation: federation_path,
+        nodes,
+        coordinator,
+        client,
+    })
+}
+
+/// `fedq federation add-requester`: a certificate from the federation's CA, a
+/// signing key, a `client.toml`, and an entry in `federation.toml`. Running
+/// nodes pick the new requester up on its first signed request.
+pub fn add_requester(dir: &Path, requester: &RequesterEntry) -> anyhow::Result<PathBuf> {
+    if !is_name(&requester.id) || requester.id == "coordinator" || requester.id == "ca" {
+        bail!(
+            "{:?} is not a valid requester id: use lowercase letters, digits and '-'",
+            requester.id
+        );
+    }
+    let ca_dir = dir.join("ca");
+    let read = |name: &str| {
+        std::fs::read_to_string(ca_dir.join(name))
+            .with_context(|| format!("cannot read {}", ca_dir.join(name).display()))
+    };
+    let key = KeyPair::from_pem(&read("ca.key")?).context("the CA key is invalid")?;
+    let ca =
+        Issuer::from_ca_cert_pem(&read("ca.pem")?, key).context("the CA certificate is invalid")?;
+    write_requester(dir, &ca, requester)
+}
+
+/// Issues the requester's certificate and signing key, writes its
+/// `client.toml`, and lists it (with its public key) in `federation.toml`.
+fn write_requester(
+    dir: &Path,
+    ca: &Issuer<'_, KeyPair>,
+    requester: &RequesterEntry,
+) -> anyhow::Result<PathBuf> {
+    let federation_path = dir.join("federation.toml");
+    let mut federation: FederationToml = toml::from_str(
+        &std::fs::read_to_string(&federation_path)
+            .with_context(|| format!("cannot read {}", federation_path.display()))?,
+    )
+    .with_context(|| format!("{} is not a federation file", federation_path.display()))?;
+    if federation.requesters.iter().any(|r| r.id == requester.id) {
+        bail!("requester {:?} already exists", requester.id);
+    }
+    let requester_dir = dir.join("requesters").join(&requester.id);
+    issue(ca, &requester.id, &requester_dir.join("tls"), "requester")?;
+    let signing_key = SigningKey::generate();
+    write_secret(
+        &requester_dir.join("signing.key"),
+        signing_key.to_text().as_bytes(),
+    )?;
+    let client = requester_dir.join("client.toml");
+    std::fs::write(
+        &client,
+        format!(
+            "version = 1\nrequester = \"{}\"\nfederation = \"../../federation.toml\"\n\
+             keys_dir = \"keys\"\n# Ed25519 key that signs every request envelope (0600).\nsigning_key = \"signing.key\"\n\
+             # Legal basis stated in every request unless --legal-basis says otherwise.\nlegal_basis = \"demo federation: synthetic data only\"\n\n\
+             [tls]\nca = \"../../ca/ca.pem\"\ncert = \"tls/requester.pem\"\nkey = \"tls/requester.key\"\n",
+            requester.id
+        ),
+    )?;
+    federation.requesters.push(RequesterEntry {
+        public_key: signing_key.verifying_key().to_text(),
+        ..requester.clone()
+    });
+    // Write-then-rename: nodes re-read this file while they run.
+    let temp = dir.join(".federation.toml.tmp");
+    std::fs::write(&temp, toml::to_string_pretty(&federation)?)?;
+    std::fs::rename(&temp, &federation_path)?;
+    Ok(client)
+}

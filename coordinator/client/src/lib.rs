@@ -1,0 +1,31 @@
+//! The requester's client library: keys, lookups, and the `client.toml` file.
+//!
+//! Identifiers are normalised and fingerprinted here, on the requester's
+//! machine; only the kind, the bucket and the encrypted tag bits leave it.
+//! The TFHE secret key lives in a 0600 file and in memory only.
+//!
+//! # Layout
+//! - [`config`]: `client.toml` and envelope signing.
+//! - [`requester`]: the connection to the coordinator, keys, statistics.
+//! - [`lookup`]: OPRF round trips, encrypted lookups, decryption.
+//! - [`report`]: what a lookup returns, per item and per node.
+//! - [`batch`]: batch files.
+//! - [`stats_cli`]: printing statistics, catalogs and budgets.
+//! - [`init`]: `fedq federation init` and `add-requester` (development CA).
+//!
+//! Depends on no server crate: the client links neither node nor coordinator.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod batch;
+pub mod config;
+pub mod init;
+pub mod lookup;
+pub mod report;
+pub mod requester;
+pub mod stats_cli;
+
+pub use batch::read_batch;
+pub use config::ClientConfig;
+pub use report::{ItemResult, LookupInput, LookupOptions, LookupReport, LookupStats, NodeResult};
+pub use requester::Requester;

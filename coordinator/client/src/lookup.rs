@@ -1,0 +1,441 @@
+//! Lookups: per node a blinded OPRF round trip for that node's tags, then
+//! the encrypted tag bits, in chunks that fit one request; the combined
+//! answer is decrypted here and nowhere else.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use fedq_crypto::lookup::{
+    EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
+};
+use fedq_crypto::oprf::{BlindedItems, NodeOprfPublicKey};
+use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm};
+use fedq_proto::outcome::{Disclosure, NodeOutcome};
+use fedq_proto::v1::{self};
+use rayon::prelude::*;
+
+use crate::report::*;
+use crate::requester::{status_error, Requester};
+
+impl Requester {
+    /// Looks up identifiers across the federation (combined answer only).
+    pub async fn lookup(
+        &mut self,
+        inputs: &[LookupInput],
+        purpose: &str,
+        case_reference: &str,
+    ) -> anyhow::Result<LookupReport> {
+        self.lookup_with(
+            inputs,
+            &LookupOptions {
+                purpose: purpose.to_owned(),
+                case_reference: case_reference.to_owned(),
+                ..LookupOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Looks up identifiers across the federation; with `options.disclose`,
+    /// also asks each node whether it reveals its own answer.
+    pub async fn lookup_with(
+        &mut self,
+        inputs: &[LookupInput],
+        options: &LookupOptions,
+    ) -> anyhow::Result<LookupReport> {
+        if inputs.is_empty() {
+            bail!("nothing to look up");
+        }
+        let mut problems = Vec::new();
+        let mut normals = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            match fedq_crypto::normalise(input.kind, &input.value) {
+                Ok(normal) => normals.push(normal),
+                Err(e) => problems.push(format!("item {} ({}): {e}", i + 1, input.kind)),
+            }
+        }
+        if !problems.is_empty() {
+            bail!(
+                "invalid identifiers, nothing was sent:\n  {}",
+                problems.join("\n  ")
+            );
+        }
+        let (secret, public) = self.load_keys()?;
+        let context = v1::RequestContext {
+            purpose: options.purpose.clone(),
+            case_reference: options.case_reference.clone(),
+            legal_basis: options.legal_basis.clone().unwrap_or_default(),
+            envelope: None,
+        };
+        let node_ids: Vec<String> = self
+            .config
+            .federation
+            .nodes
+            .iter()
+            .map(|n| n.id.clone())
+            .collect();
+        // Every node gets its own encrypted tags: keep one request within the
+        // message limit whatever the federation's size.
+        let chunk_len = (fedq_proto::MAX_ITEMS_PER_REQUEST / node_ids.len().max(1)).max(1);
+        let mut stats = LookupStats {
+            nodes_asked: node_ids.len(),
+            ..LookupStats::default()
+        };
+        let round_trip = Instant::now();
+        let mut counts = Vec::with_capacity(inputs.len());
+        let mut held_by: Vec<Vec<String>> = vec![Vec::new(); inputs.len()];
+        let mut nodes: Vec<NodeResult> = Vec::new();
+        for (chunk_index, chunk) in normals.chunks(chunk_len).enumerate() {
+            let first = chunk_index * chunk_len;
+            let kinds: Vec<IdentifierKind> = inputs[first..first + chunk.len()]
+                .iter()
+                .map(|i| i.kind)
+                .collect();
+            let chunk = ChunkInput {
+                kinds: &kinds,
+                normals: chunk,
+                context: &context,
+                node_ids: &node_ids,
+            };
+            let answered = self
+                .lookup_chunk(&chunk, options, (&secret, &public), &mut stats)
+                .await?;
+            for (i, count) in answered.counts.into_iter().enumerate() {
+                counts.push(count);
+                held_by[first + i] = answered.held_by[i].clone();
+            }
+            merge_node_statuses(&mut nodes, &mut stats, answered.statuses);
+        }
+        stats.round_trip = round_trip.elapsed();
+        if counts.len() != inputs.len() {
+            bail!(
+                "the coordinator answered {} items out of {}",
+                counts.len(),
+                inputs.len()
+            );
+        }
+        let results = inputs
+            .iter()
+            .zip(counts)
+            .zip(held_by)
+            .map(|((input, count), held_by)| ItemResult {
+                kind: input.kind.as_str().to_owned(),
+                value: input.value.clone(),
+                hit: count > 0,
+                jurisdictions: count,
+                held_by: options.disclose.as_ref().map(|_| held_by),
+            })
+            .collect();
+        Ok(LookupReport {
+            results,
+            nodes,
+            stats,
+        })
+    }
+}
+
+/// One chunk of a lookup, as the client holds it.
+struct ChunkInput<'a> {
+    kinds: &'a [IdentifierKind],
+    normals: &'a [NormalForm],
+    context: &'a v1::RequestContext,
+    node_ids: &'a [String],
+}
+
+/// What one chunk's lookup brought back.
+struct ChunkAnswer {
+    counts: Vec<u32>,
+    held_by: Vec<Vec<String>>,
+    statuses: Vec<v1::NodeStatus>,
+}
+
+/// A node's fingerprints of the chunk's items, from its OPRF.
+struct NodeTags {
+    node: String,
+    key_id: String,
+    fingerprints: Vec<Fingerprint>,
+}
+
+/// Times a lookup chunk is tried when a node has rotated its OPRF key between
+/// the OPRF round trip and the lookup.
+const STALE_KEY_ATTEMPTS: usize = 3;
+
+impl Requester {
+    /// Looks up one chunk: OPRF round trip, per-node encryption, lookup. A
+    /// node answering `stale` (it rotated its OPRF key meanwhile) makes the
+    /// whole chunk start again with fresh tags; the other nodes' answers of
+    /// the first try are discarded, never added twice.
+    async fn lookup_chunk(
+        &mut self,
+        chunk: &ChunkInput<'_>,
+        options: &LookupOptions,
+        (secret, public): (&FheSecretKey, &FhePublicKey),
+        stats: &mut LookupStats,
+    ) -> anyhow::Result<ChunkAnswer> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let oprf_started = Instant::now();
+            let (tags, mut failed) = self.oprf(chunk).await?;
+            stats.oprf += oprf_started.elapsed();
+            let mut answer = if tags.is_empty() {
+                ChunkAnswer {
+                    counts: vec![0; chunk.normals.len()],
+                    held_by: vec![Vec::new(); chunk.normals.len()],
+                    statuses: Vec::new(),
+                }
+            } else {
+                self.lookup_tags(chunk, &tags, options, (secret, public), stats)
+                    .await?
+            };
+            let stale = answer
+                .statuses
+                .iter()
+                .any(|s| s.outcome() == NodeOutcome::Stale);
+            if stale && attempt < STALE_KEY_ATTEMPTS {
+                continue;
+            }
+            answer.statuses.append(&mut failed);
+            return Ok(answer);
+        }
+    }
+
+    /// Obtains every node's fingerprints of the chunk's items by blinded
+    /// evaluation (fresh blinds per node, so nodes cannot link their
+    /// requests by the elements). Returns the nodes that answered with a
+    /// valid proof, and the status of those that did not.
+    async fn oprf(
+        &mut self,
+        chunk: &ChunkInput<'_>,
+    ) -> anyhow::Result<(Vec<NodeTags>, Vec<v1::NodeStatus>)> {
+        let items: Vec<(IdentifierKind, &NormalForm)> =
+            chunk.kinds.iter().copied().zip(chunk.normals).collect();
+        let kinds: Vec<i32> = chunk.kinds.iter().map(|k| i32::from(k.code())).collect();
+        let mut states = Vec::with_capacity(chunk.node_ids.len());
+        let mut batches = Vec::with_capacity(chunk.node_ids.len());
+        for node in chunk.node_ids {
+            let (state, wire) = BlindedItems::blind(&items)?;
+            let blinded: Vec<Vec<u8>> = wire.iter().map(|e| e.to_vec()).collect();
+            let envelope = self.config.sign(
+                "oprf",
+                chunk.context,
+                fedq_proto::payload::oprf_payload_hash(&kinds, &blinded),
+            )?;
+            states.push((node.clone(), state));
+            batches.push(v1::OprfNodeBatch {
+                node: node.clone(),
+                envelope: Some(envelope),
+                blinded,
+            });
+        }
+        let response = self
+            .client
+            .oprf(v1::OprfRequest {
+                context: Some(chunk.context.clone()),
+                kinds,
+                nodes: batches,
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        let mut tags = Vec::new();
+        let mut failed = Vec::new();
+        for result in response.nodes {
+            let status = result.status.unwrap_or_default();
+            let Some(index) = states.iter().position(|(node, _)| *node == status.node) else {
+                continue;
+            };
+            let (node, state) = states.swap_remove(index);
+            let evaluation = match (status.outcome(), result.response) {
+                (NodeOutcome::Ok, Some(response)) => finalize(state, &response),
+                _ => Err(status.reason.clone()),
+            };
+            match evaluation {
+                Ok((key_id, fingerprints)) => tags.push(NodeTags {
+                    node,
+                    key_id,
+                    fingerprints,
+                }),
+                Err(reason) => failed.push(v1::NodeStatus {
+                    node,
+                    outcome: match status.outcome() {
+                        NodeOutcome::Ok => NodeOutcome::Invalid,
+                        other => other,
+                    }
+                    .into(),
+                    reason,
+                    ..Default::default()
+                }),
+            }
+        }
+        for (node, _) in states {
+            failed.push(v1::NodeStatus {
+                node,
+                outcome: NodeOutcome::Error.into(),
+                reason: "the coordinator did not forward the oprf request".to_owned(),
+                ..Default::default()
+            });
+        }
+        Ok((tags, failed))
+    }
+
+    /// Encrypts every node's tags and sends the lookup.
+    async fn lookup_tags(
+        &mut self,
+        chunk: &ChunkInput<'_>,
+        tags: &[NodeTags],
+        options: &LookupOptions,
+        (secret, public): (&FheSecretKey, &FhePublicKey),
+        stats: &mut LookupStats,
+    ) -> anyhow::Result<ChunkAnswer> {
+        let params = self.config.federation.config.fingerprint;
+        let started = Instant::now();
+        let per_node: Vec<Vec<v1::LookupItem>> = tags
+            .iter()
+            .map(|node| {
+                chunk
+                    .kinds
+                    .par_iter()
+                    .zip(&node.fingerprints)
+                    .map(|(kind, fp)| v1::LookupItem {
+                        kind: i32::from(kind.code()),
+                        bucket: fp.bucket(params).0,
+                        encrypted_tag: EncryptedTag::encrypt(
+                            secret,
+                            fp.tag(params),
+                            params.tag_bits(),
+                        )
+                        .to_bytes(),
+                    })
+                    .collect()
+            })
+            .collect();
+        stats.encrypt += started.elapsed();
+        let authorization = options.disclose.clone().unwrap_or_default();
+        let key_id = public.id().as_str().to_owned();
+        let mut shares = Vec::with_capacity(tags.len());
+        for (node, items) in tags.iter().zip(per_node) {
+            stats.bytes_up += items.iter().map(|i| i.encrypted_tag.len()).sum::<usize>();
+            let envelope = self.config.sign(
+                "lookup",
+                chunk.context,
+                fedq_proto::payload::lookup_payload_hash(
+                    &key_id,
+                    &items,
+                    options.disclose.is_some(),
+                    &authorization,
+                ),
+            )?;
+            shares.push(v1::NodeItems {
+                node: node.node.clone(),
+                envelope: Some(envelope),
+                oprf_key_id: node.key_id.clone(),
+                items,
+            });
+        }
+        let response = self
+            .client
+            .lookup(v1::LookupRequest {
+                key_id,
+                context: Some(chunk.context.clone()),
+                disclose: options.disclose.is_some(),
+                authorization,
+                nodes: shares,
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        let items = chunk.normals.len();
+        if response.answers.len() != items {
+            bail!(
+                "the coordinator answered {} items out of {items}",
+                response.answers.len()
+            );
+        }
+        let mut counts = Vec::with_capacity(items);
+        for answer in &response.answers {
+            stats.bytes_down += answer.len();
+            counts.push(EncryptedCount::from_bytes(answer)?.decrypt(secret));
+        }
+        let mut held_by = vec![Vec::new(); items];
+        for revealed in &response.disclosed {
+            if revealed.answers.len() != items {
+                bail!("node {} disclosed a wrong number of answers", revealed.node);
+            }
+            for (i, answer) in revealed.answers.iter().enumerate() {
+                if EncryptedCount::from_bytes(answer)?.decrypt(secret) > 0 {
+                    held_by[i].push(revealed.node.clone());
+                }
+            }
+        }
+        // Nodes left out of the lookup (their OPRF failed) are reported by
+        // the caller with the OPRF's status, not the coordinator's "nothing
+        // for this node".
+        let statuses = response
+            .nodes
+            .into_iter()
+            .filter(|s| tags.iter().any(|t| t.node == s.node))
+            .collect();
+        Ok(ChunkAnswer {
+            counts,
+            held_by,
+            statuses,
+        })
+    }
+}
+
+/// Checks a node's OPRF answer against the public key it names and unblinds
+/// it; the error is a reason fit for the node's status.
+fn finalize(
+    state: BlindedItems,
+    response: &v1::NodeOprfResponse,
+) -> Result<(String, Vec<Fingerprint>), String> {
+    let public = NodeOprfPublicKey::from_bytes(&response.public_key)
+        .map_err(|e| format!("oprf public key: {e}"))?;
+    let key_id = public.key_id().to_string();
+    if key_id != response.key_id {
+        return Err("oprf key id does not match the public key".to_owned());
+    }
+    let fingerprints = state
+        .finalize(&public, &response.evaluated, &response.proof)
+        .map_err(|e| format!("oprf answer: {e}"))?;
+    Ok((key_id, fingerprints))
+}
+
+fn merge_node_statuses(
+    nodes: &mut Vec<NodeResult>,
+    stats: &mut LookupStats,
+    statuses: Vec<v1::NodeStatus>,
+) {
+    for status in statuses {
+        let compute = Duration::from_micros(status.compute_micros);
+        match stats
+            .node_compute
+            .iter_mut()
+            .find(|(n, _)| *n == status.node)
+        {
+            Some((_, total)) => *total += compute,
+            None => stats.node_compute.push((status.node.clone(), compute)),
+        }
+        match nodes.iter_mut().find(|n| n.node == status.node) {
+            // A node that failed any part of the lookup is reported as failed.
+            Some(existing)
+                if existing.status == NodeOutcome::Ok && status.outcome() != NodeOutcome::Ok =>
+            {
+                existing.status = status.outcome();
+                existing.reason = status.reason;
+            }
+            // A node that withheld any part withheld the disclosure.
+            Some(existing) if status.disclosure() == Disclosure::Withheld => {
+                existing.disclosure = Disclosure::Withheld;
+            }
+            Some(_) => {}
+            None => nodes.push(NodeResult {
+                status: status.outcome(),
+                disclosure: status.disclosure(),
+                node: status.node,
+                reason: status.reason,
+            }),
+        }
+    }
+}

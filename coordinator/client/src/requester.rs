@@ -1,0 +1,143 @@
+//! A requester connected to the coordinator: its TFHE keys, statistics,
+//! catalog and budget. Lookups are in `lookup.rs`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use fedq_crypto::lookup::keys::danger;
+use fedq_crypto::lookup::{
+    generate_keys, FhePublicKey, FheSecretKey, KeyId,
+};
+use fedq_proto::v1::{self, coordinator_client::CoordinatorClient};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::config::ClientConfig;
+
+const SECRET_KEY_FILE: &str = "lookup.secret";
+const PUBLIC_KEY_FILE: &str = "lookup.public";
+
+/// A connected requester.
+pub struct Requester {
+    pub(crate) config: ClientConfig,
+    pub(crate) client: CoordinatorClient<Channel>,
+}
+
+impl Requester {
+    /// Connects to the coordinator named in the federation file.
+    pub async fn connect(config: ClientConfig) -> anyhow::Result<Self> {
+        let endpoint =
+            Endpoint::from_shared(format!("https://{}", config.federation.coordinator.address))?
+                .tls_config(fedq_transport::tls::client_config(&config.tls, "coordinator")?)?
+                .connect_timeout(Duration::from_secs(5));
+        let channel = endpoint.connect().await.with_context(|| {
+            format!(
+                "cannot reach the coordinator at {}",
+                config.federation.coordinator.address
+            )
+        })?;
+        let client = CoordinatorClient::new(channel)
+            .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
+        Ok(Self { config, client })
+    }
+
+    /// Makes (or, with existing keys and no `force`, reuses) the TFHE keys and
+    /// registers the public key. Returns the key id.
+    pub async fn keys_init(&mut self, force: bool) -> anyhow::Result<KeyId> {
+        let dir = &self.config.keys_dir;
+        let public_path = dir.join(PUBLIC_KEY_FILE);
+        let public = if dir.join(SECRET_KEY_FILE).exists() && !force {
+            FhePublicKey::from_bytes(&std::fs::read(&public_path)?)
+                .context("stored public key is invalid")?
+        } else {
+            let (secret, public) = generate_keys();
+            write_secret_key(dir, &secret)?;
+            std::fs::write(&public_path, public.to_bytes())?;
+            public
+        };
+        let response = self
+            .client
+            .register_key(v1::RegisterKeyRequest {
+                public_key: public.to_bytes().to_vec(),
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        if response.key_id != public.id().as_str() {
+            bail!("the coordinator registered a different key id");
+        }
+        Ok(public.id().clone())
+    }
+
+    pub(crate) fn load_keys(&self) -> anyhow::Result<(FheSecretKey, FhePublicKey)> {
+        let dir = &self.config.keys_dir;
+        let secret_bytes = zeroize::Zeroizing::new(
+            std::fs::read(dir.join(SECRET_KEY_FILE))
+                .context("no lookup keys yet: run `fedq keys init` first")?,
+        );
+        let secret = FheSecretKey::from_file_bytes(&secret_bytes)?;
+        let public = FhePublicKey::from_bytes(&std::fs::read(dir.join(PUBLIC_KEY_FILE))?)?;
+        Ok((secret, public))
+    }
+}
+
+impl Requester {
+    /// Runs a differentially private statistics query across the federation,
+    /// signing `context` into the request's envelope.
+    pub async fn stats(
+        &mut self,
+        mut context: v1::RequestContext,
+        query: v1::StatsQuery,
+    ) -> anyhow::Result<v1::StatsResponse> {
+        context.envelope = Some(self.config.sign(
+            "stats",
+            &context,
+            fedq_proto::payload::stats_payload_hash(&query),
+        )?);
+        Ok(self
+            .client
+            .stats(v1::StatsRequest {
+                context: Some(context),
+                query: Some(query),
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner())
+    }
+
+    /// Every node's public catalog.
+    pub async fn catalog(&mut self) -> anyhow::Result<v1::FederationCatalogResponse> {
+        Ok(self
+            .client
+            .catalog(v1::FederationCatalogRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner())
+    }
+
+    /// The requester's budget at every node.
+    pub async fn budget(&mut self) -> anyhow::Result<v1::FederationBudgetResponse> {
+        Ok(self
+            .client
+            .budget(v1::FederationBudgetRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner())
+    }
+}
+
+pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!(
+        "coordinator refused the request ({:?}): {}",
+        status.code(),
+        status.message()
+    )
+}
+
+fn write_secret_key(dir: &Path, secret: &FheSecretKey) -> anyhow::Result<()> {
+    let path = dir.join(SECRET_KEY_FILE);
+    let bytes = zeroize::Zeroizing::new(danger::secret_key_to_file_bytes(secret));
+    fedq_transport::files::write_private(&path, &bytes)
+        .with_context(|| format!("cannot write {}", path.display()))
+}

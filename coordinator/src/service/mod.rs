@@ -1,0 +1,249 @@
+//! The coordinator's domain service: key registration, fan-out to every
+//! node and combination. It never holds a secret key and cannot decrypt.
+//!
+//! Every request is audited through [`CoordinatorService::audited`] before
+//! its answer leaves. Files: `lookup.rs` (OPRF and lookups), `stats.rs`
+//! (statistics, catalogs, budgets), this file (errors, admission, audit).
+
+mod lookup;
+mod stats;
+
+
+use fedq_audit::{AuditLog, AuditRecord, Decision};
+use fedq_crypto::lookup::{FhePublicKey, KeyId};
+use fedq_proto::v1;
+use tracing::info;
+
+use crate::config::CoordinatorConfig;
+use crate::fanout::NodeReply;
+use crate::node_client::{connect_nodes, NodeHandle};
+use crate::registry::{KeyRegistry, RegistryError};
+
+/// Errors of the coordinator's domain layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoordinatorError {
+    /// The request is malformed.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The caller is not a requester of this federation.
+    #[error("caller is not a requester of this federation")]
+    PermissionDenied,
+    /// The key id was never registered by this requester.
+    #[error("public key is not registered; run `fedq keys init`")]
+    UnknownKey,
+    /// The key's registration is older than the coordinator's maximum age.
+    #[error("public key is not registered (registration expired); run `fedq keys init`")]
+    ExpiredKey,
+    /// The audit log could not record the request: nothing is answered.
+    #[error("audit log: {0}")]
+    Audit(String),
+    /// The key registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+impl From<CoordinatorError> for tonic::Status {
+    fn from(error: CoordinatorError) -> Self {
+        match error {
+            CoordinatorError::InvalidArgument(reason) => tonic::Status::invalid_argument(reason),
+            CoordinatorError::PermissionDenied => {
+                tonic::Status::permission_denied(error.to_string())
+            }
+            CoordinatorError::UnknownKey | CoordinatorError::ExpiredKey => {
+                tonic::Status::failed_precondition(error.to_string())
+            }
+            CoordinatorError::Audit(e) => {
+                fedq_transport::internal::internal_status(&format!("audit failure: {e}"))
+            }
+            CoordinatorError::Registry(e) => fedq_transport::internal::internal_status(&e),
+        }
+    }
+}
+
+/// The coordinator.
+pub struct CoordinatorService {
+    config: CoordinatorConfig,
+    registry: KeyRegistry,
+    audit: AuditLog,
+    nodes: Vec<NodeHandle>,
+    federation: fedq_proto::federation::Watched,
+}
+
+/// Who asked and why, as the coordinator knows it: the caller from mTLS, the
+/// rest as the envelope claims (the nodes verify the signature).
+struct AuditFacts {
+    requester: String,
+    purpose: String,
+    case_ref: String,
+    action: &'static str,
+    envelope: Option<fedq_crypto::envelope::Envelope>,
+}
+
+impl AuditFacts {
+    fn of(caller: &str, context: Option<&v1::RequestContext>, action: &'static str) -> Self {
+        let envelope = context.and_then(|c| c.envelope.clone()).and_then(|e| {
+            fedq_proto::payload::from_wire(Some(e)).peek().ok()
+        });
+        Self {
+            requester: caller.to_owned(),
+            purpose: context.map(|c| c.purpose.clone()).unwrap_or_default(),
+            case_ref: context
+                .map(|c| c.case_reference.clone())
+                .unwrap_or_default(),
+            action,
+            envelope,
+        }
+    }
+}
+
+impl CoordinatorService {
+    /// Opens the key registry and prepares node connections.
+    pub fn new(config: CoordinatorConfig) -> anyhow::Result<Self> {
+        let registry = KeyRegistry::open(&config.key_store)?.with_max_age(config.key_max_age);
+        let nodes = connect_nodes(&config.federation.nodes, &config.tls, config.node_timeout)?;
+        let audit = AuditLog::open(
+            &config.key_store,
+            &config.audit_checkpoint,
+            &config.audit_key,
+        )?;
+        let federation =
+            fedq_proto::federation::Watched::new(&config.federation_path, config.federation.clone());
+        Ok(Self {
+            config,
+            registry,
+            audit,
+            nodes,
+            federation,
+        })
+    }
+
+    /// Whether `caller` is a requester of the federation file as it is now
+    /// (a removed requester is refused within [`Watched::RECHECK`]).
+    ///
+    /// [`Watched::RECHECK`]: fedq_proto::federation::Watched::RECHECK
+    pub fn is_requester(&self, caller: &str) -> bool {
+        self.federation.requester(caller).is_some()
+    }
+
+    fn requester(&self, caller: &str) -> Result<(), CoordinatorError> {
+        if self.is_requester(caller) {
+            Ok(())
+        } else {
+            Err(CoordinatorError::PermissionDenied)
+        }
+    }
+
+    /// Registers a requester's public key; returns its id.
+    pub fn register_key(&self, caller: &str, bytes: &[u8]) -> Result<KeyId, CoordinatorError> {
+        self.requester(caller)?;
+        let key = FhePublicKey::from_bytes(bytes)
+            .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
+        self.registry.register(caller, &key)?;
+        info!(key_id = %key.id(), "public key registered");
+        Ok(key.id().clone())
+    }
+
+    /// Runs one request's work and appends its audit entry before the answer
+    /// leaves: admitted with how many nodes answered, or refused with why.
+    /// An answer whose entry cannot be written is not sent.
+    async fn audited<T>(
+        &self,
+        facts: AuditFacts,
+        detail: String,
+        work: impl std::future::Future<Output = Result<T, CoordinatorError>>,
+        summary: impl FnOnce(&T) -> (String, usize, usize),
+    ) -> Result<T, CoordinatorError> {
+        let result = work.await;
+        let outcome = result.as_ref().map(|answer| {
+            let (query_id, ok, total) = summary(answer);
+            (query_id, format!("{detail} nodes_ok={ok}/{total}"))
+        });
+        self.audit(facts, outcome, &detail)?;
+        result
+    }
+
+    fn audit(
+        &self,
+        facts: AuditFacts,
+        outcome: Result<(String, String), &CoordinatorError>,
+        detail: &str,
+    ) -> Result<(), CoordinatorError> {
+        let (query_id, detail, decision, reason) = match outcome {
+            Ok((query_id, detail)) => (
+                query_id,
+                detail,
+                Decision::Admitted,
+                "forwarded to the nodes".to_owned(),
+            ),
+            Err(e) => (
+                String::new(),
+                detail.to_owned(),
+                Decision::Refused,
+                e.to_string(),
+            ),
+        };
+        let record = AuditRecord {
+            time: chrono::Utc::now(),
+            query_id,
+            requester: facts.requester,
+            agency: facts
+                .envelope
+                .as_ref()
+                .map(|e| e.agency.clone())
+                .unwrap_or_default(),
+            role: facts
+                .envelope
+                .as_ref()
+                .map(|e| e.role.clone())
+                .unwrap_or_default(),
+            purpose: facts.purpose,
+            legal_basis: facts
+                .envelope
+                .as_ref()
+                .map(|e| e.legal_basis.clone())
+                .unwrap_or_default(),
+            case_ref: facts.case_ref,
+            action: facts.action.to_owned(),
+            detail,
+            decision,
+            reason,
+        };
+        self.audit
+            .append(&record)
+            .map(drop)
+            .map_err(|e| CoordinatorError::Audit(e.to_string()))
+    }
+
+}
+
+/// The context an audit entry reads its claims from: the request's, with
+/// the envelope of its first node share (the shares differ only in payload).
+fn audit_context(
+    context: Option<&v1::RequestContext>,
+    envelope: Option<&v1::SignedEnvelope>,
+) -> v1::RequestContext {
+    v1::RequestContext {
+        envelope: envelope.cloned(),
+        ..context.cloned().unwrap_or_default()
+    }
+}
+
+/// Separates the nodes that answered from those that did not, which are
+/// listed with their status, never dropped.
+fn split_outcomes<T>(outcomes: Vec<NodeReply<T>>) -> (Vec<T>, Vec<v1::NodeStatus>) {
+    let mut answered = Vec::with_capacity(outcomes.len());
+    let mut unreachable = Vec::new();
+    for outcome in outcomes {
+        match outcome.result {
+            Ok(answer) => answered.push(answer),
+            Err(e) => unreachable.push(v1::NodeStatus {
+                node: outcome.node,
+                outcome: e.outcome.into(),
+                reason: e.reason,
+                ..Default::default()
+            }),
+        }
+    }
+    (answered, unreachable)
+}

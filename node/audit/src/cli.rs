@@ -1,0 +1,109 @@
+//! `audit verify` and `audit export`, shared by `fedq-node` and
+//! `fedq-coordinator`: both keep the same hash-chained log.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::AuditLog;
+
+/// Exit status when the log fails to verify.
+pub const EXIT_TAMPERED: u8 = 1;
+/// Exit status when the log cannot be read or written.
+pub const EXIT_AUDIT_ERROR: u8 = 2;
+
+/// The `audit` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain and the signed checkpoint. Exit status: 0 if the
+    /// log verifies, 1 if it was tampered with, 2 if it cannot be checked.
+    Verify {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Write the entries of a range of UTC days as JSON lines, for an
+    /// oversight body. Exits 1 (after exporting) if the log fails to verify.
+    Export {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// First day, YYYY-MM-DD (inclusive).
+        #[arg(long)]
+        since: chrono::NaiveDate,
+        /// Last day, YYYY-MM-DD (inclusive).
+        #[arg(long)]
+        until: chrono::NaiveDate,
+        /// Output file (default: standard output).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+impl AuditCommand {
+    /// The config file named on the command line.
+    pub fn config(&self) -> &Path {
+        match self {
+            Self::Verify { config } | Self::Export { config, .. } => config,
+        }
+    }
+}
+
+/// Runs `command` on an opened log (or the error opening it) and prints the
+/// outcome; returns the process exit status.
+pub fn run(log: Result<AuditLog, super::AuditError>, command: &AuditCommand) -> ExitCode {
+    let result = log.map_err(anyhow::Error::from).and_then(|log| {
+        let exported = match command {
+            AuditCommand::Verify { .. } => None,
+            AuditCommand::Export {
+                since, until, out, ..
+            } => Some(export(&log, *since, *until, out.as_deref())?),
+        };
+        Ok((log.verify()?, exported))
+    });
+    let (report, exported) = match result {
+        Ok(done) => done,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(EXIT_AUDIT_ERROR);
+        }
+    };
+    if let Some(count) = exported {
+        eprintln!("exported {count} audit entries");
+    }
+    if let Some((seq, problem)) = &report.first_bad {
+        eprintln!("error: audit log verification failed at entry {seq}: {problem}");
+        return ExitCode::from(EXIT_TAMPERED);
+    }
+    if exported.is_none() {
+        let unsigned = match report.unsigned_entries() {
+            0 => String::new(),
+            n => format!("; {n} newest not yet covered by the signed checkpoint"),
+        };
+        println!(
+            "audit log ok: {} entries, head seq {}{unsigned}",
+            report.entries, report.head_seq
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn export(
+    log: &AuditLog,
+    since: chrono::NaiveDate,
+    until: chrono::NaiveDate,
+    out: Option<&Path>,
+) -> anyhow::Result<usize> {
+    let mut writer: Box<dyn Write> = match out {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            fedq_transport::files::create_private(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let count = log.export(since, until, &mut writer)?;
+    writer.flush()?;
+    Ok(count)
+}

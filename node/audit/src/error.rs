@@ -1,0 +1,58 @@
+//! The audit log's error type.
+
+use std::path::PathBuf;
+
+/// Errors of the audit log.
+///
+/// A log that fails verification is not an error: [`super::AuditLog::verify`]
+/// returns a report that names the first bad entry.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuditError {
+    /// SQLite failed.
+    #[error("audit store error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store file cannot be opened.
+    #[error("audit store: {0}")]
+    Open(#[from] fedq_transport::sqlite::OpenError),
+    /// A key, checkpoint or directory cannot be read or written.
+    #[error("cannot access {path}: {source}")]
+    Io {
+        /// File or directory that failed.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The key file does not hold a fedq audit key.
+    #[error("{path} is not a fedq audit key file")]
+    BadKey {
+        /// Key file.
+        path: PathBuf,
+    },
+    /// The record cannot be logged as given.
+    #[error("invalid audit record: {0}")]
+    InvalidRecord(&'static str),
+    /// A stored entry cannot be read back (run `fedq-node audit verify`).
+    #[error("audit entry {seq} is malformed: {problem}")]
+    Malformed {
+        /// Sequence number of the entry.
+        seq: u64,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The export range ends before it starts.
+    #[error("empty date range: since is after until")]
+    InvalidRange,
+    /// The export destination failed.
+    #[error("cannot write the export: {0}")]
+    Write(std::io::Error),
+}
+
+impl AuditError {
+    pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The node's domain services: each RPC reads authorise -> admit -> work on
+//! the pool -> record.
+//!
+//! gRPC types stay in [`crate::grpc`]; these modules work on domain queries.
+//! [`Admitted`] is the one audited-request helper: once a request passed the
+//! gate, every refusal and every answer goes through it into the audit log
+//! before anything leaves. CPU-bound work runs on [`crate::pool::WorkPool`],
+//! never on the async runtime.
+//!
+//! - `lookup.rs`: encrypted membership lookups.
+//! - `oprf.rs`: blinded OPRF evaluations.
+//! - `stats.rs`: differentially private statistics, budgets, the catalog.
+
+mod lookup;
+mod oprf;
+pub mod stats;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use fedq_crypto::envelope::Envelope;
+use fedq_crypto::lookup::{FhePublicKey, KeyId};
+use fedq_crypto::IdentifierKind;
+use tracing::info;
+
+use crate::config::NodeConfig;
+use crate::error::NodeError;
+use crate::gate::{Gate, Visit};
+use crate::index::LookupIndex;
+use crate::pool::WorkPool;
+use crate::store::Store;
+
+pub use self::lookup::{LookupAnswer, LookupQuery, QueryItem};
+pub use self::oprf::{OprfAnswer, OprfQuery};
+
+/// Who is calling, from the mTLS certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller(pub String);
+
+/// Public facts about the node.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// Node id.
+    pub node_id: String,
+    /// Jurisdiction.
+    pub jurisdiction: String,
+    /// Bucket bits.
+    pub bucket_bits: u8,
+    /// Tag bits.
+    pub tag_bits: u8,
+    /// Padded bucket size.
+    pub padded_candidates: usize,
+}
+
+/// The node's services over its store, index, pool, ledger and gate.
+pub struct NodeService {
+    config: NodeConfig,
+    store: Mutex<Store>,
+    index: RwLock<Arc<LookupIndex>>,
+    keys: Mutex<HashMap<KeyId, FhePublicKey>>,
+    pool: WorkPool,
+    ledger: crate::ledger::Ledger,
+    stats: crate::stats::StatsEngine,
+    gate: Gate,
+}
+
+/// A request the gate admitted: refusals and answers from here on are
+/// audited against its verified envelope before anything leaves.
+pub(crate) struct Admitted<'a> {
+    gate: &'a Gate,
+    visit: Visit<'a>,
+    envelope: Envelope,
+}
+
+impl Admitted<'_> {
+    /// The verified envelope.
+    pub(crate) fn envelope(&self) -> &Envelope {
+        &self.envelope
+    }
+
+    /// Passes `result` through, auditing an error as an invalid request.
+    pub(crate) fn check<T>(&self, result: Result<T, NodeError>) -> Result<T, NodeError> {
+        result.map_err(|e| self.gate.refuse_invalid(&self.visit, &self.envelope, e))
+    }
+
+    /// Audits a refusal that is not about the request's form (a budget).
+    pub(crate) fn refuse(&self, reason: &str) -> Result<(), NodeError> {
+        self.gate.refuse_admitted(&self.visit, &self.envelope, reason)
+    }
+
+    /// Audits the answer; it may leave once this returns.
+    pub(crate) fn record(&self, action: &str, reason: &str) -> Result<(), NodeError> {
+        self.gate
+            .record_answer(&self.visit, &self.envelope, action, reason)
+    }
+
+    /// The audit record of this admission, for the ledger's atomic append.
+    pub(crate) fn record_for_ledger(&self) -> fedq_audit::AuditRecord {
+        self.gate.admitted_record(&self.visit, &self.envelope)
+    }
+}
+
+impl NodeService {
+    /// Opens the store, builds the index and starts the work pool.
+    pub fn new(config: NodeConfig) -> Result<Self, NodeError> {
+        let store = Store::open_for(&config)?;
+        let index = LookupIndex::load(
+            &store,
+            config.fingerprint_params(),
+            config.federation.padded_candidates,
+        )?;
+        info!(
+            records = index.records(),
+            padded = index.padded_candidates(),
+            "lookup index loaded"
+        );
+        let pool = WorkPool::new(config.threads, "fedq-work").map_err(|_| NodeError::ShuttingDown)?;
+        let crate::config::StoreLocation::Sqlite(store_path) = &config.store;
+        let ledger = crate::ledger::Ledger::open(store_path)?;
+        let stats =
+            crate::stats::StatsEngine::new(config.stats_dir.clone(), config.catalog.clone());
+        let gate = Gate::new(
+            crate::envelope::EnvelopeVerifier::open(
+                store_path,
+                crate::federation::Watched::new(
+                    &config.federation_path,
+                    config.federation_file.clone(),
+                ),
+            )
+                .map_err(|e| NodeError::Audit(format!("nonce store: {e}")))?,
+            std::sync::Arc::clone(&config.policy),
+            config
+                .open_audit()
+                .map_err(|e| NodeError::Audit(e.to_string()))?,
+        );
+        Ok(Self {
+            ledger,
+            stats,
+            gate,
+            config,
+            store: Mutex::new(store),
+            index: RwLock::new(Arc::new(index)),
+            keys: Mutex::new(HashMap::new()),
+            pool,
+        })
+    }
+
+    /// Public facts about the node.
+    pub fn info(&self) -> NodeInfo {
+        let params = self.config.fingerprint_params();
+        NodeInfo {
+            node_id: self.config.node_id.clone(),
+            jurisdiction: self.config.jurisdiction.clone(),
+            bucket_bits: params.bucket_bits(),
+            tag_bits: params.tag_bits(),
+            padded_candidates: self.current_index().padded_candidates(),
+        }
+    }
+
+    fn current_index(&self) -> Arc<LookupIndex> {
+        Arc::clone(&self.index.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Rebuilds the index if an import or purge changed the store since it was
+    /// built, or once one of its records has expired.
+    fn refresh_index(&self) -> Result<Arc<LookupIndex>, NodeError> {
+        let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
+        // Read under the store lock: a caller that waited for another's reload sees it.
+        let current = self.current_index();
+        let now = chrono::Utc::now();
+        if current.is_current(store.generation()?, now) {
+            return Ok(current);
+        }
+        let fresh = Arc::new(LookupIndex::load_at(
+            &store,
+            self.config.fingerprint_params(),
+            self.config.federation.padded_candidates,
+            now,
+        )?);
+        info!(
+            records = fresh.records(),
+            padded = fresh.padded_candidates(),
+            "lookup index reloaded"
+        );
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = Arc::clone(&fresh);
+        Ok(fresh)
+    }
+
+    /// The transport admits only `allowed_callers` before decoding; this
+    /// checks again where the caller's name is used, so that the service is
+    /// safe on its own (tests call it directly).
+    fn authorise(&self, caller: &Caller) -> Result<(), NodeError> {
+        if self
+            .config
+            .allowed_callers
+            .iter()
+            .any(|allowed| allowed == &caller.0)
+        {
+            Ok(())
+        } else {
+            info!(decision = "deny", rule = "allowed_callers", "request denied");
+            Err(NodeError::PermissionDenied(
+                "caller is not allowed to query this node".to_owned(),
+            ))
+        }
+    }
+
+    /// Authorises the caller and admits the request at the gate (envelope,
+    /// policy, metering); a refusal is audited there.
+    fn admit<'a>(&'a self, caller: &Caller, visit: Visit<'a>) -> Result<Admitted<'a>, NodeError> {
+        self.authorise(caller)?;
+        let envelope = self.gate.admit(&visit)?;
+        Ok(Admitted {
+            gate: &self.gate,
+            visit,
+            envelope,
+        })
+    }
+
+    /// Whether this node's store holds the identifier: the node's own view,
+    /// used by operators and by tests that check answers per node.
+    pub fn holds(
+        &self,
+        kind: IdentifierKind,
+        normal: &fedq_crypto::NormalForm,
+    ) -> Result<bool, NodeError> {
+        Ok(self
+            .store
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(kind, normal)?)
+    }
+
+    /// Id of the node's active OPRF key (lookups must name it).
+    pub fn oprf_key_id(&self) -> Result<fedq_crypto::oprf::OprfKeyId, NodeError> {
+        Ok(self.refresh_index()?.oprf_key().key_id())
+    }
+
+    /// The node's own fingerprint of an identifier under its active OPRF key
+    /// (what a requester obtains through the blinded round trip): for
+    /// operators' checks and tests.
+    pub fn fingerprint(
+        &self,
+        kind: IdentifierKind,
+        normal: &fedq_crypto::NormalForm,
+    ) -> Result<fedq_crypto::Fingerprint, NodeError> {
+        let index = self.refresh_index()?;
+        Ok(fedq_crypto::oprf::node_fingerprint(
+            index.oprf_key(),
+            kind,
+            normal,
+        ))
+    }
+}
+
+/// The audit detail of a batch: how many items of which kinds (never values).
+fn kinds_detail(label: &str, kinds: &[IdentifierKind], disclose: bool) -> String {
+    let mut names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    format!(
+        "{label}={} kinds={}{}",
+        kinds.len(),
+        names.join(","),
+        if disclose { " disclose=asked" } else { "" }
+    )
+}

@@ -1,0 +1,361 @@
+//! Differentially private statistics at the node: validate against the
+//! catalog, compute the bounded exact aggregate in the columnar engine, add
+//! OpenDP noise, charge the ledger durably, and only then answer.
+//!
+//! The ledger charge is what OpenDP's privacy map says the release costs. A
+//! query that would exceed the requester's cap for the epoch is refused before
+//! any work and, atomically, at charge time (concurrent queries cannot both
+//! fit). Noise drawn for a refused charge is discarded, never released.
+
+use std::panic::AssertUnwindSafe;
+
+use fedq_crypto::dp::{release_integers, Epsilon, PrivacyBudget, PrivacyLoss, Rho};
+use fedq_transport::internal::ErrorId;
+use futures::FutureExt;
+use tracing::{info, instrument};
+
+use super::{Caller, NodeService};
+use crate::error::NodeError;
+use crate::gate::Visit;
+use crate::ledger::{epoch_of, BudgetCaps, Charge, Ledger};
+use crate::stats::{parse_filter, parse_group_by, parse_measure, Measure, StatsEngine, StatsQuery};
+
+/// A statistics request in domain terms (CLI forms, parsed here).
+#[derive(Debug, Clone)]
+pub struct StatsRequest {
+    /// Query id chosen by the coordinator.
+    pub query_id: String,
+    /// Requester charged.
+    pub requester: String,
+    /// Declared purpose.
+    pub purpose: String,
+    /// The requester's signed envelope, still unverified.
+    pub envelope: fedq_crypto::envelope::SignedEnvelope,
+    /// Hash of the query as received, which the envelope must carry.
+    pub payload_hash: String,
+    /// Table name.
+    pub table: String,
+    /// `count`, `sum:<col>`, `mean:<col>`, `histogram:<col>`.
+    pub measure: String,
+    /// Group-by columns (at most two).
+    pub group_by: Vec<String>,
+    /// Filters like `sector=finance`.
+    pub filters: Vec<String>,
+    /// Epsilon or rho.
+    pub budget: Option<PrivacyBudget>,
+}
+
+/// One group of a node's noisy answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoisyGroup {
+    /// Group key values.
+    pub key: Vec<String>,
+    /// Noisy count or clamped sum.
+    pub value: f64,
+    /// Noise variance of `value`.
+    pub variance: f64,
+    /// For a mean: the noisy count.
+    pub count: f64,
+    /// For a mean: the noise variance of `count`.
+    pub count_variance: f64,
+}
+
+/// A node's answer to a statistics query.
+#[derive(Debug, Clone)]
+pub struct StatsAnswer {
+    /// Names of the key columns.
+    pub group_columns: Vec<String>,
+    /// Every group of the public domain.
+    pub groups: Vec<NoisyGroup>,
+    /// OpenDP scale of the noise on `value`.
+    pub scale: f64,
+    /// Mechanism name.
+    pub mechanism: &'static str,
+    /// What was charged.
+    pub loss: PrivacyLoss,
+}
+
+/// What a requester has spent and may still spend this epoch.
+#[derive(Debug, Clone)]
+pub struct BudgetStatus {
+    /// Epoch label.
+    pub epoch: String,
+    /// Spent so far.
+    pub spent: PrivacyLoss,
+    /// Caps per epoch.
+    pub caps: BudgetCaps,
+}
+
+/// Parses an epsilon or rho given on the wire (exactly one must be positive).
+pub fn budget_from(epsilon: Option<f64>, rho: Option<f64>) -> Result<PrivacyBudget, NodeError> {
+    let invalid = |e: fedq_crypto::dp::DpError| NodeError::InvalidArgument(e.to_string());
+    match (epsilon, rho) {
+        (Some(e), None) => Ok(PrivacyBudget::Epsilon(Epsilon::new(e).map_err(invalid)?)),
+        (None, Some(r)) => Ok(PrivacyBudget::Rho(Rho::new(r).map_err(invalid)?)),
+        _ => Err(NodeError::InvalidArgument(
+            "give exactly one of epsilon or rho".to_owned(),
+        )),
+    }
+}
+
+fn requested_loss(budget: PrivacyBudget) -> PrivacyLoss {
+    match budget {
+        PrivacyBudget::Epsilon(e) => PrivacyLoss {
+            epsilon: e.get(),
+            rho: 0.0,
+        },
+        PrivacyBudget::Rho(r) => PrivacyLoss {
+            epsilon: 0.0,
+            rho: r.get(),
+        },
+    }
+}
+
+/// Refuses a release below the node's floor: its noise would say nothing,
+/// and it would still cost a scan and two durable writes.
+fn check_floor(budget: PrivacyBudget, floor: BudgetCaps) -> Result<(), NodeError> {
+    let (name, asked, least) = match budget {
+        PrivacyBudget::Epsilon(e) => ("epsilon", e.get(), floor.epsilon),
+        PrivacyBudget::Rho(r) => ("rho", r.get(), floor.rho),
+    };
+    if asked < least {
+        return Err(NodeError::InvalidArgument(format!(
+            "{name} {asked:e} is below this node's minimum {least}: the answer would be noise"
+        )));
+    }
+    Ok(())
+}
+
+fn exceeds(total: PrivacyLoss, caps: BudgetCaps) -> bool {
+    total.epsilon > caps.epsilon + 1e-9 || total.rho > caps.rho + 1e-9
+}
+
+fn parse(request: &StatsRequest) -> Result<StatsQuery, NodeError> {
+    // Bounded before parsing: thousands of filters once overflowed the SQL
+    // planner's stack and aborted the node.
+    fedq_proto::limits::check_stats_query(&fedq_proto::v1::StatsQuery {
+        table: request.table.clone(),
+        measure: request.measure.clone(),
+        group_by: request.group_by.clone(),
+        filters: request.filters.clone(),
+        budget: None,
+    })
+    .map_err(NodeError::InvalidArgument)?;
+    let mut group_by = Vec::new();
+    for g in &request.group_by {
+        group_by.extend(parse_group_by(g)?);
+    }
+    let filters = request
+        .filters
+        .iter()
+        .map(|f| parse_filter(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(StatsQuery {
+        table: request.table.clone(),
+        measure: parse_measure(&request.measure)?,
+        group_by,
+        filters,
+    })
+}
+
+/// Answers a statistics query and charges it.
+#[instrument(skip_all, fields(query_id = %request.query_id))]
+async fn answer(
+    engine: &StatsEngine,
+    ledger: &Ledger,
+    (caps, floor): (BudgetCaps, BudgetCaps),
+    requester: &str,
+    audit: &crate::audit::AuditRecord,
+    request: &StatsRequest,
+) -> Result<StatsAnswer, NodeError> {
+    let budget = request.budget.ok_or_else(|| {
+        NodeError::InvalidArgument("give exactly one of epsilon or rho".to_owned())
+    })?;
+    check_floor(budget, floor)?;
+    let query = parse(request)?;
+    let epoch = epoch_of(chrono::Utc::now());
+    if exceeds(
+        ledger
+            .spent(requester, &epoch)?
+            .compose(requested_loss(budget)),
+        caps,
+    ) {
+        info!(
+            decision = "deny",
+            rule = "budget",
+            "statistics query refused"
+        );
+        return Err(NodeError::ResourceExhausted(
+            "privacy budget exhausted for this epoch".to_owned(),
+        ));
+    }
+    let exact = engine.aggregate(&query).await?;
+    let bound = u64::from(exact.max_rows_per_unit);
+    let sum_sensitivity = bound * exact.per_row_bound.unsigned_abs().max(1);
+    let counts: Vec<i64> = exact.groups.iter().map(|g| g.count).collect();
+    let sums: Vec<i64> = exact.groups.iter().map(|g| g.sum).collect();
+    let (value_release, count_release) = match &query.measure {
+        Measure::Count | Measure::Histogram(_) => (release_integers(&counts, bound, budget)?, None),
+        Measure::Sum(_) => (release_integers(&sums, sum_sensitivity, budget)?, None),
+        // A mean releases its sum and its count, each with half the budget.
+        Measure::Mean(_) => {
+            let half = budget.split(2);
+            (
+                release_integers(&sums, sum_sensitivity, half)?,
+                Some(release_integers(&counts, bound, half)?),
+            )
+        }
+    };
+    let loss = count_release
+        .as_ref()
+        .map_or(value_release.loss, |c| value_release.loss.compose(c.loss));
+    ledger.charge(
+        &Charge {
+            requester,
+            epoch: &epoch,
+            loss,
+            query_id: &request.query_id,
+            purpose: &request.purpose,
+        },
+        caps,
+        Some(audit),
+    )?;
+    let groups = exact
+        .groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| NoisyGroup {
+            key: g.key.clone(),
+            value: value_release.values[i] as f64,
+            variance: value_release.variance,
+            count: count_release.as_ref().map_or(0.0, |c| c.values[i] as f64),
+            count_variance: count_release.as_ref().map_or(0.0, |c| c.variance),
+        })
+        .collect();
+    let mechanism = match budget {
+        PrivacyBudget::Epsilon(_) => "discrete laplace (pure dp)",
+        PrivacyBudget::Rho(_) => "discrete gaussian (zcdp)",
+    };
+    info!(
+        decision = "answer",
+        epsilon = loss.epsilon,
+        rho = loss.rho,
+        "statistics released"
+    );
+    Ok(StatsAnswer {
+        group_columns: group_columns(&query),
+        groups,
+        scale: value_release.scale,
+        mechanism,
+        loss,
+    })
+}
+
+fn group_columns(query: &StatsQuery) -> Vec<String> {
+    use crate::stats::GroupBy;
+    let mut names: Vec<String> = query
+        .group_by
+        .iter()
+        .map(|g| match g {
+            GroupBy::Column(c) => c.clone(),
+            // An empty name is the table's only date column, asked as plain `month`.
+            GroupBy::Month(c) if c.is_empty() => "month".to_owned(),
+            GroupBy::Year(c) if c.is_empty() => "year".to_owned(),
+            GroupBy::Month(c) => format!("{c}:month"),
+            GroupBy::Year(c) => format!("{c}:year"),
+        })
+        .collect();
+    if let Measure::Histogram(c) = &query.measure {
+        names.push(c.clone());
+    }
+    names
+}
+
+/// The requester's budget status at this node.
+fn budget_status(
+    ledger: &Ledger,
+    caps: BudgetCaps,
+    requester: &str,
+) -> Result<BudgetStatus, NodeError> {
+    let epoch = epoch_of(chrono::Utc::now());
+    Ok(BudgetStatus {
+        spent: ledger.spent(requester, &epoch)?,
+        epoch,
+        caps,
+    })
+}
+
+impl NodeService {
+    /// Answers a differentially private statistics query, charging the
+    /// requester's budget at this node before the answer leaves.
+    pub async fn stats(
+        &self,
+        caller: &Caller,
+        request: StatsRequest,
+    ) -> Result<StatsAnswer, NodeError> {
+        let admitted = self.admit(
+            caller,
+            Visit {
+                query_id: &request.query_id,
+                envelope: &request.envelope,
+                action: crate::policy::Action::Stats {
+                    table: &request.table,
+                },
+                payload_hash: &request.payload_hash,
+                detail: format!(
+                    "table={} measure={}",
+                    crate::audit::request_name(&request.table),
+                    crate::audit::request_name(&request.measure)
+                ),
+            },
+        )?;
+        let record = admitted.record_for_ledger();
+        let work = answer(
+            &self.stats,
+            &self.ledger,
+            (self.config.budget_caps, self.config.budget_floor),
+            &admitted.envelope().requester,
+            &record,
+            &request,
+        );
+        // The engine runs on the async runtime (DataFusion): a panic in it
+        // becomes this request's internal error, not a lost connection.
+        let result = match AssertUnwindSafe(work).catch_unwind().await {
+            Ok(result) => result,
+            Err(_) => Err(NodeError::Internal(ErrorId::log(&"panic in a statistics query"))),
+        };
+        match &result {
+            Ok(_) => {
+                // The entry is in the log with the charge; re-sign the head.
+                self.gate
+                    .audit()
+                    .checkpoint()
+                    .map_err(|e| NodeError::Audit(e.to_string()))?;
+            }
+            Err(e) => admitted.refuse(&e.to_string())?,
+        }
+        result
+    }
+
+    /// What a requester has spent and may spend this epoch at this node.
+    pub fn budget(
+        &self,
+        caller: &Caller,
+        requester: &str,
+    ) -> Result<BudgetStatus, NodeError> {
+        self.authorise(caller)?;
+        budget_status(&self.ledger, self.config.budget_caps, requester)
+    }
+
+    /// The public catalog, as JSON (tables that have been imported only).
+    pub fn catalog_json(&self, caller: &Caller) -> Result<String, NodeError> {
+        self.authorise(caller)?;
+        let tables: Vec<_> = self
+            .config
+            .catalog
+            .iter()
+            .filter(|t| self.stats.has_table(&t.name))
+            .collect();
+        serde_json::to_string(&tables).map_err(|e| NodeError::InvalidArgument(e.to_string()))
+    }
+}

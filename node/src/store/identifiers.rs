@@ -1,0 +1,314 @@
+//! Identifier rows: import (upsert), the active fingerprints for the index,
+//! expiry and purging.
+
+use std::fmt;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use fedq_crypto::oprf::NodeOprfKey;
+use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm};
+use rusqlite::{params, OptionalExtension};
+
+use super::keys::read_keys;
+use super::{bump, Store, StoreError};
+
+/// One identifier as stored: kind, normal form, local record id, expiry, and
+/// its fingerprints under the node's current keys.
+#[derive(Debug, Clone)]
+pub struct IdentifierRow {
+    /// Identifier kind.
+    pub kind: IdentifierKind,
+    /// Normal form.
+    pub normal: NormalForm,
+    /// The node's own record id.
+    pub record_id: String,
+    /// When the record stops matching (`None`: only the retention period applies).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// OPRF output under the active key.
+    pub fingerprint: Fingerprint,
+    /// OPRF output under the pending key, during a rotation.
+    pub pending_fingerprint: Option<Fingerprint>,
+}
+
+/// What an import does to the expiry of records already stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExpiryUpdate {
+    /// The file has an `expires_at` column: its value (or its absence) replaces the stored one.
+    Replace,
+    /// The file has no `expires_at` column: stored expiries are kept.
+    Keep,
+}
+
+/// What [`Store::upsert_identifiers`] did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UpsertCounts {
+    /// Rows newly stored.
+    pub inserted: usize,
+    /// Rows already stored (their import time is refreshed).
+    pub existing: usize,
+    /// Of the existing rows, those whose expiry changed.
+    pub expiry_changed: usize,
+}
+
+/// Expired identifiers per kind, as counted or deleted by [`Store::purge_expired`].
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Whether this was a dry run (nothing deleted).
+    pub dry_run: bool,
+    /// Expired rows per kind (kinds with none are left out).
+    pub per_kind: BTreeMap<IdentifierKind, u64>,
+}
+
+impl PurgeReport {
+    /// All expired rows.
+    pub fn total(&self) -> u64 {
+        self.per_kind.values().sum()
+    }
+}
+
+impl fmt::Display for PurgeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (kind, n) in &self.per_kind {
+            writeln!(f, "{kind}: {n}")?;
+        }
+        let verb = if self.dry_run {
+            "would purge"
+        } else {
+            "purged"
+        };
+        writeln!(f, "{verb} {} expired identifiers", self.total())
+    }
+}
+
+impl Store {
+    /// Stores rows in one transaction, as imported at `now`. A row already
+    /// stored is not duplicated: its import time and fingerprints are
+    /// refreshed and, with [`ExpiryUpdate::Replace`], its expiry replaced.
+    /// `keys_epoch` is the [`OprfKeys::epoch`] the fingerprints were computed
+    /// under; if the keys changed since, nothing is written and
+    /// [`StoreError::KeysChanged`] is returned. Bumps the generation when
+    /// anything was written, so a serving node reloads.
+    pub fn upsert_identifiers(
+        &mut self,
+        rows: &[IdentifierRow],
+        keys_epoch: i64,
+        expiry: ExpiryUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<UpsertCounts, StoreError> {
+        let now = now.timestamp();
+        // IMMEDIATE: the epoch check and the writes see the same key set.
+        let tx =
+            rusqlite::Transaction::new(&mut self.conn, rusqlite::TransactionBehavior::Immediate)?;
+        let keys = read_keys(&tx)?;
+        if keys.epoch != keys_epoch {
+            return Err(StoreError::KeysChanged);
+        }
+        let (active, pending) = (keys.active_slot.column(), keys.active_slot.other().column());
+        let mut counts = UpsertCounts::default();
+        {
+            let mut find = tx.prepare_cached(
+                "SELECT expires_at FROM identifiers WHERE kind = ?1 AND value = ?2 AND record_id = ?3",
+            )?;
+            let mut insert = tx.prepare_cached(&format!(
+                "INSERT INTO identifiers (kind, value, record_id, expires_at, imported_at, {active}, {pending})
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))?;
+            let mut update = tx.prepare_cached(&format!(
+                "UPDATE identifiers SET expires_at = ?4, imported_at = ?5, {active} = ?6, {pending} = ?7
+                 WHERE kind = ?1 AND value = ?2 AND record_id = ?3"
+            ))?;
+            for row in rows {
+                let key = (row.kind.code(), row.normal.as_str(), &row.record_id);
+                let given = row.expires_at.map(|t| t.timestamp());
+                let fps = (
+                    &row.fingerprint.as_bytes()[..],
+                    row.pending_fingerprint
+                        .as_ref()
+                        .map(|fp| &fp.as_bytes()[..]),
+                );
+                if keys.pending.is_some() != fps.1.is_some() {
+                    return Err(StoreError::KeysChanged);
+                }
+                let stored: Option<Option<i64>> = find
+                    .query_row(params![key.0, key.1, key.2], |r| r.get(0))
+                    .optional()?;
+                match stored {
+                    None => {
+                        insert.execute(params![key.0, key.1, key.2, given, now, fps.0, fps.1])?;
+                        counts.inserted += 1;
+                    }
+                    Some(old) => {
+                        let new = match expiry {
+                            ExpiryUpdate::Replace => given,
+                            ExpiryUpdate::Keep => old,
+                        };
+                        update.execute(params![key.0, key.1, key.2, new, now, fps.0, fps.1])?;
+                        counts.existing += 1;
+                        counts.expiry_changed += usize::from(new != old);
+                    }
+                }
+            }
+        }
+        if !rows.is_empty() {
+            bump(&tx, "generation")?;
+        }
+        tx.commit()?;
+        Ok(counts)
+    }
+
+    /// Reads the active OPRF key and visits every stored (kind, fingerprint
+    /// under that key) with its expiry under this store's retention period
+    /// (`None`: never), in one read transaction: the index and the key it is
+    /// built for always match. Returns the key.
+    pub fn load_active(
+        &self,
+        mut visit: impl FnMut(IdentifierKind, Fingerprint, Option<i64>),
+    ) -> Result<NodeOprfKey, StoreError> {
+        let tx = self.conn.unchecked_transaction()?;
+        let keys = read_keys(&tx)?;
+        {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT kind, {}, expires_at, imported_at FROM identifiers",
+                keys.active_slot.column()
+            ))?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                let code: u8 = row.get(0)?;
+                let bytes: Option<Vec<u8>> = row.get(1)?;
+                let kind = IdentifierKind::from_code(code).ok_or(StoreError::Corrupt)?;
+                let bytes: [u8; 32] = bytes
+                    .ok_or(StoreError::Corrupt)?
+                    .try_into()
+                    .map_err(|_| StoreError::Corrupt)?;
+                let expiry = self.expiry(row.get(2)?, row.get(3)?);
+                visit(kind, Fingerprint::from_bytes(bytes), expiry);
+            }
+        }
+        tx.commit()?;
+        Ok(keys.active)
+    }
+
+    /// Up to `limit` distinct (kind, normal form) pairs after `after`, in key
+    /// order: the rotation's cursor.
+    pub fn values_after(
+        &self,
+        after: Option<&(IdentifierKind, NormalForm)>,
+        limit: usize,
+    ) -> Result<Vec<(IdentifierKind, NormalForm)>, StoreError> {
+        let (kind, value) = after.map_or((-1, ""), |(k, v)| (i64::from(k.code()), v.as_str()));
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT kind, value FROM identifiers
+             WHERE kind > ?1 OR (kind = ?1 AND value > ?2)
+             ORDER BY kind, value LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![kind, value, limit as i64], |r| {
+            Ok((r.get::<_, u8>(0)?, r.get::<_, String>(1)?))
+        })?;
+        rows.map(|row| {
+            let (code, value) = row?;
+            let kind = IdentifierKind::from_code(code).ok_or(StoreError::Corrupt)?;
+            Ok((kind, NormalForm::from_stored(value)))
+        })
+        .collect()
+    }
+
+    /// Number of distinct (kind, normal form) pairs: the rotation's total.
+    pub fn value_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self.conn.query_row(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT kind, value FROM identifiers)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// A record's expiry in UTC seconds: the earlier of its own and the end of
+    /// its retention period.
+    fn expiry(&self, expires_at: Option<i64>, imported_at: Option<i64>) -> Option<i64> {
+        let retained_until = self
+            .retention_seconds()
+            .map(|secs| imported_at.unwrap_or(i64::MIN).saturating_add(secs));
+        match (expires_at, retained_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn retention_seconds(&self) -> Option<i64> {
+        self.retention
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    }
+
+    /// Whether an unexpired record holds this identifier now: the node's own
+    /// view, used by tests to check answers per node and by operators.
+    pub fn contains(&self, kind: IdentifierKind, normal: &NormalForm) -> Result<bool, StoreError> {
+        self.contains_at(kind, normal, Utc::now())
+    }
+
+    /// Whether a record unexpired at `now` holds this identifier.
+    pub fn contains_at(
+        &self,
+        kind: IdentifierKind,
+        normal: &NormalForm,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT expires_at, imported_at FROM identifiers WHERE kind = ?1 AND value = ?2",
+        )?;
+        let mut rows = stmt.query(params![kind.code(), normal.as_str()])?;
+        while let Some(row) = rows.next()? {
+            if !is_expired(self.expiry(row.get(0)?, row.get(1)?), now.timestamp()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Deletes (or with `dry_run` only counts) the records expired at `now`,
+    /// by either rule, in one transaction. Bumps the generation when it
+    /// deleted any, so serving nodes reload; a second run finds none.
+    pub fn purge_expired(
+        &mut self,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> Result<PurgeReport, StoreError> {
+        // Mirrors `is_expired(self.expiry(..))`: expired from the expiry second on.
+        const EXPIRED: &str = "(expires_at IS NOT NULL AND expires_at <= ?1)
+             OR (?2 IS NOT NULL AND (imported_at IS NULL OR imported_at <= ?2))";
+        let now = now.timestamp();
+        let cutoff = self
+            .retention_seconds()
+            .map(|secs| now.saturating_sub(secs));
+        let tx = self.conn.transaction()?;
+        let mut report = PurgeReport {
+            dry_run,
+            per_kind: BTreeMap::new(),
+        };
+        {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT kind, COUNT(*) FROM identifiers WHERE {EXPIRED} GROUP BY kind"
+            ))?;
+            let mut rows = stmt.query(params![now, cutoff])?;
+            while let Some(row) = rows.next()? {
+                let kind = IdentifierKind::from_code(row.get(0)?).ok_or(StoreError::Corrupt)?;
+                let n: i64 = row.get(1)?;
+                report.per_kind.insert(kind, n as u64);
+            }
+        }
+        if !dry_run && report.total() > 0 {
+            tx.execute(
+                &format!("DELETE FROM identifiers WHERE {EXPIRED}"),
+                params![now, cutoff],
+            )?;
+            bump(&tx, "generation")?;
+        }
+        tx.commit()?;
+        Ok(report)
+    }
+}
+
+/// Whether a record with this expiry (UTC seconds) is expired at `now`.
+pub fn is_expired(expiry: Option<i64>, now: i64) -> bool {
+    expiry.is_some_and(|at| at <= now)
+}

@@ -1,0 +1,216 @@
+//! The node's transactional store: an SQLite file (the embedded default).
+//!
+//! It holds the node's identifiers (kind, normal form, the local record ids
+//! they belong to, when each was last imported and, optionally, when it
+//! expires), the node's OPRF keys, and each identifier's fingerprint (its OPRF
+//! output) under those keys. Nothing in it ever leaves the node: the file is
+//! created with mode 0600. Normal forms are kept so that the OPRF key can be
+//! rotated without the source files (`fedq-node rotate-oprf-key`).
+//!
+//! # OPRF key slots
+//! Fingerprints live in two columns, `fp_a` and `fp_b`, one per key slot. One
+//! slot holds the active key: lookups and OPRF evaluations use it, and the
+//! index is built from its column. During a rotation the other slot holds the
+//! pending key while its column is filled in short transactions (an import
+//! meanwhile writes both columns); the switch is one transaction that makes
+//! the pending key active and bumps the generation, so a serving node reloads
+//! key and index together. The old column is then cleared. Every change of
+//! the key set bumps `key_epoch`, and a write of fingerprints computed under
+//! another key set is refused ([`StoreError::KeysChanged`]).
+//!
+//! # Expiry
+//! A record expires at the earlier of its own `expires_at` and, when the node
+//! sets a retention period (`[retention] identifiers_days`), its last import
+//! plus that period. An expired record no longer matches (the index and
+//! [`Store::contains`] skip it) and [`Store::purge_expired`] deletes it. Times
+//! are whole UTC seconds; a record is expired from its expiry second on.
+//!
+//! Files: `keys.rs` (OPRF key slots and rotation), `identifiers.rs` (rows,
+//! import, expiry), this file (opening, schema, counters).
+
+mod identifiers;
+mod keys;
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::config::{NodeConfig, StoreLocation};
+use fedq_crypto::oprf::NodeOprfKey;
+
+pub use self::identifiers::{is_expired, ExpiryUpdate, IdentifierRow, PurgeReport, UpsertCounts};
+pub use self::keys::{OprfKeys, Slot};
+use self::keys::insert_key;
+
+
+/// Schema version of the store; bump with a migration.
+/// 2: `expires_at` and `imported_at` columns.
+/// 3: per-node OPRF fingerprints in two key slots, normal forms, OPRF keys.
+const SCHEMA_VERSION: i64 = 3;
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("store error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The store file cannot be opened.
+    #[error(transparent)]
+    Open(#[from] fedq_transport::sqlite::OpenError),
+    /// The store directory cannot be created.
+    #[error("cannot create the store directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file was written by a newer fedq.
+    #[error("store schema version {0} is newer than this build ({SCHEMA_VERSION})")]
+    NewerSchema(i64),
+    /// A version 1 or 2 store holds federation-key fingerprints, which cannot
+    /// be turned into OPRF outputs without the identifiers.
+    #[error(
+        "this store holds {0} identifiers fingerprinted with the old federation-wide key; \
+         fingerprints are now per-node OPRF outputs and cannot be converted: move the \
+         store file away and import the identifiers again"
+    )]
+    FederationKeyStore(i64),
+    /// A stored row or key does not decode.
+    #[error("corrupt store row")]
+    Corrupt,
+    /// A rotation cannot switch yet: records were stored without their
+    /// pending-key fingerprint (by a write that raced the re-derivation).
+    #[error("{0} records lack their new-key fingerprint; re-derive them first")]
+    RotationIncomplete(i64),
+    /// The OPRF keys changed (a rotation started or switched) between computing
+    /// fingerprints and writing them; recompute under [`Store::oprf_keys`].
+    #[error("the node's OPRF keys changed during the write; retry")]
+    KeysChanged,
+}
+
+
+/// Handle on the node's store.
+pub struct Store {
+    conn: Connection,
+    retention: Option<Duration>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store, with no retention period.
+    pub fn open(location: &StoreLocation) -> Result<Self, StoreError> {
+        match location {
+            StoreLocation::Sqlite(path) => Self::open_sqlite(path),
+        }
+    }
+
+    /// Opens the store of a node with its retention period.
+    pub fn open_for(config: &NodeConfig) -> Result<Self, StoreError> {
+        let mut store = Self::open(&config.store)?;
+        store.set_retention(config.identifier_retention);
+        Ok(store)
+    }
+
+    /// Sets the node-wide retention period (`None`: records expire only by `expires_at`).
+    pub fn set_retention(&mut self, retention: Option<Duration>) {
+        self.retention = retention;
+    }
+
+    /// The node-wide retention period.
+    pub fn retention(&self) -> Option<Duration> {
+        self.retention
+    }
+
+    fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
+        let conn = fedq_transport::sqlite::open(path)?;
+        // A 64 MB page cache: imports sort and insert in large chunks.
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        let mut store = Self {
+            conn,
+            retention: None,
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        )?;
+        let version: Option<i64> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match version {
+            Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
+            Some(v) if v < 3 => {
+                // Versions 1 and 2 stored HMAC fingerprints under the
+                // federation key and no normal forms: nothing to carry over.
+                let rows: i64 =
+                    tx.query_row("SELECT COUNT(*) FROM identifiers", [], |r| r.get(0))?;
+                if rows > 0 {
+                    return Err(StoreError::FederationKeyStore(rows));
+                }
+                tx.execute_batch("DROP TABLE identifiers;")?;
+            }
+            _ => {}
+        }
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS identifiers (
+                 kind INTEGER NOT NULL,
+                 value TEXT NOT NULL,
+                 record_id TEXT NOT NULL,
+                 expires_at INTEGER,
+                 imported_at INTEGER NOT NULL,
+                 fp_a BLOB,
+                 fp_b BLOB,
+                 PRIMARY KEY (kind, value, record_id)
+             ) WITHOUT ROWID;
+             CREATE TABLE IF NOT EXISTS oprf_keys (
+                 slot TEXT PRIMARY KEY CHECK (slot IN ('a', 'b')),
+                 secret TEXT NOT NULL,
+                 state TEXT NOT NULL CHECK (state IN ('active', 'pending')),
+                 created_at INTEGER NOT NULL
+             );
+             INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0), ('key_epoch', 0);",
+        )?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![SCHEMA_VERSION],
+        )?;
+        let keys: i64 = tx.query_row("SELECT COUNT(*) FROM oprf_keys", [], |r| r.get(0))?;
+        if keys == 0 {
+            insert_key(&tx, Slot::A, &NodeOprfKey::generate(), "active")?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Increases whenever identifiers change, so a serving node can reload.
+    pub fn generation(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
+                r.get(0)
+            })?)
+    }
+
+    /// Number of stored identifier rows, expired or not.
+    pub fn identifier_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM identifiers", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
+}
+
+fn bump(conn: &Connection, counter: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = ?1",
+        params![counter],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! The federation file (`federation.toml`): who is in the federation and the
+//! parameters every party must share.
+
+use std::path::Path;
+
+use fedq_crypto::FingerprintParams;
+use serde::{Deserialize, Serialize};
+
+use crate::role::Role;
+use crate::toml_file::{read_toml, ConfigError, CONFIG_VERSION};
+
+/// Default bucket width: at most 12 bits keeps >= 256 expected records per
+/// bucket at 1,000,000 records, so the bucket hint stays coarse.
+pub const DEFAULT_BUCKET_BITS: u8 = 12;
+/// Default tag width: 28 bits keeps false positives below 2^-20 per item per
+/// node with up to 256 candidates in a bucket.
+pub const DEFAULT_TAG_BITS: u8 = 28;
+/// Default padded bucket size: the expected 1,000,000-record bucket plus slack.
+pub const DEFAULT_PADDED_CANDIDATES: usize = 320;
+
+/// `[parameters]` of the federation file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameters {
+    /// Bits of the clear bucket index.
+    pub bucket_bits: u8,
+    /// Bits of the encrypted tag.
+    pub tag_bits: u8,
+    /// Every bucket is padded with dummy tags to at least this many.
+    pub padded_candidates: usize,
+}
+
+impl Default for Parameters {
+    fn default() -> Self {
+        Self {
+            bucket_bits: DEFAULT_BUCKET_BITS,
+            tag_bits: DEFAULT_TAG_BITS,
+            padded_candidates: DEFAULT_PADDED_CANDIDATES,
+        }
+    }
+}
+
+/// One node of the federation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    /// Node id (also its certificate's common name).
+    pub id: String,
+    /// Jurisdiction the node answers for.
+    pub jurisdiction: String,
+    /// host:port of its gRPC service.
+    pub address: String,
+}
+
+/// One requester (investigator, researcher or auditor).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequesterEntry {
+    /// Requester id (also its certificate's common name).
+    pub id: String,
+    /// Agency the requester works for.
+    pub agency: String,
+    /// What the requester may do.
+    pub role: Role,
+    /// The requester's Ed25519 public key (hex) that signs request envelopes.
+    #[serde(default)]
+    pub public_key: String,
+}
+
+/// `[coordinator]` of the federation file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorEntry {
+    /// host:port of the coordinator's gRPC service.
+    pub address: String,
+}
+
+/// The federation file as written on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationToml {
+    /// Format version.
+    pub version: u32,
+    /// Federation name.
+    pub name: String,
+    /// Shared parameters.
+    pub parameters: Parameters,
+    /// The coordinator.
+    pub coordinator: CoordinatorEntry,
+    /// The nodes.
+    pub nodes: Vec<NodeEntry>,
+    /// The requesters.
+    #[serde(default)]
+    pub requesters: Vec<RequesterEntry>,
+}
+
+/// Validated federation-wide settings.
+#[derive(Debug, Clone)]
+pub struct FederationConfig {
+    /// Federation name.
+    pub name: String,
+    /// How fingerprints split into bucket and tag.
+    pub fingerprint: FingerprintParams,
+    /// Minimum padded bucket size.
+    pub padded_candidates: usize,
+}
+
+/// A loaded and validated federation file.
+#[derive(Debug, Clone)]
+pub struct FederationFile {
+    /// Validated parameters.
+    pub config: FederationConfig,
+    /// The coordinator.
+    pub coordinator: CoordinatorEntry,
+    /// The nodes.
+    pub nodes: Vec<NodeEntry>,
+    /// The requesters.
+    pub requesters: Vec<RequesterEntry>,
+}
+
+impl FederationFile {
+    /// Reads and validates a federation file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let raw: FederationToml = read_toml(path)?;
+        Self::validate(raw).map_err(|problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+
+    /// Validates the parsed file, collecting every problem.
+    pub fn validate(raw: FederationToml) -> Result<Self, Vec<String>> {
+        let mut problems = Vec::new();
+        if raw.version != CONFIG_VERSION {
+            problems.push(format!(
+                "version: expected {CONFIG_VERSION}, found {}",
+                raw.version
+            ));
+        }
+        let fingerprint =
+            FingerprintParams::new(raw.parameters.bucket_bits, raw.parameters.tag_bits)
+                .map_err(|e| problems.push(format!("parameters: {e}")))
+                .ok();
+        if raw.parameters.padded_candidates == 0 || raw.parameters.padded_candidates > 1 << 16 {
+            problems.push("parameters.padded_candidates: must be between 1 and 65536".to_owned());
+        }
+        if raw.nodes.is_empty() {
+            problems.push("nodes: a federation needs at least one node".to_owned());
+        }
+        if raw.nodes.len() > fedq_crypto::lookup::params::MAX_NODES {
+            problems.push(format!(
+                "nodes: at most {} nodes fit the lookup's noise budget",
+                fedq_crypto::lookup::params::MAX_NODES
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, node) in raw.nodes.iter().enumerate() {
+            if !is_name(&node.id) {
+                problems.push(format!(
+                    "nodes[{i}].id: use lowercase letters, digits and '-'"
+                ));
+            }
+            if !seen.insert(node.id.clone()) {
+                problems.push(format!("nodes[{i}].id: duplicate node id {:?}", node.id));
+            }
+        }
+        for (i, requester) in raw.requesters.iter().enumerate() {
+            if !is_name(&requester.id) {
+                problems.push(format!(
+                    "requesters[{i}].id: use lowercase letters, digits and '-'"
+                ));
+            }
+            if !requester.public_key.is_empty()
+                && fedq_crypto::envelope::VerifyingKey::from_text(&requester.public_key).is_err()
+            {
+                problems.push(format!(
+                    "requesters[{i}].public_key: not an Ed25519 public key (64 hex digits)"
+                ));
+            }
+        }
+        match fingerprint {
+            Some(fingerprint) if problems.is_empty() => Ok(Self {
+                config: FederationConfig {
+                    name: raw.name,
+                    fingerprint,
+                    padded_candidates: raw.parameters.padded_candidates,
+                },
+                coordinator: raw.coordinator,
+                nodes: raw.nodes,
+                requesters: raw.requesters,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+/// Ids that are safe in file names and certificate names.
+pub fn is_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 32
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+}
+
+/// The federation file as it is now: re-read when it changes on disk, so that
+/// a requester added or removed (revoked) while a party runs counts within
+/// [`Watched::RECHECK`]. A file that stops parsing keeps the last valid
+/// version in force (logged), so an operator's typo does not open or close
+/// the federation by accident.
+#[derive(Debug)]
+pub struct Watched {
+    path: std::path::PathBuf,
+    state: std::sync::RwLock<WatchedState>,
+}
+
+#[derive(Debug)]
+struct WatchedState {
+    file: std::sync::Arc<FederationFile>,
+    stamp: Option<(std::time::SystemTime, u64)>,
+    checked: std::time::Instant,
+}
+
+fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+impl Watched {
+    /// How often the file's modification time is looked at, at most.
+    pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// Watches `path`, starting from its already loaded contents.
+    pub fn new(path: &Path, file: FederationFile) -> Self {
+        Self {
+            path: path.to_owned(),
+            state: std::sync::RwLock::new(WatchedState {
+                file: std::sync::Arc::new(file),
+                stamp: stamp(path),
+                checked: std::time::Instant::now(),
+            }),
+        }
+    }
+
+    /// The current federation file.
+    pub fn current(&self) -> std::sync::Arc<FederationFile> {
+        {
+            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if state.checked.elapsed() < Self::RECHECK {
+                return state.file.clone();
+            }
+        }
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if state.checked.elapsed() >= Self::RECHECK {
+            state.checked = std::time::Instant::now();
+            let now = stamp(&self.path);
+            if now != state.stamp {
+                match FederationFile::load(&self.path) {
+                    Ok(file) => {
+                        state.file = std::sync::Arc::new(file);
+                        state.stamp = now;
+                    }
+                    Err(e) => eprintln!("warning: keeping the previous federation file: {e}"),
+                }
+            }
+        }
+        state.file.clone()
+    }
+
+    /// The listed requester with this id, if any.
+    pub fn requester(&self, id: &str) -> Option<RequesterEntry> {
+        self.current().requesters.iter().find(|r| r.id == id).cloned()
+    }
+}

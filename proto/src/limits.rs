@@ -1,0 +1,124 @@
+//! Bounds on what any party accepts from another, in one place (the README's
+//! "Limits" table lists them). Each is checked before the bytes or lists it
+//! bounds are decoded or used.
+
+/// Largest gRPC message any fedq service accepts: a batch of
+/// [`MAX_ITEMS_PER_REQUEST`] items of ~920 KB each, plus room for the key.
+pub const MAX_MESSAGE_BYTES: usize = 48 * 1024 * 1024;
+
+/// Most lookup items in one request; clients split larger batches.
+pub const MAX_ITEMS_PER_REQUEST: usize = 48;
+
+/// Most OPRF elements in one request (the crypto crate's batch bound).
+pub const MAX_OPRF_ELEMENTS: usize = 1024;
+
+/// Room for a request's context: envelope (8 KiB at most), purpose, case and
+/// legal-basis references, ids.
+const CONTEXT_BYTES: usize = 16 * 1024;
+
+/// Most bytes a statistics query may carry: a few names, filters and group-by
+/// columns (each bounded in the node's query parser) and the context.
+pub const MAX_STATS_REQUEST_BYTES: usize = 64 * 1024;
+
+/// Most bytes an OPRF request may carry: one kind and one 32-byte element per
+/// item, with protobuf framing, and the context.
+pub const MAX_OPRF_REQUEST_BYTES: usize = MAX_OPRF_ELEMENTS * 48 + CONTEXT_BYTES;
+
+/// Most bytes a key registration may carry (a public key is under 64 KiB).
+pub const MAX_REGISTER_KEY_BYTES: usize = 128 * 1024;
+
+/// Most request bytes the node accepts on a gRPC path, before decoding.
+/// Only lookups need megabytes; everything else fits in kilobytes.
+pub fn node_request_bytes(path: &str) -> usize {
+    match path.rsplit('/').next().unwrap_or_default() {
+        "Lookup" => MAX_MESSAGE_BYTES,
+        "Oprf" => MAX_OPRF_REQUEST_BYTES,
+        "Stats" => MAX_STATS_REQUEST_BYTES,
+        _ => CONTEXT_BYTES,
+    }
+}
+
+/// Most request bytes the coordinator accepts on a gRPC path, before decoding.
+pub fn coordinator_request_bytes(path: &str) -> usize {
+    match path.rsplit('/').next().unwrap_or_default() {
+        "RegisterKey" => MAX_REGISTER_KEY_BYTES,
+        // The coordinator forwards per-node shares of one request.
+        "Lookup" => MAX_MESSAGE_BYTES,
+        "Oprf" => MAX_MESSAGE_BYTES / 4,
+        "Stats" => MAX_STATS_REQUEST_BYTES,
+        _ => CONTEXT_BYTES,
+    }
+}
+
+/// Most filters in one statistics query (they become one conjunction).
+pub const MAX_FILTERS: usize = 16;
+/// Most group-by entries in one statistics query (a node allows two keys).
+pub const MAX_GROUP_BY_ENTRIES: usize = 2;
+/// Longest table name, measure, filter or group-by entry, in bytes.
+pub const MAX_QUERY_TERM_BYTES: usize = 128;
+/// Longest purpose, case reference, legal basis or authorization, in bytes.
+pub const MAX_REFERENCE_BYTES: usize = 256;
+
+/// Checks the sizes of a statistics query's lists and strings; the reason
+/// names the field and the bound.
+pub fn check_stats_query(query: &crate::v1::StatsQuery) -> Result<(), String> {
+    if query.filters.len() > MAX_FILTERS {
+        return Err(format!("at most {MAX_FILTERS} filters"));
+    }
+    if query.group_by.len() > MAX_GROUP_BY_ENTRIES {
+        return Err(format!("at most {MAX_GROUP_BY_ENTRIES} group-by entries"));
+    }
+    let terms = [("table", &query.table), ("measure", &query.measure)]
+        .into_iter()
+        .chain(query.filters.iter().map(|f| ("filter", f)))
+        .chain(query.group_by.iter().map(|g| ("group-by entry", g)));
+    for (what, term) in terms {
+        if term.len() > MAX_QUERY_TERM_BYTES {
+            return Err(format!("a {what} is longer than {MAX_QUERY_TERM_BYTES} bytes"));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a reference (purpose, case, legal basis, authorization) fits.
+pub fn check_reference(what: &str, value: &str) -> Result<(), String> {
+    if value.len() > MAX_REFERENCE_BYTES {
+        return Err(format!("the {what} is longer than {MAX_REFERENCE_BYTES} bytes"));
+    }
+    Ok(())
+}
+
+/// Checks a request context's references.
+pub fn check_context(context: &crate::v1::RequestContext) -> Result<(), String> {
+    check_reference("purpose", &context.purpose)?;
+    check_reference("case reference", &context.case_reference)?;
+    check_reference("legal basis", &context.legal_basis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::v1::StatsQuery;
+
+    #[test]
+    fn stats_queries_are_bounded_in_every_list_and_string() {
+        let ok = StatsQuery {
+            table: "incidents".into(),
+            measure: "count".into(),
+            filters: vec!["sector=finance".into(); MAX_FILTERS],
+            group_by: vec!["month".into(); MAX_GROUP_BY_ENTRIES],
+            budget: None,
+        };
+        assert_eq!(check_stats_query(&ok), Ok(()));
+        let mut many = ok.clone();
+        many.filters.push("a=b".into());
+        assert!(check_stats_query(&many).unwrap_err().contains("filters"));
+        let mut long = ok.clone();
+        long.table = "t".repeat(MAX_QUERY_TERM_BYTES + 1);
+        assert!(check_stats_query(&long).unwrap_err().contains("table"));
+        let mut groups = ok;
+        groups.group_by.push("year".into());
+        assert!(check_stats_query(&groups).is_err());
+        assert!(check_reference("purpose", &"p".repeat(MAX_REFERENCE_BYTES + 1)).is_err());
+    }
+}

@@ -1,0 +1,80 @@
+//! What a requester signs: the hash of each query as the node receives it
+//! (the envelope's `payload_hash`), and the envelope's wire form. The client
+//! computes these before signing and every node recomputes them, so they live
+//! here, once, beside the messages they cover.
+
+use fedq_crypto::envelope::{PayloadHasher, SignedEnvelope};
+
+use crate::v1;
+
+/// The hash a lookup's envelope must carry: key id, items, disclosure request.
+pub fn lookup_payload_hash(
+    key_id: &str,
+    items: &[v1::LookupItem],
+    disclose: bool,
+    authorization: &str,
+) -> String {
+    let mut hasher = PayloadHasher::new("lookup");
+    hasher.text(key_id).number(items.len() as u64);
+    for item in items {
+        hasher
+            .number(item.kind as u64)
+            .number(u64::from(item.bucket))
+            .bytes(&item.encrypted_tag);
+    }
+    hasher.number(u64::from(disclose)).text(authorization);
+    hasher.finish()
+}
+
+/// The hash an OPRF request's envelope must carry: declared kinds and blinded
+/// elements, in order.
+pub fn oprf_payload_hash(kinds: &[i32], blinded: &[Vec<u8>]) -> String {
+    let mut hasher = PayloadHasher::new("oprf");
+    hasher.number(kinds.len() as u64);
+    for kind in kinds {
+        hasher.number(*kind as u64);
+    }
+    hasher.number(blinded.len() as u64);
+    for element in blinded {
+        hasher.bytes(element);
+    }
+    hasher.finish()
+}
+
+/// The hash a statistics query's envelope must carry.
+pub fn stats_payload_hash(query: &v1::StatsQuery) -> String {
+    let mut hasher = PayloadHasher::new("stats");
+    hasher.text(&query.table).text(&query.measure);
+    hasher.number(query.group_by.len() as u64);
+    for g in &query.group_by {
+        hasher.text(g);
+    }
+    hasher.number(query.filters.len() as u64);
+    for f in &query.filters {
+        hasher.text(f);
+    }
+    match query.budget {
+        Some(v1::stats_query::Budget::Epsilon(e)) => hasher.text("epsilon").number(e.to_bits()),
+        Some(v1::stats_query::Budget::Rho(r)) => hasher.text("rho").number(r.to_bits()),
+        None => hasher.text("none"),
+    };
+    hasher.finish()
+}
+
+/// Converts the wire envelope.
+pub fn from_wire(envelope: Option<v1::SignedEnvelope>) -> SignedEnvelope {
+    let envelope = envelope.unwrap_or_default();
+    SignedEnvelope {
+        bytes: envelope.envelope,
+        signature: envelope.signature,
+    }
+}
+
+/// Converts to the wire envelope.
+pub fn to_wire(envelope: SignedEnvelope) -> v1::SignedEnvelope {
+    v1::SignedEnvelope {
+        envelope: envelope.bytes,
+        signature: envelope.signature,
+    }
+}
+

@@ -1,0 +1,61 @@
+//! Reading TOML files of every party (`federation.toml`, `node.toml`,
+//! `coordinator.toml`, `client.toml`): one error type naming the file, and
+//! paths resolved against the file that names them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Config format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+/// Errors reading or validating a configuration file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// File that failed.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("{path}: {message}")]
+    Parse {
+        /// File that failed.
+        path: PathBuf,
+        /// Parser message, with line and key.
+        message: String,
+    },
+    /// One or more fields are invalid; each entry names the key path.
+    #[error("invalid configuration {path}:\n  {}", .problems.join("\n  "))]
+    Invalid {
+        /// File that failed.
+        path: PathBuf,
+        /// One line per bad field.
+        problems: Vec<String>,
+    },
+}
+
+/// Reads a TOML file into a builder type.
+pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Resolves `value` against the directory of `file`.
+pub fn resolve(file: &Path, value: &Path) -> PathBuf {
+    if value.is_absolute() {
+        value.to_owned()
+    } else {
+        file.parent().unwrap_or_else(|| Path::new(".")).join(value)
+    }
+}
+

@@ -1,0 +1,109 @@
+//! Files only their owner may read: keys, stores, logs, checkpoints and
+//! Parquet tables are created 0600, in directories created 0700, whatever the
+//! process umask. One helper, so no party writes a secret with `File::create`.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+/// Creates `dir` and its missing parents with mode 0700.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+fn options(truncate: bool) -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.write(true).create(true);
+    if truncate {
+        options.truncate(true);
+    }
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
+/// Tightens an existing file to 0600 (a file made earlier, or by a tool
+/// running under a looser umask).
+pub fn restrict(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Opens `path` for writing, created 0600 (parents 0700), emptied.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let file = options(true).open(path)?;
+    restrict(path)?;
+    Ok(file)
+}
+
+/// Creates `path` as a new private file; fails if it exists (for temporary
+/// files that are renamed into place).
+pub fn create_new_private(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+/// Makes sure `path` exists as a private file without changing its contents
+/// (SQLite then opens it, and gives its `-wal` and `-shm` files its mode).
+pub fn touch_private(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        create_private_dir(dir)?;
+    }
+    options(false).open(path)?;
+    restrict(path)
+}
+
+/// Writes `contents` to a private file and flushes it to disk.
+pub fn write_private(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut file = create_private(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn files_are_0600_in_0700_dirs_even_over_an_existing_loose_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("a/b/secret");
+        write_private(&path, b"x").unwrap();
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(&tmp.path().join("a/b")), 0o700);
+        let loose = tmp.path().join("loose");
+        std::fs::write(&loose, b"y").unwrap();
+        std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o644)).unwrap();
+        touch_private(&loose).unwrap();
+        assert_eq!(mode(&loose), 0o600);
+        assert_eq!(std::fs::read(&loose).unwrap(), b"y");
+    }
+}

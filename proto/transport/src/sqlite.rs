@@ -1,0 +1,47 @@
+//! The one way fedq opens an SQLite file: private (0600), WAL, full
+//! durability, a generous busy timeout, secure deletion. The store, ledger,
+//! audit log, nonce table and the coordinator's registry share one file per
+//! party and must agree on these settings, or one connection's weaker
+//! `synchronous` would decide what a crash loses.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+/// How long a writer waits for another connection's write lock.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Errors opening a store file.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Creating the file or its directory failed.
+    #[error("cannot create {path}: {source}")]
+    Create {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// SQLite refused.
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Opens (creating it 0600, parents 0700) the SQLite file at `path`.
+pub fn open(path: &Path) -> Result<Connection, OpenError> {
+    crate::files::touch_private(path).map_err(|source| OpenError::Create {
+        path: path.to_owned(),
+        source,
+    })?;
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // A committed charge or audit entry must survive power loss, not only a
+    // process crash: FULL syncs the WAL at every commit.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    // Deleted and overwritten cells (old fingerprints after a rotation,
+    // purged records) are zeroed rather than left in free pages.
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    Ok(conn)
+}

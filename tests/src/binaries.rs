@@ -1,0 +1,27 @@
+//! The workspace's binaries (`fedq`, `fedq-node`, `fedq-coordinator`,
+//! `fedq-demo`), for tests that run them as real processes. They are built
+//! beside the test executables by `cargo test --workspace`.
+
+use std::path::PathBuf;
+
+/// The path of binary `name` in this build's target directory.
+pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .ok_or_else(|| anyhow::anyhow!("unexpected test executable path {}", exe.display()))?;
+    let path = profile_dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    anyhow::ensure!(
+        path.is_file(),
+        "{} is missing: run `cargo test --workspace` (it builds every binary)",
+        path.display()
+    );
+    Ok(path)
+}
+
+/// A command running binary `name`.
+pub fn command(name: &str) -> anyhow::Result<std::process::Command> {
+    Ok(std::process::Command::new(binary(name)?))
+}

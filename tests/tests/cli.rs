@@ -1,0 +1,233 @@
+//! The README's lookup session as real processes: `federation init`,
+//! `generate`, `import`, `serve` (node and coordinator), `keys init`,
+//! `lookup --json`, then SIGTERM and a clean stop.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn fedq() -> Command {
+    fedq_tests::binaries::command("fedq").expect("the fedq binary")
+}
+
+fn fedq_node() -> anyhow::Result<Command> {
+    fedq_tests::binaries::command("fedq-node")
+}
+
+struct Server(Child);
+
+impl Server {
+    fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.0.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.0.try_wait()? {
+                return Ok(status);
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "server did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+    }
+}
+
+fn wait_for_port(address: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(address).is_err() {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{address} never started listening"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
+fn address_of(config: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(config)?;
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("listen"))
+        .ok_or_else(|| anyhow::anyhow!("no listen"))?;
+    Ok(line.split('"').nth(1).unwrap_or_default().to_owned())
+}
+
+fn run_ok(command: &mut Command) -> anyhow::Result<String> {
+    let output = command.output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "command failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}
+
+#[test]
+fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir: PathBuf = temp.path().join("fed");
+    run_ok(
+        fedq()
+            .args(["federation", "init", "--dir"])
+            .arg(&dir)
+            .args(["--nodes", "fr,de", "--padded-candidates", "64"]),
+    )?;
+    for name in [
+        "federation.toml",
+        "nodes/fr/node.toml",
+        "nodes/de/node.toml",
+        "coordinator/coordinator.toml",
+        "requesters/alice/client.toml",
+    ] {
+        assert!(dir.join(name).exists(), "{name} written");
+    }
+    let again = fedq()
+        .args(["federation", "init", "--dir"])
+        .arg(&dir)
+        .args(["--nodes", "fr"])
+        .output()?;
+    assert!(
+        !again.status.success(),
+        "an existing federation is not overwritten"
+    );
+
+    let mut servers = Vec::new();
+    for node in ["fr", "de"] {
+        let config = dir.join("nodes").join(node).join("node.toml");
+        let data = dir.join("nodes").join(node).join("data");
+        run_ok(
+            fedq_node()?
+                .args([
+                    "generate",
+                    "--jurisdiction",
+                    node,
+                    "--people",
+                    "400",
+                    "--seed",
+                    "5",
+                    "--out",
+                ])
+                .arg(&data),
+        )?;
+        run_ok(
+            fedq_node()?
+                .args(["import", "--config"])
+                .arg(&config)
+                .arg("--identifiers")
+                .arg(data.join("identifiers.csv")),
+        )?;
+        let child = fedq_node()?
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        servers.push(Server(child));
+        wait_for_port(&address_of(&config)?)?;
+    }
+    let coordinator_config = dir.join("coordinator/coordinator.toml");
+    let coordinator = fedq_tests::binaries::command("fedq-coordinator")?
+        .args(["serve", "--config"])
+        .arg(&coordinator_config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let coordinator = Server(coordinator);
+    wait_for_port(&address_of(&coordinator_config)?)?;
+
+    let client = dir.join("requesters/alice/client.toml");
+    run_ok(fedq().arg("--config").arg(&client).args(["keys", "init"]))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("requesters/alice/keys/lookup.secret"))?
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the secret key file is private");
+    }
+
+    // A phone number present in fr's file, in another spelling, plus one absent.
+    let fr = std::fs::read_to_string(dir.join("nodes/fr/data/identifiers.csv"))?;
+    let phone = fr
+        .lines()
+        .find(|l| l.starts_with("phone,"))
+        .and_then(|l| l.split(',').nth(1))
+        .unwrap_or_default()
+        .to_owned();
+    let normal = fedq_crypto::normalise(fedq_crypto::IdentifierKind::Phone, &phone)?;
+    let variant = format!("00{}", normal.as_str().trim_start_matches('+'));
+    let stdout = run_ok(fedq().arg("--config").arg(&client).args([
+        "lookup",
+        "--kind",
+        "phone",
+        "--value",
+        &variant,
+        "--purpose",
+        "fraud",
+        "--case",
+        "C-1",
+        "--json",
+    ]))?;
+    let json: serde_json::Value = serde_json::from_str(&stdout)?;
+    assert_eq!(json["results"][0]["kind"], "phone");
+    assert_eq!(json["results"][0]["value"], variant);
+    assert_eq!(json["results"][0]["hit"], true);
+    assert!(json["results"][0]["jurisdictions"].as_u64() >= Some(1));
+    assert_eq!(json["nodes"].as_array().map(Vec::len), Some(2));
+
+    let batch = temp.path().join("batch.csv");
+    std::fs::write(
+        &batch,
+        format!("kind,value\nphone,{phone}\nemail,no.one@example.invalid\n"),
+    )?;
+    let stdout = run_ok(
+        fedq()
+            .arg("--config")
+            .arg(&client)
+            .args(["lookup", "--batch"])
+            .arg(&batch)
+            .args(["--purpose", "fraud", "--case", "C-2"]),
+    )?;
+    assert!(stdout.contains("HIT in"), "{stdout}");
+    assert!(stdout.contains("no hit"), "{stdout}");
+
+    let bad = fedq()
+        .arg("--config")
+        .arg(&client)
+        .args([
+            "lookup",
+            "--kind",
+            "phone",
+            "--value",
+            "12",
+            "--purpose",
+            "p",
+            "--case",
+            "c",
+        ])
+        .output()?;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8(bad.stderr)?.contains("invalid identifiers, nothing was sent"));
+
+    assert!(
+        coordinator.terminate()?.success(),
+        "coordinator stops cleanly on SIGTERM"
+    );
+    for server in servers {
+        assert!(
+            server.terminate()?.success(),
+            "node stops cleanly on SIGTERM"
+        );
+    }
+    Ok(())
+}

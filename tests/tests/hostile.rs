@@ -1,0 +1,1796 @@
+//! A hostile client against running parties, over mutual TLS on loopback
+//! (DESIGN.md, "Threat model"; Guarantees 6 and 8). Each test sends one class
+//! of bad input to a node or the coordinator and checks (a) the exact gRPC
+//! status, (b) the audit entry wherever a valid envelope identified the
+//! caller (and none where the bytes were refused before decoding), and
+//! (c) that the node still answers a normal lookup correctly afterwards.
+//! Every test reports all its mismatches at once, and prints each status it
+//! observed (`--nocapture`).
+//!
+//! 57 classes of bad input, with the status each must get:
+//!
+//! Lookups at a node (coordinator's certificate, valid envelope):
+//!  1. tag whose seed fork is not the stream start (AES block / byte index): InvalidArgument
+//!  2. tag with other tfhe parameters (GLWE size, N, base, levels, modulus): InvalidArgument
+//!  3. tag with an XOF seed instead of the AES seed: InvalidArgument
+//!  4. tag with too few or too many GGSW ciphertexts: InvalidArgument
+//!  5. truncated tag: InvalidArgument
+//!  6. random bytes as tag: InvalidArgument
+//!  7. unknown identifier kind: InvalidArgument, audited
+//!  8. bucket out of range: InvalidArgument
+//!  9. no items: InvalidArgument
+//! 10. 49 items (more than 48): InvalidArgument
+//! 11. public key not matching its key id: InvalidArgument
+//! 12. malformed key id: InvalidArgument, audited
+//! 13. malformed public key bytes (garbage, empty, N = 0): InvalidArgument
+//! 14. tags under an OPRF key the node does not use: Aborted
+//! 15. a 64 KiB query id (a hostile coordinator): InvalidArgument, never in the audit log
+//! 16. a requester field naming someone else than the envelope's signer: Unauthenticated
+//!
+//! Envelopes (on lookups):
+//! 17. issued_at = i64::MIN: Unauthenticated
+//! 18. issued_at = i64::MAX: Unauthenticated
+//! 19. replayed nonce: PermissionDenied
+//! 20. bad signature (flipped bit, wrong length): Unauthenticated
+//! 21. envelope for another payload (other items, other action): Unauthenticated
+//! 22. no envelope: InvalidArgument
+//! 23. garbage envelope bytes: InvalidArgument
+//! 24. envelope over 8 KiB: InvalidArgument
+//! 25. envelope of a requester the federation does not list: Unauthenticated
+//!
+//! OPRF at a node:
+//! 26. kinds and blinded elements of different counts: InvalidArgument
+//! 27. an element that is not a valid ristretto255 point (or the identity, or 31 bytes): InvalidArgument
+//! 28. 49 elements (more than allowed): InvalidArgument
+//! 29. empty request: InvalidArgument
+//! 30. unknown identifier kind: InvalidArgument, audited
+//!
+//! Statistics at a node:
+//! 31. 17 filters: InvalidArgument
+//! 32. 200,000 filters: ResourceExhausted before decoding (not audited)
+//! 33. a table name over 128 bytes: InvalidArgument
+//! 34. epsilon 1e-300 (below the node's minimum): InvalidArgument
+//! 35. epsilon (or rho) negative: InvalidArgument
+//! 36. epsilon (or rho) NaN: InvalidArgument
+//! 37. epsilon (or rho) infinite: InvalidArgument
+//! 38. no budget: InvalidArgument
+//! 39. unknown table: PermissionDenied
+//! 40. epsilon over the requester's cap: ResourceExhausted
+//! 41. three group-by entries: InvalidArgument
+//! 42. past the per-requester hourly stats limit: ResourceExhausted (own sandbox)
+//!
+//! Statistics via the coordinator:
+//! 43. 17 filters: InvalidArgument
+//! 44. 200,000 filters: ResourceExhausted before decoding
+//! 45. a table name over 128 bytes: InvalidArgument
+//! 46. epsilon 1e-300: answered, every node reports it invalid
+//! 47. NaN epsilon: answered, every node reports it invalid
+//! 48. a purpose over 256 bytes: InvalidArgument
+//!
+//! Transport:
+//! 49. a requester's certificate calling a node, with a 40 MB body: PermissionDenied
+//! 50. a node's certificate calling a node: PermissionDenied
+//! 51. bodies over the per-RPC limit (1 MB stats, 100 KB OPRF, 32 KB budget): ResourceExhausted
+//! 52. bytes that are not a protobuf message: InvalidArgument
+//! 53. TCP connections that never finish a TLS handshake: closed after
+//!     `[limits] handshake_timeout_seconds` (1 s here), service goes on
+//!
+//! Coordinator:
+//! 54. a node's certificate calling the coordinator: PermissionDenied
+//! 55. the coordinator's own certificate calling it: PermissionDenied
+//! 56. RegisterKey with a 1 MB key: ResourceExhausted
+//! 57. RegisterKey with a garbage key (garbage, empty, N = 0): InvalidArgument
+
+use std::io::{Read, Write};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use fedq_crypto::IdentifierKind;
+use fedq_proto::outcome::NodeOutcome;
+use fedq_proto::v1::{self, stats_query::Budget};
+use fedq_tests::hostile::tag::{self, TagField};
+use fedq_tests::hostile::{
+    blinded_phones, node_oprf, node_stats, raw, stats_query, unique, wire_kind, As, Attacker,
+    Verdicts,
+};
+use fedq_tests::sandbox::{runtime, FederationSandbox};
+use tonic::Code;
+
+/// The node attacked.
+const NODE: &str = "fr";
+
+/// Limits of every party of the shared sandbox.
+const LIMITS: &str = "[limits]\nhandshake_timeout_seconds = 1\n";
+
+fn sandbox() -> &'static FederationSandbox {
+    static SANDBOX: OnceLock<FederationSandbox> = OnceLock::new();
+    SANDBOX.get_or_init(|| {
+        runtime()
+            .block_on(
+                FederationSandbox::builder()
+                    .jurisdiction(NODE)
+                    .people(300)
+                    .node_toml(LIMITS)
+                    .coordinator_toml(LIMITS)
+                    .build(),
+            )
+            .expect("sandbox starts")
+    })
+}
+
+fn attacker() -> &'static Attacker<'static> {
+    static ATTACKER: OnceLock<Attacker<'static>> = OnceLock::new();
+    ATTACKER.get_or_init(|| Attacker::new(sandbox()).expect("attacker prepared"))
+}
+
+/// (c): the node answers a normal lookup correctly.
+async fn node_still_serves(v: &mut Verdicts) {
+    v.require("afterwards", attacker().node_serves(NODE).await);
+}
+
+/// (c) for coordinator tests: the coordinator and the node still answer.
+async fn both_still_serve(v: &mut Verdicts) {
+    v.require("afterwards", attacker().coordinator_serves().await);
+    node_still_serves(v).await;
+}
+
+/// Sends the honest lookup edited by `edit` (then signed: the envelope is
+/// valid) and expects `code` with `fragment`, and a refusal audited as
+/// alice's whose reason says `audit`.
+async fn bad_lookup(
+    v: &mut Verdicts,
+    class: &str,
+    edit: impl FnOnce(&mut v1::NodeLookupRequest),
+    code: Code,
+    fragment: &str,
+    audit: &str,
+) {
+    let a = attacker();
+    let id = unique("lookup");
+    let mut request = a.lookup(NODE, &id);
+    edit(&mut request);
+    a.sign_lookup(&mut request, |_| {});
+    v.status(class, a.send_lookup(NODE, request).await, code, fragment);
+    v.refusal_audited(class, a.node_audit(NODE, &id), a.requester(), audit);
+}
+
+/// Sends the honest lookup under an envelope edited by `tweak` (and the
+/// request edited by `edit` after signing), expecting `code`; the gate
+/// audits the refusal with the envelope's claimed requester.
+async fn bad_envelope(
+    v: &mut Verdicts,
+    class: &str,
+    tweak: impl FnOnce(&mut fedq_crypto::envelope::Envelope),
+    edit: impl FnOnce(&mut v1::NodeLookupRequest),
+    (code, fragment): (Code, &str),
+    claimed: &str,
+) {
+    let a = attacker();
+    let id = unique("envelope");
+    let mut request = a.lookup(NODE, &id);
+    a.sign_lookup(&mut request, tweak);
+    edit(&mut request);
+    v.status(class, a.send_lookup(NODE, request).await, code, fragment);
+    v.refusal_audited(class, a.node_audit(NODE, &id), claimed, "envelope: ");
+}
+
+/// Sends a signed OPRF request of `kinds` and `blinded`.
+async fn bad_oprf(
+    v: &mut Verdicts,
+    class: &str,
+    kinds: Vec<i32>,
+    blinded: Vec<Vec<u8>>,
+    fragment: &str,
+) {
+    let a = attacker();
+    let id = unique("oprf");
+    let mut request = node_oprf(a.requester(), &id, kinds, blinded);
+    a.sign_oprf(&mut request, |_| {});
+    v.status(
+        class,
+        a.send_oprf(NODE, request).await,
+        Code::InvalidArgument,
+        fragment,
+    );
+    v.refusal_audited(class, a.node_audit(NODE, &id), a.requester(), fragment);
+}
+
+/// Sends a signed statistics request of `query` to the node.
+async fn bad_stats(
+    v: &mut Verdicts,
+    class: &str,
+    query: v1::StatsQuery,
+    code: Code,
+    fragment: &str,
+) {
+    let a = attacker();
+    let id = unique("stats");
+    let mut request = node_stats(a.requester(), &id, query);
+    a.sign_stats(&mut request, |_| {});
+    v.status(class, a.send_stats(NODE, request).await, code, fragment);
+    v.refusal_audited(class, a.node_audit(NODE, &id), a.requester(), fragment);
+}
+
+fn with_filters(count: usize) -> v1::StatsQuery {
+    v1::StatsQuery {
+        filters: vec!["sector=finance".to_owned(); count],
+        ..stats_query(0.05)
+    }
+}
+
+fn with_table(table: String) -> v1::StatsQuery {
+    v1::StatsQuery {
+        table,
+        ..stats_query(0.05)
+    }
+}
+
+fn with_budget(budget: Option<Budget>) -> v1::StatsQuery {
+    v1::StatsQuery {
+        budget,
+        ..stats_query(0.05)
+    }
+}
+
+fn random_bytes(len: usize) -> Vec<u8> {
+    (0..len).map(|_| rand::random::<u8>()).collect()
+}
+
+// ---------------------------------------------------------------- lookups
+
+#[test]
+fn lookup_tag_whose_seed_fork_is_not_the_stream_start_gets_invalid_argument() -> anyhow::Result<()>
+{
+    let a = attacker();
+    let honest = a.honest_tag(NODE).to_vec();
+    // The layout edited below is tfhe's: an honest tag's masks start at (0, 0).
+    assert_eq!(tag::read(&honest, TagField::GlweSize), 2);
+    assert_eq!(tag::read(&honest, TagField::PolynomialSize), 2048);
+    assert_eq!(tag::read(&honest, TagField::ModulusScalarBits), 64);
+    assert_eq!(tag::read(&honest, TagField::FirstAesIndex), 0);
+    assert_eq!(tag::read(&honest, TagField::FirstByteIndex), 0);
+    let mut v = Verdicts::new("seed fork not at the start");
+    runtime().block_on(async {
+        for (class, field, value) in [
+            // tfhe: ForkTooLarge, unwrapped while regenerating the masks.
+            (
+                "tag forked at AES block u128::MAX",
+                TagField::FirstAesIndex,
+                u128::MAX,
+            ),
+            ("tag forked at AES block 1", TagField::FirstAesIndex, 1),
+            (
+                "tag forked at AES block 2^64",
+                TagField::FirstAesIndex,
+                1 << 64,
+            ),
+            (
+                "tag forked at byte 1 of its block",
+                TagField::FirstByteIndex,
+                1,
+            ),
+            (
+                "tag forked at byte 16 of its block",
+                TagField::FirstByteIndex,
+                16,
+            ),
+        ] {
+            let forged = tag::with(&honest, field, value);
+            bad_lookup(
+                &mut v,
+                class,
+                |r| r.items[0].encrypted_tag = forged,
+                Code::InvalidArgument,
+                "encrypted tag",
+                "invalid request",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_tag_with_other_tfhe_parameters_or_an_xof_seed_gets_invalid_argument() -> anyhow::Result<()>
+{
+    let honest = attacker().honest_tag(NODE).to_vec();
+    let mut v = Verdicts::new("tag with other parameters");
+    let mut forged: Vec<(String, Vec<u8>)> = Vec::new();
+    for (field, values) in [
+        (TagField::GlweSize, &[0u128, 1, 3, u128::from(u64::MAX)][..]),
+        (
+            TagField::PolynomialSize,
+            &[0, 1024, 4096, u128::from(u64::MAX)],
+        ),
+        (TagField::DecompBaseLog, &[0, 22, 64]),
+        (TagField::DecompLevelCount, &[0, 2, u128::from(u64::MAX)]),
+        (TagField::Modulus, &[1, 1 << 32, u128::MAX]),
+        (TagField::ModulusScalarBits, &[0, 32, 128]),
+        (TagField::SeedKind, &[2, u128::from(u32::MAX)]),
+    ] {
+        for &value in values {
+            forged.push((
+                format!("tag with {field:?} = {value}"),
+                tag::with(&honest, field, value),
+            ));
+        }
+    }
+    for len in [0, 16, 100] {
+        forged.push((
+            format!("tag with an XOF seed of {len} bytes"),
+            tag::with_xof_seed(&honest, len),
+        ));
+    }
+    runtime().block_on(async {
+        for (class, bytes) in forged {
+            bad_lookup(
+                &mut v,
+                &class,
+                |r| r.items[0].encrypted_tag = bytes,
+                Code::InvalidArgument,
+                "encrypted tag",
+                "invalid request",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_tag_with_a_wrong_number_of_ggsw_ciphertexts_gets_invalid_argument() -> anyhow::Result<()>
+{
+    let honest = attacker().honest_tag(NODE).to_vec();
+    let ggsw = fedq_crypto::lookup::query::ggsw_bytes();
+    let bits = (honest.len() - 1 - 8 - tag::TAIL_BYTES) / ggsw;
+    assert_eq!(
+        tag::with_ggsw_count(&honest, ggsw, bits).len(),
+        honest.len()
+    );
+    let mut v = Verdicts::new("wrong GGSW count");
+    runtime().block_on(async {
+        for count in [0, 1, bits - 1, bits + 1] {
+            bad_lookup(
+                &mut v,
+                &format!("tag of {count} GGSW ciphertexts instead of {bits}"),
+                |r| r.items[0].encrypted_tag = tag::with_ggsw_count(&honest, ggsw, count),
+                Code::InvalidArgument,
+                "encrypted tag",
+                "invalid request",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn truncated_lookup_tag_gets_invalid_argument() -> anyhow::Result<()> {
+    let honest = attacker().honest_tag(NODE).to_vec();
+    let mut v = Verdicts::new("truncated tag");
+    runtime().block_on(async {
+        for keep in [0, 1, 1000, honest.len() - 1] {
+            let truncated = honest[..keep].to_vec();
+            bad_lookup(
+                &mut v,
+                &format!("tag truncated to {keep} bytes"),
+                |r| r.items[0].encrypted_tag = truncated,
+                Code::InvalidArgument,
+                "encrypted tag",
+                "invalid request",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn random_bytes_as_lookup_tag_get_invalid_argument() -> anyhow::Result<()> {
+    let honest = attacker().honest_tag(NODE).to_vec();
+    let mut v = Verdicts::new("random tag");
+    // Version byte and length prefix kept, everything else random.
+    let mut shaped = random_bytes(honest.len());
+    shaped[..9].copy_from_slice(&honest[..9]);
+    let mut versioned = random_bytes(4096);
+    versioned[0] = honest[0];
+    runtime().block_on(async {
+        for (class, bytes) in [
+            ("4 KiB of random bytes as tag", random_bytes(4096)),
+            ("random bytes after the version byte", versioned),
+            ("random bytes of an honest tag's shape", shaped),
+        ] {
+            bad_lookup(
+                &mut v,
+                class,
+                |r| r.items[0].encrypted_tag = bytes,
+                Code::InvalidArgument,
+                "encrypted tag",
+                "invalid request",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_of_an_unknown_identifier_kind_gets_invalid_argument_and_is_audited() -> anyhow::Result<()>
+{
+    let mut v = Verdicts::new("unknown kind");
+    runtime().block_on(async {
+        for kind in [42, 0, -1] {
+            bad_lookup(
+                &mut v,
+                &format!("lookup item of kind {kind}"),
+                |r| r.items[0].kind = kind,
+                Code::InvalidArgument,
+                "unknown identifier kind",
+                "unknown identifier kind",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_bucket_out_of_range_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("bucket out of range");
+    runtime().block_on(async {
+        for bucket in [1 << 12, 1 << 20, u32::MAX] {
+            bad_lookup(
+                &mut v,
+                &format!("lookup of bucket {bucket}"),
+                |r| r.items[0].bucket = bucket,
+                Code::InvalidArgument,
+                "bucket out of range",
+                "bucket out of range",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_without_items_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("no items");
+    runtime().block_on(async {
+        bad_lookup(
+            &mut v,
+            "lookup of 0 items",
+            |r| r.items.clear(),
+            Code::InvalidArgument,
+            "no items",
+            "no items",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_of_49_items_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("49 items");
+    runtime().block_on(async {
+        bad_lookup(
+            &mut v,
+            "lookup of 49 items",
+            |r| {
+                let item = v1::LookupItem {
+                    encrypted_tag: vec![7; 16],
+                    ..r.items[0].clone()
+                };
+                r.items = vec![item; fedq_proto::MAX_ITEMS_PER_REQUEST + 1];
+            },
+            Code::InvalidArgument,
+            "more than 48 items",
+            "more than 48 items",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_public_key_not_matching_its_key_id_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("key id mismatch");
+    runtime().block_on(async {
+        bad_lookup(
+            &mut v,
+            "public key under another key id",
+            |r| r.key_id = "0".repeat(32),
+            Code::InvalidArgument,
+            "does not match its key id",
+            "does not match its key id",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_with_a_malformed_key_id_gets_invalid_argument_and_is_audited() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("malformed key id");
+    runtime().block_on(async {
+        for key_id in [
+            "not-a-key-id".to_owned(),
+            String::new(),
+            "A".repeat(32),
+            "0".repeat(4096),
+        ] {
+            let class = format!("key id {:?}", &key_id[..key_id.len().min(16)]);
+            bad_lookup(
+                &mut v,
+                &class,
+                |r| r.key_id = key_id,
+                Code::InvalidArgument,
+                "malformed key id",
+                "malformed key id",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_with_malformed_public_key_bytes_gets_invalid_argument() -> anyhow::Result<()> {
+    let honest = attacker().public_key().to_bytes().to_vec();
+    // Layout: version, data (u64 length, values), polynomial size (u64),
+    // modulus (u128 value, u64 scalar bits).
+    let mut zero_n = honest.clone();
+    let at = zero_n.len() - 32;
+    zero_n[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+    let mut v = Verdicts::new("malformed public key");
+    runtime().block_on(async {
+        for (class, key) in [
+            ("garbage public key", random_bytes(300)),
+            ("empty public key", Vec::new()),
+            ("public key with polynomial size 0", zero_n),
+            ("truncated public key", honest[..honest.len() - 8].to_vec()),
+        ] {
+            bad_lookup(
+                &mut v,
+                class,
+                |r| r.public_key = key,
+                Code::InvalidArgument,
+                "public key",
+                "public key",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_under_an_oprf_key_the_node_does_not_use_gets_aborted() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("stale oprf key");
+    runtime().block_on(async {
+        for oprf_key_id in ["0".repeat(16), String::new(), "x".repeat(5000)] {
+            bad_lookup(
+                &mut v,
+                &format!("oprf key id of {} bytes", oprf_key_id.len()),
+                |r| r.oprf_key_id = oprf_key_id,
+                Code::Aborted,
+                "OPRF key",
+                "OPRF key",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_with_a_64_kib_query_id_gets_invalid_argument_and_stays_out_of_the_audit_log(
+) -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("huge query id");
+    let class = "lookup with a 64 KiB query id";
+    runtime().block_on(async {
+        let id = format!("{}{}", unique("long"), "q".repeat(64 * 1024));
+        let mut request = a.lookup(NODE, &id);
+        a.sign_lookup(&mut request, |_| {});
+        v.status(
+            class,
+            a.send_lookup(NODE, request).await,
+            Code::InvalidArgument,
+            "query id",
+        );
+        match a.node_audit(NODE, &id) {
+            Ok(records) => v.check(class, records.is_empty(), || {
+                format!("{} audit entries hold the 64 KiB query id", records.len())
+            }),
+            Err(e) => v.check(class, false, || format!("audit log: {e:#}")),
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn lookup_telling_another_requester_than_the_envelopes_signer_gets_unauthenticated(
+) -> anyhow::Result<()> {
+    let mut v = Verdicts::new("requester mismatch");
+    runtime().block_on(async {
+        for told in ["bob", ""] {
+            bad_lookup(
+                &mut v,
+                &format!("lookup told requester {told:?}, signed by alice"),
+                |r| r.requester = told.to_owned(),
+                Code::Unauthenticated,
+                "requester",
+                "requester",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+// -------------------------------------------------------------- envelopes
+
+#[test]
+fn envelope_issued_at_i64_min_gets_unauthenticated() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("issued_at i64::MIN");
+    runtime().block_on(async {
+        bad_envelope(
+            &mut v,
+            "envelope issued at i64::MIN",
+            |e| e.issued_at = i64::MIN,
+            |_| {},
+            (Code::Unauthenticated, "stale request time"),
+            "alice",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn envelope_issued_at_i64_max_gets_unauthenticated() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("issued_at i64::MAX");
+    runtime().block_on(async {
+        bad_envelope(
+            &mut v,
+            "envelope issued at i64::MAX",
+            |e| e.issued_at = i64::MAX,
+            |_| {},
+            (Code::Unauthenticated, "stale request time"),
+            "alice",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn replayed_envelope_nonce_gets_permission_denied() -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("replay");
+    let class = "lookup replayed with its nonce";
+    runtime().block_on(async {
+        let mut request = a.lookup(NODE, &unique("first"));
+        a.sign_lookup(&mut request, |_| {});
+        let first = a.send_lookup(NODE, request.clone()).await;
+        v.check(class, first.is_ok(), || {
+            format!("the original was refused: {first:?}")
+        });
+        // The query id is not signed: the replay carries another one.
+        let replay_id = unique("replay");
+        request.query_id = replay_id.clone();
+        v.status(
+            class,
+            a.send_lookup(NODE, request).await,
+            Code::PermissionDenied,
+            "replayed request",
+        );
+        v.refusal_audited(
+            class,
+            a.node_audit(NODE, &replay_id),
+            "alice",
+            "envelope: replayed",
+        );
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn envelope_with_a_bad_signature_gets_unauthenticated() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("bad signature");
+    runtime().block_on(async {
+        let edits: [(&str, fn(&mut Vec<u8>)); 3] = [
+            ("signature with one bit flipped", |s| s[10] ^= 1),
+            ("empty signature", |s| s.clear()),
+            ("signature of 1000 bytes", |s| s.resize(1000, 0xab)),
+        ];
+        for (class, edit) in edits {
+            bad_envelope(
+                &mut v,
+                class,
+                |_| {},
+                |r| {
+                    let envelope = r.context.as_mut().and_then(|c| c.envelope.as_mut());
+                    edit(&mut envelope.expect("signed").signature);
+                },
+                (Code::Unauthenticated, "bad envelope signature"),
+                "alice",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn envelope_for_another_payload_gets_unauthenticated() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("envelope for another payload");
+    runtime().block_on(async {
+        bad_envelope(
+            &mut v,
+            "envelope signed for another bucket",
+            |_| {},
+            |r| r.items[0].bucket ^= 1,
+            (Code::Unauthenticated, "does not match the query"),
+            "alice",
+        )
+        .await;
+        bad_envelope(
+            &mut v,
+            "envelope signed for another action (stats)",
+            |e| e.action = "stats".to_owned(),
+            |_| {},
+            (Code::Unauthenticated, "does not match the query"),
+            "alice",
+        )
+        .await;
+        bad_envelope(
+            &mut v,
+            "envelope signed for disclosure it does not ask",
+            |_| {},
+            |r| {
+                r.disclose = true;
+                r.authorization = "AUTH-H".to_owned();
+            },
+            (Code::Unauthenticated, "does not match the query"),
+            "alice",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn request_without_an_envelope_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("no envelope");
+    runtime().block_on(async {
+        bad_envelope(
+            &mut v,
+            "lookup without envelope",
+            |_| {},
+            |r| r.context.as_mut().expect("context").envelope = None,
+            (Code::InvalidArgument, "no envelope"),
+            "",
+        )
+        .await;
+        bad_envelope(
+            &mut v,
+            "lookup without context",
+            |_| {},
+            |r| r.context = None,
+            (Code::InvalidArgument, "no envelope"),
+            "",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn garbage_envelope_bytes_get_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("garbage envelope");
+    runtime().block_on(async {
+        for (class, bytes) in [
+            ("random envelope bytes", random_bytes(300)),
+            (
+                "envelope JSON of another shape",
+                br#"{"requester":"alice"}"#.to_vec(),
+            ),
+            ("envelope JSON with an unknown field", {
+                let a = attacker();
+                let context = fedq_tests::hostile::context("fraud", "H");
+                let envelope = a.envelope("lookup", &context, &"0".repeat(64));
+                let mut json: serde_json::Value = serde_json::to_value(&envelope)?;
+                json["node"] = serde_json::Value::from("fr");
+                serde_json::to_vec(&json)?
+            }),
+        ] {
+            bad_envelope(
+                &mut v,
+                class,
+                |_| {},
+                |r| {
+                    let envelope = r.context.as_mut().and_then(|c| c.envelope.as_mut());
+                    envelope.expect("signed").envelope = bytes;
+                },
+                (Code::InvalidArgument, "envelope"),
+                "",
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+        anyhow::Ok(())
+    })?;
+    v.finish()
+}
+
+#[test]
+fn envelope_over_8_kib_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("envelope over 8 KiB");
+    runtime().block_on(async {
+        // Properly signed by alice, but larger than any envelope may be.
+        bad_envelope(
+            &mut v,
+            "signed envelope of 9 KiB",
+            |e| e.legal_basis = "b".repeat(9 * 1024),
+            |_| {},
+            (Code::InvalidArgument, "envelope too large"),
+            "",
+        )
+        .await;
+        bad_envelope(
+            &mut v,
+            "1 MiB of envelope bytes",
+            |_| {},
+            |r| {
+                let envelope = r.context.as_mut().and_then(|c| c.envelope.as_mut());
+                envelope.expect("signed").envelope = vec![b' '; 1 << 20];
+            },
+            (Code::InvalidArgument, "envelope too large"),
+            "",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn envelope_of_a_requester_the_federation_does_not_list_gets_unauthenticated() -> anyhow::Result<()>
+{
+    let a = attacker();
+    let mut v = Verdicts::new("unknown requester");
+    let class = "envelope signed by mallory";
+    runtime().block_on(async {
+        let id = unique("mallory");
+        let mut request = a.lookup(NODE, &id);
+        let hash = fedq_proto::payload::lookup_payload_hash(
+            &request.key_id,
+            &request.items,
+            request.disclose,
+            &request.authorization,
+        );
+        let context = request.context.as_mut().expect("context");
+        let mut envelope = a.envelope("lookup", context, &hash);
+        envelope.requester = "mallory".to_owned();
+        let mallory = fedq_crypto::envelope::SigningKey::generate();
+        context.envelope = Some(fedq_proto::payload::to_wire(mallory.sign(&envelope)));
+        v.status(
+            class,
+            a.send_lookup(NODE, request).await,
+            Code::Unauthenticated,
+            "unknown requester",
+        );
+        v.refusal_audited(
+            class,
+            a.node_audit(NODE, &id),
+            "mallory",
+            "envelope: unknown requester",
+        );
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+// ------------------------------------------------------------------- OPRF
+
+#[test]
+fn oprf_with_kinds_and_elements_of_different_counts_gets_invalid_argument() -> anyhow::Result<()> {
+    let phone = wire_kind(IdentifierKind::Phone);
+    let two = blinded_phones(2)?;
+    let mut v = Verdicts::new("oprf count mismatch");
+    runtime().block_on(async {
+        bad_oprf(
+            &mut v,
+            "oprf of 2 kinds and 1 element",
+            vec![phone; 2],
+            two[..1].to_vec(),
+            "one declared kind per blinded element",
+        )
+        .await;
+        bad_oprf(
+            &mut v,
+            "oprf of 1 kind and 2 elements",
+            vec![phone],
+            two,
+            "one declared kind per blinded element",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn oprf_element_that_is_not_a_ristretto_point_gets_invalid_argument() -> anyhow::Result<()> {
+    let phone = wire_kind(IdentifierKind::Phone);
+    let mut v = Verdicts::new("oprf invalid point");
+    runtime().block_on(async {
+        for (class, element) in [
+            ("oprf element 0xff * 32 (not canonical)", vec![0xff; 32]),
+            ("oprf element of the identity", vec![0; 32]),
+            (
+                "oprf element of 31 bytes",
+                blinded_phones(1)?[0][..31].to_vec(),
+            ),
+            (
+                "oprf element of 33 bytes",
+                [blinded_phones(1)?[0].clone(), vec![0]].concat(),
+            ),
+        ] {
+            bad_oprf(&mut v, class, vec![phone], vec![element], "OPRF element").await;
+        }
+        node_still_serves(&mut v).await;
+        anyhow::Ok(())
+    })?;
+    v.finish()
+}
+
+#[test]
+fn oprf_of_49_elements_gets_invalid_argument() -> anyhow::Result<()> {
+    let phone = wire_kind(IdentifierKind::Phone);
+    let count = fedq_proto::MAX_ITEMS_PER_REQUEST + 1;
+    let elements = blinded_phones(count)?;
+    let mut v = Verdicts::new("oprf of 49");
+    runtime().block_on(async {
+        bad_oprf(
+            &mut v,
+            "oprf of 49 elements",
+            vec![phone; count],
+            elements,
+            "at most 48 items",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn empty_oprf_request_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("empty oprf");
+    runtime().block_on(async {
+        bad_oprf(
+            &mut v,
+            "oprf of no elements",
+            Vec::new(),
+            Vec::new(),
+            "at least one element",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn oprf_of_an_unknown_identifier_kind_gets_invalid_argument_and_is_audited() -> anyhow::Result<()> {
+    let element = blinded_phones(1)?;
+    let mut v = Verdicts::new("oprf unknown kind");
+    runtime().block_on(async {
+        bad_oprf(
+            &mut v,
+            "oprf declaring kind 42",
+            vec![42],
+            element,
+            "unknown identifier kind",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+// ------------------------------------------------------- stats at a node
+
+#[test]
+fn stats_with_17_filters_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("17 filters");
+    runtime().block_on(async {
+        bad_stats(
+            &mut v,
+            "stats with 17 filters",
+            with_filters(17),
+            Code::InvalidArgument,
+            "at most 16 filters",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn stats_with_200000_filters_gets_resource_exhausted_before_decoding() -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("200,000 filters");
+    let class = "stats with 200,000 filters";
+    runtime().block_on(async {
+        let id = unique("filters");
+        let mut request = node_stats(a.requester(), &id, with_filters(200_000));
+        a.sign_stats(&mut request, |_| {});
+        v.status(
+            class,
+            a.send_stats(NODE, request).await,
+            Code::ResourceExhausted,
+            "request larger than",
+        );
+        v.not_audited(class, a.node_audit(NODE, &id));
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn stats_table_name_over_128_bytes_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("long table name");
+    runtime().block_on(async {
+        bad_stats(
+            &mut v,
+            "stats on a 129-byte table name",
+            with_table("t".repeat(129)),
+            Code::InvalidArgument,
+            "longer than 128 bytes",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn stats_with_epsilon_1e_300_gets_invalid_argument_and_is_audited() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("epsilon 1e-300");
+    runtime().block_on(async {
+        bad_stats(
+            &mut v,
+            "stats at epsilon 1e-300",
+            stats_query(1e-300),
+            Code::InvalidArgument,
+            "below this node's minimum",
+        )
+        .await;
+        bad_stats(
+            &mut v,
+            "stats at rho 1e-300",
+            with_budget(Some(Budget::Rho(1e-300))),
+            Code::InvalidArgument,
+            "below this node's minimum",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn stats_with_a_negative_nan_or_infinite_budget_gets_invalid_argument_and_is_audited(
+) -> anyhow::Result<()> {
+    let mut v = Verdicts::new("epsilon not a positive number");
+    runtime().block_on(async {
+        for (class, budget, fragment) in [
+            (
+                "epsilon -1",
+                Budget::Epsilon(-1.0),
+                "epsilon must be finite",
+            ),
+            (
+                "epsilon -0",
+                Budget::Epsilon(-0.0),
+                "epsilon must be finite",
+            ),
+            (
+                "epsilon NaN",
+                Budget::Epsilon(f64::NAN),
+                "epsilon must be finite",
+            ),
+            (
+                "epsilon +inf",
+                Budget::Epsilon(f64::INFINITY),
+                "epsilon must be finite",
+            ),
+            (
+                "epsilon -inf",
+                Budget::Epsilon(f64::NEG_INFINITY),
+                "epsilon must be finite",
+            ),
+            ("rho -1", Budget::Rho(-1.0), "rho must be finite"),
+            ("rho NaN", Budget::Rho(f64::NAN), "rho must be finite"),
+            ("rho +inf", Budget::Rho(f64::INFINITY), "rho must be finite"),
+        ] {
+            bad_stats(
+                &mut v,
+                &format!("stats at {class}"),
+                with_budget(Some(budget)),
+                Code::InvalidArgument,
+                fragment,
+            )
+            .await;
+        }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn stats_without_a_budget_gets_invalid_argument_and_is_audited() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("no budget");
+    runtime().block_on(async {
+        bad_stats(
+            &mut v,
+            "stats without epsilon or rho",
+            with_budget(None),
+            Code::InvalidArgument,
+            "exactly one of epsilon or rho",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn stats_on_an_unknown_table_gets_permission_denied() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("unknown table");
+    runtime().block_on(async {
+        bad_stats(
+            &mut v,
+            "stats on table salaries",
+            with_table("salaries".to_owned()),
+            Code::PermissionDenied,
+            "rule table",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn stats_over_the_requesters_budget_cap_gets_resource_exhausted() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("over the cap");
+    runtime().block_on(async {
+        bad_stats(
+            &mut v,
+            "stats at epsilon 10.5 (cap 10)",
+            stats_query(10.5),
+            Code::ResourceExhausted,
+            "privacy budget exhausted",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn stats_with_three_group_by_entries_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("three group-bys");
+    runtime().block_on(async {
+        bad_stats(
+            &mut v,
+            "stats grouped by three columns",
+            v1::StatsQuery {
+                group_by: vec!["category".into(), "sector".into(), "month".into()],
+                ..stats_query(0.05)
+            },
+            Code::InvalidArgument,
+            "at most 2 group-by entries",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn stats_past_the_per_requester_hourly_limit_get_resource_exhausted() -> anyhow::Result<()> {
+    // Its own federation: a limit of 3 an hour would refuse other tests.
+    runtime().block_on(async {
+        let sandbox = FederationSandbox::builder()
+            .jurisdiction("rl")
+            .people(200)
+            .edit_node_toml(|t| t.replace("[policy.stats]\n", "[policy.stats]\nper_hour = 3\n"))
+            .build()
+            .await?;
+        let a = Attacker::new(&sandbox)?;
+        let mut v = Verdicts::new("stats rate limit");
+        for i in 0..3 {
+            let mut request = node_stats(a.requester(), &unique("within"), stats_query(0.05));
+            a.sign_stats(&mut request, |_| {});
+            let answer = a.send_stats("rl", request).await;
+            v.check("stats within the limit", answer.is_ok(), || {
+                format!("query {i} of 3 refused: {answer:?}")
+            });
+        }
+        let class = "4th stats query within an hour (limit 3)";
+        let id = unique("past");
+        let mut request = node_stats(a.requester(), &id, stats_query(0.05));
+        a.sign_stats(&mut request, |_| {});
+        v.status(
+            class,
+            a.send_stats("rl", request).await,
+            Code::ResourceExhausted,
+            "rule rate_limit",
+        );
+        v.refusal_audited(
+            class,
+            a.node_audit("rl", &id),
+            a.requester(),
+            "rule rate_limit",
+        );
+        // Through the coordinator: reported as refused by the node.
+        let response = a
+            .send_coordinator_stats(a.coordinator_stats(&unique("c"), stats_query(0.05)))
+            .await;
+        match response {
+            Ok(response) => v.check(
+                "5th stats query, via the coordinator",
+                response.nodes.len() == 1
+                    && response.nodes[0].outcome() == NodeOutcome::Refused
+                    && response.nodes[0].reason.contains("rate_limit"),
+                || format!("{:?}", response.nodes),
+            ),
+            Err(status) => v.check("5th stats query, via the coordinator", false, || {
+                format!("{status:?}")
+            }),
+        }
+        v.require("afterwards", a.node_serves("rl").await);
+        v.finish()
+    })
+}
+
+// ---------------------------------------------- stats via the coordinator
+
+/// Sends `query` to the coordinator and expects `code` with `fragment`, and
+/// (when `audited`) its refusal in the coordinator's audit log.
+async fn bad_coordinator_stats(
+    v: &mut Verdicts,
+    class: &str,
+    query: v1::StatsQuery,
+    edit: impl FnOnce(&mut v1::StatsRequest),
+    (code, fragment): (Code, &str),
+    audited: bool,
+) {
+    let a = attacker();
+    let case = unique("case");
+    let mut request = a.coordinator_stats(&case, query);
+    edit(&mut request);
+    v.status(
+        class,
+        a.send_coordinator_stats(request).await,
+        code,
+        fragment,
+    );
+    if audited {
+        v.refusal_audited(class, a.coordinator_audit(&case), a.requester(), fragment);
+    } else {
+        v.not_audited(class, a.coordinator_audit(&case));
+    }
+}
+
+#[test]
+fn coordinator_stats_with_17_filters_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("coordinator 17 filters");
+    runtime().block_on(async {
+        bad_coordinator_stats(
+            &mut v,
+            "coordinator stats with 17 filters",
+            with_filters(17),
+            |_| {},
+            (Code::InvalidArgument, "at most 16 filters"),
+            true,
+        )
+        .await;
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn coordinator_stats_with_200000_filters_gets_resource_exhausted_before_decoding(
+) -> anyhow::Result<()> {
+    let mut v = Verdicts::new("coordinator 200,000 filters");
+    runtime().block_on(async {
+        bad_coordinator_stats(
+            &mut v,
+            "coordinator stats with 200,000 filters",
+            with_filters(200_000),
+            |_| {},
+            (Code::ResourceExhausted, "request larger than"),
+            false,
+        )
+        .await;
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn coordinator_stats_table_name_over_128_bytes_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("coordinator long table name");
+    runtime().block_on(async {
+        bad_coordinator_stats(
+            &mut v,
+            "coordinator stats on a 129-byte table name",
+            with_table("t".repeat(129)),
+            |_| {},
+            (Code::InvalidArgument, "longer than 128 bytes"),
+            true,
+        )
+        .await;
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn coordinator_stats_with_a_purpose_over_256_bytes_gets_invalid_argument() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("coordinator long purpose");
+    runtime().block_on(async {
+        bad_coordinator_stats(
+            &mut v,
+            "coordinator stats with a 300-byte purpose",
+            stats_query(0.05),
+            |r| r.context.as_mut().expect("context").purpose = "p".repeat(300),
+            (Code::InvalidArgument, "longer than 256 bytes"),
+            true,
+        )
+        .await;
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+/// Sends `query` through the coordinator, which answers; every node must
+/// report it invalid with `fragment`, and have audited its refusal.
+async fn invalid_at_every_node(
+    v: &mut Verdicts,
+    class: &str,
+    query: v1::StatsQuery,
+    fragment: &str,
+) {
+    let a = attacker();
+    let request = a.coordinator_stats(&unique("case"), query);
+    match a.send_coordinator_stats(request).await {
+        Ok(response) => {
+            eprintln!("[hostile] {class}: answered, nodes {:?}", response.nodes);
+            v.check(class, !response.nodes.is_empty(), || {
+                "no node statuses".to_owned()
+            });
+            for node in &response.nodes {
+                v.check(
+                    class,
+                    node.outcome() == NodeOutcome::Invalid && node.reason.contains(fragment),
+                    || format!("node {} reported {node:?}", node.node),
+                );
+                v.refusal_audited(
+                    &format!("{class} (audit at {})", node.node),
+                    a.node_audit(&node.node, &response.query_id),
+                    a.requester(),
+                    fragment,
+                );
+            }
+            v.check(class, response.groups.is_empty(), || {
+                "groups were released".to_owned()
+            });
+        }
+        Err(status) => {
+            eprintln!(
+                "[hostile] {class}: {:?} {:?}",
+                status.code(),
+                status.message()
+            );
+            v.check(class, false, || {
+                format!("the coordinator refused: {status:?}")
+            });
+        }
+    }
+}
+
+#[test]
+fn coordinator_stats_at_epsilon_1e_300_is_reported_invalid_by_every_node() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("coordinator epsilon 1e-300");
+    runtime().block_on(async {
+        invalid_at_every_node(
+            &mut v,
+            "coordinator stats at epsilon 1e-300",
+            stats_query(1e-300),
+            "below this node's minimum",
+        )
+        .await;
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn coordinator_stats_at_nan_epsilon_is_reported_invalid_by_every_node() -> anyhow::Result<()> {
+    let mut v = Verdicts::new("coordinator NaN epsilon");
+    runtime().block_on(async {
+        invalid_at_every_node(
+            &mut v,
+            "coordinator stats at epsilon NaN",
+            stats_query(f64::NAN),
+            "epsilon must be finite",
+        )
+        .await;
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+// -------------------------------------------------------------- transport
+
+#[test]
+fn requester_certificate_calling_a_node_with_40_mb_gets_permission_denied() -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("requester calls a node");
+    let class = "alice's certificate, 40 MB lookup, straight to the node";
+    runtime().block_on(async {
+        let id = unique("direct");
+        let mut request = a.lookup(NODE, &id);
+        request.items[0].encrypted_tag = vec![0x5a; 40 << 20];
+        a.sign_lookup(&mut request, |_| {});
+        let started = Instant::now();
+        let result = match a.node_client(NODE, As::Requester).await {
+            Ok(mut client) => client.lookup(request).await.map(|r| r.into_inner()),
+            Err(status) => Err(status),
+        };
+        v.status(class, result, Code::PermissionDenied, "caller not allowed");
+        v.check(class, started.elapsed() < Duration::from_secs(30), || {
+            format!("the refusal took {:?}", started.elapsed())
+        });
+        v.not_audited(class, a.node_audit(NODE, &id));
+
+        let class = "a node's certificate calling a node";
+        let id = unique("node-cert");
+        let mut request = a.lookup(NODE, &id);
+        a.sign_lookup(&mut request, |_| {});
+        let result = match a.node_client(NODE, As::Node(NODE)).await {
+            Ok(mut client) => client.lookup(request).await.map(|r| r.into_inner()),
+            Err(status) => Err(status),
+        };
+        v.status(class, result, Code::PermissionDenied, "caller not allowed");
+        v.not_audited(class, a.node_audit(NODE, &id));
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn bodies_over_the_per_rpc_limit_get_resource_exhausted_before_decoding() -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("body over the per-RPC limit");
+    runtime().block_on(async {
+        let class = "1 MB stats request (table name) to the node";
+        let id = unique("mb");
+        let mut request = node_stats(a.requester(), &id, with_table("t".repeat(1 << 20)));
+        a.sign_stats(&mut request, |_| {});
+        v.status(
+            class,
+            a.send_stats(NODE, request).await,
+            Code::ResourceExhausted,
+            "request larger than",
+        );
+        v.not_audited(class, a.node_audit(NODE, &id));
+
+        let class = "100 KB OPRF request (3,000 elements) to the node";
+        let id = unique("oprf-kb");
+        let elements = vec![vec![1u8; 32]; 3_000];
+        let mut request = node_oprf(a.requester(), &id, vec![3; 3_000], elements);
+        a.sign_oprf(&mut request, |_| {});
+        v.status(
+            class,
+            a.send_oprf(NODE, request).await,
+            Code::ResourceExhausted,
+            "request larger than",
+        );
+        v.not_audited(class, a.node_audit(NODE, &id));
+
+        let class = "32 KB budget request to the node";
+        let result = match a.node_client(NODE, As::Coordinator).await {
+            Ok(mut client) => client
+                .budget(v1::BudgetRequest {
+                    requester: "a".repeat(32 * 1024),
+                })
+                .await
+                .map(|r| r.into_inner()),
+            Err(status) => Err(status),
+        };
+        v.status(
+            class,
+            result,
+            Code::ResourceExhausted,
+            "request larger than",
+        );
+
+        let class = "1 MB stats request (purpose) to the coordinator";
+        let mut request = a.coordinator_stats(&unique("case"), stats_query(0.05));
+        request.context.as_mut().expect("context").purpose = "p".repeat(1 << 20);
+        v.status(
+            class,
+            a.send_coordinator_stats(request).await,
+            Code::ResourceExhausted,
+            "request larger than",
+        );
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn bytes_that_are_not_a_protobuf_message_get_invalid_argument() -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("not protobuf");
+    runtime().block_on(async {
+        for (class, who, path, bytes) in [
+            (
+                "0xff * 64 as a node stats request",
+                As::Coordinator,
+                "/fedq.v1.Node/Stats",
+                vec![0xff; 64],
+            ),
+            (
+                "random bytes as a node lookup",
+                As::Coordinator,
+                "/fedq.v1.Node/Lookup",
+                random_bytes(4096),
+            ),
+            // Field 1 (query_id, a string) as a varint: the wrong wire type.
+            (
+                "wrong wire type in a node oprf request",
+                As::Coordinator,
+                "/fedq.v1.Node/Oprf",
+                vec![0x08, 0x01],
+            ),
+            // Field 3 (context) declaring 1 GB of bytes that never come.
+            (
+                "length prefix past the end in a node stats request",
+                As::Coordinator,
+                "/fedq.v1.Node/Stats",
+                vec![0x1a, 0x80, 0x80, 0x80, 0x80, 0x04, 0x00],
+            ),
+            (
+                "0xff * 64 as a coordinator stats request",
+                As::Requester,
+                "/fedq.v1.Coordinator/Stats",
+                vec![0xff; 64],
+            ),
+        ] {
+            let channel = if matches!(who, As::Requester) {
+                a.coordinator_channel(who).await
+            } else {
+                a.node_channel(NODE, who).await
+            };
+            let result = match channel {
+                Ok(channel) => raw::unary(channel, path, bytes).await,
+                Err(e) => Err(tonic::Status::unavailable(format!("{e:#}"))),
+            };
+            if let Some(status) = v.status(class, result, Code::InvalidArgument, "") {
+                v.check(class, !status.message().is_empty(), || {
+                    "no reason given".to_owned()
+                });
+            }
+        }
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+/// Opens `count` TCP connections to `address` that send `prefix` and then
+/// nothing; returns how long each stayed open (`None`: still open after 10 s).
+fn idle_connections(
+    address: &str,
+    count: usize,
+    prefix: &'static [u8],
+) -> Vec<std::thread::JoinHandle<Option<Duration>>> {
+    (0..count)
+        .map(|_| {
+            let address = address.to_owned();
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let mut stream = std::net::TcpStream::connect(&address).ok()?;
+                stream.write_all(prefix).ok()?;
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .ok()?;
+                let mut buffer = [0u8; 1024];
+                loop {
+                    match stream.read(&mut buffer) {
+                        // Closed (EOF or reset): how long it lived.
+                        Ok(0) => return Some(started.elapsed()),
+                        Err(e)
+                            if matches!(
+                                e.kind(),
+                                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                            ) =>
+                        {
+                            return None
+                        }
+                        Err(_) => return Some(started.elapsed()),
+                        // A TLS alert: keep reading until the close.
+                        Ok(_) => {}
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_connections_that_never_finish_a_tls_handshake_are_closed_after_one_second(
+) -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("idle handshakes");
+    // A TLS record header announcing a ClientHello that never comes.
+    const SILENT: &[u8] = &[];
+    const PARTIAL_HELLO: &[u8] = &[0x16, 0x03, 0x01, 0x02, 0x00, 0x01];
+    let node = a.node_address(NODE)?;
+    let coordinator = a.coordinator_address();
+    let mut waiting = Vec::new();
+    for (class, address, prefix) in [
+        ("silent TCP connection to the node", &node, SILENT),
+        ("partial ClientHello to the node", &node, PARTIAL_HELLO),
+        (
+            "silent TCP connection to the coordinator",
+            &coordinator,
+            SILENT,
+        ),
+        (
+            "partial ClientHello to the coordinator",
+            &coordinator,
+            PARTIAL_HELLO,
+        ),
+    ] {
+        waiting.push((class, idle_connections(address, 10, prefix)));
+    }
+    // While forty handshakes hang, honest calls are served.
+    runtime().block_on(both_still_serve(&mut v));
+    for (class, threads) in waiting {
+        let lifetimes: Vec<Option<Duration>> = threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or(None))
+            .collect();
+        eprintln!("[hostile] {class}: closed after {lifetimes:?}");
+        v.check(
+            class,
+            lifetimes.iter().all(|l| {
+                l.is_some_and(|l| l >= Duration::from_millis(900) && l < Duration::from_secs(5))
+            }),
+            || format!("with a 1 s handshake timeout, connections lived {lifetimes:?}"),
+        );
+    }
+    runtime().block_on(both_still_serve(&mut v));
+    v.finish()
+}
+
+// ------------------------------------------------------------ coordinator
+
+#[test]
+fn certificates_of_non_requesters_calling_the_coordinator_get_permission_denied(
+) -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("non-requester calls the coordinator");
+    runtime().block_on(async {
+        for (class, who) in [
+            (
+                "a node's certificate calling the coordinator",
+                As::Node(NODE),
+            ),
+            (
+                "the coordinator's certificate calling the coordinator",
+                As::Coordinator,
+            ),
+        ] {
+            let case = unique("case");
+            let result = match a.coordinator_client(who).await {
+                Ok(mut client) => client
+                    .stats(a.coordinator_stats(&case, stats_query(0.05)))
+                    .await
+                    .map(|r| r.into_inner()),
+                Err(status) => Err(status),
+            };
+            v.status(class, result, Code::PermissionDenied, "caller not allowed");
+            v.not_audited(class, a.coordinator_audit(&case));
+        }
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn register_key_of_1_mb_gets_resource_exhausted() -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("1 MB key");
+    runtime().block_on(async {
+        let result = match a.coordinator_client(As::Requester).await {
+            Ok(mut client) => client
+                .register_key(v1::RegisterKeyRequest {
+                    public_key: random_bytes(1 << 20),
+                })
+                .await
+                .map(|r| r.into_inner()),
+            Err(status) => Err(status),
+        };
+        v.status(
+            "RegisterKey with a 1 MB key",
+            result,
+            Code::ResourceExhausted,
+            "request larger than",
+        );
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn register_key_with_a_garbage_key_gets_invalid_argument() -> anyhow::Result<()> {
+    let a = attacker();
+    let honest = a.public_key().to_bytes().to_vec();
+    let mut zero_n = honest.clone();
+    let at = zero_n.len() - 32;
+    zero_n[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+    let mut v = Verdicts::new("garbage key");
+    runtime().block_on(async {
+        for (class, key) in [
+            ("RegisterKey with 1 KiB of garbage", random_bytes(1024)),
+            ("RegisterKey with an empty key", Vec::new()),
+            ("RegisterKey with polynomial size 0", zero_n),
+        ] {
+            let result = match a.coordinator_client(As::Requester).await {
+                Ok(mut client) => client
+                    .register_key(v1::RegisterKeyRequest { public_key: key })
+                    .await
+                    .map(|r| r.into_inner()),
+                Err(status) => Err(status),
+            };
+            v.status(class, result, Code::InvalidArgument, "public key");
+        }
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
