@@ -14,6 +14,17 @@ use fedq_transport::tls::peer_common_name;
 /// Implements the generated `Node` service on top of [`NodeService`].
 pub struct NodeGrpcAdapter(pub Arc<NodeService>);
 
+/// A coordinator-chosen query id, bounded before it reaches logs and audit.
+fn query_id(id: String) -> Result<String, Status> {
+    if id.len() > fedq_proto::limits::MAX_QUERY_ID_BYTES {
+        return Err(Status::invalid_argument(format!(
+            "query id longer than {} bytes",
+            fedq_proto::limits::MAX_QUERY_ID_BYTES
+        )));
+    }
+    Ok(id)
+}
+
 fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
     peer_common_name(request)
         .map(Caller)
@@ -56,7 +67,7 @@ impl TryFrom<v1::NodeLookupRequest> for LookupQuery {
             })
             .collect::<Result<_, Status>>()?;
         Ok(Self {
-            query_id: request.query_id,
+            query_id: query_id(request.query_id)?,
             requester: request.requester,
             key_id: KeyId::parse(&request.key_id)
                 .map_err(|_| Status::invalid_argument("malformed key id"))?,
@@ -78,7 +89,7 @@ impl TryFrom<v1::NodeOprfRequest> for OprfQuery {
         let context = request.context.unwrap_or_default();
         let payload_hash = crate::envelope::oprf_payload_hash(&request.kinds, &request.blinded);
         Ok(Self {
-            query_id: request.query_id,
+            query_id: query_id(request.query_id)?,
             envelope: crate::envelope::from_wire(context.envelope),
             payload_hash,
             kinds: request
@@ -147,7 +158,7 @@ impl Node for NodeGrpcAdapter {
         let budget = crate::service::stats::budget_from(epsilon, rho)?;
         let context = request.context.unwrap_or_default();
         let domain = crate::service::stats::StatsRequest {
-            query_id: request.query_id.clone(),
+            query_id: query_id(request.query_id.clone())?,
             requester: request.requester,
             purpose: context.purpose,
             envelope: crate::envelope::from_wire(context.envelope),
@@ -160,7 +171,7 @@ impl Node for NodeGrpcAdapter {
         };
         let answer = self.0.stats(&caller, domain).await?;
         Ok(Response::new(v1::NodeStatsResponse {
-            query_id: request.query_id,
+            query_id: query_id(request.query_id)?,
             group_columns: answer.group_columns,
             groups: answer
                 .groups

@@ -237,7 +237,9 @@ impl Watched {
             path: path.to_owned(),
             state: std::sync::RwLock::new(WatchedState {
                 file: std::sync::Arc::new(file),
-                stamp: stamp(path),
+                // Unknown: `file` may have been read before the file last
+                // changed, so the first look at the file reloads it.
+                stamp: None,
                 checked: std::time::Instant::now(),
             }),
         }
@@ -245,14 +247,19 @@ impl Watched {
 
     /// The current federation file.
     pub fn current(&self) -> std::sync::Arc<FederationFile> {
-        {
+        self.refreshed(false)
+    }
+
+    /// The file, looked at again if `force` or if [`Self::RECHECK`] passed.
+    fn refreshed(&self, force: bool) -> std::sync::Arc<FederationFile> {
+        if !force {
             let state = self.state.read().unwrap_or_else(|e| e.into_inner());
             if state.checked.elapsed() < Self::RECHECK {
                 return state.file.clone();
             }
         }
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if state.checked.elapsed() >= Self::RECHECK {
+        if force || state.checked.elapsed() >= Self::RECHECK {
             state.checked = std::time::Instant::now();
             let now = stamp(&self.path);
             if now != state.stamp {
@@ -268,8 +275,42 @@ impl Watched {
         state.file.clone()
     }
 
-    /// The listed requester with this id, if any.
+    /// The listed requester with this id, if any. A miss looks at the file
+    /// again at once: `fedq federation add-requester` edits it while parties
+    /// run, and the new requester must not wait for the next recheck.
     pub fn requester(&self, id: &str) -> Option<RequesterEntry> {
-        self.current().requesters.iter().find(|r| r.id == id).cloned()
+        let find = |file: &FederationFile| file.requesters.iter().find(|r| r.id == id).cloned();
+        find(&self.current()).or_else(|| find(&self.refreshed(true)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "version = 1\nname = \"t\"\n[parameters]\nbucket_bits = 12\ntag_bits = 28\npadded_candidates = 64\n\
+        [coordinator]\naddress = \"127.0.0.1:1\"\n[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n";
+
+    fn requester(id: &str) -> String {
+        let key = fedq_crypto::envelope::SigningKey::generate().verifying_key().to_text();
+        format!("[[requesters]]\nid = \"{id}\"\nagency = \"a\"\nrole = \"investigator\"\npublic_key = \"{key}\"\n")
+    }
+
+    #[test]
+    fn an_added_requester_counts_at_once_and_a_removed_one_within_a_recheck() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("federation.toml");
+        std::fs::write(&path, format!("{BASE}{}", requester("alice"))).unwrap();
+        let watched = Watched::new(&path, FederationFile::load(&path).unwrap());
+        assert!(watched.requester("alice").is_some());
+        assert!(watched.requester("bob").is_none());
+        let temp = dir.path().join(".tmp");
+        std::fs::write(&temp, format!("{BASE}{}{}", requester("alice"), requester("bob"))).unwrap();
+        std::fs::rename(&temp, &path).unwrap();
+        assert!(watched.requester("bob").is_some(), "added requester");
+        std::fs::write(&temp, format!("{BASE}{}", requester("bob"))).unwrap();
+        std::fs::rename(&temp, &path).unwrap();
+        std::thread::sleep(Watched::RECHECK);
+        assert!(watched.requester("alice").is_none(), "revoked requester");
     }
 }

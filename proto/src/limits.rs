@@ -9,6 +9,9 @@ pub const MAX_MESSAGE_BYTES: usize = 48 * 1024 * 1024;
 /// Most lookup items in one request; clients split larger batches.
 pub const MAX_ITEMS_PER_REQUEST: usize = 48;
 
+/// Longest query id a coordinator may give (ids are 32 hex digits).
+pub const MAX_QUERY_ID_BYTES: usize = 64;
+
 /// Most OPRF elements in one request (the crypto crate's batch bound).
 pub const MAX_OPRF_ELEMENTS: usize = 1024;
 

@@ -123,6 +123,7 @@ impl NodeService {
                 detail: kinds_detail("items", &kinds, query.disclose),
             },
         )?;
+        admitted.check(admitted.told(&query.requester))?;
         let prepared = self.check_items(&query.items).and_then(|()| {
             Ok((
                 self.public_key(&query.key_id, &query.public_key)?,

@@ -83,6 +83,18 @@ impl Admitted<'_> {
         result.map_err(|e| self.gate.refuse_invalid(&self.visit, &self.envelope, e))
     }
 
+    /// The requester the coordinator names must be the envelope's signer
+    /// (one identity per request).
+    pub(crate) fn told(&self, requester: &str) -> Result<(), NodeError> {
+        if requester == self.envelope.requester {
+            Ok(())
+        } else {
+            Err(NodeError::Unverified(
+                "the requester named does not match the envelope's signer".to_owned(),
+            ))
+        }
+    }
+
     /// Audits a refusal that is not about the request's form (a budget).
     pub(crate) fn refuse(&self, reason: &str) -> Result<(), NodeError> {
         self.gate.refuse_admitted(&self.visit, &self.envelope, reason)

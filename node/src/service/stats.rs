@@ -309,6 +309,7 @@ impl NodeService {
                 ),
             },
         )?;
+        admitted.check(admitted.told(&request.requester))?;
         let record = admitted.record_for_ledger();
         let work = answer(
             &self.stats,
