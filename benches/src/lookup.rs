@@ -8,8 +8,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use fedq_client::{ClientConfig, LookupInput, Requester};
-use fedq_tests::local::{start_coordinator, start_node};
 use fedq_crypto::IdentifierKind;
+use fedq_tests::local::{start_coordinator, start_node};
 use serde_json::json;
 
 use crate::{federation, median, print_result};

@@ -7,12 +7,12 @@
 use std::time::Instant;
 
 use fedq_client::ClientConfig;
-use fedq_proto::payload::stats_payload_hash;
-use fedq_synth::{generate_incidents, GenerateOptions};
-use fedq_node::service::Caller;
 use fedq_node::service::stats::{budget_from, StatsRequest};
+use fedq_node::service::Caller;
 use fedq_node::{NodeConfig, NodeService};
+use fedq_proto::payload::stats_payload_hash;
 use fedq_proto::v1;
+use fedq_synth::{generate_incidents, GenerateOptions};
 use serde_json::json;
 
 use crate::{federation, median, print_result};

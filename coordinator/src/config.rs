@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use fedq_proto::federation::FederationFile;
 use fedq_proto::toml_file::{read_toml, resolve, ConfigError, CONFIG_VERSION};
 use fedq_transport::TlsPaths;
-use fedq_proto::federation::FederationFile;
 use serde::Deserialize;
 
 /// How long the coordinator waits for a node: a batch of 48 items at ~25 ms

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use fedq_transport::tls::peer_common_name;
 use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1::{self, coordinator_server::Coordinator};
+use fedq_transport::tls::peer_common_name;
 use tonic::{Request, Response, Status};
 
 use crate::service::CoordinatorService;

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use fedq_transport::TlsPaths;
 use fedq_proto::federation::NodeEntry;
 use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1::node_client::NodeClient;
+use fedq_transport::TlsPaths;
 use tonic::transport::{Channel, Endpoint};
 
 /// Why a call to a node gave no answer.
@@ -26,7 +26,6 @@ impl NodeCallError {
             reason: status.message().to_owned(),
         }
     }
-
 }
 
 /// One node: its entry and a client.

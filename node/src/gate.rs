@@ -40,7 +40,11 @@ pub struct Gate {
 
 impl Gate {
     /// A gate over the node's verifier, policy and audit log.
-    pub fn new(verifier: EnvelopeVerifier, policy: std::sync::Arc<Policy>, audit: AuditLog) -> Self {
+    pub fn new(
+        verifier: EnvelopeVerifier,
+        policy: std::sync::Arc<Policy>,
+        audit: AuditLog,
+    ) -> Self {
         Self {
             verifier,
             policy,

@@ -44,4 +44,3 @@ use fedq_proto::federation;
 pub use config::NodeConfig;
 pub use error::NodeError;
 pub use service::NodeService;
-

@@ -205,7 +205,13 @@ fn serve(config: NodeConfig) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let service = Arc::new(NodeService::new(config.clone())?);
-        fedq_node::server::serve(listener, service, &config, fedq_transport::shutdown::signal()).await
+        fedq_node::server::serve(
+            listener,
+            service,
+            &config,
+            fedq_transport::shutdown::signal(),
+        )
+        .await
     })
 }
 

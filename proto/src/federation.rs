@@ -292,7 +292,9 @@ mod tests {
         [coordinator]\naddress = \"127.0.0.1:1\"\n[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n";
 
     fn requester(id: &str) -> String {
-        let key = fedq_crypto::envelope::SigningKey::generate().verifying_key().to_text();
+        let key = fedq_crypto::envelope::SigningKey::generate()
+            .verifying_key()
+            .to_text();
         format!("[[requesters]]\nid = \"{id}\"\nagency = \"a\"\nrole = \"investigator\"\npublic_key = \"{key}\"\n")
     }
 
@@ -305,7 +307,11 @@ mod tests {
         assert!(watched.requester("alice").is_some());
         assert!(watched.requester("bob").is_none());
         let temp = dir.path().join(".tmp");
-        std::fs::write(&temp, format!("{BASE}{}{}", requester("alice"), requester("bob"))).unwrap();
+        std::fs::write(
+            &temp,
+            format!("{BASE}{}{}", requester("alice"), requester("bob")),
+        )
+        .unwrap();
         std::fs::rename(&temp, &path).unwrap();
         assert!(watched.requester("bob").is_some(), "added requester");
         std::fs::write(&temp, format!("{BASE}{}", requester("bob"))).unwrap();

@@ -77,7 +77,9 @@ pub fn check_stats_query(query: &crate::v1::StatsQuery) -> Result<(), String> {
         .chain(query.group_by.iter().map(|g| ("group-by entry", g)));
     for (what, term) in terms {
         if term.len() > MAX_QUERY_TERM_BYTES {
-            return Err(format!("a {what} is longer than {MAX_QUERY_TERM_BYTES} bytes"));
+            return Err(format!(
+                "a {what} is longer than {MAX_QUERY_TERM_BYTES} bytes"
+            ));
         }
     }
     Ok(())
@@ -86,7 +88,9 @@ pub fn check_stats_query(query: &crate::v1::StatsQuery) -> Result<(), String> {
 /// Checks that a reference (purpose, case, legal basis, authorization) fits.
 pub fn check_reference(what: &str, value: &str) -> Result<(), String> {
     if value.len() > MAX_REFERENCE_BYTES {
-        return Err(format!("the {what} is longer than {MAX_REFERENCE_BYTES} bytes"));
+        return Err(format!(
+            "the {what} is longer than {MAX_REFERENCE_BYTES} bytes"
+        ));
     }
     Ok(())
 }

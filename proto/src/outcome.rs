@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn stale_round_trips_through_its_code_and_every_word_is_distinct() {
-        assert_eq!(NodeOutcome::from_code(NodeOutcome::STALE_CODE), NodeOutcome::Stale);
+        assert_eq!(
+            NodeOutcome::from_code(NodeOutcome::STALE_CODE),
+            NodeOutcome::Stale
+        );
         let all = [
             NodeOutcome::Ok,
             NodeOutcome::Timeout,

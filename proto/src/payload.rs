@@ -77,4 +77,3 @@ pub fn to_wire(envelope: SignedEnvelope) -> v1::SignedEnvelope {
         signature: envelope.signature,
     }
 }
-

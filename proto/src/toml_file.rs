@@ -58,4 +58,3 @@ pub fn resolve(file: &Path, value: &Path) -> PathBuf {
         file.parent().unwrap_or_else(|| Path::new(".")).join(value)
     }
 }
-

@@ -15,9 +15,9 @@ use fedq_crypto::IdentifierKind;
 use fedq_proto::federation::Parameters;
 use fedq_synth::{generate, GenerateOptions};
 
-use fedq_client::{ClientConfig, LookupInput, Requester};
-use fedq_client::init::{init, InitOptions};
 use crate::local::{start_coordinator, start_node};
+use fedq_client::init::{init, InitOptions};
+use fedq_client::{ClientConfig, LookupInput, Requester};
 
 const NODES: [&str; 3] = ["fr", "de", "nl"];
 const SEED: u64 = 7;
@@ -344,7 +344,12 @@ async fn governance(
     println!("\na request the policies refuse (purpose \"curiosity\"):");
     let report = requester.lookup(shared, "curiosity", "DEMO-003").await?;
     for node in &report.nodes {
-        println!("  node {}: {} ({})", node.node, node.status.word(), node.reason);
+        println!(
+            "  node {}: {} ({})",
+            node.node,
+            node.status.word(),
+            node.reason
+        );
     }
 
     println!("\naudit logs (hash-chained, head signed by each node's audit key):");
@@ -360,8 +365,9 @@ async fn governance(
             Some((seq, why)) => bail!("node {node}: audit log fails at entry {seq}: {why}"),
         }
     }
-    let config =
-        fedq_coordinator::config::CoordinatorConfig::load(&dir.join("coordinator").join("coordinator.toml"))?;
+    let config = fedq_coordinator::config::CoordinatorConfig::load(
+        &dir.join("coordinator").join("coordinator.toml"),
+    )?;
     let log = fedq_audit::AuditLog::open(
         &config.key_store,
         &config.audit_checkpoint,

@@ -5,14 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use anyhow::Context;
-use fedq_client::{ClientConfig, Requester};
-use fedq_client::init::{init, InitOptions, InitOutput};
 use crate::local::{start_coordinator, start_node, Running};
-use fedq_proto::federation::Parameters;
-use fedq_synth::{generate, GenerateOptions};
+use anyhow::Context;
+use fedq_client::init::{init, InitOptions, InitOutput};
+use fedq_client::{ClientConfig, Requester};
 use fedq_node::NodeService;
+use fedq_proto::federation::Parameters;
 use fedq_proto::v1;
+use fedq_synth::{generate, GenerateOptions};
 use tokio::runtime::Runtime;
 
 /// Runtime hosting every sandbox of a test binary.
@@ -158,10 +158,7 @@ impl FederationSandboxBuilder {
 
     /// Rewrites every generated `node.toml` (e.g. to add a key to a table
     /// `federation init` already wrote) before anything reads it.
-    pub fn edit_node_toml(
-        mut self,
-        edit: impl Fn(&str) -> String + Send + Sync + 'static,
-    ) -> Self {
+    pub fn edit_node_toml(mut self, edit: impl Fn(&str) -> String + Send + Sync + 'static) -> Self {
         self.node_edits.push(Box::new(edit));
         self
     }

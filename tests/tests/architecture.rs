@@ -66,17 +66,29 @@ fn arrows_point_one_way() -> anyhow::Result<()> {
         ("fedq-crypto", &[]),
         ("fedq-proto", &["fedq-crypto"]),
         ("fedq-transport", &["fedq-proto"]),
-        ("fedq-audit", &["fedq-proto", "fedq-crypto", "fedq-transport"]),
+        (
+            "fedq-audit",
+            &["fedq-proto", "fedq-crypto", "fedq-transport"],
+        ),
         ("fedq-synth", &["fedq-proto", "fedq-crypto"]),
         (
             "fedq-node",
-            &["fedq-proto", "fedq-crypto", "fedq-transport", "fedq-audit", "fedq-synth"],
+            &[
+                "fedq-proto",
+                "fedq-crypto",
+                "fedq-transport",
+                "fedq-audit",
+                "fedq-synth",
+            ],
         ),
         (
             "fedq-coordinator",
             &["fedq-proto", "fedq-crypto", "fedq-transport", "fedq-audit"],
         ),
-        ("fedq-client", &["fedq-proto", "fedq-crypto", "fedq-transport"]),
+        (
+            "fedq-client",
+            &["fedq-proto", "fedq-crypto", "fedq-transport"],
+        ),
     ];
     for (krate, may) in allowed {
         let deps = arrows
@@ -122,7 +134,15 @@ fn the_client_links_no_server_database_or_engine() -> anyhow::Result<()> {
     }
     // tfhe without its integer layer (the client needs core_crypto only).
     let features = cargo(&[
-        "tree", "-p", "fedq-client", "-e", "features", "-i", "tfhe", "--prefix", "none",
+        "tree",
+        "-p",
+        "fedq-client",
+        "-e",
+        "features",
+        "-i",
+        "tfhe",
+        "--prefix",
+        "none",
         "--offline",
     ])?;
     assert!(

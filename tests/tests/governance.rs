@@ -7,14 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context;
+use fedq_audit::Decision;
 use fedq_client::init::{add_requester, init, InitOptions, InitOutput};
 use fedq_crypto::envelope::{fresh_nonce, Envelope, SignedEnvelope, SigningKey};
 use fedq_crypto::{Bucket, IdentifierKind};
-use fedq_audit::Decision;
-use fedq_proto::federation::{Parameters, RequesterEntry};
-use fedq_node::service::{Caller, LookupQuery, OprfQuery, QueryItem};
 use fedq_node::service::stats::{budget_from, StatsRequest};
+use fedq_node::service::{Caller, LookupQuery, OprfQuery, QueryItem};
 use fedq_node::{NodeConfig, NodeError, NodeService};
+use fedq_proto::federation::{Parameters, RequesterEntry};
 use fedq_proto::v1;
 use fedq_tests::sandbox::runtime;
 

@@ -1571,7 +1571,8 @@ fn bodies_over_the_per_rpc_limit_get_resource_exhausted_before_decoding() -> any
 }
 
 #[test]
-fn bytes_that_are_not_a_protobuf_message_get_internal_and_the_node_keeps_serving() -> anyhow::Result<()> {
+fn bytes_that_are_not_a_protobuf_message_get_internal_and_the_node_keeps_serving(
+) -> anyhow::Result<()> {
     let a = attacker();
     let mut v = Verdicts::new("not protobuf");
     runtime().block_on(async {

@@ -344,7 +344,10 @@ fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
             "https://{}",
             config.federation.coordinator.address
         ))?
-        .tls_config(fedq_transport::tls::client_config(&config.tls, "coordinator")?)?;
+        .tls_config(fedq_transport::tls::client_config(
+            &config.tls,
+            "coordinator",
+        )?)?;
         let mut client = v1::coordinator_client::CoordinatorClient::new(endpoint.connect().await?)
             .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
         let unregistered = generate_keys().1;
@@ -557,7 +560,10 @@ fn disclosure_is_revealed_or_withheld_per_node_policy() -> anyhow::Result<()> {
 
         // Another purpose: every node withholds.
         let report = requester.lookup_with(&inputs, &asked("fraud")).await?;
-        assert!(report.nodes.iter().all(|n| n.disclosure.word() == "withheld"));
+        assert!(report
+            .nodes
+            .iter()
+            .all(|n| n.disclosure.word() == "withheld"));
         assert!(report
             .results
             .iter()
@@ -586,10 +592,8 @@ fn a_requester_added_while_running_reaches_the_nodes_and_their_policy() -> anyho
     runtime().block_on(async {
         // The coordinator and the nodes re-read federation.toml for bob; the
         // nodes' policies do not list his agency, so each node refuses.
-        let mut bob = fedq_client::Requester::connect(
-            fedq_client::ClientConfig::load(&client)?,
-        )
-        .await?;
+        let mut bob =
+            fedq_client::Requester::connect(fedq_client::ClientConfig::load(&client)?).await?;
         bob.keys_init(false).await?;
         let inputs = vec![LookupInput {
             kind: IdentifierKind::Email,

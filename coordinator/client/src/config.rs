@@ -4,12 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use fedq_crypto::envelope::{fresh_nonce, Envelope, SigningKey};
-use fedq_proto::toml_file::{read_toml, resolve, CONFIG_VERSION};
-use fedq_transport::TlsPaths;
 use fedq_proto::federation::FederationFile;
+use fedq_proto::toml_file::{read_toml, resolve, CONFIG_VERSION};
 use fedq_proto::v1::{self};
+use fedq_transport::TlsPaths;
 use serde::Deserialize;
-
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

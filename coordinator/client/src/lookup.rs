@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use fedq_crypto::lookup::{
-    EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
-};
+use fedq_crypto::lookup::{EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey};
 use fedq_crypto::oprf::{BlindedItems, NodeOprfPublicKey};
 use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm};
 use fedq_proto::outcome::{Disclosure, NodeOutcome};

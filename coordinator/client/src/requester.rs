@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use fedq_crypto::lookup::keys::danger;
-use fedq_crypto::lookup::{
-    generate_keys, FhePublicKey, FheSecretKey, KeyId,
-};
+use fedq_crypto::lookup::{generate_keys, FhePublicKey, FheSecretKey, KeyId};
 use fedq_proto::v1::{self, coordinator_client::CoordinatorClient};
 use tonic::transport::{Channel, Endpoint};
 
@@ -28,7 +26,10 @@ impl Requester {
     pub async fn connect(config: ClientConfig) -> anyhow::Result<Self> {
         let endpoint =
             Endpoint::from_shared(format!("https://{}", config.federation.coordinator.address))?
-                .tls_config(fedq_transport::tls::client_config(&config.tls, "coordinator")?)?
+                .tls_config(fedq_transport::tls::client_config(
+                    &config.tls,
+                    "coordinator",
+                )?)?
                 .connect_timeout(Duration::from_secs(5));
         let channel = endpoint.connect().await.with_context(|| {
             format!(

@@ -62,8 +62,17 @@ pub fn print_stats(response: &v1::StatsResponse, as_json: bool) -> anyhow::Resul
             s["scale"].as_f64().unwrap_or(0.0)
         );
     }
-    for n in response.nodes.iter().filter(|n| n.outcome() != NodeOutcome::Ok) {
-        println!("node {}: {} ({}) - not counted", n.node, n.outcome().word(), n.reason);
+    for n in response
+        .nodes
+        .iter()
+        .filter(|n| n.outcome() != NodeOutcome::Ok)
+    {
+        println!(
+            "node {}: {} ({}) - not counted",
+            n.node,
+            n.outcome().word(),
+            n.reason
+        );
     }
     Ok(())
 }

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fedq_coordinator::config::CoordinatorConfig;
 use fedq_audit::cli::{self as audit_cli, AuditCommand};
 use fedq_audit::AuditLog;
+use fedq_coordinator::config::CoordinatorConfig;
 
 #[derive(Parser)]
 #[command(
@@ -70,8 +70,12 @@ fn main() -> ExitCode {
                 let listener = tokio::net::TcpListener::bind(config.listen)
                     .await
                     .with_context(|| format!("cannot listen on {}", config.listen))?;
-                fedq_coordinator::server::serve(listener, config, fedq_transport::shutdown::signal())
-                    .await
+                fedq_coordinator::server::serve(
+                    listener,
+                    config,
+                    fedq_transport::shutdown::signal(),
+                )
+                .await
             })
         });
     match result {

@@ -224,7 +224,6 @@ impl CoordinatorService {
         }
         Ok(by_node)
     }
-
 }
 
 fn check_item_count(items: usize) -> Result<(), CoordinatorError> {

@@ -8,7 +8,6 @@
 mod lookup;
 mod stats;
 
-
 use fedq_audit::{AuditLog, AuditRecord, Decision};
 use fedq_crypto::lookup::{FhePublicKey, KeyId};
 use fedq_proto::v1;
@@ -82,9 +81,9 @@ struct AuditFacts {
 
 impl AuditFacts {
     fn of(caller: &str, context: Option<&v1::RequestContext>, action: &'static str) -> Self {
-        let envelope = context.and_then(|c| c.envelope.clone()).and_then(|e| {
-            fedq_proto::payload::from_wire(Some(e)).peek().ok()
-        });
+        let envelope = context
+            .and_then(|c| c.envelope.clone())
+            .and_then(|e| fedq_proto::payload::from_wire(Some(e)).peek().ok());
         Self {
             requester: caller.to_owned(),
             purpose: context.map(|c| c.purpose.clone()).unwrap_or_default(),
@@ -107,8 +106,10 @@ impl CoordinatorService {
             &config.audit_checkpoint,
             &config.audit_key,
         )?;
-        let federation =
-            fedq_proto::federation::Watched::new(&config.federation_path, config.federation.clone());
+        let federation = fedq_proto::federation::Watched::new(
+            &config.federation_path,
+            config.federation.clone(),
+        );
         Ok(Self {
             config,
             registry,
@@ -214,7 +215,6 @@ impl CoordinatorService {
             .map(drop)
             .map_err(|e| CoordinatorError::Audit(e.to_string()))
     }
-
 }
 
 /// The context an audit entry reads its claims from: the request's, with

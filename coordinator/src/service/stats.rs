@@ -47,7 +47,9 @@ impl CoordinatorService {
         self.requester(caller)?;
         // Refused here, once, rather than by every node.
         fedq_proto::limits::check_stats_query(&request.query.clone().unwrap_or_default())
-            .and_then(|()| fedq_proto::limits::check_context(&request.context.clone().unwrap_or_default()))
+            .and_then(|()| {
+                fedq_proto::limits::check_context(&request.context.clone().unwrap_or_default())
+            })
             .map_err(CoordinatorError::InvalidArgument)?;
         let query_id = format!("{:032x}", rand::random::<u128>());
         let node_request = Arc::new(v1::NodeStatsRequest {

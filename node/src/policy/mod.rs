@@ -83,12 +83,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use fedq_crypto::IdentifierKind;
 
 use self::rate::{LookupLimiter, QueryLimiter};
-pub use fedq_proto::role::{Role, UnknownRoleError};
 pub use self::section::{
     DisclosureSection, LookupPolicySection, PolicySection, PurposesSection, StatsPolicySection,
     DEFAULT_LOOKUPS_PER_HOUR_PER_KIND, DEFAULT_STATS_PER_HOUR, MAX_LOOKUPS_PER_HOUR_PER_KIND,
     MAX_NAME_BYTES, MAX_STATS_PER_HOUR,
 };
+pub use fedq_proto::role::{Role, UnknownRoleError};
 
 /// What a request asks of the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

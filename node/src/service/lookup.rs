@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fedq_crypto::lookup::{evaluate, EncryptedCount, EncryptedTag, FhePublicKey, KeyId, PreparedTag};
+use fedq_crypto::lookup::{
+    evaluate, EncryptedCount, EncryptedTag, FhePublicKey, KeyId, PreparedTag,
+};
 use fedq_crypto::{Bucket, IdentifierKind};
 use tracing::{info, instrument};
 

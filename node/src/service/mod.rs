@@ -97,7 +97,8 @@ impl Admitted<'_> {
 
     /// Audits a refusal that is not about the request's form (a budget).
     pub(crate) fn refuse(&self, reason: &str) -> Result<(), NodeError> {
-        self.gate.refuse_admitted(&self.visit, &self.envelope, reason)
+        self.gate
+            .refuse_admitted(&self.visit, &self.envelope, reason)
     }
 
     /// Audits the answer; it may leave once this returns.
@@ -126,7 +127,8 @@ impl NodeService {
             padded = index.padded_candidates(),
             "lookup index loaded"
         );
-        let pool = WorkPool::new(config.threads, "fedq-work").map_err(|_| NodeError::ShuttingDown)?;
+        let pool =
+            WorkPool::new(config.threads, "fedq-work").map_err(|_| NodeError::ShuttingDown)?;
         let crate::config::StoreLocation::Sqlite(store_path) = &config.store;
         let ledger = crate::ledger::Ledger::open(store_path)?;
         let stats =
@@ -139,7 +141,7 @@ impl NodeService {
                     config.federation_file.clone(),
                 ),
             )
-                .map_err(|e| NodeError::Audit(format!("nonce store: {e}")))?,
+            .map_err(|e| NodeError::Audit(format!("nonce store: {e}")))?,
             std::sync::Arc::clone(&config.policy),
             config
                 .open_audit()
@@ -210,7 +212,11 @@ impl NodeService {
         {
             Ok(())
         } else {
-            info!(decision = "deny", rule = "allowed_callers", "request denied");
+            info!(
+                decision = "deny",
+                rule = "allowed_callers",
+                "request denied"
+            );
             Err(NodeError::PermissionDenied(
                 "caller is not allowed to query this node".to_owned(),
             ))

@@ -323,7 +323,9 @@ impl NodeService {
         // becomes this request's internal error, not a lost connection.
         let result = match AssertUnwindSafe(work).catch_unwind().await {
             Ok(result) => result,
-            Err(_) => Err(NodeError::Internal(ErrorId::log(&"panic in a statistics query"))),
+            Err(_) => Err(NodeError::Internal(ErrorId::log(
+                &"panic in a statistics query",
+            ))),
         };
         match &result {
             Ok(_) => {
@@ -339,11 +341,7 @@ impl NodeService {
     }
 
     /// What a requester has spent and may spend this epoch at this node.
-    pub fn budget(
-        &self,
-        caller: &Caller,
-        requester: &str,
-    ) -> Result<BudgetStatus, NodeError> {
+    pub fn budget(&self, caller: &Caller, requester: &str) -> Result<BudgetStatus, NodeError> {
         self.authorise(caller)?;
         budget_status(&self.ledger, self.config.budget_caps, requester)
     }

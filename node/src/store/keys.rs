@@ -208,7 +208,6 @@ impl Store {
             .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(cleared)
     }
-
 }
 
 pub(super) fn insert_key(
@@ -254,5 +253,3 @@ pub(super) fn read_keys(conn: &Connection) -> Result<OprfKeys, StoreError> {
         epoch,
     })
 }
-
-

@@ -40,9 +40,8 @@ use crate::config::{NodeConfig, StoreLocation};
 use fedq_crypto::oprf::NodeOprfKey;
 
 pub use self::identifiers::{is_expired, ExpiryUpdate, IdentifierRow, PurgeReport, UpsertCounts};
-pub use self::keys::{OprfKeys, Slot};
 use self::keys::insert_key;
-
+pub use self::keys::{OprfKeys, Slot};
 
 /// Schema version of the store; bump with a migration.
 /// 2: `expires_at` and `imported_at` columns.
@@ -85,7 +84,6 @@ pub enum StoreError {
     #[error("the node's OPRF keys changed during the write; retry")]
     KeysChanged,
 }
-
 
 /// Handle on the node's store.
 pub struct Store {
@@ -204,7 +202,6 @@ impl Store {
             .query_row("SELECT COUNT(*) FROM identifiers", [], |r| r.get(0))?;
         Ok(n as u64)
     }
-
 }
 
 fn bump(conn: &Connection, counter: &str) -> Result<(), StoreError> {

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use fedq_client::{ClientConfig, LookupInput, LookupReport, Requester};
 use fedq_client::{init, stats_cli};
+use fedq_client::{ClientConfig, LookupInput, LookupReport, Requester};
 use fedq_crypto::IdentifierKind;
 use fedq_proto::federation::Parameters;
 use fedq_proto::outcome::{Disclosure, NodeOutcome};
@@ -403,7 +403,11 @@ fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
     }
     for node in &report.nodes {
         if node.status == NodeOutcome::Ok && node.disclosure != Disclosure::NotAsked {
-            println!("node {}: ok, disclosure {}", node.node, node.disclosure.word());
+            println!(
+                "node {}: ok, disclosure {}",
+                node.node,
+                node.disclosure.word()
+            );
         } else if node.status == NodeOutcome::Ok {
             println!("node {}: ok", node.node);
         } else {
