@@ -103,6 +103,9 @@ const NODE: &str = "fr";
 /// Limits of every party of the shared sandbox.
 const LIMITS: &str = "[limits]\nhandshake_timeout_seconds = 1\n";
 
+/// A named way of damaging a signature.
+type SignatureEdit = fn(&mut Vec<u8>);
+
 fn sandbox() -> &'static FederationSandbox {
     static SANDBOX: OnceLock<FederationSandbox> = OnceLock::new();
     SANDBOX.get_or_init(|| {
@@ -722,7 +725,7 @@ fn replayed_envelope_nonce_gets_permission_denied() -> anyhow::Result<()> {
 fn envelope_with_a_bad_signature_gets_unauthenticated() -> anyhow::Result<()> {
     let mut v = Verdicts::new("bad signature");
     runtime().block_on(async {
-        let edits: [(&str, fn(&mut Vec<u8>)); 3] = [
+        let edits: [(&str, SignatureEdit); 3] = [
             ("signature with one bit flipped", |s| s[10] ^= 1),
             ("empty signature", |s| s.clear()),
             ("signature of 1000 bytes", |s| s.resize(1000, 0xab)),
