@@ -134,8 +134,6 @@ pub struct NodeConfig {
     pub federation: FederationConfig,
     /// The federation file (re-read when an unknown requester signs).
     pub federation_path: PathBuf,
-    /// Requesters listed in the federation file when the config was loaded.
-    pub requesters: Vec<crate::federation::RequesterEntry>,
     /// Transactional store.
     pub store: StoreLocation,
     /// mTLS material.
@@ -308,7 +306,6 @@ impl NodeConfig {
             listen,
             federation: federation.config,
             federation_path,
-            requesters: federation.requesters,
             store,
             tls: builder.tls.resolved(path),
             limits: builder.limits,
