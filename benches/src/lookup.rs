@@ -142,14 +142,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
     } else {
         baseline_candidates
     };
-    eprintln!("measuring tfhe-rs is_in_clears on {baseline_k} candidates (slow by design)");
-    let baseline = tokio::task::block_in_place(|| {
-        let keys = crate::baseline::BaselineKeys::generate();
-        let candidates: Vec<u32> = (0..baseline_k as u32)
-            .map(|c| c.wrapping_mul(2_654_435_761))
-            .collect();
-        keys.time_is_in_clears(candidates[baseline_k / 2], &candidates)
-    });
+    let baseline = baseline_seconds(baseline_k);
     let result = json!({
         "records_per_node": records,
         "nodes": nodes,
@@ -163,8 +156,8 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         "batch_seconds_per_item": batch_seconds / items as f64,
         "fhe_seconds_per_candidate": node_median / padded as f64,
         "is_in_clears_candidates": baseline_k,
-        "is_in_clears_seconds": baseline.as_secs_f64(),
-        "is_in_clears_seconds_per_candidate": baseline.as_secs_f64() / baseline_k as f64,
+        "is_in_clears_seconds": baseline,
+        "is_in_clears_seconds_per_candidate": baseline.map(|s| s / baseline_k as f64),
         "bytes_up_per_item": up / items,
         "bytes_up_per_item_per_node": up / items / nodes.max(1),
         "oprf_seconds_per_item": median(oprf),
@@ -173,4 +166,27 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         "import_records_per_second": (records * nodes) as f64 / import_seconds,
     });
     print_result(&result, json)
+}
+
+/// tfhe-rs's `is_in_clears` on `candidates` clear values, in seconds; `None`
+/// (printed as JSON null) when built without the `baseline` feature.
+#[cfg(feature = "baseline")]
+fn baseline_seconds(candidates: usize) -> Option<f64> {
+    eprintln!("measuring tfhe-rs is_in_clears on {candidates} candidates (slow by design)");
+    let elapsed = tokio::task::block_in_place(|| {
+        let keys = crate::baseline::BaselineKeys::generate();
+        let values: Vec<u32> = (0..candidates as u32)
+            .map(|c| c.wrapping_mul(2_654_435_761))
+            .collect();
+        keys.time_is_in_clears(values[candidates / 2], &values)
+    });
+    Some(elapsed.as_secs_f64())
+}
+
+#[cfg(not(feature = "baseline"))]
+fn baseline_seconds(_candidates: usize) -> Option<f64> {
+    eprintln!(
+        "is_in_clears baseline not built: add `--features fedq-benches/baseline` to measure it"
+    );
+    None
 }

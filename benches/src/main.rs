@@ -3,6 +3,7 @@
 //! - `fedq-bench lookup --records 1000000 --nodes 3 --items 8 --json`
 //! - `fedq-bench stats --rows 10000000 --json`
 
+#[cfg(feature = "baseline")]
 mod baseline;
 mod lookup;
 mod stats;
