@@ -9,6 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
+        // Undecodable bytes are the sender's error: see src/codec.rs.
+        .codec_path("crate::codec::FedqCodec")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -57,23 +57,42 @@ impl Gate {
         &self.audit
     }
 
-    /// Verifies and admits `visit`, or audits the refusal and returns it.
-    pub fn admit(&self, visit: &Visit<'_>) -> Result<Envelope, NodeError> {
-        let now = Utc::now();
-        let envelope = match self.verifier.verify(
+    /// Verifies `visit`'s envelope (consuming its nonce), or audits the
+    /// refusal under the claimed fields and returns it.
+    fn verify(&self, visit: &Visit<'_>, now: chrono::DateTime<Utc>) -> Result<Envelope, NodeError> {
+        match self.verifier.verify(
             visit.envelope,
             visit.action.name(),
             visit.payload_hash,
             now.timestamp(),
         ) {
-            Ok(envelope) => envelope,
+            Ok(envelope) => Ok(envelope),
             Err(refusal) => {
                 // The claimed fields are audited as claimed: they are unverified.
                 let claimed = EnvelopeVerifier::claimed(visit.envelope);
                 self.refuse(visit, claimed.as_ref(), &format!("envelope: {refusal}"))?;
-                return Err(envelope_error(refusal));
+                Err(envelope_error(refusal))
             }
-        };
+        }
+    }
+
+    /// Refuses a request whose fields could not be read (`problem`), after
+    /// verifying its envelope so that the refusal is audited under its
+    /// signer (and its nonce is spent). The policy is not asked: it cannot
+    /// judge a request it cannot read. Only `visit.action`'s name is used.
+    pub fn refuse_malformed(&self, visit: &Visit<'_>, problem: String) -> NodeError {
+        match self.verify(visit, Utc::now()) {
+            Ok(envelope) => {
+                self.refuse_invalid(visit, &envelope, NodeError::InvalidArgument(problem))
+            }
+            Err(error) => error,
+        }
+    }
+
+    /// Verifies and admits `visit`, or audits the refusal and returns it.
+    pub fn admit(&self, visit: &Visit<'_>) -> Result<Envelope, NodeError> {
+        let now = Utc::now();
+        let envelope = self.verify(visit, now)?;
         let role: Role = match envelope.role.parse() {
             Ok(role) => role,
             Err(_) => {

@@ -8,7 +8,9 @@ use fedq_proto::v1::{self, node_server::Node};
 use tonic::{Request, Response, Status};
 
 use crate::gate::Disclosure;
-use crate::service::{Caller, LookupQuery, NodeService, OprfQuery, QueryItem};
+use crate::policy::Action;
+use crate::service::stats::StatsRequest;
+use crate::service::{Caller, LookupQuery, Malformed, NodeService, OprfQuery, QueryItem};
 use fedq_transport::tls::peer_common_name;
 
 /// Implements the generated `Node` service on top of [`NodeService`].
@@ -44,62 +46,160 @@ pub fn kind_to_wire(kind: IdentifierKind) -> i32 {
     i32::from(kind.code())
 }
 
-impl TryFrom<v1::NodeLookupRequest> for LookupQuery {
-    type Error = Status;
+/// Why a wire request did not become a domain query.
+enum Unread {
+    /// Not even auditable (an oversized query id).
+    Status(Status),
+    /// Auditable once its envelope is verified.
+    Malformed(Malformed),
+}
 
-    fn try_from(request: v1::NodeLookupRequest) -> Result<Self, Status> {
-        let context = request.context.unwrap_or_default();
-        let payload_hash = crate::envelope::lookup_payload_hash(
-            &request.key_id,
-            &request.items,
-            request.disclose,
-            &request.authorization,
-        );
-        let items = request
-            .items
-            .into_iter()
-            .map(|item| {
-                Ok(QueryItem {
-                    kind: kind_from_wire(item.kind)?,
-                    bucket: Bucket(item.bucket),
-                    encrypted_tag: item.encrypted_tag,
-                })
-            })
-            .collect::<Result<_, Status>>()?;
-        Ok(Self {
-            query_id: query_id(request.query_id)?,
-            requester: request.requester,
-            key_id: KeyId::parse(&request.key_id)
-                .map_err(|_| Status::invalid_argument("malformed key id"))?,
-            public_key: request.public_key,
-            envelope: crate::envelope::from_wire(context.envelope),
-            payload_hash,
-            oprf_key_id: request.oprf_key_id,
-            disclose: request.disclose,
-            authorization: request.authorization,
-            items,
-        })
+impl From<Status> for Unread {
+    fn from(status: Status) -> Self {
+        Self::Status(status)
     }
 }
 
-impl TryFrom<v1::NodeOprfRequest> for OprfQuery {
-    type Error = Status;
-
-    fn try_from(request: v1::NodeOprfRequest) -> Result<Self, Status> {
-        let context = request.context.unwrap_or_default();
-        let payload_hash = crate::envelope::oprf_payload_hash(&request.kinds, &request.blinded);
-        Ok(Self {
-            query_id: query_id(request.query_id)?,
-            envelope: crate::envelope::from_wire(context.envelope),
-            payload_hash,
-            kinds: request
-                .kinds
-                .iter()
-                .map(|kind| kind_from_wire(*kind))
-                .collect::<Result<_, _>>()?,
-            blinded: request.blinded,
-        })
+impl NodeGrpcAdapter {
+    fn refuse(&self, caller: &Caller, unread: Unread) -> Status {
+        match unread {
+            Unread::Status(status) => status,
+            Unread::Malformed(malformed) => self.0.refuse_malformed(caller, malformed).into(),
+        }
     }
+}
+
+/// The first item whose wire kind is unknown, as a problem to refuse.
+fn unknown_kind(kinds: impl IntoIterator<Item = i32>) -> Option<String> {
+    kinds
+        .into_iter()
+        .position(|kind| kind_from_wire(kind).is_err())
+        .map(|i| format!("item {i}: unknown identifier kind"))
+}
+
+fn lookup_query(request: v1::NodeLookupRequest) -> Result<LookupQuery, Unread> {
+    let context = request.context.unwrap_or_default();
+    let payload_hash = crate::envelope::lookup_payload_hash(
+        &request.key_id,
+        &request.items,
+        request.disclose,
+        &request.authorization,
+    );
+    let query_id = query_id(request.query_id)?;
+    let envelope = crate::envelope::from_wire(context.envelope);
+    let problem = unknown_kind(request.items.iter().map(|item| item.kind)).map_or_else(
+        || KeyId::parse(&request.key_id).map_err(|_| "malformed key id".to_owned()),
+        Err,
+    );
+    let key_id = match problem {
+        Ok(key_id) => key_id,
+        Err(problem) => {
+            return Err(Unread::Malformed(Malformed {
+                detail: format!("items={}", request.items.len()),
+                query_id,
+                envelope,
+                action: Action::Lookup { kinds: &[] },
+                payload_hash,
+                problem,
+            }))
+        }
+    };
+    let items = request
+        .items
+        .into_iter()
+        .map(|item| {
+            Ok(QueryItem {
+                kind: kind_from_wire(item.kind)?,
+                bucket: Bucket(item.bucket),
+                encrypted_tag: item.encrypted_tag,
+            })
+        })
+        .collect::<Result<_, Status>>()?;
+    Ok(LookupQuery {
+        query_id,
+        requester: request.requester,
+        key_id,
+        public_key: request.public_key,
+        envelope,
+        payload_hash,
+        oprf_key_id: request.oprf_key_id,
+        disclose: request.disclose,
+        authorization: request.authorization,
+        items,
+    })
+}
+
+fn oprf_query(request: v1::NodeOprfRequest) -> Result<OprfQuery, Unread> {
+    let context = request.context.unwrap_or_default();
+    let payload_hash = crate::envelope::oprf_payload_hash(&request.kinds, &request.blinded);
+    let query_id = query_id(request.query_id)?;
+    let envelope = crate::envelope::from_wire(context.envelope);
+    if let Some(problem) = unknown_kind(request.kinds.iter().copied()) {
+        return Err(Unread::Malformed(Malformed {
+            detail: format!("elements={}", request.blinded.len()),
+            query_id,
+            envelope,
+            action: Action::Oprf { kinds: &[] },
+            payload_hash,
+            problem,
+        }));
+    }
+    Ok(OprfQuery {
+        query_id,
+        envelope,
+        payload_hash,
+        kinds: request
+            .kinds
+            .iter()
+            .map(|kind| kind_from_wire(*kind))
+            .collect::<Result<_, _>>()?,
+        blinded: request.blinded,
+    })
+}
+
+fn stats_request(request: v1::NodeStatsRequest) -> Result<StatsRequest, Unread> {
+    let query = request.query.unwrap_or_default();
+    let payload_hash = crate::envelope::stats_payload_hash(&query);
+    let query_id = query_id(request.query_id)?;
+    let context = request.context.unwrap_or_default();
+    let envelope = crate::envelope::from_wire(context.envelope);
+    let (epsilon, rho) = match query.budget {
+        Some(v1::stats_query::Budget::Epsilon(e)) => (Some(e), None),
+        Some(v1::stats_query::Budget::Rho(r)) => (None, Some(r)),
+        None => (None, None),
+    };
+    // Bounded before the policy reads the table name, and before parsing.
+    let budget = fedq_proto::limits::check_stats_query(&query).and_then(|()| {
+        crate::service::stats::budget_from(epsilon, rho).map_err(|e| match e {
+            crate::NodeError::InvalidArgument(reason) => reason,
+            other => other.to_string(),
+        })
+    });
+    let budget = match budget {
+        Ok(budget) => budget,
+        Err(problem) => {
+            return Err(Unread::Malformed(Malformed {
+                detail: format!("filters={}", query.filters.len()),
+                query_id,
+                envelope,
+                action: Action::Stats { table: "" },
+                payload_hash,
+                problem,
+            }))
+        }
+    };
+    Ok(StatsRequest {
+        query_id,
+        requester: request.requester,
+        purpose: context.purpose,
+        envelope,
+        payload_hash,
+        table: query.table,
+        measure: query.measure,
+        group_by: query.group_by,
+        filters: query.filters,
+        budget: Some(budget),
+    })
 }
 
 #[tonic::async_trait]
@@ -109,7 +209,7 @@ impl Node for NodeGrpcAdapter {
         request: Request<v1::NodeOprfRequest>,
     ) -> Result<Response<v1::NodeOprfResponse>, Status> {
         let caller = caller(&request)?;
-        let query = OprfQuery::try_from(request.into_inner())?;
+        let query = oprf_query(request.into_inner()).map_err(|u| self.refuse(&caller, u))?;
         let query_id = query.query_id.clone();
         let answer = self.0.oprf(&caller, query).await?;
         Ok(Response::new(v1::NodeOprfResponse {
@@ -131,7 +231,7 @@ impl Node for NodeGrpcAdapter {
         request: Request<v1::NodeLookupRequest>,
     ) -> Result<Response<v1::NodeLookupResponse>, Status> {
         let caller = caller(&request)?;
-        let query = LookupQuery::try_from(request.into_inner())?;
+        let query = lookup_query(request.into_inner()).map_err(|u| self.refuse(&caller, u))?;
         let query_id = query.query_id.clone();
         let answer = self.0.lookup(&caller, query).await?;
         Ok(Response::new(v1::NodeLookupResponse {
@@ -147,31 +247,11 @@ impl Node for NodeGrpcAdapter {
         request: Request<v1::NodeStatsRequest>,
     ) -> Result<Response<v1::NodeStatsResponse>, Status> {
         let caller = caller(&request)?;
-        let request = request.into_inner();
-        let query = request.query.unwrap_or_default();
-        let (epsilon, rho) = match query.budget {
-            Some(v1::stats_query::Budget::Epsilon(e)) => (Some(e), None),
-            Some(v1::stats_query::Budget::Rho(r)) => (None, Some(r)),
-            None => (None, None),
-        };
-        let payload_hash = crate::envelope::stats_payload_hash(&query);
-        let budget = crate::service::stats::budget_from(epsilon, rho)?;
-        let context = request.context.unwrap_or_default();
-        let domain = crate::service::stats::StatsRequest {
-            query_id: query_id(request.query_id.clone())?,
-            requester: request.requester,
-            purpose: context.purpose,
-            envelope: crate::envelope::from_wire(context.envelope),
-            payload_hash,
-            table: query.table,
-            measure: query.measure,
-            group_by: query.group_by,
-            filters: query.filters,
-            budget: Some(budget),
-        };
+        let domain = stats_request(request.into_inner()).map_err(|u| self.refuse(&caller, u))?;
+        let query_id = domain.query_id.clone();
         let answer = self.0.stats(&caller, domain).await?;
         Ok(Response::new(v1::NodeStatsResponse {
-            query_id: query_id(request.query_id)?,
+            query_id,
             group_columns: answer.group_columns,
             groups: answer
                 .groups

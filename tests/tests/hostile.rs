@@ -424,7 +424,6 @@ fn random_bytes_as_lookup_tag_get_invalid_argument() -> anyhow::Result<()> {
 }
 
 #[test]
-#[ignore = "known gap: this is refused before the gate (grpc conversion), so no audit entry is written"]
 fn lookup_of_an_unknown_identifier_kind_gets_invalid_argument_and_is_audited() -> anyhow::Result<()>
 {
     let mut v = Verdicts::new("unknown kind");
@@ -526,7 +525,6 @@ fn lookup_public_key_not_matching_its_key_id_gets_invalid_argument() -> anyhow::
 }
 
 #[test]
-#[ignore = "known gap: this is refused before the gate (grpc conversion), so no audit entry is written"]
 fn lookup_with_a_malformed_key_id_gets_invalid_argument_and_is_audited() -> anyhow::Result<()> {
     let mut v = Verdicts::new("malformed key id");
     runtime().block_on(async {
@@ -1013,7 +1011,6 @@ fn empty_oprf_request_gets_invalid_argument() -> anyhow::Result<()> {
 }
 
 #[test]
-#[ignore = "known gap: this is refused before the gate (grpc conversion), so no audit entry is written"]
 fn oprf_of_an_unknown_identifier_kind_gets_invalid_argument_and_is_audited() -> anyhow::Result<()> {
     let element = blinded_phones(1)?;
     let mut v = Verdicts::new("oprf unknown kind");
@@ -1072,7 +1069,6 @@ fn stats_with_200000_filters_gets_resource_exhausted_before_decoding() -> anyhow
 }
 
 #[test]
-#[ignore = "known gap: the node's policy (table rule) refuses it first, with PermissionDenied"]
 fn stats_table_name_over_128_bytes_gets_invalid_argument() -> anyhow::Result<()> {
     let mut v = Verdicts::new("long table name");
     runtime().block_on(async {
@@ -1115,7 +1111,6 @@ fn stats_with_epsilon_1e_300_gets_invalid_argument_and_is_audited() -> anyhow::R
 }
 
 #[test]
-#[ignore = "known gap: this is refused before the gate (grpc conversion), so no audit entry is written"]
 fn stats_with_a_negative_nan_or_infinite_budget_gets_invalid_argument_and_is_audited(
 ) -> anyhow::Result<()> {
     let mut v = Verdicts::new("epsilon not a positive number");
@@ -1165,7 +1160,6 @@ fn stats_with_a_negative_nan_or_infinite_budget_gets_invalid_argument_and_is_aud
 }
 
 #[test]
-#[ignore = "known gap: this is refused before the gate (grpc conversion), so no audit entry is written"]
 fn stats_without_a_budget_gets_invalid_argument_and_is_audited() -> anyhow::Result<()> {
     let mut v = Verdicts::new("no budget");
     runtime().block_on(async {
@@ -1458,7 +1452,6 @@ fn coordinator_stats_at_epsilon_1e_300_is_reported_invalid_by_every_node() -> an
 }
 
 #[test]
-#[ignore = "known gap: this is refused before the gate (grpc conversion), so no audit entry is written"]
 fn coordinator_stats_at_nan_epsilon_is_reported_invalid_by_every_node() -> anyhow::Result<()> {
     let mut v = Verdicts::new("coordinator NaN epsilon");
     runtime().block_on(async {
@@ -1574,7 +1567,7 @@ fn bodies_over_the_per_rpc_limit_get_resource_exhausted_before_decoding() -> any
 }
 
 #[test]
-fn bytes_that_are_not_a_protobuf_message_get_internal_and_the_node_keeps_serving(
+fn bytes_that_are_not_a_protobuf_message_get_invalid_argument_and_the_node_keeps_serving(
 ) -> anyhow::Result<()> {
     let a = attacker();
     let mut v = Verdicts::new("not protobuf");
@@ -1622,7 +1615,8 @@ fn bytes_that_are_not_a_protobuf_message_get_internal_and_the_node_keeps_serving
                 Ok(channel) => raw::unary(channel, path, bytes).await,
                 Err(e) => Err(tonic::Status::unavailable(format!("{e:#}"))),
             };
-            if let Some(status) = v.status(class, result, Code::Internal, "") {
+            if let Some(status) = v.status(class, result, Code::InvalidArgument, "does not decode")
+            {
                 v.check(class, !status.message().is_empty(), || {
                     "no reason given".to_owned()
                 });

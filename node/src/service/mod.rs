@@ -18,7 +18,7 @@ pub mod stats;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use fedq_crypto::envelope::Envelope;
+use fedq_crypto::envelope::{Envelope, SignedEnvelope};
 use fedq_crypto::lookup::{FhePublicKey, KeyId};
 use fedq_crypto::IdentifierKind;
 use tracing::info;
@@ -32,6 +32,7 @@ use crate::store::Store;
 
 pub use self::lookup::{LookupAnswer, LookupQuery, QueryItem};
 pub use self::oprf::{OprfAnswer, OprfQuery};
+// `Malformed` is defined below.
 
 /// Who is calling, from the mTLS certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +51,25 @@ pub struct NodeInfo {
     pub tag_bits: u8,
     /// Padded bucket size.
     pub padded_candidates: usize,
+}
+
+/// A request the gRPC adapter could not turn into a domain query (an unknown
+/// identifier kind, a malformed key id or budget, an oversized statistics
+/// query): refused with `InvalidArgument` once its envelope is verified, and
+/// audited like every other refusal.
+pub struct Malformed {
+    /// Id chosen by the coordinator (already bounded).
+    pub query_id: String,
+    /// The requester's signed envelope, still unverified.
+    pub envelope: SignedEnvelope,
+    /// The action the envelope must name; only its name is used.
+    pub action: crate::policy::Action<'static>,
+    /// Hash of the request as received, which the envelope must carry.
+    pub payload_hash: String,
+    /// Non-identifying summary for the audit log.
+    pub detail: String,
+    /// What could not be read.
+    pub problem: String,
 }
 
 /// The node's services over its store, index, pool, ledger and gate.
@@ -221,6 +241,21 @@ impl NodeService {
                 "caller is not allowed to query this node".to_owned(),
             ))
         }
+    }
+
+    /// Refuses a malformed request (see [`Malformed`]), auditing it.
+    pub fn refuse_malformed(&self, caller: &Caller, request: Malformed) -> NodeError {
+        if let Err(denied) = self.authorise(caller) {
+            return denied;
+        }
+        let visit = Visit {
+            query_id: &request.query_id,
+            envelope: &request.envelope,
+            action: request.action,
+            payload_hash: &request.payload_hash,
+            detail: request.detail,
+        };
+        self.gate.refuse_malformed(&visit, request.problem)
     }
 
     /// Authorises the caller and admits the request at the gate (envelope,

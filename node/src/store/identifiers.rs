@@ -280,7 +280,9 @@ impl Store {
         let cutoff = self
             .retention_seconds()
             .map(|secs| now.saturating_sub(secs));
-        let tx = self.conn.transaction()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let mut report = PurgeReport {
             dry_run,
             per_kind: BTreeMap::new(),

@@ -35,6 +35,9 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
         source,
     })?;
     let conn = Connection::open(path)?;
+    // First: even switching to WAL needs a lock that a serving node may
+    // hold for a moment (without the timeout, "database is locked" at once).
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // A committed charge or audit entry must survive power loss, not only a
     // process crash: FULL syncs the WAL at every commit.
@@ -42,6 +45,5 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     // Deleted and overwritten cells (old fingerprints after a rotation,
     // purged records) are zeroed rather than left in free pages.
     conn.pragma_update(None, "secure_delete", "ON")?;
-    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
