@@ -48,20 +48,32 @@ pub enum EnvelopeRefusal {
     /// The nonce store failed.
     #[error("nonce store error")]
     Store,
+    /// The envelope's audience does not name this node.
+    #[error("envelope is not addressed to this node")]
+    NotAddressed,
+    /// A lookup (or its OPRF step) that does not address every node of the
+    /// federation: its answer would single out the nodes it does address.
+    #[error("a lookup must address every node of the federation ({0})")]
+    Partial(String),
 }
 
 /// Verifies envelopes against the federation's requesters, as the federation
 /// file lists them now (a removed requester is refused within
 /// [`Watched::RECHECK`]).
 pub struct EnvelopeVerifier {
+    node_id: String,
     federation: Watched,
     nonces: Mutex<Connection>,
 }
 
 impl EnvelopeVerifier {
-    /// A verifier over the watched federation file, keeping seen nonces in
-    /// the SQLite file `db`.
-    pub fn open(db: &Path, federation: Watched) -> Result<Self, fedq_transport::sqlite::OpenError> {
+    /// A verifier for node `node_id` over the watched federation file,
+    /// keeping seen nonces in the SQLite file `db`.
+    pub fn open(
+        db: &Path,
+        node_id: &str,
+        federation: Watched,
+    ) -> Result<Self, fedq_transport::sqlite::OpenError> {
         let conn = fedq_transport::sqlite::open(db)?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS seen_nonces (
@@ -72,6 +84,7 @@ impl EnvelopeVerifier {
              ) WITHOUT ROWID;",
         )?;
         Ok(Self {
+            node_id: node_id.to_owned(),
             federation,
             nonces: Mutex::new(conn),
         })
@@ -106,12 +119,42 @@ impl EnvelopeVerifier {
         if envelope.action != action || envelope.payload_hash != payload_hash {
             return Err(EnvelopeRefusal::WrongPayload);
         }
+        self.check_audience(&envelope)?;
         // issued_at is the requester's number, i64::MIN included: overflow-safe.
         if !within_skew(envelope.issued_at, now, MAX_CLOCK_SKEW_SECONDS) {
             return Err(EnvelopeRefusal::Stale);
         }
         self.record_nonce(&envelope, now)?;
         Ok(envelope)
+    }
+
+    /// The envelope must name this node; a lookup or OPRF envelope must name
+    /// exactly the federation's nodes (as this node's federation file lists
+    /// them now).
+    fn check_audience(&self, envelope: &Envelope) -> Result<(), EnvelopeRefusal> {
+        if !envelope.audience.iter().any(|node| node == &self.node_id) {
+            return Err(EnvelopeRefusal::NotAddressed);
+        }
+        if matches!(envelope.action.as_str(), "lookup" | "oprf") {
+            let federation = self.federation.current();
+            let all: std::collections::BTreeSet<&str> =
+                federation.nodes.iter().map(|n| n.id.as_str()).collect();
+            let named: std::collections::BTreeSet<&str> =
+                envelope.audience.iter().map(String::as_str).collect();
+            if named != all {
+                let missing: Vec<&str> = all.difference(&named).copied().collect();
+                let unknown = named.difference(&all).count();
+                return Err(EnvelopeRefusal::Partial(format!(
+                    "missing: {}; unknown: {unknown}",
+                    if missing.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        missing.join(", ")
+                    }
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Parses the envelope without verifying it, for the audit entry of a

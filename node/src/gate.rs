@@ -224,7 +224,9 @@ fn record(
 fn envelope_error(refusal: EnvelopeRefusal) -> NodeError {
     match refusal {
         EnvelopeRefusal::Malformed(reason) => NodeError::InvalidArgument(reason),
-        EnvelopeRefusal::Replay => NodeError::PermissionDenied(refusal.to_string()),
+        EnvelopeRefusal::Replay | EnvelopeRefusal::NotAddressed | EnvelopeRefusal::Partial(_) => {
+            NodeError::PermissionDenied(refusal.to_string())
+        }
         EnvelopeRefusal::Store => NodeError::Audit("nonce store failed".to_owned()),
         other => NodeError::Unverified(other.to_string()),
     }

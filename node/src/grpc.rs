@@ -77,13 +77,15 @@ fn unknown_kind(kinds: impl IntoIterator<Item = i32>) -> Option<String> {
         .map(|i| format!("item {i}: unknown identifier kind"))
 }
 
-fn lookup_query(request: v1::NodeLookupRequest) -> Result<LookupQuery, Unread> {
+fn lookup_query(node: &str, request: v1::NodeLookupRequest) -> Result<LookupQuery, Unread> {
     let context = request.context.unwrap_or_default();
     let payload_hash = crate::envelope::lookup_payload_hash(
+        node,
         &request.key_id,
         &request.items,
         request.disclose,
         &request.authorization,
+        &request.oprf_key_id,
     );
     let query_id = query_id(request.query_id)?;
     let envelope = crate::envelope::from_wire(context.envelope);
@@ -129,9 +131,9 @@ fn lookup_query(request: v1::NodeLookupRequest) -> Result<LookupQuery, Unread> {
     })
 }
 
-fn oprf_query(request: v1::NodeOprfRequest) -> Result<OprfQuery, Unread> {
+fn oprf_query(node: &str, request: v1::NodeOprfRequest) -> Result<OprfQuery, Unread> {
     let context = request.context.unwrap_or_default();
-    let payload_hash = crate::envelope::oprf_payload_hash(&request.kinds, &request.blinded);
+    let payload_hash = crate::envelope::oprf_payload_hash(node, &request.kinds, &request.blinded);
     let query_id = query_id(request.query_id)?;
     let envelope = crate::envelope::from_wire(context.envelope);
     if let Some(problem) = unknown_kind(request.kinds.iter().copied()) {
@@ -209,7 +211,8 @@ impl Node for NodeGrpcAdapter {
         request: Request<v1::NodeOprfRequest>,
     ) -> Result<Response<v1::NodeOprfResponse>, Status> {
         let caller = caller(&request)?;
-        let query = oprf_query(request.into_inner()).map_err(|u| self.refuse(&caller, u))?;
+        let query = oprf_query(self.0.node_id(), request.into_inner())
+            .map_err(|u| self.refuse(&caller, u))?;
         let query_id = query.query_id.clone();
         let answer = self.0.oprf(&caller, query).await?;
         Ok(Response::new(v1::NodeOprfResponse {
@@ -231,7 +234,8 @@ impl Node for NodeGrpcAdapter {
         request: Request<v1::NodeLookupRequest>,
     ) -> Result<Response<v1::NodeLookupResponse>, Status> {
         let caller = caller(&request)?;
-        let query = lookup_query(request.into_inner()).map_err(|u| self.refuse(&caller, u))?;
+        let query = lookup_query(self.0.node_id(), request.into_inner())
+            .map_err(|u| self.refuse(&caller, u))?;
         let query_id = query.query_id.clone();
         let answer = self.0.lookup(&caller, query).await?;
         Ok(Response::new(v1::NodeLookupResponse {

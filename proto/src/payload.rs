@@ -7,30 +7,37 @@ use fedq_crypto::envelope::{PayloadHasher, SignedEnvelope};
 
 use crate::v1;
 
-/// The hash a lookup's envelope must carry: key id, items, disclosure request.
+/// The hash a lookup's envelope must carry: the one node it is for, key id,
+/// items, disclosure request and the OPRF key the tags were derived under
+/// (everything that changes what the node does).
 pub fn lookup_payload_hash(
+    node: &str,
     key_id: &str,
     items: &[v1::LookupItem],
     disclose: bool,
     authorization: &str,
+    oprf_key_id: &str,
 ) -> String {
     let mut hasher = PayloadHasher::new("lookup");
-    hasher.text(key_id).number(items.len() as u64);
+    hasher.text(node).text(key_id).number(items.len() as u64);
     for item in items {
         hasher
             .number(item.kind as u64)
             .number(u64::from(item.bucket))
             .bytes(&item.encrypted_tag);
     }
-    hasher.number(u64::from(disclose)).text(authorization);
+    hasher
+        .number(u64::from(disclose))
+        .text(authorization)
+        .text(oprf_key_id);
     hasher.finish()
 }
 
-/// The hash an OPRF request's envelope must carry: declared kinds and blinded
-/// elements, in order.
-pub fn oprf_payload_hash(kinds: &[i32], blinded: &[Vec<u8>]) -> String {
+/// The hash an OPRF request's envelope must carry: the one node it is for,
+/// declared kinds and blinded elements, in order.
+pub fn oprf_payload_hash(node: &str, kinds: &[i32], blinded: &[Vec<u8>]) -> String {
     let mut hasher = PayloadHasher::new("oprf");
-    hasher.number(kinds.len() as u64);
+    hasher.text(node).number(kinds.len() as u64);
     for kind in kinds {
         hasher.number(*kind as u64);
     }

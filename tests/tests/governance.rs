@@ -121,6 +121,7 @@ fn envelope(requester: &str, role: &str, purpose: &str, action: &str, hash: &str
         issued_at: chrono::Utc::now().timestamp(),
         nonce: fresh_nonce(),
         payload_hash: hash.to_owned(),
+        audience: vec!["fr".to_owned()],
     }
 }
 
@@ -167,7 +168,8 @@ fn lookup_query(
             encrypted_tag: vec![7; 16],
         })
         .collect();
-    let payload_hash = fedq_proto::payload::lookup_payload_hash(&key_id, &wire, false, "");
+    let payload_hash =
+        fedq_proto::payload::lookup_payload_hash("fr", &key_id, &wire, false, "", "");
     LookupQuery {
         query_id: format!("g{}", QUERY.fetch_add(1, Ordering::Relaxed)),
         requester: "alice".to_owned(),
@@ -517,7 +519,7 @@ fn oprf_query(key: &SigningKey, kind: IdentifierKind, items: usize) -> anyhow::R
     let (_, wire) = fedq_crypto::oprf::BlindedItems::blind(&pairs)?;
     let blinded: Vec<Vec<u8>> = wire.iter().map(|e| e.to_vec()).collect();
     let kinds = vec![i32::from(kind.code()); items];
-    let payload_hash = fedq_proto::payload::oprf_payload_hash(&kinds, &blinded);
+    let payload_hash = fedq_proto::payload::oprf_payload_hash("fr", &kinds, &blinded);
     Ok(OprfQuery {
         query_id: format!("g{}", QUERY.fetch_add(1, Ordering::Relaxed)),
         envelope: key.sign(&envelope(

@@ -23,7 +23,8 @@
 //! 11. public key not matching its key id: InvalidArgument
 //! 12. malformed key id: InvalidArgument
 //! 13. malformed public key bytes (garbage, empty, N = 0): InvalidArgument
-//! 14. tags under an OPRF key the node does not use: Aborted
+//! 14. tags under an OPRF key the node does not use: Aborted; an OPRF key id
+//!     changed after signing: Unauthenticated
 //! 15. a 64 KiB query id (a hostile coordinator): InvalidArgument, never in the audit log
 //! 16. a requester field naming someone else than the envelope's signer: Unauthenticated
 //!
@@ -37,6 +38,8 @@
 //! 23. garbage envelope bytes: InvalidArgument
 //! 24. envelope over 8 KiB: InvalidArgument
 //! 25. envelope of a requester the federation does not list: Unauthenticated
+//! 25a. envelope addressed to another node, or to nodes the federation does
+//!      not have: PermissionDenied; an empty audience: InvalidArgument
 //!
 //! OPRF at a node:
 //! 26. kinds and blinded elements of different counts: InvalidArgument
@@ -153,7 +156,7 @@ async fn bad_lookup(
     let id = unique("lookup");
     let mut request = a.lookup(NODE, &id);
     edit(&mut request);
-    a.sign_lookup(&mut request, |_| {});
+    a.sign_lookup(NODE, &mut request, |_| {});
     v.status(class, a.send_lookup(NODE, request).await, code, fragment);
     v.refusal_audited(class, a.node_audit(NODE, &id), a.requester(), audit);
 }
@@ -172,7 +175,7 @@ async fn bad_envelope(
     let a = attacker();
     let id = unique("envelope");
     let mut request = a.lookup(NODE, &id);
-    a.sign_lookup(&mut request, tweak);
+    a.sign_lookup(NODE, &mut request, tweak);
     edit(&mut request);
     v.status(class, a.send_lookup(NODE, request).await, code, fragment);
     v.refusal_audited(class, a.node_audit(NODE, &id), claimed, "envelope: ");
@@ -189,7 +192,7 @@ async fn bad_oprf(
     let a = attacker();
     let id = unique("oprf");
     let mut request = node_oprf(a.requester(), &id, kinds, blinded);
-    a.sign_oprf(&mut request, |_| {});
+    a.sign_oprf(NODE, &mut request, |_| {});
     v.status(
         class,
         a.send_oprf(NODE, request).await,
@@ -610,7 +613,7 @@ fn lookup_with_a_64_kib_query_id_gets_invalid_argument_and_stays_out_of_the_audi
     runtime().block_on(async {
         let id = format!("{}{}", unique("long"), "q".repeat(64 * 1024));
         let mut request = a.lookup(NODE, &id);
-        a.sign_lookup(&mut request, |_| {});
+        a.sign_lookup(NODE, &mut request, |_| {});
         v.status(
             class,
             a.send_lookup(NODE, request).await,
@@ -650,6 +653,65 @@ fn lookup_telling_another_requester_than_the_envelopes_signer_gets_unauthenticat
 }
 
 // -------------------------------------------------------------- envelopes
+
+#[test]
+fn an_envelope_for_another_node_or_a_partial_federation_gets_permission_denied(
+) -> anyhow::Result<()> {
+    attacker();
+    let mut v = Verdicts::new("audience");
+    runtime().block_on(async {
+        // What a coordinator replaying another node's envelope here would carry.
+        bad_envelope(
+            &mut v,
+            "lookup envelope addressed to de only",
+            |e| e.audience = vec!["de".to_owned()],
+            |_| {},
+            (Code::PermissionDenied, "not addressed to this node"),
+            "alice",
+        )
+        .await;
+        bad_envelope(
+            &mut v,
+            "lookup envelope naming a node the federation does not have",
+            |e| e.audience = vec!["de".to_owned(), NODE.to_owned()],
+            |_| {},
+            (Code::PermissionDenied, "every node of the federation"),
+            "alice",
+        )
+        .await;
+        bad_envelope(
+            &mut v,
+            "lookup envelope with an empty audience",
+            |e| e.audience.clear(),
+            |_| {},
+            (Code::InvalidArgument, "audience"),
+            // A malformed envelope is not parsed, so nothing is claimed.
+            "",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn an_oprf_key_id_changed_after_signing_gets_unauthenticated() -> anyhow::Result<()> {
+    attacker();
+    let mut v = Verdicts::new("oprf key id edited");
+    runtime().block_on(async {
+        bad_envelope(
+            &mut v,
+            "oprf key id replaced by the coordinator",
+            |_| {},
+            |r| r.oprf_key_id = "0".repeat(16),
+            (Code::Unauthenticated, "does not match the query"),
+            "alice",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
 
 #[test]
 fn envelope_issued_at_i64_min_gets_unauthenticated() -> anyhow::Result<()> {
@@ -694,7 +756,7 @@ fn replayed_envelope_nonce_gets_permission_denied() -> anyhow::Result<()> {
     let class = "lookup replayed with its nonce";
     runtime().block_on(async {
         let mut request = a.lookup(NODE, &unique("first"));
-        a.sign_lookup(&mut request, |_| {});
+        a.sign_lookup(NODE, &mut request, |_| {});
         let first = a.send_lookup(NODE, request.clone()).await;
         v.check(class, first.is_ok(), || {
             format!("the original was refused: {first:?}")
@@ -892,10 +954,12 @@ fn envelope_of_a_requester_the_federation_does_not_list_gets_unauthenticated() -
         let id = unique("mallory");
         let mut request = a.lookup(NODE, &id);
         let hash = fedq_proto::payload::lookup_payload_hash(
+            NODE,
             &request.key_id,
             &request.items,
             request.disclose,
             &request.authorization,
+            &request.oprf_key_id,
         );
         let context = request.context.as_mut().expect("context");
         let mut envelope = a.envelope("lookup", context, &hash);
@@ -1478,7 +1542,7 @@ fn requester_certificate_calling_a_node_with_40_mb_gets_permission_denied() -> a
         let id = unique("direct");
         let mut request = a.lookup(NODE, &id);
         request.items[0].encrypted_tag = vec![0x5a; 40 << 20];
-        a.sign_lookup(&mut request, |_| {});
+        a.sign_lookup(NODE, &mut request, |_| {});
         let started = Instant::now();
         let result = match a.node_client(NODE, As::Requester).await {
             Ok(mut client) => client.lookup(request).await.map(|r| r.into_inner()),
@@ -1493,7 +1557,7 @@ fn requester_certificate_calling_a_node_with_40_mb_gets_permission_denied() -> a
         let class = "a node's certificate calling a node";
         let id = unique("node-cert");
         let mut request = a.lookup(NODE, &id);
-        a.sign_lookup(&mut request, |_| {});
+        a.sign_lookup(NODE, &mut request, |_| {});
         let result = match a.node_client(NODE, As::Node(NODE)).await {
             Ok(mut client) => client.lookup(request).await.map(|r| r.into_inner()),
             Err(status) => Err(status),
@@ -1526,7 +1590,7 @@ fn bodies_over_the_per_rpc_limit_get_resource_exhausted_before_decoding() -> any
         let id = unique("oprf-kb");
         let elements = vec![vec![1u8; 32]; 3_000];
         let mut request = node_oprf(a.requester(), &id, vec![3; 3_000], elements);
-        a.sign_oprf(&mut request, |_| {});
+        a.sign_oprf(NODE, &mut request, |_| {});
         v.status(
             class,
             a.send_oprf(NODE, request).await,

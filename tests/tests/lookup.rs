@@ -62,10 +62,12 @@ async fn ask_node_in(
 ) -> anyhow::Result<v1::NodeLookupResponse> {
     // A fresh envelope per call: nodes refuse a replayed nonce.
     let payload_hash = fedq_proto::payload::lookup_payload_hash(
+        node,
         &request.key_id,
         &request.items,
         request.disclose,
         &request.authorization,
+        &request.oprf_key_id,
     );
     let context = request.context.get_or_insert_with(Default::default);
     context.envelope = Some(sandbox.sign("lookup", &context.purpose, payload_hash)?);
@@ -754,5 +756,42 @@ fn lookups_keep_finding_what_is_present_across_oprf_key_rotations() -> anyhow::R
             1
         );
         Ok(())
+    })
+}
+
+#[test]
+fn a_lookup_addressed_to_some_nodes_only_is_refused_and_counts_nothing() -> anyhow::Result<()> {
+    // A requester whose federation file lists only fr would otherwise learn
+    // fr's own answer (a count over one node is that node's bit).
+    let (sandbox, truth) = (sandbox(), truth());
+    runtime().block_on(async {
+        let mut config = fedq_client::ClientConfig::load(&sandbox.output.client)?;
+        config.federation.nodes.retain(|n| n.id == "fr");
+        let mut requester = fedq_client::Requester::connect(config).await?;
+        requester.keys_init(false).await?;
+        let held = truth.held_by(IdentifierKind::Phone, 1);
+        let held = held.first().context("a phone held by one node")?;
+        let inputs = vec![LookupInput {
+            kind: held.kind,
+            value: held.raw.clone(),
+        }];
+        match requester.lookup(&inputs, "fraud", "T-SUBSET").await {
+            Ok(report) => {
+                assert_eq!(report.results[0].jurisdictions, 0, "{:?}", report.nodes);
+                let fr = report
+                    .nodes
+                    .iter()
+                    .find(|n| n.node == "fr")
+                    .context("fr reported")?;
+                assert_eq!(
+                    fr.status,
+                    fedq_proto::outcome::NodeOutcome::Refused,
+                    "{fr:?}"
+                );
+                assert!(fr.reason.contains("every node"), "{fr:?}");
+            }
+            Err(e) => assert!(format!("{e:#}").contains("every node"), "{e:#}"),
+        }
+        anyhow::Ok(())
     })
 }

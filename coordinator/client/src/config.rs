@@ -71,6 +71,14 @@ impl ClientConfig {
         })
     }
 
+    /// Every node of the federation file, sorted: the audience of each
+    /// envelope (a node refuses a lookup that does not address them all).
+    pub fn audience(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self.federation.nodes.iter().map(|n| n.id.clone()).collect();
+        nodes.sort_unstable();
+        nodes
+    }
+
     /// Signs a request envelope for `action` over a payload hash, as this
     /// requester (its key must match the federation file's public key).
     pub fn sign(
@@ -116,6 +124,7 @@ impl ClientConfig {
             issued_at: chrono::Utc::now().timestamp(),
             nonce: fresh_nonce(),
             payload_hash,
+            audience: self.audience(),
         };
         envelope.check_shape()?;
         Ok(fedq_proto::payload::to_wire(key.sign(&envelope)))

@@ -217,7 +217,7 @@ impl Requester {
             let envelope = self.config.sign(
                 "oprf",
                 chunk.context,
-                fedq_proto::payload::oprf_payload_hash(&kinds, &blinded),
+                fedq_proto::payload::oprf_payload_hash(node, &kinds, &blinded),
             )?;
             states.push((node.clone(), state));
             batches.push(v1::OprfNodeBatch {
@@ -318,10 +318,12 @@ impl Requester {
                 "lookup",
                 chunk.context,
                 fedq_proto::payload::lookup_payload_hash(
+                    &node.node,
                     &key_id,
                     &items,
                     options.disclose.is_some(),
                     &authorization,
+                    &node.key_id,
                 ),
             )?;
             shares.push(v1::NodeItems {

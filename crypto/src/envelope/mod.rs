@@ -28,6 +28,10 @@ const SIGNING_CONTEXT: &[u8] = b"fedq request envelope v1\0";
 pub const MAX_ENVELOPE_BYTES: usize = 8 * 1024;
 /// Longest accepted text field (purpose, legal basis, case reference, ...).
 pub const MAX_FIELD_CHARS: usize = 512;
+/// Most nodes one envelope may name (its audience).
+pub const MAX_AUDIENCE: usize = 256;
+/// Longest node id in an audience.
+const MAX_NODE_ID_CHARS: usize = 64;
 /// Hex digits of an Ed25519 key's text; longer text is refused before decoding.
 const KEY_HEX_CHARS: usize = 64;
 
@@ -70,9 +74,32 @@ pub struct Envelope {
     pub nonce: String,
     /// SHA-256 of the query payload, hex.
     pub payload_hash: String,
+    /// The nodes the requester addresses, sorted: a node admits only an
+    /// envelope that names it, and a lookup only when it names every node of
+    /// the federation (the answer is a count over all of them, never one
+    /// node's bit). Lookup and OPRF payload hashes also name their one node.
+    pub audience: Vec<String>,
 }
 
 impl Envelope {
+    /// A well-formed envelope of alice's, for tests and fuzz seeds.
+    #[doc(hidden)]
+    pub fn example() -> Self {
+        Self {
+            requester: "alice".to_owned(),
+            agency: "fr-police".to_owned(),
+            role: "investigator".to_owned(),
+            purpose: "fraud investigation".to_owned(),
+            legal_basis: "art. 6".to_owned(),
+            case_ref: "C-1".to_owned(),
+            action: "lookup".to_owned(),
+            issued_at: 1_795_000_000,
+            nonce: fresh_nonce(),
+            payload_hash: PayloadHasher::new("lookup").finish(),
+            audience: vec!["fr".to_owned()],
+        }
+    }
+
     /// Checks field sizes and shapes (before any policy decision).
     pub fn check_shape(&self) -> Result<(), EnvelopeError> {
         let fields = [
@@ -101,6 +128,20 @@ impl Envelope {
             if value.trim().is_empty() {
                 return Err(EnvelopeError::Malformed(format!("{name} is empty")));
             }
+        }
+        if self.audience.is_empty() || self.audience.len() > MAX_AUDIENCE {
+            return Err(EnvelopeError::Malformed(format!(
+                "audience must name between 1 and {MAX_AUDIENCE} nodes"
+            )));
+        }
+        if self.audience.iter().any(|node| {
+            node.is_empty()
+                || node.chars().count() > MAX_NODE_ID_CHARS
+                || node.chars().any(char::is_control)
+        }) {
+            return Err(EnvelopeError::Malformed(
+                "audience holds an empty, overlong or control-character node id".to_owned(),
+            ));
         }
         if !is_hex(&self.nonce, 32) {
             return Err(EnvelopeError::Malformed(

@@ -3,18 +3,7 @@
 use super::*;
 
 fn envelope() -> Envelope {
-    Envelope {
-        requester: "alice".to_owned(),
-        agency: "fr-police".to_owned(),
-        role: "investigator".to_owned(),
-        purpose: "fraud investigation".to_owned(),
-        legal_basis: "art. 6".to_owned(),
-        case_ref: "C-1".to_owned(),
-        action: "lookup".to_owned(),
-        issued_at: 1_795_000_000,
-        nonce: fresh_nonce(),
-        payload_hash: PayloadHasher::new("lookup").finish(),
-    }
+    Envelope::example()
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use super::targets::{blinded_items, oprf_key, signing_key, COMPACT_TAG_BITS, OPRF_KEY_HEX};
 use super::{compact_values, join_records};
-use crate::envelope::{fresh_nonce, Envelope, PayloadHasher};
+use crate::envelope::Envelope;
 use crate::fingerprint::Tag;
 use crate::identifier::IdentifierKind;
 use crate::lookup::keys::danger;
@@ -151,18 +151,7 @@ fn oprf_seeds() -> Vec<Seed> {
 }
 
 fn envelope_seed() -> Seed {
-    let envelope = Envelope {
-        requester: "alice".to_owned(),
-        agency: "fr-police".to_owned(),
-        role: "investigator".to_owned(),
-        purpose: "fraud investigation".to_owned(),
-        legal_basis: "art. 6".to_owned(),
-        case_ref: "C-1".to_owned(),
-        action: "lookup".to_owned(),
-        issued_at: 1_795_000_000,
-        nonce: fresh_nonce(),
-        payload_hash: PayloadHasher::new("lookup").finish(),
-    };
+    let envelope = Envelope::example();
     let signed = signing_key().sign(&envelope);
     let key = signing_key().verifying_key().to_text();
     let parts = [signed.bytes, signed.signature, key.into_bytes()];

@@ -156,6 +156,7 @@ impl NodeService {
         let gate = Gate::new(
             crate::envelope::EnvelopeVerifier::open(
                 store_path,
+                &config.node_id,
                 crate::federation::Watched::new(
                     &config.federation_path,
                     config.federation_file.clone(),
@@ -177,6 +178,11 @@ impl NodeService {
             keys: Mutex::new(HashMap::new()),
             pool,
         })
+    }
+
+    /// This node's id (its certificate's common name).
+    pub fn node_id(&self) -> &str {
+        &self.config.node_id
     }
 
     /// Public facts about the node.

@@ -181,7 +181,15 @@ impl<'a> Attacker<'a> {
             issued_at: chrono::Utc::now().timestamp(),
             nonce: fresh_nonce(),
             payload_hash: payload_hash.to_owned(),
+            audience: self.audience(),
         }
+    }
+
+    /// Every node of the federation, sorted (what an honest client addresses).
+    pub fn audience(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = self.federation.nodes.iter().map(|n| n.id.clone()).collect();
+        nodes.sort_unstable();
+        nodes
     }
 
     /// Signs `envelope` with the requester's key.
@@ -202,18 +210,21 @@ impl<'a> Attacker<'a> {
         context.envelope = Some(self.sign(&envelope));
     }
 
-    /// Signs a lookup as it stands (its items, key id, disclosure), after
-    /// `tweak` edits the envelope.
+    /// Signs a lookup for `node` as it stands (its items, key ids,
+    /// disclosure), after `tweak` edits the envelope.
     pub fn sign_lookup(
         &self,
+        node: &str,
         request: &mut v1::NodeLookupRequest,
         tweak: impl FnOnce(&mut Envelope),
     ) {
         let hash = fedq_proto::payload::lookup_payload_hash(
+            node,
             &request.key_id,
             &request.items,
             request.disclose,
             &request.authorization,
+            &request.oprf_key_id,
         );
         self.seal("lookup", &mut request.context, &hash, tweak);
     }
@@ -229,9 +240,14 @@ impl<'a> Attacker<'a> {
         self.seal("stats", &mut request.context, &hash, tweak);
     }
 
-    /// Signs an OPRF request as it stands.
-    pub fn sign_oprf(&self, request: &mut v1::NodeOprfRequest, tweak: impl FnOnce(&mut Envelope)) {
-        let hash = fedq_proto::payload::oprf_payload_hash(&request.kinds, &request.blinded);
+    /// Signs an OPRF request for `node` as it stands.
+    pub fn sign_oprf(
+        &self,
+        node: &str,
+        request: &mut v1::NodeOprfRequest,
+        tweak: impl FnOnce(&mut Envelope),
+    ) {
+        let hash = fedq_proto::payload::oprf_payload_hash(node, &request.kinds, &request.blinded);
         self.seal("oprf", &mut request.context, &hash, tweak);
     }
 
@@ -365,7 +381,7 @@ impl<'a> Attacker<'a> {
     /// identifier it holds with an encrypted count of 1.
     pub async fn node_serves(&self, node: &str) -> Result<(), String> {
         let mut request = self.lookup(node, &unique("probe"));
-        self.sign_lookup(&mut request, |_| {});
+        self.sign_lookup(node, &mut request, |_| {});
         let response = self
             .send_lookup(node, request)
             .await
