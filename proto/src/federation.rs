@@ -165,6 +165,20 @@ impl FederationFile {
             }
         }
         for (i, requester) in raw.requesters.iter().enumerate() {
+            // One namespace: a certificate's common name names one party.
+            if requester.id == "coordinator" || raw.nodes.iter().any(|n| n.id == requester.id) {
+                problems.push(format!(
+                    "requesters[{i}].id: {:?} is also a node or the coordinator",
+                    requester.id
+                ));
+            }
+            if !seen.insert(requester.id.clone()) && !raw.nodes.iter().any(|n| n.id == requester.id)
+            {
+                problems.push(format!(
+                    "requesters[{i}].id: duplicate requester id {:?}",
+                    requester.id
+                ));
+            }
             if !is_name(&requester.id) {
                 problems.push(format!(
                     "requesters[{i}].id: use lowercase letters, digits and '-'"
@@ -318,5 +332,26 @@ mod tests {
         std::fs::rename(&temp, &path).unwrap();
         std::thread::sleep(Watched::RECHECK);
         assert!(watched.requester("alice").is_none(), "revoked requester");
+    }
+
+    #[test]
+    fn a_requester_named_like_a_node_or_the_coordinator_or_twice_is_refused() {
+        for (requesters, fragment) in [
+            (requester("fr"), "also a node or the coordinator"),
+            (requester("coordinator"), "also a node or the coordinator"),
+            (
+                format!("{}{}", requester("alice"), requester("alice")),
+                "duplicate requester id",
+            ),
+        ] {
+            let raw: FederationToml = toml::from_str(&format!("{BASE}{requesters}")).unwrap();
+            let problems = FederationFile::validate(raw).err().expect("refused");
+            assert!(
+                problems.iter().any(|p| p.contains(fragment)),
+                "{problems:?}"
+            );
+        }
+        let raw: FederationToml = toml::from_str(&format!("{BASE}{}", requester("alice"))).unwrap();
+        assert!(FederationFile::validate(raw).is_ok());
     }
 }

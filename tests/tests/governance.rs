@@ -603,3 +603,71 @@ fn oprf_evaluations_are_metered_and_audited() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// (server auth, client auth, DNS names) of a generated certificate.
+fn usage_of(path: &std::path::Path) -> anyhow::Result<(bool, bool, Vec<String>)> {
+    let pem = std::fs::read(path)?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&pem)?;
+    let cert = pem.parse_x509()?;
+    let eku = cert
+        .extended_key_usage()?
+        .context("an extended key usage")?
+        .value;
+    let names = cert
+        .subject_alternative_name()?
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .filter_map(|n| match n {
+                    x509_parser::extensions::GeneralName::DNSName(d) => Some(d.to_string()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((eku.server_auth, eku.client_auth, names))
+}
+
+#[test]
+fn certificates_carry_their_partys_usage_and_party_names_are_one_namespace() -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = temp.path().join("federation");
+    init(&InitOptions {
+        dir: dir.clone(),
+        nodes: vec!["fr".to_owned()],
+        requester: "alice".to_owned(),
+        agency: AGENCY.to_owned(),
+        base_port: None,
+        force: false,
+        parameters: Parameters::default(),
+    })?;
+    let (server, client, _) = usage_of(&dir.join("nodes/fr/tls/node.pem"))?;
+    assert!(server && !client, "a node only serves");
+    let (server, client, _) = usage_of(&dir.join("coordinator/tls/coordinator.pem"))?;
+    assert!(server && client, "the coordinator serves and calls");
+    // A requester's certificate cannot pass as a server (for a node's name or
+    // for localhost).
+    let (server, client, names) = usage_of(&dir.join("requesters/alice/tls/requester.pem"))?;
+    assert!(!server && client, "a requester only calls");
+    assert_eq!(names, vec!["alice".to_owned()]);
+
+    let federation = std::fs::read(dir.join("federation.toml"))?;
+    let clash = add_requester(
+        &dir,
+        &RequesterEntry {
+            id: "fr".to_owned(),
+            agency: AGENCY.to_owned(),
+            role: fedq_proto::Role::Investigator,
+            public_key: String::new(),
+        },
+    );
+    let error = format!(
+        "{:#}",
+        clash.err().context("a requester named fr is refused")?
+    );
+    assert!(error.contains("node of this federation"), "{error}");
+    assert_eq!(std::fs::read(dir.join("federation.toml"))?, federation);
+    assert!(!dir.join("requesters/fr").exists(), "nothing issued");
+    Ok(())
+}

@@ -72,7 +72,8 @@
 //!
 //! Transport:
 //! 49. a requester's certificate calling a node, with a 40 MB body: PermissionDenied
-//! 50. a node's certificate calling a node: PermissionDenied
+//! 50. a node's certificate calling a node: refused at the TLS handshake (a
+//!     node's certificate is for serving only)
 //! 51. bodies over the per-RPC limit (1 MB stats, 100 KB OPRF, 32 KB budget at the node;
 //!     1 MB stats at the coordinator): ResourceExhausted before decoding
 //! 52. bytes that are not a protobuf message: InvalidArgument
@@ -80,10 +81,12 @@
 //!     `[limits] handshake_timeout_seconds` (1 s here), service goes on
 //!
 //! Coordinator:
-//! 54. a node's certificate calling the coordinator: PermissionDenied
+//! 54. a node's certificate calling the coordinator: refused at the TLS handshake
 //! 55. the coordinator's own certificate calling it: PermissionDenied
 //! 56. RegisterKey with a 1 MB key: ResourceExhausted
 //! 57. RegisterKey with a garbage key (garbage, empty, N = 0): InvalidArgument
+//! 58. an envelope not signed by the caller for itself (another key, or its
+//!     own key naming another requester): Unauthenticated, audited
 
 use std::io::{Read, Write};
 use std::sync::OnceLock;
@@ -1381,6 +1384,57 @@ async fn bad_coordinator_stats(
 }
 
 #[test]
+fn a_caller_carrying_an_envelope_it_did_not_sign_for_itself_gets_unauthenticated(
+) -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("caller is not the signer");
+    let query = || stats_query(0.5);
+    let mut bobs = a.envelope("stats", &Default::default(), &"0".repeat(64));
+    bobs.requester = "bob".to_owned();
+    runtime().block_on(async {
+        // Bob's envelope (his own key) on alice's connection.
+        let bob = fedq_crypto::envelope::SigningKey::generate();
+        bad_coordinator_stats(
+            &mut v,
+            "bob's envelope on alice's connection",
+            query(),
+            |r| {
+                let context = r.context.as_mut().expect("context");
+                let mut envelope = bobs.clone();
+                envelope.payload_hash =
+                    fedq_proto::payload::stats_payload_hash(r.query.as_ref().expect("query"));
+                envelope.purpose = context.purpose.clone();
+                context.envelope = Some(fedq_proto::payload::to_wire(bob.sign(&envelope)));
+            },
+            (Code::Unauthenticated, "not signed by the caller"),
+            true,
+        )
+        .await;
+        // Alice's own key, naming bob as the requester.
+        bad_coordinator_stats(
+            &mut v,
+            "alice's signature over an envelope naming bob",
+            query(),
+            |r| {
+                let context = r.context.as_mut().expect("context");
+                let mut envelope = a.envelope(
+                    "stats",
+                    context,
+                    &fedq_proto::payload::stats_payload_hash(r.query.as_ref().expect("query")),
+                );
+                envelope.requester = "bob".to_owned();
+                context.envelope = Some(a.sign(&envelope));
+            },
+            (Code::Unauthenticated, "not signed by the caller"),
+            true,
+        )
+        .await;
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
 fn coordinator_stats_with_17_filters_gets_invalid_argument() -> anyhow::Result<()> {
     let mut v = Verdicts::new("coordinator 17 filters");
     runtime().block_on(async {
@@ -1562,7 +1616,9 @@ fn requester_certificate_calling_a_node_with_40_mb_gets_permission_denied() -> a
             Ok(mut client) => client.lookup(request).await.map(|r| r.into_inner()),
             Err(status) => Err(status),
         };
-        v.status(class, result, Code::PermissionDenied, "caller not allowed");
+        // Refused before any request: the node's certificate carries server
+        // authentication only, so the handshake fails.
+        v.status(class, result, Code::Unknown, "transport error");
         v.not_audited(class, a.node_audit(NODE, &id));
         node_still_serves(&mut v).await;
     });
@@ -1804,7 +1860,12 @@ fn certificates_of_non_requesters_calling_the_coordinator_get_permission_denied(
                     .map(|r| r.into_inner()),
                 Err(status) => Err(status),
             };
-            v.status(class, result, Code::PermissionDenied, "caller not allowed");
+            // A node's certificate is for serving only: refused at the handshake.
+            let (code, fragment) = match who {
+                As::Node(_) => (Code::Unknown, "transport error"),
+                _ => (Code::PermissionDenied, "caller not allowed"),
+            };
+            v.status(class, result, code, fragment);
             v.not_audited(class, a.coordinator_audit(&case));
         }
         both_still_serve(&mut v).await;

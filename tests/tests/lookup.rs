@@ -354,12 +354,22 @@ fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
             .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
         let unregistered = generate_keys().1;
         let mut request = node_request("fr", &[(IdentifierKind::Email, "someone@example.org")])?;
+        let payload_hash = fedq_proto::payload::lookup_payload_hash(
+            "fr",
+            unregistered.id().as_str(),
+            &request.items,
+            false,
+            "",
+            "",
+        );
+        let envelope = sandbox.sign("lookup", "fraud", payload_hash)?;
         let status = client
             .lookup(v1::LookupRequest {
                 key_id: unregistered.id().as_str().to_owned(),
                 context: request.context.take(),
                 nodes: vec![v1::NodeItems {
                     node: "fr".to_owned(),
+                    envelope: Some(envelope),
                     items: request.items,
                     ..Default::default()
                 }],

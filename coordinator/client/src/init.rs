@@ -59,23 +59,57 @@ fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// What a certificate may be used for. Separate profiles keep a requester's
+/// certificate from passing as a TLS server (it could stand in for a node
+/// towards the coordinator) and a node's from calling anyone as a client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    /// Serves lookups and statistics: server authentication only.
+    Node,
+    /// Serves requesters and calls nodes: both.
+    Coordinator,
+    /// Calls the coordinator: client authentication only, and no host names.
+    Requester,
+}
+
+impl Profile {
+    fn stem(self) -> &'static str {
+        match self {
+            Profile::Node => "node",
+            Profile::Coordinator => "coordinator",
+            Profile::Requester => "requester",
+        }
+    }
+}
+
+/// Issues `common_name`'s certificate and key under `dir` (the key 0600).
 fn issue(
     ca: &Issuer<'_, KeyPair>,
     common_name: &str,
     dir: &Path,
-    stem: &str,
+    profile: Profile,
 ) -> anyhow::Result<()> {
-    let mut params = CertificateParams::new(vec![common_name.to_owned(), "localhost".to_owned()])?;
-    params
-        .subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse()?));
+    let mut names = vec![common_name.to_owned()];
+    if profile != Profile::Requester {
+        names.push("localhost".to_owned());
+    }
+    let mut params = CertificateParams::new(names)?;
+    if profile != Profile::Requester {
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress("127.0.0.1".parse()?));
+    }
     params
         .distinguished_name
         .push(DnType::CommonName, common_name);
-    params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
+    params.extended_key_usages = match profile {
+        Profile::Node => vec![ExtendedKeyUsagePurpose::ServerAuth],
+        Profile::Coordinator => vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ],
+        Profile::Requester => vec![ExtendedKeyUsagePurpose::ClientAuth],
+    };
     params.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
         KeyUsagePurpose::KeyEncipherment,
@@ -83,6 +117,7 @@ fn issue(
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, ca)?;
     std::fs::create_dir_all(dir)?;
+    let stem = profile.stem();
     std::fs::write(dir.join(format!("{stem}.pem")), cert.pem())?;
     write_secret(
         &dir.join(format!("{stem}.key")),
@@ -281,7 +316,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     let mut nodes = Vec::new();
     for (node, port) in options.nodes.iter().zip(&ports[1..]) {
         let node_dir = dir.join("nodes").join(node);
-        issue(&ca, node, &node_dir.join("tls"), "node")?;
+        issue(&ca, node, &node_dir.join("tls"), Profile::Node)?;
         fedq_transport::files::create_private_dir(&node_dir.join("data"))?;
         let path = node_dir.join("node.toml");
         std::fs::write(
@@ -303,7 +338,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
         &ca,
         "coordinator",
         &coordinator_dir.join("tls"),
-        "coordinator",
+        Profile::Coordinator,
     )?;
     let coordinator = coordinator_dir.join("coordinator.toml");
     std::fs::write(
@@ -370,8 +405,20 @@ fn write_requester(
     if federation.requesters.iter().any(|r| r.id == requester.id) {
         bail!("requester {:?} already exists", requester.id);
     }
+    if federation.nodes.iter().any(|n| n.id == requester.id) {
+        bail!(
+            "{:?} is a node of this federation: nodes, the coordinator and requesters share one \
+             namespace (a certificate names one party)",
+            requester.id
+        );
+    }
     let requester_dir = dir.join("requesters").join(&requester.id);
-    issue(ca, &requester.id, &requester_dir.join("tls"), "requester")?;
+    issue(
+        ca,
+        &requester.id,
+        &requester_dir.join("tls"),
+        Profile::Requester,
+    )?;
     let signing_key = SigningKey::generate();
     write_secret(
         &requester_dir.join("signing.key"),

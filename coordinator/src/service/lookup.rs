@@ -50,6 +50,7 @@ impl CoordinatorService {
         request: v1::OprfRequest,
     ) -> Result<v1::OprfResponse, CoordinatorError> {
         self.requester(caller)?;
+        self.signed_by_caller(caller, request.nodes.iter().map(|b| b.envelope.as_ref()))?;
         let items = request.kinds.len();
         check_item_count(items)?;
         let batches = self.per_node(request.nodes, |b| &b.node, |b| b.blinded.len(), items)?;
@@ -137,6 +138,7 @@ impl CoordinatorService {
         request: v1::LookupRequest,
     ) -> Result<(String, Merged), CoordinatorError> {
         self.requester(caller)?;
+        self.signed_by_caller(caller, request.nodes.iter().map(|n| n.envelope.as_ref()))?;
         let key_id = KeyId::parse(&request.key_id)
             .map_err(|_| CoordinatorError::InvalidArgument("malformed key id".to_owned()))?;
         let public_key = match self.registry.status(caller, &key_id)? {

@@ -28,6 +28,9 @@ pub enum CoordinatorError {
     /// The caller is not a requester of this federation.
     #[error("caller is not a requester of this federation")]
     PermissionDenied,
+    /// An envelope the caller carries is not the caller's own, validly signed.
+    #[error("the request envelope is not signed by the caller: {0}")]
+    NotSigner(&'static str),
     /// The key id was never registered by this requester.
     #[error("public key is not registered; run `fedq keys init`")]
     UnknownKey,
@@ -49,6 +52,7 @@ impl From<CoordinatorError> for tonic::Status {
             CoordinatorError::PermissionDenied => {
                 tonic::Status::permission_denied(error.to_string())
             }
+            CoordinatorError::NotSigner(_) => tonic::Status::unauthenticated(error.to_string()),
             CoordinatorError::UnknownKey | CoordinatorError::ExpiredKey => {
                 tonic::Status::failed_precondition(error.to_string())
             }
@@ -133,6 +137,34 @@ impl CoordinatorService {
         } else {
             Err(CoordinatorError::PermissionDenied)
         }
+    }
+
+    /// One identity per request: every envelope the caller carries must be
+    /// signed by the caller itself (its key in the federation file as it is
+    /// now) and name it as requester. Otherwise alice's connection could
+    /// carry bob's envelopes and spend bob's budget.
+    fn signed_by_caller<'e>(
+        &self,
+        caller: &str,
+        envelopes: impl IntoIterator<Item = Option<&'e v1::SignedEnvelope>>,
+    ) -> Result<(), CoordinatorError> {
+        let entry = self
+            .federation
+            .requester(caller)
+            .ok_or(CoordinatorError::PermissionDenied)?;
+        let key = fedq_crypto::envelope::VerifyingKey::from_text(&entry.public_key)
+            .map_err(|_| CoordinatorError::NotSigner("no signing key is listed for the caller"))?;
+        for envelope in envelopes {
+            let envelope = envelope.ok_or(CoordinatorError::NotSigner("an envelope is missing"))?;
+            let signed = fedq_proto::payload::from_wire(Some(envelope.clone()));
+            let verified = signed
+                .verify(&key)
+                .map_err(|_| CoordinatorError::NotSigner("the signature is not the caller's"))?;
+            if verified.requester != caller {
+                return Err(CoordinatorError::NotSigner("it names another requester"));
+            }
+        }
+        Ok(())
     }
 
     /// Registers a requester's public key; returns its id.

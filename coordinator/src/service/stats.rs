@@ -45,6 +45,10 @@ impl CoordinatorService {
         request: v1::StatsRequest,
     ) -> Result<v1::StatsResponse, CoordinatorError> {
         self.requester(caller)?;
+        self.signed_by_caller(
+            caller,
+            [request.context.as_ref().and_then(|c| c.envelope.as_ref())],
+        )?;
         // Refused here, once, rather than by every node.
         fedq_proto::limits::check_stats_query(&request.query.clone().unwrap_or_default())
             .and_then(|()| {
