@@ -12,6 +12,7 @@
 //! - [`catalog`]: the statistics tables a node publishes (schema, domains, bounds).
 //! - [`demo`]: the vocabulary of the demo federation's statistics table.
 //! - [`limits`]: bounds on untrusted input, one place for every party.
+//! - [`exit`]: the exit codes of every command line.
 //! - [`codec`]: prost's codec, with undecodable bytes the sender's error.
 //!
 //! `tonic` and `prost` are re-exported so that every crate uses the same
@@ -25,6 +26,7 @@ pub use tonic;
 pub mod catalog;
 pub mod codec;
 pub mod demo;
+pub mod exit;
 pub mod federation;
 pub mod limits;
 pub mod outcome;

@@ -101,7 +101,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         "an existing federation is not overwritten"
     );
 
-    let mut servers = Vec::new();
+    let mut servers: Vec<Server> = Vec::new();
     for node in ["fr", "de"] {
         let config = dir.join("nodes").join(node).join("node.toml");
         let data = dir.join("nodes").join(node).join("data");
@@ -218,6 +218,51 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         .output()?;
     assert!(!bad.status.success());
     assert!(String::from_utf8(bad.stderr)?.contains("invalid identifiers, nothing was sent"));
+
+    // Refused by every node's policy: nothing answered, exit 4.
+    let refused = fedq()
+        .arg("--config")
+        .arg(&client)
+        .args(["lookup", "--batch"])
+        .arg(&batch)
+        .args(["--purpose", "curiosity", "--case", "C-3", "--json"])
+        .output()?;
+    assert_eq!(refused.status.code(), Some(4), "{refused:?}");
+    let json: serde_json::Value = serde_json::from_slice(&refused.stdout)?;
+    assert_eq!(json["results"][1]["answer"], "unknown", "{json}");
+    assert_eq!(json["results"][1]["hit"], false, "{json}");
+
+    // A node down: what only it could say is unknown, never "no hit"; exit 3
+    // unless the requester accepts a partial answer.
+    let de = anyhow::Context::context(servers.pop(), "node de")?;
+    assert!(de.terminate()?.success(), "node de stops on SIGTERM");
+    let partial = |extra: &[&str]| -> anyhow::Result<std::process::Output> {
+        Ok(fedq()
+            .arg("--config")
+            .arg(&client)
+            .args(["lookup", "--batch"])
+            .arg(&batch)
+            .args(["--purpose", "fraud", "--case", "C-4"])
+            .args(extra)
+            .output()?)
+    };
+    let human = partial(&[])?;
+    assert_eq!(human.status.code(), Some(3), "{human:?}");
+    let stdout = String::from_utf8(human.stdout)?;
+    assert!(
+        stdout.contains("unknown (1 of 2 nodes answered)"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("no hit"), "{stdout}");
+    let json = partial(&["--json", "--allow-partial"])?;
+    assert_eq!(json.status.code(), Some(0), "{json:?}");
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout)?;
+    let absent = &json["results"][1];
+    assert_eq!(absent["answer"], "unknown", "{json}");
+    assert_eq!(
+        (absent["answered"].as_u64(), absent["of"].as_u64()),
+        (Some(1), Some(2))
+    );
 
     assert!(
         coordinator.terminate()?.success(),

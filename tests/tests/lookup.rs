@@ -508,6 +508,9 @@ fn a_stopped_node_is_reported_never_dropped() -> anyhow::Result<()> {
             ]
         );
         assert_eq!(report.results[0].jurisdictions, 0);
+        // bb said nothing: the item is unknown, not "no hit".
+        assert_eq!(report.results[0].answer, fedq_client::ItemAnswer::Unknown);
+        assert_eq!((report.results[0].answered, report.results[0].of), (1, 2));
         sandbox.restart_node("bb").await?;
         let report = requester.lookup(&inputs, "fraud", "T-6").await?;
         assert!(
@@ -788,6 +791,7 @@ fn a_lookup_addressed_to_some_nodes_only_is_refused_and_counts_nothing() -> anyh
         match requester.lookup(&inputs, "fraud", "T-SUBSET").await {
             Ok(report) => {
                 assert_eq!(report.results[0].jurisdictions, 0, "{:?}", report.nodes);
+                assert_eq!(report.results[0].answer, fedq_client::ItemAnswer::Unknown);
                 let fr = report
                     .nodes
                     .iter()

@@ -27,5 +27,7 @@ pub mod stats_cli;
 
 pub use batch::read_batch;
 pub use config::ClientConfig;
-pub use report::{ItemResult, LookupInput, LookupOptions, LookupReport, LookupStats, NodeResult};
+pub use report::{
+    ItemAnswer, ItemResult, LookupInput, LookupOptions, LookupReport, LookupStats, NodeResult,
+};
 pub use requester::Requester;

@@ -81,6 +81,7 @@ impl Requester {
         };
         let round_trip = Instant::now();
         let mut counts = Vec::with_capacity(inputs.len());
+        let mut answered_per_item = Vec::with_capacity(inputs.len());
         let mut held_by: Vec<Vec<String>> = vec![Vec::new(); inputs.len()];
         let mut nodes: Vec<NodeResult> = Vec::new();
         for (chunk_index, chunk) in normals.chunks(chunk_len).enumerate() {
@@ -98,8 +99,10 @@ impl Requester {
             let answered = self
                 .lookup_chunk(&chunk, options, (&secret, &public), &mut stats)
                 .await?;
+            let answered_here = answered.answered();
             for (i, count) in answered.counts.into_iter().enumerate() {
                 counts.push(count);
+                answered_per_item.push(answered_here);
                 held_by[first + i] = answered.held_by[i].clone();
             }
             merge_node_statuses(&mut nodes, &mut stats, answered.statuses);
@@ -112,15 +115,20 @@ impl Requester {
                 inputs.len()
             );
         }
+        let of = u32::try_from(node_ids.len()).unwrap_or(u32::MAX);
         let results = inputs
             .iter()
             .zip(counts)
+            .zip(answered_per_item)
             .zip(held_by)
-            .map(|((input, count), held_by)| ItemResult {
+            .map(|(((input, count), answered), held_by)| ItemResult {
                 kind: input.kind.as_str().to_owned(),
                 value: input.value.clone(),
                 hit: count > 0,
+                answer: ItemAnswer::of(count, answered, of),
                 jurisdictions: count,
+                answered,
+                of,
                 held_by: options.disclose.as_ref().map(|_| held_by),
             })
             .collect();
@@ -145,6 +153,19 @@ struct ChunkAnswer {
     counts: Vec<u32>,
     held_by: Vec<Vec<String>>,
     statuses: Vec<v1::NodeStatus>,
+}
+
+impl ChunkAnswer {
+    /// Nodes whose answers are in `counts`.
+    fn answered(&self) -> u32 {
+        let ok: std::collections::BTreeSet<&str> = self
+            .statuses
+            .iter()
+            .filter(|s| s.outcome() == NodeOutcome::Ok)
+            .map(|s| s.node.as_str())
+            .collect();
+        u32::try_from(ok.len()).unwrap_or(u32::MAX)
+    }
 }
 
 /// A node's fingerprints of the chunk's items, from its OPRF.

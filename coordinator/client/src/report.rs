@@ -16,6 +16,34 @@ pub struct LookupInput {
     pub value: String,
 }
 
+/// What a lookup established about one item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemAnswer {
+    /// At least one jurisdiction holds it (`jurisdictions` of those that
+    /// answered; more may hold it when not every node answered).
+    Hit,
+    /// Every node answered, and none holds it.
+    NoHit,
+    /// No node that answered holds it, but not every node answered: nothing
+    /// is known about the others.
+    Unknown,
+}
+
+impl ItemAnswer {
+    /// The answer for `count` jurisdictions holding an item, with `answered`
+    /// of `of` nodes having answered for it.
+    pub fn of(count: u32, answered: u32, of: u32) -> Self {
+        if count > 0 {
+            Self::Hit
+        } else if answered == of {
+            Self::NoHit
+        } else {
+            Self::Unknown
+        }
+    }
+}
+
 /// Result for one item.
 #[derive(Debug, Clone, Serialize)]
 pub struct ItemResult {
@@ -23,10 +51,17 @@ pub struct ItemResult {
     pub kind: String,
     /// The value as typed (shown only to the requester).
     pub value: String,
-    /// At least one jurisdiction holds it.
+    /// At least one jurisdiction holds it. `false` does not mean "no hit"
+    /// unless `answer` says so: read `answer`.
     pub hit: bool,
-    /// How many jurisdictions hold it (not which).
+    /// hit, no_hit or unknown.
+    pub answer: ItemAnswer,
+    /// How many jurisdictions hold it (not which), among those that answered.
     pub jurisdictions: u32,
+    /// Nodes that answered for this item.
+    pub answered: u32,
+    /// Nodes of the federation.
+    pub of: u32,
     /// With disclosure: the nodes that revealed a hit (withheld ones are
     /// listed in `nodes` with `"disclosure": "withheld"`).
     #[serde(skip_serializing_if = "Option::is_none")]

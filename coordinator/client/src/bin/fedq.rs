@@ -6,8 +6,9 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use fedq_client::{init, stats_cli};
-use fedq_client::{ClientConfig, LookupInput, LookupReport, Requester};
+use fedq_client::{ClientConfig, ItemAnswer, LookupInput, LookupReport, Requester};
 use fedq_crypto::IdentifierKind;
+use fedq_proto::exit::Exit;
 use fedq_proto::federation::Parameters;
 use fedq_proto::outcome::{Disclosure, NodeOutcome};
 
@@ -15,7 +16,8 @@ use fedq_proto::outcome::{Disclosure, NodeOutcome};
 #[command(
     name = "fedq",
     version,
-    about = "Privacy-preserving federated lookups and statistics"
+    about = "Privacy-preserving federated lookups and statistics",
+    after_help = fedq_proto::exit::TABLE
 )]
 struct Cli {
     /// The requester's client.toml.
@@ -143,6 +145,10 @@ struct LookupArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Exit 0 even when some node did not answer (results then say
+    /// `unknown` where nothing was established); without it, exit 3.
+    #[arg(long)]
+    allow_partial: bool,
 }
 
 #[derive(Args)]
@@ -331,9 +337,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
             })?;
             print_report(&report, args.json)?;
-            if !report.nodes.iter().any(|n| n.status == NodeOutcome::Ok) {
-                bail!("no node answered: the results above say nothing about any jurisdiction");
-            }
+            return Ok(lookup_exit(&report, args.allow_partial).process());
         }
         CliCommand::Catalog { json } => {
             let config = client_config(cli.config)?;
@@ -382,19 +386,58 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// 0 when every item's answer is established, 3 when some is unknown (a node
+/// did not answer), 4 when no node answered because every one refused.
+fn lookup_exit(report: &LookupReport, allow_partial: bool) -> Exit {
+    let unknown = report
+        .results
+        .iter()
+        .filter(|r| r.answer == ItemAnswer::Unknown)
+        .count();
+    if !report.nodes.iter().any(|n| n.status == NodeOutcome::Ok) {
+        eprintln!("error: no node answered: the results above say nothing about any jurisdiction");
+        return if report
+            .nodes
+            .iter()
+            .all(|n| n.status == NodeOutcome::Refused)
+        {
+            Exit::Refused
+        } else {
+            Exit::Error
+        };
+    }
+    if unknown > 0 && !allow_partial {
+        eprintln!(
+            "partial answer: {unknown} item(s) unknown because a node did not answer \
+             (exit 3; --allow-partial for 0)"
+        );
+        return Exit::Partial;
+    }
+    Exit::Ok
+}
+
 fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
     if json {
         println!("{}", serde_json::to_string(report)?);
         return Ok(());
     }
-    let answered = report.nodes.iter().any(|n| n.status == NodeOutcome::Ok);
     for result in &report.results {
-        let mut verdict = if !answered {
-            "no answer".to_owned()
-        } else if result.hit {
-            format!("HIT in {} jurisdiction(s)", result.jurisdictions)
+        let partial = if result.answered < result.of {
+            format!(" ({} of {} nodes answered)", result.answered, result.of)
         } else {
-            "no hit".to_owned()
+            String::new()
+        };
+        let mut verdict = match result.answer {
+            ItemAnswer::Hit if result.answered < result.of => {
+                format!(
+                    "HIT in at least {} jurisdiction(s){partial}",
+                    result.jurisdictions
+                )
+            }
+            ItemAnswer::Hit => format!("HIT in {} jurisdiction(s)", result.jurisdictions),
+            ItemAnswer::NoHit => "no hit".to_owned(),
+            ItemAnswer::Unknown if result.answered == 0 => "no answer".to_owned(),
+            ItemAnswer::Unknown => format!("unknown{partial}"),
         };
         if let Some(held_by) = result.held_by.as_ref().filter(|h| !h.is_empty()) {
             verdict.push_str(&format!(" (revealed: {})", held_by.join(", ")));

@@ -1,0 +1,61 @@
+//! The exit codes of fedq's command lines: one table, printed in every
+//! `--help` and in the README, so that scripts can tell an answer from a
+//! partial one and a refusal from a failure.
+
+use std::process::ExitCode;
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Done; every node that was asked answered.
+    Ok,
+    /// Failed (unreachable coordinator, bad file, internal error).
+    Error,
+    /// The command line itself is wrong (clap's own code).
+    Usage,
+    /// Answered in part: some node did not answer, so some results are
+    /// unknown (`--allow-partial` turns this into `Ok`).
+    Partial,
+    /// Refused by every node's policy or budget: nothing was answered.
+    Refused,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Error => 1,
+            Exit::Usage => 2,
+            Exit::Partial => 3,
+            Exit::Refused => 4,
+        }
+    }
+
+    /// Ends the process with this code.
+    pub fn process(self) -> ExitCode {
+        ExitCode::from(self.code())
+    }
+}
+
+/// The table, for `--help` (clap's `after_help`) and the README.
+pub const TABLE: &str = "Exit codes: 0 ok; 1 error; 2 usage; 3 partial (some node did not answer; \
+--allow-partial for 0); 4 refused by policy or budget (nothing answered)";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_states_every_code() {
+        for exit in [
+            Exit::Ok,
+            Exit::Error,
+            Exit::Usage,
+            Exit::Partial,
+            Exit::Refused,
+        ] {
+            assert!(TABLE.contains(&format!("{} ", exit.code())), "{exit:?}");
+        }
+    }
+}
