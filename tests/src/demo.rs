@@ -7,7 +7,7 @@
 //! that the encrypted answers match what the records say.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -71,8 +71,10 @@ fn respell(e164: &str) -> String {
     out
 }
 
-/// Runs the demo; `dir` keeps the federation, otherwise a temporary directory is used.
-pub async fn run(people: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
+/// Runs the demo; `--dir` keeps the federation, otherwise a temporary
+/// directory is used.
+pub async fn run(args: fedq_client::DemoArgs) -> anyhow::Result<()> {
+    let fedq_client::DemoArgs { people, dir, force } = args;
     let temp = tempfile::tempdir()?;
     let kept = dir.is_some();
     let dir = dir.unwrap_or_else(|| temp.path().join("federation"));
@@ -86,7 +88,7 @@ pub async fn run(people: usize, dir: Option<PathBuf>) -> anyhow::Result<()> {
         requester: "alice".to_owned(),
         agency: "demo-agency".to_owned(),
         base_port: None,
-        force: true,
+        force,
         parameters: Parameters::default(),
     })?;
     println!("federation init: development CA, mTLS certificates, configs");

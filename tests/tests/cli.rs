@@ -276,3 +276,49 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Every file under `dir` with its bytes, to show that nothing changed.
+fn snapshot(dir: &Path) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(&next)? {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push((path.clone(), std::fs::read(&path)?));
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+#[test]
+fn the_readme_demo_runs_and_never_overwrites_a_directory_unasked() -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = temp.path().join("demo");
+    let stdout = run_ok(fedq().args(["demo", "--people", "2000", "--dir"]).arg(&dir))?;
+    assert!(stdout.contains("audit logs"), "{stdout}");
+    assert!(stdout.contains("refused"), "{stdout}");
+
+    let before = snapshot(&dir)?;
+    let again = fedq()
+        .args(["demo", "--people", "2000", "--dir"])
+        .arg(&dir)
+        .output()?;
+    assert!(!again.status.success(), "{again:?}");
+    assert!(
+        String::from_utf8(again.stderr)?.contains("is not empty"),
+        "the refusal says why"
+    );
+    assert!(
+        snapshot(&dir)? == before,
+        "the kept federation is unchanged"
+    );
+
+    let few = fedq().args(["demo", "--people", "10"]).output()?;
+    assert_eq!(few.status.code(), Some(2), "{few:?}");
+    Ok(())
+}

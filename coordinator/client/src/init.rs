@@ -258,10 +258,11 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
         bail!("--nodes lists a node twice");
     }
     let federation_path = dir.join("federation.toml");
-    if federation_path.exists() && !options.force {
+    let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied && !options.force {
         bail!(
-            "{} already exists (use --force to overwrite)",
-            federation_path.display()
+            "{} is not empty: nothing was written (use --force to overwrite a federation there)",
+            dir.display()
         );
     }
     std::fs::create_dir_all(dir)?;

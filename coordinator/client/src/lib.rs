@@ -11,6 +11,7 @@
 //! - [`report`]: what a lookup returns, per item and per node.
 //! - [`batch`]: batch files.
 //! - [`stats_cli`]: printing statistics, catalogs and budgets.
+//! - [`demo_args`]: the demo's command line (`fedq demo`, `fedq-demo`).
 //! - [`init`]: `fedq federation init` and `add-requester` (development CA).
 //!
 //! Depends on no server crate: the client links neither node nor coordinator.
@@ -19,6 +20,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod demo_args;
 pub mod init;
 pub mod lookup;
 pub mod report;
@@ -27,6 +29,7 @@ pub mod stats_cli;
 
 pub use batch::read_batch;
 pub use config::ClientConfig;
+pub use demo_args::DemoArgs;
 pub use report::{
     ItemAnswer, ItemResult, LookupInput, LookupOptions, LookupReport, LookupStats, NodeResult,
 };

@@ -1,7 +1,6 @@
 //! `fedq-demo` (also run as `fedq demo`): a whole local federation in one
 //! process, a few lookups and statistics, explaining who learns what.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -10,12 +9,8 @@ use clap::Parser;
 #[derive(Parser)]
 #[command(name = "fedq demo", version)]
 struct Args {
-    /// People per jurisdiction.
-    #[arg(long, default_value_t = 100_000)]
-    people: usize,
-    /// Keep the federation in this directory instead of a temporary one.
-    #[arg(long)]
-    dir: Option<PathBuf>,
+    #[command(flatten)]
+    demo: fedq_client::DemoArgs,
 }
 
 fn main() -> ExitCode {
@@ -25,7 +20,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .map_err(anyhow::Error::from)
-        .and_then(|runtime| runtime.block_on(fedq_tests::demo::run(args.people, args.dir)));
+        .and_then(|runtime| runtime.block_on(fedq_tests::demo::run(args.demo)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use fedq_client::{init, stats_cli};
-use fedq_client::{ClientConfig, ItemAnswer, LookupInput, LookupReport, Requester};
+use fedq_client::{ClientConfig, DemoArgs, ItemAnswer, LookupInput, LookupReport, Requester};
 use fedq_crypto::IdentifierKind;
 use fedq_proto::exit::Exit;
 use fedq_proto::federation::Parameters;
@@ -195,33 +195,21 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         .and_then(|exe| exe.parent().map(|dir| dir.join(&name)))
         .filter(|path| path.is_file());
     let program = beside.unwrap_or_else(|| PathBuf::from(&name));
-    let mut command = std::process::Command::new(&program);
-    command.arg("--people").arg(args.people.to_string());
-    if let Some(dir) = &args.dir {
-        command.arg("--dir").arg(dir);
-    }
-    let status = command.status().map_err(|e| {
-        anyhow::anyhow!(
-            "cannot run {} ({e}): build it with `cargo build --bin fedq-demo`, \
+    let status = std::process::Command::new(&program)
+        .args(args.argv())
+        .status()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "cannot run {} ({e}): build it with `cargo build --bin fedq-demo`, \
              or run `cargo run --bin fedq-demo`",
-            program.display()
-        )
-    })?;
+                program.display()
+            )
+        })?;
     Ok(match status.code() {
         Some(0) => ExitCode::SUCCESS,
         Some(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
-}
-
-#[derive(Args)]
-struct DemoArgs {
-    /// People per jurisdiction.
-    #[arg(long, default_value_t = 100_000)]
-    people: usize,
-    /// Keep the federation in this directory instead of a temporary one.
-    #[arg(long)]
-    dir: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
