@@ -32,6 +32,29 @@ impl Exit {
         }
     }
 
+    /// The end of a command that asked every node, given each node's
+    /// outcome: `Refused` when none answered because every one refused,
+    /// `Error` when none answered otherwise, `Partial` when `partial` (some
+    /// result lacks a node's answer) unless `allow_partial`, else `Ok`.
+    pub fn of_answers(
+        outcomes: &[crate::outcome::NodeOutcome],
+        partial: bool,
+        allow_partial: bool,
+    ) -> Self {
+        use crate::outcome::NodeOutcome;
+        if !outcomes.contains(&NodeOutcome::Ok) {
+            if !outcomes.is_empty() && outcomes.iter().all(|o| *o == NodeOutcome::Refused) {
+                Exit::Refused
+            } else {
+                Exit::Error
+            }
+        } else if partial && !allow_partial {
+            Exit::Partial
+        } else {
+            Exit::Ok
+        }
+    }
+
     /// Ends the process with this code.
     pub fn process(self) -> ExitCode {
         ExitCode::from(self.code())
@@ -45,6 +68,32 @@ pub const TABLE: &str = "Exit codes: 0 ok; 1 error; 2 usage; 3 partial (some nod
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::NodeOutcome::{Ok as Answered, Refused, Unavailable};
+
+    #[test]
+    fn answers_end_as_the_table_says() {
+        assert_eq!(
+            Exit::of_answers(&[Answered, Answered], false, false),
+            Exit::Ok
+        );
+        assert_eq!(
+            Exit::of_answers(&[Answered, Unavailable], true, false),
+            Exit::Partial
+        );
+        assert_eq!(
+            Exit::of_answers(&[Answered, Unavailable], true, true),
+            Exit::Ok
+        );
+        assert_eq!(
+            Exit::of_answers(&[Refused, Refused], true, true),
+            Exit::Refused
+        );
+        assert_eq!(
+            Exit::of_answers(&[Refused, Unavailable], true, true),
+            Exit::Error
+        );
+        assert_eq!(Exit::of_answers(&[], true, true), Exit::Error);
+    }
 
     #[test]
     fn the_table_states_every_code() {

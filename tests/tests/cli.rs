@@ -232,6 +232,22 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert_eq!(json["results"][1]["answer"], "unknown", "{json}");
     assert_eq!(json["results"][1]["hit"], false, "{json}");
 
+    // Statistics that nobody answers exit non-zero, once, with the reason:
+    // below every node's minimum epsilon (1), and a purpose no node admits (4).
+    let stats = |epsilon: &str, purpose: &str| -> anyhow::Result<std::process::Output> {
+        Ok(fedq()
+            .arg("--config")
+            .arg(&client)
+            .args(["stats", "--table", "incidents", "--measure", "count"])
+            .args(["--epsilon", epsilon, "--purpose", purpose, "--case", "S-1"])
+            .output()?)
+    };
+    let tiny = stats("1e-300", "research")?;
+    assert_eq!(tiny.status.code(), Some(1), "{tiny:?}");
+    assert!(String::from_utf8(tiny.stderr)?.contains("no node contributed"));
+    let curious = stats("0.5", "curiosity")?;
+    assert_eq!(curious.status.code(), Some(4), "{curious:?}");
+
     // A node down: what only it could say is unknown, never "no hit"; exit 3
     // unless the requester accepts a partial answer.
     let de = anyhow::Context::context(servers.pop(), "node de")?;

@@ -183,6 +183,9 @@ struct StatsArgs {
     /// Print JSON.
     #[arg(long)]
     json: bool,
+    /// Exit 0 even when some node did not contribute; without it, exit 3.
+    #[arg(long)]
+    allow_partial: bool,
 }
 
 /// `fedq demo` runs `fedq-demo`, which starts nodes and a coordinator in one
@@ -368,6 +371,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
             })?;
             stats_cli::print_stats(&response, args.json)?;
+            return Ok(stats_exit(&response, args.allow_partial).process());
         }
         CliCommand::Demo(args) => return run_demo(&args),
     }
@@ -382,26 +386,38 @@ fn lookup_exit(report: &LookupReport, allow_partial: bool) -> Exit {
         .iter()
         .filter(|r| r.answer == ItemAnswer::Unknown)
         .count();
-    if !report.nodes.iter().any(|n| n.status == NodeOutcome::Ok) {
-        eprintln!("error: no node answered: the results above say nothing about any jurisdiction");
-        return if report
-            .nodes
-            .iter()
-            .all(|n| n.status == NodeOutcome::Refused)
-        {
-            Exit::Refused
-        } else {
-            Exit::Error
-        };
-    }
-    if unknown > 0 && !allow_partial {
-        eprintln!(
+    let outcomes: Vec<NodeOutcome> = report.nodes.iter().map(|n| n.status).collect();
+    let exit = Exit::of_answers(&outcomes, unknown > 0, allow_partial);
+    match exit {
+        Exit::Refused | Exit::Error => eprintln!(
+            "error: no node answered: the results above say nothing about any jurisdiction"
+        ),
+        Exit::Partial => eprintln!(
             "partial answer: {unknown} item(s) unknown because a node did not answer \
              (exit 3; --allow-partial for 0)"
-        );
-        return Exit::Partial;
+        ),
+        Exit::Ok | Exit::Usage => {}
     }
-    Exit::Ok
+    exit
+}
+
+/// 0 when every node contributed, 3 when some did not (the estimates cover
+/// only those that did), 4 when every node refused, 1 when none answered.
+fn stats_exit(response: &fedq_proto::v1::StatsResponse, allow_partial: bool) -> Exit {
+    let outcomes: Vec<NodeOutcome> = response.nodes.iter().map(|n| n.outcome()).collect();
+    let missing = outcomes.iter().filter(|o| **o != NodeOutcome::Ok).count();
+    let exit = Exit::of_answers(&outcomes, missing > 0, allow_partial);
+    match exit {
+        Exit::Refused | Exit::Error => {
+            eprintln!("error: no node contributed: there is no estimate")
+        }
+        Exit::Partial => eprintln!(
+            "partial answer: {missing} node(s) did not contribute; the estimates cover the \
+             others only (exit 3; --allow-partial for 0)"
+        ),
+        Exit::Ok | Exit::Usage => {}
+    }
+    exit
 }
 
 fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
