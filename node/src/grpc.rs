@@ -51,7 +51,7 @@ enum Unread {
     /// Not even auditable (an oversized query id).
     Status(Status),
     /// Auditable once its envelope is verified.
-    Malformed(Malformed),
+    Malformed(Box<Malformed>),
 }
 
 impl From<Status> for Unread {
@@ -64,7 +64,7 @@ impl NodeGrpcAdapter {
     fn refuse(&self, caller: &Caller, unread: Unread) -> Status {
         match unread {
             Unread::Status(status) => status,
-            Unread::Malformed(malformed) => self.0.refuse_malformed(caller, malformed).into(),
+            Unread::Malformed(malformed) => self.0.refuse_malformed(caller, *malformed).into(),
         }
     }
 }
@@ -96,14 +96,14 @@ fn lookup_query(node: &str, request: v1::NodeLookupRequest) -> Result<LookupQuer
     let key_id = match problem {
         Ok(key_id) => key_id,
         Err(problem) => {
-            return Err(Unread::Malformed(Malformed {
+            return Err(Unread::Malformed(Box::new(Malformed {
                 detail: format!("items={}", request.items.len()),
                 query_id,
                 envelope,
                 action: Action::Lookup { kinds: &[] },
                 payload_hash,
                 problem,
-            }))
+            })))
         }
     };
     let items = request
@@ -137,14 +137,14 @@ fn oprf_query(node: &str, request: v1::NodeOprfRequest) -> Result<OprfQuery, Unr
     let query_id = query_id(request.query_id)?;
     let envelope = crate::envelope::from_wire(context.envelope);
     if let Some(problem) = unknown_kind(request.kinds.iter().copied()) {
-        return Err(Unread::Malformed(Malformed {
+        return Err(Unread::Malformed(Box::new(Malformed {
             detail: format!("elements={}", request.blinded.len()),
             query_id,
             envelope,
             action: Action::Oprf { kinds: &[] },
             payload_hash,
             problem,
-        }));
+        })));
     }
     Ok(OprfQuery {
         query_id,
@@ -180,14 +180,14 @@ fn stats_request(request: v1::NodeStatsRequest) -> Result<StatsRequest, Unread> 
     let budget = match budget {
         Ok(budget) => budget,
         Err(problem) => {
-            return Err(Unread::Malformed(Malformed {
+            return Err(Unread::Malformed(Box::new(Malformed {
                 detail: format!("filters={}", query.filters.len()),
                 query_id,
                 envelope,
                 action: Action::Stats { table: "" },
                 payload_hash,
                 problem,
-            }))
+            })))
         }
     };
     Ok(StatsRequest {

@@ -345,7 +345,7 @@ mod tests {
             ),
         ] {
             let raw: FederationToml = toml::from_str(&format!("{BASE}{requesters}")).unwrap();
-            let problems = FederationFile::validate(raw).err().expect("refused");
+            let problems = FederationFile::validate(raw).expect_err("refused");
             assert!(
                 problems.iter().any(|p| p.contains(fragment)),
                 "{problems:?}"

@@ -619,6 +619,22 @@ fn a_requester_added_while_running_reaches_the_nodes_and_their_policy() -> anyho
             assert_eq!(node.status.word(), "refused", "{node:?}");
             assert!(node.reason.contains("rule agency"), "{node:?}");
         }
+
+        // Removed while everything runs: refused within 5 seconds.
+        fedq_client::init::remove_requester(&sandbox.dir, "bob")?;
+        let removed = std::time::Instant::now();
+        loop {
+            match bob.lookup(&inputs, "fraud", "B-2").await {
+                Err(e) if format!("{e:#}").contains("PermissionDenied") => break,
+                other => {
+                    assert!(
+                        removed.elapsed() < std::time::Duration::from_secs(5),
+                        "bob still served 5 s after removal: {other:?}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                }
+            }
+        }
         Ok(())
     })
 }

@@ -397,12 +397,7 @@ fn write_requester(
     ca: &Issuer<'_, KeyPair>,
     requester: &RequesterEntry,
 ) -> anyhow::Result<PathBuf> {
-    let federation_path = dir.join("federation.toml");
-    let mut federation: FederationToml = toml::from_str(
-        &std::fs::read_to_string(&federation_path)
-            .with_context(|| format!("cannot read {}", federation_path.display()))?,
-    )
-    .with_context(|| format!("{} is not a federation file", federation_path.display()))?;
+    let mut federation = read_federation(dir)?;
     if federation.requesters.iter().any(|r| r.id == requester.id) {
         bail!("requester {:?} already exists", requester.id);
     }
@@ -440,9 +435,41 @@ fn write_requester(
         public_key: signing_key.verifying_key().to_text(),
         ..requester.clone()
     });
-    // Write-then-rename: nodes re-read this file while they run.
-    let temp = dir.join(".federation.toml.tmp");
-    std::fs::write(&temp, toml::to_string_pretty(&federation)?)?;
-    std::fs::rename(&temp, &federation_path)?;
+    write_federation(dir, &federation)?;
     Ok(client)
+}
+
+/// `fedq federation remove-requester`: drops the requester from
+/// `federation.toml`. Running nodes and the coordinator re-read the file
+/// within a second and refuse its requests from then on; its certificate
+/// still passes TLS but names no party, and its files are left in place.
+pub fn remove_requester(dir: &Path, id: &str) -> anyhow::Result<()> {
+    let mut federation = read_federation(dir)?;
+    let before = federation.requesters.len();
+    federation.requesters.retain(|r| r.id != id);
+    if federation.requesters.len() == before {
+        bail!(
+            "requester {id:?} is not listed in {}",
+            dir.join("federation.toml").display()
+        );
+    }
+    write_federation(dir, &federation)
+}
+
+fn read_federation(dir: &Path) -> anyhow::Result<FederationToml> {
+    let path = dir.join("federation.toml");
+    toml::from_str(
+        &std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read {}", path.display()))?,
+    )
+    .with_context(|| format!("{} is not a federation file", path.display()))
+}
+
+/// Write-then-rename: nodes and the coordinator re-read this file while they
+/// run, and must never see half of it.
+fn write_federation(dir: &Path, federation: &FederationToml) -> anyhow::Result<()> {
+    let temp = dir.join(".federation.toml.tmp");
+    std::fs::write(&temp, toml::to_string_pretty(federation)?)?;
+    std::fs::rename(&temp, dir.join("federation.toml"))?;
+    Ok(())
 }

@@ -103,6 +103,16 @@ enum FederationCommand {
         #[arg(long)]
         role: String,
     },
+    /// Remove a requester from federation.toml: every node and the
+    /// coordinator refuse it within seconds, without a restart.
+    RemoveRequester {
+        /// The federation's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The requester's id.
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -286,6 +296,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!(
                 "requester {name} added: {} (nodes admit it once their [policy] lists its agency and role)",
                 client.display()
+            );
+        }
+        CliCommand::Federation(FederationCommand::RemoveRequester { dir, name }) => {
+            init::remove_requester(&dir, &name)?;
+            println!(
+                "requester {name} removed: nodes and the coordinator refuse it within seconds"
             );
         }
         CliCommand::Keys(KeysCommand::Init { force }) => {
