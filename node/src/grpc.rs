@@ -78,15 +78,8 @@ fn unknown_kind(kinds: impl IntoIterator<Item = i32>) -> Option<String> {
 }
 
 fn lookup_query(node: &str, request: v1::NodeLookupRequest) -> Result<LookupQuery, Unread> {
+    let payload_hash = fedq_proto::payload::node_lookup_payload_hash(node, &request);
     let context = request.context.unwrap_or_default();
-    let payload_hash = crate::envelope::lookup_payload_hash(
-        node,
-        &request.key_id,
-        &request.items,
-        request.disclose,
-        &request.authorization,
-        &request.oprf_key_id,
-    );
     let query_id = query_id(request.query_id)?;
     let envelope = crate::envelope::from_wire(context.envelope);
     let problem = unknown_kind(request.items.iter().map(|item| item.kind)).map_or_else(

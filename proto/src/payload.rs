@@ -33,6 +33,18 @@ pub fn lookup_payload_hash(
     hasher.finish()
 }
 
+/// [`lookup_payload_hash`] of a node's lookup request as it travels.
+pub fn node_lookup_payload_hash(node: &str, request: &v1::NodeLookupRequest) -> String {
+    lookup_payload_hash(
+        node,
+        &request.key_id,
+        &request.items,
+        request.disclose,
+        &request.authorization,
+        &request.oprf_key_id,
+    )
+}
+
 /// The hash an OPRF request's envelope must carry: the one node it is for,
 /// declared kinds and blinded elements, in order.
 pub fn oprf_payload_hash(node: &str, kinds: &[i32], blinded: &[Vec<u8>]) -> String {

@@ -20,6 +20,19 @@ use fedq_tests::sandbox::runtime;
 
 const AGENCY: &str = "test-agency";
 
+/// A federation of node fr and requester alice in `dir`.
+fn init_fr(dir: &Path) -> anyhow::Result<InitOutput> {
+    init(&InitOptions {
+        dir: dir.to_owned(),
+        nodes: vec!["fr".to_owned()],
+        requester: "alice".to_owned(),
+        agency: AGENCY.to_owned(),
+        base_port: None,
+        force: false,
+        parameters: Parameters::default(),
+    })
+}
+
 /// A one-node federation with an imported incidents table and `policy` as the
 /// node's `[policy]` section (the generated one when `None`).
 struct Fixture {
@@ -34,15 +47,7 @@ impl Fixture {
     fn new(policy: Option<&str>) -> anyhow::Result<Self> {
         let temp = tempfile::tempdir()?;
         let dir = temp.path().join("federation");
-        let output = init(&InitOptions {
-            dir: dir.clone(),
-            nodes: vec!["fr".to_owned()],
-            requester: "alice".to_owned(),
-            agency: AGENCY.to_owned(),
-            base_port: None,
-            force: false,
-            parameters: Parameters::default(),
-        })?;
+        let output = init_fr(&dir)?;
         let node_toml = &output.nodes[0].1;
         if let Some(policy) = policy {
             let text = std::fs::read_to_string(node_toml)?;
@@ -633,15 +638,7 @@ fn usage_of(path: &std::path::Path) -> anyhow::Result<(bool, bool, Vec<String>)>
 fn certificates_carry_their_partys_usage_and_party_names_are_one_namespace() -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let dir = temp.path().join("federation");
-    init(&InitOptions {
-        dir: dir.clone(),
-        nodes: vec!["fr".to_owned()],
-        requester: "alice".to_owned(),
-        agency: AGENCY.to_owned(),
-        base_port: None,
-        force: false,
-        parameters: Parameters::default(),
-    })?;
+    init_fr(&dir)?;
     let (server, client, _) = usage_of(&dir.join("nodes/fr/tls/node.pem"))?;
     assert!(server && !client, "a node only serves");
     let (server, client, _) = usage_of(&dir.join("coordinator/tls/coordinator.pem"))?;

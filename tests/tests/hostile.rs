@@ -956,14 +956,7 @@ fn envelope_of_a_requester_the_federation_does_not_list_gets_unauthenticated() -
     runtime().block_on(async {
         let id = unique("mallory");
         let mut request = a.lookup(NODE, &id);
-        let hash = fedq_proto::payload::lookup_payload_hash(
-            NODE,
-            &request.key_id,
-            &request.items,
-            request.disclose,
-            &request.authorization,
-            &request.oprf_key_id,
-        );
+        let hash = fedq_proto::payload::node_lookup_payload_hash(NODE, &request);
         let context = request.context.as_mut().expect("context");
         let mut envelope = a.envelope("lookup", context, &hash);
         envelope.requester = "mallory".to_owned();

@@ -61,14 +61,7 @@ async fn ask_node_in(
     mut request: v1::NodeLookupRequest,
 ) -> anyhow::Result<v1::NodeLookupResponse> {
     // A fresh envelope per call: nodes refuse a replayed nonce.
-    let payload_hash = fedq_proto::payload::lookup_payload_hash(
-        node,
-        &request.key_id,
-        &request.items,
-        request.disclose,
-        &request.authorization,
-        &request.oprf_key_id,
-    );
+    let payload_hash = fedq_proto::payload::node_lookup_payload_hash(node, &request);
     let context = request.context.get_or_insert_with(Default::default);
     context.envelope = Some(sandbox.sign("lookup", &context.purpose, payload_hash)?);
     let federation = fedq_proto::federation::FederationFile::load(&sandbox.output.federation)?;
