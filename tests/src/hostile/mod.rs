@@ -218,7 +218,7 @@ impl<'a> Attacker<'a> {
         request: &mut v1::NodeLookupRequest,
         tweak: impl FnOnce(&mut Envelope),
     ) {
-        let hash = fedq_proto::payload::node_lookup_payload_hash(node, &request);
+        let hash = fedq_proto::payload::node_lookup_payload_hash(node, request);
         self.seal("lookup", &mut request.context, &hash, tweak);
     }
 
