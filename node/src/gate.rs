@@ -17,6 +17,11 @@ use crate::policy::{Action, Policy, PolicyRequest, Role};
 /// withheld (only the combined answer is released).
 pub use fedq_proto::outcome::Disclosure;
 
+/// How the audit reason of a refusal whose envelope did not verify begins:
+/// its requester, agency and purpose are only what the sender claimed (the
+/// transparency report counts them apart, under "(unverified)").
+pub const UNVERIFIED_REASON: &str = "envelope: ";
+
 /// One request at the door.
 pub struct Visit<'a> {
     /// The coordinator's query id.
@@ -70,7 +75,11 @@ impl Gate {
             Err(refusal) => {
                 // The claimed fields are audited as claimed: they are unverified.
                 let claimed = EnvelopeVerifier::claimed(visit.envelope);
-                self.refuse(visit, claimed.as_ref(), &format!("envelope: {refusal}"))?;
+                self.refuse(
+                    visit,
+                    claimed.as_ref(),
+                    &format!("{UNVERIFIED_REASON}{refusal}"),
+                )?;
                 Err(envelope_error(refusal))
             }
         }

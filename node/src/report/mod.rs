@@ -74,6 +74,7 @@ pub use self::release::{
 };
 pub use self::tally::{
     tally, Domains, Table, DECISIONS, DISCLOSURE_COLUMN, DISCLOSURE_OUTCOMES, OTHER, SEVERAL_KINDS,
+    UNVERIFIED,
 };
 use crate::audit::{AuditError, AuditRecord, Decision};
 use crate::config::NodeConfig;

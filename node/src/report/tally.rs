@@ -11,6 +11,10 @@ use crate::policy::{normalise_purpose, ReportDomains};
 
 /// The row of requests whose agency, purpose or table is not in the policy.
 pub const OTHER: &str = "(other)";
+/// The row of refusals whose envelope did not verify: their agency and
+/// purpose are unproven claims (anyone may claim to be any agency), so they
+/// are never counted under the agency or purpose they name.
+pub const UNVERIFIED: &str = "(unverified)";
 /// The kind of a lookup batch that names more than one identifier kind.
 pub const SEVERAL_KINDS: &str = "(several kinds)";
 /// The columns of the request tables, in [`Decision`] order.
@@ -155,6 +159,7 @@ pub fn tally<'a>(
     let with_other = |keys: &[String]| {
         let mut rows = keys.to_vec();
         rows.push(OTHER.to_owned());
+        rows.push(UNVERIFIED.to_owned());
         rows
     };
     let decisions = DECISIONS.to_vec();
@@ -183,8 +188,13 @@ pub fn tally<'a>(
             Decision::Admitted => 0,
             Decision::Refused => 1,
         };
-        agency.add(&record.agency, column);
-        purpose.add(&normalise_purpose(&record.purpose), column);
+        if record.reason.starts_with(crate::gate::UNVERIFIED_REASON) {
+            agency.add(UNVERIFIED, column);
+            purpose.add(UNVERIFIED, column);
+        } else {
+            agency.add(&record.agency, column);
+            purpose.add(&normalise_purpose(&record.purpose), column);
+        }
         kind.add(&domains.kind_of(record), column);
     }
     vec![agency, purpose, kind, disclosure]

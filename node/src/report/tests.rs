@@ -164,8 +164,23 @@ fn tallies_equal_the_true_counts() -> Result<()> {
             Admitted,
         ),
     ];
+    let mut records = records;
+    // 100 bad signatures claiming fr-police: counted apart, not as fr-police's.
+    for _ in 0..100 {
+        let mut forged = record(
+            "fr-police",
+            "fraud investigation",
+            "lookup",
+            "items=1 kinds=phone",
+            Refused,
+        );
+        forged.reason = "envelope: bad envelope signature".to_owned();
+        records.push(forged);
+    }
     let tables = tally(&domains(), &records);
 
+    assert_eq!(cell(&tables, "agency", UNVERIFIED, "refused")?, 100);
+    assert_eq!(cell(&tables, "purpose", UNVERIFIED, "refused")?, 100);
     assert_eq!(cell(&tables, "agency", "fr-police", "admitted")?, 2);
     assert_eq!(cell(&tables, "agency", "fr-police", "refused")?, 1);
     assert_eq!(cell(&tables, "agency", "de-bka", "admitted")?, 1);
@@ -186,7 +201,8 @@ fn tallies_equal_the_true_counts() -> Result<()> {
     assert_eq!(cell(&tables, "purpose", OTHER, "refused")?, 2);
 
     assert_eq!(cell(&tables, "kind", "lookup: phone", "admitted")?, 1);
-    assert_eq!(cell(&tables, "kind", "lookup: phone", "refused")?, 1);
+    // What was received is still counted by kind: the 100 forgeries too.
+    assert_eq!(cell(&tables, "kind", "lookup: phone", "refused")?, 101);
     assert_eq!(
         cell(&tables, "kind", "lookup: (several kinds)", "admitted")?,
         1
@@ -205,12 +221,13 @@ fn tallies_equal_the_true_counts() -> Result<()> {
         1
     );
 
-    // Each request table counts the 7 request entries exactly once; the
-    // disclose entries and the operator's report entry are not among them.
+    // Each request table counts the 7 request entries and the 100 forgeries
+    // exactly once; the disclose entries and the operator's report entry are
+    // not among them.
     for name in ["agency", "purpose", "kind"] {
         assert_eq!(
             table(&tables, name)?.counts.iter().sum::<i64>(),
-            7,
+            107,
             "{name}"
         );
     }
@@ -228,11 +245,11 @@ fn every_domain_cell_is_present_zeros_included() -> Result<()> {
     }
     assert_eq!(
         table(&tables, "agency")?.rows,
-        ["de-bka", "fr-police", OTHER]
+        ["de-bka", "fr-police", OTHER, UNVERIFIED]
     );
     assert_eq!(
         table(&tables, "purpose")?.rows,
-        ["fraud investigation", "research", OTHER]
+        ["fraud investigation", "research", OTHER, UNVERIFIED]
     );
     assert_eq!(table(&tables, "agency")?.columns, DECISIONS);
     let mut kinds: Vec<String> = IdentifierKind::ALL
@@ -254,8 +271,8 @@ fn every_domain_cell_is_present_zeros_included() -> Result<()> {
     // A node without a policy still releases its "other" rows.
     let empty = Domains::new(crate::policy::Policy::default().report_domains(), []);
     let tables = tally(&empty, &[]);
-    assert_eq!(table(&tables, "agency")?.rows, [OTHER]);
-    assert_eq!(table(&tables, "purpose")?.rows, [OTHER]);
+    assert_eq!(table(&tables, "agency")?.rows, [OTHER, UNVERIFIED]);
+    assert_eq!(table(&tables, "purpose")?.rows, [OTHER, UNVERIFIED]);
     Ok(())
 }
 
@@ -336,7 +353,7 @@ fn a_run_releases_every_table_and_audits_itself() -> Result<()> {
     );
     let agency = &report.tables[0];
     let keys: Vec<&str> = agency.rows.iter().map(|r| r.key.as_str()).collect();
-    assert_eq!(keys, ["fr-police", OTHER]);
+    assert_eq!(keys, ["fr-police", OTHER, UNVERIFIED]);
     let json: serde_json::Value = serde_json::from_str(&report.to_json())?;
     assert_eq!(json["tables"][2]["name"], "kind");
     assert!(report.to_text().contains("requests by agency and decision"));
