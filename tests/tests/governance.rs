@@ -237,11 +237,21 @@ fn assert_serving(fixture: &Fixture, alice: &SigningKey) -> anyhow::Result<()> {
         "incidents",
         0.01,
     )?;
+    let query_id = good.query_id.clone();
     let answer = runtime().block_on(fixture.service.stats(&caller(), good))?;
     assert!(!answer.groups.is_empty());
     let audited = fixture.last_audit()?;
     assert_eq!(audited.decision, Decision::Admitted);
     assert_eq!(audited.action, "stats");
+    // The ledger keeps the signed purpose, not the coordinator's unsigned
+    // copy (empty in these requests).
+    let fedq_node::config::StoreLocation::Sqlite(store) = &fixture.config.store;
+    let purpose: String = rusqlite::Connection::open(store)?.query_row(
+        "SELECT purpose FROM releases WHERE query_id = ?1",
+        [&query_id],
+        |row| row.get(0),
+    )?;
+    assert_eq!(purpose, "research");
     Ok(())
 }
 

@@ -27,7 +27,8 @@ pub struct StatsRequest {
     pub query_id: String,
     /// Requester charged.
     pub requester: String,
-    /// Declared purpose.
+    /// The purpose as the coordinator passes it, unsigned: for logs only;
+    /// the ledger and audit take the envelope's.
     pub purpose: String,
     /// The requester's signed envelope, still unverified.
     pub envelope: fedq_crypto::envelope::SignedEnvelope,
@@ -215,7 +216,9 @@ async fn answer(
             epoch: &epoch,
             loss,
             query_id: &request.query_id,
-            purpose: &request.purpose,
+            // The signed purpose (the verified envelope's), never the
+            // unsigned one the coordinator passes along.
+            purpose: &audit.purpose,
         },
         caps,
         Some(audit),
