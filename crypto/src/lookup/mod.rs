@@ -52,6 +52,18 @@
 //! known-candidates distinguisher as an ignored test that fails: the leak it
 //! shows is real once tags are known. The bucket index is the one declared
 //! leak to the node.
+//!
+//! Count, not which: a requester learns how many jurisdictions hold an
+//! identifier, because every node's answer is added before it decrypts. Nodes
+//! enforce the "every" (an envelope must address every node of the
+//! federation, and the coordinator's sum covers them), which stops an honest
+//! client with a partial federation file and a coordinator replaying an
+//! envelope elsewhere. Against a *malicious* requester it does not hold: the
+//! requester chooses its own encrypted tags, so tags that match nothing
+//! (decoys) at every node but one single that node's answer out. Closing it
+//! needs each node to check that its tag encrypts the OPRF output of the
+//! identifier the others were asked about (a zero-knowledge proof over the
+//! tag encryptions), which fedq does not have.
 
 pub mod answer;
 pub mod evaluate;
