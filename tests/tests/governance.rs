@@ -678,3 +678,31 @@ fn certificates_carry_their_partys_usage_and_party_names_are_one_namespace() -> 
     assert!(!dir.join("requesters/fr").exists(), "nothing issued");
     Ok(())
 }
+
+#[test]
+fn init_refuses_parameters_no_node_would_accept_and_writes_nothing() -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    for (bucket_bits, tag_bits) in [(12, 2), (30, 28)] {
+        let dir = temp.path().join(format!("fed-{bucket_bits}-{tag_bits}"));
+        let refused = init(&InitOptions {
+            dir: dir.clone(),
+            nodes: vec!["fr".to_owned()],
+            requester: "alice".to_owned(),
+            agency: AGENCY.to_owned(),
+            base_port: None,
+            force: false,
+            parameters: Parameters {
+                bucket_bits,
+                tag_bits,
+                ..Parameters::default()
+            },
+        });
+        let error = format!("{:#}", refused.err().context("refused")?);
+        assert!(error.contains("parameters"), "{error}");
+        assert!(
+            !dir.exists(),
+            "nothing written for {bucket_bits}/{tag_bits}"
+        );
+    }
+    Ok(())
+}

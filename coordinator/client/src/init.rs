@@ -257,6 +257,31 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     if unique.len() != options.nodes.len() {
         bail!("--nodes lists a node twice");
     }
+    // Refuse what no node would start with, before anything is written.
+    let probe = FederationToml {
+        version: fedq_proto::toml_file::CONFIG_VERSION,
+        name: "probe".to_owned(),
+        parameters: options.parameters.clone(),
+        coordinator: CoordinatorEntry {
+            address: "127.0.0.1:1".to_owned(),
+        },
+        nodes: options
+            .nodes
+            .iter()
+            .map(|id| NodeEntry {
+                id: id.clone(),
+                jurisdiction: id.clone(),
+                address: "127.0.0.1:1".to_owned(),
+            })
+            .collect(),
+        requesters: Vec::new(),
+    };
+    if let Err(problems) = fedq_proto::federation::FederationFile::validate(probe) {
+        bail!(
+            "nothing was written; no node would accept this federation:\n  {}",
+            problems.join("\n  ")
+        );
+    }
     let federation_path = dir.join("federation.toml");
     let occupied = std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_some());
     if occupied && !options.force {
