@@ -336,5 +336,20 @@ fn the_readme_demo_runs_and_never_overwrites_a_directory_unasked() -> anyhow::Re
 
     let few = fedq().args(["demo", "--people", "10"]).output()?;
     assert_eq!(few.status.code(), Some(2), "{few:?}");
+
+    // A missing config file: the path and the cause, each once.
+    let missing = fedq()
+        .arg("--config")
+        .arg(temp.path().join("nowhere.toml"))
+        .args(["budget"])
+        .output()?;
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    let stderr = String::from_utf8(missing.stderr)?;
+    assert!(stderr.contains("nowhere.toml"), "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
     Ok(())
 }
