@@ -248,6 +248,13 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     let curious = stats("0.5", "curiosity")?;
     assert_eq!(curious.status.code(), Some(4), "{curious:?}");
 
+    let status = fedq()
+        .arg("--config")
+        .arg(&client)
+        .args(["status", "--json"])
+        .output()?;
+    assert_eq!(status.status.code(), Some(0), "{status:?}");
+
     // A node down: what only it could say is unknown, never "no hit"; exit 3
     // unless the requester accepts a partial answer.
     let de = anyhow::Context::context(servers.pop(), "node de")?;
@@ -262,6 +269,17 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
             .args(extra)
             .output()?)
     };
+    let status = fedq()
+        .arg("--config")
+        .arg(&client)
+        .args(["status", "--json"])
+        .output()?;
+    assert_eq!(status.status.code(), Some(3), "{status:?}");
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout)?;
+    assert_eq!(json["nodes"][0]["node"], "fr", "{json}");
+    assert_eq!(json["nodes"][0]["status"], "ok", "{json}");
+    assert_eq!(json["nodes"][1]["node"], "de", "{json}");
+    assert_ne!(json["nodes"][1]["status"], "ok", "{json}");
     let human = partial(&[])?;
     assert_eq!(human.status.code(), Some(3), "{human:?}");
     let stdout = String::from_utf8(human.stdout)?;

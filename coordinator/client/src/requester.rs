@@ -117,6 +117,16 @@ impl Requester {
             .into_inner())
     }
 
+    /// Which nodes the coordinator reaches now, with their public facts.
+    pub async fn federation_info(&mut self) -> anyhow::Result<v1::FederationInfoResponse> {
+        Ok(self
+            .client
+            .federation_info(v1::FederationInfoRequest {})
+            .await
+            .map_err(status_error)?
+            .into_inner())
+    }
+
     /// The requester's budget at every node.
     pub async fn budget(&mut self) -> anyhow::Result<v1::FederationBudgetResponse> {
         Ok(self

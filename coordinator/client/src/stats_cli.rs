@@ -77,6 +77,49 @@ pub fn print_stats(response: &v1::StatsResponse, as_json: bool) -> anyhow::Resul
     Ok(())
 }
 
+/// Prints which parties answer, in the federation file's order; returns how
+/// many of `nodes` answered.
+pub fn print_status(
+    coordinator: &str,
+    nodes: &[String],
+    info: &v1::FederationInfoResponse,
+    as_json: bool,
+) -> anyhow::Result<usize> {
+    let rows: Vec<Value> = nodes
+        .iter()
+        .map(|node| {
+            if let Some(found) = info.nodes.iter().find(|n| &n.node_id == node) {
+                json!({"node": node, "status": "ok", "jurisdiction": found.jurisdiction})
+            } else if let Some(down) = info.unreachable.iter().find(|n| &n.node == node) {
+                json!({"node": node, "status": down.outcome().word(), "reason": down.reason})
+            } else {
+                json!({"node": node, "status": "unknown", "reason": "the coordinator does not list this node"})
+            }
+        })
+        .collect();
+    let up = rows.iter().filter(|r| r["status"] == "ok").count();
+    if as_json {
+        println!(
+            "{}",
+            json!({"coordinator": {"address": coordinator, "status": "ok"}, "nodes": rows})
+        );
+        return Ok(up);
+    }
+    println!("coordinator {coordinator}: ok");
+    for row in &rows {
+        let node = row["node"].as_str().unwrap_or("");
+        match row["reason"].as_str() {
+            Some(reason) => println!(
+                "node {node}: {} ({reason})",
+                row["status"].as_str().unwrap_or("")
+            ),
+            None => println!("node {node}: ok"),
+        }
+    }
+    println!("{up} of {} nodes answer", rows.len());
+    Ok(up)
+}
+
 /// Prints every node's catalog.
 pub fn print_catalog(
     response: &v1::FederationCatalogResponse,

@@ -53,6 +53,12 @@ enum CliCommand {
     },
     /// Run a whole local federation and a few lookups, explaining who learns what.
     Demo(DemoArgs),
+    /// Which parties answer now: the coordinator and, through it, each node.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -390,6 +396,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(stats_exit(&response, args.allow_partial).process());
         }
         CliCommand::Demo(args) => return run_demo(&args),
+        CliCommand::Status { json } => {
+            let config = client_config(cli.config)?;
+            let coordinator = config.federation.coordinator.address.clone();
+            let nodes: Vec<String> = config
+                .federation
+                .nodes
+                .iter()
+                .map(|n| n.id.clone())
+                .collect();
+            let info = runtime
+                .block_on(async { Requester::connect(config).await?.federation_info().await })?;
+            let up = stats_cli::print_status(&coordinator, &nodes, &info, json)?;
+            let outcomes: Vec<NodeOutcome> = (0..nodes.len())
+                .map(|i| {
+                    if i < up {
+                        NodeOutcome::Ok
+                    } else {
+                        NodeOutcome::Unavailable
+                    }
+                })
+                .collect();
+            return Ok(Exit::of_answers(&outcomes, up < nodes.len(), false).process());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
