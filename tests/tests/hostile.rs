@@ -133,6 +133,12 @@ fn attacker() -> &'static Attacker<'static> {
     ATTACKER.get_or_init(|| Attacker::new(sandbox()).expect("attacker prepared"))
 }
 
+/// Whether a call failed at the TLS layer, before any request was served.
+fn refused_at_handshake<T>(result: &Result<T, tonic::Status>) -> bool {
+    matches!(result, Err(status) if matches!(status.code(), Code::Unknown | Code::Cancelled | Code::Unavailable)
+        && !status.message().contains("caller not allowed"))
+}
+
 /// (c): the node answers a normal lookup correctly.
 async fn node_still_serves(v: &mut Verdicts) {
     v.require("afterwards", attacker().node_serves(NODE).await);
@@ -1610,8 +1616,11 @@ fn requester_certificate_calling_a_node_with_40_mb_gets_permission_denied() -> a
             Err(status) => Err(status),
         };
         // Refused before any request: the node's certificate carries server
-        // authentication only, so the handshake fails.
-        v.status(class, result, Code::Unknown, "transport error");
+        // authentication only, so the handshake fails (seen as a transport
+        // error or a cancelled call, depending on when the alert arrives).
+        v.check(class, refused_at_handshake(&result), || {
+            format!("{result:?}")
+        });
         v.not_audited(class, a.node_audit(NODE, &id));
         node_still_serves(&mut v).await;
     });
@@ -1854,11 +1863,13 @@ fn certificates_of_non_requesters_calling_the_coordinator_get_permission_denied(
                 Err(status) => Err(status),
             };
             // A node's certificate is for serving only: refused at the handshake.
-            let (code, fragment) = match who {
-                As::Node(_) => (Code::Unknown, "transport error"),
-                _ => (Code::PermissionDenied, "caller not allowed"),
-            };
-            v.status(class, result, code, fragment);
+            if matches!(who, As::Node(_)) {
+                v.check(class, refused_at_handshake(&result), || {
+                    format!("{result:?}")
+                });
+            } else {
+                v.status(class, result, Code::PermissionDenied, "caller not allowed");
+            }
             v.not_audited(class, a.coordinator_audit(&case));
         }
         both_still_serve(&mut v).await;
