@@ -77,22 +77,26 @@ pub fn print_stats(response: &v1::StatsResponse, as_json: bool) -> anyhow::Resul
     Ok(())
 }
 
-/// Prints which parties answer, in the federation file's order; returns how
-/// many of `nodes` answered.
+/// Prints which parties answer, in the federation file's order; returns each
+/// node's outcome in that order.
 pub fn print_status(
     coordinator: &str,
     nodes: &[String],
     info: &v1::FederationInfoResponse,
     as_json: bool,
-) -> anyhow::Result<usize> {
+) -> anyhow::Result<Vec<NodeOutcome>> {
+    let mut outcomes = Vec::with_capacity(nodes.len());
     let rows: Vec<Value> = nodes
         .iter()
         .map(|node| {
             if let Some(found) = info.nodes.iter().find(|n| &n.node_id == node) {
+                outcomes.push(NodeOutcome::Ok);
                 json!({"node": node, "status": "ok", "jurisdiction": found.jurisdiction})
             } else if let Some(down) = info.unreachable.iter().find(|n| &n.node == node) {
+                outcomes.push(down.outcome());
                 json!({"node": node, "status": down.outcome().word(), "reason": down.reason})
             } else {
+                outcomes.push(NodeOutcome::Error);
                 json!({"node": node, "status": "unknown", "reason": "the coordinator does not list this node"})
             }
         })
@@ -103,7 +107,7 @@ pub fn print_status(
             "{}",
             json!({"coordinator": {"address": coordinator, "status": "ok"}, "nodes": rows})
         );
-        return Ok(up);
+        return Ok(outcomes);
     }
     println!("coordinator {coordinator}: ok");
     for row in &rows {
@@ -117,7 +121,7 @@ pub fn print_status(
         }
     }
     println!("{up} of {} nodes answer", rows.len());
-    Ok(up)
+    Ok(outcomes)
 }
 
 /// Prints every node's catalog.

@@ -407,17 +407,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .collect();
             let info = runtime
                 .block_on(async { Requester::connect(config).await?.federation_info().await })?;
-            let up = stats_cli::print_status(&coordinator, &nodes, &info, json)?;
-            let outcomes: Vec<NodeOutcome> = (0..nodes.len())
-                .map(|i| {
-                    if i < up {
-                        NodeOutcome::Ok
-                    } else {
-                        NodeOutcome::Unavailable
-                    }
-                })
-                .collect();
-            return Ok(Exit::of_answers(&outcomes, up < nodes.len(), false).process());
+            let outcomes = stats_cli::print_status(&coordinator, &nodes, &info, json)?;
+            let partial = outcomes.iter().any(|o| *o != NodeOutcome::Ok);
+            return Ok(Exit::of_answers(&outcomes, partial, false).process());
         }
     }
     Ok(ExitCode::SUCCESS)
