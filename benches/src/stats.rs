@@ -113,6 +113,7 @@ pub(crate) async fn run(rows: usize, repeats: usize, json: bool) -> anyhow::Resu
                 group_by: group_by.clone(),
                 filters: vec![],
                 budget: Some(v1::stats_query::Budget::Epsilon(EPSILON_PER_QUERY)),
+                dry_run: false,
             };
             let payload_hash = stats_payload_hash(&wire);
             let request = StatsRequest {
@@ -130,6 +131,7 @@ pub(crate) async fn run(rows: usize, repeats: usize, json: bool) -> anyhow::Resu
                 group_by: wire.group_by,
                 filters: wire.filters,
                 budget: Some(budget_from(Some(EPSILON_PER_QUERY), None)?),
+                dry_run: false,
             };
             let started = Instant::now();
             let answer = service.stats(&caller, request).await?;

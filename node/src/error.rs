@@ -86,8 +86,8 @@ impl From<NodeError> for tonic::Status {
             NodeError::Stats(StatsError::NotImported(table)) => tonic::Status::failed_precondition(
                 format!("table {table} has not been imported at this node"),
             ),
-            NodeError::Ledger(LedgerError::Exhausted) => {
-                tonic::Status::resource_exhausted("privacy budget exhausted for this epoch")
+            NodeError::Ledger(LedgerError::Exhausted(shortfall)) => {
+                tonic::Status::resource_exhausted(shortfall.to_string())
             }
             NodeError::Dp(e) => tonic::Status::invalid_argument(e.to_string()),
             NodeError::Internal(id) => id.status(),

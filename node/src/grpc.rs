@@ -194,6 +194,7 @@ fn stats_request(request: v1::NodeStatsRequest) -> Result<StatsRequest, Unread> 
         group_by: query.group_by,
         filters: query.filters,
         budget: Some(budget),
+        dry_run: query.dry_run,
     })
 }
 
@@ -265,6 +266,11 @@ impl Node for NodeGrpcAdapter {
             mechanism: answer.mechanism.to_owned(),
             epsilon_charged: answer.loss.epsilon,
             rho_charged: answer.loss.rho,
+            ci95_half_width: answer.ci95_half_width,
+            epoch: answer.epoch,
+            epsilon_left: answer.left.epsilon,
+            rho_left: answer.left.rho,
+            dry_run: answer.dry_run,
         }))
     }
 

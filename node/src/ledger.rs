@@ -7,10 +7,11 @@
 //! crash after the commit loses at most the answer, never the charge. There
 //! are no refunds: once noise is drawn, the loss is spent.
 
+use std::ops::Not;
 use std::path::Path;
 use std::sync::Mutex;
 
-use fedq_crypto::dp::PrivacyLoss;
+use fedq_crypto::dp::{amount, PrivacyLoss};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 /// Slack for floating-point sums of charges: a cap is never exceeded by more.
@@ -21,8 +22,8 @@ const CAP_TOLERANCE: f64 = 1e-9;
 #[non_exhaustive]
 pub enum LedgerError {
     /// The charge would exceed the cap for this requester and epoch.
-    #[error("privacy budget exhausted for this epoch")]
-    Exhausted,
+    #[error("{0}")]
+    Exhausted(Shortfall),
     /// SQLite failed.
     #[error("ledger error: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -37,6 +38,72 @@ pub enum LedgerError {
     Io(#[from] std::io::Error),
 }
 
+/// Why a charge does not fit, in the numbers a requester needs to decide
+/// what to ask instead: what it costs, what is left of which cap, and when
+/// the budget renews.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shortfall {
+    /// The epoch charged.
+    pub epoch: String,
+    /// What the query costs.
+    pub asked: PrivacyLoss,
+    /// Spent before it.
+    pub spent: PrivacyLoss,
+    /// The caps of the epoch.
+    pub caps: BudgetCaps,
+}
+
+impl Shortfall {
+    /// The refusal of `asked` when `spent` is already charged, or `None` when it fits.
+    pub fn of(
+        epoch: &str,
+        spent: PrivacyLoss,
+        asked: PrivacyLoss,
+        caps: BudgetCaps,
+    ) -> Option<Self> {
+        caps.admits(spent.compose(asked)).not().then(|| Self {
+            epoch: epoch.to_owned(),
+            asked,
+            spent,
+            caps,
+        })
+    }
+}
+
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, asked, spent, cap) = if self.asked.rho > 0.0 {
+            ("rho", self.asked.rho, self.spent.rho, self.caps.rho)
+        } else {
+            (
+                "epsilon",
+                self.asked.epsilon,
+                self.spent.epsilon,
+                self.caps.epsilon,
+            )
+        };
+        write!(
+            f,
+            "privacy budget exhausted for epoch {}: the query costs {name} {}, {} of {} is left",
+            self.epoch,
+            amount(asked),
+            amount((cap - spent).max(0.0)),
+            amount(cap)
+        )?;
+        match renewal(&self.epoch) {
+            Some(day) => write!(f, " (renews {day} 00:00 UTC)"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The first day of the epoch after `epoch` (`YYYY-MM`).
+pub fn renewal(epoch: &str) -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::parse_from_str(&format!("{epoch}-01"), "%Y-%m-%d")
+        .ok()?
+        .checked_add_months(chrono::Months::new(1))
+}
+
 /// Budget caps per requester and epoch (each mechanism family has its own).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BudgetCaps {
@@ -44,6 +111,13 @@ pub struct BudgetCaps {
     pub epsilon: f64,
     /// zCDP rho per epoch.
     pub rho: f64,
+}
+
+impl BudgetCaps {
+    /// Whether a total spend stays within both caps.
+    pub fn admits(&self, total: PrivacyLoss) -> bool {
+        total.epsilon <= self.epsilon + CAP_TOLERANCE && total.rho <= self.rho + CAP_TOLERANCE
+    }
 }
 
 /// One release to charge.
@@ -110,10 +184,11 @@ impl Ledger {
     ) -> Result<PrivacyLoss, LedgerError> {
         let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let total = spent_in(&tx, charge.requester, charge.epoch)?.compose(charge.loss);
-        if total.epsilon > caps.epsilon + CAP_TOLERANCE || total.rho > caps.rho + CAP_TOLERANCE {
-            return Err(LedgerError::Exhausted);
+        let spent = spent_in(&tx, charge.requester, charge.epoch)?;
+        if let Some(shortfall) = Shortfall::of(charge.epoch, spent, charge.loss, caps) {
+            return Err(LedgerError::Exhausted(shortfall));
         }
+        let total = spent.compose(charge.loss);
         tx.execute(
             "INSERT INTO privacy_ledger (requester, epoch, epsilon, rho) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (requester, epoch) DO UPDATE SET epsilon = excluded.epsilon, rho = excluded.rho",
@@ -225,10 +300,18 @@ mod tests {
         }
         let reopened = Ledger::open(&path)?;
         assert_eq!(reopened.spent("r", "2026-11")?.epsilon, 0.75);
-        assert!(matches!(
-            charge(&reopened, 0.5, caps),
-            Err(LedgerError::Exhausted)
-        ));
+        match charge(&reopened, 0.5, caps) {
+            Err(LedgerError::Exhausted(shortfall)) => assert_eq!(
+                shortfall.to_string(),
+                format!(
+                    "privacy budget exhausted for epoch 2026-11: the query costs epsilon 0.5, \
+                     {} of {} is left (renews 2026-12-01 00:00 UTC)",
+                    amount(caps.epsilon - 0.75),
+                    amount(caps.epsilon)
+                )
+            ),
+            other => panic!("expected a shortfall, got {other:?}"),
+        }
         assert_eq!(
             reopened.spent("r", "2026-11")?.epsilon,
             0.75,

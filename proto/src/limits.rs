@@ -115,6 +115,7 @@ mod tests {
             filters: vec!["sector=finance".into(); MAX_FILTERS],
             group_by: vec!["month".into(); MAX_GROUP_BY_ENTRIES],
             budget: None,
+            dry_run: false,
         };
         assert_eq!(check_stats_query(&ok), Ok(()));
         let mut many = ok.clone();

@@ -77,6 +77,11 @@ pub fn stats_payload_hash(query: &v1::StatsQuery) -> String {
         Some(v1::stats_query::Budget::Rho(r)) => hasher.text("rho").number(r.to_bits()),
         None => hasher.text("none"),
     };
+    // Signed, so that nobody on the way turns a dry run into a charged
+    // release; absent when false, so that other queries hash as before.
+    if query.dry_run {
+        hasher.text("dry_run");
+    }
     hasher.finish()
 }
 

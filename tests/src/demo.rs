@@ -182,6 +182,7 @@ async fn research(requester: &mut Requester) -> anyhow::Result<()> {
         group_by: vec!["category".to_owned()],
         filters: vec!["date>=2025-01-01".to_owned()],
         budget: Some(fedq_proto::v1::stats_query::Budget::Epsilon(0.5)),
+        dry_run: false,
     };
     let context = fedq_proto::v1::RequestContext {
         purpose: "threat-report".to_owned(),

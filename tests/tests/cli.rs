@@ -124,7 +124,12 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
                 .args(["import", "--config"])
                 .arg(&config)
                 .arg("--identifiers")
-                .arg(data.join("identifiers.csv")),
+                .arg(data.join("identifiers.csv"))
+                .arg("--table")
+                .arg(format!(
+                    "incidents={}",
+                    data.join("incidents.csv").display()
+                )),
         )?;
         let child = fedq_node()?
             .args(["serve", "--config"])
@@ -247,6 +252,61 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert!(String::from_utf8(tiny.stderr)?.contains("no node contributed"));
     let curious = stats("0.5", "curiosity")?;
     assert_eq!(curious.status.code(), Some(4), "{curious:?}");
+
+    // A dry run says what the query would add and cost, and spends nothing.
+    let budget = || -> anyhow::Result<serde_json::Value> {
+        let out = run_ok(
+            fedq()
+                .arg("--config")
+                .arg(&client)
+                .args(["budget", "--json"]),
+        )?;
+        Ok(serde_json::from_str(&out)?)
+    };
+    let before = budget()?;
+    let stats_with = |extra: &[&str]| -> anyhow::Result<std::process::Output> {
+        Ok(fedq()
+            .arg("--config")
+            .arg(&client)
+            .args(["stats", "--table", "incidents", "--measure", "count"])
+            .args(["--purpose", "research", "--case", "S-2"])
+            .args(extra)
+            .output()?)
+    };
+    let dry = stats_with(&["--epsilon", "2", "--dry-run", "--json"])?;
+    assert_eq!(dry.status.code(), Some(0), "{dry:?}");
+    let json: serde_json::Value = serde_json::from_slice(&dry.stdout)?;
+    assert_eq!(json["dry_run"], true, "{json}");
+    assert_eq!(json["groups"].as_array().map(Vec::len), Some(0), "{json}");
+    let noise = &json["noise"][0];
+    assert_eq!(noise["epsilon"].as_f64(), Some(2.0), "{json}");
+    assert_eq!(noise["epsilon_left"].as_f64(), Some(8.0), "{json}");
+    assert!(noise["ci95_half_width"].as_f64() > Some(0.0), "{json}");
+    assert_eq!(budget()?, before, "a dry run spends nothing");
+    let human = String::from_utf8(stats_with(&["--epsilon", "2", "--dry-run"])?.stdout)?;
+    assert!(human.contains("nothing was read or charged"), "{human}");
+    assert!(
+        human.contains("would cost epsilon 2, would leave 8"),
+        "{human}"
+    );
+
+    // Every answer says what it cost and what is left.
+    let answered = stats_with(&["--epsilon", "6"])?;
+    assert_eq!(answered.status.code(), Some(0), "{answered:?}");
+    let human = String::from_utf8(answered.stdout)?;
+    assert!(
+        human.contains("cost epsilon 6, left 4 this epoch"),
+        "{human}"
+    );
+    assert_ne!(budget()?, before, "an answer is charged");
+    // A refusal for budget gives the numbers: asked, left, cap, renewal.
+    let over = stats_with(&["--epsilon", "5"])?;
+    assert_eq!(over.status.code(), Some(4), "{over:?}");
+    let human = String::from_utf8(over.stdout)?;
+    assert!(
+        human.contains("the query costs epsilon 5, 4 of 10 is left (renews "),
+        "{human}"
+    );
 
     let status = fedq()
         .arg("--config")

@@ -141,6 +141,7 @@ fn stats_request(
         group_by: vec![],
         filters: vec![],
         budget: Some(v1::stats_query::Budget::Epsilon(epsilon)),
+        dry_run: false,
     };
     let payload_hash = fedq_proto::payload::stats_payload_hash(&wire);
     Ok(StatsRequest {
@@ -154,6 +155,7 @@ fn stats_request(
         group_by: wire.group_by,
         filters: wire.filters,
         budget: Some(budget_from(Some(epsilon), None)?),
+        dry_run: wire.dry_run,
     })
 }
 
@@ -319,6 +321,7 @@ fn envelope_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<
         group_by: vec![],
         filters: vec![],
         budget: Some(v1::stats_query::Budget::Epsilon(0.01)),
+        dry_run: false,
     });
     assert_refused(
         &fixture,

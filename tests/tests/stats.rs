@@ -12,6 +12,7 @@ fn query(measure: &str, group_by: &[&str], filters: &[&str], epsilon: f64) -> v1
         group_by: group_by.iter().map(|s| s.to_string()).collect(),
         filters: filters.iter().map(|s| s.to_string()).collect(),
         budget: Some(Budget::Epsilon(epsilon)),
+        dry_run: false,
     }
 }
 

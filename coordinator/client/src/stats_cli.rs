@@ -1,5 +1,6 @@
 //! Printing statistics, catalogs and budgets for people and scripts.
 
+use fedq_crypto::dp::amount;
 use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1;
 use serde_json::{json, Value};
@@ -19,47 +20,92 @@ fn node_statuses(nodes: &[v1::NodeStatus]) -> Value {
     )
 }
 
-/// Prints a combined statistics answer.
+/// What one node's answer cost (or, in a dry run, would cost) and what is
+/// left of the caps of its epoch, in the measure that was asked.
+fn cost_line(answer: &v1::NodeStatsResponse) -> String {
+    let (name, cost, left) = if answer.rho_charged > 0.0 {
+        ("rho", answer.rho_charged, answer.rho_left)
+    } else {
+        ("epsilon", answer.epsilon_charged, answer.epsilon_left)
+    };
+    let (costs, leaves) = if answer.dry_run {
+        ("would cost", "would leave")
+    } else {
+        ("cost", "left")
+    };
+    format!(
+        "{costs} {name} {}, {leaves} {} this epoch ({})",
+        amount(cost),
+        amount(left),
+        answer.epoch
+    )
+}
+
+/// Prints a combined statistics answer, or what a dry run would do.
 pub fn print_stats(response: &v1::StatsResponse, as_json: bool) -> anyhow::Result<()> {
-    let scales: Vec<Value> = response
+    let answered: Vec<(&v1::NodeStatsResponse, &v1::NodeStatus)> = response
         .node_answers
         .iter()
-        .zip(response.nodes.iter().filter(|n| n.outcome() == NodeOutcome::Ok))
-        .map(|(a, n)| json!({"node": n.node, "scale": a.scale, "mechanism": a.mechanism, "epsilon": a.epsilon_charged, "rho": a.rho_charged}))
+        .zip(
+            response
+                .nodes
+                .iter()
+                .filter(|n| n.outcome() == NodeOutcome::Ok),
+        )
         .collect();
-    let groups: Vec<Value> = response
-        .groups
-        .iter()
-        .map(|g| json!({"key": g.key, "estimate": g.estimate, "ci95": [g.ci95_low, g.ci95_high], "std_dev": g.variance.sqrt()}))
-        .collect();
+    let dry_run = answered.iter().any(|(a, _)| a.dry_run);
     if as_json {
-        let out = json!({"group_columns": response.group_columns, "groups": groups, "noise": scales, "nodes": node_statuses(&response.nodes)});
+        let noise: Vec<Value> = answered
+            .iter()
+            .map(|(a, n)| json!({"node": n.node, "scale": a.scale, "mechanism": a.mechanism, "epsilon": a.epsilon_charged, "rho": a.rho_charged, "ci95_half_width": a.ci95_half_width, "epoch": a.epoch, "epsilon_left": a.epsilon_left, "rho_left": a.rho_left}))
+            .collect();
+        let groups: Vec<Value> = response
+            .groups
+            .iter()
+            .map(|g| json!({"key": g.key, "estimate": g.estimate, "ci95": [g.ci95_low, g.ci95_high], "std_dev": g.variance.sqrt()}))
+            .collect();
+        let out = json!({"query_id": response.query_id, "dry_run": dry_run, "group_columns": response.group_columns, "groups": groups, "noise": noise, "nodes": node_statuses(&response.nodes)});
         println!("{out}");
         return Ok(());
     }
-    let header = if response.group_columns.is_empty() {
-        "total".to_owned()
+    if dry_run {
+        println!(
+            "dry run (query {}): nothing was read or charged; per node, the noise and cost the query would have",
+            response.query_id
+        );
     } else {
-        response.group_columns.join(" / ")
-    };
-    println!("{header:<32} {:>14}  95% interval", "estimate");
-    for g in &response.groups {
-        let key = if g.key.is_empty() {
-            "all".to_owned()
+        let header = if response.group_columns.is_empty() {
+            "total".to_owned()
         } else {
-            g.key.join(" / ")
+            response.group_columns.join(" / ")
+        };
+        println!("query {}", response.query_id);
+        println!("{header:<32} {:>14}  95% interval", "estimate");
+        for g in &response.groups {
+            let key = if g.key.is_empty() {
+                "all".to_owned()
+            } else {
+                g.key.join(" / ")
+            };
+            println!(
+                "{key:<32} {:>14.1}  [{:.1}, {:.1}]",
+                g.estimate, g.ci95_low, g.ci95_high
+            );
+        }
+    }
+    for (answer, node) in &answered {
+        let verb = if answer.dry_run {
+            "would add"
+        } else {
+            "contributed"
         };
         println!(
-            "{key:<32} {:>14.1}  [{:.1}, {:.1}]",
-            g.estimate, g.ci95_low, g.ci95_high
-        );
-    }
-    for s in &scales {
-        println!(
-            "node {}: contributed ({}, scale {:.3})",
-            s["node"].as_str().unwrap_or(""),
-            s["mechanism"].as_str().unwrap_or(""),
-            s["scale"].as_f64().unwrap_or(0.0)
+            "node {}: {verb} {} noise, scale {:.3}, 95% interval ±{:.1} per value; {}",
+            node.node,
+            answer.mechanism,
+            answer.scale,
+            answer.ci95_half_width,
+            cost_line(answer)
         );
     }
     for n in response

@@ -251,12 +251,45 @@ pub fn release_integers(
     if true_values.is_empty() {
         return Err(DpError::Empty);
     }
+    let (mechanism, calibration) = build(sensitivity, budget)?;
+    Ok(NoisyRelease {
+        values: mechanism(&true_values.to_vec()).map_err(opendp_error)?,
+        scale: calibration.scale,
+        variance: calibration.variance,
+        ci95_half_width: calibration.ci95_half_width,
+        loss: calibration.loss,
+    })
+}
+
+/// What [`release_integers`] at `sensitivity` and `budget` would add and
+/// cost, without drawing noise: the same OpenDP measurement is built and its
+/// privacy map evaluated, so a dry run and the release cannot disagree.
+pub fn calibrate_integers(sensitivity: u64, budget: PrivacyBudget) -> Result<Calibration, DpError> {
+    Ok(build(sensitivity, budget)?.1)
+}
+
+/// The noise of a release before it is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Calibration {
+    /// OpenDP scale parameter (Laplace `b`, Gaussian `sigma`).
+    pub scale: f64,
+    /// Variance of the noise per value (an upper bound).
+    pub variance: f64,
+    /// Per value: the 95% interval is `value ± ci95_half_width`.
+    pub ci95_half_width: f64,
+    /// The loss from OpenDP's privacy map at the given sensitivity.
+    pub loss: PrivacyLoss,
+}
+
+/// Draws the noise of a calibrated measurement.
+type Mechanism = Box<dyn Fn(&Vec<i64>) -> Fallible<Vec<i64>>>;
+
+fn build(sensitivity: u64, budget: PrivacyBudget) -> Result<(Mechanism, Calibration), DpError> {
     if sensitivity == 0 {
         return Err(DpError::ZeroSensitivity);
     }
     let d_in = i64::try_from(sensitivity)
         .map_err(|_| DpError::Calibration("sensitivity exceeds i64::MAX".to_owned()))?;
-    let input = true_values.to_vec();
     let space = || VectorDomain::new(AtomDomain::<i64>::default());
     match budget {
         PrivacyBudget::Epsilon(eps) => {
@@ -270,8 +303,7 @@ pub fn release_integers(
                     None,
                 )
             })?;
-            Ok(NoisyRelease {
-                values: m.invoke(&input).map_err(opendp_error)?,
+            let calibration = Calibration {
                 scale,
                 variance: laplace::noise_variance(scale),
                 ci95_half_width: laplace::ci95_half_width(scale),
@@ -279,7 +311,8 @@ pub fn release_integers(
                     epsilon: mapped,
                     rho: 0.0,
                 },
-            })
+            };
+            Ok((Box::new(move |x| m.invoke(x)), calibration))
         }
         PrivacyBudget::Rho(rho) => {
             let target = rho.get();
@@ -291,8 +324,7 @@ pub fn release_integers(
                     ZeroConcentratedDivergence,
                 >(space(), L2Distance::<i64>::default(), scale, None)
             })?;
-            Ok(NoisyRelease {
-                values: m.invoke(&input).map_err(opendp_error)?,
+            let calibration = Calibration {
                 scale,
                 variance: gaussian::noise_variance(scale),
                 ci95_half_width: gaussian::ci95_half_width(scale),
@@ -300,8 +332,20 @@ pub fn release_integers(
                     epsilon: 0.0,
                     rho: mapped,
                 },
-            })
+            };
+            Ok((Box::new(move |x| m.invoke(x)), calibration))
         }
+    }
+}
+
+/// A privacy amount for people: four decimals at most, no trailing zeros.
+pub fn amount(value: f64) -> String {
+    let fixed = format!("{value:.4}");
+    let trimmed = fixed.trim_end_matches('0').trim_end_matches('.');
+    if trimmed == "0" && value > 0.0 {
+        format!("{value:.1e}")
+    } else {
+        trimmed.to_owned()
     }
 }
 

@@ -9,7 +9,9 @@
 
 use std::panic::AssertUnwindSafe;
 
-use fedq_crypto::dp::{release_integers, Epsilon, PrivacyBudget, PrivacyLoss, Rho};
+use fedq_crypto::dp::{
+    calibrate_integers, release_integers, Calibration, Epsilon, PrivacyBudget, PrivacyLoss, Rho,
+};
 use fedq_transport::internal::ErrorId;
 use futures::FutureExt;
 use tracing::{info, instrument};
@@ -17,7 +19,7 @@ use tracing::{info, instrument};
 use super::{Caller, NodeService};
 use crate::error::NodeError;
 use crate::gate::Visit;
-use crate::ledger::{epoch_of, BudgetCaps, Charge, Ledger};
+use crate::ledger::{epoch_of, BudgetCaps, Charge, Ledger, LedgerError, Shortfall};
 use crate::stats::{parse_filter, parse_group_by, parse_measure, Measure, StatsEngine, StatsQuery};
 
 /// A statistics request in domain terms (CLI forms, parsed here).
@@ -44,6 +46,9 @@ pub struct StatsRequest {
     pub filters: Vec<String>,
     /// Epsilon or rho.
     pub budget: Option<PrivacyBudget>,
+    /// Only say what the release would add and cost: nothing is read from
+    /// the table and nothing is charged.
+    pub dry_run: bool,
 }
 
 /// One group of a node's noisy answer.
@@ -72,8 +77,16 @@ pub struct StatsAnswer {
     pub scale: f64,
     /// Mechanism name.
     pub mechanism: &'static str,
-    /// What was charged.
+    /// What was charged (for a dry run: what would be).
     pub loss: PrivacyLoss,
+    /// Per released value: the 95% interval is `value ± ci95_half_width`.
+    pub ci95_half_width: f64,
+    /// The epoch charged, and what is left of its caps after this query.
+    pub epoch: String,
+    /// Left after this query (for a dry run: after it, had it run).
+    pub left: PrivacyLoss,
+    /// True when nothing was read or charged.
+    pub dry_run: bool,
 }
 
 /// What a requester has spent and may still spend this epoch.
@@ -99,19 +112,6 @@ pub fn budget_from(epsilon: Option<f64>, rho: Option<f64>) -> Result<PrivacyBudg
     }
 }
 
-fn requested_loss(budget: PrivacyBudget) -> PrivacyLoss {
-    match budget {
-        PrivacyBudget::Epsilon(e) => PrivacyLoss {
-            epsilon: e.get(),
-            rho: 0.0,
-        },
-        PrivacyBudget::Rho(r) => PrivacyLoss {
-            epsilon: 0.0,
-            rho: r.get(),
-        },
-    }
-}
-
 /// Refuses a release below the node's floor: its noise would say nothing,
 /// and it would still cost a scan and two durable writes.
 fn check_floor(budget: PrivacyBudget, floor: BudgetCaps) -> Result<(), NodeError> {
@@ -127,10 +127,6 @@ fn check_floor(budget: PrivacyBudget, floor: BudgetCaps) -> Result<(), NodeError
     Ok(())
 }
 
-fn exceeds(total: PrivacyLoss, caps: BudgetCaps) -> bool {
-    total.epsilon > caps.epsilon + 1e-9 || total.rho > caps.rho + 1e-9
-}
-
 fn parse(request: &StatsRequest) -> Result<StatsQuery, NodeError> {
     // Bounded before parsing: thousands of filters once overflowed the SQL
     // planner's stack and aborted the node.
@@ -140,6 +136,7 @@ fn parse(request: &StatsRequest) -> Result<StatsQuery, NodeError> {
         group_by: request.group_by.clone(),
         filters: request.filters.clone(),
         budget: None,
+        dry_run: false,
     })
     .map_err(NodeError::InvalidArgument)?;
     let mut group_by = Vec::new();
@@ -159,7 +156,64 @@ fn parse(request: &StatsRequest) -> Result<StatsQuery, NodeError> {
     })
 }
 
-/// Answers a statistics query and charges it.
+/// The noise of a query: the released value's sensitivity and budget and,
+/// for a mean, its count's (a mean spends half the budget on each).
+struct NoisePlan {
+    value: (u64, PrivacyBudget),
+    count: Option<(u64, PrivacyBudget)>,
+}
+
+impl NoisePlan {
+    fn of(measure: &Measure, bound: u32, per_row_bound: i64, budget: PrivacyBudget) -> Self {
+        let bound = u64::from(bound);
+        let sum_sensitivity = bound * per_row_bound.unsigned_abs().max(1);
+        match measure {
+            Measure::Count | Measure::Histogram(_) => Self {
+                value: (bound, budget),
+                count: None,
+            },
+            Measure::Sum(_) => Self {
+                value: (sum_sensitivity, budget),
+                count: None,
+            },
+            Measure::Mean(_) => {
+                let half = budget.split(2);
+                Self {
+                    value: (sum_sensitivity, half),
+                    count: Some((bound, half)),
+                }
+            }
+        }
+    }
+
+    /// What the release would add and cost, without drawing noise.
+    fn calibrate(&self) -> Result<(Calibration, PrivacyLoss), NodeError> {
+        let value = calibrate_integers(self.value.0, self.value.1)?;
+        let loss = match self.count {
+            Some((sensitivity, budget)) => value
+                .loss
+                .compose(calibrate_integers(sensitivity, budget)?.loss),
+            None => value.loss,
+        };
+        Ok((value, loss))
+    }
+}
+
+fn mechanism(budget: PrivacyBudget) -> &'static str {
+    match budget {
+        PrivacyBudget::Epsilon(_) => "discrete laplace (pure dp)",
+        PrivacyBudget::Rho(_) => "discrete gaussian (zcdp)",
+    }
+}
+
+fn left(caps: BudgetCaps, spent: PrivacyLoss) -> PrivacyLoss {
+    PrivacyLoss {
+        epsilon: (caps.epsilon - spent.epsilon).max(0.0),
+        rho: (caps.rho - spent.rho).max(0.0),
+    }
+}
+
+/// Answers a statistics query and charges it; a dry run only calibrates.
 #[instrument(skip_all, fields(query_id = %request.query_id))]
 async fn answer(
     engine: &StatsEngine,
@@ -175,42 +229,52 @@ async fn answer(
     check_floor(budget, floor)?;
     let query = parse(request)?;
     let epoch = epoch_of(chrono::Utc::now());
-    if exceeds(
-        ledger
-            .spent(requester, &epoch)?
-            .compose(requested_loss(budget)),
-        caps,
-    ) {
+    let sensitivity = engine.sensitivity(&query)?;
+    let plan = NoisePlan::of(
+        &query.measure,
+        sensitivity.max_rows_per_unit,
+        sensitivity.per_row_bound,
+        budget,
+    );
+    let (calibration, cost) = plan.calibrate()?;
+    let spent = ledger.spent(requester, &epoch)?;
+    if let Some(shortfall) = Shortfall::of(&epoch, spent, cost, caps) {
         info!(
             decision = "deny",
             rule = "budget",
             "statistics query refused"
         );
-        return Err(NodeError::ResourceExhausted(
-            "privacy budget exhausted for this epoch".to_owned(),
-        ));
+        return Err(LedgerError::Exhausted(shortfall).into());
+    }
+    if request.dry_run {
+        return Ok(StatsAnswer {
+            group_columns: group_columns(&query),
+            groups: Vec::new(),
+            scale: calibration.scale,
+            mechanism: mechanism(budget),
+            loss: cost,
+            ci95_half_width: calibration.ci95_half_width,
+            left: left(caps, spent.compose(cost)),
+            epoch,
+            dry_run: true,
+        });
     }
     let exact = engine.aggregate(&query).await?;
-    let bound = u64::from(exact.max_rows_per_unit);
-    let sum_sensitivity = bound * exact.per_row_bound.unsigned_abs().max(1);
     let counts: Vec<i64> = exact.groups.iter().map(|g| g.count).collect();
     let sums: Vec<i64> = exact.groups.iter().map(|g| g.sum).collect();
-    let (value_release, count_release) = match &query.measure {
-        Measure::Count | Measure::Histogram(_) => (release_integers(&counts, bound, budget)?, None),
-        Measure::Sum(_) => (release_integers(&sums, sum_sensitivity, budget)?, None),
-        // A mean releases its sum and its count, each with half the budget.
-        Measure::Mean(_) => {
-            let half = budget.split(2);
-            (
-                release_integers(&sums, sum_sensitivity, half)?,
-                Some(release_integers(&counts, bound, half)?),
-            )
-        }
+    let released = match &query.measure {
+        Measure::Count | Measure::Histogram(_) => &counts,
+        Measure::Sum(_) | Measure::Mean(_) => &sums,
     };
+    let value_release = release_integers(released, plan.value.0, plan.value.1)?;
+    let count_release = plan
+        .count
+        .map(|(sensitivity, half)| release_integers(&counts, sensitivity, half))
+        .transpose()?;
     let loss = count_release
         .as_ref()
         .map_or(value_release.loss, |c| value_release.loss.compose(c.loss));
-    ledger.charge(
+    let total = ledger.charge(
         &Charge {
             requester,
             epoch: &epoch,
@@ -235,10 +299,6 @@ async fn answer(
             count_variance: count_release.as_ref().map_or(0.0, |c| c.variance),
         })
         .collect();
-    let mechanism = match budget {
-        PrivacyBudget::Epsilon(_) => "discrete laplace (pure dp)",
-        PrivacyBudget::Rho(_) => "discrete gaussian (zcdp)",
-    };
     info!(
         decision = "answer",
         epsilon = loss.epsilon,
@@ -249,8 +309,12 @@ async fn answer(
         group_columns: group_columns(&query),
         groups,
         scale: value_release.scale,
-        mechanism,
+        mechanism: mechanism(budget),
         loss,
+        ci95_half_width: value_release.ci95_half_width,
+        left: left(caps, total),
+        epoch,
+        dry_run: false,
     })
 }
 
@@ -331,8 +395,11 @@ impl NodeService {
             ))),
         };
         match &result {
-            Ok(_) => {
-                // The entry is in the log with the charge; re-sign the head.
+            Ok(answer) => {
+                if answer.dry_run {
+                    admitted.record("stats", "dry run: nothing read or charged")?;
+                }
+                // The entry is in the log (with the charge); re-sign the head.
                 self.gate
                     .audit()
                     .checkpoint()

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use super::catalog::TableCatalog;
-use super::plan::{echo, invalid, plan};
+use super::plan::{echo, invalid, plan, Plan};
 use super::{sql, StatsError};
 
 /// Most group-by columns in a query: each one multiplies the groups (and the noise to add).
@@ -95,6 +95,15 @@ pub struct GroupAggregate {
 pub struct ExactAnswer {
     /// Every group, zeros included.
     pub groups: Vec<GroupAggregate>,
+    /// Largest |clamped value| of one row (1 for counts).
+    pub per_row_bound: i64,
+    /// Most rows one unit contributes.
+    pub max_rows_per_unit: u32,
+}
+
+/// The sensitivity inputs of a query, known before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sensitivity {
     /// Largest |clamped value| of one row (1 for counts).
     pub per_row_bound: i64,
     /// Most rows one unit contributes.
@@ -193,6 +202,27 @@ impl StatsEngine {
     /// Validates `query`, runs it as one parameterised SQL query and fills empty groups with zeros.
     #[tracing::instrument(skip_all, fields(table = %query.table))]
     pub async fn aggregate(&self, query: &StatsQuery) -> Result<ExactAnswer, StatsError> {
+        let (path, plan) = self.plan(query)?;
+        let groups = sql::run(&path, &plan).await?;
+        Ok(ExactAnswer {
+            groups,
+            per_row_bound: plan.per_row_bound,
+            max_rows_per_unit: plan.bound,
+        })
+    }
+
+    /// What bounds one privacy unit's influence on `query`'s answer, from the
+    /// catalog alone: the query is validated as [`Self::aggregate`] would,
+    /// and nothing is read from the table.
+    pub fn sensitivity(&self, query: &StatsQuery) -> Result<Sensitivity, StatsError> {
+        let (_, plan) = self.plan(query)?;
+        Ok(Sensitivity {
+            per_row_bound: plan.per_row_bound,
+            max_rows_per_unit: plan.bound,
+        })
+    }
+
+    fn plan(&self, query: &StatsQuery) -> Result<(PathBuf, Plan), StatsError> {
         let catalog = self
             .catalog(&query.table)
             .ok_or_else(|| invalid(&format!("unknown table{}", echo(&query.table))))?;
@@ -205,12 +235,7 @@ impl StatsEngine {
         if !path.is_file() {
             return Err(StatsError::NotImported(catalog.name.clone()));
         }
-        let groups = sql::run(&path, &plan).await?;
-        Ok(ExactAnswer {
-            groups,
-            per_row_bound: plan.per_row_bound,
-            max_rows_per_unit: plan.bound,
-        })
+        Ok((path, plan))
     }
 
     fn catalog(&self, name: &str) -> Option<&TableCatalog> {

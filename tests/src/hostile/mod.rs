@@ -494,6 +494,7 @@ pub fn stats_query(epsilon: f64) -> v1::StatsQuery {
         group_by: Vec::new(),
         filters: Vec::new(),
         budget: Some(v1::stats_query::Budget::Epsilon(epsilon)),
+        dry_run: false,
     }
 }
 

@@ -202,6 +202,10 @@ struct StatsArgs {
     /// Exit 0 even when some node did not contribute; without it, exit 3.
     #[arg(long)]
     allow_partial: bool,
+    /// Print, per node, the noise and 95% interval the query would have and
+    /// what it would cost; read nothing and spend nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 /// `fedq demo` runs `fedq-demo`, which starts nodes and a coordinator in one
@@ -379,6 +383,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     (None, Some(r)) => Some(fedq_proto::v1::stats_query::Budget::Rho(r)),
                     (None, None) => None,
                 },
+                dry_run: args.dry_run,
             };
             let context = fedq_proto::v1::RequestContext {
                 purpose: args.purpose,
