@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fedq_proto::federation::FederationFile;
-use fedq_proto::toml_file::{read_toml, resolve, ConfigError, CONFIG_VERSION};
+use fedq_proto::toml_file::{check_version, parse_listen, read_toml, resolve, ConfigError};
 use fedq_transport::TlsPaths;
 use serde::Deserialize;
 
@@ -77,19 +77,8 @@ impl CoordinatorConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let builder: CoordinatorConfigBuilder = read_toml(path)?;
         let mut problems = Vec::new();
-        if builder.version != CONFIG_VERSION {
-            problems.push(format!(
-                "version: expected {CONFIG_VERSION}, found {}",
-                builder.version
-            ));
-        }
-        let listen = builder
-            .listen
-            .parse()
-            .map_err(|_| {
-                problems.push("listen: not a socket address like 127.0.0.1:7000".to_owned())
-            })
-            .ok();
+        check_version(builder.version, &mut problems);
+        let listen = parse_listen(&builder.listen, "127.0.0.1:7000", &mut problems);
         let federation_path = resolve(path, &builder.federation);
         let federation = FederationFile::load(&federation_path)
             .map_err(|e| problems.push(format!("federation: {e}")))

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use fedq_crypto::FingerprintParams;
 use serde::Deserialize;
 
+use fedq_proto::toml_file::{check_version, parse_listen};
 pub use fedq_proto::toml_file::{read_toml, resolve, ConfigError, CONFIG_VERSION};
 pub use fedq_transport::TlsPaths;
 
@@ -182,23 +183,21 @@ impl NodeConfig {
         }
     }
 
+    /// Opens this node's audit log to check or export it, changing nothing.
+    pub fn open_audit_read_only(&self) -> Result<fedq_audit::AuditLog, fedq_audit::AuditError> {
+        match &self.store {
+            StoreLocation::Sqlite(db) => {
+                fedq_audit::AuditLog::open_read_only(db, &self.audit_checkpoint, &self.audit_key)
+            }
+        }
+    }
+
     /// Reads and validates `path` and the federation file it names.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let builder: NodeConfigBuilder = read_toml(path)?;
         let mut problems = Vec::new();
-        if builder.version != CONFIG_VERSION {
-            problems.push(format!(
-                "version: expected {CONFIG_VERSION}, found {}",
-                builder.version
-            ));
-        }
-        let listen = builder
-            .listen
-            .parse()
-            .map_err(|_| {
-                problems.push("listen: not a socket address like 127.0.0.1:7100".to_owned())
-            })
-            .ok();
+        check_version(builder.version, &mut problems);
+        let listen = parse_listen(&builder.listen, "127.0.0.1:7100", &mut problems);
         let store = parse_store(&builder.store, path)
             .map_err(|p| problems.push(p))
             .ok();

@@ -8,13 +8,15 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fedq_audit::cli::{self as audit_cli, AuditCommand, EXIT_AUDIT_ERROR, EXIT_TAMPERED};
 use fedq_node::{config::NodeConfig, import, store::Store, NodeService};
+use fedq_proto::exit::Exit;
 use fedq_synth as generate;
 
 #[derive(Parser)]
 #[command(
     name = "fedq-node",
     version,
-    about = "A fedq node: keeps a jurisdiction's records at home"
+    about = "A fedq node: keeps a jurisdiction's records at home",
+    after_help = fedq_proto::exit::TABLE
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,6 +27,13 @@ struct Cli {
 enum Command {
     /// Serve encrypted lookups over mutual TLS until SIGTERM.
     Serve {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check node.toml and what it names (federation file, TLS files, policy,
+    /// catalog) and report every problem with its key path; starts nothing.
+    CheckConfig {
         /// The node's config file.
         #[arg(long)]
         config: PathBuf,
@@ -98,11 +107,32 @@ enum Command {
     },
 }
 
+/// A config that does not load is a usage error (exit 2), reported once.
 fn load_config(path: &std::path::Path) -> Result<NodeConfig, ExitCode> {
     NodeConfig::load(path).map_err(|e| {
         eprintln!("error: {e}");
-        ExitCode::from(64)
+        Exit::Usage.process()
     })
+}
+
+/// `check-config`: everything `load` checks, then the TLS files.
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let config = match load_config(path) {
+        Ok(config) => config,
+        Err(code) => return code,
+    };
+    fedq_proto::toml_file::report_check(
+        path,
+        config.tls.problems(&config.node_id),
+        &format!(
+            "node {} ({}), listening on {}, {} statistics table(s)",
+            config.node_id,
+            config.jurisdiction,
+            config.listen,
+            config.catalog.len()
+        ),
+    )
+    .process()
 }
 
 fn main() -> ExitCode {
@@ -113,6 +143,7 @@ fn main() -> ExitCode {
             Ok(config) => serve(config),
             Err(code) => return code,
         },
+        Command::CheckConfig { config } => return check_config(&config),
         Command::Import { config, identifiers, table } => match load_config(&config) {
             Ok(config) => identifiers
                 .map_or(Ok(()), |file| run_import(&config, &file))
@@ -156,20 +187,20 @@ fn main() -> ExitCode {
 
 fn run_audit(command: AuditCommand) -> ExitCode {
     match load_config(command.config()) {
-        Ok(config) => audit_cli::run(config.open_audit(), &command),
+        Ok(config) => audit_cli::run(config.open_audit_read_only(), &command),
         Err(code) => code,
     }
 }
 
-/// `report`: 64 for a bad month or epsilon, 1 if the audit log fails to
-/// verify, 2 if the report cannot be made.
+/// `report`: 2 (usage) for a bad month or epsilon, 5 if the audit log fails
+/// to verify, 1 if the report cannot be made.
 fn run_report(config: &std::path::Path, month: &str, epsilon: f64, json: bool) -> ExitCode {
     use fedq_node::report;
     let options = match report::ReportOptions::new(month, epsilon) {
         Ok(options) => options,
         Err(e) => {
             eprintln!("error: {e}");
-            return ExitCode::from(64);
+            return Exit::Usage.process();
         }
     };
     let config = match load_config(config) {
@@ -183,7 +214,7 @@ fn run_report(config: &std::path::Path, month: &str, epsilon: f64, json: bool) -
             eprintln!("error: {e}");
             return ExitCode::from(match e {
                 report::ReportError::Tampered { .. } => EXIT_TAMPERED,
-                e if e.is_usage() => 64,
+                e if e.is_usage() => Exit::Usage.code(),
                 _ => EXIT_AUDIT_ERROR,
             });
         }

@@ -79,7 +79,7 @@ fn verify_reports_ok_then_names_the_tampered_entry_and_export_filters_days() -> 
     )?;
     let bad = fedq_node(&["verify"], &config)?;
     let stderr = String::from_utf8(bad.stderr)?;
-    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert_eq!(bad.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("failed at entry 2"), "{stderr}");
     Ok(())
 }

@@ -29,7 +29,7 @@ fn report_refuses_a_bad_month_then_releases_and_audits_a_good_one() -> anyhow::R
 
     let bad = report(&config, &["--month", "2026-13"])?;
     let stderr = String::from_utf8(bad.stderr)?;
-    assert_eq!(bad.status.code(), Some(64), "{stderr}");
+    assert_eq!(bad.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("month must be YYYY-MM"), "{stderr}");
     assert!(bad.stdout.is_empty());
 

@@ -407,7 +407,7 @@ fn a_bad_retention_period_is_reported_with_its_key_path() -> anyhow::Result<()> 
             &format!("[retention]\nidentifiers_days = {bad}\n"),
         )?;
         let (code, _, stderr) = run(&["purge"], &config)?;
-        assert_eq!(code, 64, "{stderr}");
+        assert_eq!(code, 2, "{stderr}");
         assert!(
             stderr.contains("retention.identifiers_days: must be between 1 and"),
             "{stderr}"
@@ -415,6 +415,6 @@ fn a_bad_retention_period_is_reported_with_its_key_path() -> anyhow::Result<()> 
     }
     let config = write_config(dir.path(), "[retention]\nidentifier_days = 5\n")?;
     let (code, _, stderr) = run(&["purge"], &config)?;
-    assert_eq!(code, 64, "unknown keys are refused: {stderr}");
+    assert_eq!(code, 2, "unknown keys are refused: {stderr}");
     Ok(())
 }

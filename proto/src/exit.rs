@@ -18,17 +18,20 @@ pub enum Exit {
     Partial,
     /// Refused by every node's policy or budget: nothing was answered.
     Refused,
+    /// An integrity check failed: an audit log does not verify.
+    Tampered,
 }
 
 impl Exit {
     /// The process exit code.
-    pub fn code(self) -> u8 {
+    pub const fn code(self) -> u8 {
         match self {
             Exit::Ok => 0,
             Exit::Error => 1,
             Exit::Usage => 2,
             Exit::Partial => 3,
             Exit::Refused => 4,
+            Exit::Tampered => 5,
         }
     }
 
@@ -62,8 +65,9 @@ impl Exit {
 }
 
 /// The table, for `--help` (clap's `after_help`) and the README.
-pub const TABLE: &str = "Exit codes: 0 ok; 1 error; 2 usage; 3 partial (some node did not answer; \
---allow-partial for 0); 4 refused by policy or budget (nothing answered)";
+pub const TABLE: &str = "Exit codes: 0 ok; 1 error; 2 usage (bad arguments or configuration); \
+3 partial (some node did not answer; --allow-partial for 0); 4 refused by policy or budget \
+(nothing answered); 5 tampered (an audit log does not verify)";
 
 #[cfg(test)]
 mod tests {

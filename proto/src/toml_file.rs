@@ -39,6 +39,24 @@ pub enum ConfigError {
     },
 }
 
+/// Checks a config file's `version`.
+pub fn check_version(found: u32, problems: &mut Vec<String>) {
+    if found != CONFIG_VERSION {
+        problems.push(format!("version: expected {CONFIG_VERSION}, found {found}"));
+    }
+}
+
+/// Parses `listen`, or records why not (`example` shows the form).
+pub fn parse_listen(
+    raw: &str,
+    example: &str,
+    problems: &mut Vec<String>,
+) -> Option<std::net::SocketAddr> {
+    raw.parse()
+        .map_err(|_| problems.push(format!("listen: not a socket address like {example}")))
+        .ok()
+}
+
 /// Reads a TOML file into a builder type.
 pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
@@ -58,4 +76,22 @@ pub fn resolve(file: &Path, value: &Path) -> PathBuf {
     } else {
         file.parent().unwrap_or_else(|| Path::new(".")).join(value)
     }
+}
+
+/// The end of a `check-config` command: every problem `load` did not see
+/// (files it names), one per line under the file's name, exit 2; or the
+/// file's `summary` and exit 0.
+pub fn report_check(path: &Path, problems: Vec<String>, summary: &str) -> crate::exit::Exit {
+    if problems.is_empty() {
+        println!("{}: ok: {summary}", path.display());
+        return crate::exit::Exit::Ok;
+    }
+    eprintln!(
+        "error: {}",
+        ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        }
+    );
+    crate::exit::Exit::Usage
 }

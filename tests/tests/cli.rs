@@ -421,7 +421,7 @@ fn the_readme_demo_runs_and_never_overwrites_a_directory_unasked() -> anyhow::Re
         .arg(temp.path().join("nowhere.toml"))
         .args(["budget"])
         .output()?;
-    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
     let stderr = String::from_utf8(missing.stderr)?;
     assert!(stderr.contains("nowhere.toml"), "{stderr}");
     assert_eq!(
@@ -429,5 +429,152 @@ fn the_readme_demo_runs_and_never_overwrites_a_directory_unasked() -> anyhow::Re
         1,
         "{stderr}"
     );
+    Ok(())
+}
+
+/// `check-config` of every party finds what would only fail later, each
+/// with its key path; `audit verify` changes nothing it reads.
+#[test]
+fn check_config_names_broken_keys_and_audit_verify_writes_nothing() -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = temp.path().join("fed");
+    run_ok(
+        fedq()
+            .args(["federation", "init", "--dir"])
+            .arg(&dir)
+            .args(["--nodes", "fr,de"]),
+    )?;
+    let node = dir.join("nodes/fr/node.toml");
+    let coordinator = dir.join("coordinator/coordinator.toml");
+    let client = dir.join("requesters/alice/client.toml");
+    let out = run_ok(fedq_node()?.args(["check-config", "--config"]).arg(&node))?;
+    assert!(out.contains("ok: node fr"), "{out}");
+    let out = run_ok(
+        fedq_tests::binaries::command("fedq-coordinator")?
+            .args(["check-config", "--config"])
+            .arg(&coordinator),
+    )?;
+    assert!(out.contains("ok: coordinator of 2 node(s)"), "{out}");
+    let out = run_ok(fedq().arg("--config").arg(&client).arg("check-config"))?;
+    assert!(out.contains("ok: requester alice"), "{out}");
+
+    // fr's config pointing at de's certificate, with a bad listen address:
+    // both named, with their key paths, in one run; exit 2.
+    let text = std::fs::read_to_string(&node)?;
+    let broken = text
+        .lines()
+        .map(|line| {
+            if line.starts_with("listen") {
+                "listen = \"nowhere\""
+            } else if line.starts_with("cert") {
+                "cert = \"../de/tls/node.pem\""
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&node, broken)?;
+    let bad = fedq_node()?
+        .args(["check-config", "--config"])
+        .arg(&node)
+        .output()?;
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    let stderr = String::from_utf8(bad.stderr)?;
+    assert!(stderr.contains("listen: not a socket address"), "{stderr}");
+    std::fs::write(&node, &text)?;
+    std::fs::write(
+        &node,
+        text.replace("cert = \"tls/node.pem\"", "cert = \"../de/tls/node.pem\""),
+    )?;
+    let bad = fedq_node()?
+        .args(["check-config", "--config"])
+        .arg(&node)
+        .output()?;
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    let stderr = String::from_utf8(bad.stderr)?;
+    assert!(
+        stderr.contains("tls.cert: issued to \"de\", but this config is for \"fr\""),
+        "{stderr}"
+    );
+    std::fs::write(&node, &text)?;
+
+    // A signing key others can read is refused before anything is signed.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let key = dir.join("requesters/alice/signing.key");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))?;
+        let bad = fedq()
+            .arg("--config")
+            .arg(&client)
+            .arg("check-config")
+            .output()?;
+        assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+        let stderr = String::from_utf8(bad.stderr)?;
+        assert!(
+            stderr.contains("signing_key:") && stderr.contains("readable by others"),
+            "{stderr}"
+        );
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+    }
+
+    // audit verify on a store that does not exist creates nothing; on one
+    // that does, it verifies and leaves every byte as it was.
+    let missing = fedq_node()?
+        .args(["audit", "verify", "--config"])
+        .arg(&node)
+        .output()?;
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    let fr = dir.join("nodes/fr");
+    assert!(
+        !snapshot(&fr)?
+            .iter()
+            .any(|(path, _)| path.extension().is_some_and(|e| e == "db")),
+        "verify created no store"
+    );
+    let data = fr.join("data");
+    run_ok(
+        fedq_node()?
+            .args([
+                "generate",
+                "--jurisdiction",
+                "fr",
+                "--people",
+                "300",
+                "--out",
+            ])
+            .arg(&data),
+    )?;
+    run_ok(
+        fedq_node()?
+            .args(["import", "--config"])
+            .arg(&node)
+            .arg("--identifiers")
+            .arg(data.join("identifiers.csv")),
+    )?;
+    run_ok(
+        fedq_node()?
+            .args(["report", "--month", "2026-01", "--config"])
+            .arg(&node),
+    )?;
+    // SQLite's lock files (-wal, -shm) may appear beside the store: they
+    // coordinate readers with a node that may be writing, and hold no data.
+    let content = |dir: &Path| -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
+        let mut files = snapshot(dir)?;
+        files.retain(|(path, _)| {
+            let name = path.to_string_lossy();
+            !(name.ends_with("-wal") || name.ends_with("-shm"))
+        });
+        Ok(files)
+    };
+    let before = content(&fr)?;
+    let out = run_ok(
+        fedq_node()?
+            .args(["audit", "verify", "--config"])
+            .arg(&node),
+    )?;
+    assert!(out.contains("audit log ok"), "{out}");
+    assert!(content(&fr)? == before, "verify changed nothing");
     Ok(())
 }

@@ -71,6 +71,53 @@ impl ClientConfig {
         })
     }
 
+    /// What `load` cannot see and a request would only meet later: the TLS
+    /// files, this requester's entry in the federation file, and its signing
+    /// key (private, and the one the federation file lists). One line per
+    /// problem, with its key path.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.tls.problems(&self.requester);
+        match self.entry() {
+            Ok(entry) => {
+                if let Err(problem) = self.signing_key_of(entry) {
+                    problems.push(format!("signing_key: {problem:#}"));
+                }
+            }
+            Err(problem) => problems.push(format!("requester: {problem:#}")),
+        }
+        problems
+    }
+
+    fn entry(&self) -> anyhow::Result<&fedq_proto::federation::RequesterEntry> {
+        self.federation
+            .requesters
+            .iter()
+            .find(|r| r.id == self.requester)
+            .with_context(|| {
+                format!(
+                    "requester {:?} is not listed in the federation file",
+                    self.requester
+                )
+            })
+    }
+
+    /// The signing key, if it is private and matches `entry`'s public key.
+    fn signing_key_of(
+        &self,
+        entry: &fedq_proto::federation::RequesterEntry,
+    ) -> anyhow::Result<SigningKey> {
+        fedq_transport::files::check_private(&self.signing_key).map_err(anyhow::Error::msg)?;
+        let text =
+            zeroize::Zeroizing::new(std::fs::read_to_string(&self.signing_key).with_context(
+                || format!("cannot read the signing key {}", self.signing_key.display()),
+            )?);
+        let key = SigningKey::from_text(&text)?;
+        if key.verifying_key().to_text() != entry.public_key {
+            bail!("the signing key does not match the public key in the federation file");
+        }
+        Ok(key)
+    }
+
     /// Every node of the federation file, sorted: the audience of each
     /// envelope (a node refuses a lookup that does not address them all).
     pub fn audience(&self) -> Vec<String> {
@@ -87,25 +134,8 @@ impl ClientConfig {
         context: &v1::RequestContext,
         payload_hash: String,
     ) -> anyhow::Result<v1::SignedEnvelope> {
-        let entry = self
-            .federation
-            .requesters
-            .iter()
-            .find(|r| r.id == self.requester)
-            .with_context(|| {
-                format!(
-                    "requester {:?} is not listed in the federation file",
-                    self.requester
-                )
-            })?;
-        let text =
-            zeroize::Zeroizing::new(std::fs::read_to_string(&self.signing_key).with_context(
-                || format!("cannot read the signing key {}", self.signing_key.display()),
-            )?);
-        let key = SigningKey::from_text(&text)?;
-        if key.verifying_key().to_text() != entry.public_key {
-            bail!("the signing key does not match the public key in the federation file");
-        }
+        let entry = self.entry()?;
+        let key = self.signing_key_of(entry)?;
         let legal_basis = match context.legal_basis.trim() {
             "" => self.legal_basis.clone().unwrap_or_default(),
             given => given.to_owned(),

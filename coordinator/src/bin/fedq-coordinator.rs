@@ -8,12 +8,14 @@ use clap::{Parser, Subcommand};
 use fedq_audit::cli::{self as audit_cli, AuditCommand};
 use fedq_audit::AuditLog;
 use fedq_coordinator::config::CoordinatorConfig;
+use fedq_proto::exit::Exit;
 
 #[derive(Parser)]
 #[command(
     name = "fedq-coordinator",
     version,
-    about = "The fedq coordinator: fan-out and encrypted combination"
+    about = "The fedq coordinator: fan-out and encrypted combination",
+    after_help = fedq_proto::exit::TABLE
 )]
 struct Cli {
     #[command(subcommand)]
@@ -28,6 +30,13 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Check coordinator.toml and what it names (federation file, TLS files)
+    /// and report every problem with its key path; starts nothing.
+    CheckConfig {
+        /// The coordinator's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Check or export the coordinator's tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -35,33 +44,50 @@ enum Command {
     },
 }
 
+/// A config that does not load is a usage error (exit 2), reported once.
+fn load(path: &std::path::Path) -> Result<CoordinatorConfig, ExitCode> {
+    CoordinatorConfig::load(path).map_err(|e| {
+        eprintln!("error: {e}");
+        Exit::Usage.process()
+    })
+}
+
 fn main() -> ExitCode {
     fedq_transport::logging::init_tracing();
     let config = match Cli::parse().command {
         Command::Serve { config } => config,
+        Command::CheckConfig { config: path } => {
+            return match load(&path) {
+                Ok(config) => fedq_proto::toml_file::report_check(
+                    &path,
+                    config.tls.problems("coordinator"),
+                    &format!(
+                        "coordinator of {} node(s), listening on {}",
+                        config.federation.nodes.len(),
+                        config.listen
+                    ),
+                )
+                .process(),
+                Err(code) => code,
+            };
+        }
         Command::Audit { command } => {
-            return match CoordinatorConfig::load(command.config()) {
+            return match load(command.config()) {
                 Ok(config) => audit_cli::run(
-                    AuditLog::open(
+                    AuditLog::open_read_only(
                         &config.key_store,
                         &config.audit_checkpoint,
                         &config.audit_key,
                     ),
                     &command,
                 ),
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(64)
-                }
+                Err(code) => code,
             };
         }
     };
-    let config = match CoordinatorConfig::load(&config) {
+    let config = match load(&config) {
         Ok(config) => config,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(64);
-        }
+        Err(code) => return code,
     };
     let result = tokio::runtime::Runtime::new()
         .map_err(anyhow::Error::from)

@@ -62,6 +62,12 @@ impl AuditKey {
         }
     }
 
+    /// Loads the key at `path`; a missing key is an error, never created.
+    pub(super) fn load(path: &Path) -> Result<Self, AuditError> {
+        let text = std::fs::read_to_string(path).map_err(AuditError::io(path))?;
+        Self::parse(path, &Zeroizing::new(text))
+    }
+
     fn parse(path: &Path, text: &str) -> Result<Self, AuditError> {
         let bad = || AuditError::BadKey {
             path: path.to_owned(),

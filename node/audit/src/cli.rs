@@ -6,26 +6,28 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use fedq_proto::exit::Exit;
 
 use super::AuditLog;
 
-/// Exit status when the log fails to verify.
-pub const EXIT_TAMPERED: u8 = 1;
-/// Exit status when the log cannot be read or written.
-pub const EXIT_AUDIT_ERROR: u8 = 2;
+/// Exit status when the log fails to verify (the exit table's "tampered").
+pub const EXIT_TAMPERED: u8 = Exit::Tampered.code();
+/// Exit status when the log cannot be read (the exit table's "error").
+pub const EXIT_AUDIT_ERROR: u8 = Exit::Error.code();
 
 /// The `audit` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain and the signed checkpoint. Exit status: 0 if the
-    /// log verifies, 1 if it was tampered with, 2 if it cannot be checked.
+    /// Check the hash chain and the signed checkpoint, changing nothing (the
+    /// store is opened read-only). Exit status: 0 if the log verifies, 5 if
+    /// it was tampered with, 1 if it cannot be checked.
     Verify {
         /// The config file.
         #[arg(long)]
         config: PathBuf,
     },
     /// Write the entries of a range of UTC days as JSON lines, for an
-    /// oversight body. Exits 1 (after exporting) if the log fails to verify.
+    /// oversight body. Exits 5 (after exporting) if the log fails to verify.
     Export {
         /// The config file.
         #[arg(long)]

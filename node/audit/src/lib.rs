@@ -87,6 +87,18 @@ impl AuditLog {
         })
     }
 
+    /// Opens an existing log to check or export it, changing nothing: the
+    /// store is opened read-only, no table is created, and a missing key is
+    /// an error rather than a new key (which would verify nothing).
+    pub fn open_read_only(db: &Path, checkpoint: &Path, key: &Path) -> Result<Self, AuditError> {
+        Ok(Self {
+            conn: Mutex::new(fedq_transport::sqlite::open_read_only(db)?),
+            key: AuditKey::load(key)?,
+            checkpoint_path: checkpoint.to_owned(),
+            checkpoint_lock: Mutex::new(()),
+        })
+    }
+
     /// Appends in its own IMMEDIATE transaction, commits durably, then
     /// re-signs the checkpoint. Returns the entry's seq. If signing fails the
     /// entry stays committed (and the error is returned): the next

@@ -107,3 +107,24 @@ mod tests {
         assert_eq!(std::fs::read(&loose).unwrap(), b"y");
     }
 }
+
+/// Refuses a secret that others on this machine can read: a signing or TLS
+/// key with group or world bits set is as good as shared.
+pub fn check_private(path: &Path) -> Result<(), String> {
+    let metadata =
+        std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{} is readable by others (mode {mode:04o}); run chmod 600 on it",
+                path.display()
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = metadata;
+    Ok(())
+}

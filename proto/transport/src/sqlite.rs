@@ -15,8 +15,8 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Errors opening a store file.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
-    /// Creating the file or its directory failed.
-    #[error("cannot create {path}: {source}")]
+    /// Creating (or, read-only, finding) the file or its directory failed.
+    #[error("cannot open {path}: {source}")]
     Create {
         /// The file.
         path: std::path::PathBuf,
@@ -45,5 +45,24 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     // Deleted and overwritten cells (old fingerprints after a rotation,
     // purged records) are zeroed rather than left in free pages.
     conn.pragma_update(None, "secure_delete", "ON")?;
+    Ok(conn)
+}
+
+/// Opens an existing SQLite file for reading only: checks of a party's
+/// files (`audit verify`, `audit export`) must change nothing, and must not
+/// create a store where the path is wrong.
+pub fn open_read_only(path: &Path) -> Result<Connection, OpenError> {
+    use rusqlite::OpenFlags;
+    if !path.is_file() {
+        return Err(OpenError::Create {
+            path: path.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such store file"),
+        });
+    }
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
 use fedq_client::{init, stats_cli};
 use fedq_client::{ClientConfig, DemoArgs, ItemAnswer, LookupInput, LookupReport, Requester};
@@ -53,6 +52,9 @@ enum CliCommand {
     },
     /// Run a whole local federation and a few lookups, explaining who learns what.
     Demo(DemoArgs),
+    /// Check client.toml and what it names (federation file, TLS files,
+    /// signing key) and report every problem with its key path; sends nothing.
+    CheckConfig,
     /// Which parties answer now: the coordinator and, through it, each node.
     Status {
         /// Print JSON.
@@ -235,6 +237,15 @@ fn run_demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// A mistake in the command line or the config file (exit 2, as clap's own).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
 fn main() -> ExitCode {
     fedq_transport::logging::init_tracing_quiet();
     let cli = Cli::parse();
@@ -242,14 +253,19 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            if e.downcast_ref::<UsageError>().is_some() {
+                Exit::Usage.process()
+            } else {
+                Exit::Error.process()
+            }
         }
     }
 }
 
 fn client_config(path: Option<PathBuf>) -> anyhow::Result<ClientConfig> {
-    let path = path.context("--config FILE (the requester's client.toml) is required")?;
-    ClientConfig::load(&path)
+    let path =
+        path.ok_or_else(|| usage("--config FILE (the requester's client.toml) is required"))?;
+    ClientConfig::load(&path).map_err(|e| usage(format!("{e:#}")))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -337,7 +353,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }]
                 }
                 (None, None, Some(batch)) => fedq_client::read_batch(batch)?,
-                _ => bail!("give either --kind and --value, or --batch FILE"),
+                _ => return Err(usage("give either --kind and --value, or --batch FILE")),
             };
             let report = runtime.block_on(async {
                 let mut requester = Requester::connect(config).await?;
@@ -401,6 +417,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             return Ok(stats_exit(&response, args.allow_partial).process());
         }
         CliCommand::Demo(args) => return run_demo(&args),
+        CliCommand::CheckConfig => {
+            let path = cli
+                .config
+                .ok_or_else(|| usage("--config FILE (the requester's client.toml) is required"))?;
+            let config = client_config(Some(path.clone()))?;
+            let keys = if config.keys_dir.join("lookup.secret").is_file() {
+                "TFHE keys made"
+            } else {
+                "no TFHE keys yet (run `fedq keys init`)"
+            };
+            let summary = format!(
+                "requester {} of a federation of {} node(s), coordinator {}; {keys}",
+                config.requester,
+                config.federation.nodes.len(),
+                config.federation.coordinator.address
+            );
+            return Ok(
+                fedq_proto::toml_file::report_check(&path, config.problems(), &summary).process(),
+            );
+        }
         CliCommand::Status { json } => {
             let config = client_config(cli.config)?;
             let coordinator = config.federation.coordinator.address.clone();
@@ -438,7 +474,7 @@ fn lookup_exit(report: &LookupReport, allow_partial: bool) -> Exit {
             "partial answer: {unknown} item(s) unknown because a node did not answer \
              (exit 3; --allow-partial for 0)"
         ),
-        Exit::Ok | Exit::Usage => {}
+        Exit::Ok | Exit::Usage | Exit::Tampered => {}
     }
     exit
 }
@@ -457,7 +493,7 @@ fn stats_exit(response: &fedq_proto::v1::StatsResponse, allow_partial: bool) -> 
             "partial answer: {missing} node(s) did not contribute; the estimates cover the \
              others only (exit 3; --allow-partial for 0)"
         ),
-        Exit::Ok | Exit::Usage => {}
+        Exit::Ok | Exit::Usage | Exit::Tampered => {}
     }
     exit
 }
