@@ -32,6 +32,7 @@ pub mod limits;
 pub mod outcome;
 pub mod payload;
 pub mod role;
+pub mod suggest;
 pub mod toml_file;
 
 pub use limits::{MAX_ITEMS_PER_REQUEST, MAX_MESSAGE_BYTES};

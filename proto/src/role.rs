@@ -39,7 +39,7 @@ impl fmt::Display for Role {
 
 /// A role name that is none of [`Role::ALL`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?} (expected investigator, researcher or auditor)")]
+#[error("unknown role {0:?}{hint}", hint = crate::suggest::hint(.0, Role::ALL.map(Role::as_str)))]
 pub struct UnknownRoleError(String);
 
 impl FromStr for Role {

@@ -224,6 +224,59 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert!(!bad.status.success());
     assert!(String::from_utf8(bad.stderr)?.contains("invalid identifiers, nothing was sent"));
 
+    // A mistyped kind is a usage error with a suggestion; nothing is sent.
+    let typo = fedq()
+        .arg("--config")
+        .arg(&client)
+        .args([
+            "lookup",
+            "--kind",
+            "phnoe",
+            "--value",
+            "1",
+            "--purpose",
+            "p",
+        ])
+        .args(["--case", "c"])
+        .output()?;
+    assert_eq!(typo.status.code(), Some(2), "{typo:?}");
+    let stderr = String::from_utf8(typo.stderr)?;
+    assert!(stderr.contains("did you mean \"phone\"?"), "{stderr}");
+    let nothing = fedq()
+        .arg("--config")
+        .arg(&client)
+        .args(["lookup", "--purpose", "p", "--case", "c"])
+        .output()?;
+    assert_eq!(nothing.status.code(), Some(2), "{nothing:?}");
+
+    // `--batch -` reads the same rows from standard input.
+    let mut piped = fedq()
+        .arg("--config")
+        .arg(&client)
+        .args([
+            "lookup",
+            "--batch",
+            "-",
+            "--purpose",
+            "fraud",
+            "--case",
+            "C-2",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    if let Some(mut stdin) = piped.stdin.take() {
+        use std::io::Write;
+        stdin.write_all(std::fs::read(&batch)?.as_slice())?;
+    }
+    let piped = piped.wait_with_output()?;
+    assert!(piped.status.success(), "{piped:?}");
+    let stdout = String::from_utf8(piped.stdout)?;
+    assert!(
+        stdout.contains("HIT in") && stdout.contains("no hit"),
+        "{stdout}"
+    );
+
     // Refused by every node's policy: nothing answered, exit 4.
     let refused = fedq()
         .arg("--config")

@@ -7,13 +7,41 @@ use fedq_crypto::IdentifierKind;
 
 use crate::report::LookupInput;
 
-/// Reads a batch file: CSV `kind,value`, with or without a header.
+/// An identifier kind as a person types it; a near miss gets a suggestion
+/// and the list of kinds.
+pub fn parse_kind(text: &str) -> Result<IdentifierKind, String> {
+    text.parse().map_err(|e| {
+        format!(
+            "{e}{}",
+            fedq_proto::suggest::hint(text, IdentifierKind::ALL.map(IdentifierKind::as_str))
+        )
+    })
+}
+
+/// Reads a batch file (`-`: standard input): CSV `kind,value`, with or
+/// without a header.
 pub fn read_batch(path: &Path) -> anyhow::Result<Vec<LookupInput>> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
+    let builder = || {
+        let mut builder = csv::ReaderBuilder::new();
+        builder.has_headers(false).flexible(true);
+        builder
+    };
+    if path == Path::new("-") {
+        return read_rows(
+            builder().from_reader(std::io::stdin().lock()),
+            "standard input",
+        );
+    }
+    let reader = builder()
         .from_path(path)
         .with_context(|| format!("cannot read {}", path.display()))?;
+    read_rows(reader, &path.display().to_string())
+}
+
+fn read_rows<R: std::io::Read>(
+    mut reader: csv::Reader<R>,
+    source: &str,
+) -> anyhow::Result<Vec<LookupInput>> {
     let mut inputs = Vec::new();
     let mut problems = Vec::new();
     for (i, record) in reader.records().enumerate() {
@@ -23,7 +51,7 @@ pub fn read_batch(path: &Path) -> anyhow::Result<Vec<LookupInput>> {
         if i == 0 && kind_text.eq_ignore_ascii_case("kind") {
             continue;
         }
-        match (kind_text.parse::<IdentifierKind>(), record.get(1)) {
+        match (parse_kind(kind_text), record.get(1)) {
             (Ok(kind), Some(value)) => inputs.push(LookupInput {
                 kind,
                 value: value.to_owned(),
@@ -34,8 +62,7 @@ pub fn read_batch(path: &Path) -> anyhow::Result<Vec<LookupInput>> {
     }
     if !problems.is_empty() {
         bail!(
-            "{}: invalid rows, nothing was sent:\n  {}",
-            path.display(),
+            "{source}: invalid rows, nothing was sent:\n  {}",
             problems.join("\n  ")
         );
     }

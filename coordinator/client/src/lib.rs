@@ -27,7 +27,7 @@ pub mod report;
 pub mod requester;
 pub mod stats_cli;
 
-pub use batch::read_batch;
+pub use batch::{parse_kind, read_batch};
 pub use config::ClientConfig;
 pub use demo_args::DemoArgs;
 pub use report::{

@@ -259,9 +259,13 @@ fn typed_filter(
 }
 
 fn column<'a>(catalog: &'a TableCatalog, name: &str) -> Result<&'a ColumnSpec, StatsError> {
-    catalog
-        .column(name)
-        .ok_or_else(|| invalid(&format!("unknown column{}", echo(name))))
+    catalog.column(name).ok_or_else(|| {
+        invalid(&format!(
+            "unknown column{}{}",
+            echo(name),
+            fedq_proto::suggest::hint(name, catalog.columns.iter().map(ColumnSpec::name))
+        ))
+    })
 }
 
 /// Echoes a name back only when it is a short lowercase identifier, so errors

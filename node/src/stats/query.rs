@@ -223,9 +223,16 @@ impl StatsEngine {
     }
 
     fn plan(&self, query: &StatsQuery) -> Result<(PathBuf, Plan), StatsError> {
-        let catalog = self
-            .catalog(&query.table)
-            .ok_or_else(|| invalid(&format!("unknown table{}", echo(&query.table))))?;
+        let catalog = self.catalog(&query.table).ok_or_else(|| {
+            invalid(&format!(
+                "unknown table{}{}",
+                echo(&query.table),
+                fedq_proto::suggest::hint(
+                    &query.table,
+                    self.catalogs.iter().map(|c| c.name.as_str())
+                )
+            ))
+        })?;
         // The SQL quotes catalog names without escaping: only validated names may reach it.
         catalog
             .validate()

@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use fedq_client::{init, stats_cli};
 use fedq_client::{ClientConfig, DemoArgs, ItemAnswer, LookupInput, LookupReport, Requester};
-use fedq_crypto::IdentifierKind;
 use fedq_proto::exit::Exit;
 use fedq_proto::federation::Parameters;
 use fedq_proto::outcome::{Disclosure, NodeOutcome};
@@ -141,7 +140,7 @@ struct LookupArgs {
     /// The identifier, in any usual spelling.
     #[arg(long, requires = "kind")]
     value: Option<String>,
-    /// CSV file of `kind,value` rows.
+    /// CSV file of `kind,value` rows (`-`: standard input).
     #[arg(long)]
     batch: Option<PathBuf>,
     /// Purpose of the request.
@@ -313,9 +312,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &fedq_proto::federation::RequesterEntry {
                     id: name.clone(),
                     agency,
-                    role: role.parse().map_err(|_| {
-                        anyhow::anyhow!("--role must be investigator, researcher or auditor")
-                    })?,
+                    role: role.parse().map_err(|e| usage(format!("--role: {e}")))?,
                     public_key: String::new(),
                 },
             )?;
@@ -346,7 +343,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let config = client_config(cli.config)?;
             let inputs = match (&args.kind, &args.value, &args.batch) {
                 (Some(kind), Some(value), None) => {
-                    let kind: IdentifierKind = kind.parse()?;
+                    let kind = fedq_client::parse_kind(kind).map_err(usage)?;
                     vec![LookupInput {
                         kind,
                         value: value.clone(),

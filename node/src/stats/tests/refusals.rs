@@ -84,11 +84,21 @@ async fn bad_queries_are_refused_with_a_reason() -> Result<()> {
     unknown_table.table = "DROP TABLE t; --".to_owned();
     assert_eq!(
         expect_invalid(engine.aggregate(&unknown_table).await, "unknown table")?,
-        "unknown table"
+        "unknown table (one of: incidents)",
+        "the caller's text is not echoed; the catalog's names are"
     );
+    unknown_table.table = "incidnets".to_owned();
+    expect_invalid(
+        engine.aggregate(&unknown_table).await,
+        "unknown table incidnets; did you mean \"incidents\"? (one of: incidents)",
+    )?;
     expect_invalid(
         engine.aggregate(&query("sum:salary", "", &[])?).await,
         "unknown column salary",
+    )?;
+    expect_invalid(
+        engine.aggregate(&query("sum:los_eur", "", &[])?).await,
+        "did you mean \"loss_eur\"?",
     )?;
     expect_invalid(
         engine.aggregate(&query("count", "unit_id", &[])?).await,
