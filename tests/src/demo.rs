@@ -190,7 +190,7 @@ async fn research(requester: &mut Requester) -> anyhow::Result<()> {
         ..Default::default()
     };
     let response = requester.stats(context, query).await?;
-    fedq_client::stats_cli::print_stats(&response, false)?;
+    fedq_client::stats_cli::print_stats(&response, false, false)?;
     println!("\nprivacy budget left at each node this month:");
     fedq_client::stats_cli::print_budget(&requester.budget().await?, false)?;
     Ok(())

@@ -189,6 +189,11 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert_eq!(json["results"][0]["hit"], true);
     assert!(json["results"][0]["jurisdictions"].as_u64() >= Some(1));
     assert_eq!(json["nodes"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        json["query_ids"].as_array().map(Vec::len),
+        Some(1),
+        "{json}"
+    );
 
     let batch = temp.path().join("batch.csv");
     std::fs::write(
@@ -205,6 +210,28 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     )?;
     assert!(stdout.contains("HIT in"), "{stdout}");
     assert!(stdout.contains("no hit"), "{stdout}");
+    assert!(
+        stdout.contains("\nquery "),
+        "a query id in every output: {stdout}"
+    );
+    assert!(
+        stdout.contains("node fr: ok\nnode de: ok"),
+        "federation order: {stdout}"
+    );
+    let quiet = run_ok(
+        fedq()
+            .arg("--config")
+            .arg(&client)
+            .args(["lookup", "--quiet", "--batch"])
+            .arg(&batch)
+            .args(["--purpose", "fraud", "--case", "C-2"]),
+    )?;
+    assert_eq!(quiet.lines().count(), 2, "only the answers: {quiet}");
+    let completions = run_ok(fedq().args(["completions", "bash"]))?;
+    assert!(
+        completions.contains("_fedq()"),
+        "a bash completion function"
+    );
 
     let bad = fedq()
         .arg("--config")

@@ -84,6 +84,7 @@ impl Requester {
         let mut answered_per_item = Vec::with_capacity(inputs.len());
         let mut held_by: Vec<Vec<String>> = vec![Vec::new(); inputs.len()];
         let mut nodes: Vec<NodeResult> = Vec::new();
+        let mut query_ids = Vec::new();
         for (chunk_index, chunk) in normals.chunks(chunk_len).enumerate() {
             let first = chunk_index * chunk_len;
             let kinds: Vec<IdentifierKind> = inputs[first..first + chunk.len()]
@@ -100,6 +101,9 @@ impl Requester {
                 .lookup_chunk(&chunk, options, (&secret, &public), &mut stats)
                 .await?;
             let answered_here = answered.answered();
+            if !answered.query_id.is_empty() {
+                query_ids.push(answered.query_id.clone());
+            }
             for (i, count) in answered.counts.into_iter().enumerate() {
                 counts.push(count);
                 answered_per_item.push(answered_here);
@@ -108,6 +112,8 @@ impl Requester {
             merge_node_statuses(&mut nodes, &mut stats, answered.statuses);
         }
         stats.round_trip = round_trip.elapsed();
+        // The federation file's order, whatever order the answers came in.
+        nodes.sort_by_key(|n| node_ids.iter().position(|id| *id == n.node));
         if counts.len() != inputs.len() {
             bail!(
                 "the coordinator answered {} items out of {}",
@@ -133,6 +139,7 @@ impl Requester {
             })
             .collect();
         Ok(LookupReport {
+            query_ids,
             results,
             nodes,
             stats,
@@ -150,6 +157,8 @@ struct ChunkInput<'a> {
 
 /// What one chunk's lookup brought back.
 struct ChunkAnswer {
+    /// The coordinator's id of the chunk's lookup (empty if none was sent).
+    query_id: String,
     counts: Vec<u32>,
     held_by: Vec<Vec<String>>,
     statuses: Vec<v1::NodeStatus>,
@@ -199,6 +208,7 @@ impl Requester {
             stats.oprf += oprf_started.elapsed();
             let mut answer = if tags.is_empty() {
                 ChunkAnswer {
+                    query_id: String::new(),
                     counts: vec![0; chunk.normals.len()],
                     held_by: vec![Vec::new(); chunk.normals.len()],
                     statuses: Vec::new(),
@@ -398,6 +408,7 @@ impl Requester {
             .filter(|s| tags.iter().any(|t| t.node == s.node))
             .collect();
         Ok(ChunkAnswer {
+            query_id: response.query_id,
             counts,
             held_by,
             statuses,

@@ -106,6 +106,9 @@ pub struct LookupStats {
 /// The answer to a lookup.
 #[derive(Debug, Clone, Serialize)]
 pub struct LookupReport {
+    /// The coordinator's query id of each request the lookup took (one per
+    /// chunk of items), as the nodes' audit logs record them.
+    pub query_ids: Vec<String>,
     /// Per item, in input order.
     pub results: Vec<ItemResult>,
     /// Every node, failed ones included.

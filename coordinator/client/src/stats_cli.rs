@@ -42,7 +42,7 @@ fn cost_line(answer: &v1::NodeStatsResponse) -> String {
 }
 
 /// Prints a combined statistics answer, or what a dry run would do.
-pub fn print_stats(response: &v1::StatsResponse, as_json: bool) -> anyhow::Result<()> {
+pub fn print_stats(response: &v1::StatsResponse, as_json: bool, quiet: bool) -> anyhow::Result<()> {
     let answered: Vec<(&v1::NodeStatsResponse, &v1::NodeStatus)> = response
         .node_answers
         .iter()
@@ -79,7 +79,9 @@ pub fn print_stats(response: &v1::StatsResponse, as_json: bool) -> anyhow::Resul
         } else {
             response.group_columns.join(" / ")
         };
-        println!("query {}", response.query_id);
+        if !quiet {
+            println!("query {}", response.query_id);
+        }
         println!("{header:<32} {:>14}  95% interval", "estimate");
         for g in &response.groups {
             let key = if g.key.is_empty() {
@@ -92,6 +94,9 @@ pub fn print_stats(response: &v1::StatsResponse, as_json: bool) -> anyhow::Resul
                 g.estimate, g.ci95_low, g.ci95_high
             );
         }
+    }
+    if quiet {
+        return Ok(());
     }
     for (answer, node) in &answered {
         let verb = if answer.dry_run {

@@ -21,8 +21,54 @@ struct Cli {
     /// The requester's client.toml.
     #[arg(long, global = true, env = "FEDQ_CONFIG")]
     config: Option<PathBuf>,
+    /// Print the answers only: no per-node lines, query ids or notes (errors
+    /// still go to standard error; the exit code tells the rest).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// No colours (also when NO_COLOR is set, or the output is not a terminal).
+    #[arg(long, global = true)]
+    no_color: bool,
     #[command(subcommand)]
     command: CliCommand,
+}
+
+/// How human output is printed.
+#[derive(Debug, Clone, Copy)]
+struct Look {
+    quiet: bool,
+    color: bool,
+}
+
+impl Look {
+    fn of(cli: &Cli) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            quiet: cli.quiet,
+            color: !cli.no_color
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal(),
+        }
+    }
+
+    fn paint(self, style: anstyle::Style, text: &str) -> String {
+        if self.color {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// A spinner on standard error while a request is out, when a person
+    /// is watching (a terminal, not --quiet).
+    fn spinner(self, message: String) -> indicatif::ProgressBar {
+        use std::io::IsTerminal;
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new_spinner().with_message(message);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    }
 }
 
 #[derive(Subcommand)]
@@ -54,6 +100,12 @@ enum CliCommand {
     /// Check client.toml and what it names (federation file, TLS files,
     /// signing key) and report every problem with its key path; sends nothing.
     CheckConfig,
+    /// Print a shell completion script (e.g. `fedq completions bash >
+    /// /etc/bash_completion.d/fedq`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Which parties answer now: the coordinator and, through it, each node.
     Status {
         /// Print JSON.
@@ -269,6 +321,7 @@ fn client_config(path: Option<PathBuf>) -> anyhow::Result<ClientConfig> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new()?;
+    let look = Look::of(&cli);
     match cli.command {
         CliCommand::Federation(FederationCommand::Init {
             dir,
@@ -352,6 +405,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, None, Some(batch)) => fedq_client::read_batch(batch)?,
                 _ => return Err(usage("give either --kind and --value, or --batch FILE")),
             };
+            let spinner = look.spinner(format!(
+                "looking up {} item(s) at {} node(s)",
+                inputs.len(),
+                config.federation.nodes.len()
+            ));
             let report = runtime.block_on(async {
                 let mut requester = Requester::connect(config).await?;
                 requester
@@ -365,9 +423,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         },
                     )
                     .await
-            })?;
-            print_report(&report, args.json)?;
-            return Ok(lookup_exit(&report, args.allow_partial).process());
+            });
+            spinner.finish_and_clear();
+            let report = report?;
+            print_report(&report, args.json, look)?;
+            return Ok(lookup_exit(&report, args.allow_partial, look).process());
         }
         CliCommand::Catalog { json } => {
             let config = client_config(cli.config)?;
@@ -410,10 +470,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .stats(context, query)
                     .await
             })?;
-            stats_cli::print_stats(&response, args.json)?;
-            return Ok(stats_exit(&response, args.allow_partial).process());
+            stats_cli::print_stats(&response, args.json, look.quiet)?;
+            return Ok(stats_exit(&response, args.allow_partial, look).process());
         }
         CliCommand::Demo(args) => return run_demo(&args),
+        CliCommand::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "fedq", &mut std::io::stdout());
+        }
         CliCommand::CheckConfig => {
             let path = cli
                 .config
@@ -455,7 +519,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// 0 when every item's answer is established, 3 when some is unknown (a node
 /// did not answer), 4 when no node answered because every one refused.
-fn lookup_exit(report: &LookupReport, allow_partial: bool) -> Exit {
+fn lookup_exit(report: &LookupReport, allow_partial: bool, look: Look) -> Exit {
     let unknown = report
         .results
         .iter()
@@ -467,6 +531,7 @@ fn lookup_exit(report: &LookupReport, allow_partial: bool) -> Exit {
         Exit::Refused | Exit::Error => eprintln!(
             "error: no node answered: the results above say nothing about any jurisdiction"
         ),
+        Exit::Partial if look.quiet => {}
         Exit::Partial => eprintln!(
             "partial answer: {unknown} item(s) unknown because a node did not answer \
              (exit 3; --allow-partial for 0)"
@@ -478,7 +543,7 @@ fn lookup_exit(report: &LookupReport, allow_partial: bool) -> Exit {
 
 /// 0 when every node contributed, 3 when some did not (the estimates cover
 /// only those that did), 4 when every node refused, 1 when none answered.
-fn stats_exit(response: &fedq_proto::v1::StatsResponse, allow_partial: bool) -> Exit {
+fn stats_exit(response: &fedq_proto::v1::StatsResponse, allow_partial: bool, look: Look) -> Exit {
     let outcomes: Vec<NodeOutcome> = response.nodes.iter().map(|n| n.outcome()).collect();
     let missing = outcomes.iter().filter(|o| **o != NodeOutcome::Ok).count();
     let exit = Exit::of_answers(&outcomes, missing > 0, allow_partial);
@@ -486,6 +551,7 @@ fn stats_exit(response: &fedq_proto::v1::StatsResponse, allow_partial: bool) -> 
         Exit::Refused | Exit::Error => {
             eprintln!("error: no node contributed: there is no estimate")
         }
+        Exit::Partial if look.quiet => {}
         Exit::Partial => eprintln!(
             "partial answer: {missing} node(s) did not contribute; the estimates cover the \
              others only (exit 3; --allow-partial for 0)"
@@ -495,11 +561,14 @@ fn stats_exit(response: &fedq_proto::v1::StatsResponse, allow_partial: bool) -> 
     exit
 }
 
-fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
+fn print_report(report: &LookupReport, json: bool, look: Look) -> anyhow::Result<()> {
+    use anstyle::{AnsiColor, Style};
     if json {
         println!("{}", serde_json::to_string(report)?);
         return Ok(());
     }
+    let hit = Style::new().bold().fg_color(Some(AnsiColor::Red.into()));
+    let unknown = Style::new().fg_color(Some(AnsiColor::Yellow.into()));
     for result in &report.results {
         let partial = if result.answered < result.of {
             format!(" ({} of {} nodes answered)", result.answered, result.of)
@@ -507,21 +576,28 @@ fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
             String::new()
         };
         let mut verdict = match result.answer {
-            ItemAnswer::Hit if result.answered < result.of => {
-                format!(
+            ItemAnswer::Hit if result.answered < result.of => look.paint(
+                hit,
+                &format!(
                     "HIT in at least {} jurisdiction(s){partial}",
                     result.jurisdictions
-                )
-            }
-            ItemAnswer::Hit => format!("HIT in {} jurisdiction(s)", result.jurisdictions),
+                ),
+            ),
+            ItemAnswer::Hit => look.paint(
+                hit,
+                &format!("HIT in {} jurisdiction(s)", result.jurisdictions),
+            ),
             ItemAnswer::NoHit => "no hit".to_owned(),
-            ItemAnswer::Unknown if result.answered == 0 => "no answer".to_owned(),
-            ItemAnswer::Unknown => format!("unknown{partial}"),
+            ItemAnswer::Unknown if result.answered == 0 => look.paint(unknown, "no answer"),
+            ItemAnswer::Unknown => look.paint(unknown, &format!("unknown{partial}")),
         };
         if let Some(held_by) = result.held_by.as_ref().filter(|h| !h.is_empty()) {
             verdict.push_str(&format!(" (revealed: {})", held_by.join(", ")));
         }
         println!("{:<14} {:<40} {verdict}", result.kind, result.value);
+    }
+    if look.quiet {
+        return Ok(());
     }
     for node in &report.nodes {
         if node.status == NodeOutcome::Ok && node.disclosure != Disclosure::NotAsked {
@@ -540,6 +616,9 @@ fn print_report(report: &LookupReport, json: bool) -> anyhow::Result<()> {
                 node.reason
             );
         }
+    }
+    if !report.query_ids.is_empty() {
+        println!("query {}", report.query_ids.join(", "));
     }
     Ok(())
 }
