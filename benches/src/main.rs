@@ -90,6 +90,7 @@ fn federation(dir: &Path, nodes: usize) -> anyhow::Result<InitOutput> {
         dir: dir.join("federation"),
         nodes: (1..=nodes).map(|i| format!("n{i}")).collect(),
         requester: "bench".to_owned(),
+        researcher: "rosa".to_owned(),
         agency: "bench".to_owned(),
         base_port: None,
         force: false,

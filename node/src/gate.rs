@@ -39,7 +39,8 @@ pub struct Visit<'a> {
 /// Envelope verification, policy and audit, shared by the services.
 pub struct Gate {
     verifier: EnvelopeVerifier,
-    policy: std::sync::Arc<Policy>,
+    /// Replaced whole when the operator reloads it; a request reads one.
+    policy: std::sync::RwLock<std::sync::Arc<Policy>>,
     audit: AuditLog,
 }
 
@@ -52,9 +53,28 @@ impl Gate {
     ) -> Self {
         Self {
             verifier,
-            policy,
+            policy: std::sync::RwLock::new(policy),
             audit,
         }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> std::sync::Arc<Policy> {
+        self.policy
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts `policy` in force for every request admitted from now on; it
+    /// takes over the rate-limit counters of the one it replaces.
+    pub fn replace_policy(&self, policy: std::sync::Arc<Policy>) {
+        let mut current = self
+            .policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        policy.carry_counters_from(&current);
+        *current = policy;
     }
 
     /// The audit log (the ledger appends to it inside its charge).
@@ -116,7 +136,7 @@ impl Gate {
             purpose: &envelope.purpose,
             action: visit.action,
         };
-        if let Err(refusal) = self.policy.admit(&request, now) {
+        if let Err(refusal) = self.policy().admit(&request, now) {
             self.refuse(visit, Some(&envelope), &refusal.to_string())?;
             return Err(if refusal.exhausted {
                 NodeError::ResourceExhausted(refusal.to_string())
@@ -132,7 +152,7 @@ impl Gate {
     pub fn disclosure(&self, envelope: &Envelope, authorization: &str) -> Disclosure {
         let allowed = !authorization.trim().is_empty()
             && envelope.role.parse().is_ok_and(|role| {
-                self.policy
+                self.policy()
                     .may_disclose(&envelope.agency, role, &envelope.purpose)
             });
         if allowed {

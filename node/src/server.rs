@@ -23,6 +23,7 @@ pub async fn serve(
     config: &NodeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let reloads = tokio::spawn(reload_policy_on_change(Arc::clone(&service)));
     let node = NodeServer::new(NodeGrpcAdapter(service))
         .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
@@ -38,12 +39,56 @@ pub async fn serve(
         admission,
         grace: config.grace,
     };
-    fedq_transport::serve(
+    let served = fedq_transport::serve(
         listener,
         Routes::new(node),
         <NodeServer<NodeGrpcAdapter> as NamedService>::NAME,
         options,
         shutdown,
     )
-    .await
+    .await;
+    reloads.abort();
+    served
+}
+
+/// How often `node.toml` is looked at for a changed policy.
+const POLICY_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Puts a changed `[policy]` in force without a restart: at once on SIGHUP,
+/// and within [`POLICY_RECHECK`] of `node.toml` changing on disk. A file that
+/// does not validate is logged and changes nothing.
+async fn reload_policy_on_change(service: Arc<NodeService>) {
+    let path = service.config_path().to_owned();
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&path);
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(POLICY_RECHECK);
+    loop {
+        #[cfg(unix)]
+        let signalled = async {
+            match hangup.as_mut() {
+                Some(hangup) => hangup.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = std::future::pending::<Option<()>>();
+        let forced = tokio::select! {
+            _ = signalled => true,
+            _ = tick.tick() => false,
+        };
+        let now = stamp(&path);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        if let Err(e) = service.reload_policy() {
+            tracing::warn!(error = %e, "policy not reloaded; the previous one stays in force");
+        }
+    }
 }

@@ -16,7 +16,7 @@ use fedq_proto::federation::Parameters;
 use fedq_synth::{generate, GenerateOptions};
 
 use crate::local::{start_coordinator, start_node};
-use fedq_client::init::{init, InitOptions};
+use fedq_client::init::{init, InitOptions, InitOutput};
 use fedq_client::{ClientConfig, LookupInput, Requester};
 
 const NODES: [&str; 3] = ["fr", "de", "nl"];
@@ -86,6 +86,7 @@ pub async fn run(args: fedq_client::DemoArgs) -> anyhow::Result<()> {
         dir: dir.clone(),
         nodes: NODES.iter().map(|s| s.to_string()).collect(),
         requester: "alice".to_owned(),
+        researcher: "rosa".to_owned(),
         agency: "demo-agency".to_owned(),
         base_port: None,
         force,
@@ -131,7 +132,7 @@ pub async fn run(args: fedq_client::DemoArgs) -> anyhow::Result<()> {
     running.push(start_coordinator(&output.coordinator).await?);
     println!("nodes and coordinator serving on loopback over mutual TLS");
 
-    let result = investigate(&dir, &output.client).await;
+    let result = investigate(&dir, &output).await;
     for party in running {
         party.stop().await?;
     }
@@ -174,7 +175,8 @@ pub fn import_incidents(config: &fedq_node::NodeConfig, data: &Path) -> anyhow::
     Ok(())
 }
 
-async fn research(requester: &mut Requester) -> anyhow::Result<()> {
+/// Statistics are the researcher's: the investigator is refused by role.
+async fn research(investigator: &mut Requester, researcher: &Path) -> anyhow::Result<()> {
     println!("\nresearcher's view: incidents per category across the federation (epsilon 0.5 at each node)");
     let query = fedq_proto::v1::StatsQuery {
         table: "incidents".to_owned(),
@@ -189,6 +191,17 @@ async fn research(requester: &mut Requester) -> anyhow::Result<()> {
         case_reference: String::new(),
         ..Default::default()
     };
+    let refused = investigator.stats(context.clone(), query.clone()).await?;
+    if let Some(node) = refused.nodes.first() {
+        println!(
+            "\ninvestigator alice asks for statistics: node {} {} ({})",
+            node.node,
+            node.outcome().word(),
+            node.reason
+        );
+    }
+    let mut requester = Requester::connect(ClientConfig::load(researcher)?).await?;
+    println!("researcher rosa asks the same:");
     let response = requester.stats(context, query).await?;
     fedq_client::stats_cli::print_stats(&response, false, false)?;
     println!("\nprivacy budget left at each node this month:");
@@ -196,8 +209,8 @@ async fn research(requester: &mut Requester) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn investigate(dir: &Path, client_path: &Path) -> anyhow::Result<()> {
-    let mut requester = Requester::connect(ClientConfig::load(client_path)?).await?;
+async fn investigate(dir: &Path, output: &InitOutput) -> anyhow::Result<()> {
+    let mut requester = Requester::connect(ClientConfig::load(&output.client)?).await?;
     let key_id = requester.keys_init(false).await?;
     println!("investigator alice: TFHE keys made, public key {key_id} registered (secret key stays local)\n");
 
@@ -301,7 +314,7 @@ async fn investigate(dir: &Path, client_path: &Path) -> anyhow::Result<()> {
          \x20 (answers are re-randomised under her public key before they leave a node)",
         n = inputs.len()
     );
-    research(&mut requester).await?;
+    research(&mut requester, &output.researcher_client).await?;
     governance(&mut requester, dir, &inputs[..1]).await?;
     Ok(())
 }

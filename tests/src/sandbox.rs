@@ -73,8 +73,13 @@ impl FederationSandbox {
         Ok(requester)
     }
 
-    /// Signs a request envelope as the sandbox's requester (alice) would,
-    /// for tests that call a node directly.
+    /// Connects the sandbox's researcher (rosa), who asks the statistics.
+    pub async fn researcher(&self) -> anyhow::Result<Requester> {
+        Requester::connect(ClientConfig::load(&self.output.researcher_client)?).await
+    }
+
+    /// Signs a request envelope as the sandbox's requester would (rosa for
+    /// statistics, alice for the rest), for tests that call a node directly.
     pub fn sign(
         &self,
         action: &str,
@@ -87,7 +92,12 @@ impl FederationSandbox {
             legal_basis: "integration test on synthetic data".to_owned(),
             envelope: None,
         };
-        ClientConfig::load(&self.output.client)?.sign(action, &context, payload_hash)
+        let client = if action == "stats" {
+            &self.output.researcher_client
+        } else {
+            &self.output.client
+        };
+        ClientConfig::load(client)?.sign(action, &context, payload_hash)
     }
 
     /// The node's `identifiers.csv`.
@@ -171,6 +181,7 @@ impl FederationSandboxBuilder {
             dir: dir.clone(),
             nodes: self.nodes.clone(),
             requester: "alice".to_owned(),
+            researcher: "rosa".to_owned(),
             agency: "test-agency".to_owned(),
             base_port: None,
             force: false,

@@ -319,10 +319,11 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
 
     // Statistics that nobody answers exit non-zero, once, with the reason:
     // below every node's minimum epsilon (1), and a purpose no node admits (4).
+    let researcher = dir.join("requesters/rosa/client.toml");
     let stats = |epsilon: &str, purpose: &str| -> anyhow::Result<std::process::Output> {
         Ok(fedq()
             .arg("--config")
-            .arg(&client)
+            .arg(&researcher)
             .args(["stats", "--table", "incidents", "--measure", "count"])
             .args(["--epsilon", epsilon, "--purpose", purpose, "--case", "S-1"])
             .output()?)
@@ -332,13 +333,26 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert!(String::from_utf8(tiny.stderr)?.contains("no node contributed"));
     let curious = stats("0.5", "curiosity")?;
     assert_eq!(curious.status.code(), Some(4), "{curious:?}");
+    // Each role its own action: alice (investigator) asks no statistics.
+    let investigator = fedq()
+        .arg("--config")
+        .arg(&client)
+        .args(["stats", "--table", "incidents", "--measure", "count"])
+        .args(["--epsilon", "1", "--purpose", "research"])
+        .output()?;
+    assert_eq!(investigator.status.code(), Some(4), "{investigator:?}");
+    let stdout = String::from_utf8(investigator.stdout)?;
+    assert!(
+        stdout.contains("role investigator may not stats at this node"),
+        "{stdout}"
+    );
 
     // A dry run says what the query would add and cost, and spends nothing.
     let budget = || -> anyhow::Result<serde_json::Value> {
         let out = run_ok(
             fedq()
                 .arg("--config")
-                .arg(&client)
+                .arg(&researcher)
                 .args(["budget", "--json"]),
         )?;
         Ok(serde_json::from_str(&out)?)
@@ -347,7 +361,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     let stats_with = |extra: &[&str]| -> anyhow::Result<std::process::Output> {
         Ok(fedq()
             .arg("--config")
-            .arg(&client)
+            .arg(&researcher)
             .args(["stats", "--table", "incidents", "--measure", "count"])
             .args(["--purpose", "research", "--case", "S-2"])
             .args(extra)
@@ -394,6 +408,42 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         .args(["status", "--json"])
         .output()?;
     assert_eq!(status.status.code(), Some(0), "{status:?}");
+
+    // The operator narrows fr's policy and sends SIGHUP: fr refuses at once,
+    // without a restart; restored, it answers again.
+    let fr_toml = dir.join("nodes/fr/node.toml");
+    let original = std::fs::read_to_string(&fr_toml)?;
+    let narrowed = original.replace("lookup = [\"fraud\", ", "lookup = [");
+    assert_ne!(narrowed, original, "the generated policy admits fraud");
+    let fr_pid = servers[0].0.id().to_string();
+    let fraud_lookup = || -> anyhow::Result<(Option<i32>, serde_json::Value)> {
+        let out = fedq()
+            .arg("--config")
+            .arg(&client)
+            .args(["lookup", "--batch"])
+            .arg(&batch)
+            .args(["--purpose", "fraud", "--case", "C-5", "--json"])
+            .output()?;
+        Ok((out.status.code(), serde_json::from_slice(&out.stdout)?))
+    };
+    let reload_until = |text: &str, done: &dyn Fn(Option<i32>) -> bool| -> anyhow::Result<()> {
+        std::fs::write(&fr_toml, text)?;
+        Command::new("kill").args(["-HUP", &fr_pid]).status()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (code, json) = fraud_lookup()?;
+            if done(code) {
+                return Ok(());
+            }
+            anyhow::ensure!(Instant::now() < deadline, "policy not reloaded: {json}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    reload_until(&narrowed, &|code| code == Some(3))?;
+    let (_, json) = fraud_lookup()?;
+    assert_eq!(json["nodes"][0]["node"], "fr", "{json}");
+    assert_eq!(json["nodes"][0]["status"], "refused", "{json}");
+    reload_until(&original, &|code| code == Some(0))?;
 
     // A node down: what only it could say is unknown, never "no hit"; exit 3
     // unless the requester accepts a partial answer.

@@ -26,6 +26,7 @@ fn init_fr(dir: &Path) -> anyhow::Result<InitOutput> {
         dir: dir.to_owned(),
         nodes: vec!["fr".to_owned()],
         requester: "alice".to_owned(),
+        researcher: "rosa".to_owned(),
         agency: AGENCY.to_owned(),
         base_port: None,
         force: false,
@@ -89,6 +90,11 @@ impl Fixture {
         key_of(&self.output.client)
     }
 
+    /// The researcher, who asks the statistics.
+    fn rosa(&self) -> anyhow::Result<SigningKey> {
+        key_of(&self.output.researcher_client)
+    }
+
     fn audit(&self) -> anyhow::Result<Vec<fedq_audit::AuditEntry>> {
         let log = self.config.open_audit()?;
         let report = log.verify()?;
@@ -146,7 +152,7 @@ fn stats_request(
     let payload_hash = fedq_proto::payload::stats_payload_hash(&wire);
     Ok(StatsRequest {
         query_id: format!("g{}", QUERY.fetch_add(1, Ordering::Relaxed)),
-        requester: "alice".to_owned(),
+        requester: "rosa".to_owned(),
         purpose: String::new(),
         envelope: signed(&payload_hash),
         payload_hash,
@@ -233,9 +239,10 @@ fn assert_refused(
 }
 
 /// The node still answers a good statistics query.
-fn assert_serving(fixture: &Fixture, alice: &SigningKey) -> anyhow::Result<()> {
+fn assert_serving(fixture: &Fixture) -> anyhow::Result<()> {
+    let rosa = fixture.rosa()?;
     let good = stats_request(
-        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        |h| rosa.sign(&envelope("rosa", "researcher", "research", "stats", h)),
         "incidents",
         0.01,
     )?;
@@ -260,14 +267,14 @@ fn assert_serving(fixture: &Fixture, alice: &SigningKey) -> anyhow::Result<()> {
 #[test]
 fn envelope_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<()> {
     let fixture = Fixture::new(None)?;
-    let alice = fixture.alice()?;
+    let rosa = fixture.rosa()?;
     let service = &fixture.service;
     let rt = runtime();
 
     // Bad signature: signed by another key.
     let mallory = SigningKey::generate();
     let forged = stats_request(
-        |h| mallory.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        |h| mallory.sign(&envelope("rosa", "researcher", "research", "stats", h)),
         "incidents",
         0.01,
     )?;
@@ -280,7 +287,7 @@ fn envelope_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<
 
     // Unknown requester.
     let unknown = stats_request(
-        |h| mallory.sign(&envelope("mallory", "investigator", "research", "stats", h)),
+        |h| mallory.sign(&envelope("mallory", "researcher", "research", "stats", h)),
         "incidents",
         0.01,
     )?;
@@ -294,9 +301,9 @@ fn envelope_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<
     // Stale time: an hour old.
     let stale = stats_request(
         |h| {
-            let mut old = envelope("alice", "investigator", "research", "stats", h);
+            let mut old = envelope("rosa", "researcher", "research", "stats", h);
             old.issued_at -= 3_600;
-            alice.sign(&old)
+            rosa.sign(&old)
         },
         "incidents",
         0.01,
@@ -310,7 +317,7 @@ fn envelope_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<
 
     // An envelope moved onto another query.
     let mut moved = stats_request(
-        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        |h| rosa.sign(&envelope("rosa", "researcher", "research", "stats", h)),
         "incidents",
         0.01,
     )?;
@@ -332,7 +339,7 @@ fn envelope_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<
 
     // Replay: the same signed request twice.
     let once = stats_request(
-        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        |h| rosa.sign(&envelope("rosa", "researcher", "research", "stats", h)),
         "incidents",
         0.01,
     )?;
@@ -344,19 +351,19 @@ fn envelope_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<
         "replayed request",
     )?;
 
-    assert_serving(&fixture, &alice)
+    assert_serving(&fixture)
 }
 
 #[test]
 fn policy_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<()> {
     let fixture = Fixture::new(None)?;
-    let alice = fixture.alice()?;
+    let rosa = fixture.rosa()?;
     let service = &fixture.service;
     let rt = runtime();
 
     // Purpose not admitted.
     let curious = stats_request(
-        |h| alice.sign(&envelope("alice", "investigator", "curiosity", "stats", h)),
+        |h| rosa.sign(&envelope("rosa", "researcher", "curiosity", "stats", h)),
         "incidents",
         0.01,
     )?;
@@ -369,7 +376,7 @@ fn policy_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<()
 
     // Table not admitted.
     let table = stats_request(
-        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        |h| rosa.sign(&envelope("rosa", "researcher", "research", "stats", h)),
         "salaries",
         0.01,
     )?;
@@ -432,7 +439,7 @@ fn policy_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<()
 
     // Budget exhausted (cap 10 per month at the generated node).
     let greedy = stats_request(
-        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        |h| rosa.sign(&envelope("rosa", "researcher", "research", "stats", h)),
         "incidents",
         10.5,
     )?;
@@ -443,13 +450,13 @@ fn policy_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<()
         "privacy budget exhausted",
     )?;
 
-    assert_serving(&fixture, &alice)
+    assert_serving(&fixture)
 }
 
 #[test]
 fn lookup_kinds_rate_limits_and_sunset_are_enforced() -> anyhow::Result<()> {
     let policy = "[policy]\nvalid_until = \"2099-12-31\"\nagencies = [\"test-agency\"]\n\
-                  roles = [\"investigator\"]\n[policy.purposes]\nlookup = [\"fraud\"]\nstats = [\"research\"]\n\
+                  roles = [\"investigator\", \"researcher\"]\n[policy.purposes]\nlookup = [\"fraud\"]\nstats = [\"research\"]\n\
                   [policy.lookup]\nkinds = [\"phone\"]\nper_hour_per_kind = 3\n[policy.stats]\ntables = [\"incidents\"]\n";
     let fixture = Fixture::new(Some(policy))?;
     let alice = fixture.alice()?;
@@ -483,13 +490,13 @@ fn lookup_kinds_rate_limits_and_sunset_are_enforced() -> anyhow::Result<()> {
         tonic::Code::ResourceExhausted,
         "rule rate_limit",
     )?;
-    assert_serving(&fixture, &alice)?;
+    assert_serving(&fixture)?;
 
     // Sunset: a policy past its date admits nothing.
     let expired = Fixture::new(Some(&policy.replace("2099-12-31", "2020-01-01")))?;
-    let alice = expired.alice()?;
+    let rosa = expired.rosa()?;
     let query = stats_request(
-        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        |h| rosa.sign(&envelope("rosa", "researcher", "research", "stats", h)),
         "incidents",
         0.01,
     )?;
@@ -510,9 +517,9 @@ fn lookup_kinds_rate_limits_and_sunset_are_enforced() -> anyhow::Result<()> {
 #[test]
 fn a_node_without_a_policy_admits_nothing() -> anyhow::Result<()> {
     let fixture = Fixture::new(Some(""))?;
-    let alice = fixture.alice()?;
+    let rosa = fixture.rosa()?;
     let query = stats_request(
-        |h| alice.sign(&envelope("alice", "investigator", "research", "stats", h)),
+        |h| rosa.sign(&envelope("rosa", "researcher", "research", "stats", h)),
         "incidents",
         0.01,
     )?;
@@ -556,7 +563,7 @@ fn oprf_query(key: &SigningKey, kind: IdentifierKind, items: usize) -> anyhow::R
 #[test]
 fn oprf_evaluations_are_metered_and_audited() -> anyhow::Result<()> {
     let policy = "[policy]\nvalid_until = \"2099-12-31\"\nagencies = [\"test-agency\"]\n\
-                  roles = [\"investigator\"]\n[policy.purposes]\nlookup = [\"fraud\"]\nstats = [\"research\"]\n\
+                  roles = [\"investigator\", \"researcher\"]\n[policy.purposes]\nlookup = [\"fraud\"]\nstats = [\"research\"]\n\
                   [policy.lookup]\nkinds = [\"phone\"]\nper_hour_per_kind = 5\n[policy.stats]\ntables = [\"incidents\"]\n";
     let fixture = Fixture::new(Some(policy))?;
     let alice = fixture.alice()?;
@@ -691,6 +698,7 @@ fn init_refuses_parameters_no_node_would_accept_and_writes_nothing() -> anyhow::
             dir: dir.clone(),
             nodes: vec!["fr".to_owned()],
             requester: "alice".to_owned(),
+            researcher: "rosa".to_owned(),
             agency: AGENCY.to_owned(),
             base_port: None,
             force: false,

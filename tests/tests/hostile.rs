@@ -7,7 +7,7 @@
 //! Every test reports all its mismatches at once, and prints each status it
 //! observed (`--nocapture`).
 //!
-//! 57 classes of bad input, with the status each must get:
+//! 59 classes of bad input, with the status each must get:
 //!
 //! Lookups at a node (coordinator's certificate, valid envelope):
 //!  1. tag whose seed fork is not the stream start (AES block / byte index): InvalidArgument
@@ -87,6 +87,8 @@
 //! 57. RegisterKey with a garbage key (garbage, empty, N = 0): InvalidArgument
 //! 58. an envelope not signed by the caller for itself (another key, or its
 //!     own key naming another requester): Unauthenticated, audited
+//! 59. a role asking another role's action (an investigator's statistics, a
+//!     researcher's lookup): PermissionDenied, audited, by default
 
 use std::io::{Read, Write};
 use std::sync::OnceLock;
@@ -221,10 +223,10 @@ async fn bad_stats(
 ) {
     let a = attacker();
     let id = unique("stats");
-    let mut request = node_stats(a.requester(), &id, query);
+    let mut request = node_stats(a.researcher(), &id, query);
     a.sign_stats(&mut request, |_| {});
     v.status(class, a.send_stats(NODE, request).await, code, fragment);
-    v.refusal_audited(class, a.node_audit(NODE, &id), a.requester(), fragment);
+    v.refusal_audited(class, a.node_audit(NODE, &id), a.researcher(), fragment);
 }
 
 fn with_filters(count: usize) -> v1::StatsQuery {
@@ -1120,7 +1122,7 @@ fn stats_with_200000_filters_gets_resource_exhausted_before_decoding() -> anyhow
     let class = "stats with 200,000 filters";
     runtime().block_on(async {
         let id = unique("filters");
-        let mut request = node_stats(a.requester(), &id, with_filters(200_000));
+        let mut request = node_stats(a.researcher(), &id, with_filters(200_000));
         a.sign_stats(&mut request, |_| {});
         v.status(
             class,
@@ -1309,7 +1311,7 @@ fn stats_past_the_per_requester_hourly_limit_get_resource_exhausted() -> anyhow:
         let a = Attacker::new(&sandbox)?;
         let mut v = Verdicts::new("stats rate limit");
         for i in 0..3 {
-            let mut request = node_stats(a.requester(), &unique("within"), stats_query(0.05));
+            let mut request = node_stats(a.researcher(), &unique("within"), stats_query(0.05));
             a.sign_stats(&mut request, |_| {});
             let answer = a.send_stats("rl", request).await;
             v.check("stats within the limit", answer.is_ok(), || {
@@ -1318,7 +1320,7 @@ fn stats_past_the_per_requester_hourly_limit_get_resource_exhausted() -> anyhow:
         }
         let class = "4th stats query within an hour (limit 3)";
         let id = unique("past");
-        let mut request = node_stats(a.requester(), &id, stats_query(0.05));
+        let mut request = node_stats(a.researcher(), &id, stats_query(0.05));
         a.sign_stats(&mut request, |_| {});
         v.status(
             class,
@@ -1329,7 +1331,7 @@ fn stats_past_the_per_requester_hourly_limit_get_resource_exhausted() -> anyhow:
         v.refusal_audited(
             class,
             a.node_audit("rl", &id),
-            a.requester(),
+            a.researcher(),
             "rule rate_limit",
         );
         // Through the coordinator: reported as refused by the node.
@@ -1376,7 +1378,7 @@ async fn bad_coordinator_stats(
         fragment,
     );
     if audited {
-        v.refusal_audited(class, a.coordinator_audit(&case), a.requester(), fragment);
+        v.refusal_audited(class, a.coordinator_audit(&case), a.researcher(), fragment);
     } else {
         v.not_audited(class, a.coordinator_audit(&case));
     }
@@ -1391,11 +1393,12 @@ fn a_caller_carrying_an_envelope_it_did_not_sign_for_itself_gets_unauthenticated
     let mut bobs = a.envelope("stats", &Default::default(), &"0".repeat(64));
     bobs.requester = "bob".to_owned();
     runtime().block_on(async {
-        // Bob's envelope (his own key) on alice's connection.
+        // Bob's envelope (his own key) on rosa's connection (statistics are
+        // the researcher's).
         let bob = fedq_crypto::envelope::SigningKey::generate();
         bad_coordinator_stats(
             &mut v,
-            "bob's envelope on alice's connection",
+            "bob's envelope on rosa's connection",
             query(),
             |r| {
                 let context = r.context.as_mut().expect("context");
@@ -1409,10 +1412,10 @@ fn a_caller_carrying_an_envelope_it_did_not_sign_for_itself_gets_unauthenticated
             true,
         )
         .await;
-        // Alice's own key, naming bob as the requester.
+        // A federation member's key (alice's), naming bob, on rosa's connection.
         bad_coordinator_stats(
             &mut v,
-            "alice's signature over an envelope naming bob",
+            "alice's signature over an envelope naming bob, on rosa's connection",
             query(),
             |r| {
                 let context = r.context.as_mut().expect("context");
@@ -1531,7 +1534,7 @@ async fn invalid_at_every_node(
                 v.refusal_audited(
                     &format!("{class} (audit at {})", node.node),
                     a.node_audit(&node.node, &response.query_id),
-                    a.requester(),
+                    a.researcher(),
                     fragment,
                 );
             }
@@ -1634,7 +1637,7 @@ fn bodies_over_the_per_rpc_limit_get_resource_exhausted_before_decoding() -> any
     runtime().block_on(async {
         let class = "1 MB stats request (table name) to the node";
         let id = unique("mb");
-        let mut request = node_stats(a.requester(), &id, with_table("t".repeat(1 << 20)));
+        let mut request = node_stats(a.researcher(), &id, with_table("t".repeat(1 << 20)));
         a.sign_stats(&mut request, |_| {});
         v.status(
             class,
@@ -1925,6 +1928,47 @@ fn register_key_with_a_garbage_key_gets_invalid_argument() -> anyhow::Result<()>
             };
             v.status(class, result, Code::InvalidArgument, "public key");
         }
+        both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn an_investigators_statistics_and_a_researchers_lookup_get_permission_denied() -> anyhow::Result<()>
+{
+    let a = attacker();
+    let mut v = Verdicts::new("roles per action");
+    runtime().block_on(async {
+        let class = "alice (investigator) asks statistics";
+        let id = unique("role-stats");
+        let mut request = node_stats(a.requester(), &id, stats_query(0.5));
+        a.sign_stats(&mut request, |e| {
+            e.requester = a.requester().to_owned();
+            e.role = "investigator".to_owned();
+        });
+        v.status(
+            class,
+            a.send_stats(NODE, request).await,
+            Code::PermissionDenied,
+            "role investigator may not stats",
+        );
+        v.refusal_audited(class, a.node_audit(NODE, &id), a.requester(), "rule role");
+
+        let class = "rosa (researcher) looks an identifier up";
+        let id = unique("role-lookup");
+        let mut request = a.lookup(NODE, &id);
+        request.requester = a.researcher().to_owned();
+        a.sign_lookup(NODE, &mut request, |e| {
+            e.requester = a.researcher().to_owned();
+            e.role = "researcher".to_owned();
+        });
+        v.status(
+            class,
+            a.send_lookup(NODE, request).await,
+            Code::PermissionDenied,
+            "role researcher may not lookup",
+        );
+        v.refusal_audited(class, a.node_audit(NODE, &id), a.researcher(), "rule role");
         both_still_serve(&mut v).await;
     });
     v.finish()

@@ -33,7 +33,7 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
             .people(2_000)
             .build()
             .await?;
-        let mut requester = sandbox.requester().await?;
+        let mut requester = sandbox.researcher().await?;
 
         let catalog = requester.catalog().await?;
         assert_eq!(catalog.nodes.len(), 2);

@@ -25,9 +25,12 @@ pub struct InitOptions {
     pub dir: PathBuf,
     /// Node ids (also their jurisdictions).
     pub nodes: Vec<String>,
-    /// The requester to create.
+    /// The investigator to create (looks identifiers up).
     pub requester: String,
-    /// Its agency.
+    /// The researcher to create (asks statistics); by default nodes let
+    /// each role do its own action only.
+    pub researcher: String,
+    /// Their agency.
     pub agency: String,
     /// First port; free ports are picked when absent.
     pub base_port: Option<u16>,
@@ -46,8 +49,10 @@ pub struct InitOutput {
     pub nodes: Vec<(String, PathBuf)>,
     /// `coordinator.toml`.
     pub coordinator: PathBuf,
-    /// The requester's `client.toml`.
+    /// The investigator's `client.toml`.
     pub client: PathBuf,
+    /// The researcher's `client.toml`.
+    pub researcher_client: PathBuf,
 }
 
 fn write_secret(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
@@ -245,7 +250,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     for id in options
         .nodes
         .iter()
-        .chain(std::iter::once(&options.requester))
+        .chain([&options.requester, &options.researcher])
     {
         if !is_name(id) || id == "coordinator" || id == "ca" {
             bail!("{id:?} is not a valid id: use lowercase letters, digits and '-' (not 'coordinator')");
@@ -256,6 +261,9 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     unique.dedup();
     if unique.len() != options.nodes.len() {
         bail!("--nodes lists a node twice");
+    }
+    if options.requester == options.researcher {
+        bail!("the investigator and the researcher need different ids");
     }
     // Refuse what no node would start with, before anything is written.
     let probe = FederationToml {
@@ -386,11 +394,22 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
             public_key: String::new(),
         },
     )?;
+    let researcher_client = write_requester(
+        dir,
+        &ca,
+        &RequesterEntry {
+            id: options.researcher.clone(),
+            agency: options.agency.clone(),
+            role: fedq_proto::Role::Researcher,
+            public_key: String::new(),
+        },
+    )?;
     Ok(InitOutput {
         federation: federation_path,
         nodes,
         coordinator,
         client,
+        researcher_client,
     })
 }
 

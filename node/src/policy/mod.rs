@@ -15,9 +15,12 @@
 //! 1. `sunset`: after `valid_until` (a UTC date, inclusive) nothing is admitted.
 //!    It is required once `agencies` admits anyone: sharing agreements end.
 //! 2. `agency`: the requester's agency must be listed in `agencies` (exact id).
-//! 3. `role`: the role must be listed in `roles`. Auditors are always refused
-//!    here: they check the audit log and the transparency report, never the
-//!    data, so listing `auditor` is a config error rather than a silent no-op.
+//! 3. `role`: the role must be listed in `roles`, and in the action's list
+//!    of `[policy.actions]` (by default investigators look up, and take the
+//!    OPRF step and disclosures that belong to a lookup; researchers ask
+//!    statistics). Auditors are always refused here: they check the audit
+//!    log and the transparency report, never the data, so listing `auditor`
+//!    is a config error rather than a silent no-op.
 //! 4. `purpose`: the purpose must be listed for the kind of query
 //!    (`purposes.lookup` for lookups and disclosures, `purposes.stats`).
 //!    Purposes compare after [`normalise_purpose`] (trimmed, inner whitespace
@@ -60,6 +63,11 @@
 //! [policy.stats]
 //! tables = ["incidents"]
 //!
+//! # Which role may do what; these are the defaults.
+//! [policy.actions]
+//! lookup = ["investigator"]
+//! stats = ["researcher"]
+//!
 //! # Staged disclosure of this node's own hit bit; missing: nobody.
 //! [policy.disclosure]
 //! agencies = ["fr-police"]            # a subset of policy.agencies
@@ -84,9 +92,9 @@ use fedq_crypto::IdentifierKind;
 
 use self::rate::{LookupLimiter, QueryLimiter};
 pub use self::section::{
-    DisclosureSection, LookupPolicySection, PolicySection, PurposesSection, StatsPolicySection,
-    DEFAULT_LOOKUPS_PER_HOUR_PER_KIND, DEFAULT_STATS_PER_HOUR, MAX_LOOKUPS_PER_HOUR_PER_KIND,
-    MAX_NAME_BYTES, MAX_STATS_PER_HOUR,
+    ActionsSection, DisclosureSection, LookupPolicySection, PolicySection, PurposesSection,
+    StatsPolicySection, DEFAULT_LOOKUPS_PER_HOUR_PER_KIND, DEFAULT_STATS_PER_HOUR,
+    MAX_LOOKUPS_PER_HOUR_PER_KIND, MAX_NAME_BYTES, MAX_STATS_PER_HOUR,
 };
 pub use fedq_proto::role::{Role, UnknownRoleError};
 
@@ -196,6 +204,10 @@ pub struct Policy {
     valid_until: Option<NaiveDate>,
     agencies: BTreeSet<String>,
     roles: BTreeSet<Role>,
+    /// Roles that may look up (and take the OPRF step and disclosures).
+    lookup_roles: BTreeSet<Role>,
+    /// Roles that may ask statistics.
+    stats_roles: BTreeSet<Role>,
     lookup_purposes: BTreeSet<String>,
     stats_purposes: BTreeSet<String>,
     kinds: BTreeSet<IdentifierKind>,
@@ -216,6 +228,8 @@ impl Default for Policy {
             valid_until: None,
             agencies: BTreeSet::new(),
             roles: BTreeSet::new(),
+            lookup_roles: BTreeSet::from([Role::Investigator]),
+            stats_roles: BTreeSet::from([Role::Researcher]),
             lookup_purposes: BTreeSet::new(),
             stats_purposes: BTreeSet::new(),
             kinds: BTreeSet::new(),
@@ -269,6 +283,24 @@ impl Policy {
             return Err(Refusal::denied(
                 "role",
                 format!("role {} is not admitted", request.role),
+            ));
+        }
+        let (admitted, key) = match request.action {
+            Action::Stats { .. } => (&self.stats_roles, "stats"),
+            Action::Lookup { .. } | Action::Oprf { .. } | Action::Disclose => {
+                (&self.lookup_roles, "lookup")
+            }
+        };
+        if !admitted.contains(&request.role) {
+            let listed: Vec<&str> = admitted.iter().map(|r| r.as_str()).collect();
+            return Err(Refusal::denied(
+                "role",
+                format!(
+                    "role {} may not {} at this node (policy.actions.{key}: {})",
+                    request.role,
+                    request.action.name(),
+                    listed.join(", ")
+                ),
             ));
         }
         let purpose = normalise_purpose(request.purpose);
@@ -389,6 +421,14 @@ impl Policy {
     /// Tables admitted for stats queries (to check against the `[stats]` catalog).
     pub fn tables(&self) -> impl Iterator<Item = &str> + '_ {
         self.tables.iter().map(String::as_str)
+    }
+
+    /// Takes over `older`'s rate-limit counters, so that reloading a policy
+    /// (SIGHUP, or `node.toml` changed) does not reset anyone's hour.
+    pub fn carry_counters_from(&self, older: &Policy) {
+        self.limiter.adopt(&older.limiter);
+        self.oprf_limiter.adopt(&older.oprf_limiter);
+        self.stats_limiter.adopt(&older.stats_limiter);
     }
 
     /// Lookup items per requester per identifier kind per rolling hour.

@@ -109,6 +109,22 @@ impl<K: Ord + Copy> SlidingLimiter<K> {
         }
     }
 
+    /// Takes over `older`'s counters (a reloaded policy must not hand every
+    /// requester a fresh hour); `older` is left empty.
+    pub(crate) fn adopt(&self, older: &Self) {
+        let taken = {
+            let mut old = older.state.lock().unwrap_or_else(PoisonError::into_inner);
+            std::mem::replace(
+                &mut *old,
+                State {
+                    windows: HashMap::new(),
+                    sweep_at: MIN_SWEEP_AT,
+                },
+            )
+        };
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = taken;
+    }
+
     /// Items allowed per (requester, kind) per rolling hour.
     pub(crate) fn limit(&self) -> u32 {
         self.limit

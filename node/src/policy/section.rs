@@ -47,6 +47,22 @@ pub struct PolicySection {
     pub stats: StatsPolicySection,
     /// Staged disclosure of this node's own hit bit.
     pub disclosure: DisclosureSection,
+    /// Which roles may do which action (defaults: investigators look up,
+    /// researchers ask statistics).
+    pub actions: ActionsSection,
+}
+
+/// `[policy.actions]`: the roles each action admits, on top of
+/// `policy.roles`. Missing keys take the defaults: `lookup` (and the OPRF
+/// step and disclosures that belong to a lookup) admits investigators,
+/// `stats` admits researchers. Auditors are never admitted to any.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionsSection {
+    /// Roles that may look identifiers up (default: investigator).
+    pub lookup: Option<Vec<String>>,
+    /// Roles that may ask statistics (default: researcher).
+    pub stats: Option<Vec<String>>,
 }
 
 /// `[policy.purposes]`: purposes admitted per kind of query.
@@ -142,6 +158,20 @@ pub(super) fn validate(section: PolicySection) -> Result<Policy, Vec<String>> {
         trim,
     );
     let disclosure = disclosure(p, &section.disclosure, &agencies, &roles, &lookup_purposes);
+    let mut action_roles = |key: &str, values: &Option<Vec<String>>, default: Role| match values {
+        Some(values) => self::roles(p, key, values),
+        None => BTreeSet::from([default]),
+    };
+    let lookup_roles = action_roles(
+        "policy.actions.lookup",
+        &section.actions.lookup,
+        Role::Investigator,
+    );
+    let stats_roles = action_roles(
+        "policy.actions.stats",
+        &section.actions.stats,
+        Role::Researcher,
+    );
 
     if !agencies.is_empty() && section.valid_until.is_none() {
         p.push(
@@ -172,6 +202,8 @@ pub(super) fn validate(section: PolicySection) -> Result<Policy, Vec<String>> {
         valid_until,
         agencies,
         roles,
+        lookup_roles,
+        stats_roles,
         lookup_purposes,
         stats_purposes,
         kinds,

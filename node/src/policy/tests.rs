@@ -399,3 +399,50 @@ fn role_names_round_trip() -> Result<()> {
     assert!("admin".parse::<Role>().is_err());
     Ok(())
 }
+
+#[test]
+fn by_default_investigators_look_up_and_researchers_ask_statistics() -> Result<()> {
+    let policy = example()?;
+    let investigator_stats = PolicyRequest {
+        role: Role::Investigator,
+        agency: "fr-police",
+        ..stats("incidents")
+    };
+    let refusal = refused_by(policy.admit(&investigator_stats, now()?))?;
+    assert_eq!(refusal.rule, "role");
+    assert_eq!(
+        refusal.reason,
+        "role investigator may not stats at this node (policy.actions.stats: researcher)"
+    );
+    let researcher_lookup = PolicyRequest {
+        role: Role::Researcher,
+        ..lookup(&[Phone])
+    };
+    assert_eq!(
+        refused_by(policy.admit(&researcher_lookup, now()?))?.rule,
+        "role"
+    );
+    let researcher_oprf = PolicyRequest {
+        action: Action::Oprf { kinds: &[Phone] },
+        ..researcher_lookup
+    };
+    assert_eq!(
+        refused_by(policy.admit(&researcher_oprf, now()?))?.rule,
+        "role",
+        "the OPRF step belongs to a lookup"
+    );
+
+    // An operator may let a role do more, never an auditor anything.
+    let wider = documented_example()?.replace(
+        "stats = [\"researcher\"]\n",
+        "stats = [\"researcher\", \"investigator\"]\n",
+    );
+    parse(&wider)?.admit(&investigator_stats, now()?)?;
+    let auditors = documented_example()?.replace(
+        "lookup = [\"investigator\"]\n",
+        "lookup = [\"investigator\", \"auditor\"]\n",
+    );
+    let problems = format!("{:#}", parse(&auditors).err().context("auditor refused")?);
+    assert!(problems.contains("policy.actions.lookup[1]"), "{problems}");
+    Ok(())
+}

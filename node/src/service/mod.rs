@@ -276,6 +276,22 @@ impl NodeService {
         })
     }
 
+    /// The `node.toml` this node was started from.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.config.path
+    }
+
+    /// Reads `node.toml` again and puts its `[policy]` in force (rate-limit
+    /// counters carried over). A file that no longer validates changes
+    /// nothing: the error, with every problem's key path, is returned for
+    /// the operator's log, and the policy in force stays.
+    pub fn reload_policy(&self) -> Result<(), crate::config::ConfigError> {
+        let fresh = crate::config::NodeConfig::load(&self.config.path)?;
+        self.gate.replace_policy(fresh.policy);
+        info!("policy reloaded");
+        Ok(())
+    }
+
     /// Whether this node's store holds the identifier: the node's own view,
     /// used by operators and by tests that check answers per node.
     pub fn holds(

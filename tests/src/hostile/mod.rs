@@ -44,6 +44,8 @@ pub enum As<'a> {
     Coordinator,
     /// The sandbox's requester (alice).
     Requester,
+    /// The sandbox's researcher (rosa), who asks the statistics.
+    Researcher,
     /// A node's.
     Node(&'a str),
 }
@@ -61,15 +63,41 @@ struct Probe {
     request: v1::NodeLookupRequest,
 }
 
+/// A requester identity of the sandbox, as the attacker holds it.
+struct Signer {
+    signing_key: SigningKey,
+    requester: String,
+    agency: String,
+    role: String,
+}
+
+impl Signer {
+    fn load(client_toml: &std::path::Path) -> anyhow::Result<Self> {
+        let client = fedq_client::ClientConfig::load(client_toml)?;
+        let entry = client
+            .federation
+            .requesters
+            .iter()
+            .find(|r| r.id == client.requester)
+            .context("the requester is listed")?;
+        Ok(Self {
+            signing_key: SigningKey::from_text(&std::fs::read_to_string(&client.signing_key)?)?,
+            requester: entry.id.clone(),
+            agency: entry.agency.clone(),
+            role: entry.role.as_str().to_owned(),
+        })
+    }
+}
+
 /// A hostile client of one sandbox.
 pub struct Attacker<'a> {
     /// The federation attacked.
     pub sandbox: &'a FederationSandbox,
     federation: FederationFile,
-    signing_key: SigningKey,
-    requester: String,
-    agency: String,
-    role: String,
+    /// Alice, the investigator: lookups, OPRF, disclosure.
+    investigator: Signer,
+    /// Rosa, the researcher: statistics (nodes let each role do its own).
+    researcher: Signer,
     secret: FheSecretKey,
     public: FhePublicKey,
     probes: Vec<Probe>,
@@ -80,14 +108,8 @@ impl<'a> Attacker<'a> {
     /// (one TFHE key pair, one encrypted tag per node).
     pub fn new(sandbox: &'a FederationSandbox) -> anyhow::Result<Self> {
         let client = fedq_client::ClientConfig::load(&sandbox.output.client)?;
-        let entry = client
-            .federation
-            .requesters
-            .iter()
-            .find(|r| r.id == client.requester)
-            .context("the requester is listed")?
-            .clone();
-        let signing_key = SigningKey::from_text(&std::fs::read_to_string(&client.signing_key)?)?;
+        let investigator = Signer::load(&sandbox.output.client)?;
+        let researcher = Signer::load(&sandbox.output.researcher_client)?;
         let (secret, public) = generate_keys();
         let mut probes = Vec::new();
         for (node, service) in &sandbox.nodes {
@@ -106,7 +128,7 @@ impl<'a> Attacker<'a> {
                 node: node.clone(),
                 request: v1::NodeLookupRequest {
                     query_id: String::new(),
-                    requester: entry.id.clone(),
+                    requester: investigator.requester.clone(),
                     key_id: public.id().as_str().to_owned(),
                     public_key: public.to_bytes().to_vec(),
                     context: Some(context(LOOKUP_PURPOSE, "H-PROBE")),
@@ -124,10 +146,8 @@ impl<'a> Attacker<'a> {
         Ok(Self {
             sandbox,
             federation: client.federation.clone(),
-            signing_key,
-            requester: entry.id,
-            agency: entry.agency,
-            role: entry.role.as_str().to_owned(),
+            investigator,
+            researcher,
             secret,
             public,
             probes,
@@ -136,7 +156,12 @@ impl<'a> Attacker<'a> {
 
     /// The requester whose key signs (alice).
     pub fn requester(&self) -> &str {
-        &self.requester
+        &self.investigator.requester
+    }
+
+    /// The researcher's id (rosa): statistics are hers to ask.
+    pub fn researcher(&self) -> &str {
+        &self.researcher.requester
     }
 
     /// The attacker's TFHE public key.
@@ -170,10 +195,15 @@ impl<'a> Attacker<'a> {
         context: &v1::RequestContext,
         payload_hash: &str,
     ) -> Envelope {
+        let signer = if action == "stats" {
+            &self.researcher
+        } else {
+            &self.investigator
+        };
         Envelope {
-            requester: self.requester.clone(),
-            agency: self.agency.clone(),
-            role: self.role.clone(),
+            requester: signer.requester.clone(),
+            agency: signer.agency.clone(),
+            role: signer.role.clone(),
             purpose: context.purpose.clone(),
             legal_basis: "hostile-client test on synthetic data".to_owned(),
             case_ref: context.case_reference.clone(),
@@ -194,7 +224,12 @@ impl<'a> Attacker<'a> {
 
     /// Signs `envelope` with the requester's key.
     pub fn sign(&self, envelope: &Envelope) -> v1::SignedEnvelope {
-        fedq_proto::payload::to_wire(self.signing_key.sign(envelope))
+        let signer = if envelope.requester == self.researcher.requester {
+            &self.researcher
+        } else {
+            &self.investigator
+        };
+        fedq_proto::payload::to_wire(signer.signing_key.sign(envelope))
     }
 
     fn seal(
@@ -267,6 +302,9 @@ impl<'a> Attacker<'a> {
                     .tls
             }
             As::Requester => fedq_client::ClientConfig::load(&self.sandbox.output.client)?.tls,
+            As::Researcher => {
+                fedq_client::ClientConfig::load(&self.sandbox.output.researcher_client)?.tls
+            }
             As::Node(node) => fedq_node::NodeConfig::load(&node_toml(self.sandbox, node)?)?.tls,
         })
     }
@@ -366,7 +404,7 @@ impl<'a> Attacker<'a> {
         &self,
         request: v1::StatsRequest,
     ) -> Result<v1::StatsResponse, Status> {
-        let mut client = self.coordinator_client(As::Requester).await?;
+        let mut client = self.coordinator_client(As::Researcher).await?;
         Ok(client.stats(request).await?.into_inner())
     }
 

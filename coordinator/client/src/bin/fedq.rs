@@ -127,9 +127,13 @@ enum FederationCommand {
         /// First port (coordinator; nodes follow). Default: free ports.
         #[arg(long)]
         base_port: Option<u16>,
-        /// Requester to create.
+        /// The investigator to create (looks identifiers up).
         #[arg(long, default_value = "alice")]
         requester: String,
+        /// The researcher to create (asks statistics): by default a node lets
+        /// investigators look up and researchers ask statistics, nothing else.
+        #[arg(long, default_value = "rosa")]
+        researcher: String,
         /// The requester's agency.
         #[arg(long, default_value = "demo-agency")]
         agency: String,
@@ -328,6 +332,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             nodes,
             base_port,
             requester,
+            researcher,
             agency,
             bucket_bits,
             tag_bits,
@@ -338,6 +343,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dir: dir.clone(),
                 nodes,
                 requester,
+                researcher,
                 agency,
                 base_port,
                 force,
@@ -352,7 +358,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("  node {node}: {}", path.display());
             }
             println!("  coordinator: {}", output.coordinator.display());
-            println!("  requester: {}", output.client.display());
+            println!("  investigator: {}", output.client.display());
+            println!("  researcher: {}", output.researcher_client.display());
         }
         CliCommand::Federation(FederationCommand::AddRequester {
             dir,
