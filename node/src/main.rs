@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fedq_audit::cli::{self as audit_cli, AuditCommand, EXIT_AUDIT_ERROR, EXIT_TAMPERED};
+use fedq_audit::cli::{
+    self as audit_cli, AuditCommand, ConfigArg, EXIT_AUDIT_ERROR, EXIT_TAMPERED,
+};
 use fedq_node::{config::NodeConfig, import, store::Store, NodeService};
 use fedq_proto::exit::Exit;
 use fedq_synth as generate;
@@ -26,18 +28,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve encrypted lookups over mutual TLS until SIGTERM.
-    Serve {
-        /// The node's config file.
-        #[arg(long)]
-        config: PathBuf,
-    },
+    Serve(ConfigArg),
     /// Check node.toml and what it names (federation file, TLS files, policy,
     /// catalog) and report every problem with its key path; starts nothing.
-    CheckConfig {
-        /// The node's config file.
-        #[arg(long)]
-        config: PathBuf,
-    },
+    CheckConfig(ConfigArg),
     /// Load identifiers (CSV kind,value,record_id[,expires_at]) into the node's store.
     Import {
         /// The node's config file.
@@ -53,11 +47,7 @@ enum Command {
     /// Replace the node's OPRF key and re-derive every stored tag. Lookups keep
     /// working throughout; tags of the old key are erased at the end.
     /// Interrupted, it resumes with the same new key when run again.
-    RotateOprfKey {
-        /// The node's config file.
-        #[arg(long)]
-        config: PathBuf,
-    },
+    RotateOprfKey(ConfigArg),
     /// Delete identifiers past their expiry (their expires_at or the
     /// [retention] period) and print how many per kind.
     Purge {
@@ -139,18 +129,18 @@ fn main() -> ExitCode {
     fedq_transport::logging::init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config } => match load_config(&config) {
+        Command::Serve(ConfigArg { config }) => match load_config(&config) {
             Ok(config) => serve(config),
             Err(code) => return code,
         },
-        Command::CheckConfig { config } => return check_config(&config),
+        Command::CheckConfig(ConfigArg { config }) => return check_config(&config),
         Command::Import { config, identifiers, table } => match load_config(&config) {
             Ok(config) => identifiers
                 .map_or(Ok(()), |file| run_import(&config, &file))
                 .and_then(|()| table.iter().try_for_each(|spec| run_table_import(&config, spec))),
             Err(code) => return code,
         },
-        Command::RotateOprfKey { config } => match load_config(&config) {
+        Command::RotateOprfKey(ConfigArg { config }) => match load_config(&config) {
             Ok(config) => run_rotate(&config),
             Err(code) => return code,
         },
@@ -271,16 +261,23 @@ fn run_table_import(config: &NodeConfig, spec: &str) -> anyhow::Result<()> {
             .iter()
             .map(|(line, reason)| (*line, reason.as_str())),
     );
-    let seconds = started.elapsed().as_secs_f64();
     println!(
-        "table {name}: read {} rows: {} imported, {} invalid ({:.1} s, {:.0} rows/s)",
+        "table {name}: read {} rows: {} imported, {} invalid ({})",
         report.rows,
         report.imported,
         report.rejected.len(),
-        seconds,
-        report.rows as f64 / seconds.max(1e-9)
+        pace(report.rows, started)
     );
     Ok(())
+}
+
+/// "2.0 s, 50000 rows/s": how long an import took and its rate.
+fn pace(rows: usize, started: std::time::Instant) -> String {
+    let seconds = started.elapsed().as_secs_f64();
+    format!(
+        "{seconds:.1} s, {:.0} rows/s",
+        rows as f64 / seconds.max(1e-9)
+    )
 }
 
 /// Prints the first invalid rows of an import (line and reason, never the
@@ -344,15 +341,13 @@ fn run_import(config: &NodeConfig, file: &std::path::Path) -> anyhow::Result<()>
     })?;
     bar.finish_and_clear();
     print_rejected(report.rejected.iter().map(|r| (r.line, r.reason.as_str())));
-    let seconds = started.elapsed().as_secs_f64();
     println!(
-        "read {} rows: {} imported, {} already present, {} invalid ({:.1} s, {:.0} rows/s)",
+        "read {} rows: {} imported, {} already present, {} invalid ({})",
         report.rows,
         report.inserted,
         report.duplicates,
         report.rejected.len(),
-        seconds,
-        report.rows as f64 / seconds.max(1e-9)
+        pace(report.rows, started)
     );
     Ok(())
 }

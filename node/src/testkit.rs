@@ -29,3 +29,25 @@ pub fn write_minimal_node_config(dir: &Path, extra: &str) -> std::io::Result<Pat
     )?;
     Ok(config)
 }
+
+/// An admitted lookup of alice (fr-police, investigator) at `time`, as the
+/// audit log records one.
+pub fn lookup_record(
+    time: chrono::DateTime<chrono::Utc>,
+    query_id: &str,
+) -> fedq_audit::AuditRecord {
+    fedq_audit::AuditRecord {
+        time,
+        query_id: query_id.to_owned(),
+        requester: "alice".to_owned(),
+        agency: "fr-police".to_owned(),
+        role: "investigator".to_owned(),
+        purpose: "fraud investigation".to_owned(),
+        legal_basis: "art. 6(1)(e)".to_owned(),
+        case_ref: "case-1".to_owned(),
+        action: "lookup".to_owned(),
+        detail: "items=3 kinds=phone".to_owned(),
+        decision: fedq_audit::Decision::Admitted,
+        reason: "policy admits".to_owned(),
+    }
+}

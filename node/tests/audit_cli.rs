@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use chrono::{TimeZone, Utc};
-use fedq_audit::{AuditEntry, AuditRecord, Decision};
+use fedq_audit::{AuditEntry, AuditRecord};
 
 fn fedq_node(args: &[&str], config: &Path) -> anyhow::Result<Output> {
     let mut command = Command::new(env!("CARGO_BIN_EXE_fedq-node"));
@@ -85,23 +85,11 @@ fn verify_reports_ok_then_names_the_tampered_entry_and_export_filters_days() -> 
 }
 
 fn record(day: u32) -> AuditRecord {
-    AuditRecord {
-        time: Utc
-            .with_ymd_and_hms(2026, 2, day, 10, 0, 0)
-            .single()
-            .expect("valid date"),
-        query_id: format!("q-{day}"),
-        requester: "alice".to_owned(),
-        agency: "police-fr".to_owned(),
-        role: "investigator".to_owned(),
-        purpose: "fraud investigation".to_owned(),
-        legal_basis: "art. 6(1)(e)".to_owned(),
-        case_ref: "case-1".to_owned(),
-        action: "lookup".to_owned(),
-        detail: "items=3 kinds=phone".to_owned(),
-        decision: Decision::Admitted,
-        reason: "policy admits".to_owned(),
-    }
+    let time = Utc
+        .with_ymd_and_hms(2026, 2, day, 10, 0, 0)
+        .single()
+        .expect("valid date");
+    fedq_node::testkit::lookup_record(time, &format!("q-{day}"))
 }
 
 /// A minimal node config and federation file, written by hand as an operator would.

@@ -6,6 +6,19 @@ fn fedq_node() -> Command {
     Command::new(env!("CARGO_BIN_EXE_fedq-node"))
 }
 
+/// `fedq-node import --config CONFIG --identifiers FILE`.
+fn import(
+    config: &std::path::Path,
+    file: &std::path::Path,
+) -> anyhow::Result<std::process::Output> {
+    Ok(fedq_node()
+        .args(["import", "--config"])
+        .arg(config)
+        .arg("--identifiers")
+        .arg(file)
+        .output()?)
+}
+
 #[test]
 fn generate_is_deterministic_and_import_reports_and_deduplicates() -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
@@ -109,16 +122,11 @@ fn rotate_oprf_key_re_derives_every_tag_and_erases_the_old_ones() -> anyhow::Res
         &file,
         "kind,value,record_id\nemail,a@example.org,r1\nemail,a@example.org,r2\nphone,+33612345678,r3\n",
     )?;
-    let import = fedq_node()
-        .args(["import", "--config"])
-        .arg(&config_path)
-        .arg("--identifiers")
-        .arg(&file)
-        .output()?;
+    let imported = import(&config_path, &file)?;
     assert!(
-        import.status.success(),
+        imported.status.success(),
         "{}",
-        String::from_utf8_lossy(&import.stderr)
+        String::from_utf8_lossy(&imported.stderr)
     );
 
     let config = fedq_node::NodeConfig::load(&config_path)?;
@@ -180,12 +188,7 @@ fn rotate_oprf_key_re_derives_every_tag_and_erases_the_old_ones() -> anyhow::Res
     assert!(store.contains(IdentifierKind::Email, &email)?);
 
     // A second import after rotation finds everything already present.
-    let again = fedq_node()
-        .args(["import", "--config"])
-        .arg(&config_path)
-        .arg("--identifiers")
-        .arg(&file)
-        .output()?;
+    let again = import(&config_path, &file)?;
     assert!(String::from_utf8(again.stdout)?.contains("0 imported, 3 already present"));
     Ok(())
 }

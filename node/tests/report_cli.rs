@@ -6,7 +6,7 @@ use std::process::{Command, Output};
 
 use anyhow::Context;
 use chrono::{TimeZone, Utc};
-use fedq_audit::{AuditRecord, Decision};
+use fedq_audit::AuditRecord;
 
 fn report(config: &Path, args: &[&str]) -> anyhow::Result<Output> {
     Ok(Command::new(env!("CARGO_BIN_EXE_fedq-node"))
@@ -82,23 +82,11 @@ fn report_refuses_a_bad_month_then_releases_and_audits_a_good_one() -> anyhow::R
 }
 
 fn record() -> anyhow::Result<AuditRecord> {
-    Ok(AuditRecord {
-        time: Utc
-            .with_ymd_and_hms(2026, 11, 3, 10, 0, 0)
-            .single()
-            .context("bad test time")?,
-        query_id: "q-1".to_owned(),
-        requester: "alice".to_owned(),
-        agency: "fr-police".to_owned(),
-        role: "investigator".to_owned(),
-        purpose: "fraud investigation".to_owned(),
-        legal_basis: "art. 6(1)(e)".to_owned(),
-        case_ref: "case-1".to_owned(),
-        action: "lookup".to_owned(),
-        detail: "items=3 kinds=phone".to_owned(),
-        decision: Decision::Admitted,
-        reason: "policy admits".to_owned(),
-    })
+    let time = Utc
+        .with_ymd_and_hms(2026, 11, 3, 10, 0, 0)
+        .single()
+        .context("bad test time")?;
+    Ok(fedq_node::testkit::lookup_record(time, "q-1"))
 }
 
 /// A minimal node config with a lookup policy, written by hand as an operator would.

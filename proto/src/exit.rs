@@ -76,27 +76,21 @@ mod tests {
 
     #[test]
     fn answers_end_as_the_table_says() {
-        assert_eq!(
-            Exit::of_answers(&[Answered, Answered], false, false),
-            Exit::Ok
-        );
-        assert_eq!(
-            Exit::of_answers(&[Answered, Unavailable], true, false),
-            Exit::Partial
-        );
-        assert_eq!(
-            Exit::of_answers(&[Answered, Unavailable], true, true),
-            Exit::Ok
-        );
-        assert_eq!(
-            Exit::of_answers(&[Refused, Refused], true, true),
-            Exit::Refused
-        );
-        assert_eq!(
-            Exit::of_answers(&[Refused, Unavailable], true, true),
-            Exit::Error
-        );
-        assert_eq!(Exit::of_answers(&[], true, true), Exit::Error);
+        let cases = [
+            (&[Answered, Answered][..], false, false, Exit::Ok),
+            (&[Answered, Unavailable], true, false, Exit::Partial),
+            (&[Answered, Unavailable], true, true, Exit::Ok),
+            (&[Refused, Refused], true, true, Exit::Refused),
+            (&[Refused, Unavailable], true, true, Exit::Error),
+            (&[], true, true, Exit::Error),
+        ];
+        for (outcomes, partial, allow, exit) in cases {
+            assert_eq!(
+                Exit::of_answers(outcomes, partial, allow),
+                exit,
+                "{outcomes:?}"
+            );
+        }
     }
 
     #[test]

@@ -369,33 +369,32 @@ async fn governance(
     }
 
     println!("\naudit logs (hash-chained, head signed by each node's audit key):");
-    for node in NODES {
-        let config = fedq_node::NodeConfig::load(&dir.join("nodes").join(node).join("node.toml"))?;
-        let log = config.open_audit()?;
+    let verify = |party: &str, command: &str, log: fedq_audit::AuditLog| -> anyhow::Result<()> {
         let verified = tokio::task::block_in_place(|| log.verify())?;
         match &verified.first_bad {
             None => println!(
-                "  node {node}: fedq-node audit verify: ok, {} entries (admitted and refused), chain intact",
+                "  {party}: {command} audit verify: ok, {} entries (admitted and refused), chain intact",
                 verified.entries
             ),
-            Some((seq, why)) => bail!("node {node}: audit log fails at entry {seq}: {why}"),
+            Some((seq, why)) => bail!("{party}: audit log fails at entry {seq}: {why}"),
         }
+        Ok(())
+    };
+    for node in NODES {
+        let config = fedq_node::NodeConfig::load(&dir.join("nodes").join(node).join("node.toml"))?;
+        verify(&format!("node {node}"), "fedq-node", config.open_audit()?)?;
     }
     let config = fedq_coordinator::config::CoordinatorConfig::load(
         &dir.join("coordinator").join("coordinator.toml"),
     )?;
-    let log = fedq_audit::AuditLog::open(
-        &config.key_store,
-        &config.audit_checkpoint,
-        &config.audit_key,
+    verify(
+        "coordinator",
+        "fedq-coordinator",
+        fedq_audit::AuditLog::open(
+            &config.key_store,
+            &config.audit_checkpoint,
+            &config.audit_key,
+        )?,
     )?;
-    let verified = tokio::task::block_in_place(|| log.verify())?;
-    match &verified.first_bad {
-        None => println!(
-            "  coordinator: fedq-coordinator audit verify: ok, {} entries, chain intact",
-            verified.entries
-        ),
-        Some((seq, why)) => bail!("coordinator audit log fails at entry {seq}: {why}"),
-    }
     Ok(())
 }

@@ -10,6 +10,13 @@ fn fedq() -> Command {
     fedq_tests::binaries::command("fedq").expect("the fedq binary")
 }
 
+/// `fedq --config CONFIG`.
+fn fedq_at(config: &Path) -> Command {
+    let mut command = fedq();
+    command.arg("--config").arg(config);
+    command
+}
+
 fn fedq_node() -> anyhow::Result<Command> {
     fedq_tests::binaries::command("fedq-node")
 }
@@ -61,6 +68,46 @@ fn address_of(config: &Path) -> anyhow::Result<String> {
     Ok(line.split('"').nth(1).unwrap_or_default().to_owned())
 }
 
+/// `fedq-node generate` into the node's `data/`, then `fedq-node import` of
+/// its identifiers (and, with `table`, of its incidents table).
+fn generate_and_import(
+    config: &Path,
+    jurisdiction: &str,
+    people: &str,
+    table: bool,
+) -> anyhow::Result<()> {
+    let data = config
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("a node directory"))?
+        .join("data");
+    run_ok(
+        fedq_node()?
+            .args([
+                "generate",
+                "--jurisdiction",
+                jurisdiction,
+                "--people",
+                people,
+            ])
+            .args(["--seed", "5", "--out"])
+            .arg(&data),
+    )?;
+    let mut import = fedq_node()?;
+    import
+        .args(["import", "--config"])
+        .arg(config)
+        .arg("--identifiers")
+        .arg(data.join("identifiers.csv"));
+    if table {
+        import.arg("--table").arg(format!(
+            "incidents={}",
+            data.join("incidents.csv").display()
+        ));
+    }
+    run_ok(&mut import)?;
+    Ok(())
+}
+
 fn run_ok(command: &mut Command) -> anyhow::Result<String> {
     let output = command.output()?;
     anyhow::ensure!(
@@ -104,33 +151,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     let mut servers: Vec<Server> = Vec::new();
     for node in ["fr", "de"] {
         let config = dir.join("nodes").join(node).join("node.toml");
-        let data = dir.join("nodes").join(node).join("data");
-        run_ok(
-            fedq_node()?
-                .args([
-                    "generate",
-                    "--jurisdiction",
-                    node,
-                    "--people",
-                    "400",
-                    "--seed",
-                    "5",
-                    "--out",
-                ])
-                .arg(&data),
-        )?;
-        run_ok(
-            fedq_node()?
-                .args(["import", "--config"])
-                .arg(&config)
-                .arg("--identifiers")
-                .arg(data.join("identifiers.csv"))
-                .arg("--table")
-                .arg(format!(
-                    "incidents={}",
-                    data.join("incidents.csv").display()
-                )),
-        )?;
+        generate_and_import(&config, node, "400", true)?;
         let child = fedq_node()?
             .args(["serve", "--config"])
             .arg(&config)
@@ -151,7 +172,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     wait_for_port(&address_of(&coordinator_config)?)?;
 
     let client = dir.join("requesters/alice/client.toml");
-    run_ok(fedq().arg("--config").arg(&client).args(["keys", "init"]))?;
+    run_ok(fedq_at(&client).args(["keys", "init"]))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -171,7 +192,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         .to_owned();
     let normal = fedq_crypto::normalise(fedq_crypto::IdentifierKind::Phone, &phone)?;
     let variant = format!("00{}", normal.as_str().trim_start_matches('+'));
-    let stdout = run_ok(fedq().arg("--config").arg(&client).args([
+    let stdout = run_ok(fedq_at(&client).args([
         "lookup",
         "--kind",
         "phone",
@@ -201,9 +222,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         format!("kind,value\nphone,{phone}\nemail,no.one@example.invalid\n"),
     )?;
     let stdout = run_ok(
-        fedq()
-            .arg("--config")
-            .arg(&client)
+        fedq_at(&client)
             .args(["lookup", "--batch"])
             .arg(&batch)
             .args(["--purpose", "fraud", "--case", "C-2"]),
@@ -219,9 +238,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         "federation order: {stdout}"
     );
     let quiet = run_ok(
-        fedq()
-            .arg("--config")
-            .arg(&client)
+        fedq_at(&client)
             .args(["lookup", "--quiet", "--batch"])
             .arg(&batch)
             .args(["--purpose", "fraud", "--case", "C-2"]),
@@ -233,9 +250,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         "a bash completion function"
     );
 
-    let bad = fedq()
-        .arg("--config")
-        .arg(&client)
+    let bad = fedq_at(&client)
         .args([
             "lookup",
             "--kind",
@@ -252,9 +267,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert!(String::from_utf8(bad.stderr)?.contains("invalid identifiers, nothing was sent"));
 
     // A mistyped kind is a usage error with a suggestion; nothing is sent.
-    let typo = fedq()
-        .arg("--config")
-        .arg(&client)
+    let typo = fedq_at(&client)
         .args([
             "lookup",
             "--kind",
@@ -269,17 +282,13 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert_eq!(typo.status.code(), Some(2), "{typo:?}");
     let stderr = String::from_utf8(typo.stderr)?;
     assert!(stderr.contains("did you mean \"phone\"?"), "{stderr}");
-    let nothing = fedq()
-        .arg("--config")
-        .arg(&client)
+    let nothing = fedq_at(&client)
         .args(["lookup", "--purpose", "p", "--case", "c"])
         .output()?;
     assert_eq!(nothing.status.code(), Some(2), "{nothing:?}");
 
     // `--batch -` reads the same rows from standard input.
-    let mut piped = fedq()
-        .arg("--config")
-        .arg(&client)
+    let mut piped = fedq_at(&client)
         .args([
             "lookup",
             "--batch",
@@ -305,9 +314,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     );
 
     // Refused by every node's policy: nothing answered, exit 4.
-    let refused = fedq()
-        .arg("--config")
-        .arg(&client)
+    let refused = fedq_at(&client)
         .args(["lookup", "--batch"])
         .arg(&batch)
         .args(["--purpose", "curiosity", "--case", "C-3", "--json"])
@@ -321,9 +328,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     // below every node's minimum epsilon (1), and a purpose no node admits (4).
     let researcher = dir.join("requesters/rosa/client.toml");
     let stats = |epsilon: &str, purpose: &str| -> anyhow::Result<std::process::Output> {
-        Ok(fedq()
-            .arg("--config")
-            .arg(&researcher)
+        Ok(fedq_at(&researcher)
             .args(["stats", "--table", "incidents", "--measure", "count"])
             .args(["--epsilon", epsilon, "--purpose", purpose, "--case", "S-1"])
             .output()?)
@@ -334,9 +339,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     let curious = stats("0.5", "curiosity")?;
     assert_eq!(curious.status.code(), Some(4), "{curious:?}");
     // Each role its own action: alice (investigator) asks no statistics.
-    let investigator = fedq()
-        .arg("--config")
-        .arg(&client)
+    let investigator = fedq_at(&client)
         .args(["stats", "--table", "incidents", "--measure", "count"])
         .args(["--epsilon", "1", "--purpose", "research"])
         .output()?;
@@ -349,19 +352,12 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
 
     // A dry run says what the query would add and cost, and spends nothing.
     let budget = || -> anyhow::Result<serde_json::Value> {
-        let out = run_ok(
-            fedq()
-                .arg("--config")
-                .arg(&researcher)
-                .args(["budget", "--json"]),
-        )?;
+        let out = run_ok(fedq_at(&researcher).args(["budget", "--json"]))?;
         Ok(serde_json::from_str(&out)?)
     };
     let before = budget()?;
     let stats_with = |extra: &[&str]| -> anyhow::Result<std::process::Output> {
-        Ok(fedq()
-            .arg("--config")
-            .arg(&researcher)
+        Ok(fedq_at(&researcher)
             .args(["stats", "--table", "incidents", "--measure", "count"])
             .args(["--purpose", "research", "--case", "S-2"])
             .args(extra)
@@ -402,11 +398,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         "{human}"
     );
 
-    let status = fedq()
-        .arg("--config")
-        .arg(&client)
-        .args(["status", "--json"])
-        .output()?;
+    let status = fedq_at(&client).args(["status", "--json"]).output()?;
     assert_eq!(status.status.code(), Some(0), "{status:?}");
 
     // The operator narrows fr's policy and sends SIGHUP: fr refuses at once,
@@ -417,9 +409,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert_ne!(narrowed, original, "the generated policy admits fraud");
     let fr_pid = servers[0].0.id().to_string();
     let fraud_lookup = || -> anyhow::Result<(Option<i32>, serde_json::Value)> {
-        let out = fedq()
-            .arg("--config")
-            .arg(&client)
+        let out = fedq_at(&client)
             .args(["lookup", "--batch"])
             .arg(&batch)
             .args(["--purpose", "fraud", "--case", "C-5", "--json"])
@@ -450,20 +440,14 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     let de = anyhow::Context::context(servers.pop(), "node de")?;
     assert!(de.terminate()?.success(), "node de stops on SIGTERM");
     let partial = |extra: &[&str]| -> anyhow::Result<std::process::Output> {
-        Ok(fedq()
-            .arg("--config")
-            .arg(&client)
+        Ok(fedq_at(&client)
             .args(["lookup", "--batch"])
             .arg(&batch)
             .args(["--purpose", "fraud", "--case", "C-4"])
             .args(extra)
             .output()?)
     };
-    let status = fedq()
-        .arg("--config")
-        .arg(&client)
-        .args(["status", "--json"])
-        .output()?;
+    let status = fedq_at(&client).args(["status", "--json"]).output()?;
     assert_eq!(status.status.code(), Some(3), "{status:?}");
     let json: serde_json::Value = serde_json::from_slice(&status.stdout)?;
     assert_eq!(json["nodes"][0]["node"], "fr", "{json}");
@@ -585,7 +569,7 @@ fn check_config_names_broken_keys_and_audit_verify_writes_nothing() -> anyhow::R
             .arg(&coordinator),
     )?;
     assert!(out.contains("ok: coordinator of 2 node(s)"), "{out}");
-    let out = run_ok(fedq().arg("--config").arg(&client).arg("check-config"))?;
+    let out = run_ok(fedq_at(&client).arg("check-config"))?;
     assert!(out.contains("ok: requester alice"), "{out}");
 
     // fr's config pointing at de's certificate, with a bad listen address:
@@ -635,11 +619,7 @@ fn check_config_names_broken_keys_and_audit_verify_writes_nothing() -> anyhow::R
         use std::os::unix::fs::PermissionsExt;
         let key = dir.join("requesters/alice/signing.key");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))?;
-        let bad = fedq()
-            .arg("--config")
-            .arg(&client)
-            .arg("check-config")
-            .output()?;
+        let bad = fedq_at(&client).arg("check-config").output()?;
         assert_eq!(bad.status.code(), Some(2), "{bad:?}");
         let stderr = String::from_utf8(bad.stderr)?;
         assert!(
@@ -663,26 +643,7 @@ fn check_config_names_broken_keys_and_audit_verify_writes_nothing() -> anyhow::R
             .any(|(path, _)| path.extension().is_some_and(|e| e == "db")),
         "verify created no store"
     );
-    let data = fr.join("data");
-    run_ok(
-        fedq_node()?
-            .args([
-                "generate",
-                "--jurisdiction",
-                "fr",
-                "--people",
-                "300",
-                "--out",
-            ])
-            .arg(&data),
-    )?;
-    run_ok(
-        fedq_node()?
-            .args(["import", "--config"])
-            .arg(&node)
-            .arg("--identifiers")
-            .arg(data.join("identifiers.csv")),
-    )?;
+    generate_and_import(&node, "fr", "300", false)?;
     run_ok(
         fedq_node()?
             .args(["report", "--month", "2026-01", "--config"])

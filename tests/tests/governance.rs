@@ -490,6 +490,19 @@ fn lookup_kinds_rate_limits_and_sunset_are_enforced() -> anyhow::Result<()> {
         tonic::Code::ResourceExhausted,
         "rule rate_limit",
     )?;
+    // A restarted node does not hand out a fresh hour: it counts the last
+    // hour's requests again from its audit log.
+    let restarted = NodeService::new(fixture.config.clone())?;
+    assert_refused(
+        &fixture,
+        rt.block_on(restarted.lookup(
+            &caller(),
+            lookup_query(&alice, "fraud", IdentifierKind::Phone, 2),
+        )),
+        tonic::Code::ResourceExhausted,
+        "rule rate_limit",
+    )?;
+    drop(restarted);
     assert_serving(&fixture)?;
 
     // Sunset: a policy past its date admits nothing.

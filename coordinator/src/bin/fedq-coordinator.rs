@@ -1,11 +1,10 @@
 //! `fedq-coordinator`: serve the coordinator.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use fedq_audit::cli::{self as audit_cli, AuditCommand};
+use fedq_audit::cli::{self as audit_cli, AuditCommand, ConfigArg};
 use fedq_audit::AuditLog;
 use fedq_coordinator::config::CoordinatorConfig;
 use fedq_proto::exit::Exit;
@@ -25,18 +24,10 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve over mutual TLS until SIGTERM.
-    Serve {
-        /// The coordinator's config file.
-        #[arg(long)]
-        config: PathBuf,
-    },
+    Serve(ConfigArg),
     /// Check coordinator.toml and what it names (federation file, TLS files)
     /// and report every problem with its key path; starts nothing.
-    CheckConfig {
-        /// The coordinator's config file.
-        #[arg(long)]
-        config: PathBuf,
-    },
+    CheckConfig(ConfigArg),
     /// Check or export the coordinator's tamper-evident audit log.
     Audit {
         #[command(subcommand)]
@@ -55,8 +46,8 @@ fn load(path: &std::path::Path) -> Result<CoordinatorConfig, ExitCode> {
 fn main() -> ExitCode {
     fedq_transport::logging::init_tracing();
     let config = match Cli::parse().command {
-        Command::Serve { config } => config,
-        Command::CheckConfig { config: path } => {
+        Command::Serve(ConfigArg { config }) => config,
+        Command::CheckConfig(ConfigArg { config: path }) => {
             return match load(&path) {
                 Ok(config) => fedq_proto::toml_file::report_check(
                     &path,

@@ -15,6 +15,15 @@ pub const EXIT_TAMPERED: u8 = Exit::Tampered.code();
 /// Exit status when the log cannot be read (the exit table's "error").
 pub const EXIT_AUDIT_ERROR: u8 = Exit::Error.code();
 
+/// `--config FILE`: the party's config file, as every subcommand of
+/// `fedq-node` and `fedq-coordinator` takes it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArg {
+    /// The config file (node.toml or coordinator.toml).
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
 /// The `audit` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {

@@ -34,8 +34,11 @@
 //!    rolling hour. The whole batch is checked before anything is consumed, under
 //!    one lock: a refused batch consumes nothing and there is no race between
 //!    concurrent batches. Admitted batches count even if they later fail (bad
-//!    identifier, budget): the limit is on attempts. Counters are in memory and
-//!    restart empty with the node; each node limits on its own.
+//!    identifier, budget): the limit is on attempts. Counters are in memory;
+//!    a starting node rebuilds them from the last hour of its audit log
+//!    ([`Policy::restore_counters`]), and a reloaded policy takes them over,
+//!    so neither a restart nor a reload resets anyone's hour. Each node
+//!    limits on its own.
 //!    OPRF evaluations (`oprf`, the blinded step before a lookup) pass rules
 //!    1 to 5 like lookups (lookup purposes, declared kinds) and are metered by
 //!    a second limiter with the same limit, so every lookup costs one cell of
@@ -155,7 +158,7 @@ pub struct PolicyRequest<'a> {
 
 /// Why [`Policy::admit`] refused a request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("refused by policy rule {rule}: {reason}")]
+#[error("refused by policy rule {rule}: {reason}")] // Refusal::PREFIX
 pub struct Refusal {
     /// The rule: "sunset", "agency", "role", "purpose", "kind", "table",
     /// "disclosure" or "rate_limit".
@@ -168,6 +171,9 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// How every refusal's message (and so its audit reason) starts.
+    pub const PREFIX: &'static str = "refused by policy rule ";
+
     fn denied(rule: &'static str, reason: impl Into<String>) -> Self {
         Self {
             rule,
@@ -240,6 +246,20 @@ impl Default for Policy {
             stats_limiter: QueryLimiter::new(DEFAULT_STATS_PER_HOUR),
         }
     }
+}
+
+/// The item count and kinds of an audit detail `items=3 kinds=email,phone`
+/// (or `evaluations=...`), as the node writes it.
+fn counted_kinds(detail: &str) -> Option<(u32, Vec<IdentifierKind>)> {
+    let mut words = detail.split_whitespace();
+    let items = words.next()?.split_once('=')?.1.parse().ok()?;
+    let kinds = words
+        .next()?
+        .strip_prefix("kinds=")?
+        .split(',')
+        .filter_map(|k| k.parse().ok())
+        .collect();
+    Some((items, kinds))
 }
 
 /// The form purposes are compared and reported in: trimmed, runs of
@@ -421,6 +441,42 @@ impl Policy {
     /// Tables admitted for stats queries (to check against the `[stats]` catalog).
     pub fn tables(&self) -> impl Iterator<Item = &str> + '_ {
         self.tables.iter().map(String::as_str)
+    }
+
+    /// Rebuilds the rate-limit counters from the audit log's entries of the
+    /// last hour (oldest first), so that restarting a node does not hand
+    /// every requester a fresh hour. Every lookup, OPRF or statistics entry
+    /// counts except refusals that consumed nothing (a policy rule, an
+    /// envelope that did not verify); a batch of several kinds counts all
+    /// its items against each of them. Both err towards refusing.
+    pub fn restore_counters<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a fedq_audit::AuditRecord>,
+    ) {
+        for entry in entries {
+            let consumed_nothing = entry.decision == fedq_audit::Decision::Refused
+                && (entry.reason.starts_with(Refusal::PREFIX)
+                    || entry.reason.starts_with(crate::gate::UNVERIFIED_REASON));
+            if consumed_nothing {
+                continue;
+            }
+            let limiter = match entry.action.as_str() {
+                "lookup" => &self.limiter,
+                "oprf" => &self.oprf_limiter,
+                "stats" => {
+                    self.stats_limiter
+                        .restore(&entry.requester, (), 1, entry.time);
+                    continue;
+                }
+                _ => continue,
+            };
+            let Some((items, kinds)) = counted_kinds(&entry.detail) else {
+                continue;
+            };
+            for kind in kinds {
+                limiter.restore(&entry.requester, kind, items, entry.time);
+            }
+        }
     }
 
     /// Takes over `older`'s rate-limit counters, so that reloading a policy

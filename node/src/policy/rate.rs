@@ -78,7 +78,8 @@ struct State<K> {
 ///
 /// Memory: one entry per admitted batch in the last hour, so at most `limit`
 /// entries per (requester, kind); idle requesters are swept. Counters do not
-/// survive a restart of the node.
+/// survive a restart by themselves: the node restores them from its audit
+/// log ([`super::Policy::restore_counters`]).
 pub(crate) struct SlidingLimiter<K> {
     limit: u32,
     state: Mutex<State<K>>,
@@ -107,6 +108,20 @@ impl<K: Ord + Copy> SlidingLimiter<K> {
                 sweep_at: MIN_SWEEP_AT,
             }),
         }
+    }
+
+    /// Counts `items` of `kind` as admitted for `requester` at `at`, without
+    /// checking the limit: counters rebuilt after a restart (entries must
+    /// come oldest first).
+    pub(crate) fn restore(&self, requester: &str, kind: K, items: u32, at: DateTime<Utc>) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state
+            .windows
+            .entry(requester.to_owned())
+            .or_default()
+            .entry(kind)
+            .or_default()
+            .record(at, items);
     }
 
     /// Takes over `older`'s counters (a reloaded policy must not hand every

@@ -168,6 +168,15 @@ impl NodeService {
                 .open_audit()
                 .map_err(|e| NodeError::Audit(e.to_string()))?,
         );
+        // Rate limits hold across a restart: the last hour's requests are
+        // in the audit log, which every admitted request reached.
+        let now = chrono::Utc::now();
+        let recent = gate
+            .audit()
+            .entries_between(now - chrono::TimeDelta::hours(1), now)
+            .map_err(|e| NodeError::Audit(e.to_string()))?;
+        gate.policy()
+            .restore_counters(recent.iter().map(|e| &e.record));
         Ok(Self {
             ledger,
             stats,
