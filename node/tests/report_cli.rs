@@ -33,6 +33,16 @@ fn report_refuses_a_bad_month_then_releases_and_audits_a_good_one() -> anyhow::R
     assert!(stderr.contains("month must be YYYY-MM"), "{stderr}");
     assert!(bad.stdout.is_empty());
 
+    // A month that has not begun would spend epsilon on nothing: refused,
+    // and nothing is written to the log.
+    let entries = || -> anyhow::Result<u64> { Ok(node.open_audit()?.verify()?.entries) };
+    let before = entries()?;
+    let future = report(&config, &["--month", "9999-12"])?;
+    let stderr = String::from_utf8(future.stderr)?;
+    assert_eq!(future.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("9999-12 has not begun"), "{stderr}");
+    assert_eq!(entries()?, before, "nothing released, nothing audited");
+
     let text = report(&config, &["--month", "2026-11"])?;
     let stdout = String::from_utf8(text.stdout)?;
     assert_eq!(

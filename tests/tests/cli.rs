@@ -282,6 +282,51 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert_eq!(typo.status.code(), Some(2), "{typo:?}");
     let stderr = String::from_utf8(typo.stderr)?;
     assert!(stderr.contains("did you mean \"phone\"?"), "{stderr}");
+    // Blank case references and non-positive budgets are usage errors, before
+    // anything is sent (`-1` is read as a number, not as a flag).
+    for args in [
+        &[
+            "lookup",
+            "--kind",
+            "phone",
+            "--value",
+            "+33612345678",
+            "--purpose",
+            "p",
+            "--case",
+            " ",
+        ][..],
+        &[
+            "stats",
+            "--table",
+            "incidents",
+            "--measure",
+            "count",
+            "--purpose",
+            "research",
+            "--epsilon",
+            "-1",
+        ],
+        &[
+            "stats",
+            "--table",
+            "incidents",
+            "--measure",
+            "count",
+            "--purpose",
+            "research",
+            "--rho",
+            "0",
+        ],
+    ] {
+        let refused = fedq_at(&client).args(args).output()?;
+        assert_eq!(refused.status.code(), Some(2), "{args:?}: {refused:?}");
+        let stderr = String::from_utf8(refused.stderr)?;
+        assert!(
+            stderr.contains("must not be empty") || stderr.contains("greater than zero"),
+            "{args:?}: {stderr}"
+        );
+    }
     let nothing = fedq_at(&client)
         .args(["lookup", "--purpose", "p", "--case", "c"])
         .output()?;
@@ -558,6 +603,15 @@ fn check_config_names_broken_keys_and_audit_verify_writes_nothing() -> anyhow::R
             .arg(&dir)
             .args(["--nodes", "fr,de"]),
     )?;
+    let listed = run_ok(
+        fedq()
+            .args(["federation", "list", "--json", "--dir"])
+            .arg(&dir),
+    )?;
+    let listed: serde_json::Value = serde_json::from_str(&listed)?;
+    assert_eq!(listed["nodes"][1]["id"], "de", "{listed}");
+    assert_eq!(listed["requesters"][0]["role"], "investigator", "{listed}");
+    assert_eq!(listed["requesters"][1]["id"], "rosa", "{listed}");
     let node = dir.join("nodes/fr/node.toml");
     let coordinator = dir.join("coordinator/coordinator.toml");
     let client = dir.join("requesters/alice/client.toml");

@@ -97,6 +97,10 @@ pub enum ReportError {
     /// The epsilon is not finite and greater than zero.
     #[error("epsilon must be finite and greater than zero")]
     InvalidEpsilon,
+    /// The month has not begun: its report would say nothing and still
+    /// spend epsilon.
+    #[error("{0} has not begun (UTC); the current month is the latest with a report")]
+    FutureMonth(String),
     /// The node's `[policy]` section does not validate.
     #[error("invalid policy: {0}")]
     Policy(String),
@@ -117,9 +121,12 @@ pub enum ReportError {
 }
 
 impl ReportError {
-    /// Whether the operator's arguments are at fault (exit status 64).
+    /// Whether the operator's arguments are at fault (exit status 2).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Self::InvalidMonth | Self::InvalidEpsilon)
+        matches!(
+            self,
+            Self::InvalidMonth | Self::InvalidEpsilon | Self::FutureMonth(_)
+        )
     }
 }
 
@@ -197,6 +204,9 @@ pub fn run(
     options: &ReportOptions,
     now: DateTime<Utc>,
 ) -> Result<TransparencyReport, ReportError> {
+    if options.month.start() > now {
+        return Err(ReportError::FutureMonth(options.month.to_string()));
+    }
     let policy = &config.policy;
     let domains = Domains::new(policy.report_domains(), policy.tables());
     let log = config.open_audit()?;

@@ -166,6 +166,15 @@ enum FederationCommand {
         #[arg(long)]
         role: String,
     },
+    /// List the federation's parties: coordinator, nodes, requesters.
+    List {
+        /// The federation's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Remove a requester from federation.toml: every node and the
     /// coordinator refuse it within seconds, without a restart.
     RemoveRequester {
@@ -200,10 +209,10 @@ struct LookupArgs {
     #[arg(long)]
     batch: Option<PathBuf>,
     /// Purpose of the request.
-    #[arg(long)]
+    #[arg(long, value_parser = stated)]
     purpose: String,
     /// Case reference.
-    #[arg(long = "case")]
+    #[arg(long = "case", value_parser = stated)]
     case_reference: String,
     /// Legal basis (default: legal_basis in client.toml).
     #[arg(long)]
@@ -238,14 +247,14 @@ struct StatsArgs {
     /// Filters such as sector=finance or date>=2025-01-01 (repeatable).
     #[arg(long = "where")]
     filters: Vec<String>,
-    /// Pure DP privacy parameter.
-    #[arg(long, conflicts_with = "rho", required_unless_present = "rho")]
+    /// Pure DP privacy parameter (a positive number).
+    #[arg(long, conflicts_with = "rho", required_unless_present = "rho", allow_negative_numbers = true, value_parser = positive)]
     epsilon: Option<f64>,
-    /// zCDP privacy parameter.
-    #[arg(long)]
+    /// zCDP privacy parameter (a positive number).
+    #[arg(long, allow_negative_numbers = true, value_parser = positive)]
     rho: Option<f64>,
     /// Purpose of the request.
-    #[arg(long)]
+    #[arg(long, value_parser = stated)]
     purpose: String,
     /// Case reference.
     #[arg(long = "case", default_value = "")]
@@ -263,6 +272,26 @@ struct StatsArgs {
     /// what it would cost; read nothing and spend nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+/// A privacy parameter: finite and greater than zero (each node also has
+/// its own minimum, which it states when it refuses).
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(value) if value.is_finite() && value > 0.0 => Ok(value),
+        Ok(_) => Err("must be a finite number greater than zero".to_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A purpose or case reference: something a person wrote, not blank (it is
+/// what the audit log and the node's policy read).
+fn stated(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("must not be empty".to_owned())
+    } else {
+        Ok(text.to_owned())
+    }
 }
 
 /// `fedq demo` runs `fedq-demo`, which starts nodes and a coordinator in one
@@ -380,6 +409,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "requester {name} added: {} (nodes admit it once their [policy] lists its agency and role)",
                 client.display()
             );
+        }
+        CliCommand::Federation(FederationCommand::List { dir, json }) => {
+            let path = dir.join("federation.toml");
+            let file = fedq_proto::federation::FederationFile::load(&path)
+                .map_err(|e| usage(e.to_string()))?;
+            print_federation(&file, json)?;
         }
         CliCommand::Federation(FederationCommand::RemoveRequester { dir, name }) => {
             init::remove_requester(&dir, &name)?;
@@ -522,6 +557,42 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The parties of a federation file, in its order.
+fn print_federation(
+    file: &fedq_proto::federation::FederationFile,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let out = serde_json::json!({
+            "coordinator": {"address": file.coordinator.address},
+            "nodes": file.nodes.iter().map(|n| serde_json::json!({
+                "id": n.id, "jurisdiction": n.jurisdiction, "address": n.address,
+            })).collect::<Vec<_>>(),
+            "requesters": file.requesters.iter().map(|r| serde_json::json!({
+                "id": r.id, "agency": r.agency, "role": r.role.as_str(),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    println!("coordinator  {}", file.coordinator.address);
+    for node in &file.nodes {
+        println!(
+            "node         {:<16} jurisdiction {:<6} {}",
+            node.id, node.jurisdiction, node.address
+        );
+    }
+    for requester in &file.requesters {
+        println!(
+            "requester    {:<16} {:<13} {}",
+            requester.id,
+            requester.role.as_str(),
+            requester.agency
+        );
+    }
+    Ok(())
 }
 
 /// 0 when every item's answer is established, 3 when some is unknown (a node
