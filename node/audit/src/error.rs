@@ -40,6 +40,11 @@ pub enum AuditError {
         /// What is wrong with it.
         problem: String,
     },
+    /// The chain no longer extends the head this node last signed (history
+    /// was rewritten, or the checkpoint removed): the node signs nothing
+    /// more until an operator has run `audit verify` and investigated.
+    #[error("refusing to sign the audit log: {0}; run `audit verify`")]
+    Diverged(String),
     /// The export range ends before it starts.
     #[error("empty date range: since is after until")]
     InvalidRange,

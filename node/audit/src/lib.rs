@@ -36,7 +36,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
-use self::checkpoint::AuditKey;
+use self::checkpoint::{AuditKey, Checkpoint};
 pub use self::error::AuditError;
 pub use self::record::{AuditEntry, AuditRecord, Decision, GENESIS_HASH};
 pub use self::verify::VerifyReport;
@@ -79,12 +79,19 @@ impl AuditLog {
     pub fn open(db: &Path, checkpoint: &Path, key: &Path) -> Result<Self, AuditError> {
         let conn = fedq_transport::sqlite::open(db)?;
         conn.execute_batch(sql::SCHEMA)?;
-        Ok(Self {
+        let log = Self {
             conn: Mutex::new(conn),
             key: AuditKey::load_or_create(key)?,
             checkpoint_path: checkpoint.to_owned(),
             checkpoint_lock: Mutex::new(()),
-        })
+        };
+        // A new log is anchored at once (the genesis head), so that a
+        // checkpoint missing later is evidence, not a fresh start.
+        let empty = sql::head(&log.lock())?.is_none();
+        if empty && !log.checkpoint_path.exists() {
+            log.checkpoint()?;
+        }
+        Ok(log)
     }
 
     /// Opens an existing log to check or export it, changing nothing: the
@@ -145,8 +152,23 @@ impl AuditLog {
             .checkpoint_lock
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let head = sql::head(&self.lock())?;
-        let (seq, hash) = head.unwrap_or_else(|| (0, GENESIS_HASH.to_owned()));
+        let conn = self.lock();
+        // Only a chain that extends what this node signed last is signed:
+        // a rewrite made while the node was idle is not laundered by the
+        // next request's checkpoint.
+        let signed = match checkpoint::read(&self.checkpoint_path, &self.key.verifying_key())? {
+            Checkpoint::Signed { seq, hash } => (seq, hash),
+            Checkpoint::Missing if sql::head(&conn)?.is_none() => (0, GENESIS_HASH.to_owned()),
+            Checkpoint::Missing => {
+                return Err(AuditError::Diverged(
+                    "the log has entries but its signed checkpoint is missing".to_owned(),
+                ))
+            }
+            Checkpoint::Invalid(why) => return Err(AuditError::Diverged(why)),
+        };
+        let (seq, hash) =
+            verify::extends(&conn, (signed.0, &signed.1))?.map_err(AuditError::Diverged)?;
+        drop(conn);
         checkpoint::write(&self.checkpoint_path, &self.key, seq, &hash)
     }
 

@@ -252,6 +252,19 @@ fn a_rewritten_and_rehashed_tail_differs_from_the_checkpoint() -> TestResult {
     let (seq, problem) = first_bad(&log)?;
     assert_eq!(seq, 5);
     assert!(problem.contains("signed checkpoint"), "{problem}");
+
+    // The rewrite happened while the node was idle; its next request must
+    // not launder it by signing the rewritten head.
+    let next = log.append(&record(9, day(2026, 3, 9)));
+    assert!(
+        matches!(&next, Err(AuditError::Diverged(why)) if why.contains("entry 5 no longer has the hash")),
+        "{next:?}"
+    );
+    assert_eq!(
+        first_bad(&log)?.0,
+        5,
+        "still detected after the next request"
+    );
     Ok(())
 }
 
@@ -265,9 +278,14 @@ fn a_forged_or_missing_checkpoint_is_detected() -> TestResult {
     assert_eq!(seq, 1);
     assert!(problem.contains("signature does not verify"), "{problem}");
 
-    // A checkpoint signed by another key.
-    let other = AuditLog::open(&fx.db, &fx.checkpoint, &fx.key.with_extension("other"))?;
-    other.checkpoint()?;
+    // A checkpoint signed by another key (a new, empty log's genesis
+    // checkpoint put in place of this one's).
+    std::fs::remove_file(&fx.checkpoint)?;
+    let _other = AuditLog::open(
+        &fx.db.with_extension("other"),
+        &fx.checkpoint,
+        &fx.key.with_extension("other"),
+    )?;
     assert!(first_bad(&log)?.1.contains("another key"));
 
     std::fs::write(&fx.checkpoint, "not json")?;
@@ -278,8 +296,10 @@ fn a_forged_or_missing_checkpoint_is_detected() -> TestResult {
     assert_eq!(seq, 1);
     assert!(problem.contains("no signed checkpoint"), "{problem}");
 
-    log.checkpoint()?;
-    assert!(log.verify()?.is_ok());
+    // Removing the checkpoint does not earn a fresh signature over whatever
+    // the log holds now: the node refuses to sign until someone looks.
+    assert!(matches!(log.checkpoint(), Err(AuditError::Diverged(_))));
+    assert!(!log.verify()?.is_ok());
     Ok(())
 }
 

@@ -142,3 +142,60 @@ fn compare_checkpoint(
         Checkpoint::Signed { .. } => None,
     }
 }
+
+/// The head of the chain, if it extends the signed head `(seq, hash)`: the
+/// entry at `seq` still has that hash, and every entry after it links to
+/// the one before and hashes to what it stores. Only the entries after the
+/// signed head are read, so a checkpoint costs what was appended since.
+pub(super) fn extends(
+    conn: &Connection,
+    (signed_seq, signed_hash): (u64, &str),
+) -> Result<Result<(u64, String), String>, AuditError> {
+    let seq_param = i64::try_from(signed_seq).unwrap_or(i64::MAX);
+    if signed_seq > 0 {
+        let stored: Option<String> = conn
+            .query_row(
+                "SELECT hash FROM audit_log WHERE seq = ?1",
+                [seq_param],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        match stored {
+            Some(hash) if hash == signed_hash => {}
+            Some(_) => {
+                return Ok(Err(format!(
+                    "entry {signed_seq} no longer has the hash this node signed"
+                )))
+            }
+            None => {
+                return Ok(Err(format!(
+                    "entry {signed_seq}, which this node signed, is gone"
+                )))
+            }
+        }
+    }
+    let mut statement = conn.prepare(&format!(
+        "SELECT {} FROM audit_log WHERE seq > ?1 ORDER BY seq",
+        sql::COLUMNS
+    ))?;
+    let mut rows = statement.query([seq_param])?;
+    let (mut head_seq, mut head_hash) = (signed_seq, signed_hash.to_owned());
+    while let Some(row) = rows.next()? {
+        let (seq, entry) = sql::read_row(row)?;
+        let entry = match entry {
+            Ok(entry) if u64::try_from(seq).ok() == Some(head_seq + 1) => entry,
+            Ok(_) => return Ok(Err(format!("entry {} is missing", head_seq + 1))),
+            Err(problem) => return Ok(Err(format!("entry {seq}: {problem}"))),
+        };
+        if entry.prev_hash != head_hash || !entry.hash_is_valid() {
+            return Ok(Err(format!("entry {seq} does not extend the chain")));
+        }
+        head_seq += 1;
+        head_hash = entry.hash;
+    }
+    Ok(Ok((head_seq, head_hash)))
+}
