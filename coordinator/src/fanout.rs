@@ -43,6 +43,13 @@ where
                 };
                 match result {
                     Err(e) if e.outcome.retryable() && attempt < 2 => continue,
+                    // Where it was looked for: what an operator checks first.
+                    Err(mut e)
+                        if matches!(e.outcome, NodeOutcome::Unavailable | NodeOutcome::Timeout) =>
+                    {
+                        e.reason = format!("{} at {}: {}", node.id, node.address, e.reason);
+                        break Err(e);
+                    }
                     other => break other,
                 }
             };

@@ -35,6 +35,8 @@ pub struct NodeHandle {
     pub id: String,
     /// Jurisdiction.
     pub jurisdiction: String,
+    /// host:port, as the federation file lists it (said when unreachable).
+    pub address: String,
     /// gRPC client.
     pub client: NodeClient<Channel>,
 }
@@ -58,6 +60,7 @@ pub fn connect_nodes(
             Ok(NodeHandle {
                 id: node.id.clone(),
                 jurisdiction: node.jurisdiction.clone(),
+                address: node.address.clone(),
                 client,
             })
         })

@@ -280,9 +280,14 @@ impl Node for NodeGrpcAdapter {
     ) -> Result<Response<v1::CatalogResponse>, Status> {
         let caller = caller(&request)?;
         let catalog_json = self.0.catalog_json(&caller)?;
+        let (floor, caps) = self.0.budget_limits();
         Ok(Response::new(v1::CatalogResponse {
             node_id: self.0.info().node_id,
             catalog_json,
+            min_epsilon: floor.epsilon,
+            max_epsilon: caps.epsilon,
+            min_rho: floor.rho,
+            max_rho: caps.rho,
         }))
     }
 

@@ -369,8 +369,9 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert_eq!(json["results"][1]["answer"], "unknown", "{json}");
     assert_eq!(json["results"][1]["hit"], false, "{json}");
 
-    // Statistics that nobody answers exit non-zero, once, with the reason:
-    // below every node's minimum epsilon (1), and a purpose no node admits (4).
+    // Statistics that nobody would answer exit non-zero, once, with the
+    // reason: outside every node's published per-query range (2, before
+    // anything is sent), and a purpose no node admits (4).
     let researcher = dir.join("requesters/rosa/client.toml");
     let stats = |epsilon: &str, purpose: &str| -> anyhow::Result<std::process::Output> {
         Ok(fedq_at(&researcher)
@@ -379,8 +380,15 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
             .output()?)
     };
     let tiny = stats("1e-300", "research")?;
-    assert_eq!(tiny.status.code(), Some(1), "{tiny:?}");
-    assert!(String::from_utf8(tiny.stderr)?.contains("no node contributed"));
+    assert_eq!(tiny.status.code(), Some(2), "{tiny:?}");
+    let stderr = String::from_utf8(tiny.stderr)?;
+    assert!(
+        stderr.contains("is below every node's minimum per query (fr 0.01, de 0.01)"),
+        "checked against the catalog before sending: {stderr}"
+    );
+    let huge = stats("11", "research")?;
+    assert_eq!(huge.status.code(), Some(2), "{huge:?}");
+    assert!(String::from_utf8(huge.stderr)?.contains("above every node's monthly cap"));
     let curious = stats("0.5", "curiosity")?;
     assert_eq!(curious.status.code(), Some(4), "{curious:?}");
     // Each role its own action: alice (investigator) asks no statistics.
@@ -499,6 +507,13 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert_eq!(json["nodes"][0]["status"], "ok", "{json}");
     assert_eq!(json["nodes"][1]["node"], "de", "{json}");
     assert_ne!(json["nodes"][1]["status"], "ok", "{json}");
+    let de_address = address_of(&dir.join("nodes/de/node.toml"))?;
+    assert!(
+        json["nodes"][1]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains(&format!("de at {de_address}"))),
+        "an unreachable node is named with its address: {json}"
+    );
     let human = partial(&[])?;
     assert_eq!(human.status.code(), Some(3), "{human:?}");
     let stdout = String::from_utf8(human.stdout)?;

@@ -128,6 +128,45 @@ pub fn print_stats(response: &v1::StatsResponse, as_json: bool, quiet: bool) -> 
     Ok(())
 }
 
+/// Refuses a privacy parameter that no node of `catalog` would accept (below
+/// every node's minimum, or above every node's monthly cap), with the
+/// numbers, before the query is signed and sent.
+pub fn check_budget(
+    catalog: &v1::FederationCatalogResponse,
+    budget: &v1::stats_query::Budget,
+) -> Result<(), String> {
+    let (name, asked, range): (&str, f64, fn(&v1::CatalogResponse) -> (f64, f64)) = match budget {
+        v1::stats_query::Budget::Epsilon(e) => ("epsilon", *e, |c| (c.min_epsilon, c.max_epsilon)),
+        v1::stats_query::Budget::Rho(r) => ("rho", *r, |c| (c.min_rho, c.max_rho)),
+    };
+    let nodes = &catalog.nodes;
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let listed = |pick: fn((f64, f64)) -> f64| {
+        nodes
+            .iter()
+            .map(|c| format!("{} {}", c.node_id, amount(pick(range(c)))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if nodes.iter().all(|c| asked < range(c).0) {
+        return Err(format!(
+            "{name} {} is below every node's minimum per query ({}): the answer would be noise",
+            amount(asked),
+            listed(|r| r.0)
+        ));
+    }
+    if nodes.iter().all(|c| asked > range(c).1) {
+        return Err(format!(
+            "{name} {} is above every node's monthly cap ({})",
+            amount(asked),
+            listed(|r| r.1)
+        ));
+    }
+    Ok(())
+}
+
 /// Prints which parties answer, in the federation file's order; returns each
 /// node's outcome in that order.
 pub fn print_status(
@@ -183,7 +222,7 @@ pub fn print_catalog(
     let nodes: Vec<Value> = response
         .nodes
         .iter()
-        .map(|c| Ok(json!({"node": c.node_id, "tables": serde_json::from_str::<Value>(&c.catalog_json)?})))
+        .map(|c| Ok(json!({"node": c.node_id, "tables": serde_json::from_str::<Value>(&c.catalog_json)?, "per_query": {"min_epsilon": c.min_epsilon, "max_epsilon": c.max_epsilon, "min_rho": c.min_rho, "max_rho": c.max_rho}})))
         .collect::<anyhow::Result<_>>()?;
     if as_json {
         println!(
@@ -192,8 +231,15 @@ pub fn print_catalog(
         );
         return Ok(());
     }
-    for node in &nodes {
-        println!("node {}:", node["node"].as_str().unwrap_or(""));
+    for (node, limits) in nodes.iter().zip(&response.nodes) {
+        println!(
+            "node {}: per query epsilon {} to {}, rho {} to {} (the upper ends are the monthly caps)",
+            node["node"].as_str().unwrap_or(""),
+            amount(limits.min_epsilon),
+            amount(limits.max_epsilon),
+            amount(limits.min_rho),
+            amount(limits.max_rho)
+        );
         for table in node["tables"].as_array().into_iter().flatten() {
             println!(
                 "  table {} (privacy unit {}, at most {} rows per unit)",

@@ -416,6 +416,11 @@ impl NodeService {
         budget_status(&self.ledger, self.config.budget_caps, requester)
     }
 
+    /// What one query may ask here: (minimum, monthly cap per requester).
+    pub fn budget_limits(&self) -> (BudgetCaps, BudgetCaps) {
+        (self.config.budget_floor, self.config.budget_caps)
+    }
+
     /// The public catalog, as JSON (tables that have been imported only).
     pub fn catalog_json(&self, caller: &Caller) -> Result<String, NodeError> {
         self.authorise(caller)?;

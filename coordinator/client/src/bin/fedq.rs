@@ -507,10 +507,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ..Default::default()
             };
             let response = runtime.block_on(async {
-                Requester::connect(config)
-                    .await?
-                    .stats(context, query)
-                    .await
+                let mut requester = Requester::connect(config).await?;
+                // Validated against the nodes' published limits first: a
+                // budget no node accepts is the caller's mistake (exit 2).
+                if let Some(budget) = &query.budget {
+                    let catalog = requester.catalog().await?;
+                    stats_cli::check_budget(&catalog, budget).map_err(usage)?;
+                }
+                requester.stats(context, query).await
             })?;
             stats_cli::print_stats(&response, args.json, look.quiet)?;
             return Ok(stats_exit(&response, args.allow_partial, look).process());
