@@ -128,6 +128,9 @@ pub fn print_stats(response: &v1::StatsResponse, as_json: bool, quiet: bool) -> 
     Ok(())
 }
 
+/// A node's (least, most) per query, of the measure asked.
+type PerQuery = fn(&v1::CatalogResponse) -> (f64, f64);
+
 /// Refuses a privacy parameter that no node of `catalog` would accept (below
 /// every node's minimum, or above every node's monthly cap), with the
 /// numbers, before the query is signed and sent.
@@ -135,7 +138,7 @@ pub fn check_budget(
     catalog: &v1::FederationCatalogResponse,
     budget: &v1::stats_query::Budget,
 ) -> Result<(), String> {
-    let (name, asked, range): (&str, f64, fn(&v1::CatalogResponse) -> (f64, f64)) = match budget {
+    let (name, asked, range): (&str, f64, PerQuery) = match budget {
         v1::stats_query::Budget::Epsilon(e) => ("epsilon", *e, |c| (c.min_epsilon, c.max_epsilon)),
         v1::stats_query::Budget::Rho(r) => ("rho", *r, |c| (c.min_rho, c.max_rho)),
     };
