@@ -284,42 +284,18 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert!(stderr.contains("did you mean \"phone\"?"), "{stderr}");
     // Blank case references and non-positive budgets are usage errors, before
     // anything is sent (`-1` is read as a number, not as a flag).
-    for args in [
-        &[
-            "lookup",
-            "--kind",
-            "phone",
-            "--value",
-            "+33612345678",
-            "--purpose",
-            "p",
-            "--case",
-            " ",
-        ][..],
-        &[
-            "stats",
-            "--table",
-            "incidents",
-            "--measure",
-            "count",
-            "--purpose",
-            "research",
-            "--epsilon",
-            "-1",
-        ],
-        &[
-            "stats",
-            "--table",
-            "incidents",
-            "--measure",
-            "count",
-            "--purpose",
-            "research",
-            "--rho",
-            "0",
-        ],
+    let lookup = "lookup --kind phone --value +33612345678 --purpose p --case";
+    let count = "stats --table incidents --measure count --purpose research";
+    for (line, tail) in [
+        (lookup, &[" "][..]),
+        (count, &["--epsilon", "-1"][..]),
+        (count, &["--rho", "0"][..]),
     ] {
-        let refused = fedq_at(&client).args(args).output()?;
+        let args: Vec<&str> = line
+            .split_whitespace()
+            .chain(tail.iter().copied())
+            .collect();
+        let refused = fedq_at(&client).args(&args).output()?;
         assert_eq!(refused.status.code(), Some(2), "{args:?}: {refused:?}");
         let stderr = String::from_utf8(refused.stderr)?;
         assert!(

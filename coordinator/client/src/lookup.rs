@@ -301,7 +301,8 @@ impl Requester {
             failed.push(v1::NodeStatus {
                 node,
                 outcome: NodeOutcome::Error.into(),
-                reason: "the coordinator did not forward the oprf request".to_owned(),
+                reason: "the coordinator did not pass on the request for this node's fingerprints"
+                    .to_owned(),
                 ..Default::default()
             });
         }
@@ -423,14 +424,14 @@ fn finalize(
     response: &v1::NodeOprfResponse,
 ) -> Result<(String, Vec<Fingerprint>), String> {
     let public = NodeOprfPublicKey::from_bytes(&response.public_key)
-        .map_err(|e| format!("oprf public key: {e}"))?;
+        .map_err(|e| format!("the node's fingerprint key: {e}"))?;
     let key_id = public.key_id().to_string();
     if key_id != response.key_id {
-        return Err("oprf key id does not match the public key".to_owned());
+        return Err("the node's fingerprint key id does not match its key".to_owned());
     }
     let fingerprints = state
         .finalize(&public, &response.evaluated, &response.proof)
-        .map_err(|e| format!("oprf answer: {e}"))?;
+        .map_err(|e| format!("the node's fingerprint answer does not prove its key: {e}"))?;
     Ok((key_id, fingerprints))
 }
 
