@@ -7,7 +7,7 @@ use clap::Parser;
 
 /// Run a whole local federation and a few lookups, explaining who learns what.
 #[derive(Parser)]
-#[command(name = "fedq demo", version)]
+#[command(name = "fedq demo", version, after_help = fedq_proto::exit::TABLE)]
 struct Args {
     #[command(flatten)]
     demo: fedq_client::DemoArgs,
