@@ -730,3 +730,58 @@ fn init_refuses_parameters_no_node_would_accept_and_writes_nothing() -> anyhow::
     }
     Ok(())
 }
+
+/// An operator who rewrites the log while the node is idle (re-hashing the
+/// chain so that it is consistent again) does not get the rewrite signed by
+/// the node's next request: the node refuses to answer, and `audit verify`
+/// still names the rewrite afterwards.
+#[test]
+fn a_rewrite_of_the_idle_log_is_not_signed_by_the_next_request() -> anyhow::Result<()> {
+    let fixture = Fixture::new(None)?;
+    assert_serving(&fixture)?;
+    assert_serving(&fixture)?;
+    let entries = fixture.audit()?;
+    anyhow::ensure!(entries.len() >= 2, "two audited answers");
+
+    // While the node is idle: the first entry's purpose rewritten, the whole
+    // chain re-hashed from there.
+    let fedq_node::config::StoreLocation::Sqlite(store) = &fixture.config.store;
+    let conn = rusqlite::Connection::open(store)?;
+    conn.execute_batch(
+        "DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete;",
+    )?;
+    let mut prev = fedq_audit::GENESIS_HASH.to_owned();
+    for entry in &entries {
+        let mut record = entry.record.clone();
+        if entry.seq == 1 {
+            record.purpose = "curiosity".to_owned();
+        }
+        let hash = fedq_audit::AuditEntry::compute_hash(entry.seq, &prev, &record);
+        conn.execute(
+            "UPDATE audit_log SET purpose = ?1, prev_hash = ?2, hash = ?3 WHERE seq = ?4",
+            rusqlite::params![record.purpose, prev, hash, entry.seq as i64],
+        )?;
+        prev = hash;
+    }
+    drop(conn);
+
+    let rosa = fixture.rosa()?;
+    let next = stats_request(
+        |h| rosa.sign(&envelope("rosa", "researcher", "research", "stats", h)),
+        "incidents",
+        0.01,
+    )?;
+    let refused = runtime().block_on(fixture.service.stats(&caller(), next));
+    let message = format!(
+        "{:?}",
+        refused.expect_err("the node refuses to sign a rewritten log")
+    );
+    assert!(
+        message.contains("refusing to sign the audit log"),
+        "{message}"
+    );
+    let log = fixture.config.open_audit_read_only()?;
+    let report = log.verify()?;
+    assert!(!report.is_ok(), "the rewrite is still detected: {report:?}");
+    Ok(())
+}
