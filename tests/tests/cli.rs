@@ -714,3 +714,87 @@ fn check_config_names_broken_keys_and_audit_verify_writes_nothing() -> anyhow::R
     assert!(content(&fr)? == before, "verify changed nothing");
     Ok(())
 }
+
+/// Peak resident memory of a process since the last reset, in KiB (Linux).
+fn peak_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM in /proc/{pid}/status"))
+}
+
+/// A caller the node does not admit cannot make it spend memory: eight
+/// concurrent 40 MB lookups from a requester's certificate, straight to a
+/// running `fedq-node`, are refused before their bodies are read, and the
+/// node's peak resident memory grows by at most 10 MB.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_refused_caller_cannot_make_a_node_buffer_its_bodies() -> anyhow::Result<()> {
+    let temp = tempfile::tempdir()?;
+    let dir = temp.path().join("fed");
+    run_ok(
+        fedq()
+            .args(["federation", "init", "--nodes", "fr", "--dir"])
+            .arg(&dir),
+    )?;
+    let config = dir.join("nodes/fr/node.toml");
+    generate_and_import(&config, "fr", "200", false)?;
+    let node = Server(
+        fedq_node()?
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    let address = address_of(&config)?;
+    wait_for_port(&address)?;
+    let pid = node.0.id();
+    // Forget the start-up peak (index load) to count only what follows.
+    // Where the kernel refuses, the start-up peak stays the baseline: the
+    // check is then weaker (growth up to it goes unseen), never wrong.
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    let idle = peak_kib(pid)?;
+
+    let alice = fedq_client::ClientConfig::load(&dir.join("requesters/alice/client.toml"))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let codes = runtime.block_on(async {
+        let endpoint = tonic::transport::Endpoint::from_shared(format!("https://{address}"))?
+            .tls_config(fedq_transport::tls::client_config(&alice.tls, "fr")?)?;
+        let channel = endpoint.connect().await?;
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let mut client = fedq_proto::v1::node_client::NodeClient::new(channel.clone())
+                .max_encoding_message_size(64 << 20);
+            calls.spawn(async move {
+                let request = fedq_proto::v1::NodeLookupRequest {
+                    items: vec![fedq_proto::v1::LookupItem {
+                        kind: 3,
+                        bucket: 0,
+                        encrypted_tag: vec![0x5a; 40 << 20],
+                    }],
+                    ..Default::default()
+                };
+                client.lookup(request).await.err().map(|s| s.code())
+            });
+        }
+        anyhow::Ok(calls.join_all().await)
+    })?;
+    let peak = peak_kib(pid)?;
+    assert!(
+        codes
+            .iter()
+            .all(|c| *c == Some(tonic::Code::PermissionDenied)),
+        "{codes:?}"
+    );
+    println!("node peak resident memory: idle {idle} KiB, under 8 x 40 MB refused: {peak} KiB");
+    assert!(
+        peak.saturating_sub(idle) <= 10 * 1024,
+        "the node's peak grew by {} KiB",
+        peak - idle
+    );
+    assert!(node.terminate()?.success());
+    Ok(())
+}
