@@ -340,6 +340,7 @@ async fn governance(
                 case_reference: "DEMO-002".to_owned(),
                 legal_basis: None,
                 disclose: Some("WARRANT-17".to_owned()),
+                ..LookupOptions::default()
             },
         )
         .await?;

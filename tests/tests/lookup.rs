@@ -547,6 +547,7 @@ fn disclosure_is_revealed_or_withheld_per_node_policy() -> anyhow::Result<()> {
             case_reference: "T-7".to_owned(),
             legal_basis: None,
             disclose: Some("AUTH-7".to_owned()),
+            progress: fedq_client::Progress::default(),
         };
         let report = requester
             .lookup_with(&inputs, &asked("counter-terrorism"))
@@ -821,4 +822,40 @@ fn a_lookup_addressed_to_some_nodes_only_is_refused_and_counts_nothing() -> anyh
         }
         anyhow::Ok(())
     })
+}
+
+/// A person watching a batch is told each step as it starts.
+#[test]
+fn a_lookup_reports_its_steps_as_they_start() -> anyhow::Result<()> {
+    let sandbox = sandbox();
+    let steps = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let seen = Arc::clone(&steps);
+    runtime().block_on(async {
+        let mut requester = sandbox.requester().await?;
+        let options = fedq_client::LookupOptions {
+            purpose: "fraud".to_owned(),
+            case_reference: "T-8".to_owned(),
+            progress: fedq_client::Progress::new(move |step| {
+                seen.lock().expect("steps").push(step.to_owned());
+            }),
+            ..fedq_client::LookupOptions::default()
+        };
+        let inputs = [LookupInput {
+            kind: IdentifierKind::Email,
+            value: "nobody@example.invalid".to_owned(),
+        }];
+        requester.lookup_with(&inputs, &options).await?;
+        anyhow::Ok(())
+    })?;
+    let steps = steps.lock().expect("steps").clone();
+    let nodes = sandbox.nodes.len();
+    assert_eq!(
+        steps,
+        [
+            format!("asking {nodes} node(s) for the fingerprints of 1 item(s)"),
+            format!("encrypting 1 item(s) for {nodes} node(s)"),
+            format!("waiting for {nodes} node(s) to compare under encryption"),
+        ],
+    );
+    Ok(())
 }

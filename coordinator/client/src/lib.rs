@@ -32,5 +32,6 @@ pub use config::ClientConfig;
 pub use demo_args::DemoArgs;
 pub use report::{
     ItemAnswer, ItemResult, LookupInput, LookupOptions, LookupReport, LookupStats, NodeResult,
+    Progress,
 };
 pub use requester::Requester;

@@ -91,7 +91,18 @@ impl Requester {
                 .iter()
                 .map(|i| i.kind)
                 .collect();
+            let label = if normals.len() > chunk_len {
+                format!(
+                    "items {}-{} of {}: ",
+                    first + 1,
+                    first + chunk.len(),
+                    normals.len()
+                )
+            } else {
+                String::new()
+            };
             let chunk = ChunkInput {
+                label,
                 kinds: &kinds,
                 normals: chunk,
                 context: &context,
@@ -149,6 +160,8 @@ impl Requester {
 
 /// One chunk of a lookup, as the client holds it.
 struct ChunkInput<'a> {
+    /// "items 1-40 of 80: " when the batch takes several requests.
+    label: String,
     kinds: &'a [IdentifierKind],
     normals: &'a [NormalForm],
     context: &'a v1::RequestContext,
@@ -203,6 +216,12 @@ impl Requester {
         let mut attempt = 0;
         loop {
             attempt += 1;
+            options.progress.step(&format!(
+                "{}asking {} node(s) for the fingerprints of {} item(s)",
+                chunk.label,
+                chunk.node_ids.len(),
+                chunk.normals.len()
+            ));
             let oprf_started = Instant::now();
             let (tags, mut failed) = self.oprf(chunk).await?;
             stats.oprf += oprf_started.elapsed();
@@ -319,6 +338,12 @@ impl Requester {
         stats: &mut LookupStats,
     ) -> anyhow::Result<ChunkAnswer> {
         let params = self.config.federation.config.fingerprint;
+        options.progress.step(&format!(
+            "{}encrypting {} item(s) for {} node(s)",
+            chunk.label,
+            chunk.normals.len(),
+            tags.len()
+        ));
         let started = Instant::now();
         let per_node: Vec<Vec<v1::LookupItem>> = tags
             .iter()
@@ -365,6 +390,11 @@ impl Requester {
                 items,
             });
         }
+        options.progress.step(&format!(
+            "{}waiting for {} node(s) to compare under encryption",
+            chunk.label,
+            tags.len()
+        ));
         let response = self
             .client
             .lookup(v1::LookupRequest {

@@ -130,6 +130,38 @@ pub struct LookupOptions {
     /// Staged disclosure: the authorization reference under which the
     /// requester asks which jurisdictions hit.
     pub disclose: Option<String>,
+    /// Told each step as it starts (a person watching a long batch).
+    pub progress: Progress,
+}
+
+/// Describes one step, e.g. "encrypting 40 item(s) for 3 node(s)".
+type Step = dyn Fn(&str) + Send + Sync;
+
+/// A callback told each step of a lookup as it starts, in words.
+#[derive(Clone, Default)]
+pub struct Progress(Option<std::sync::Arc<Step>>);
+
+impl Progress {
+    /// Calls `step` with each step's description.
+    pub fn new(step: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Some(std::sync::Arc::new(step)))
+    }
+
+    pub(crate) fn step(&self, what: &str) {
+        if let Some(step) = &self.0 {
+            step(what);
+        }
+    }
+}
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Progress(..)"
+        } else {
+            "Progress(none)"
+        })
+    }
 }
 
 fn not_asked(disclosure: &Disclosure) -> bool {

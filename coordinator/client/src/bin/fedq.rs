@@ -462,6 +462,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                             case_reference: args.case_reference.clone(),
                             legal_basis: args.legal_basis.clone(),
                             disclose: args.authorization.clone().filter(|_| args.disclose),
+                            progress: {
+                                let spinner = spinner.clone();
+                                fedq_client::Progress::new(move |step| {
+                                    spinner.set_message(step.to_owned())
+                                })
+                            },
                         },
                     )
                     .await
