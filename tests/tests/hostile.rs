@@ -605,8 +605,8 @@ fn lookup_under_an_oprf_key_the_node_does_not_use_gets_aborted() -> anyhow::Resu
                 &format!("oprf key id of {} bytes", oprf_key_id.len()),
                 |r| r.oprf_key_id = oprf_key_id,
                 Code::Aborted,
-                "OPRF key",
-                "OPRF key",
+                "a key this node no longer uses",
+                "a key this node no longer uses",
             )
             .await;
         }

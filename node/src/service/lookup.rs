@@ -136,8 +136,8 @@ impl NodeService {
             let current = index.oprf_key().key_id().to_string();
             if query.oprf_key_id != current {
                 return Err(NodeError::StaleOprfKey(
-                    "the tags were derived under an OPRF key this node no longer uses: \
-                     obtain fresh tags and ask again"
+                    "the fingerprints were derived under a key this node no longer uses: \
+                     obtain fresh ones and ask again"
                         .to_owned(),
                 ));
             }

@@ -55,7 +55,7 @@ impl NodeService {
             ))
         } else if query.blinded.len() > self.config.max_items {
             Err(NodeError::InvalidArgument(format!(
-                "an oprf request has at most {} items",
+                "a fingerprint request has at most {} items",
                 self.config.max_items
             )))
         } else {
