@@ -38,7 +38,7 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     // First: even switching to WAL needs a lock that a serving node may
     // hold for a moment (without the timeout, "database is locked" at once).
     conn.busy_timeout(BUSY_TIMEOUT)?;
-    conn.pragma_update(None, "journal_mode", "WAL")?;
+    switch_to_wal(&conn)?;
     // A committed charge or audit entry must survive power loss, not only a
     // process crash: FULL syncs the WAL at every commit.
     conn.pragma_update(None, "synchronous", "FULL")?;
@@ -46,6 +46,25 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     // purged records) are zeroed rather than left in free pages.
     conn.pragma_update(None, "secure_delete", "ON")?;
     Ok(conn)
+}
+
+/// Puts the file in WAL mode. Switching a new file while other connections
+/// open it can fail at once with "database is locked" (SQLite does not wait
+/// on its busy handler there, to avoid a deadlock), so the switch is retried
+/// until [`BUSY_TIMEOUT`].
+fn switch_to_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return done,
+        }
+    }
 }
 
 /// Opens an existing SQLite file for reading only: checks of a party's

@@ -1,0 +1,191 @@
+//! What `fedq` prints for people (and scripts, with `--json`), and the exit
+//! code each answer ends with.
+
+use fedq_client::{ItemAnswer, LookupReport};
+use fedq_proto::exit::Exit;
+use fedq_proto::outcome::{Disclosure, NodeOutcome};
+
+/// How human output is printed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Look {
+    pub(crate) quiet: bool,
+    color: bool,
+}
+
+impl Look {
+    pub(crate) fn of(cli: &crate::args::Cli) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            quiet: cli.quiet,
+            color: !cli.no_color
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::io::stdout().is_terminal(),
+        }
+    }
+
+    pub(crate) fn paint(self, style: anstyle::Style, text: &str) -> String {
+        if self.color {
+            format!("{style}{text}{style:#}")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    /// A spinner on standard error while a request is out, when a person
+    /// is watching (a terminal, not --quiet).
+    pub(crate) fn spinner(self, message: String) -> indicatif::ProgressBar {
+        use std::io::IsTerminal;
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return indicatif::ProgressBar::hidden();
+        }
+        let bar = indicatif::ProgressBar::new_spinner().with_message(message);
+        bar.enable_steady_tick(std::time::Duration::from_millis(120));
+        bar
+    }
+}
+
+/// The parties of a federation file, in its order.
+pub(crate) fn print_federation(
+    file: &fedq_proto::federation::FederationFile,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let out = serde_json::json!({
+            "coordinator": {"address": file.coordinator.address},
+            "nodes": file.nodes.iter().map(|n| serde_json::json!({
+                "id": n.id, "jurisdiction": n.jurisdiction, "address": n.address,
+            })).collect::<Vec<_>>(),
+            "requesters": file.requesters.iter().map(|r| serde_json::json!({
+                "id": r.id, "agency": r.agency, "role": r.role.as_str(),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{out}");
+        return Ok(());
+    }
+    println!("coordinator  {}", file.coordinator.address);
+    for node in &file.nodes {
+        println!(
+            "node         {:<16} jurisdiction {:<6} {}",
+            node.id, node.jurisdiction, node.address
+        );
+    }
+    for requester in &file.requesters {
+        println!(
+            "requester    {:<16} {:<13} {}",
+            requester.id,
+            requester.role.as_str(),
+            requester.agency
+        );
+    }
+    Ok(())
+}
+
+/// 0 when every item's answer is established, 3 when some is unknown (a node
+/// did not answer), 4 when no node answered because every one refused.
+pub(crate) fn lookup_exit(report: &LookupReport, allow_partial: bool, look: Look) -> Exit {
+    let unknown = report
+        .results
+        .iter()
+        .filter(|r| r.answer == ItemAnswer::Unknown)
+        .count();
+    let outcomes: Vec<NodeOutcome> = report.nodes.iter().map(|n| n.status).collect();
+    let exit = Exit::of_answers(&outcomes, unknown > 0, allow_partial);
+    match exit {
+        Exit::Refused | Exit::Error => eprintln!(
+            "error: no node answered: the results above say nothing about any jurisdiction"
+        ),
+        Exit::Partial if look.quiet => {}
+        Exit::Partial => eprintln!(
+            "partial answer: {unknown} item(s) unknown because a node did not answer \
+             (exit 3; --allow-partial for 0)"
+        ),
+        Exit::Ok | Exit::Usage | Exit::Tampered => {}
+    }
+    exit
+}
+
+/// 0 when every node contributed, 3 when some did not (the estimates cover
+/// only those that did), 4 when every node refused, 1 when none answered.
+pub(crate) fn stats_exit(
+    response: &fedq_proto::v1::StatsResponse,
+    allow_partial: bool,
+    look: Look,
+) -> Exit {
+    let outcomes: Vec<NodeOutcome> = response.nodes.iter().map(|n| n.outcome()).collect();
+    let missing = outcomes.iter().filter(|o| **o != NodeOutcome::Ok).count();
+    let exit = Exit::of_answers(&outcomes, missing > 0, allow_partial);
+    match exit {
+        Exit::Refused | Exit::Error => {
+            eprintln!("error: no node contributed: there is no estimate")
+        }
+        Exit::Partial if look.quiet => {}
+        Exit::Partial => eprintln!(
+            "partial answer: {missing} node(s) did not contribute; the estimates cover the \
+             others only (exit 3; --allow-partial for 0)"
+        ),
+        Exit::Ok | Exit::Usage | Exit::Tampered => {}
+    }
+    exit
+}
+
+pub(crate) fn print_report(report: &LookupReport, json: bool, look: Look) -> anyhow::Result<()> {
+    use anstyle::{AnsiColor, Style};
+    if json {
+        println!("{}", serde_json::to_string(report)?);
+        return Ok(());
+    }
+    let hit = Style::new().bold().fg_color(Some(AnsiColor::Red.into()));
+    let unknown = Style::new().fg_color(Some(AnsiColor::Yellow.into()));
+    for result in &report.results {
+        let partial = if result.answered < result.of {
+            format!(" ({} of {} nodes answered)", result.answered, result.of)
+        } else {
+            String::new()
+        };
+        let mut verdict = match result.answer {
+            ItemAnswer::Hit if result.answered < result.of => look.paint(
+                hit,
+                &format!(
+                    "HIT in at least {} jurisdiction(s){partial}",
+                    result.jurisdictions
+                ),
+            ),
+            ItemAnswer::Hit => look.paint(
+                hit,
+                &format!("HIT in {} jurisdiction(s)", result.jurisdictions),
+            ),
+            ItemAnswer::NoHit => "no hit".to_owned(),
+            ItemAnswer::Unknown if result.answered == 0 => look.paint(unknown, "no answer"),
+            ItemAnswer::Unknown => look.paint(unknown, &format!("unknown{partial}")),
+        };
+        if let Some(held_by) = result.held_by.as_ref().filter(|h| !h.is_empty()) {
+            verdict.push_str(&format!(" (revealed: {})", held_by.join(", ")));
+        }
+        println!("{:<14} {:<40} {verdict}", result.kind, result.value);
+    }
+    if look.quiet {
+        return Ok(());
+    }
+    for node in &report.nodes {
+        if node.status == NodeOutcome::Ok && node.disclosure != Disclosure::NotAsked {
+            println!(
+                "node {}: ok, disclosure {}",
+                node.node,
+                node.disclosure.word()
+            );
+        } else if node.status == NodeOutcome::Ok {
+            println!("node {}: ok", node.node);
+        } else {
+            println!(
+                "node {}: {} ({}) - not counted above",
+                node.node,
+                node.status.word(),
+                node.reason
+            );
+        }
+    }
+    if !report.query_ids.is_empty() {
+        println!("query {}", report.query_ids.join(", "));
+    }
+    Ok(())
+}
