@@ -58,12 +58,8 @@ const POLICY_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 /// and within [`POLICY_RECHECK`] of `node.toml` changing on disk. A file that
 /// does not validate is logged and changes nothing.
 async fn reload_policy_on_change(service: Arc<NodeService>) {
+    use fedq_proto::toml_file::stamp;
     let path = service.config_path().to_owned();
-    let stamp = |path: &std::path::Path| {
-        std::fs::metadata(path)
-            .ok()
-            .map(|m| (m.modified().ok(), m.len()))
-    };
     let mut seen = stamp(&path);
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();

@@ -236,11 +236,6 @@ struct WatchedState {
     checked: std::time::Instant,
 }
 
-fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
-}
-
 impl Watched {
     /// How often the file's modification time is looked at, at most.
     pub const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -275,7 +270,7 @@ impl Watched {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         if force || state.checked.elapsed() >= Self::RECHECK {
             state.checked = std::time::Instant::now();
-            let now = stamp(&self.path);
+            let now = crate::toml_file::stamp(&self.path);
             if now != state.stamp {
                 match FederationFile::load(&self.path) {
                     Ok(file) => {

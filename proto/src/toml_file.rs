@@ -69,6 +69,13 @@ pub fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ConfigE
     })
 }
 
+/// When and how large a config file was last written: a changed stamp is
+/// what makes a running party read the file again.
+pub fn stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
 /// Resolves `value` against the directory of `file`.
 pub fn resolve(file: &Path, value: &Path) -> PathBuf {
     if value.is_absolute() {

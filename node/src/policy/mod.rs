@@ -248,8 +248,22 @@ impl Default for Policy {
     }
 }
 
+/// The audit detail of a batch: how many items of which kinds (never
+/// values). [`counted_kinds`] reads it back to restore the rate limits.
+pub(crate) fn kinds_detail(label: &str, kinds: &[IdentifierKind], disclose: bool) -> String {
+    let mut names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    format!(
+        "{label}={} kinds={}{}",
+        kinds.len(),
+        names.join(","),
+        if disclose { " disclose=asked" } else { "" }
+    )
+}
+
 /// The item count and kinds of an audit detail `items=3 kinds=email,phone`
-/// (or `evaluations=...`), as the node writes it.
+/// (or `evaluations=...`), as [`kinds_detail`] writes it.
 fn counted_kinds(detail: &str) -> Option<(u32, Vec<IdentifierKind>)> {
     let mut words = detail.split_whitespace();
     let items = words.next()?.split_once('=')?.1.parse().ok()?;

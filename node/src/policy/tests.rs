@@ -446,3 +446,10 @@ fn by_default_investigators_look_up_and_researchers_ask_statistics() -> Result<(
     assert!(problems.contains("policy.actions.lookup[1]"), "{problems}");
     Ok(())
 }
+
+#[test]
+fn the_audit_detail_of_a_batch_reads_back_as_written() {
+    let detail = kinds_detail("items", &[Phone, Email, Phone], true);
+    assert_eq!(detail, "items=3 kinds=email,phone disclose=asked");
+    assert_eq!(counted_kinds(&detail), Some((3, vec![Email, Phone])));
+}

@@ -9,10 +9,11 @@ use fedq_crypto::lookup::{
 use fedq_crypto::{Bucket, IdentifierKind};
 use tracing::{info, instrument};
 
-use super::{kinds_detail, Caller, NodeService};
+use super::{Caller, NodeService};
 use crate::error::NodeError;
 use crate::gate::{Disclosure, Visit};
 use crate::index::LookupIndex;
+use crate::policy::kinds_detail;
 
 /// Public keys kept in memory; the coordinator sends the key with every request,
 /// so the cache only saves decoding.

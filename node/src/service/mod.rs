@@ -336,16 +336,3 @@ impl NodeService {
         ))
     }
 }
-
-/// The audit detail of a batch: how many items of which kinds (never values).
-fn kinds_detail(label: &str, kinds: &[IdentifierKind], disclose: bool) -> String {
-    let mut names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
-    names.sort_unstable();
-    names.dedup();
-    format!(
-        "{label}={} kinds={}{}",
-        kinds.len(),
-        names.join(","),
-        if disclose { " disclose=asked" } else { "" }
-    )
-}

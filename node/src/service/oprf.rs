@@ -3,9 +3,10 @@
 use fedq_crypto::IdentifierKind;
 use tracing::{info, instrument};
 
-use super::{kinds_detail, Caller, NodeService};
+use super::{Caller, NodeService};
 use crate::error::NodeError;
 use crate::gate::Visit;
+use crate::policy::kinds_detail;
 
 /// A batch of blinded identifiers for the node's OPRF, in domain terms.
 #[derive(Debug)]

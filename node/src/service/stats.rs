@@ -186,7 +186,9 @@ impl NoisePlan {
         }
     }
 
-    /// What the release would add and cost, without drawing noise.
+    /// What the release would add and cost, without drawing noise. OpenDP's
+    /// measurements cannot cross the scan's `.await` (they are not `Send`),
+    /// so the release builds them again from the same plan.
     fn calibrate(&self) -> Result<(Calibration, PrivacyLoss), NodeError> {
         let value = calibrate_integers(self.value.0, self.value.1)?;
         let loss = match self.count {
@@ -229,7 +231,10 @@ async fn answer(
     check_floor(budget, floor)?;
     let query = parse(request)?;
     let epoch = epoch_of(chrono::Utc::now());
-    let sensitivity = engine.sensitivity(&query)?;
+    // Planned once: the catalog gives the sensitivity before anything is
+    // read, and the same plan runs after the budget check.
+    let planned = engine.plan(&query)?;
+    let sensitivity = planned.sensitivity();
     let plan = NoisePlan::of(
         &query.measure,
         sensitivity.max_rows_per_unit,
@@ -259,7 +264,7 @@ async fn answer(
             dry_run: true,
         });
     }
-    let exact = engine.aggregate(&query).await?;
+    let exact = engine.run(&planned).await?;
     let counts: Vec<i64> = exact.groups.iter().map(|g| g.count).collect();
     let sums: Vec<i64> = exact.groups.iter().map(|g| g.sum).collect();
     let released = match &query.measure {
@@ -395,11 +400,12 @@ impl NodeService {
             ))),
         };
         match &result {
-            Ok(answer) => {
-                if answer.dry_run {
-                    admitted.record("stats", "dry run: nothing read or charged")?;
-                }
-                // The entry is in the log (with the charge); re-sign the head.
+            // Appending the record re-signs the head.
+            Ok(answer) if answer.dry_run => {
+                admitted.record("stats", "dry run: nothing read or charged")?;
+            }
+            Ok(_) => {
+                // The entry is in the log with the charge; re-sign the head.
                 self.gate
                     .audit()
                     .checkpoint()

@@ -27,7 +27,7 @@ pub use catalog::{ColumnSpec, TableCatalog};
 pub use import::{import_table, StatsImportReport};
 pub use query::{
     parse_filter, parse_group_by, parse_measure, ExactAnswer, Filter, FilterOp, GroupAggregate,
-    GroupBy, Measure, Sensitivity, StatsEngine, StatsQuery,
+    GroupBy, Measure, PlannedQuery, Sensitivity, StatsEngine, StatsQuery,
 };
 
 /// Errors of the statistics engine.

@@ -101,6 +101,24 @@ pub struct ExactAnswer {
     pub max_rows_per_unit: u32,
 }
 
+/// A query validated against its table's catalog, ready to run.
+#[derive(Debug)]
+pub struct PlannedQuery {
+    table: String,
+    path: PathBuf,
+    plan: Plan,
+}
+
+impl PlannedQuery {
+    /// What bounds one privacy unit's influence on the answer.
+    pub fn sensitivity(&self) -> Sensitivity {
+        Sensitivity {
+            per_row_bound: self.plan.per_row_bound,
+            max_rows_per_unit: self.plan.bound,
+        }
+    }
+}
+
 /// The sensitivity inputs of a query, known before it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sensitivity {
@@ -200,29 +218,25 @@ impl StatsEngine {
     }
 
     /// Validates `query`, runs it as one parameterised SQL query and fills empty groups with zeros.
-    #[tracing::instrument(skip_all, fields(table = %query.table))]
     pub async fn aggregate(&self, query: &StatsQuery) -> Result<ExactAnswer, StatsError> {
-        let (path, plan) = self.plan(query)?;
-        let groups = sql::run(&path, &plan).await?;
+        self.run(&self.plan(query)?).await
+    }
+
+    /// Runs a planned query.
+    #[tracing::instrument(skip_all, fields(table = %planned.table))]
+    pub async fn run(&self, planned: &PlannedQuery) -> Result<ExactAnswer, StatsError> {
+        let groups = sql::run(&planned.path, &planned.plan).await?;
         Ok(ExactAnswer {
             groups,
-            per_row_bound: plan.per_row_bound,
-            max_rows_per_unit: plan.bound,
+            per_row_bound: planned.plan.per_row_bound,
+            max_rows_per_unit: planned.plan.bound,
         })
     }
 
-    /// What bounds one privacy unit's influence on `query`'s answer, from the
-    /// catalog alone: the query is validated as [`Self::aggregate`] would,
-    /// and nothing is read from the table.
-    pub fn sensitivity(&self, query: &StatsQuery) -> Result<Sensitivity, StatsError> {
-        let (_, plan) = self.plan(query)?;
-        Ok(Sensitivity {
-            per_row_bound: plan.per_row_bound,
-            max_rows_per_unit: plan.bound,
-        })
-    }
-
-    fn plan(&self, query: &StatsQuery) -> Result<(PathBuf, Plan), StatsError> {
+    /// Validates `query` against its table's catalog and plans it; nothing
+    /// is read from the table, so what bounds one privacy unit's influence
+    /// ([`PlannedQuery::sensitivity`]) is known before the query runs.
+    pub fn plan(&self, query: &StatsQuery) -> Result<PlannedQuery, StatsError> {
         let catalog = self.catalog(&query.table).ok_or_else(|| {
             invalid(&format!(
                 "unknown table{}{}",
@@ -242,7 +256,11 @@ impl StatsEngine {
         if !path.is_file() {
             return Err(StatsError::NotImported(catalog.name.clone()));
         }
-        Ok((path, plan))
+        Ok(PlannedQuery {
+            table: catalog.name.clone(),
+            path,
+            plan,
+        })
     }
 
     fn catalog(&self, name: &str) -> Option<&TableCatalog> {
