@@ -7,7 +7,7 @@
 //! Every test reports all its mismatches at once, and prints each status it
 //! observed (`--nocapture`).
 //!
-//! 59 classes of bad input, with the status each must get:
+//! 60 classes of bad input, with the status each must get:
 //!
 //! Lookups at a node (coordinator's certificate, valid envelope):
 //!  1. tag whose seed fork is not the stream start (AES block / byte index): InvalidArgument
@@ -89,6 +89,7 @@
 //!     own key naming another requester): Unauthenticated, audited
 //! 59. a role asking another role's action (an investigator's statistics, a
 //!     researcher's lookup): PermissionDenied, audited, by default
+//! 60. a signed dry run forwarded as a charged release: Unauthenticated, audited
 
 use std::io::{Read, Write};
 use std::sync::OnceLock;
@@ -1970,6 +1971,34 @@ fn an_investigators_statistics_and_a_researchers_lookup_get_permission_denied() 
         );
         v.refusal_audited(class, a.node_audit(NODE, &id), a.researcher(), "rule role");
         both_still_serve(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn a_dry_run_turned_into_a_release_on_the_way_gets_unauthenticated() -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("dry run flipped");
+    runtime().block_on(async {
+        // The researcher signs a dry run; a coordinator flips it into a
+        // charged release before passing it on.
+        let class = "signed dry run forwarded as a release";
+        let id = unique("dry-flip");
+        let mut query = stats_query(0.5);
+        query.dry_run = true;
+        let mut request = node_stats(a.researcher(), &id, query);
+        a.sign_stats(&mut request, |_| {});
+        if let Some(query) = request.query.as_mut() {
+            query.dry_run = false;
+        }
+        v.status(
+            class,
+            a.send_stats(NODE, request).await,
+            Code::Unauthenticated,
+            "does not match",
+        );
+        v.refusal_audited(class, a.node_audit(NODE, &id), a.researcher(), "envelope: ");
+        node_still_serves(&mut v).await;
     });
     v.finish()
 }
