@@ -55,19 +55,19 @@ pub struct KeyRegistry {
     max_age: Duration,
 }
 
+/// The registry's one table: requesters' lookup public keys, by key id.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS public_keys (
+    key_id TEXT PRIMARY KEY,
+    requester TEXT NOT NULL,
+    public_key BLOB NOT NULL,
+    registered_at TEXT NOT NULL
+);";
+
 impl KeyRegistry {
     /// Opens or creates the registry file; registrations expire after
     /// [`DEFAULT_KEY_MAX_AGE_DAYS`] unless [`KeyRegistry::with_max_age`] says otherwise.
     pub fn open(path: &Path) -> Result<Self, RegistryError> {
-        let conn = fedq_transport::sqlite::open(path)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS public_keys (
-                 key_id TEXT PRIMARY KEY,
-                 requester TEXT NOT NULL,
-                 public_key BLOB NOT NULL,
-                 registered_at TEXT NOT NULL
-             );",
-        )?;
+        let conn = fedq_transport::sqlite::open_with_schema(path, SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
             max_age: Duration::from_secs(DEFAULT_KEY_MAX_AGE_DAYS as u64 * 86_400),

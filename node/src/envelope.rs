@@ -66,6 +66,14 @@ pub struct EnvelopeVerifier {
     nonces: Mutex<Connection>,
 }
 
+/// Nonces seen until their envelope's time window closes.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS seen_nonces (
+    requester TEXT NOT NULL,
+    nonce TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (requester, nonce)
+) WITHOUT ROWID;";
+
 impl EnvelopeVerifier {
     /// A verifier for node `node_id` over the watched federation file,
     /// keeping seen nonces in the SQLite file `db`.
@@ -74,15 +82,7 @@ impl EnvelopeVerifier {
         node_id: &str,
         federation: Watched,
     ) -> Result<Self, fedq_transport::sqlite::OpenError> {
-        let conn = fedq_transport::sqlite::open(db)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS seen_nonces (
-                 requester TEXT NOT NULL,
-                 nonce TEXT NOT NULL,
-                 expires_at INTEGER NOT NULL,
-                 PRIMARY KEY (requester, nonce)
-             ) WITHOUT ROWID;",
-        )?;
+        let conn = fedq_transport::sqlite::open_with_schema(db, SCHEMA)?;
         Ok(Self {
             node_id: node_id.to_owned(),
             federation,

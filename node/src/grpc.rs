@@ -47,7 +47,7 @@ pub fn kind_to_wire(kind: IdentifierKind) -> i32 {
 }
 
 /// Why a wire request did not become a domain query.
-enum Unread {
+pub(crate) enum Unread {
     /// Not even auditable (an oversized query id).
     Status(Status),
     /// Auditable once its envelope is verified.
@@ -152,7 +152,7 @@ fn oprf_query(node: &str, request: v1::NodeOprfRequest) -> Result<OprfQuery, Unr
     })
 }
 
-fn stats_request(request: v1::NodeStatsRequest) -> Result<StatsRequest, Unread> {
+pub(crate) fn stats_request(request: v1::NodeStatsRequest) -> Result<StatsRequest, Unread> {
     let query = request.query.unwrap_or_default();
     let payload_hash = crate::envelope::stats_payload_hash(&query);
     let query_id = query_id(request.query_id)?;

@@ -91,23 +91,7 @@ pub fn import_identifiers_at(
     now: DateTime<Utc>,
     mut progress: impl FnMut(u64),
 ) -> Result<ImportReport, ImportError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::Headers)
-        .from_reader(input);
-    let headers = reader.headers()?.clone();
-    let column = |name: &'static str| {
-        headers
-            .iter()
-            .position(|h| h.eq_ignore_ascii_case(name))
-            .ok_or(ImportError::MissingColumn(name))
-    };
-    let columns = Columns {
-        kind: column("kind")?,
-        value: column("value")?,
-        record: column("record_id")?,
-        expires: column("expires_at").ok(),
-    };
+    let (mut reader, columns) = open_csv(input)?;
     let expiry = if columns.expires.is_some() {
         ExpiryUpdate::Replace
     } else {
@@ -119,12 +103,13 @@ pub fn import_identifiers_at(
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<IdentifierRow>>(1);
     std::thread::scope(|scope| {
         let writer = scope.spawn(move || write_chunks(store, receiver, (expiry, now)));
+        // A send fails once the writer stopped on an error, which is reported below.
         let read = read_chunks(
             &mut reader,
             columns,
             &keys,
             &mut report,
-            &sender,
+            &mut |rows| sender.send(rows).is_ok(),
             &mut progress,
         );
         drop(sender);
@@ -143,6 +128,53 @@ pub fn import_identifiers_at(
     })
 }
 
+/// A CSV reader past its header, and where the columns are.
+fn open_csv<R: Read>(input: R) -> Result<(csv::Reader<R>, Columns), ImportError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::Headers)
+        .from_reader(input);
+    let headers = reader.headers()?;
+    let column = |name: &'static str| {
+        headers
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name))
+            .ok_or(ImportError::MissingColumn(name))
+    };
+    let columns = Columns {
+        kind: column("kind")?,
+        value: column("value")?,
+        record: column("record_id")?,
+        expires: column("expires_at").ok(),
+    };
+    Ok((reader, columns))
+}
+
+/// Reads, validates and fingerprints a CSV of identifiers without storing
+/// it: every row the import would store goes to `sink`, in chunks, and the
+/// report counts rows and rejections (nothing inserted). The fuzz target of
+/// the import's row decoding.
+pub fn parse_identifiers(
+    input: impl Read,
+    keys: &OprfKeys,
+    mut sink: impl FnMut(Vec<IdentifierRow>),
+) -> Result<ImportReport, ImportError> {
+    let (mut reader, columns) = open_csv(input)?;
+    let mut report = ImportReport::default();
+    read_chunks(
+        &mut reader,
+        columns,
+        keys,
+        &mut report,
+        &mut |rows| {
+            sink(rows);
+            true
+        },
+        &mut |_| {},
+    )?;
+    Ok(report)
+}
+
 /// Column positions of the CSV.
 #[derive(Clone, Copy)]
 struct Columns {
@@ -157,7 +189,7 @@ fn read_chunks<R: Read>(
     columns: Columns,
     keys: &OprfKeys,
     report: &mut ImportReport,
-    sender: &std::sync::mpsc::SyncSender<Vec<IdentifierRow>>,
+    send: &mut impl FnMut(Vec<IdentifierRow>) -> bool,
     progress: &mut impl FnMut(u64),
 ) -> Result<(), ImportError> {
     let mut chunk = Vec::with_capacity(CHUNK_ROWS);
@@ -190,8 +222,7 @@ fn read_chunks<R: Read>(
         }
         if chunk.len() >= CHUNK_ROWS || (!more && !chunk.is_empty()) {
             let rows = prepare_chunk(keys, &mut chunk, report);
-            if sender.send(rows).is_err() {
-                // The writer stopped on an error, which the caller reports.
+            if !send(rows) {
                 return Ok(());
             }
             progress(reader.position().byte());

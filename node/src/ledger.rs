@@ -53,6 +53,24 @@ pub struct Shortfall {
     pub caps: BudgetCaps,
 }
 
+/// The ledger's tables: what each requester has spent per epoch, and every release.
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS privacy_ledger (
+    requester TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    epsilon REAL NOT NULL,
+    rho REAL NOT NULL,
+    PRIMARY KEY (requester, epoch)
+);
+    CREATE TABLE IF NOT EXISTS releases (
+    query_id TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    epsilon REAL NOT NULL,
+    rho REAL NOT NULL,
+    purpose TEXT NOT NULL,
+    at TEXT NOT NULL
+);";
+
 impl Shortfall {
     /// The refusal of `asked` when `spent` is already charged, or `None` when it fits.
     pub fn of(
@@ -143,25 +161,7 @@ pub struct Ledger {
 impl Ledger {
     /// Opens the ledger tables in the SQLite file at `path`.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let conn = fedq_transport::sqlite::open(path)?;
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS privacy_ledger (
-                 requester TEXT NOT NULL,
-                 epoch TEXT NOT NULL,
-                 epsilon REAL NOT NULL,
-                 rho REAL NOT NULL,
-                 PRIMARY KEY (requester, epoch)
-             );
-             CREATE TABLE IF NOT EXISTS releases (
-                 query_id TEXT NOT NULL,
-                 requester TEXT NOT NULL,
-                 epoch TEXT NOT NULL,
-                 epsilon REAL NOT NULL,
-                 rho REAL NOT NULL,
-                 purpose TEXT NOT NULL,
-                 at TEXT NOT NULL
-             );",
-        )?;
+        let conn = fedq_transport::sqlite::open_with_schema(path, SCHEMA)?;
         Ok(Self {
             conn: Mutex::new(conn),
         })

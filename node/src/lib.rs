@@ -13,6 +13,10 @@
 //! - [`report`]: the monthly DP transparency report drawn from the audit log.
 //! - [`grpc`]: the tonic adapter; [`server`]: serving it (with `fedq-transport`).
 //!
+//! - `fuzzing` (hidden): the fuzz target bodies of the node's own decoders
+//!   (statistics queries, CSV rows), shared by `node/fuzz` and the corpus
+//!   replay test.
+//!
 //! The audit log is `fedq-audit`; TLS, limits and files are `fedq-transport`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -20,6 +24,8 @@
 pub mod config;
 pub mod envelope;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gate;
 pub mod grpc;
 pub mod import;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use fedq_audit::cli::{
-    self as audit_cli, AuditCommand, ConfigArg, EXIT_AUDIT_ERROR, EXIT_TAMPERED,
+    self as audit_cli, AuditCommand, ConfigArg, PartyCommand, EXIT_AUDIT_ERROR, EXIT_TAMPERED,
 };
 use fedq_node::{config::NodeConfig, import, store::Store, NodeService};
 use fedq_proto::exit::Exit;
@@ -27,11 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve encrypted lookups over mutual TLS until SIGTERM.
-    Serve(ConfigArg),
-    /// Check node.toml and what it names (federation file, TLS files, policy,
-    /// catalog) and report every problem with its key path; starts nothing.
-    CheckConfig(ConfigArg),
+    #[command(flatten)]
+    Party(PartyCommand),
     /// Load identifiers (CSV kind,value,record_id[,expires_at]) into the node's store.
     Import {
         /// The node's config file.
@@ -72,11 +69,6 @@ enum Command {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
-    },
-    /// Check or export the node's tamper-evident audit log.
-    Audit {
-        #[command(subcommand)]
-        command: AuditCommand,
     },
     /// Print a month's transparency report: request counts by agency,
     /// purpose, kind and decision, with differentially private noise. Each
@@ -129,11 +121,11 @@ fn main() -> ExitCode {
     fedq_transport::logging::init_tracing();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve(ConfigArg { config }) => match load_config(&config) {
+        Command::Party(PartyCommand::Serve(ConfigArg { config })) => match load_config(&config) {
             Ok(config) => serve(config),
             Err(code) => return code,
         },
-        Command::CheckConfig(ConfigArg { config }) => return check_config(&config),
+        Command::Party(PartyCommand::CheckConfig(ConfigArg { config })) => return check_config(&config),
         Command::Import { config, identifiers, table } => match load_config(&config) {
             Ok(config) => identifiers
                 .map_or(Ok(()), |file| run_import(&config, &file))
@@ -161,7 +153,7 @@ fn main() -> ExitCode {
                 },
             )
         }
-        Command::Audit { command } => return run_audit(command),
+        Command::Party(PartyCommand::Audit { command }) => return run_audit(command),
         Command::Report { config, month, epsilon, json } => {
             return run_report(&config, &month, epsilon, json)
         }

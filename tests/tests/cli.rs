@@ -108,6 +108,35 @@ fn generate_and_import(
     Ok(())
 }
 
+/// What a finished command printed, once its exit code is checked.
+struct Printed {
+    stdout: String,
+    stderr: String,
+}
+
+/// Asserts that `output` exited with `code` and returns what it printed.
+fn exited(output: std::process::Output, code: i32) -> anyhow::Result<Printed> {
+    assert_eq!(output.status.code(), Some(code), "{output:?}");
+    Ok(Printed {
+        stdout: String::from_utf8(output.stdout)?,
+        stderr: String::from_utf8(output.stderr)?,
+    })
+}
+
+/// `fedq federation init ARGS` in a fresh temporary folder (kept as long as
+/// the returned guard); returns the guard and the federation's folder.
+fn federation(args: &[&str]) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
+    let temp = tempfile::tempdir()?;
+    let dir = temp.path().join("fed");
+    run_ok(
+        fedq()
+            .args(["federation", "init", "--dir"])
+            .arg(&dir)
+            .args(args),
+    )?;
+    Ok((temp, dir))
+}
+
 fn run_ok(command: &mut Command) -> anyhow::Result<String> {
     let output = command.output()?;
     anyhow::ensure!(
@@ -121,14 +150,7 @@ fn run_ok(command: &mut Command) -> anyhow::Result<String> {
 
 #[test]
 fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
-    let temp = tempfile::tempdir()?;
-    let dir: PathBuf = temp.path().join("fed");
-    run_ok(
-        fedq()
-            .args(["federation", "init", "--dir"])
-            .arg(&dir)
-            .args(["--nodes", "fr,de", "--padded-candidates", "64"]),
-    )?;
+    let (temp, dir) = federation(&["--nodes", "fr,de", "--padded-candidates", "64"])?;
     for name in [
         "federation.toml",
         "nodes/fr/node.toml",
@@ -279,8 +301,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         ])
         .args(["--case", "c"])
         .output()?;
-    assert_eq!(typo.status.code(), Some(2), "{typo:?}");
-    let stderr = String::from_utf8(typo.stderr)?;
+    let stderr = exited(typo, 2)?.stderr;
     assert!(stderr.contains("did you mean \"phone\"?"), "{stderr}");
     // Blank case references and non-positive budgets are usage errors, before
     // anything is sent (`-1` is read as a number, not as a flag).
@@ -356,8 +377,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
             .output()?)
     };
     let tiny = stats("1e-300", "research")?;
-    assert_eq!(tiny.status.code(), Some(2), "{tiny:?}");
-    let stderr = String::from_utf8(tiny.stderr)?;
+    let stderr = exited(tiny, 2)?.stderr;
     assert!(
         stderr.contains("is below every node's minimum per query (fr 0.01, de 0.01)"),
         "checked against the catalog before sending: {stderr}"
@@ -372,8 +392,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         .args(["stats", "--table", "incidents", "--measure", "count"])
         .args(["--epsilon", "1", "--purpose", "research"])
         .output()?;
-    assert_eq!(investigator.status.code(), Some(4), "{investigator:?}");
-    let stdout = String::from_utf8(investigator.stdout)?;
+    let stdout = exited(investigator, 4)?.stdout;
     assert!(
         stdout.contains("role investigator may not stats at this node"),
         "{stdout}"
@@ -411,8 +430,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
 
     // Every answer says what it cost and what is left.
     let answered = stats_with(&["--epsilon", "6"])?;
-    assert_eq!(answered.status.code(), Some(0), "{answered:?}");
-    let human = String::from_utf8(answered.stdout)?;
+    let human = exited(answered, 0)?.stdout;
     assert!(
         human.contains("cost epsilon 6, left 4 this epoch"),
         "{human}"
@@ -420,8 +438,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert_ne!(budget()?, before, "an answer is charged");
     // A refusal for budget gives the numbers: asked, left, cap, renewal.
     let over = stats_with(&["--epsilon", "5"])?;
-    assert_eq!(over.status.code(), Some(4), "{over:?}");
-    let human = String::from_utf8(over.stdout)?;
+    let human = exited(over, 4)?.stdout;
     assert!(
         human.contains("the query costs epsilon 5, 4 of 10 is left (renews "),
         "{human}"
@@ -491,8 +508,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         "an unreachable node is named with its address: {json}"
     );
     let human = partial(&[])?;
-    assert_eq!(human.status.code(), Some(3), "{human:?}");
-    let stdout = String::from_utf8(human.stdout)?;
+    let stdout = exited(human, 3)?.stdout;
     assert!(
         stdout.contains("unknown (1 of 2 nodes answered)"),
         "{stdout}"
@@ -571,8 +587,7 @@ fn the_readme_demo_runs_and_never_overwrites_a_directory_unasked() -> anyhow::Re
         .arg(temp.path().join("nowhere.toml"))
         .args(["budget"])
         .output()?;
-    assert_eq!(missing.status.code(), Some(2), "{missing:?}");
-    let stderr = String::from_utf8(missing.stderr)?;
+    let stderr = exited(missing, 2)?.stderr;
     assert!(stderr.contains("nowhere.toml"), "{stderr}");
     assert_eq!(
         stderr.matches("No such file or directory").count(),
@@ -586,14 +601,7 @@ fn the_readme_demo_runs_and_never_overwrites_a_directory_unasked() -> anyhow::Re
 /// with its key path; `audit verify` changes nothing it reads.
 #[test]
 fn check_config_names_broken_keys_and_audit_verify_writes_nothing() -> anyhow::Result<()> {
-    let temp = tempfile::tempdir()?;
-    let dir = temp.path().join("fed");
-    run_ok(
-        fedq()
-            .args(["federation", "init", "--dir"])
-            .arg(&dir)
-            .args(["--nodes", "fr,de"]),
-    )?;
+    let (_temp, dir) = federation(&["--nodes", "fr,de"])?;
     let listed = run_ok(
         fedq()
             .args(["federation", "list", "--json", "--dir"])
@@ -638,8 +646,7 @@ fn check_config_names_broken_keys_and_audit_verify_writes_nothing() -> anyhow::R
         .args(["check-config", "--config"])
         .arg(&node)
         .output()?;
-    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
-    let stderr = String::from_utf8(bad.stderr)?;
+    let stderr = exited(bad, 2)?.stderr;
     assert!(stderr.contains("listen: not a socket address"), "{stderr}");
     std::fs::write(&node, &text)?;
     std::fs::write(
@@ -650,8 +657,7 @@ fn check_config_names_broken_keys_and_audit_verify_writes_nothing() -> anyhow::R
         .args(["check-config", "--config"])
         .arg(&node)
         .output()?;
-    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
-    let stderr = String::from_utf8(bad.stderr)?;
+    let stderr = exited(bad, 2)?.stderr;
     assert!(
         stderr.contains("tls.cert: issued to \"de\", but this config is for \"fr\""),
         "{stderr}"
@@ -665,8 +671,7 @@ fn check_config_names_broken_keys_and_audit_verify_writes_nothing() -> anyhow::R
         let key = dir.join("requesters/alice/signing.key");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644))?;
         let bad = fedq_at(&client).arg("check-config").output()?;
-        assert_eq!(bad.status.code(), Some(2), "{bad:?}");
-        let stderr = String::from_utf8(bad.stderr)?;
+        let stderr = exited(bad, 2)?.stderr;
         assert!(
             stderr.contains("signing_key:") && stderr.contains("readable by others"),
             "{stderr}"
@@ -732,13 +737,7 @@ fn peak_kib(pid: u32) -> anyhow::Result<u64> {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_refused_caller_cannot_make_a_node_buffer_its_bodies() -> anyhow::Result<()> {
-    let temp = tempfile::tempdir()?;
-    let dir = temp.path().join("fed");
-    run_ok(
-        fedq()
-            .args(["federation", "init", "--nodes", "fr", "--dir"])
-            .arg(&dir),
-    )?;
+    let (_temp, dir) = federation(&["--nodes", "fr"])?;
     let config = dir.join("nodes/fr/node.toml");
     generate_and_import(&config, "fr", "200", false)?;
     let node = Server(

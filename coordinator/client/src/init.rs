@@ -133,44 +133,7 @@ fn issue(
 /// The `[stats]` section of a generated node: caps per requester and month,
 /// and the catalog of the generator's `incidents.csv`.
 fn stats_section() -> anyhow::Result<String> {
-    use fedq_proto::catalog::{ColumnSpec, TableCatalog};
-    let strings = |values: &[&str]| values.iter().map(|v| v.to_string()).collect::<Vec<_>>();
-    let incidents = TableCatalog {
-        name: "incidents".to_owned(),
-        privacy_unit: "unit_id".to_owned(),
-        max_rows_per_unit: 10,
-        columns: vec![
-            ColumnSpec::Identifier {
-                name: "incident_id".to_owned(),
-            },
-            ColumnSpec::Identifier {
-                name: "unit_id".to_owned(),
-            },
-            ColumnSpec::Date {
-                name: "date".to_owned(),
-                from: "2024-01-01".to_owned(),
-                to: "2026-12-31".to_owned(),
-            },
-            ColumnSpec::Category {
-                name: "category".to_owned(),
-                values: strings(fedq_proto::demo::CATEGORIES),
-            },
-            ColumnSpec::Category {
-                name: "sector".to_owned(),
-                values: strings(fedq_proto::demo::SECTORS),
-            },
-            ColumnSpec::Integer {
-                name: "loss_eur".to_owned(),
-                min: 0,
-                max: 1_000_000,
-            },
-            ColumnSpec::Integer {
-                name: "severity".to_owned(),
-                min: 1,
-                max: 5,
-            },
-        ],
-    };
+    use fedq_proto::catalog::TableCatalog;
     #[derive(serde::Serialize)]
     struct Stats {
         dir: &'static str,
@@ -187,7 +150,7 @@ fn stats_section() -> anyhow::Result<String> {
             dir: "data/stats",
             epsilon_per_epoch: 10.0,
             rho_per_epoch: 0.5,
-            tables: vec![incidents],
+            tables: vec![fedq_proto::demo::incidents_catalog()],
         },
     };
     Ok(format!(

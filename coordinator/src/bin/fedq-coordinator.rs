@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
-use fedq_audit::cli::{self as audit_cli, AuditCommand, ConfigArg};
+use clap::Parser;
+use fedq_audit::cli::{self as audit_cli, ConfigArg, PartyCommand};
 use fedq_audit::AuditLog;
 use fedq_coordinator::config::CoordinatorConfig;
 use fedq_proto::exit::Exit;
@@ -18,21 +18,7 @@ use fedq_proto::exit::Exit;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Serve over mutual TLS until SIGTERM.
-    Serve(ConfigArg),
-    /// Check coordinator.toml and what it names (federation file, TLS files)
-    /// and report every problem with its key path; starts nothing.
-    CheckConfig(ConfigArg),
-    /// Check or export the coordinator's tamper-evident audit log.
-    Audit {
-        #[command(subcommand)]
-        command: AuditCommand,
-    },
+    command: PartyCommand,
 }
 
 /// A config that does not load is a usage error (exit 2), reported once.
@@ -46,8 +32,8 @@ fn load(path: &std::path::Path) -> Result<CoordinatorConfig, ExitCode> {
 fn main() -> ExitCode {
     fedq_transport::logging::init_tracing();
     let config = match Cli::parse().command {
-        Command::Serve(ConfigArg { config }) => config,
-        Command::CheckConfig(ConfigArg { config: path }) => {
+        PartyCommand::Serve(ConfigArg { config }) => config,
+        PartyCommand::CheckConfig(ConfigArg { config: path }) => {
             return match load(&path) {
                 Ok(config) => fedq_proto::toml_file::report_check(
                     &path,
@@ -62,7 +48,7 @@ fn main() -> ExitCode {
                 Err(code) => code,
             };
         }
-        Command::Audit { command } => {
+        PartyCommand::Audit { command } => {
             return match load(command.config()) {
                 Ok(config) => audit_cli::run(
                     AuditLog::open_read_only(

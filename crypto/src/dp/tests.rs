@@ -43,6 +43,16 @@ fn mean_and_variance(xs: &[f64]) -> (f64, f64) {
     (mean, var)
 }
 
+/// The samples' mean is near 0 and their variance within 20% of `variance`.
+fn assert_centred_with_variance(xs: &[f64], variance: f64) {
+    let (mean, var) = mean_and_variance(xs);
+    assert!(mean.abs() < 0.5, "mean noise {mean}");
+    assert!(
+        (var - variance).abs() < 0.2 * variance,
+        "variance {var} vs {variance}"
+    );
+}
+
 fn coverage(xs: &[f64], half_width: f64) -> f64 {
     xs.iter().filter(|x| x.abs() <= half_width).count() as f64 / xs.len() as f64
 }
@@ -62,13 +72,7 @@ fn laplace_count_mean_and_variance() -> TestResult {
     let (xs, r) = noise_samples(10_000, 1000, eps(0.5)?)?;
     assert_rel_eq(r.scale, 2.0, 1e-12);
     assert_rel_eq(r.variance, 8.0, 1e-12);
-    let (mean, var) = mean_and_variance(&xs);
-    assert!(mean.abs() < 0.5, "mean noise {mean}");
-    assert!(
-        (var - r.variance).abs() < 0.2 * r.variance,
-        "variance {var} vs {}",
-        r.variance
-    );
+    assert_centred_with_variance(&xs, r.variance);
     Ok(())
 }
 
@@ -79,13 +83,7 @@ fn gaussian_count_mean_and_variance() -> TestResult {
     let (xs, r) = noise_samples(2_000, 1000, rho(0.05)?)?;
     assert_rel_eq(r.scale, 10f64.sqrt(), 1e-12);
     assert_rel_eq(r.variance, 10.0, 1e-12);
-    let (mean, var) = mean_and_variance(&xs);
-    assert!(mean.abs() < 0.5, "mean noise {mean}");
-    assert!(
-        (var - r.variance).abs() < 0.2 * r.variance,
-        "variance {var} vs {}",
-        r.variance
-    );
+    assert_centred_with_variance(&xs, r.variance);
     Ok(())
 }
 
@@ -114,32 +112,28 @@ fn ci95_formulas() -> TestResult {
 
 #[test]
 fn mapped_loss_equals_budget() -> TestResult {
-    for e in [1e-3, 0.1, 0.5, 1.0, 3.0, 10.0] {
+    // (budget, what it spends, what it must leave at zero)
+    let epsilons = [1e-3, 0.1, 0.5, 1.0, 3.0, 10.0].map(|e| (eps(e), e, "epsilon"));
+    let rhos = [1e-4, 0.005, 0.05, 0.5, 2.0].map(|p| (rho(p), p, "rho"));
+    for (budget, asked, currency) in epsilons.into_iter().chain(rhos) {
+        let budget = budget?;
         for s in [1, 3, 7, 1000] {
-            let r = release_integers(&[5, 6, 7], s, eps(e)?)?;
+            let r = release_integers(&[5, 6, 7], s, budget)?;
+            let (spent, other) = match currency {
+                "epsilon" => (r.loss.epsilon, r.loss.rho),
+                _ => (r.loss.rho, r.loss.epsilon),
+            };
             assert!(
-                (r.loss.epsilon - e).abs() <= 1e-9 * e,
-                "eps {e}, s {s}: {:?}",
+                (spent - asked).abs() <= 1e-9 * asked,
+                "{currency} {asked}, s {s}: {:?}",
                 r.loss
             );
             assert!(
-                r.loss.epsilon <= e,
-                "eps {e}, s {s}: overspent {:?}",
+                spent <= asked,
+                "{currency} {asked}, s {s}: overspent {:?}",
                 r.loss
             );
-            assert_eq!(r.loss.rho, 0.0);
-        }
-    }
-    for p in [1e-4, 0.005, 0.05, 0.5, 2.0] {
-        for s in [1, 3, 7, 1000] {
-            let r = release_integers(&[5, 6, 7], s, rho(p)?)?;
-            assert!(
-                (r.loss.rho - p).abs() <= 1e-9 * p,
-                "rho {p}, s {s}: {:?}",
-                r.loss
-            );
-            assert!(r.loss.rho <= p, "rho {p}, s {s}: overspent {:?}", r.loss);
-            assert_eq!(r.loss.epsilon, 0.0);
+            assert_eq!(other, 0.0);
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 //!
 //! `crypto/fuzz` (cargo-fuzz) calls them on generated inputs, and
 //! `tests/fuzz_corpus.rs` replays every committed corpus and crash file through
-//! them, so each body exists once. A body only goes through the public decode
+//! them ([`corpus`]), so each body exists once. A body only goes through the public decode
 //! API, never panics on its own account, and asserts what must hold of
 //! anything a decoder accepts (a canonical re-encoding, an evaluation that
 //! runs): a panic anywhere is a crash to fix.
@@ -10,6 +10,7 @@
 //! Bodies return whether the decoder accepted the input, so that the honest
 //! [`seeds`] can be checked to be accepted.
 
+pub mod corpus;
 mod seeds;
 mod targets;
 
@@ -33,14 +34,6 @@ pub const TARGETS: &[(&str, Body)] = &[
     ("envelope", envelope),
     ("identifier", identifier),
 ];
-
-/// The body of the target called `name`.
-pub fn target(name: &str) -> Option<Body> {
-    TARGETS
-        .iter()
-        .find(|(target, _)| *target == name)
-        .map(|(_, body)| *body)
-}
 
 /// Splits `data` into records, each a little-endian length (`prefix` bytes,
 /// 1 or 2) and that many bytes; the last may be cut short. At most

@@ -97,25 +97,25 @@ impl EncryptedCount {
 
     /// Decrypts the count with the requester's secret key.
     pub fn decrypt(&self, secret: &FheSecretKey) -> u32 {
-        let plaintext = decrypt_lwe_ciphertext(&secret.lwe_view(), &self.to_native());
-        let decomposer = SignedDecomposer::new(
-            DecompositionBaseLog(MESSAGE_BITS as usize),
-            DecompositionLevelCount(1),
-        );
-        let rounded = decomposer.closest_representable(plaintext.0);
+        let (_, rounded) = self.phase(secret);
         ((rounded >> (64 - MESSAGE_BITS)) % (1 << MESSAGE_BITS)) as u32
     }
 
     /// Signed distance of the decrypted phase to its nearest encoded count, as a
     /// fraction of Δ. Used by noise tests and the residual-leak analysis.
     pub fn phase_error(&self, secret: &FheSecretKey) -> f64 {
+        let (phase, rounded) = self.phase(secret);
+        (phase.wrapping_sub(rounded) as i64) as f64 / PARAMETERS.delta() as f64
+    }
+
+    /// The decrypted phase and the nearest encoded count to it.
+    fn phase(&self, secret: &FheSecretKey) -> (u64, u64) {
         let plaintext = decrypt_lwe_ciphertext(&secret.lwe_view(), &self.to_native());
         let decomposer = SignedDecomposer::new(
             DecompositionBaseLog(MESSAGE_BITS as usize),
             DecompositionLevelCount(1),
         );
-        let rounded = decomposer.closest_representable(plaintext.0);
-        (plaintext.0.wrapping_sub(rounded) as i64) as f64 / PARAMETERS.delta() as f64
+        (plaintext.0, decomposer.closest_representable(plaintext.0))
     }
 
     /// Wire encoding: version byte then little-endian `u32`s.

@@ -30,6 +30,22 @@ fn element_bytes(index: usize, bytes: &[u8]) -> Result<&[u8; ELEMENT_BYTES], Opr
     })
 }
 
+/// Each element's length checked, then `deserialize`d; the first refused
+/// names its index.
+fn decode_elements<B: AsRef<[u8]>, T>(
+    elements: &[B],
+    deserialize: impl Fn(&[u8]) -> Option<T>,
+) -> Result<Vec<T>, OprfError> {
+    elements
+        .iter()
+        .enumerate()
+        .map(|(index, bytes)| {
+            let bytes = element_bytes(index, bytes.as_ref())?;
+            deserialize(bytes).ok_or(OprfError::InvalidElement { index })
+        })
+        .collect()
+}
+
 /// Copies one of `voprf`'s own serialised elements (always [`ELEMENT_BYTES`]).
 pub(super) fn encode_element(serialized: &[u8]) -> WireElement {
     let mut out = [0u8; ELEMENT_BYTES];
@@ -43,15 +59,9 @@ pub(super) fn decode_blinded<B: AsRef<[u8]>>(
     blinded: &[B],
 ) -> Result<Vec<BlindedElement<Suite>>, OprfError> {
     check_batch_size(blinded.len())?;
-    blinded
-        .iter()
-        .enumerate()
-        .map(|(index, bytes)| {
-            let bytes = element_bytes(index, bytes.as_ref())?;
-            BlindedElement::<Suite>::deserialize(bytes)
-                .map_err(|_| OprfError::InvalidElement { index })
-        })
-        .collect()
+    decode_elements(blinded, |bytes| {
+        BlindedElement::<Suite>::deserialize(bytes).ok()
+    })
 }
 
 /// A node's answer, at the client: exactly `expected` evaluated elements (the
@@ -67,15 +77,9 @@ pub(super) fn decode_evaluation<B: AsRef<[u8]>>(
             got: evaluated.len(),
         });
     }
-    let elements = evaluated
-        .iter()
-        .enumerate()
-        .map(|(index, bytes)| {
-            let bytes = element_bytes(index, bytes.as_ref())?;
-            EvaluationElement::<Suite>::deserialize(bytes)
-                .map_err(|_| OprfError::InvalidElement { index })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let elements = decode_elements(evaluated, |bytes| {
+        EvaluationElement::<Suite>::deserialize(bytes).ok()
+    })?;
     if proof.len() != PROOF_BYTES {
         return Err(OprfError::ProofFormat);
     }

@@ -24,6 +24,22 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+/// The subcommands `fedq-node` and `fedq-coordinator` share.
+#[derive(Debug, clap::Subcommand)]
+pub enum PartyCommand {
+    /// Serve over mutual TLS until SIGTERM.
+    Serve(ConfigArg),
+    /// Check the config file and what it names (federation file, TLS files;
+    /// a node's policy and catalog) and report every problem with its key
+    /// path; starts nothing.
+    CheckConfig(ConfigArg),
+    /// Check or export the tamper-evident audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
 /// The `audit` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {

@@ -77,8 +77,7 @@ impl AuditLog {
     /// Opens (creating tables if needed) the log in the node's SQLite file;
     /// loads or creates (0600) the Ed25519 checkpoint key.
     pub fn open(db: &Path, checkpoint: &Path, key: &Path) -> Result<Self, AuditError> {
-        let conn = fedq_transport::sqlite::open(db)?;
-        conn.execute_batch(sql::SCHEMA)?;
+        let conn = fedq_transport::sqlite::open_with_schema(db, sql::SCHEMA)?;
         let log = Self {
             conn: Mutex::new(conn),
             key: AuditKey::load_or_create(key)?,

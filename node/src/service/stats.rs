@@ -127,7 +127,7 @@ fn check_floor(budget: PrivacyBudget, floor: BudgetCaps) -> Result<(), NodeError
     Ok(())
 }
 
-fn parse(request: &StatsRequest) -> Result<StatsQuery, NodeError> {
+pub(crate) fn parse(request: &StatsRequest) -> Result<StatsQuery, NodeError> {
     // Bounded before parsing: thousands of filters once overflowed the SQL
     // planner's stack and aborted the node.
     fedq_proto::limits::check_stats_query(&fedq_proto::v1::StatsQuery {

@@ -117,6 +117,12 @@ impl PlannedQuery {
             max_rows_per_unit: self.plan.bound,
         }
     }
+
+    /// The SQL the query runs: catalog names quoted, every value a
+    /// placeholder (the values are bound apart).
+    pub fn sql(&self) -> String {
+        sql::build(&self.plan).0
+    }
 }
 
 /// The sensitivity inputs of a query, known before it runs.

@@ -18,66 +18,23 @@ use super::*;
 mod aggregate;
 mod refusals;
 
-const CATEGORIES: [&str; 8] = [
-    "phishing",
-    "ransomware",
-    "fraud",
-    "ddos",
-    "data_breach",
-    "malware",
-    "insider",
-    "other",
-];
-const SECTORS: [&str; 8] = [
-    "finance",
-    "health",
-    "energy",
-    "government",
-    "retail",
-    "telecom",
-    "transport",
-    "education",
-];
+use fedq_proto::demo::{CATEGORIES, SECTORS};
+
 const HEADER: &str = "incident_id,unit_id,date,category,sector,loss_eur,severity\n";
 
+/// The demo catalog with its date range ending where `random_rows` could
+/// reach, and the bounds under test.
 fn catalog(max_rows_per_unit: u32, loss_max: i64) -> TableCatalog {
-    let strings = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
-    TableCatalog {
-        name: "incidents".to_owned(),
-        privacy_unit: "unit_id".to_owned(),
-        max_rows_per_unit,
-        columns: vec![
-            ColumnSpec::Identifier {
-                name: "incident_id".to_owned(),
-            },
-            ColumnSpec::Identifier {
-                name: "unit_id".to_owned(),
-            },
-            ColumnSpec::Date {
-                name: "date".to_owned(),
-                from: "2024-01-01".to_owned(),
-                to: "2026-10-31".to_owned(),
-            },
-            ColumnSpec::Category {
-                name: "category".to_owned(),
-                values: strings(&CATEGORIES),
-            },
-            ColumnSpec::Category {
-                name: "sector".to_owned(),
-                values: strings(&SECTORS),
-            },
-            ColumnSpec::Integer {
-                name: "loss_eur".to_owned(),
-                min: 0,
-                max: loss_max,
-            },
-            ColumnSpec::Integer {
-                name: "severity".to_owned(),
-                min: 1,
-                max: 5,
-            },
-        ],
+    let mut catalog = fedq_proto::demo::incidents_catalog();
+    catalog.max_rows_per_unit = max_rows_per_unit;
+    for column in &mut catalog.columns {
+        match column {
+            ColumnSpec::Date { to, .. } => "2026-10-31".clone_into(to),
+            ColumnSpec::Integer { name, max, .. } if name == "loss_eur" => *max = loss_max,
+            _ => {}
+        }
     }
+    catalog
 }
 
 #[derive(Clone)]
@@ -174,7 +131,7 @@ fn rows_within_the_bound_are_written_first_in_their_own_row_groups() -> Result<(
     let rows: Vec<Row> = (0..15_000)
         .map(|i| Row {
             unit: format!("u{}", i % 300),
-            ..random_rows(1, 1, &CATEGORIES, i as u64)[0].clone()
+            ..random_rows(1, 1, CATEGORIES, i as u64)[0].clone()
         })
         .collect();
     let (dir, _engine, report) = engine_with(catalog(BOUND, 10_000_000), &csv_text(&rows))?;

@@ -5,7 +5,7 @@ use super::*;
 #[tokio::test]
 async fn count_per_category_equals_the_exact_count() -> Result<()> {
     // 3,000 units for 2,000 rows with a bound of 10: bounding drops nothing here.
-    let rows = random_rows(2_000, 3_000, &CATEGORIES, 1);
+    let rows = random_rows(2_000, 3_000, CATEGORIES, 1);
     let (_dir, engine, report) = engine_with(catalog(10, 10_000_000), &csv_text(&rows))?;
     assert_eq!(
         (report.rows, report.imported, report.rejected.len()),
@@ -25,7 +25,7 @@ async fn count_per_category_equals_the_exact_count() -> Result<()> {
 
 #[tokio::test]
 async fn a_unit_with_1000_rows_counts_at_most_its_bound() -> Result<()> {
-    let mut rows = random_rows(200, 1_000_000, &CATEGORIES, 2);
+    let mut rows = random_rows(200, 1_000_000, CATEGORIES, 2);
     let heavy = Row {
         unit: "heavy".to_owned(),
         ..rows[0].clone()
@@ -109,14 +109,14 @@ async fn an_empty_group_appears_with_zero() -> Result<()> {
 
 #[tokio::test]
 async fn filters_select_the_expected_rows() -> Result<()> {
-    let rows = random_rows(3_000, 10_000, &CATEGORIES, 4);
+    let rows = random_rows(3_000, 10_000, CATEGORIES, 4);
     let (_dir, engine, _) = engine_with(catalog(10, 10_000_000), &csv_text(&rows))?;
     let filters = ["sector=finance", "date>=2025-03-01", "severity>=3"];
     let answer = engine
         .aggregate(&query("count", "category,date:month", &filters)?)
         .await?;
     let found = counts(&answer);
-    for category in CATEGORIES {
+    for &category in CATEGORIES {
         let expected = rows
             .iter()
             .filter(|r| {
@@ -149,7 +149,7 @@ async fn filters_select_the_expected_rows() -> Result<()> {
 
 #[tokio::test]
 async fn sums_and_histograms_clamp_values() -> Result<()> {
-    let rows = random_rows(1_000, 5_000, &CATEGORIES, 5);
+    let rows = random_rows(1_000, 5_000, CATEGORIES, 5);
     let (_dir, engine, _) = engine_with(catalog(10, 1_000_000), &csv_text(&rows))?;
     let answer = engine
         .aggregate(&query("sum:loss_eur", "sector", &[])?)

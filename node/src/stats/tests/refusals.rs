@@ -42,11 +42,11 @@ async fn invalid_rows_are_rejected_with_line_numbers() -> Result<()> {
 async fn reimporting_replaces_the_table() -> Result<()> {
     let (dir, engine, _) = engine_with(
         catalog(5, 1_000),
-        &csv_text(&random_rows(100, 50, &CATEGORIES, 6)),
+        &csv_text(&random_rows(100, 50, CATEGORIES, 6)),
     )?;
     let report = import_table(
         &catalog(5, 1_000),
-        csv_text(&random_rows(7, 50, &CATEGORIES, 7)).as_bytes(),
+        csv_text(&random_rows(7, 50, CATEGORIES, 7)).as_bytes(),
         dir.path(),
         |_| {},
     )?;
@@ -73,7 +73,7 @@ async fn reimporting_replaces_the_table() -> Result<()> {
 async fn bad_queries_are_refused_with_a_reason() -> Result<()> {
     let (_dir, engine, _) = engine_with(
         catalog(5, 1_000),
-        &csv_text(&random_rows(50, 20, &CATEGORIES, 8)),
+        &csv_text(&random_rows(50, 20, CATEGORIES, 8)),
     )?;
     let mut unknown_table = query("count", "", &[])?;
     unknown_table.table = "people".to_owned();
