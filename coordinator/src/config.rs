@@ -37,6 +37,8 @@ struct CoordinatorConfigBuilder {
     audit_key: Option<PathBuf>,
     #[serde(default)]
     limits: fedq_transport::ServerLimits,
+    #[serde(default)]
+    metrics: Option<fedq_transport::metrics::MetricsConfig>,
 }
 
 fn default_key_store() -> PathBuf {
@@ -62,6 +64,8 @@ pub struct CoordinatorConfig {
     pub tls: TlsPaths,
     /// Connection and concurrency bounds (`[limits]`).
     pub limits: fedq_transport::ServerLimits,
+    /// The Prometheus endpoint (`[metrics]`; none by default).
+    pub metrics: Option<fedq_transport::metrics::MetricsConfig>,
     /// Per-node time-out.
     pub node_timeout: Duration,
     /// Drain period at shutdown.
@@ -105,6 +109,7 @@ impl CoordinatorConfig {
                 key_max_age: Duration::from_secs(key_max_age_days as u64 * 86_400),
                 tls: builder.tls.resolved(path),
                 limits: builder.limits,
+                metrics: builder.metrics,
                 node_timeout: Duration::from_millis(timeout),
                 grace: Duration::from_secs(builder.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS)),
                 audit_checkpoint: resolve(

@@ -35,6 +35,7 @@ pub async fn serve(
         limits: config.limits.clone(),
         admission,
         grace: config.grace,
+        metrics: config.metrics.clone(),
     };
     fedq_transport::serve(
         listener,

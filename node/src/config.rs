@@ -47,6 +47,8 @@ struct NodeConfigBuilder {
     retention: RetentionSection,
     #[serde(default)]
     limits: fedq_transport::ServerLimits,
+    #[serde(default)]
+    metrics: Option<fedq_transport::metrics::MetricsConfig>,
 }
 
 /// `[retention]`: how long identifiers are kept (no section: only per-record
@@ -141,6 +143,8 @@ pub struct NodeConfig {
     pub tls: TlsPaths,
     /// Connection and concurrency bounds (`[limits]`).
     pub limits: fedq_transport::ServerLimits,
+    /// The Prometheus endpoint (`[metrics]`; none by default).
+    pub metrics: Option<fedq_transport::metrics::MetricsConfig>,
     /// Evaluation threads (0: one per core).
     pub threads: usize,
     /// Most items per lookup request.
@@ -308,6 +312,7 @@ impl NodeConfig {
             store,
             tls: builder.tls.resolved(path),
             limits: builder.limits,
+            metrics: builder.metrics,
             threads: lookup.threads.unwrap_or(DEFAULT_THREADS),
             max_items,
             allowed_callers,

@@ -206,11 +206,24 @@ impl Ledger {
                 chrono::Utc::now().to_rfc3339()
             ],
         )?;
-        if let Some(record) = audit {
-            crate::audit::AuditLog::append_in(&tx, record)
-                .map_err(|e| LedgerError::Audit(e.to_string()))?;
-        }
+        let audited = match audit {
+            Some(record) => Some((
+                record,
+                crate::audit::AuditLog::append_in(&tx, record)
+                    .map_err(|e| LedgerError::Audit(e.to_string()))?,
+            )),
+            None => None,
+        };
         tx.commit()?;
+        fedq_transport::metrics::budget_spent(
+            charge.requester,
+            charge.epoch,
+            total.epsilon,
+            total.rho,
+        );
+        if let Some((record, seq)) = audited {
+            crate::audit::AuditLog::counted(record, seq);
+        }
         Ok(total)
     }
 }

@@ -41,6 +41,8 @@ struct Queue {
 struct Shared {
     queue: Mutex<Queue>,
     ready: Condvar,
+    /// The pool's name, for thread names and the queue-depth metric.
+    name: String,
 }
 
 impl Shared {
@@ -49,7 +51,10 @@ impl Shared {
     }
 
     fn push(&self, job: Arc<dyn Job>) {
-        self.lock().jobs.push_back(job);
+        let mut queue = self.lock();
+        queue.jobs.push_back(job);
+        fedq_transport::metrics::pool_queue(&self.name, queue.jobs.len());
+        drop(queue);
         self.ready.notify_one();
     }
 
@@ -63,6 +68,7 @@ impl Shared {
                     queue.jobs.push_back(Arc::clone(&job));
                     self.ready.notify_one();
                 }
+                fedq_transport::metrics::pool_queue(&self.name, queue.jobs.len());
                 return Some((job, unit));
             }
             if queue.stopping {
@@ -98,6 +104,7 @@ impl WorkPool {
                 stopping: false,
             }),
             ready: Condvar::new(),
+            name: name.to_owned(),
         });
         for i in 0..threads {
             let shared = Arc::clone(&shared);

@@ -38,6 +38,7 @@ pub async fn serve(
         limits: config.limits.clone(),
         admission,
         grace: config.grace,
+        metrics: config.metrics.clone(),
     };
     let served = fedq_transport::serve(
         listener,

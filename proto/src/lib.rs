@@ -42,4 +42,9 @@ pub use role::Role;
 #[allow(missing_docs, unreachable_pub, clippy::all, clippy::pedantic)]
 pub mod v1 {
     tonic::include_proto!("fedq.v1");
+
+    /// The encoded `FileDescriptorSet` of `fedq.proto`, served by gRPC server
+    /// reflection so that standard tools (grpcurl) can list and call the API.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/fedq_descriptor.bin"));
 }

@@ -797,3 +797,281 @@ fn a_refused_caller_cannot_make_a_node_buffer_its_bodies() -> anyhow::Result<()>
     assert!(node.terminate()?.success());
     Ok(())
 }
+
+/// A free loopback port for a metrics endpoint.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The Prometheus text a metrics endpoint serves (plain HTTP GET).
+fn scrape(port: u16) -> anyhow::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    anyhow::ensure!(response.starts_with("HTTP/1.1 200"), "{response}");
+    Ok(response)
+}
+
+/// What an operator watches a running node with: the Prometheus endpoint
+/// (`[metrics]`), standard gRPC health and reflection over mTLS (what
+/// grpcurl uses), and JSON logs whose request ids are the audit log's.
+#[test]
+fn operators_scrape_metrics_list_services_and_join_logs_to_the_audit() -> anyhow::Result<()> {
+    let (_temp, dir) = federation(&["--nodes", "fr"])?;
+    let config = dir.join("nodes/fr/node.toml");
+    let coordinator_config = dir.join("coordinator/coordinator.toml");
+    let (node_port, coordinator_port) = (free_port()?, free_port()?);
+    for (file, port) in [
+        (&config, node_port),
+        (&coordinator_config, coordinator_port),
+    ] {
+        let mut text = std::fs::read_to_string(file)?;
+        text.push_str(&format!("\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n"));
+        std::fs::write(file, text)?;
+    }
+    generate_and_import(&config, "fr", "300", true)?;
+    let log = dir.join("fr.log");
+    let node = Server(
+        fedq_node()?
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("FEDQ_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log)?)
+            .spawn()?,
+    );
+    let address = address_of(&config)?;
+    wait_for_port(&address)?;
+    let coordinator = Server(
+        fedq_tests::binaries::command("fedq-coordinator")?
+            .args(["serve", "--config"])
+            .arg(&coordinator_config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    wait_for_port(&address_of(&coordinator_config)?)?;
+
+    // One answered statistics query (rosa) and one refused (alice's role).
+    let stats = |who: &str| {
+        fedq_at(&dir.join(format!("requesters/{who}/client.toml")))
+            .args(["stats", "--table", "incidents", "--measure", "count"])
+            .args(["--epsilon", "0.5", "--purpose", "research", "--json"])
+            .output()
+    };
+    let answered: serde_json::Value =
+        serde_json::from_slice(&exited(stats("rosa")?, 0)?.stdout.into_bytes())?;
+    let query_id = answered["query_id"].as_str().unwrap_or_default().to_owned();
+    assert!(!query_id.is_empty(), "{answered}");
+    exited(stats("alice")?, 4)?;
+
+    let metrics = scrape(node_port)?;
+    for series in [
+        "fedq_requests_total{action=\"stats\",decision=\"admitted\"} 1",
+        "fedq_refusals_total{action=\"stats\",reason=\"refused by policy rule role\"} 1",
+        "fedq_rpc_seconds_count{rpc=\"Stats\"} 2",
+        "fedq_budget_spent{requester=\"rosa\",",
+        "fedq_audit_entries ",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
+    assert!(
+        !metrics.contains("research") && !metrics.contains(&query_id),
+        "no purpose or query id in labels:\n{metrics}"
+    );
+    let coordinator_metrics = scrape(coordinator_port)?;
+    assert!(
+        coordinator_metrics.contains("fedq_rpc_seconds_count{rpc=\"Stats\"} 2"),
+        "{coordinator_metrics}"
+    );
+
+    // Health and reflection answer any certificate of the federation, here
+    // the researcher's, which may not call the node's own API.
+    let rosa = fedq_client::ClientConfig::load(&dir.join("requesters/rosa/client.toml"))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let (health, services) = runtime.block_on(async {
+        use tonic_reflection::pb::v1::{
+            server_reflection_client::ServerReflectionClient, server_reflection_request,
+            server_reflection_response, ServerReflectionRequest,
+        };
+        let channel = tonic::transport::Endpoint::from_shared(format!("https://{address}"))?
+            .tls_config(fedq_transport::tls::client_config(&rosa.tls, "fr")?)?
+            .connect()
+            .await?;
+        let health = tonic_health::pb::health_client::HealthClient::new(channel.clone())
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: "fedq.v1.Node".to_owned(),
+            })
+            .await?
+            .into_inner()
+            .status;
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(server_reflection_request::MessageRequest::ListServices(
+                String::new(),
+            )),
+        };
+        let mut answers = ServerReflectionClient::new(channel)
+            .server_reflection_info(tokio_stream::iter([request]))
+            .await?
+            .into_inner();
+        let mut services = Vec::new();
+        while let Some(answer) = answers.message().await? {
+            if let Some(server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+                answer.message_response
+            {
+                services.extend(list.service.into_iter().map(|s| s.name));
+            }
+        }
+        anyhow::Ok((health, services))
+    })?;
+    assert_eq!(
+        health,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    for service in ["fedq.v1.Node", "grpc.health.v1.Health"] {
+        assert!(services.iter().any(|s| s == service), "{services:?}");
+    }
+
+    // The JSON log line of the answered query names the audit's query id.
+    assert!(node.terminate()?.success());
+    assert!(coordinator.terminate()?.success());
+    let logged = std::fs::read_to_string(&log)?;
+    let lines: Vec<serde_json::Value> = logged
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["span"]["query_id"] == query_id.as_str()),
+        "no log line for query {query_id}:\n{logged}"
+    );
+    let export = run_ok(
+        fedq_node()?
+            .args([
+                "audit",
+                "export",
+                "--since",
+                "2000-01-01",
+                "--until",
+                "2100-01-01",
+                "--config",
+            ])
+            .arg(&config),
+    )?;
+    assert!(export.contains(&query_id), "{export}");
+    Ok(())
+}
+
+/// An agency's own PKI instead of `federation init`'s development CA: a
+/// P-384 root, an issuing CA under it, and leaves with full subjects and
+/// only their id as DNS name (the profile the README states), made here
+/// with rcgen. The parties serve and answer with them, and a certificate of
+/// the old CA no longer gets in.
+#[test]
+fn an_agencys_own_ca_and_certificates_work() -> anyhow::Result<()> {
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+        IsCa, KeyPair, KeyUsagePurpose,
+    };
+    let (_temp, dir) = federation(&["--nodes", "fr"])?;
+    let subject = |params: &mut CertificateParams, name: &str| {
+        params.distinguished_name.push(DnType::CountryName, "FR");
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, "Agence nationale de test");
+        params.distinguished_name.push(DnType::CommonName, name);
+    };
+    let mut root = CertificateParams::new(Vec::<String>::new())?;
+    subject(&mut root, "Agence Root CA 2026");
+    root.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    root.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let root =
+        CertifiedIssuer::self_signed(root, KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384)?)?;
+    let mut issuing = CertificateParams::new(Vec::<String>::new())?;
+    subject(&mut issuing, "Agence Issuing CA 1");
+    issuing.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    issuing.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let issuing = CertifiedIssuer::signed_by(issuing, KeyPair::generate()?, &root)?;
+    std::fs::write(dir.join("ca/ca.pem"), root.pem())?;
+    let (server, client) = (
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
+    for (id, usages, stem) in [
+        ("fr", vec![server.clone()], "nodes/fr/tls/node"),
+        (
+            "coordinator",
+            vec![server, client.clone()],
+            "coordinator/tls/coordinator",
+        ),
+        ("rosa", vec![client], "requesters/rosa/tls/requester"),
+    ] {
+        let mut leaf = CertificateParams::new(vec![id.to_owned()])?;
+        subject(&mut leaf, id);
+        leaf.distinguished_name
+            .push(DnType::OrganizationalUnitName, "fedq operations");
+        leaf.extended_key_usages = usages;
+        let key = KeyPair::generate()?;
+        let cert = leaf.signed_by(&key, &issuing)?;
+        // The leaf, then the issuing CA: peers hold only the root.
+        std::fs::write(dir.join(format!("{stem}.pem")), cert.pem() + &issuing.pem())?;
+        fedq_transport::files::write_private(
+            &dir.join(format!("{stem}.key")),
+            key.serialize_pem().as_bytes(),
+        )?;
+    }
+
+    let config = dir.join("nodes/fr/node.toml");
+    let coordinator_config = dir.join("coordinator/coordinator.toml");
+    exited(
+        fedq_node()?
+            .args(["check-config", "--config"])
+            .arg(&config)
+            .output()?,
+        0,
+    )?;
+    generate_and_import(&config, "fr", "300", true)?;
+    let _node = Server(
+        fedq_node()?
+            .args(["serve", "--config"])
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    wait_for_port(&address_of(&config)?)?;
+    let _coordinator = Server(
+        fedq_tests::binaries::command("fedq-coordinator")?
+            .args(["serve", "--config"])
+            .arg(&coordinator_config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    wait_for_port(&address_of(&coordinator_config)?)?;
+    let stats = |who: &str| {
+        fedq_at(&dir.join(format!("requesters/{who}/client.toml")))
+            .args(["stats", "--table", "incidents", "--measure", "count"])
+            .args(["--epsilon", "0.5", "--purpose", "research"])
+            .output()
+    };
+    let answered = exited(stats("rosa")?, 0)?;
+    assert!(
+        answered.stdout.contains("cost epsilon 0.5"),
+        "{}",
+        answered.stdout
+    );
+    // alice still holds a certificate of the development CA.
+    let outsider = stats("alice")?;
+    assert_eq!(outsider.status.code(), Some(1), "{outsider:?}");
+    Ok(())
+}

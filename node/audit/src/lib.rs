@@ -117,8 +117,21 @@ impl AuditLog {
             tx.commit()?;
             seq
         };
+        Self::counted(record, seq);
         self.checkpoint()?;
         Ok(seq)
+    }
+
+    /// Counts a committed entry in the process's metrics (requests by
+    /// action and decision, refusals by reason, the chain's length); callers
+    /// of [`AuditLog::append_in`] call it once their transaction committed.
+    pub fn counted(record: &AuditRecord, seq: u64) {
+        fedq_transport::metrics::audited(
+            &record.action,
+            record.decision == Decision::Admitted,
+            &record.reason,
+            seq,
+        );
     }
 
     /// Appends inside a caller's transaction, which should be IMMEDIATE (the

@@ -87,11 +87,14 @@ where
 
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let path = request.uri().path().to_owned();
-        // Health checks carry no data and are how operators probe liveness.
-        if !path.starts_with("/grpc.health.") {
+        // Health checks and reflection carry no data (reflection describes
+        // the public schema) and are how operators probe a server with
+        // standard tools; TLS has already checked the peer's certificate.
+        if !(path.starts_with("/grpc.health.") || path.starts_with("/grpc.reflection.")) {
             match peer_name(request.extensions()) {
                 Some(name) if (self.admission.allowed)(&name) => {}
                 _ => {
+                    crate::metrics::rpc_finished("unadmitted", std::time::Duration::ZERO);
                     let status = Status::permission_denied("caller not allowed");
                     return Box::pin(async move { Ok(status.into_http()) });
                 }
@@ -104,8 +107,45 @@ where
             left: limit,
             limit,
         });
-        Box::pin(self.inner.call(http::Request::from_parts(parts, body)))
+        let started = std::time::Instant::now();
+        let answer = self.inner.call(http::Request::from_parts(parts, body));
+        Box::pin(async move {
+            let response = answer.await?;
+            // A path no service routes answers UNIMPLEMENTED at once: its
+            // name (the caller's choice) never becomes a label.
+            let unrouted = response
+                .headers()
+                .get("grpc-status")
+                .is_some_and(|code| code.as_bytes() == b"12");
+            let rpc = if unrouted { "unrouted" } else { route(&path) };
+            crate::metrics::rpc_finished(rpc, started.elapsed());
+            Ok(response)
+        })
     }
+}
+
+/// The route label of a routed path: its method name, from the fixed set of
+/// fedq's, health's and reflection's methods.
+fn route(path: &str) -> &'static str {
+    const ROUTES: &[&str] = &[
+        "Lookup",
+        "Oprf",
+        "Stats",
+        "Info",
+        "Catalog",
+        "Budget",
+        "RegisterKey",
+        "FederationInfo",
+        "Check",
+        "Watch",
+        "ServerReflectionInfo",
+    ];
+    let method = path.rsplit('/').next().unwrap_or_default();
+    ROUTES
+        .iter()
+        .find(|route| **route == method)
+        .copied()
+        .unwrap_or("other")
 }
 
 /// A request body that fails with `ResourceExhausted` past `limit` bytes.
@@ -149,5 +189,25 @@ impl http_body::Body for Limited {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use fedq_proto::prost::Message;
+
+    #[test]
+    fn every_fedq_method_has_its_own_route_label() {
+        let set = prost_types::FileDescriptorSet::decode(fedq_proto::v1::FILE_DESCRIPTOR_SET)
+            .expect("the build's own descriptor set");
+        let methods = set
+            .file
+            .iter()
+            .flat_map(|f| &f.service)
+            .flat_map(|s| &s.method)
+            .filter_map(|m| m.name.as_deref());
+        for method in methods {
+            assert_eq!(super::route(&format!("/fedq.v1.X/{method}")), method);
+        }
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! # Layout
 //! - [`tls`], [`TlsPaths`]: certificates, server and client TLS, the caller's name.
-//! - [`serve`]: a gRPC server on a listener with limits, health and graceful shutdown.
+//! - [`serve`]: a gRPC server on a listener with limits, health, server
+//!   reflection and graceful shutdown.
 //! - [`caller`]: the layer that refuses callers not allowed, before any body is read.
 //! - [`shutdown`]: SIGTERM / Ctrl-C and the grace period.
 //! - [`logging`]: the tracing subscriber of every binary.
+//! - [`metrics`]: the Prometheus endpoint (`[metrics]`) and what it counts.
 //! - [`internal`]: internal errors as an id for the caller, the cause for the log.
 //! - [`files`]: files only their owner may read (0600 in 0700 directories).
 //! - [`sqlite`]: opening an SQLite file with the settings every store shares.
@@ -18,6 +20,7 @@ pub mod caller;
 pub mod files;
 pub mod internal;
 pub mod logging;
+pub mod metrics;
 pub mod serve;
 pub mod shutdown;
 #[cfg(feature = "sqlite")]

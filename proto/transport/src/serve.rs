@@ -1,5 +1,6 @@
 //! A gRPC server on a listener: mutual TLS, admission before decoding,
-//! bounded connections and work, health, and a grace period at shutdown.
+//! bounded connections and work, health, server reflection, and a grace
+//! period at shutdown.
 
 use std::future::Future;
 use std::time::Duration;
@@ -74,6 +75,22 @@ pub struct ServeOptions {
     pub admission: Admission,
     /// How long requests in flight may finish after shutdown starts.
     pub grace: Duration,
+    /// The Prometheus endpoint, if the config asks for one.
+    pub metrics: Option<crate::metrics::MetricsConfig>,
+}
+
+/// gRPC server reflection (v1) over fedq's services and health, so that
+/// standard tools list and call the API; it describes the schema only,
+/// which is public (the `.proto` file ships with fedq).
+fn reflection() -> anyhow::Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+> {
+    Ok(tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(fedq_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?)
 }
 
 /// Serves `routes` (whose gRPC service is named `service_name`, for health)
@@ -90,11 +107,17 @@ pub async fn serve(
         &options.tls,
         Duration::from_secs(limits.handshake_timeout_seconds),
     )?;
+    if let Some(metrics) = &options.metrics {
+        crate::metrics::install(metrics)?;
+        info!(address = %metrics.listen, "metrics served");
+    }
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     health_reporter
         .set_service_status(service_name, ServingStatus::Serving)
         .await;
-    let routes = routes.add_service(health_service);
+    let routes = routes
+        .add_service(health_service)
+        .add_service(reflection()?);
     info!(address = %listener.local_addr()?, party = %options.party, "serving");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let party = options.party.clone();
