@@ -59,6 +59,25 @@ fn wait_for_port(address: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `BINARY serve --config CONFIG`, its log as JSON lines to `log` (or
+/// nowhere), once its port accepts connections.
+fn serve(binary: &str, config: &Path, log: Option<&Path>) -> anyhow::Result<Server> {
+    let mut command = fedq_tests::binaries::command(binary)?;
+    command
+        .args(["serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null());
+    match log {
+        Some(path) => command
+            .env("FEDQ_LOG_FORMAT", "json")
+            .stderr(std::fs::File::create(path)?),
+        None => command.stderr(Stdio::null()),
+    };
+    let server = Server(command.spawn()?);
+    wait_for_port(&address_of(config)?)?;
+    Ok(server)
+}
+
 fn address_of(config: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(config)?;
     let line = text
@@ -174,24 +193,10 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     for node in ["fr", "de"] {
         let config = dir.join("nodes").join(node).join("node.toml");
         generate_and_import(&config, node, "400", true)?;
-        let child = fedq_node()?
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        servers.push(Server(child));
-        wait_for_port(&address_of(&config)?)?;
+        servers.push(serve("fedq-node", &config, None)?);
     }
     let coordinator_config = dir.join("coordinator/coordinator.toml");
-    let coordinator = fedq_tests::binaries::command("fedq-coordinator")?
-        .args(["serve", "--config"])
-        .arg(&coordinator_config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let coordinator = Server(coordinator);
-    wait_for_port(&address_of(&coordinator_config)?)?;
+    let coordinator = serve("fedq-coordinator", &coordinator_config, None)?;
 
     let client = dir.join("requesters/alice/client.toml");
     run_ok(fedq_at(&client).args(["keys", "init"]))?;
@@ -740,16 +745,8 @@ fn a_refused_caller_cannot_make_a_node_buffer_its_bodies() -> anyhow::Result<()>
     let (_temp, dir) = federation(&["--nodes", "fr"])?;
     let config = dir.join("nodes/fr/node.toml");
     generate_and_import(&config, "fr", "200", false)?;
-    let node = Server(
-        fedq_node()?
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
+    let node = serve("fedq-node", &config, None)?;
     let address = address_of(&config)?;
-    wait_for_port(&address)?;
     let pid = node.0.id();
     // Forget the start-up peak (index load) to count only what follows.
     // Where the kernel refuses, the start-up peak stays the baseline: the
@@ -835,26 +832,9 @@ fn operators_scrape_metrics_list_services_and_join_logs_to_the_audit() -> anyhow
     }
     generate_and_import(&config, "fr", "300", true)?;
     let log = dir.join("fr.log");
-    let node = Server(
-        fedq_node()?
-            .args(["serve", "--config"])
-            .arg(&config)
-            .env("FEDQ_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log)?)
-            .spawn()?,
-    );
+    let node = serve("fedq-node", &config, Some(&log))?;
     let address = address_of(&config)?;
-    wait_for_port(&address)?;
-    let coordinator = Server(
-        fedq_tests::binaries::command("fedq-coordinator")?
-            .args(["serve", "--config"])
-            .arg(&coordinator_config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    wait_for_port(&address_of(&coordinator_config)?)?;
+    let coordinator = serve("fedq-coordinator", &coordinator_config, None)?;
 
     // One answered statistics query (rosa) and one refused (alice's role).
     let stats = |who: &str| {
@@ -868,6 +848,20 @@ fn operators_scrape_metrics_list_services_and_join_logs_to_the_audit() -> anyhow
     let query_id = answered["query_id"].as_str().unwrap_or_default().to_owned();
     assert!(!query_id.is_empty(), "{answered}");
     exited(stats("alice")?, 4)?;
+    // And one lookup, which runs on the evaluation pool.
+    let alice = dir.join("requesters/alice/client.toml");
+    run_ok(fedq_at(&alice).args(["keys", "init"]))?;
+    run_ok(fedq_at(&alice).args([
+        "lookup",
+        "--kind",
+        "email",
+        "--value",
+        "nobody@example.org",
+        "--purpose",
+        "fraud",
+        "--case",
+        "C-9",
+    ]))?;
 
     let metrics = scrape(node_port)?;
     for series in [
@@ -876,6 +870,9 @@ fn operators_scrape_metrics_list_services_and_join_logs_to_the_audit() -> anyhow
         "fedq_rpc_seconds_count{rpc=\"Stats\"} 2",
         "fedq_budget_spent{requester=\"rosa\",",
         "fedq_audit_entries ",
+        "fedq_requests_total{action=\"lookup\",decision=\"admitted\"} 1",
+        "fedq_pool_queued_requests{pool=",
+        "fedq_rpc_seconds_count{rpc=\"Lookup\"} 1",
     ] {
         assert!(
             metrics.contains(series),
@@ -1040,24 +1037,8 @@ fn an_agencys_own_ca_and_certificates_work() -> anyhow::Result<()> {
         0,
     )?;
     generate_and_import(&config, "fr", "300", true)?;
-    let _node = Server(
-        fedq_node()?
-            .args(["serve", "--config"])
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    wait_for_port(&address_of(&config)?)?;
-    let _coordinator = Server(
-        fedq_tests::binaries::command("fedq-coordinator")?
-            .args(["serve", "--config"])
-            .arg(&coordinator_config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?,
-    );
-    wait_for_port(&address_of(&coordinator_config)?)?;
+    let _node = serve("fedq-node", &config, None)?;
+    let _coordinator = serve("fedq-coordinator", &coordinator_config, None)?;
     let stats = |who: &str| {
         fedq_at(&dir.join(format!("requesters/{who}/client.toml")))
             .args(["stats", "--table", "incidents", "--measure", "count"])

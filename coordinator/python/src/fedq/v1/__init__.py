@@ -1,3 +1,3 @@
-"""fedq's wire protocol (package fedq.v1), generated from
-proto/proto/fedq/v1/fedq.proto by coordinator/python/regenerate.py.
-Do not edit fedq_pb2.py or fedq_pb2_grpc.py by hand."""
+"""fedq's wire protocol (package fedq.v1): fedq_pb2 and fedq_pb2_grpc are
+generated from proto/proto/fedq/v1/fedq.proto when the package is built
+(setup.py), never edited or committed."""
