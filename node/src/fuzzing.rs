@@ -111,7 +111,9 @@ pub fn identifier_rows(data: &[u8]) -> bool {
                 row.normal.as_str(),
                 "normalising is idempotent"
             );
-            assert!(!row.record_id.is_empty() && row.record_id.len() <= 128);
+            assert!(
+                !row.record_id.is_empty() && row.record_id.len() <= crate::import::MAX_RECORD_ID
+            );
         }
         accepted += rows.len();
     });

@@ -25,7 +25,7 @@ use crate::store::{ExpiryUpdate, IdentifierRow, OprfKeys, Store, StoreError};
 /// keep memory flat.
 const CHUNK_ROWS: usize = 50_000;
 /// Longest record id accepted.
-const MAX_RECORD_ID: usize = 128;
+pub(crate) const MAX_RECORD_ID: usize = 128;
 
 /// Errors that stop an import (bad rows do not: they are reported).
 #[derive(Debug, thiserror::Error)]

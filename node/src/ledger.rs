@@ -61,7 +61,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS privacy_ledger (
     rho REAL NOT NULL,
     PRIMARY KEY (requester, epoch)
 );
-    CREATE TABLE IF NOT EXISTS releases (
+CREATE TABLE IF NOT EXISTS releases (
     query_id TEXT NOT NULL,
     requester TEXT NOT NULL,
     epoch TEXT NOT NULL,
@@ -206,14 +206,10 @@ impl Ledger {
                 chrono::Utc::now().to_rfc3339()
             ],
         )?;
-        let audited = match audit {
-            Some(record) => Some((
-                record,
-                crate::audit::AuditLog::append_in(&tx, record)
-                    .map_err(|e| LedgerError::Audit(e.to_string()))?,
-            )),
-            None => None,
-        };
+        let seq = audit
+            .map(|record| crate::audit::AuditLog::append_in(&tx, record))
+            .transpose()
+            .map_err(|e| LedgerError::Audit(e.to_string()))?;
         tx.commit()?;
         fedq_transport::metrics::budget_spent(
             charge.requester,
@@ -221,7 +217,7 @@ impl Ledger {
             total.epsilon,
             total.rho,
         );
-        if let Some((record, seq)) = audited {
+        if let (Some(record), Some(seq)) = (audit, seq) {
             crate::audit::AuditLog::counted(record, seq);
         }
         Ok(total)

@@ -53,6 +53,8 @@ impl Shared {
     fn push(&self, job: Arc<dyn Job>) {
         let mut queue = self.lock();
         queue.jobs.push_back(job);
+        // Reported under the lock, so that reports arrive in queue order and
+        // the gauge never rests on a stale depth.
         fedq_transport::metrics::pool_queue(&self.name, queue.jobs.len());
         drop(queue);
         self.ready.notify_one();

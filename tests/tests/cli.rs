@@ -843,8 +843,7 @@ fn operators_scrape_metrics_list_services_and_join_logs_to_the_audit() -> anyhow
             .args(["--epsilon", "0.5", "--purpose", "research", "--json"])
             .output()
     };
-    let answered: serde_json::Value =
-        serde_json::from_slice(&exited(stats("rosa")?, 0)?.stdout.into_bytes())?;
+    let answered: serde_json::Value = serde_json::from_str(&exited(stats("rosa")?, 0)?.stdout)?;
     let query_id = answered["query_id"].as_str().unwrap_or_default().to_owned();
     assert!(!query_id.is_empty(), "{answered}");
     exited(stats("alice")?, 4)?;
