@@ -914,6 +914,21 @@ fn operators_scrape_metrics_list_services_and_join_logs_to_the_audit() -> anyhow
                 String::new(),
             )),
         };
+        // A method no service routes, under a prefix admitted without the
+        // caller check: refused, and its name never becomes a metric label.
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await?;
+        let unrouted = grpc
+            .unary::<(), (), _>(
+                tonic::Request::new(()),
+                tonic::codegen::http::uri::PathAndQuery::from_static(
+                    "/grpc.reflection.v1.Attacker/ChosenLabelName",
+                ),
+                fedq_proto::codec::FedqCodec::default(),
+            )
+            .await
+            .expect_err("no such method");
+        assert_eq!(unrouted.code(), tonic::Code::Unimplemented);
         let mut answers = ServerReflectionClient::new(channel)
             .server_reflection_info(tokio_stream::iter([request]))
             .await?
@@ -935,6 +950,12 @@ fn operators_scrape_metrics_list_services_and_join_logs_to_the_audit() -> anyhow
     for service in ["fedq.v1.Node", "grpc.health.v1.Health"] {
         assert!(services.iter().any(|s| s == service), "{services:?}");
     }
+    let metrics = scrape(node_port)?;
+    assert!(
+        metrics.contains("fedq_rpc_seconds_count{rpc=\"unrouted\"} 1")
+            && !metrics.contains("ChosenLabelName"),
+        "{metrics}"
+    );
 
     // The JSON log line of the answered query names the audit's query id.
     assert!(node.terminate()?.success());
