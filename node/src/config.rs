@@ -71,10 +71,15 @@ struct AuditSection {
     key: Option<PathBuf>,
 }
 
-/// Default per-epoch caps: a researcher can make ~20 queries at epsilon 0.5
-/// (or 10 at rho 0.05) per month at each node.
-const DEFAULT_EPSILON_CAP: f64 = 10.0;
-const DEFAULT_RHO_CAP: f64 = 0.5;
+/// Default cap per requester and month at each node, in zCDP rho: 8
+/// queries at epsilon 0.5 (each costs rho 0.125), or 20 at rho 0.05.
+const DEFAULT_RHO_CAP: f64 = 1.0;
+/// Default agency cap per month: four requesters' worth.
+const DEFAULT_AGENCY_CAPS: f64 = 4.0;
+/// Default lifetime cap per requester: a year's worth of monthly caps.
+const DEFAULT_LIFETIME_CAPS: f64 = 12.0;
+/// Default delta at which spending is also shown as (epsilon, delta)-DP.
+const DEFAULT_DELTA: f64 = 1e-6;
 /// Smallest epsilon a release may ask: below it the noise drowns any answer
 /// (epsilon 1e-300 once printed 9.2e18) and the query only costs a scan.
 const DEFAULT_MIN_EPSILON: f64 = 0.01;
@@ -86,10 +91,18 @@ const DEFAULT_MIN_RHO: f64 = 0.000_05;
 struct StatsSection {
     #[serde(default)]
     dir: Option<PathBuf>,
+    /// Before one currency: a pure-DP cap. Still honoured, as the rho it
+    /// costs (epsilon² / 2), when it is the stricter of the two.
     #[serde(default)]
     epsilon_per_epoch: Option<f64>,
     #[serde(default)]
     rho_per_epoch: Option<f64>,
+    #[serde(default)]
+    agency_rho_per_epoch: Option<f64>,
+    #[serde(default)]
+    rho_lifetime: Option<f64>,
+    #[serde(default)]
+    delta: Option<f64>,
     #[serde(default)]
     min_epsilon: Option<f64>,
     #[serde(default)]
@@ -155,11 +168,14 @@ pub struct NodeConfig {
     pub grace: std::time::Duration,
     /// Directory of the statistics tables (Parquet).
     pub stats_dir: PathBuf,
-    /// Privacy budget caps per requester and epoch (calendar month).
+    /// Privacy budget caps in zCDP rho: per requester and epoch (calendar
+    /// month), per agency and epoch, per requester for good.
     pub budget_caps: crate::ledger::BudgetCaps,
     /// Smallest epsilon and rho one release may ask (`stats.min_epsilon`,
     /// `stats.min_rho`).
-    pub budget_floor: crate::ledger::BudgetCaps,
+    pub budget_floor: QueryFloor,
+    /// The delta at which spending is also shown as (epsilon, delta)-DP.
+    pub budget_delta: f64,
     /// The public catalog of statistics tables.
     pub catalog: Vec<crate::stats::TableCatalog>,
     /// The access policy, parsed once at load (no `[policy]`: admit nothing).
@@ -243,17 +259,12 @@ impl NodeConfig {
         }
         problems.extend(builder.limits.problems());
         let stats = builder.stats;
-        let caps = crate::ledger::BudgetCaps {
-            epsilon: stats.epsilon_per_epoch.unwrap_or(DEFAULT_EPSILON_CAP),
-            rho: stats.rho_per_epoch.unwrap_or(DEFAULT_RHO_CAP),
-        };
-        if !(caps.epsilon.is_finite() && caps.epsilon >= 0.0) {
-            problems.push("stats.epsilon_per_epoch: must be a finite number >= 0".to_owned());
+        let caps = budget_caps(&stats, &mut problems);
+        let budget_delta = stats.delta.unwrap_or(DEFAULT_DELTA);
+        if !(budget_delta > 0.0 && budget_delta < 1.0) {
+            problems.push("stats.delta: must be a number between 0 and 1 (exclusive)".to_owned());
         }
-        if !(caps.rho.is_finite() && caps.rho >= 0.0) {
-            problems.push("stats.rho_per_epoch: must be a finite number >= 0".to_owned());
-        }
-        let floor = crate::ledger::BudgetCaps {
+        let floor = QueryFloor {
             epsilon: stats.min_epsilon.unwrap_or(DEFAULT_MIN_EPSILON),
             rho: stats.min_rho.unwrap_or(DEFAULT_MIN_RHO),
         };
@@ -325,6 +336,7 @@ impl NodeConfig {
             ),
             budget_caps: caps,
             budget_floor: floor,
+            budget_delta,
             catalog: stats.tables,
             policy: std::sync::Arc::new(policy),
             federation_file,
@@ -366,4 +378,43 @@ fn parse_store(value: &str, file: &Path) -> Result<StoreLocation, String> {
         );
     }
     Err("store: expected sqlite://PATH".to_owned())
+}
+
+/// The smallest budget one release may ask.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueryFloor {
+    /// For a pure-DP (Laplace) release.
+    pub epsilon: f64,
+    /// For a zCDP (Gaussian) release.
+    pub rho: f64,
+}
+
+/// The caps of `[stats]`, all in zCDP rho. The requester's monthly cap is
+/// `rho_per_epoch`, or the rho of `epsilon_per_epoch` (from before one
+/// currency) where that is stricter; the agency's and the lifetime cap
+/// default to multiples of it.
+fn budget_caps(stats: &StatsSection, problems: &mut Vec<String>) -> crate::ledger::BudgetCaps {
+    let mut check = |key: &str, value: Option<f64>| {
+        if let Some(v) = value {
+            if !(v.is_finite() && v >= 0.0) {
+                problems.push(format!("stats.{key}: must be a finite number >= 0"));
+            }
+        }
+        value
+    };
+    let epsilon = check("epsilon_per_epoch", stats.epsilon_per_epoch);
+    let rho = check("rho_per_epoch", stats.rho_per_epoch);
+    let agency = check("agency_rho_per_epoch", stats.agency_rho_per_epoch);
+    let lifetime = check("rho_lifetime", stats.rho_lifetime);
+    let requester = match (rho, epsilon) {
+        (None, None) => DEFAULT_RHO_CAP,
+        (rho, epsilon) => rho
+            .unwrap_or(f64::INFINITY)
+            .min(epsilon.map_or(f64::INFINITY, fedq_crypto::dp::pure_cost)),
+    };
+    crate::ledger::BudgetCaps {
+        requester,
+        agency: agency.unwrap_or(requester * DEFAULT_AGENCY_CAPS),
+        lifetime: lifetime.unwrap_or(requester * DEFAULT_LIFETIME_CAPS),
+    }
 }

@@ -164,6 +164,11 @@ impl EnvelopeVerifier {
     }
 
     /// The listed requester with a signing key.
+    /// The agency the federation file lists for requester `id`, if it is one.
+    pub fn agency_of(&self, id: &str) -> Option<String> {
+        self.requester(id).map(|entry| entry.agency)
+    }
+
     fn requester(&self, id: &str) -> Option<RequesterEntry> {
         self.federation
             .requester(id)

@@ -11,6 +11,7 @@ use crate::audit::{AuditLog, AuditRecord, Decision};
 use crate::envelope::{EnvelopeRefusal, EnvelopeVerifier};
 use crate::error::NodeError;
 use crate::policy::{Action, Policy, PolicyRequest, Role};
+use crate::throttle::{RefusalThrottle, Suppressed, Verdict};
 
 /// Whether a node reveals its own answers to a disclosure request: revealed
 /// when the node's policy lets this requester learn its own hit bit, else
@@ -42,20 +43,29 @@ pub struct Gate {
     /// Replaced whole when the operator reloads it; a request reads one.
     policy: std::sync::RwLock<std::sync::Arc<Policy>>,
     audit: AuditLog,
+    refusals: RefusalThrottle,
 }
 
 impl Gate {
-    /// A gate over the node's verifier, policy and audit log.
+    /// A gate over the node's verifier, policy and audit log, auditing at
+    /// most `refusals_per_minute` refusals one by one per requester.
     pub fn new(
         verifier: EnvelopeVerifier,
         policy: std::sync::Arc<Policy>,
         audit: AuditLog,
+        refusals_per_minute: u32,
     ) -> Self {
         Self {
             verifier,
             policy: std::sync::RwLock::new(policy),
             audit,
+            refusals: RefusalThrottle::new(refusals_per_minute),
         }
+    }
+
+    /// The agency the federation file lists for `requester`, if it is one.
+    pub fn agency_of(&self, requester: &str) -> Option<String> {
+        self.verifier.agency_of(requester)
     }
 
     /// The policy in force.
@@ -220,10 +230,42 @@ impl Gate {
             action = visit.action.name(),
             "request refused"
         );
-        self.audit
-            .append(&record(visit, envelope, Decision::Refused, reason))
-            .map_err(|e| NodeError::Audit(e.to_string()))?;
-        Ok(())
+        let verified = !reason.starts_with(UNVERIFIED_REASON);
+        let key = match envelope {
+            Some(envelope) if verified => envelope.requester.as_str(),
+            _ => crate::throttle::UNVERIFIED,
+        };
+        let audit = |record: &AuditRecord| {
+            self.audit
+                .append(record)
+                .map(|_| ())
+                .map_err(|e| NodeError::Audit(e.to_string()))
+        };
+        match self.refusals.check(key, Utc::now()) {
+            Verdict::Count => {
+                info!(
+                    action = visit.action.name(),
+                    "refusal counted, not audited one by one: over limits.refusal_audits_per_minute"
+                );
+                Ok(())
+            }
+            Verdict::Audit(suppressed) => {
+                if let Some(Suppressed { count, since }) = suppressed {
+                    let summary = record(
+                        visit,
+                        verified.then_some(envelope).flatten(),
+                        Decision::Refused,
+                        &format!(
+                            "{count} more refusals of {key} since {} were counted, not audited \
+                             one by one (limits.refusal_audits_per_minute)",
+                            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                        ),
+                    );
+                    audit(&summary)?;
+                }
+                audit(&record(visit, envelope, Decision::Refused, reason))
+            }
+        }
     }
 }
 

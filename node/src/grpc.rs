@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use fedq_crypto::dp::epsilon_within;
 use fedq_crypto::lookup::KeyId;
 use fedq_crypto::{Bucket, IdentifierKind};
 use fedq_proto::v1::{self, node_server::Node};
@@ -268,9 +269,10 @@ impl Node for NodeGrpcAdapter {
             rho_charged: answer.loss.rho,
             ci95_half_width: answer.ci95_half_width,
             epoch: answer.epoch,
-            epsilon_left: answer.left.epsilon,
-            rho_left: answer.left.rho,
+            epsilon_left: epsilon_within(answer.left),
+            rho_left: answer.left,
             dry_run: answer.dry_run,
+            cost_charged: answer.loss.cost,
         }))
     }
 
@@ -285,9 +287,9 @@ impl Node for NodeGrpcAdapter {
             node_id: self.0.info().node_id,
             catalog_json,
             min_epsilon: floor.epsilon,
-            max_epsilon: caps.epsilon,
+            max_epsilon: epsilon_within(caps.requester),
             min_rho: floor.rho,
-            max_rho: caps.rho,
+            max_rho: caps.requester,
         }))
     }
 
@@ -297,13 +299,24 @@ impl Node for NodeGrpcAdapter {
     ) -> Result<Response<v1::BudgetResponse>, Status> {
         let caller = caller(&request)?;
         let status = self.0.budget(&caller, &request.into_inner().requester)?;
+        let spent = status.spent;
+        let epsilon_at_delta = fedq_crypto::dp::approximate_dp(spent.requester.cost, status.delta)
+            .map_err(crate::error::NodeError::from)?;
         Ok(Response::new(v1::BudgetResponse {
             node_id: self.0.info().node_id,
             epoch: status.epoch,
-            epsilon_spent: status.spent.epsilon,
-            epsilon_cap: status.caps.epsilon,
-            rho_spent: status.spent.rho,
-            rho_cap: status.caps.rho,
+            epsilon_spent: spent.requester.epsilon,
+            epsilon_cap: epsilon_within(status.caps.requester),
+            rho_spent: spent.requester.cost,
+            rho_cap: status.caps.requester,
+            agency: status.agency,
+            agency_rho_spent: spent.agency,
+            agency_rho_cap: status.caps.agency,
+            lifetime_rho_spent: spent.lifetime,
+            lifetime_rho_cap: status.caps.lifetime,
+            rho_left: spent.left(status.caps),
+            delta: status.delta,
+            epsilon_at_delta,
         }))
     }
 

@@ -42,6 +42,7 @@ pub mod store;
 #[cfg(any(test, feature = "testkit"))]
 #[doc(hidden)]
 pub mod testkit;
+pub mod throttle;
 
 // Shared crates under the names this crate's modules use for them.
 use fedq_audit as audit;

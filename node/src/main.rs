@@ -45,6 +45,10 @@ enum Command {
     /// working throughout; tags of the old key are erased at the end.
     /// Interrupted, it resumes with the same new key when run again.
     RotateOprfKey(ConfigArg),
+    /// Print the node's OPRF public key (64 hex digits; during a rotation
+    /// also the new one) for `fedq federation pin-oprf-key`, which pins it in
+    /// federation.toml so that requesters refuse any other.
+    OprfKey(ConfigArg),
     /// Delete identifiers past their expiry (their expires_at or the
     /// [retention] period) and print how many per kind.
     Purge {
@@ -134,6 +138,10 @@ fn main() -> ExitCode {
         },
         Command::RotateOprfKey(ConfigArg { config }) => match load_config(&config) {
             Ok(config) => run_rotate(&config),
+            Err(code) => return code,
+        },
+        Command::OprfKey(ConfigArg { config }) => match load_config(&config) {
+            Ok(config) => print_oprf_keys(&config),
             Err(code) => return code,
         },
         Command::Purge { config, dry_run } => match load_config(&config) {
@@ -285,6 +293,18 @@ fn print_rejected<'a>(rejected: impl ExactSizeIterator<Item = (u64, &'a str)>) {
     }
 }
 
+fn print_oprf_keys(config: &NodeConfig) -> anyhow::Result<()> {
+    let keys = Store::open(&config.store)?.oprf_keys()?;
+    println!("{}", keys.active.public_key().to_text());
+    if let Some(pending) = &keys.pending {
+        println!(
+            "{} (rotation under way: pin both)",
+            pending.public_key().to_text()
+        );
+    }
+    Ok(())
+}
+
 fn run_rotate(config: &NodeConfig) -> anyhow::Result<()> {
     let mut store = Store::open(&config.store)?;
     let bar =
@@ -308,6 +328,10 @@ fn run_rotate(config: &NodeConfig) -> anyhow::Result<()> {
         report.rederived,
         report.erased,
         started.elapsed().as_secs_f64()
+    );
+    println!(
+        "where federation.toml pins this node's OPRF keys, pin the new one \
+         (`fedq-node oprf-key`, `fedq federation pin-oprf-key`) before requesters use it"
     );
     Ok(())
 }

@@ -50,6 +50,24 @@ pub struct NodeEntry {
     pub jurisdiction: String,
     /// host:port of its gRPC service.
     pub address: String,
+    /// The node's OPRF public keys (64 hex digits each), pinned: a requester
+    /// refuses fingerprints the node proves under any other key, so that
+    /// nobody relaying the OPRF (the coordinator) can answer for the node.
+    /// Empty: not pinned, the node's answer names its key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub oprf_keys: Vec<String>,
+}
+
+impl NodeEntry {
+    /// Whether `key` (the node's OPRF public key, 32 bytes) may be used: it
+    /// is pinned, or nothing is.
+    pub fn admits_oprf_key(&self, key: &[u8]) -> bool {
+        self.oprf_keys.is_empty()
+            || self.oprf_keys.iter().any(|pinned| {
+                fedq_crypto::oprf::NodeOprfPublicKey::from_text(pinned)
+                    .is_ok_and(|pinned| pinned.to_bytes() == key)
+            })
+    }
 }
 
 /// One requester (investigator, researcher or auditor).
@@ -119,6 +137,11 @@ pub struct FederationFile {
 }
 
 impl FederationFile {
+    /// The node called `id`, if the federation has one.
+    pub fn node(&self, id: &str) -> Option<&NodeEntry> {
+        self.nodes.iter().find(|node| node.id == id)
+    }
+
     /// Reads and validates a federation file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let raw: FederationToml = read_toml(path)?;
@@ -162,6 +185,13 @@ impl FederationFile {
             }
             if !seen.insert(node.id.clone()) {
                 problems.push(format!("nodes[{i}].id: duplicate node id {:?}", node.id));
+            }
+            for (k, key) in node.oprf_keys.iter().enumerate() {
+                if fedq_crypto::oprf::NodeOprfPublicKey::from_text(key).is_err() {
+                    problems.push(format!(
+                        "nodes[{i}].oprf_keys[{k}]: not an OPRF public key (64 hex digits of a ristretto255 point)"
+                    ));
+                }
             }
         }
         for (i, requester) in raw.requesters.iter().enumerate() {

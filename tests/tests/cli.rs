@@ -243,6 +243,60 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
         "{json}"
     );
 
+    // Pinned OPRF keys: a key other than the pinned one is refused by the
+    // requester, whoever relayed it; the node's own key, pinned, is used.
+    let oprf_key = |node: &str| -> anyhow::Result<String> {
+        let printed = run_ok(
+            fedq_node()?
+                .args(["oprf-key", "--config"])
+                .arg(dir.join("nodes").join(node).join("node.toml")),
+        )?;
+        Ok(printed.trim().to_owned())
+    };
+    let (fr_key, de_key) = (oprf_key("fr")?, oprf_key("de")?);
+    assert_eq!(fr_key.len(), 64, "{fr_key}");
+    let pin = |node: &str, key: &str| -> anyhow::Result<String> {
+        run_ok(
+            fedq()
+                .args(["federation", "pin-oprf-key", "--dir"])
+                .arg(&dir)
+                .args(["--node", node, "--key", key, "--replace"]),
+        )
+    };
+    let lookup_json = || -> anyhow::Result<(Option<i32>, serde_json::Value)> {
+        let out = fedq_at(&client)
+            .args(["lookup", "--kind", "phone", "--value", &variant])
+            .args(["--purpose", "fraud", "--case", "C-P", "--json"])
+            .output()?;
+        Ok((out.status.code(), serde_json::from_slice(&out.stdout)?))
+    };
+    pin("fr", &fr_key)?;
+    pin("de", &fr_key)?;
+    let (code, json) = lookup_json()?;
+    // fr's hit stands on its own (exit 0); de's answer is refused.
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["results"][0]["answered"], 1, "{json}");
+    let de = &json["nodes"][1];
+    assert_eq!(de["node"], "de", "{json}");
+    assert_ne!(de["status"], "ok", "{json}");
+    assert!(
+        de["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("is not one federation.toml pins")),
+        "{json}"
+    );
+    pin("de", &de_key)?;
+    let (code, json) = lookup_json()?;
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["results"][0]["hit"], true, "{json}");
+    assert_eq!(json["results"][0]["answered"], 2, "{json}");
+    let bad = fedq()
+        .args(["federation", "pin-oprf-key", "--dir"])
+        .arg(&dir)
+        .args(["--node", "de", "--key", "00"])
+        .output()?;
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+
     let batch = temp.path().join("batch.csv");
     std::fs::write(
         &batch,
@@ -416,36 +470,57 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
             .args(extra)
             .output()?)
     };
-    let dry = stats_with(&["--epsilon", "2", "--dry-run", "--json"])?;
+    let dry = stats_with(&["--epsilon", "1", "--dry-run", "--json"])?;
     assert_eq!(dry.status.code(), Some(0), "{dry:?}");
     let json: serde_json::Value = serde_json::from_slice(&dry.stdout)?;
     assert_eq!(json["dry_run"], true, "{json}");
     assert_eq!(json["groups"].as_array().map(Vec::len), Some(0), "{json}");
     let noise = &json["noise"][0];
-    assert_eq!(noise["epsilon"].as_f64(), Some(2.0), "{json}");
-    assert_eq!(noise["epsilon_left"].as_f64(), Some(8.0), "{json}");
+    assert_eq!(noise["epsilon"].as_f64(), Some(1.0), "{json}");
+    // One currency: epsilon 1 costs rho 0.5 (OpenDP's zCDP cast) of the
+    // generated monthly cap of rho 2.
+    assert_eq!(noise["cost"].as_f64(), Some(0.5), "{json}");
+    assert_eq!(noise["rho_left"].as_f64(), Some(1.5), "{json}");
+    assert_eq!(
+        noise["epsilon_left"].as_f64(),
+        Some(3.0_f64.sqrt()),
+        "{json}"
+    );
     assert!(noise["ci95_half_width"].as_f64() > Some(0.0), "{json}");
     assert_eq!(budget()?, before, "a dry run spends nothing");
-    let human = String::from_utf8(stats_with(&["--epsilon", "2", "--dry-run"])?.stdout)?;
+    let human = String::from_utf8(stats_with(&["--epsilon", "1", "--dry-run"])?.stdout)?;
     assert!(human.contains("nothing was read or charged"), "{human}");
     assert!(
-        human.contains("would cost epsilon 2, would leave 8"),
+        human.contains("would cost epsilon 1 (rho 0.5), would leave rho 1.5 this epoch"),
         "{human}"
     );
 
     // Every answer says what it cost and what is left.
-    let answered = stats_with(&["--epsilon", "6"])?;
+    let answered = stats_with(&["--epsilon", "1"])?;
     let human = exited(answered, 0)?.stdout;
     assert!(
-        human.contains("cost epsilon 6, left 4 this epoch"),
+        human.contains("cost epsilon 1 (rho 0.5), left rho 1.5 this epoch"),
         "{human}"
     );
-    assert_ne!(budget()?, before, "an answer is charged");
-    // A refusal for budget gives the numbers: asked, left, cap, renewal.
-    let over = stats_with(&["--epsilon", "5"])?;
+    let spent = budget()?;
+    assert_ne!(spent, before, "an answer is charged");
+    let fr = &spent["nodes"][0];
+    assert_eq!(fr["rho_spent"].as_f64(), Some(0.5), "{spent}");
+    assert_eq!(fr["epsilon_spent"].as_f64(), Some(1.0), "{spent}");
+    assert_eq!(fr["agency_rho_spent"].as_f64(), Some(0.5), "{spent}");
+    assert_eq!(fr["lifetime_rho_spent"].as_f64(), Some(0.5), "{spent}");
+    assert!(fr["epsilon_at_delta"].as_f64() > Some(1.0), "{spent}");
+    // Pure-DP spending leaves no more for a zCDP query than its cost says:
+    // after epsilon 1.7 (rho 1.445) a Gaussian query of rho 0.06 is refused,
+    // with the numbers: asked, left, cap, renewal.
+    exited(stats_with(&["--epsilon", "1.7"])?, 0)?;
+    let over = stats_with(&["--rho", "0.06"])?;
     let human = exited(over, 4)?.stdout;
     assert!(
-        human.contains("the query costs epsilon 5, 4 of 10 is left (renews "),
+        human.contains(
+            "the query costs rho 0.06, rho 0.055 of 2 is left (at most epsilon 0.3317 in one \
+             pure-DP query) (renews "
+        ),
         "{human}"
     );
 

@@ -437,7 +437,7 @@ fn policy_refusals_are_audited_and_the_node_keeps_serving() -> anyhow::Result<()
         "rule agency",
     )?;
 
-    // Budget exhausted (cap 10 per month at the generated node).
+    // Budget exhausted: epsilon 10.5 costs rho 55, over the default monthly cap.
     let greedy = stats_request(
         |h| rosa.sign(&envelope("rosa", "researcher", "research", "stats", h)),
         "incidents",

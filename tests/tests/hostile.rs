@@ -90,6 +90,9 @@
 //! 59. a role asking another role's action (an investigator's statistics, a
 //!     researcher's lookup): PermissionDenied, audited, by default
 //! 60. a signed dry run forwarded as a charged release: Unauthenticated, audited
+//! 61. a flood of 100 bad-signature requests: each Unauthenticated, only the
+//!     first `limits.refusal_audits_per_minute` (20) audited one by one, and
+//!     a verified requester's refusals still audited (own sandbox)
 
 use std::io::{Read, Write};
 use std::sync::OnceLock;
@@ -1268,7 +1271,7 @@ fn stats_over_the_requesters_budget_cap_gets_resource_exhausted() -> anyhow::Res
     runtime().block_on(async {
         bad_stats(
             &mut v,
-            "stats at epsilon 10.5 (cap 10)",
+            "stats at epsilon 10.5 (rho 55, over the default cap of 1)",
             stats_query(10.5),
             Code::ResourceExhausted,
             "privacy budget exhausted",
@@ -2001,4 +2004,66 @@ fn a_dry_run_turned_into_a_release_on_the_way_gets_unauthenticated() -> anyhow::
         node_still_serves(&mut v).await;
     });
     v.finish()
+}
+
+#[test]
+fn a_flood_of_refusals_cannot_fill_the_audit_log() -> anyhow::Result<()> {
+    // Its own federation: its limit of 20 refusals a minute would mute the
+    // other tests' checks.
+    runtime().block_on(async {
+        let sandbox = FederationSandbox::builder()
+            .jurisdiction("fl")
+            .people(200)
+            .edit_node_toml(|t| format!("{t}\n[limits]\nrefusal_audits_per_minute = 20\n"))
+            .build()
+            .await?;
+        let a = Attacker::new(&sandbox)?;
+        let mut v = Verdicts::new("refusal flood");
+        let class = "100 stats requests with a bad signature";
+        let mut ids = Vec::new();
+        for _ in 0..100 {
+            let id = unique("flood");
+            let mut request = node_stats(a.researcher(), &id, stats_query(0.05));
+            a.sign_stats(&mut request, |_| {});
+            if let Some(envelope) = request.context.as_mut().and_then(|c| c.envelope.as_mut()) {
+                envelope.signature[10] ^= 1;
+            }
+            let answer = a.send_stats("fl", request).await;
+            v.check(
+                class,
+                answer.as_ref().err().map(tonic::Status::code) == Some(Code::Unauthenticated),
+                || format!("not refused as unauthenticated: {answer:?}"),
+            );
+            ids.push(id);
+        }
+        let mut audited = 0;
+        for id in &ids {
+            audited += a.node_audit("fl", id)?.len();
+        }
+        v.check(class, audited == 20, || {
+            format!("{audited} of 100 refusals audited one by one, want the limit of 20")
+        });
+        // The flood of unverified requests does not mute a verified
+        // requester: its refusal (a budget below the minimum) is audited.
+        let id = unique("after");
+        let mut request = node_stats(a.researcher(), &id, stats_query(1e-300));
+        a.sign_stats(&mut request, |_| {});
+        v.status(
+            "a verified refusal after the flood",
+            a.send_stats("fl", request).await,
+            Code::InvalidArgument,
+            "below this node's minimum",
+        );
+        v.refusal_audited(
+            "a verified refusal after the flood",
+            a.node_audit("fl", &id),
+            a.researcher(),
+            "below this node's minimum",
+        );
+        let serves = a.node_serves("fl").await;
+        v.check("node serves after the flood", serves.is_ok(), || {
+            format!("{serves:?}")
+        });
+        v.finish()
+    })
 }

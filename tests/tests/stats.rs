@@ -1,6 +1,7 @@
 //! Differentially private statistics across a federation over mTLS: combined
 //! answers, budget exhaustion reported per node, charges that survive a
-//! restart, and invalid queries refused with a reason.
+//! restart, one budget currency against the requester's, its agency's and
+//! its lifetime cap, and invalid queries refused with a reason.
 
 use fedq_proto::v1::{self, stats_query::Budget};
 use fedq_tests::sandbox::{runtime, FederationSandbox};
@@ -82,7 +83,8 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
         sandbox.restart_node("de").await?;
         assert_spent_everywhere(&requester.budget().await?, 2.0, "charged");
 
-        // Over the cap (10 per month): refused with ResourceExhausted at every node, reported.
+        // Over the cap (rho 1 per month by default; epsilon 8.5 costs 36.125):
+        // refused with ResourceExhausted at every node, reported.
         let refused = requester
             .stats(context(), query("count", &[], &[], 8.5))
             .await?;
@@ -135,14 +137,91 @@ fn statistics_combine_charge_and_refuse() -> anyhow::Result<()> {
     })
 }
 
-/// Every node reports `epsilon` spent by the requester this epoch.
+/// Every node has charged `epsilon` in Laplace releases: a count at epsilon
+/// 1 (rho 0.5) and a mean at epsilon 1 (two halves, rho 0.125 each), one
+/// currency: rho 0.75 against every cap.
 fn assert_spent_everywhere(budget: &v1::FederationBudgetResponse, epsilon: f64, why: &str) {
     assert!(
-        budget
-            .nodes
-            .iter()
-            .all(|b| (b.epsilon_spent - epsilon).abs() < 1e-9),
+        budget.nodes.iter().all(|b| {
+            (b.epsilon_spent - epsilon).abs() < 1e-9
+                && (b.rho_spent - 0.75).abs() < 1e-6
+                && (b.agency_rho_spent - 0.75).abs() < 1e-6
+                && (b.lifetime_rho_spent - 0.75).abs() < 1e-6
+                && (b.rho_left - (b.rho_cap - 0.75)).abs() < 1e-6
+        }),
         "{why}: {:?}",
         budget.nodes
     );
+}
+
+/// The reason every node gave for refusing, or why it did not.
+fn refusals(response: &v1::StatsResponse) -> Vec<String> {
+    response
+        .nodes
+        .iter()
+        .map(|n| format!("{} {}", n.outcome().word(), n.reason))
+        .collect()
+}
+
+#[test]
+fn one_budget_binds_a_requester_its_agency_and_its_lifetime() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        // Both requesters of test-agency may ask statistics here; the agency
+        // may spend rho 0.8 a month, each requester 0.6 for good.
+        let sandbox = FederationSandbox::builder()
+            .jurisdiction("fr")
+            .people(2_000)
+            .edit_node_toml(|toml| {
+                toml.replace("agency_rho_per_epoch = 6.0", "agency_rho_per_epoch = 0.8")
+                    .replace("rho_lifetime = 24.0", "rho_lifetime = 0.6")
+                    .replace(
+                        "[policy.stats]",
+                        "[policy.actions]\nstats = [\"researcher\", \"investigator\"]\n\n[policy.stats]",
+                    )
+            })
+            .build()
+            .await?;
+        let mut rosa = sandbox.researcher().await?;
+        let mut alice = sandbox.requester().await?;
+        let rho = |r: f64| v1::StatsQuery {
+            budget: Some(Budget::Rho(r)),
+            ..query("count", &[], &[], 1.0)
+        };
+
+        // Pure DP and zCDP draw on one currency: epsilon 1 costs rho 0.5 of
+        // rosa's lifetime 0.6, so a Gaussian query of rho 0.125 is refused.
+        let first = rosa.stats(context(), query("count", &[], &[], 1.0)).await?;
+        assert_eq!(refusals(&first), ["ok "], "{:?}", first.nodes);
+        let lifetime = rosa.stats(context(), rho(0.125)).await?;
+        let reasons = refusals(&lifetime);
+        assert!(
+            reasons[0].starts_with("refused privacy budget exhausted for the requester's lifetime: the query costs rho 0.125, rho 0.1 of 0.6 is left"),
+            "{reasons:?}"
+        );
+
+        // alice is another requester of the same agency: her own caps are
+        // untouched, but the agency has 0.3 left this month.
+        let fits = alice.stats(context(), rho(0.25)).await?;
+        assert_eq!(refusals(&fits), ["ok "], "{:?}", fits.nodes);
+        let over = alice.stats(context(), rho(0.1)).await?;
+        let reasons = refusals(&over);
+        assert!(
+            reasons[0].starts_with("refused privacy budget exhausted of agency test-agency for epoch "),
+            "{reasons:?}"
+        );
+        assert!(reasons[0].contains("rho 0.05 of 0.8 is left"), "{reasons:?}");
+
+        // `fedq budget`'s figures: each cap, spent and left, and what the
+        // month's spending amounts to as (epsilon, delta)-DP.
+        let budget = alice.budget().await?;
+        let fr = &budget.nodes[0];
+        assert_eq!(fr.agency, "test-agency");
+        assert!((fr.rho_spent - 0.25).abs() < 1e-9, "{fr:?}");
+        assert!((fr.agency_rho_spent - 0.75).abs() < 1e-9, "{fr:?}");
+        assert!((fr.lifetime_rho_spent - 0.25).abs() < 1e-9, "{fr:?}");
+        assert!((fr.rho_left - 0.05).abs() < 1e-9, "the agency's cap binds: {fr:?}");
+        assert_eq!(fr.delta, 1e-6);
+        assert!(fr.epsilon_at_delta > 0.25, "{fr:?}");
+        Ok(())
+    })
 }

@@ -130,15 +130,18 @@ fn issue(
     )
 }
 
-/// The `[stats]` section of a generated node: caps per requester and month,
-/// and the catalog of the generator's `incidents.csv`.
+/// The `[stats]` section of a generated node: the privacy budget caps in
+/// zCDP rho (per requester and month, per agency and month, per requester
+/// for good), and the catalog of the generator's `incidents.csv`.
 fn stats_section() -> anyhow::Result<String> {
     use fedq_proto::catalog::TableCatalog;
     #[derive(serde::Serialize)]
     struct Stats {
         dir: &'static str,
-        epsilon_per_epoch: f64,
         rho_per_epoch: f64,
+        agency_rho_per_epoch: f64,
+        rho_lifetime: f64,
+        delta: f64,
         tables: Vec<TableCatalog>,
     }
     #[derive(serde::Serialize)]
@@ -148,13 +151,17 @@ fn stats_section() -> anyhow::Result<String> {
     let section = Section {
         stats: Stats {
             dir: "data/stats",
-            epsilon_per_epoch: 10.0,
-            rho_per_epoch: 0.5,
+            rho_per_epoch: 2.0,
+            agency_rho_per_epoch: 6.0,
+            rho_lifetime: 24.0,
+            delta: 1e-6,
             tables: vec![fedq_proto::demo::incidents_catalog()],
         },
     };
     Ok(format!(
-        "# Privacy budget caps per requester and calendar month, and the public catalog.\n{}",
+        "# Privacy budget in one currency, zCDP rho (epsilon e costs e^2/2): caps per\n\
+         # requester and calendar month, per agency and month, per requester for\n\
+         # good; delta shows spending as (epsilon, delta)-DP. Then the public catalog.\n{}",
         toml::to_string(&section)?
     ))
 }
@@ -240,6 +247,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
             .nodes
             .iter()
             .map(|id| NodeEntry {
+                oprf_keys: Vec::new(),
                 id: id.clone(),
                 jurisdiction: id.clone(),
                 address: "127.0.0.1:1".to_owned(),
@@ -301,6 +309,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
             .iter()
             .zip(&ports[1..])
             .map(|(id, port)| NodeEntry {
+                oprf_keys: Vec::new(),
                 id: id.clone(),
                 jurisdiction: id.clone(),
                 address: format!("127.0.0.1:{port}"),
@@ -459,6 +468,37 @@ pub fn remove_requester(dir: &Path, id: &str) -> anyhow::Result<()> {
             "requester {id:?} is not listed in {}",
             dir.join("federation.toml").display()
         );
+    }
+    write_federation(dir, &federation)
+}
+
+/// Pins `key` (64 hex digits) as an OPRF public key of node `node` in the
+/// federation file of `dir`; `replace` drops the keys pinned before (after a
+/// rotation has finished).
+pub fn pin_oprf_key(dir: &Path, node: &str, key: &str, replace: bool) -> anyhow::Result<()> {
+    let key = fedq_crypto::oprf::NodeOprfPublicKey::from_text(key)
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "--key: not an OPRF public key (64 hex digits, as `fedq-node oprf-key` prints)"
+            )
+        })?
+        .to_text();
+    let mut federation = read_federation(dir)?;
+    let entry = federation
+        .nodes
+        .iter_mut()
+        .find(|n| n.id == node)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "node {node:?} is not listed in {}",
+                dir.join("federation.toml").display()
+            )
+        })?;
+    if replace {
+        entry.oprf_keys.clear();
+    }
+    if !entry.oprf_keys.contains(&key) {
+        entry.oprf_keys.push(key);
     }
     write_federation(dir, &federation)
 }

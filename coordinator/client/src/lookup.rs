@@ -295,7 +295,9 @@ impl Requester {
             };
             let (node, state) = states.swap_remove(index);
             let evaluation = match (status.outcome(), result.response) {
-                (NodeOutcome::Ok, Some(response)) => finalize(state, &response),
+                (NodeOutcome::Ok, Some(response)) => {
+                    finalize(state, &response, self.config.federation.node(&node))
+                }
                 _ => Err(status.reason.clone()),
             };
             match evaluation {
@@ -447,14 +449,24 @@ impl Requester {
     }
 }
 
-/// Checks a node's OPRF answer against the public key it names and unblinds
-/// it; the error is a reason fit for the node's status.
+/// Checks a node's OPRF answer against the public key it names, which the
+/// federation file must pin for `entry` if it pins any, and unblinds it; the
+/// error is a reason fit for the node's status.
 fn finalize(
     state: BlindedItems,
     response: &v1::NodeOprfResponse,
+    entry: Option<&fedq_proto::federation::NodeEntry>,
 ) -> Result<(String, Vec<Fingerprint>), String> {
     let public = NodeOprfPublicKey::from_bytes(&response.public_key)
         .map_err(|e| format!("the node's fingerprint key: {e}"))?;
+    let pinned = entry.is_some_and(|entry| entry.admits_oprf_key(&public.to_bytes()));
+    if !pinned {
+        return Err(format!(
+            "the node's fingerprint key {} is not one federation.toml pins for it \
+             (oprf_keys): refused, whoever answered",
+            public.key_id()
+        ));
+    }
     let key_id = public.key_id().to_string();
     if key_id != response.key_id {
         return Err("the node's fingerprint key id does not match its key".to_owned());

@@ -1,6 +1,6 @@
 //! Printing statistics, catalogs and budgets for people and scripts.
 
-use fedq_crypto::dp::amount;
+use fedq_crypto::dp::{amount, epsilon_within};
 use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1;
 use serde_json::{json, Value};
@@ -20,13 +20,17 @@ fn node_statuses(nodes: &[v1::NodeStatus]) -> Value {
     )
 }
 
-/// What one node's answer cost (or, in a dry run, would cost) and what is
-/// left of the caps of its epoch, in the measure that was asked.
+/// What one node's answer cost (or, in a dry run, would cost) in the
+/// measure that was asked and in the one currency, and what is left.
 fn cost_line(answer: &v1::NodeStatsResponse) -> String {
-    let (name, cost, left) = if answer.rho_charged > 0.0 {
-        ("rho", answer.rho_charged, answer.rho_left)
+    let asked = if answer.epsilon_charged > 0.0 {
+        format!(
+            "epsilon {} (rho {})",
+            amount(answer.epsilon_charged),
+            amount(answer.cost_charged)
+        )
     } else {
-        ("epsilon", answer.epsilon_charged, answer.epsilon_left)
+        format!("rho {}", amount(answer.rho_charged))
     };
     let (costs, leaves) = if answer.dry_run {
         ("would cost", "would leave")
@@ -34,10 +38,10 @@ fn cost_line(answer: &v1::NodeStatsResponse) -> String {
         ("cost", "left")
     };
     format!(
-        "{costs} {name} {}, {leaves} {} this epoch ({})",
-        amount(cost),
-        amount(left),
-        answer.epoch
+        "{costs} {asked}, {leaves} rho {} this epoch ({}; at most epsilon {} in one query)",
+        amount(answer.rho_left),
+        answer.epoch,
+        amount(answer.epsilon_left)
     )
 }
 
@@ -57,7 +61,7 @@ pub fn print_stats(response: &v1::StatsResponse, as_json: bool, quiet: bool) -> 
     if as_json {
         let noise: Vec<Value> = answered
             .iter()
-            .map(|(a, n)| json!({"node": n.node, "scale": a.scale, "mechanism": a.mechanism, "epsilon": a.epsilon_charged, "rho": a.rho_charged, "ci95_half_width": a.ci95_half_width, "epoch": a.epoch, "epsilon_left": a.epsilon_left, "rho_left": a.rho_left}))
+            .map(|(a, n)| json!({"node": n.node, "scale": a.scale, "mechanism": a.mechanism, "epsilon": a.epsilon_charged, "rho": a.rho_charged, "cost": a.cost_charged, "ci95_half_width": a.ci95_half_width, "epoch": a.epoch, "epsilon_left": a.epsilon_left, "rho_left": a.rho_left}))
             .collect();
         let groups: Vec<Value> = response
             .groups
@@ -271,12 +275,30 @@ pub fn print_catalog(
     Ok(())
 }
 
-/// Prints the budget at every node.
+/// Prints the budget at every node: one currency (zCDP rho) against three
+/// caps, and what this epoch's spending amounts to as (epsilon, delta)-DP.
 pub fn print_budget(response: &v1::FederationBudgetResponse, as_json: bool) -> anyhow::Result<()> {
     let nodes: Vec<Value> = response
         .nodes
         .iter()
-        .map(|b| json!({"node": b.node_id, "epoch": b.epoch, "epsilon_spent": b.epsilon_spent, "epsilon_left": (b.epsilon_cap - b.epsilon_spent).max(0.0), "rho_spent": b.rho_spent, "rho_left": (b.rho_cap - b.rho_spent).max(0.0)}))
+        .map(|b| {
+            json!({
+                "node": b.node_id,
+                "epoch": b.epoch,
+                "epsilon_spent": b.epsilon_spent,
+                "epsilon_left": epsilon_within(b.rho_left),
+                "rho_spent": b.rho_spent,
+                "rho_left": b.rho_left,
+                "rho_cap": b.rho_cap,
+                "agency": b.agency,
+                "agency_rho_spent": b.agency_rho_spent,
+                "agency_rho_cap": b.agency_rho_cap,
+                "lifetime_rho_spent": b.lifetime_rho_spent,
+                "lifetime_rho_cap": b.lifetime_rho_cap,
+                "delta": b.delta,
+                "epsilon_at_delta": b.epsilon_at_delta,
+            })
+        })
         .collect();
     if as_json {
         println!(
@@ -287,13 +309,21 @@ pub fn print_budget(response: &v1::FederationBudgetResponse, as_json: bool) -> a
     }
     for b in &response.nodes {
         println!(
-            "node {} ({}): epsilon {:.3} spent, {:.3} left; rho {:.3} spent, {:.3} left",
+            "node {} ({}): rho {} spent of {}, {} left (at most epsilon {} in one query); \
+             agency {}: {} of {}; lifetime: {} of {}; spent so far is ({}, {})-DP",
             b.node_id,
             b.epoch,
-            b.epsilon_spent,
-            (b.epsilon_cap - b.epsilon_spent).max(0.0),
-            b.rho_spent,
-            (b.rho_cap - b.rho_spent).max(0.0)
+            amount(b.rho_spent),
+            amount(b.rho_cap),
+            amount(b.rho_left),
+            amount(epsilon_within(b.rho_left)),
+            b.agency,
+            amount(b.agency_rho_spent),
+            amount(b.agency_rho_cap),
+            amount(b.lifetime_rho_spent),
+            amount(b.lifetime_rho_cap),
+            amount(b.epsilon_at_delta),
+            b.delta
         );
     }
     for n in &response.unreachable {

@@ -64,7 +64,8 @@ def test_the_catalog_is_the_one_the_rust_client_prints(federation, rosa):
 def test_budget_is_the_one_the_rust_client_prints(federation, rosa):
     mine = rosa.budget().set_index("node")
     for node in federation.fedq_json("rosa", "budget")["nodes"]:
-        for field in ("epoch", "epsilon_spent", "epsilon_left", "rho_spent", "rho_left"):
+        for field in ("epoch", "epsilon_spent", "epsilon_left", "rho_spent", "rho_left", "agency",
+                      "agency_rho_spent", "lifetime_rho_spent", "epsilon_at_delta"):
             assert mine.loc[node["node"], field] == node[field], field
 
 
@@ -85,9 +86,10 @@ def test_a_query_costs_and_answers_as_the_rust_clients(federation, rosa, kwargs)
         assert mine.loc[node, "epsilon"] == noise["epsilon"] == pytest.approx(kwargs["epsilon"])
         assert charged(before, between)[node] == pytest.approx(noise["epsilon"], abs=1e-9)
         assert charged(between, after)[node] == pytest.approx(mine.loc[node, "epsilon"], abs=1e-9)
-        assert mine.loc[node, "epsilon_left"] == pytest.approx(noise["epsilon_left"] - noise["epsilon"], abs=1e-9)
+        # One currency: the second query leaves the first's rho_left less its cost.
+        assert mine.loc[node, "rho_left"] == pytest.approx(noise["rho_left"] - noise["cost"], abs=1e-9)
         # (b) The same noise: mechanism, scale and per-value interval, exactly.
-        for field in ("mechanism", "scale", "ci95_half_width", "rho", "epoch"):
+        for field in ("mechanism", "scale", "ci95_half_width", "rho", "cost", "epoch"):
             assert mine.loc[node, field] == noise[field], field
 
     # (b) The same groups with the same noise; estimates equal up to noise.
@@ -144,13 +146,13 @@ def test_a_purpose_not_admitted_is_refused(rosa):
 def test_an_exhausted_budget_is_refused_with_the_numbers(rosa):
     rosa.stats("incidents", "count", epsilon=1, purpose="research")
     budget = rosa.budget().set_index("node")
-    left, cap = budget["epsilon_left"], budget["epsilon_cap"]
-    asked = round(max(left) + 0.5, 2)
+    left, cap = budget["rho_left"], budget["rho_cap"]
+    asked = round(max(budget["epsilon_left"]) + 0.5, 2)
     before = spent(rosa)
     with pytest.raises(fedq.Refused, match="privacy budget exhausted") as refused:
         rosa.stats("incidents", "count", epsilon=asked, purpose="research")
     for node, reason in refused.value.reasons.items():
-        assert f"the query costs epsilon {amount(asked)}, {amount(left[node])} of {amount(cap[node])} is left" in reason
+        assert f"(pure-DP epsilon {amount(asked)}), rho {amount(left[node])} of {amount(cap[node])} is left" in reason
     assert spent(rosa) == before
 
 
@@ -160,7 +162,7 @@ def test_an_unknown_column_is_an_invalid_query(rosa):
 
 
 def test_a_budget_no_node_accepts_is_refused_before_signing(rosa):
-    with pytest.raises(fedq.InvalidQuery, match=r"above every node's monthly cap \(fr 10, de 10\)"):
+    with pytest.raises(fedq.InvalidQuery, match=r"above every node's monthly cap \(fr 2, de 2\)"):
         rosa.stats("incidents", "count", epsilon=11, purpose="research")
 
 

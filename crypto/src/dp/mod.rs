@@ -23,17 +23,21 @@
 //!
 //! Losses of successive releases on the same data compose by **basic
 //! (sequential) composition**: epsilons add up and rhos add up
-//! ([`PrivacyLoss::add`]). The two are tracked separately; a ledger that must
-//! compare them with one cap can convert rho-zCDP to
-//! (rho + 2·sqrt(rho·ln(1/delta)), delta)-DP (BS16, Proposition 1.3), which is
-//! the caller's policy, not this module's. A mean is released as a sum and a
-//! count, each with [`PrivacyBudget::split`]`(2)` of the budget.
+//! ([`PrivacyLoss::compose`]). Every release also states its cost in **one
+//! currency**, zCDP rho ([`PrivacyLoss::cost`]): a Gaussian release costs its
+//! rho, a Laplace release what OpenDP's `make_pureDP_to_zCDP` maps its
+//! epsilon to (epsilon²/2, BS16 Proposition 1.4). Costs add up under zCDP
+//! composition, so one cap bounds every mix of mechanisms, and
+//! [`approximate_dp`] says what a total amounts to as (epsilon, delta)-DP
+//! (OpenDP's `make_zCDP_to_approxDP` curve). A mean is released as a sum and
+//! a count, each with [`PrivacyBudget::split`]`(2)` of the budget.
 //!
 //! # Citations
 //! * [CKS20 The Discrete Gaussian for Differential Privacy](https://arxiv.org/abs/2004.00010)
 //! * [BS16 Concentrated Differential Privacy](https://arxiv.org/abs/1605.02065)
 //! * [DR14 Algorithmic Foundations of DP, Thm 3.14](https://www.cis.upenn.edu/~aaroth/Papers/privacybook.pdf)
 
+use opendp::combinators::{make_pureDP_to_zCDP, ConcentratedMeasure};
 use opendp::core::{Measure, Measurement, Metric};
 use opendp::domains::{AtomDomain, VectorDomain};
 use opendp::error::Fallible;
@@ -168,15 +172,19 @@ impl PrivacyBudget {
     }
 }
 
-/// What a release cost, as computed by OpenDP's privacy map (that is what
-/// gets charged). A Laplace release has `rho == 0`, a Gaussian one
-/// `epsilon == 0`.
+/// What a release cost, as computed by OpenDP's privacy map. A Laplace
+/// release has `rho == 0`, a Gaussian one `epsilon == 0`; `cost` is what
+/// gets charged, in the one currency of every budget.
 #[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct PrivacyLoss {
     /// Pure-DP loss (MaxDivergence).
     pub epsilon: f64,
-    /// zCDP loss (ZeroConcentratedDivergence).
+    /// zCDP loss (ZeroConcentratedDivergence) of Gaussian releases.
     pub rho: f64,
+    /// The whole loss as zCDP rho: `rho`, plus OpenDP's zCDP cast of the
+    /// pure-DP part.
+    #[serde(default)]
+    pub cost: f64,
 }
 
 impl PrivacyLoss {
@@ -189,8 +197,34 @@ impl PrivacyLoss {
         PrivacyLoss {
             epsilon: self.epsilon + other.epsilon,
             rho: self.rho + other.rho,
+            cost: self.cost + other.cost,
         }
     }
+}
+
+/// What a pure-DP release of `epsilon` costs in zCDP rho: `epsilon² / 2`,
+/// the map of OpenDP's `make_pureDP_to_zCDP` (which charges releases; this
+/// converts configured caps).
+pub fn pure_cost(epsilon: f64) -> f64 {
+    epsilon * epsilon / 2.0
+}
+
+/// The largest epsilon one pure-DP release may have and still cost at most
+/// `cost` (rho): the inverse of OpenDP's `make_pureDP_to_zCDP` map,
+/// `rho = epsilon² / 2`. For telling people what is left, never for charging.
+pub fn epsilon_within(cost: f64) -> f64 {
+    (2.0 * cost.max(0.0)).sqrt()
+}
+
+/// What a cost of `rho` under zCDP amounts to as (epsilon, `delta`)-DP:
+/// OpenDP's `make_zCDP_to_approxDP` privacy profile, read at `delta`.
+pub fn approximate_dp(rho: f64, delta: f64) -> Result<f64, DpError> {
+    if rho == 0.0 {
+        return Ok(0.0);
+    }
+    ZeroConcentratedDivergence::convert(rho)
+        .and_then(|profile| profile.epsilon(delta))
+        .map_err(opendp_error)
 }
 
 /// Noisy values plus what a reader needs to interpret them.
@@ -303,6 +337,10 @@ fn build(sensitivity: u64, budget: PrivacyBudget) -> Result<(Mechanism, Calibrat
                     None,
                 )
             })?;
+            // The one currency: OpenDP's own zCDP cast of this measurement.
+            let cost = make_pureDP_to_zCDP(m.clone())
+                .and_then(|cast| cast.map(&d_in))
+                .map_err(opendp_error)?;
             let calibration = Calibration {
                 scale,
                 variance: laplace::noise_variance(scale),
@@ -310,6 +348,7 @@ fn build(sensitivity: u64, budget: PrivacyBudget) -> Result<(Mechanism, Calibrat
                 loss: PrivacyLoss {
                     epsilon: mapped,
                     rho: 0.0,
+                    cost,
                 },
             };
             Ok((Box::new(move |x| m.invoke(x)), calibration))
@@ -331,6 +370,7 @@ fn build(sensitivity: u64, budget: PrivacyBudget) -> Result<(Mechanism, Calibrat
                 loss: PrivacyLoss {
                     epsilon: 0.0,
                     rho: mapped,
+                    cost: mapped,
                 },
             };
             Ok((Box::new(move |x| m.invoke(x)), calibration))

@@ -238,17 +238,56 @@ fn losses_compose_additively() {
     let a = PrivacyLoss {
         epsilon: 0.25,
         rho: 0.0,
+        cost: 0.03125,
     };
     let b = PrivacyLoss {
         epsilon: 0.0,
         rho: 0.125,
+        cost: 0.125,
     };
     assert_eq!(
         a.compose(b).compose(a),
         PrivacyLoss {
             epsilon: 0.5,
-            rho: 0.125
+            rho: 0.125,
+            cost: 0.1875,
         }
     );
     assert_eq!(PrivacyLoss::default().compose(a), a);
+}
+
+#[test]
+fn every_release_costs_zcdp_rho_by_opendps_cast() -> Result<(), DpError> {
+    // Laplace at epsilon 0.5: OpenDP's pureDP -> zCDP cast gives 0.5^2 / 2.
+    let laplace = calibrate_integers(1, PrivacyBudget::Epsilon(Epsilon::new(0.5)?))?;
+    assert!(
+        (laplace.loss.cost - 0.125).abs() <= 1e-9,
+        "{:?}",
+        laplace.loss
+    );
+    assert!((pure_cost(laplace.loss.epsilon) - laplace.loss.cost).abs() <= 1e-12);
+    assert!((epsilon_within(laplace.loss.cost) - laplace.loss.epsilon).abs() <= 1e-6);
+    // Gaussian: the cost is its own rho.
+    let gaussian = calibrate_integers(3, PrivacyBudget::Rho(Rho::new(0.02)?))?;
+    assert_eq!(gaussian.loss.cost, gaussian.loss.rho);
+    // One currency: both together cost the sum.
+    let both = laplace.loss.compose(gaussian.loss);
+    assert!((both.cost - (0.125 + gaussian.loss.rho)).abs() <= 1e-12);
+    Ok(())
+}
+
+#[test]
+fn a_total_cost_reads_as_approximate_dp() -> Result<(), DpError> {
+    assert_eq!(approximate_dp(0.0, 1e-6)?, 0.0);
+    let epsilon = approximate_dp(0.5, 1e-6)?;
+    // Never worse than BS16 Proposition 1.3's rho + 2 sqrt(rho ln(1/delta)).
+    let bs16 = 0.5 + 2.0 * (0.5_f64 * (1e6_f64).ln()).sqrt();
+    assert!(
+        epsilon > 0.5 && epsilon <= bs16 + 1e-9,
+        "{epsilon} vs {bs16}"
+    );
+    // More spent, or a smaller delta, reads as a larger epsilon.
+    assert!(approximate_dp(1.0, 1e-6)? > epsilon);
+    assert!(approximate_dp(0.5, 1e-9)? > epsilon);
+    Ok(())
 }

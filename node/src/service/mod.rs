@@ -167,6 +167,7 @@ impl NodeService {
             config
                 .open_audit()
                 .map_err(|e| NodeError::Audit(e.to_string()))?,
+            config.limits.refusal_audits_per_minute,
         );
         // Rate limits hold across a restart: the last hour's requests are
         // in the audit log, which every admitted request reached.

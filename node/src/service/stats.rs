@@ -2,9 +2,10 @@
 //! catalog, compute the bounded exact aggregate in the columnar engine, add
 //! OpenDP noise, charge the ledger durably, and only then answer.
 //!
-//! The ledger charge is what OpenDP's privacy map says the release costs. A
-//! query that would exceed the requester's cap for the epoch is refused before
-//! any work and, atomically, at charge time (concurrent queries cannot both
+//! The ledger charge is what OpenDP's privacy map says the release costs,
+//! in zCDP rho. A query that would exceed any of the requester's caps (its
+//! own for the epoch, its agency's, its lifetime's) is refused before any
+//! work and, atomically, at charge time (concurrent queries cannot both
 //! fit). Noise drawn for a refused charge is discarded, never released.
 
 use std::panic::AssertUnwindSafe;
@@ -17,9 +18,10 @@ use futures::FutureExt;
 use tracing::{info, instrument};
 
 use super::{Caller, NodeService};
+use crate::config::QueryFloor;
 use crate::error::NodeError;
 use crate::gate::Visit;
-use crate::ledger::{epoch_of, BudgetCaps, Charge, Ledger, LedgerError, Shortfall};
+use crate::ledger::{epoch_of, BudgetCaps, Charge, Ledger, LedgerError, Shortfall, Spent};
 use crate::stats::{parse_filter, parse_group_by, parse_measure, Measure, StatsEngine, StatsQuery};
 
 /// A statistics request in domain terms (CLI forms, parsed here).
@@ -81,23 +83,28 @@ pub struct StatsAnswer {
     pub loss: PrivacyLoss,
     /// Per released value: the 95% interval is `value ± ci95_half_width`.
     pub ci95_half_width: f64,
-    /// The epoch charged, and what is left of its caps after this query.
+    /// The epoch charged.
     pub epoch: String,
-    /// Left after this query (for a dry run: after it, had it run).
-    pub left: PrivacyLoss,
+    /// Rho left before the first cap binds, after this query (for a dry
+    /// run: after it, had it run).
+    pub left: f64,
     /// True when nothing was read or charged.
     pub dry_run: bool,
 }
 
-/// What a requester has spent and may still spend this epoch.
+/// What a requester has spent and may still spend.
 #[derive(Debug, Clone)]
 pub struct BudgetStatus {
     /// Epoch label.
     pub epoch: String,
-    /// Spent so far.
-    pub spent: PrivacyLoss,
-    /// Caps per epoch.
+    /// The requester's agency, as the federation file lists it.
+    pub agency: String,
+    /// Spent so far, against each cap.
+    pub spent: Spent,
+    /// The caps, in zCDP rho.
     pub caps: BudgetCaps,
+    /// The delta at which spending also reads as (epsilon, delta)-DP.
+    pub delta: f64,
 }
 
 /// Parses an epsilon or rho given on the wire (exactly one must be positive).
@@ -114,7 +121,7 @@ pub fn budget_from(epsilon: Option<f64>, rho: Option<f64>) -> Result<PrivacyBudg
 
 /// Refuses a release below the node's floor: its noise would say nothing,
 /// and it would still cost a scan and two durable writes.
-fn check_floor(budget: PrivacyBudget, floor: BudgetCaps) -> Result<(), NodeError> {
+fn check_floor(budget: PrivacyBudget, floor: QueryFloor) -> Result<(), NodeError> {
     let (name, asked, least) = match budget {
         PrivacyBudget::Epsilon(e) => ("epsilon", e.get(), floor.epsilon),
         PrivacyBudget::Rho(r) => ("rho", r.get(), floor.rho),
@@ -208,20 +215,13 @@ fn mechanism(budget: PrivacyBudget) -> &'static str {
     }
 }
 
-fn left(caps: BudgetCaps, spent: PrivacyLoss) -> PrivacyLoss {
-    PrivacyLoss {
-        epsilon: (caps.epsilon - spent.epsilon).max(0.0),
-        rho: (caps.rho - spent.rho).max(0.0),
-    }
-}
-
 /// Answers a statistics query and charges it; a dry run only calibrates.
 #[instrument(skip_all, fields(query_id = %request.query_id))]
 async fn answer(
     engine: &StatsEngine,
     ledger: &Ledger,
-    (caps, floor): (BudgetCaps, BudgetCaps),
-    requester: &str,
+    (caps, floor): (BudgetCaps, QueryFloor),
+    (requester, agency): (&str, &str),
     audit: &crate::audit::AuditRecord,
     request: &StatsRequest,
 ) -> Result<StatsAnswer, NodeError> {
@@ -242,8 +242,8 @@ async fn answer(
         budget,
     );
     let (calibration, cost) = plan.calibrate()?;
-    let spent = ledger.spent(requester, &epoch)?;
-    if let Some(shortfall) = Shortfall::of(&epoch, spent, cost, caps) {
+    let spent = ledger.spent(requester, agency, &epoch)?;
+    if let Some(shortfall) = Shortfall::of(&epoch, agency, &spent, cost, caps) {
         info!(
             decision = "deny",
             rule = "budget",
@@ -259,7 +259,7 @@ async fn answer(
             mechanism: mechanism(budget),
             loss: cost,
             ci95_half_width: calibration.ci95_half_width,
-            left: left(caps, spent.compose(cost)),
+            left: spent.after(cost).left(caps),
             epoch,
             dry_run: true,
         });
@@ -282,6 +282,7 @@ async fn answer(
     let total = ledger.charge(
         &Charge {
             requester,
+            agency,
             epoch: &epoch,
             loss,
             query_id: &request.query_id,
@@ -317,7 +318,7 @@ async fn answer(
         mechanism: mechanism(budget),
         loss,
         ci95_half_width: value_release.ci95_half_width,
-        left: left(caps, total),
+        left: total.left(caps),
         epoch,
         dry_run: false,
     })
@@ -341,20 +342,6 @@ fn group_columns(query: &StatsQuery) -> Vec<String> {
         names.push(c.clone());
     }
     names
-}
-
-/// The requester's budget status at this node.
-fn budget_status(
-    ledger: &Ledger,
-    caps: BudgetCaps,
-    requester: &str,
-) -> Result<BudgetStatus, NodeError> {
-    let epoch = epoch_of(chrono::Utc::now());
-    Ok(BudgetStatus {
-        spent: ledger.spent(requester, &epoch)?,
-        epoch,
-        caps,
-    })
 }
 
 impl NodeService {
@@ -387,7 +374,7 @@ impl NodeService {
             &self.stats,
             &self.ledger,
             (self.config.budget_caps, self.config.budget_floor),
-            &admitted.envelope().requester,
+            (&admitted.envelope().requester, &admitted.envelope().agency),
             &record,
             &request,
         );
@@ -416,14 +403,29 @@ impl NodeService {
         result
     }
 
-    /// What a requester has spent and may spend this epoch at this node.
+    /// What a requester has spent and may spend at this node. The agency
+    /// is the federation file's (spending is charged to it there).
     pub fn budget(&self, caller: &Caller, requester: &str) -> Result<BudgetStatus, NodeError> {
         self.authorise(caller)?;
-        budget_status(&self.ledger, self.config.budget_caps, requester)
+        let agency = self.gate.agency_of(requester).ok_or_else(|| {
+            NodeError::InvalidArgument(format!(
+                "{} is not a requester of this federation",
+                crate::audit::request_name(requester)
+            ))
+        })?;
+        let epoch = epoch_of(chrono::Utc::now());
+        Ok(BudgetStatus {
+            spent: self.ledger.spent(requester, &agency, &epoch)?,
+            epoch,
+            agency,
+            caps: self.config.budget_caps,
+            delta: self.config.budget_delta,
+        })
     }
 
-    /// What one query may ask here: (minimum, monthly cap per requester).
-    pub fn budget_limits(&self) -> (BudgetCaps, BudgetCaps) {
+    /// What one query may ask here: the minimum, and the requester's
+    /// monthly cap in rho.
+    pub fn budget_limits(&self) -> (QueryFloor, BudgetCaps) {
         (self.config.budget_floor, self.config.budget_caps)
     }
 

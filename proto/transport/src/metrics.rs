@@ -111,7 +111,9 @@ pub fn pool_queue(pool: &str, requests: usize) {
     metrics::gauge!("fedq_pool_queued_requests", "pool" => pool.to_owned()).set(requests as f64);
 }
 
-/// What `requester` has spent in the budget epoch `epoch`, as committed.
+/// What `requester` has spent in the budget epoch `epoch`, as committed:
+/// `rho` in the one currency every release is charged in, `epsilon` the
+/// part of it that pure-DP releases asked for (before their zCDP cast).
 pub fn budget_spent(requester: &str, epoch: &str, epsilon: f64, rho: f64) {
     let (requester, epoch) = (closed_word(requester), closed_word(epoch));
     for (currency, spent) in [("epsilon", epsilon), ("rho", rho)] {

@@ -29,6 +29,10 @@ pub struct ServerLimits {
     pub max_requests_in_flight: usize,
     /// Requests without a shorter client deadline end after this many seconds.
     pub request_timeout_seconds: u64,
+    /// Refusals audited one by one per requester and minute (and for every
+    /// request whose envelope did not verify, together); beyond, they are
+    /// counted and the count audited, so that a flood cannot fill the disk.
+    pub refusal_audits_per_minute: u32,
 }
 
 impl Default for ServerLimits {
@@ -38,6 +42,7 @@ impl Default for ServerLimits {
             max_streams_per_connection: 8,
             max_requests_in_flight: 64,
             request_timeout_seconds: 600,
+            refusal_audits_per_minute: 120,
         }
     }
 }
@@ -57,6 +62,9 @@ impl ServerLimits {
         }
         if !(1..=86_400).contains(&self.request_timeout_seconds) {
             problems.push("limits.request_timeout_seconds: between 1 and 86400".to_owned());
+        }
+        if !(1..=1_000_000).contains(&self.refusal_audits_per_minute) {
+            problems.push("limits.refusal_audits_per_minute: between 1 and 1000000".to_owned());
         }
         problems
     }

@@ -25,10 +25,11 @@ from .v1 import fedq_pb2 as pb
 
 ESTIMATE_COLUMNS = ["estimate", "ci95_low", "ci95_high", "std_dev", "variance"]
 NODE_COLUMNS = ["node", "status", "reason", "mechanism", "scale", "ci95_half_width",
-                "epsilon", "rho", "epoch", "epsilon_left", "rho_left", "dry_run"]
+                "epsilon", "rho", "cost", "epoch", "epsilon_left", "rho_left", "dry_run"]
 LIMIT_COLUMNS = ["node", "status", "reason", "min_epsilon", "max_epsilon", "min_rho", "max_rho"]
 BUDGET_COLUMNS = ["node", "status", "reason", "epoch", "epsilon_spent", "epsilon_left", "epsilon_cap",
-                  "rho_spent", "rho_left", "rho_cap"]
+                  "rho_spent", "rho_left", "rho_cap", "agency", "agency_rho_spent", "agency_rho_cap",
+                  "lifetime_rho_spent", "lifetime_rho_cap", "delta", "epsilon_at_delta"]
 
 
 class StatsAnswer(NamedTuple):
@@ -40,8 +41,10 @@ class StatsAnswer(NamedTuple):
     #: ci95_high, std_dev and variance of the noise (empty for a dry run).
     estimates: pd.DataFrame
     #: One row per node: what noise it added (mechanism, scale, 95%
-    #: half-width per value), what the query cost (epsilon, rho) and what is
-    #: left of its monthly caps (epsilon_left, rho_left, epoch).
+    #: half-width per value), what the query cost (epsilon or rho as asked;
+    #: cost: the charge in the one currency, zCDP rho) and what is left
+    #: (rho_left before the first cap binds; epsilon_left: the largest
+    #: epsilon one pure-DP query may still have; epoch).
     nodes: pd.DataFrame
 
     def _repr_html_(self) -> str:
@@ -77,7 +80,8 @@ def stats_answer(response: pb.StatsResponse) -> StatsAnswer:
         if word == "ok":
             answer = next(answers)
             row.update(mechanism=answer.mechanism, scale=answer.scale, ci95_half_width=answer.ci95_half_width,
-                       epsilon=answer.epsilon_charged, rho=answer.rho_charged, epoch=answer.epoch,
+                       epsilon=answer.epsilon_charged, rho=answer.rho_charged, cost=answer.cost_charged,
+                       epoch=answer.epoch,
                        epsilon_left=answer.epsilon_left, rho_left=answer.rho_left, dry_run=answer.dry_run)
         rows.append(row)
     nodes = pd.DataFrame(rows, columns=NODE_COLUMNS)
@@ -106,11 +110,17 @@ def catalog(response: pb.FederationCatalogResponse) -> Catalog:
 
 
 def budget(response: pb.FederationBudgetResponse) -> pd.DataFrame:
-    """Spent and left per node this epoch (left = cap - spent, at least 0, as `fedq budget`)."""
+    """Spent and left per node, as `fedq budget --json`: one currency, zCDP
+    rho, against the requester's monthly cap, its agency's and its lifetime's
+    (rho_left: before the first of them binds; epsilon_left: the largest
+    epsilon one pure-DP query may still have), and what this epoch's spending
+    amounts to as (epsilon_at_delta, delta)-DP."""
     rows = [{"node": b.node_id, "status": "ok", "reason": "", "epoch": b.epoch,
-             "epsilon_spent": b.epsilon_spent, "epsilon_left": max(b.epsilon_cap - b.epsilon_spent, 0.0),
-             "epsilon_cap": b.epsilon_cap,
-             "rho_spent": b.rho_spent, "rho_left": max(b.rho_cap - b.rho_spent, 0.0), "rho_cap": b.rho_cap}
+             "epsilon_spent": b.epsilon_spent, "epsilon_left": math.sqrt(2.0 * b.rho_left),
+             "epsilon_cap": b.epsilon_cap, "rho_spent": b.rho_spent, "rho_left": b.rho_left,
+             "rho_cap": b.rho_cap, "agency": b.agency, "agency_rho_spent": b.agency_rho_spent,
+             "agency_rho_cap": b.agency_rho_cap, "lifetime_rho_spent": b.lifetime_rho_spent,
+             "lifetime_rho_cap": b.lifetime_rho_cap, "delta": b.delta, "epsilon_at_delta": b.epsilon_at_delta}
             for b in response.nodes]
     return pd.DataFrame(rows + _unreachable(response.unreachable), columns=BUDGET_COLUMNS)
 

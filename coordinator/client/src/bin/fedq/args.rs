@@ -142,6 +142,23 @@ pub(crate) enum FederationCommand {
         #[arg(long)]
         name: String,
     },
+    /// Pin a node's OPRF public key in federation.toml: requesters then
+    /// refuse fingerprints that node proves under any other key (nobody
+    /// relaying the OPRF can answer for it).
+    PinOprfKey {
+        /// The federation's directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The node's id.
+        #[arg(long)]
+        node: String,
+        /// The key, as `fedq-node oprf-key` prints it.
+        #[arg(long)]
+        key: String,
+        /// Drop the keys pinned before (once a rotation has finished).
+        #[arg(long)]
+        replace: bool,
+    },
 }
 
 #[derive(Subcommand)]

@@ -144,6 +144,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 "requester {name} removed: nodes and the coordinator refuse it within seconds"
             );
         }
+        CliCommand::Federation(FederationCommand::PinOprfKey {
+            dir,
+            node,
+            key,
+            replace,
+        }) => {
+            fedq_crypto::oprf::NodeOprfPublicKey::from_text(&key).map_err(|_| {
+                usage(
+                    "--key: not an OPRF public key (64 hex digits, as `fedq-node oprf-key` prints)"
+                        .to_owned(),
+                )
+            })?;
+            init::pin_oprf_key(&dir, &node, &key, replace)?;
+            println!(
+                "node {node}'s OPRF key pinned: requesters refuse fingerprints under any other"
+            );
+        }
         CliCommand::Keys(KeysCommand::Init { force }) => {
             let config = client_config(cli.config)?;
             let keys_dir = config.keys_dir.clone();
