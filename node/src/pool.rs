@@ -9,11 +9,6 @@
 //! - **Isolated.** Every unit runs under `catch_unwind`: a panic (in our code
 //!   or a dependency's) becomes [`NodeError::Internal`] for that request,
 //!   logged with an error id, and the worker goes on.
-//! - **Hot inside.** A unit runs inside the pool's own rayon pool
-//!   (`install`), so the parallel loops of an evaluation (one per CMux tree
-//!   level) start on a rayon worker. Started from a plain thread, each loop
-//!   was a cold hand-off to rayon's global pool and back, two thread
-//!   wake-ups per tree level: 9% more node time per lookup item.
 //! - **Abandoned work stops.** The awaiting future sets a flag when it is
 //!   dropped (the caller cancelled or its deadline passed); units not yet
 //!   started are then skipped. A failed unit skips the rest of its batch too.
@@ -34,8 +29,8 @@ trait Job: Send + Sync {
     fn claim(&self) -> Option<usize>;
     /// Whether units are left to claim.
     fn has_unclaimed(&self) -> bool;
-    /// Runs a claimed unit, its parallel loops on `compute`.
-    fn run(&self, unit: usize, compute: &rayon::ThreadPool);
+    /// Runs a claimed unit.
+    fn run(&self, unit: usize);
 }
 
 struct Queue {
@@ -98,27 +93,13 @@ impl std::fmt::Debug for WorkPool {
 }
 
 impl WorkPool {
-    /// Starts `threads` workers (0: one per core), and as many rayon threads
-    /// for their parallel loops.
+    /// Starts `threads` workers (0: one per core).
     pub fn new(threads: usize, name: &str) -> std::io::Result<Self> {
         let threads = if threads == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             threads
         };
-        let compute_name = format!("{name}-compute");
-        let compute = Arc::new(
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .thread_name(move |i| format!("{compute_name}-{i}"))
-                // A panic in a spawned task would otherwise abort the
-                // process; units only join, and theirs reach catch_unwind.
-                .panic_handler(|_| {
-                    ErrorId::log(&"panic in a task on the compute pool");
-                })
-                .build()
-                .map_err(std::io::Error::other)?,
-        );
         let shared = Arc::new(Shared {
             queue: Mutex::new(Queue {
                 jobs: VecDeque::new(),
@@ -129,12 +110,11 @@ impl WorkPool {
         });
         for i in 0..threads {
             let shared = Arc::clone(&shared);
-            let compute = Arc::clone(&compute);
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
                     while let Some((job, unit)) = shared.next() {
-                        job.run(unit, &compute);
+                        job.run(unit);
                     }
                 })?;
         }
@@ -220,15 +200,13 @@ struct Batch<T, F> {
 
 impl<T, F> Batch<T, F>
 where
-    T: Send,
-    F: Fn(usize) -> Result<T, NodeError> + Sync,
+    F: Fn(usize) -> Result<T, NodeError>,
 {
-    fn execute(&self, unit: usize, compute: &rayon::ThreadPool) -> Result<T, NodeError> {
+    fn execute(&self, unit: usize) -> Result<T, NodeError> {
         if self.cancel.load(Ordering::Relaxed) {
             return Err(NodeError::Abandoned);
         }
-        // install() hands a panic back to this thread, where it is caught.
-        match catch_unwind(AssertUnwindSafe(|| compute.install(|| (self.work)(unit)))) {
+        match catch_unwind(AssertUnwindSafe(|| (self.work)(unit))) {
             Ok(result) => result,
             Err(panic) => {
                 let message = panic
@@ -285,10 +263,10 @@ where
         self.next.load(Ordering::Relaxed) < self.units
     }
 
-    fn run(&self, unit: usize, compute: &rayon::ThreadPool) {
+    fn run(&self, unit: usize) {
         let result = {
             let _entered = self.span.enter();
-            self.execute(unit, compute)
+            self.execute(unit)
         };
         if result.is_err() {
             self.cancel.store(true, Ordering::Relaxed);
@@ -322,39 +300,6 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, NodeError::Internal(_)), "{err:?}");
         assert_eq!(rt.block_on(pool.map(3, Ok)).unwrap(), vec![0, 1, 2]);
-    }
-
-    #[test]
-    fn a_panic_inside_a_units_parallel_loop_is_an_internal_error() {
-        use rayon::prelude::*;
-        let pool = WorkPool::new(2, "t").unwrap();
-        let rt = runtime();
-        let err = rt
-            .block_on(pool.map(2, |_| {
-                let sum: usize = (0..64usize)
-                    .into_par_iter()
-                    .map(|i| if i == 40 { panic!("boom in a loop") } else { i })
-                    .sum();
-                Ok(sum)
-            }))
-            .unwrap_err();
-        assert!(matches!(err, NodeError::Internal(_)), "{err:?}");
-        // The loops of a unit run on the pool's compute threads.
-        let names = rt
-            .block_on(pool.map(1, |_| {
-                Ok((0..8usize)
-                    .into_par_iter()
-                    .map(|_| std::thread::current().name().map(str::to_owned))
-                    .collect::<Vec<_>>())
-            }))
-            .unwrap();
-        assert!(
-            names[0]
-                .iter()
-                .flatten()
-                .all(|n| n.starts_with("t-compute-")),
-            "{names:?}"
-        );
     }
 
     #[test]
