@@ -315,8 +315,78 @@ async fn investigate(dir: &Path, output: &InitOutput) -> anyhow::Result<()> {
         n = inputs.len()
     );
     research(&mut requester, &output.researcher_client).await?;
+    revoke(dir).await?;
     governance(&mut requester, dir, &inputs[..1]).await?;
     Ok(())
+}
+
+/// Revocation while everything runs: a researcher added to the federation
+/// file is answered, removed (`fedq federation remove-requester`), and then
+/// refused within seconds, without a restart.
+async fn revoke(dir: &Path) -> anyhow::Result<()> {
+    use fedq_proto::federation::RequesterEntry;
+    println!("\nrevocation: researcher bob joins demo-agency, asks, and is removed while everything runs");
+    let entry = RequesterEntry {
+        id: "bob".to_owned(),
+        agency: "demo-agency".to_owned(),
+        role: fedq_proto::role::Role::Researcher,
+        public_key: String::new(),
+    };
+    let client = tokio::task::block_in_place(|| fedq_client::init::add_requester(dir, &entry))?;
+    let mut bob = Requester::connect(ClientConfig::load(&client)?).await?;
+    // A dry run: answered and audited, nothing read or charged.
+    let query = fedq_proto::v1::StatsQuery {
+        table: "incidents".to_owned(),
+        measure: "count".to_owned(),
+        budget: Some(fedq_proto::v1::stats_query::Budget::Epsilon(0.5)),
+        dry_run: true,
+        ..Default::default()
+    };
+    let context = fedq_proto::v1::RequestContext {
+        purpose: "research".to_owned(),
+        ..Default::default()
+    };
+    let answered = bob.stats(context.clone(), query.clone()).await?;
+    let ok = answered
+        .nodes
+        .iter()
+        .filter(|n| n.outcome() == fedq_proto::outcome::NodeOutcome::Ok)
+        .count();
+    println!(
+        "  bob's dry run: answered by {ok} of {} nodes",
+        answered.nodes.len()
+    );
+    tokio::task::block_in_place(|| fedq_client::init::remove_requester(dir, "bob"))?;
+    let removed = Instant::now();
+    loop {
+        match bob.stats(context.clone(), query.clone()).await {
+            Err(refusal) => {
+                println!(
+                    "  bob removed from federation.toml: refused {:.1} s later ({})",
+                    removed.elapsed().as_secs_f64(),
+                    refusal.root_cause()
+                );
+                return Ok(());
+            }
+            Ok(response)
+                if response
+                    .nodes
+                    .iter()
+                    .all(|n| n.outcome() != fedq_proto::outcome::NodeOutcome::Ok) =>
+            {
+                let reason = response.nodes.first().map_or("", |n| n.reason.as_str());
+                println!(
+                    "  bob removed from federation.toml: refused by every node {:.1} s later ({reason})",
+                    removed.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            Ok(_) if removed.elapsed().as_secs() >= 5 => {
+                bail!("bob was still answered 5 s after his removal")
+            }
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
 }
 
 /// Staged disclosure, a refused request, and each node's audit log verified.
