@@ -153,7 +153,7 @@ mod tests {
                 "{text}"
             );
         }
-        for text in ["", "00", &"zz".repeat(32), &"00".repeat(33)] {
+        for text in ["", "00", "zz".repeat(32).as_str(), "00".repeat(33).as_str()] {
             assert_eq!(
                 AuditPublicKey::from_hex(text),
                 Err(AuditKeyError::BadPublicKey)

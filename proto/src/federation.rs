@@ -179,15 +179,16 @@ impl FederationFile {
             .iter()
             .enumerate()
             .map(|(i, n)| (format!("nodes[{i}].audit_key"), &n.audit_key))
-            .chain([("coordinator.audit_key".to_owned(), &raw.coordinator.audit_key)]);
+            .chain([(
+                "coordinator.audit_key".to_owned(),
+                &raw.coordinator.audit_key,
+            )]);
         for (path, pin) in pins {
             if pin
                 .as_deref()
                 .is_some_and(|pin| fedq_crypto::audit_key::AuditPublicKey::from_hex(pin).is_err())
             {
-                problems.push(format!(
-                    "{path}: not an Ed25519 public key (64 hex digits)"
-                ));
+                problems.push(format!("{path}: not an Ed25519 public key (64 hex digits)"));
             }
         }
         for (i, requester) in raw.requesters.iter().enumerate() {
@@ -408,11 +409,17 @@ mod tests {
         let pinned = BASE
             .replace(
                 "address = \"127.0.0.1:1\"\n",
-                &format!("address = \"127.0.0.1:1\"\naudit_key = \"{}\"\n", key.to_hex()),
+                &format!(
+                    "address = \"127.0.0.1:1\"\naudit_key = \"{}\"\n",
+                    key.to_hex()
+                ),
             )
             .replace(
                 "address = \"127.0.0.1:2\"\n",
-                &format!("address = \"127.0.0.1:2\"\naudit_key = \"{}\"\n", key.to_hex()),
+                &format!(
+                    "address = \"127.0.0.1:2\"\naudit_key = \"{}\"\n",
+                    key.to_hex()
+                ),
             );
         let file = FederationFile::validate(toml::from_str(&pinned).unwrap()).expect("pins load");
         assert_eq!(file.node_audit_key("fr"), Some(key));
@@ -423,7 +430,9 @@ mod tests {
         let problems =
             FederationFile::validate(toml::from_str(&bad).unwrap()).expect_err("refused");
         assert!(
-            problems.iter().any(|p| p.starts_with("coordinator.audit_key:")),
+            problems
+                .iter()
+                .any(|p| p.starts_with("coordinator.audit_key:")),
             "{problems:?}"
         );
     }

@@ -80,7 +80,10 @@ fn serve(binary: &str, config: &Path, log: &Path) -> anyhow::Result<Server> {
 }
 
 /// Polls `check` every 200 ms for up to 60 s.
-fn eventually<T>(what: &str, mut check: impl FnMut() -> anyhow::Result<Option<T>>) -> anyhow::Result<T> {
+fn eventually<T>(
+    what: &str,
+    mut check: impl FnMut() -> anyhow::Result<Option<T>>,
+) -> anyhow::Result<T> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(done) = check()? {
@@ -94,10 +97,11 @@ fn eventually<T>(what: &str, mut check: impl FnMut() -> anyhow::Result<Option<T>
 /// A one-node federation whose coordinator witnesses every second, with
 /// the node and the coordinator serving and two statistics answered.
 struct Federation {
-    _temp: tempfile::TempDir,
-    dir: PathBuf,
     node: Option<Server>,
     _coordinator: Server,
+    dir: PathBuf,
+    /// Last: removed once both servers are gone.
+    _temp: tempfile::TempDir,
 }
 
 impl Federation {
@@ -119,19 +123,35 @@ impl Federation {
         let data = dir.join("nodes/fr/data");
         run_ok(
             command("fedq-node")?
-                .args(["generate", "--jurisdiction", "fr", "--people", "200", "--out"])
+                .args([
+                    "generate",
+                    "--jurisdiction",
+                    "fr",
+                    "--people",
+                    "200",
+                    "--out",
+                ])
                 .arg(&data),
         )?;
         run_ok(
             command("fedq-node")?
                 .args(["import", "--config"])
                 .arg(dir.join("nodes/fr/node.toml"))
+                .arg("--identifiers")
+                .arg(data.join("identifiers.csv"))
                 .arg("--table")
-                .arg(format!("incidents={}", data.join("incidents.csv").display())),
+                .arg(format!(
+                    "incidents={}",
+                    data.join("incidents.csv").display()
+                )),
         )?;
         let mut federation = Self {
             node: None,
-            _coordinator: serve("fedq-coordinator", &coordinator, &dir.join("coordinator.log"))?,
+            _coordinator: serve(
+                "fedq-coordinator",
+                &coordinator,
+                &dir.join("coordinator.log"),
+            )?,
             dir,
             _temp: temp,
         };
@@ -191,7 +211,11 @@ impl Federation {
                     .arg(&file),
             )?;
             let text = std::fs::read_to_string(&file)?;
-            let last = text.lines().last().map(serde_json::from_str::<serde_json::Value>).transpose()?;
+            let last = text
+                .lines()
+                .last()
+                .map(serde_json::from_str::<serde_json::Value>)
+                .transpose()?;
             Ok((last.and_then(|l| l["seq"].as_u64()) == Some(head)).then_some(()))
         })?;
         Ok(file)
@@ -200,7 +224,9 @@ impl Federation {
     /// `fedq-node audit verify [--witness FILE]`: exit code and stderr.
     fn verify(&self, witness: Option<&Path>) -> anyhow::Result<(Option<i32>, String)> {
         let mut verify = command("fedq-node")?;
-        verify.args(["audit", "verify", "--config"]).arg(self.node_toml());
+        verify
+            .args(["audit", "verify", "--config"])
+            .arg(self.node_toml());
         if let Some(file) = witness {
             verify.arg("--witness").arg(file);
         }
@@ -232,7 +258,9 @@ impl Federation {
         let today = chrono::Utc::now().date_naive().to_string();
         let exported = run_ok(
             command("fedq-coordinator")?
-                .args(["audit", "export", "--since", &today, "--until", &today, "--config"])
+                .args([
+                    "audit", "export", "--since", &today, "--until", &today, "--config",
+                ])
                 .arg(self.coordinator_toml()),
         )?;
         let refused = exported
@@ -311,10 +339,10 @@ fn checkpoint_as(dir: &Path, stem: &str) -> anyhow::Result<Result<u64, tonic::St
             .tls_config(fedq_transport::tls::client_config(&tls, "fr")?)?
             .connect()
             .await?;
-        Ok(fedq_proto::v1::node_client::NodeClient::new(channel)
+        let answer = fedq_proto::v1::node_client::NodeClient::new(channel)
             .checkpoint(fedq_proto::v1::NodeCheckpointRequest {})
-            .await
-            .map(|answer| answer.into_inner().seq))
+            .await;
+        Ok::<_, anyhow::Error>(answer.map(|answer| answer.into_inner().seq))
     })
 }
 
@@ -327,7 +355,11 @@ fn a_node_log_rolled_back_by_its_operator_is_caught_by_the_witness() -> anyhow::
     let mut federation = Federation::start()?;
     let witness = federation.witnessed_head()?;
     let (code, stderr) = federation.verify(Some(&witness))?;
-    assert_eq!(code, Some(0), "an honest log holds what was witnessed: {stderr}");
+    assert_eq!(
+        code,
+        Some(0),
+        "an honest log holds what was witnessed: {stderr}"
+    );
     // Only the coordinator's certificate may ask a node for its checkpoint.
     let head = federation.signed_seq()?;
     let coordinator = checkpoint_as(&federation.dir, "coordinator/tls/coordinator")?;
@@ -344,17 +376,27 @@ fn a_node_log_rolled_back_by_its_operator_is_caught_by_the_witness() -> anyhow::
     let store = federation.store()?;
     let kept = head - 1;
     store.execute("DELETE FROM audit_log WHERE seq > ?1", [kept as i64])?;
-    let hash: String =
-        store.query_row("SELECT hash FROM audit_log WHERE seq = ?1", [kept as i64], |r| r.get(0))?;
+    let hash: String = store.query_row(
+        "SELECT hash FROM audit_log WHERE seq = ?1",
+        [kept as i64],
+        |r| r.get(0),
+    )?;
     drop(store);
     federation.sign_checkpoint(&federation.node_key()?, kept, &hash)?;
     let (code, stderr) = federation.verify(None)?;
-    assert_eq!(code, Some(0), "on its own, the rolled-back log verifies: {stderr}");
+    assert_eq!(
+        code,
+        Some(0),
+        "on its own, the rolled-back log verifies: {stderr}"
+    );
 
     federation.start_node()?;
     let alarm = federation.alarm()?;
     assert_eq!(alarm["kind"], "rollback", "{alarm}");
-    assert_eq!((alarm["seq"].as_u64(), alarm["witnessed_seq"].as_u64()), (Some(kept), Some(head)));
+    assert_eq!(
+        (alarm["seq"].as_u64(), alarm["witnessed_seq"].as_u64()),
+        (Some(kept), Some(head))
+    );
     federation.assert_audited_refusal("rollback")?;
 
     let (code, stderr) = federation.verify(Some(&witness))?;
@@ -367,7 +409,8 @@ fn a_node_log_rolled_back_by_its_operator_is_caught_by_the_witness() -> anyhow::
 }
 
 #[test]
-fn a_node_log_rewritten_and_re_signed_by_its_operator_is_caught_by_the_witness() -> anyhow::Result<()> {
+fn a_node_log_rewritten_and_re_signed_by_its_operator_is_caught_by_the_witness(
+) -> anyhow::Result<()> {
     let mut federation = Federation::start()?;
     let witness = federation.witnessed_head()?;
 
@@ -380,10 +423,13 @@ fn a_node_log_rewritten_and_re_signed_by_its_operator_is_caught_by_the_witness()
     let rows: Vec<(i64, fedq_audit::AuditEntry)> = {
         let node = fedq_node::NodeConfig::load(&federation.node_toml())?;
         let log = node.open_audit_read_only()?;
-        log.entries_between(chrono::DateTime::<chrono::Utc>::MIN_UTC, chrono::DateTime::<chrono::Utc>::MAX_UTC)?
-            .into_iter()
-            .map(|e| (e.seq as i64, e))
-            .collect()
+        log.entries_between(
+            chrono::DateTime::<chrono::Utc>::MIN_UTC,
+            chrono::DateTime::<chrono::Utc>::MAX_UTC,
+        )?
+        .into_iter()
+        .map(|e| (e.seq as i64, e))
+        .collect()
     };
     let mut prev = fedq_audit::GENESIS_HASH.to_owned();
     for (seq, entry) in &rows {
@@ -405,10 +451,17 @@ fn a_node_log_rewritten_and_re_signed_by_its_operator_is_caught_by_the_witness()
     }
     drop(store);
     let head = federation.signed_seq()?;
-    anyhow::ensure!(rows.last().map(|(seq, _)| *seq as u64) == Some(head), "the head is the last entry");
+    anyhow::ensure!(
+        rows.last().map(|(seq, _)| *seq as u64) == Some(head),
+        "the head is the last entry"
+    );
     federation.sign_checkpoint(&key, head, &prev)?;
     let (code, stderr) = federation.verify(None)?;
-    assert_eq!(code, Some(0), "on its own, the rewritten log verifies: {stderr}");
+    assert_eq!(
+        code,
+        Some(0),
+        "on its own, the rewritten log verifies: {stderr}"
+    );
 
     federation.start_node()?;
     let alarm = federation.alarm()?;

@@ -92,7 +92,7 @@ impl CoordinatorService {
             .await
         {
             Ok(answer) => answer.into_inner(),
-            Err(status) => return Witnessed::Skipped(format!("no answer: {}", status.code())),
+            Err(status) => return Witnessed::Skipped(format!("no answer: {:?}", status.code())),
         };
         let head = match signed_head(&node.id, answer) {
             Ok(head) => head,

@@ -34,7 +34,12 @@ fn a_lower_seq_is_a_rollback_and_another_hash_at_the_same_seq_a_fork() {
         (Some(&highest), 5, "h5", Verdict::Seen),
         (Some(&highest), 5, "other", Verdict::Alarm(AlarmKind::Fork)),
         (Some(&highest), 4, "h4", Verdict::Alarm(AlarmKind::Rollback)),
-        (Some(&highest), 0, "genesis", Verdict::Alarm(AlarmKind::Rollback)),
+        (
+            Some(&highest),
+            0,
+            "genesis",
+            Verdict::Alarm(AlarmKind::Rollback),
+        ),
     ];
     for (highest, seq, hash, verdict) in cases {
         assert_eq!(judge(highest, seq, hash), verdict, "{seq} {hash}");
@@ -67,7 +72,10 @@ fn an_alarm_is_kept_once() -> anyhow::Result<()> {
     let path = dir.path().join("keys.db");
     let store = WitnessStore::open(&path)?;
     assert!(store.raise(&alarm(AlarmKind::Rollback, 3))?);
-    assert!(!store.raise(&alarm(AlarmKind::Rollback, 3))?, "the same again");
+    assert!(
+        !store.raise(&alarm(AlarmKind::Rollback, 3))?,
+        "the same again"
+    );
     assert!(store.raise(&alarm(AlarmKind::Fork, 5))?);
     drop(store);
     let read = WitnessStore::open_read_only(&path)?;

@@ -167,9 +167,9 @@ pub fn run(
     if exported.is_none() {
         let unsigned = match report.unsigned_entries() {
             0 => String::new(),
-            n => format!(
-                "; {n} newest signed one by one, not yet covered by the signed checkpoint"
-            ),
+            n => {
+                format!("; {n} newest signed one by one, not yet covered by the signed checkpoint")
+            }
         };
         println!(
             "audit log ok: {} entries, head seq {}{unsigned}",

@@ -218,20 +218,17 @@ impl AuditLog {
         // Only a chain that extends what this node signed last is signed:
         // a rewrite made while the node was idle is not laundered by the
         // next request's checkpoint.
-        let signed = match checkpoint::read(
-            &self.checkpoint_path,
-            &self.key.verifying_key(),
-            OWN_KEY,
-        )? {
-            Checkpoint::Signed { seq, hash, .. } => (seq, hash),
-            Checkpoint::Missing if sql::head(&conn)?.is_none() => (0, GENESIS_HASH.to_owned()),
-            Checkpoint::Missing => {
-                return Err(AuditError::Diverged(
-                    "the log has entries but its signed checkpoint is missing".to_owned(),
-                ))
-            }
-            Checkpoint::Invalid(why) => return Err(AuditError::Diverged(why)),
-        };
+        let signed =
+            match checkpoint::read(&self.checkpoint_path, &self.key.verifying_key(), OWN_KEY)? {
+                Checkpoint::Signed { seq, hash, .. } => (seq, hash),
+                Checkpoint::Missing if sql::head(&conn)?.is_none() => (0, GENESIS_HASH.to_owned()),
+                Checkpoint::Missing => {
+                    return Err(AuditError::Diverged(
+                        "the log has entries but its signed checkpoint is missing".to_owned(),
+                    ))
+                }
+                Checkpoint::Invalid(why) => return Err(AuditError::Diverged(why)),
+            };
         let (seq, hash) = verify::extends(&conn, (signed.0, &signed.1), entry_key)?
             .map_err(AuditError::Diverged)?;
         drop(conn);

@@ -56,10 +56,13 @@ pub(super) fn is_valid(key: &AuditPublicKey, seq: u64, hash: &str, signature: &s
 ///
 /// The privacy ledger appends its audit entry inside its own connection's
 /// transaction ([`super::AuditLog::append_in`]), so the entry is signed
-/// there, with the key of the log that [`super::AuditLog::open`] opened on
-/// the same file. Entries are weak: a log that is dropped signs no more.
-fn signers() -> &'static Mutex<HashMap<PathBuf, Weak<AuditKey>>> {
-    static SIGNERS: OnceLock<Mutex<HashMap<PathBuf, Weak<AuditKey>>>> = OnceLock::new();
+/// there, with the key of a log that [`super::AuditLog::open`] opened on the
+/// same file. References are weak: a log that is dropped signs no more, and
+/// any other log still open on the file (one key per file) signs instead.
+type Signers = HashMap<PathBuf, Vec<Weak<AuditKey>>>;
+
+fn signers() -> &'static Mutex<Signers> {
+    static SIGNERS: OnceLock<Mutex<Signers>> = OnceLock::new();
     SIGNERS.get_or_init(Mutex::default)
 }
 
@@ -67,35 +70,40 @@ fn canonical(db: &Path) -> Result<PathBuf, AuditError> {
     std::fs::canonicalize(db).map_err(AuditError::io(db))
 }
 
-/// Makes `key` the signer of appends to the store `db` in this process.
-/// A store already open under another key is refused: one store, one key.
+/// Makes `key` a signer of appends to the store `db` in this process. A
+/// store already open under another key is refused: one store, one key.
 pub(super) fn register(db: &Path, key: &Arc<AuditKey>) -> Result<(), AuditError> {
     let path = canonical(db)?;
     let mut signers = signers().lock().unwrap_or_else(|e| e.into_inner());
-    signers.retain(|_, key| key.strong_count() > 0);
-    if let Some(open) = signers.get(&path).and_then(Weak::upgrade) {
-        if open.verifying_key() != key.verifying_key() {
-            return Err(AuditError::Diverged(
-                "this store is already open under another audit key".to_owned(),
-            ));
-        }
+    signers.retain(|_, keys| {
+        keys.retain(|key| key.strong_count() > 0);
+        !keys.is_empty()
+    });
+    let keys = signers.entry(path).or_default();
+    let other = keys
+        .iter()
+        .filter_map(Weak::upgrade)
+        .any(|open| open.verifying_key() != key.verifying_key());
+    if other {
+        return Err(AuditError::Diverged(
+            "this store is already open under another audit key".to_owned(),
+        ));
     }
-    signers.insert(path, Arc::downgrade(key));
+    keys.push(Arc::downgrade(key));
     Ok(())
 }
 
 /// The key that signs appends made through `conn`: that of a log open on
 /// the same store file.
 pub(super) fn signer_for(conn: &Connection) -> Result<Arc<AuditKey>, AuditError> {
-    let no_log = || {
-        AuditError::InvalidRecord("no audit log is open on this store in this process to sign")
-    };
+    let no_log =
+        || AuditError::InvalidRecord("no audit log is open on this store in this process to sign");
     let path = conn.path().filter(|p| !p.is_empty()).ok_or_else(no_log)?;
     let path = canonical(Path::new(path))?;
     signers()
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .get(&path)
-        .and_then(Weak::upgrade)
+        .and_then(|keys| keys.iter().find_map(Weak::upgrade))
         .ok_or_else(no_log)
 }

@@ -46,7 +46,8 @@ const LEGACY_COLUMNS: &str = "seq, format, time, query_id, requester, agency, ro
      legal_basis, case_ref, action, detail, decision, reason, prev_hash, hash, NULL AS signature";
 
 fn has_signature_column(conn: &Connection) -> rusqlite::Result<bool> {
-    let mut statement = conn.prepare("SELECT 1 FROM pragma_table_info('audit_log') WHERE name = 'signature'")?;
+    let mut statement =
+        conn.prepare("SELECT 1 FROM pragma_table_info('audit_log') WHERE name = 'signature'")?;
     statement.exists([])
 }
 

@@ -502,7 +502,11 @@ fn a_forged_unsigned_entry_after_the_signed_head_is_rejected() -> TestResult {
         matches!(&next, Err(AuditError::Diverged(why)) if why.contains("entry 4")),
         "{next:?}"
     );
-    assert_eq!(first_bad(&log)?.0, 4, "still detected after the next append");
+    assert_eq!(
+        first_bad(&log)?.0,
+        4,
+        "still detected after the next append"
+    );
     Ok(())
 }
 
@@ -547,7 +551,10 @@ fn an_entry_signed_by_another_key_is_rejected_with_a_pinned_key() -> TestResult 
         .first_bad
         .ok_or("a checkpoint by another key was accepted")?;
     assert_eq!(seq, 1);
-    assert!(problem.contains("another key than the audit key federation.toml pins"), "{problem}");
+    assert!(
+        problem.contains("another key than the audit key federation.toml pins"),
+        "{problem}"
+    );
     Ok(())
 }
 
@@ -590,7 +597,11 @@ fn logs_written_before_entries_were_signed_still_verify() -> TestResult {
     // appended, so it is named.
     let read_only = AuditLog::open_read_only(&fx.db, &fx.checkpoint, &fx.key)?;
     let report = read_only.verify()?;
-    assert_eq!(report.first_bad.as_ref().map(|(seq, _)| *seq), Some(4), "{report:?}");
+    assert_eq!(
+        report.first_bad.as_ref().map(|(seq, _)| *seq),
+        Some(4),
+        "{report:?}"
+    );
     drop(read_only);
 
     // The node's next start adds the column and, the chain extending what
@@ -618,12 +629,58 @@ fn the_entry_signature_format_is_stable() -> TestResult {
     let hash = "4b2c0f2e6d44c6937a3178379f59ffc3ce56fa51ef95902f26c0c95d73951024";
     let signed = signature::sign(&key, 1, hash);
     assert_eq!(signed, ENTRY_SIGNATURE, "{signed}");
-    assert!(signature::is_valid(&key.verifying_key(), 1, hash, ENTRY_SIGNATURE));
-    assert!(!signature::is_valid(&key.verifying_key(), 2, hash, ENTRY_SIGNATURE));
+    assert!(signature::is_valid(
+        &key.verifying_key(),
+        1,
+        hash,
+        ENTRY_SIGNATURE
+    ));
+    assert!(!signature::is_valid(
+        &key.verifying_key(),
+        2,
+        hash,
+        ENTRY_SIGNATURE
+    ));
     Ok(())
 }
 
-const ENTRY_SIGNATURE: &str = "";
+const ENTRY_SIGNATURE: &str = concat!(
+    "3e02a47f7c6a6dcee83470b9a1602e5aa03aab24de85b50aab55cb5d33a5650b",
+    "3c1ecf81cdec280649da39326698f81d957513d4818f485a987a7fe6e9ebf202"
+);
+
+#[test]
+fn the_witness_file_format_is_stable() -> TestResult {
+    // Stored fixture, computed independently from `witness.rs`'s docs: the
+    // fixture key witnessing its own checkpoint of entry 1 as node fr.
+    const LINE: &str = concat!(
+        r#"{"version":"1","node":"fr","seq":1,"#,
+        r#""hash":"4b2c0f2e6d44c6937a3178379f59ffc3ce56fa51ef95902f26c0c95d73951024","#,
+        r#""node_signature":"f257accbf97833d86b86c013a0c84fcb8daa4844eb53bc48a1a246e070a658de"#,
+        r#"27d584fd9674afcad7695da8b53d03050cb35bdd389541bcb32947de3518b401","#,
+        r#""witnessed_at":"2026-03-10T12:00:00.000000000Z","#,
+        r#""countersignature":"57b33350047317872c213520bfcb105e0bc16600f0f8253157a4df494f256e43"#,
+        r#"329bea33929390f2f05672a36e1da6c1bb5fb90bd6df7aa6a97e60401338f506"}"#,
+        "\n"
+    );
+    let fx = Fixture::new()?;
+    std::fs::write(&fx.key, format!("fedq-audit-key-v1 {}\n", "07".repeat(32)))?;
+    let key = checkpoint::AuditKey::load(&fx.key)?;
+    let hash = "4b2c0f2e6d44c6937a3178379f59ffc3ce56fa51ef95902f26c0c95d73951024";
+    let head = witness::SignedHead {
+        seq: 1,
+        hash: hash.to_owned(),
+        signature: key.sign(&checkpoint::message(1, hash)),
+        public_key: key.verifying_key(),
+    };
+    let line =
+        witness::WitnessedCheckpoint::countersign(&key, "fr", &head, day(2026, 3, 10)).to_line();
+    assert_eq!(line, LINE);
+    let read = witness::WitnessedCheckpoint::from_line(LINE.trim_end())?;
+    assert!(read.is_countersigned_by(&key.verifying_key()));
+    assert!(read.is_signed_by_node(&key.verifying_key()));
+    Ok(())
+}
 
 #[test]
 fn a_witnessed_checkpoint_catches_a_rollback_and_a_fork() -> TestResult {
@@ -651,7 +708,10 @@ fn a_witnessed_checkpoint_catches_a_rollback_and_a_fork() -> TestResult {
     fx.tamper("DELETE FROM audit_log WHERE seq >= 4")?;
     assert_eq!(
         log.check_witnessed(&read)?,
-        witness::WitnessCheck::RolledBack { witnessed: 5, head: 3 }
+        witness::WitnessCheck::RolledBack {
+            witnessed: 5,
+            head: 3
+        }
     );
     let mut forked = read.clone();
     forked.seq = 2;

@@ -240,8 +240,8 @@ pub(super) fn extends(
         if entry.prev_hash != head_hash || !entry.hash_is_valid() {
             return Ok(Err(format!("entry {seq} does not extend the chain")));
         }
-        if let Some(problem) =
-            key.and_then(|key| unsigned_after_head(&entry, signed_seq, key, "this party's audit key"))
+        if let Some(problem) = key
+            .and_then(|key| unsigned_after_head(&entry, signed_seq, key, "this party's audit key"))
         {
             return Ok(Err(problem));
         }

@@ -49,8 +49,8 @@ pub(super) fn check(log: &AuditLog, file: &Path, pins: &Pins) -> anyhow::Result<
         bail!("federation.toml pins no audit key for the coordinator, so no countersignature can be checked");
     };
     let node_key = pins.own.unwrap_or_else(|| log.public_key());
-    let input = std::fs::File::open(file)
-        .with_context(|| format!("cannot open {}", file.display()))?;
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let mut reader = std::io::BufReader::new(input);
     let mut outcome = Witnessed {
         checked: 0,
@@ -79,7 +79,10 @@ pub(super) fn check(log: &AuditLog, file: &Path, pins: &Pins) -> anyhow::Result<
         let witnessed = WitnessedCheckpoint::from_line(text)
             .map_err(|problem| anyhow::anyhow!("line {number}: {problem}"))?;
         if witnessed.node != node {
-            bail!("line {number} is for node {:?}, not {node:?}", witnessed.node);
+            bail!(
+                "line {number} is for node {:?}, not {node:?}",
+                witnessed.node
+            );
         }
         if !witnessed.is_countersigned_by(&coordinator) {
             bail!("line {number}: the countersignature does not verify with the coordinator's pinned audit key");

@@ -53,9 +53,7 @@ pub(super) async fn witness(investigator: &mut Requester, dir: &Path) -> anyhow:
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
         let fedq_node::config::StoreLocation::Sqlite(db) = &node.store;
         let conn = rusqlite::Connection::open(db)?;
-        conn.execute_batch(
-            "DROP TRIGGER IF EXISTS audit_log_no_delete;",
-        )?;
+        conn.execute_batch("DROP TRIGGER IF EXISTS audit_log_no_delete;")?;
         conn.execute("DELETE FROM audit_log WHERE seq > ?1", [older_seq as i64])?;
         std::fs::write(&node.audit_checkpoint, &older)?;
         Ok(())
