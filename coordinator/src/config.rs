@@ -15,6 +15,13 @@ const DEFAULT_NODE_TIMEOUT_MS: u64 = 30_000;
 const DEFAULT_GRACE_SECONDS: u64 = 30;
 /// Longest `key_max_age_days` accepted (ten years): longer is a typo.
 const MAX_KEY_MAX_AGE_DAYS: i64 = 3_650;
+/// How often every node's audit checkpoint is witnessed: a minute bounds how
+/// much a node operator can rewrite before the coordinator has a countersigned
+/// copy of the head, at one small call per node per minute.
+const DEFAULT_WITNESS_INTERVAL_SECONDS: u64 = 60;
+/// Longest witness interval accepted (a day): longer leaves most of a day's
+/// history unwitnessed, and is a typo.
+const MAX_WITNESS_INTERVAL_SECONDS: u64 = 86_400;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -39,6 +46,16 @@ struct CoordinatorConfigBuilder {
     limits: fedq_transport::ServerLimits,
     #[serde(default)]
     metrics: Option<fedq_transport::metrics::MetricsConfig>,
+    #[serde(default)]
+    witness: WitnessSection,
+}
+
+/// `[witness]`: witnessing the nodes' audit checkpoints.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WitnessSection {
+    #[serde(default)]
+    interval_seconds: Option<u64>,
 }
 
 fn default_key_store() -> PathBuf {
@@ -72,8 +89,12 @@ pub struct CoordinatorConfig {
     pub grace: Duration,
     /// Signed checkpoint of the audit log's head (the log is in `key_store`).
     pub audit_checkpoint: PathBuf,
-    /// Ed25519 key that signs audit checkpoints (created if missing).
+    /// Ed25519 key that signs audit checkpoints (created if missing) and
+    /// countersigns the nodes' checkpoints.
     pub audit_key: PathBuf,
+    /// How often every node's audit checkpoint is witnessed (`[witness]
+    /// interval_seconds`); also once at startup.
+    pub witness_interval: Duration,
 }
 
 impl CoordinatorConfig {
@@ -97,6 +118,15 @@ impl CoordinatorConfig {
         if !(1..=MAX_KEY_MAX_AGE_DAYS).contains(&key_max_age_days) {
             problems.push(format!(
                 "key_max_age_days: must be between 1 and {MAX_KEY_MAX_AGE_DAYS}"
+            ));
+        }
+        let witness_seconds = builder
+            .witness
+            .interval_seconds
+            .unwrap_or(DEFAULT_WITNESS_INTERVAL_SECONDS);
+        if !(1..=MAX_WITNESS_INTERVAL_SECONDS).contains(&witness_seconds) {
+            problems.push(format!(
+                "witness.interval_seconds: must be between 1 and {MAX_WITNESS_INTERVAL_SECONDS}"
             ));
         }
         problems.extend(builder.limits.problems());
@@ -124,6 +154,7 @@ impl CoordinatorConfig {
                         .audit_key
                         .unwrap_or_else(|| PathBuf::from("audit.key")),
                 ),
+                witness_interval: Duration::from_secs(witness_seconds),
             }),
             _ => Err(ConfigError::Invalid {
                 path: path.to_owned(),
@@ -153,6 +184,30 @@ mod tests {
             ),
         )?;
         Ok(CoordinatorConfig::load(&path))
+    }
+
+    #[test]
+    fn the_witness_interval_defaults_and_is_validated() -> anyhow::Result<()> {
+        assert_eq!(
+            load_with("")??.witness_interval,
+            Duration::from_secs(DEFAULT_WITNESS_INTERVAL_SECONDS)
+        );
+        assert_eq!(
+            load_with("[witness]\ninterval_seconds = 5\n")??.witness_interval,
+            Duration::from_secs(5)
+        );
+        for bad in ["0", "100000"] {
+            match load_with(&format!("[witness]\ninterval_seconds = {bad}\n"))? {
+                Err(ConfigError::Invalid { problems, .. }) => assert!(
+                    problems
+                        .iter()
+                        .any(|p| p.starts_with("witness.interval_seconds:")),
+                    "{problems:?}"
+                ),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        Ok(())
     }
 
     #[test]

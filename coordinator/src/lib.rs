@@ -7,6 +7,7 @@
 //!   time-out and adding up their encrypted answers (no key involved);
 //!   [`combine`]: adding up their noisy statistics.
 //! - [`service`], [`grpc`], [`server`]: the coordinator service.
+//! - [`witness`]: the nodes' audit checkpoints it witnessed, and alarms.
 //!
 //! The requester's side (`fedq`) is `fedq-client`; local federations for
 //! development and the demo are in `fedq-tests`.
@@ -22,3 +23,4 @@ pub mod node_client;
 pub mod registry;
 pub mod server;
 pub mod service;
+pub mod witness;

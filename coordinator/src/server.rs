@@ -1,5 +1,6 @@
 //! Serving the coordinator: its gRPC service behind `fedq-transport`'s mTLS,
-//! admission (listed requesters only, bodies bounded per RPC) and limits.
+//! admission (listed requesters only, bodies bounded per RPC) and limits,
+//! and witnessing the nodes' audit checkpoints meanwhile.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let service = Arc::new(CoordinatorService::new(config.clone())?);
+    let witnessing = tokio::spawn(Arc::clone(&service).witness_every(config.witness_interval));
     let coordinator = CoordinatorServer::new(CoordinatorGrpcAdapter(service.clone()))
         .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
@@ -37,12 +39,14 @@ pub async fn serve(
         grace: config.grace,
         metrics: config.metrics.clone(),
     };
-    fedq_transport::serve(
+    let served = fedq_transport::serve(
         listener,
         Routes::new(coordinator),
         <CoordinatorServer<CoordinatorGrpcAdapter> as NamedService>::NAME,
         options,
         shutdown,
     )
-    .await
+    .await;
+    witnessing.abort();
+    served
 }

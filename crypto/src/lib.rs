@@ -8,6 +8,7 @@
 //! - [`lookup`]: TFHE keys, client-side query encryption, the node's encrypted
 //!   membership evaluation and the answers the coordinator adds up.
 //! - [`envelope`]: signed request envelopes and the time-window arithmetic.
+//! - [`audit_key`]: the Ed25519 key an audit log signs with, and its pin.
 //! - `fuzzing` (hidden): the fuzz target bodies of every decoder of untrusted
 //!   bytes, shared by `crypto/fuzz` and the corpus replay test.
 //!
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod audit_key;
 pub mod dp;
 pub mod envelope;
 pub mod fingerprint;

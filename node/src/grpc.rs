@@ -320,6 +320,21 @@ impl Node for NodeGrpcAdapter {
         }))
     }
 
+    async fn checkpoint(
+        &self,
+        request: Request<v1::NodeCheckpointRequest>,
+    ) -> Result<Response<v1::NodeCheckpointResponse>, Status> {
+        let caller = caller(&request)?;
+        let head = self.0.signed_head(&caller)?;
+        Ok(Response::new(v1::NodeCheckpointResponse {
+            node_id: self.0.node_id().to_owned(),
+            seq: head.seq,
+            hash: head.hash,
+            signature: head.signature.to_vec(),
+            public_key: head.public_key.to_bytes().to_vec(),
+        }))
+    }
+
     async fn info(
         &self,
         request: Request<v1::NodeInfoRequest>,

@@ -177,7 +177,16 @@ fn main() -> ExitCode {
 
 fn run_audit(command: AuditCommand) -> ExitCode {
     match load_config(command.config()) {
-        Ok(config) => audit_cli::run(config.open_audit_read_only(), &command),
+        Ok(config) => {
+            let federation = &config.federation_file;
+            let pins = audit_cli::Pins {
+                party: format!("node {}", config.node_id),
+                node: Some(config.node_id.clone()),
+                own: federation.node_audit_key(&config.node_id),
+                coordinator: federation.coordinator_audit_key(),
+            };
+            audit_cli::run(config.open_audit_read_only(), &command, &pins)
+        }
         Err(code) => code,
     }
 }

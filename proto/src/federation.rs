@@ -56,6 +56,12 @@ pub struct NodeEntry {
     /// Empty: not pinned, the node's answer names its key.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub oprf_keys: Vec<String>,
+    /// The node's audit public key (64 hex digits), pinned by `fedq
+    /// federation init`: `audit verify` and the coordinator's witness check
+    /// the node's signatures against it. Files written before pins existed
+    /// have none (verification then trusts the node's own key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_key: Option<String>,
 }
 
 impl NodeEntry {
@@ -91,6 +97,10 @@ pub struct RequesterEntry {
 pub struct CoordinatorEntry {
     /// host:port of the coordinator's gRPC service.
     pub address: String,
+    /// The coordinator's audit public key (64 hex digits): it signs the
+    /// coordinator's own log and countersigns the nodes' checkpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_key: Option<String>,
 }
 
 /// The federation file as written on disk.
@@ -194,6 +204,23 @@ impl FederationFile {
                 }
             }
         }
+        let pins = raw
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (format!("nodes[{i}].audit_key"), &n.audit_key))
+            .chain([(
+                "coordinator.audit_key".to_owned(),
+                &raw.coordinator.audit_key,
+            )]);
+        for (path, pin) in pins {
+            if pin
+                .as_deref()
+                .is_some_and(|pin| fedq_crypto::audit_key::AuditPublicKey::from_hex(pin).is_err())
+            {
+                problems.push(format!("{path}: not an Ed25519 public key (64 hex digits)"));
+            }
+        }
         for (i, requester) in raw.requesters.iter().enumerate() {
             // One namespace: a certificate's common name names one party.
             if requester.id == "coordinator" || raw.nodes.iter().any(|n| n.id == requester.id) {
@@ -236,6 +263,23 @@ impl FederationFile {
             _ => Err(problems),
         }
     }
+}
+
+impl FederationFile {
+    /// The audit key pinned for node `id`, if the file pins one.
+    pub fn node_audit_key(&self, id: &str) -> Option<fedq_crypto::audit_key::AuditPublicKey> {
+        pinned(self.nodes.iter().find(|n| n.id == id)?.audit_key.as_deref())
+    }
+
+    /// The coordinator's pinned audit key, if the file pins one.
+    pub fn coordinator_audit_key(&self) -> Option<fedq_crypto::audit_key::AuditPublicKey> {
+        pinned(self.coordinator.audit_key.as_deref())
+    }
+}
+
+/// A pin as validated at load (an invalid one never loads).
+fn pinned(pin: Option<&str>) -> Option<fedq_crypto::audit_key::AuditPublicKey> {
+    pin.and_then(|pin| fedq_crypto::audit_key::AuditPublicKey::from_hex(pin).ok())
 }
 
 /// Ids that are safe in file names and certificate names.
@@ -314,6 +358,12 @@ impl Watched {
         state.file.clone()
     }
 
+    /// The audit key pinned for node `id`, if the file pins one (validated
+    /// at load).
+    pub fn node_audit_key(&self, id: &str) -> Option<fedq_crypto::audit_key::AuditPublicKey> {
+        self.current().node_audit_key(id)
+    }
+
     /// The listed requester with this id, if any. A miss looks at the file
     /// again at once: `fedq federation add-requester` edits it while parties
     /// run, and the new requester must not wait for the next recheck.
@@ -378,5 +428,42 @@ mod tests {
         }
         let raw: FederationToml = toml::from_str(&format!("{BASE}{}", requester("alice"))).unwrap();
         assert!(FederationFile::validate(raw).is_ok());
+    }
+
+    #[test]
+    fn audit_keys_are_optional_pins_and_validated() {
+        let raw: FederationToml = toml::from_str(BASE).unwrap();
+        let file = FederationFile::validate(raw).expect("a file without pins still loads");
+        assert!(file.node_audit_key("fr").is_none() && file.coordinator_audit_key().is_none());
+        let key = fedq_crypto::audit_key::AuditSigningKey::generate().public_key();
+        let pinned = BASE
+            .replace(
+                "address = \"127.0.0.1:1\"\n",
+                &format!(
+                    "address = \"127.0.0.1:1\"\naudit_key = \"{}\"\n",
+                    key.to_hex()
+                ),
+            )
+            .replace(
+                "address = \"127.0.0.1:2\"\n",
+                &format!(
+                    "address = \"127.0.0.1:2\"\naudit_key = \"{}\"\n",
+                    key.to_hex()
+                ),
+            );
+        let file = FederationFile::validate(toml::from_str(&pinned).unwrap()).expect("pins load");
+        assert_eq!(file.node_audit_key("fr"), Some(key));
+        assert_eq!(file.coordinator_audit_key(), Some(key));
+        let written = toml::to_string(&toml::from_str::<FederationToml>(&pinned).unwrap()).unwrap();
+        assert!(written.contains(&key.to_hex()), "{written}");
+        let bad = pinned.replacen(&key.to_hex(), "not-a-key", 1);
+        let problems =
+            FederationFile::validate(toml::from_str(&bad).unwrap()).expect_err("refused");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.starts_with("coordinator.audit_key:")),
+            "{problems:?}"
+        );
     }
 }

@@ -60,6 +60,28 @@ fn write_secret(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Where a party's audit key sits, beside its config file (the default of
+/// `[audit] key` in node.toml and `audit_key` in coordinator.toml).
+const AUDIT_KEY_FILE: &str = "audit.key";
+
+/// Creates an audit key at `path` (0600) and returns its public half, hex.
+/// A key already there (`--force` over a federation) is kept and pinned:
+/// the log it signed stays verifiable.
+fn write_audit_key(path: &Path) -> anyhow::Result<String> {
+    use fedq_crypto::audit_key::AuditSigningKey;
+    let key = match std::fs::read_to_string(path) {
+        Ok(text) => AuditSigningKey::from_file_text(&zeroize::Zeroizing::new(text))
+            .with_context(|| format!("{}", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = AuditSigningKey::generate();
+            write_secret(path, key.to_file_text().as_bytes())?;
+            key
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    Ok(key.public_key().to_hex())
+}
+
 fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
@@ -242,6 +264,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
         parameters: options.parameters.clone(),
         coordinator: CoordinatorEntry {
             address: "127.0.0.1:1".to_owned(),
+            audit_key: None,
         },
         nodes: options
             .nodes
@@ -251,6 +274,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
                 id: id.clone(),
                 jurisdiction: id.clone(),
                 address: "127.0.0.1:1".to_owned(),
+                audit_key: None,
             })
             .collect(),
         requesters: Vec::new(),
@@ -293,6 +317,17 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     std::fs::write(ca_dir.join("ca.pem"), ca.pem())?;
     write_secret(&ca_dir.join("ca.key"), ca.key().serialize_pem().as_bytes())?;
 
+    // Every party's audit key exists before it first runs, and its public
+    // half is pinned here: what a party signs is then checked against a key
+    // that its own operator cannot swap unseen.
+    let coordinator_dir = dir.join("coordinator");
+    let coordinator_audit_key = write_audit_key(&coordinator_dir.join(AUDIT_KEY_FILE))?;
+    let mut node_audit_keys = Vec::with_capacity(options.nodes.len());
+    for node in &options.nodes {
+        node_audit_keys.push(write_audit_key(
+            &dir.join("nodes").join(node).join(AUDIT_KEY_FILE),
+        )?);
+    }
     let federation = FederationToml {
         version: fedq_proto::toml_file::CONFIG_VERSION,
         name: dir
@@ -303,16 +338,19 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
         parameters: options.parameters.clone(),
         coordinator: CoordinatorEntry {
             address: format!("127.0.0.1:{}", ports[0]),
+            audit_key: Some(coordinator_audit_key),
         },
         nodes: options
             .nodes
             .iter()
             .zip(&ports[1..])
-            .map(|(id, port)| NodeEntry {
+            .zip(node_audit_keys)
+            .map(|((id, port), audit_key)| NodeEntry {
                 oprf_keys: Vec::new(),
                 id: id.clone(),
                 jurisdiction: id.clone(),
                 address: format!("127.0.0.1:{port}"),
+                audit_key: Some(audit_key),
             })
             .collect(),
         requesters: Vec::new(),
@@ -331,7 +369,9 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
                 "version = 1\nnode_id = \"{node}\"\nlisten = \"127.0.0.1:{port}\"\nfederation = \"../../federation.toml\"\n\
                  store = \"sqlite://data/node.db\"\n\n\
                  [tls]\nca = \"../../ca/ca.pem\"\ncert = \"tls/node.pem\"\nkey = \"tls/node.key\"\n\n\
-                 [lookup]\n# Certificate names allowed to query this node.\nallowed_callers = [\"coordinator\"]\n\n{}\n{}",
+                 [lookup]\n# Certificate names allowed to query this node.\nallowed_callers = [\"coordinator\"]\n\n\
+                 # The key that signs this node's audit log (0600); federation.toml pins its public half.\n\
+                 [audit]\nkey = \"{AUDIT_KEY_FILE}\"\n\n{}\n{}",
                 stats_section()?,
                 policy_section(&options.agency, nodes.is_empty())
             ),
@@ -339,7 +379,6 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
         nodes.push((node.clone(), path));
     }
 
-    let coordinator_dir = dir.join("coordinator");
     issue(
         &ca,
         "coordinator",
@@ -351,7 +390,11 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
         &coordinator,
         format!(
             "version = 1\nlisten = \"127.0.0.1:{}\"\nfederation = \"../federation.toml\"\nkey_store = \"data/keys.db\"\n\
-             node_timeout_ms = 30000\n\n[tls]\nca = \"../ca/ca.pem\"\ncert = \"tls/coordinator.pem\"\nkey = \"tls/coordinator.key\"\n",
+             node_timeout_ms = 30000\n\
+             # The key that signs the coordinator's audit log and countersigns the nodes'\n\
+             # checkpoints (0600); federation.toml pins its public half.\naudit_key = \"{AUDIT_KEY_FILE}\"\n\n\
+             # How often every node's audit checkpoint is fetched, checked and countersigned.\n\
+             [witness]\ninterval_seconds = 60\n\n[tls]\nca = \"../ca/ca.pem\"\ncert = \"tls/coordinator.pem\"\nkey = \"tls/coordinator.key\"\n",
             ports[0]
         ),
     )?;

@@ -1,12 +1,14 @@
-//! `fedq-coordinator`: serve the coordinator.
+//! `fedq-coordinator`: serve the coordinator, check its audit log, export
+//! what it witnessed of the nodes' logs.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use fedq_audit::cli::{self as audit_cli, ConfigArg, PartyCommand};
 use fedq_audit::AuditLog;
 use fedq_coordinator::config::CoordinatorConfig;
+use fedq_coordinator::witness::cli::WitnessCommand;
 use fedq_proto::exit::Exit;
 
 #[derive(Parser)]
@@ -18,7 +20,18 @@ use fedq_proto::exit::Exit;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: PartyCommand,
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Party(PartyCommand),
+    /// The nodes' audit checkpoints this coordinator witnessed.
+    Witness {
+        #[command(subcommand)]
+        command: WitnessCommand,
+    },
 }
 
 /// A config that does not load is a usage error (exit 2), reported once.
@@ -32,8 +45,14 @@ fn load(path: &std::path::Path) -> Result<CoordinatorConfig, ExitCode> {
 fn main() -> ExitCode {
     fedq_transport::logging::init_tracing();
     let config = match Cli::parse().command {
-        PartyCommand::Serve(ConfigArg { config }) => config,
-        PartyCommand::CheckConfig(ConfigArg { config: path }) => {
+        Command::Party(PartyCommand::Serve(ConfigArg { config })) => config,
+        Command::Witness { command } => {
+            return match load(command.config()) {
+                Ok(config) => command.run(&config),
+                Err(code) => code,
+            };
+        }
+        Command::Party(PartyCommand::CheckConfig(ConfigArg { config: path })) => {
             return match load(&path) {
                 Ok(config) => fedq_proto::toml_file::report_check(
                     &path,
@@ -48,7 +67,7 @@ fn main() -> ExitCode {
                 Err(code) => code,
             };
         }
-        PartyCommand::Audit { command } => {
+        Command::Party(PartyCommand::Audit { command }) => {
             return match load(command.config()) {
                 Ok(config) => audit_cli::run(
                     AuditLog::open_read_only(
@@ -57,6 +76,12 @@ fn main() -> ExitCode {
                         &config.audit_key,
                     ),
                     &command,
+                    &audit_cli::Pins {
+                        party: "the coordinator".to_owned(),
+                        node: None,
+                        own: config.federation.coordinator_audit_key(),
+                        coordinator: config.federation.coordinator_audit_key(),
+                    },
                 ),
                 Err(code) => code,
             };

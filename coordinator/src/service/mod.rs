@@ -3,10 +3,14 @@
 //!
 //! Every request is audited through [`CoordinatorService::audited`] before
 //! its answer leaves. Files: `lookup.rs` (OPRF and lookups), `stats.rs`
-//! (statistics, catalogs, budgets), this file (errors, admission, audit).
+//! (statistics, catalogs, budgets), `witness.rs` (witnessing the nodes'
+//! audit checkpoints), this file (errors, admission, audit).
 
 mod lookup;
 mod stats;
+mod witness;
+
+pub use self::witness::Witnessed;
 
 use fedq_audit::{AuditLog, AuditRecord, Decision};
 use fedq_crypto::lookup::{FhePublicKey, KeyId};
@@ -71,6 +75,7 @@ pub struct CoordinatorService {
     audit: AuditLog,
     nodes: Vec<NodeHandle>,
     federation: fedq_proto::federation::Watched,
+    witness: crate::witness::WitnessStore,
 }
 
 /// Who asked and why, as the coordinator knows it: the caller from mTLS, the
@@ -114,12 +119,22 @@ impl CoordinatorService {
             &config.federation_path,
             config.federation.clone(),
         );
+        // Countersignatures are checked against the pinned key: a coordinator
+        // holding another key would countersign what nobody can check.
+        if let Some(pinned) = config.federation.coordinator_audit_key() {
+            anyhow::ensure!(
+                audit.public_key() == pinned,
+                "the audit key file is not the key federation.toml pins for the coordinator"
+            );
+        }
+        let witness = crate::witness::WitnessStore::open(&config.key_store)?;
         Ok(Self {
             config,
             registry,
             audit,
             nodes,
             federation,
+            witness,
         })
     }
 

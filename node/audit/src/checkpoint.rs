@@ -1,14 +1,15 @@
-//! The node's Ed25519 audit key and the signed checkpoint of the log's head.
+//! A party's Ed25519 audit key and the signed checkpoint of the log's head.
 //!
 //! The checkpoint lives outside the SQLite file, so deleting the tail of the
 //! log, or rewriting it and every hash after, no longer matches what the node
 //! signed. Replacing the checkpoint with an older one that the node also
-//! signed is not detected here: anchor checkpoints elsewhere (an oversight
-//! body's copy) for that.
+//! signed is not detected here: the coordinator witnesses checkpoints
+//! (`witness.rs`) and `audit verify --witness` compares the log with them.
 //!
-//! Key file (format 1): `fedq-audit-key-v1 <64 hex digits of the seed>\n`,
-//! mode 0600. Checkpoint file: JSON `{"version":"1","seq":..,"hash":..,
-//! "public_key":..,"signature":..}`; the signature covers
+//! Key file: `fedq_crypto::audit_key` (format 1, mode 0600; `fedq
+//! federation init` creates it and pins its public half). Checkpoint file:
+//! JSON `{"version":"1","seq":..,"hash":..,"public_key":..,"signature":..}`;
+//! the signature covers
 //! `fedq-audit-checkpoint\0`, the version as a big-endian `u32`, `seq` as a
 //! big-endian `u64`, the hash's byte length as a big-endian `u64` and the
 //! hash's hex text.
@@ -17,20 +18,20 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
+use fedq_crypto::audit_key::{AuditPublicKey, AuditSigningKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::AuditError;
 
-const KEY_PREFIX: &str = "fedq-audit-key-v1 ";
 const SIGNED_DOMAIN: &[u8] = b"fedq-audit-checkpoint\0";
 const CHECKPOINT_VERSION: u32 = 1;
 
-/// The key that signs checkpoints. No Debug, Clone or Serialize; the
-/// dalek key zeroizes itself on drop.
+/// The key that signs checkpoints and entries (and, the coordinator's,
+/// countersigns the nodes' checkpoints). No Debug, Clone or Serialize; the
+/// dalek key inside zeroizes itself on drop.
 pub(super) struct AuditKey {
-    signing: SigningKey,
+    signing: AuditSigningKey,
 }
 
 impl AuditKey {
@@ -41,12 +42,11 @@ impl AuditKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(AuditError::io(path)(e)),
         }
-        let signing = SigningKey::generate(&mut rand::rngs::OsRng);
-        let text = Zeroizing::new(format!("{KEY_PREFIX}{}\n", hex::encode(signing.to_bytes())));
+        let signing = AuditSigningKey::generate();
         ensure_parent(path)?;
         match create_private(path) {
             Ok(mut file) => {
-                file.write_all(text.as_bytes())
+                file.write_all(signing.to_file_text().as_bytes())
                     .and_then(|()| file.sync_all())
                     .map_err(AuditError::io(path))?;
                 sync_parent(path)?;
@@ -69,20 +69,20 @@ impl AuditKey {
     }
 
     fn parse(path: &Path, text: &str) -> Result<Self, AuditError> {
-        let bad = || AuditError::BadKey {
+        let signing = AuditSigningKey::from_file_text(text).map_err(|_| AuditError::BadKey {
             path: path.to_owned(),
-        };
-        let digits = text.trim_end().strip_prefix(KEY_PREFIX).ok_or_else(bad)?;
-        let mut seed = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(digits, seed.as_mut_slice()).map_err(|_| bad())?;
-        Ok(Self {
-            signing: SigningKey::from_bytes(&seed),
-        })
+        })?;
+        Ok(Self { signing })
     }
 
-    /// The public half, which oversight bodies can be given.
-    pub(super) fn verifying_key(&self) -> VerifyingKey {
-        self.signing.verifying_key()
+    /// The public half, which `federation.toml` pins.
+    pub(super) fn verifying_key(&self) -> AuditPublicKey {
+        self.signing.public_key()
+    }
+
+    /// Signs a message of one of the audit formats.
+    pub(super) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.signing.sign(message)
     }
 }
 
@@ -105,16 +105,19 @@ pub(super) enum Checkpoint {
     Missing,
     /// There is one, but it is unreadable or its signature does not verify.
     Invalid(String),
-    /// The node's key signed this head.
+    /// The key signed this head.
     Signed {
         /// Seq of the head when signed.
         seq: u64,
         /// Hash of that entry.
         hash: String,
+        /// The signature, checked.
+        signature: [u8; 64],
     },
 }
 
-fn message(seq: u64, hash: &str) -> Vec<u8> {
+/// The bytes a checkpoint's signature covers (see the module docs).
+pub(super) fn message(seq: u64, hash: &str) -> Vec<u8> {
     let mut message = SIGNED_DOMAIN.to_vec();
     message.extend_from_slice(&CHECKPOINT_VERSION.to_be_bytes());
     message.extend_from_slice(&seq.to_be_bytes());
@@ -125,12 +128,12 @@ fn message(seq: u64, hash: &str) -> Vec<u8> {
 
 /// Signs (seq, hash) into `path`: temp file, fsync, rename, fsync directory.
 pub(super) fn write(path: &Path, key: &AuditKey, seq: u64, hash: &str) -> Result<(), AuditError> {
-    let signature = key.signing.sign(&message(seq, hash));
+    let signature = key.sign(&message(seq, hash));
     let file = CheckpointFile::V1 {
         seq,
         hash: hash.to_owned(),
-        public_key: hex::encode(key.verifying_key().to_bytes()),
-        signature: hex::encode(signature.to_bytes()),
+        public_key: key.verifying_key().to_hex(),
+        signature: hex::encode(signature),
     };
     let mut json = serde_json::to_vec(&file).expect("a checkpoint serialises");
     json.push(b'\n');
@@ -147,8 +150,14 @@ pub(super) fn write(path: &Path, key: &AuditKey, seq: u64, hash: &str) -> Result
     sync_parent(path)
 }
 
-/// Reads the checkpoint at `path` and checks its signature against `key`.
-pub(super) fn read(path: &Path, key: &VerifyingKey) -> Result<Checkpoint, AuditError> {
+/// Reads the checkpoint at `path` and checks its signature against `key`,
+/// which `whose` names in what is wrong ("this node's audit key", "the
+/// pinned audit key").
+pub(super) fn read(
+    path: &Path,
+    key: &AuditPublicKey,
+    whose: &str,
+) -> Result<Checkpoint, AuditError> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Checkpoint::Missing),
@@ -165,10 +174,10 @@ pub(super) fn read(path: &Path, key: &VerifyingKey) -> Result<Checkpoint, AuditE
             "the checkpoint file is not a version 1 checkpoint".to_owned(),
         ));
     };
-    if public_key != hex::encode(key.to_bytes()) {
-        return Ok(Checkpoint::Invalid(
-            "the checkpoint names another key than this node's audit key".to_owned(),
-        ));
+    if public_key != key.to_hex() {
+        return Ok(Checkpoint::Invalid(format!(
+            "the checkpoint names another key than {whose}"
+        )));
     }
     let mut bytes = [0u8; 64];
     if hex::decode_to_slice(&signature, &mut bytes).is_err() {
@@ -176,15 +185,16 @@ pub(super) fn read(path: &Path, key: &VerifyingKey) -> Result<Checkpoint, AuditE
             "the checkpoint signature is not 64 bytes of hex".to_owned(),
         ));
     }
-    if key
-        .verify_strict(&message(seq, &hash), &Signature::from_bytes(&bytes))
-        .is_err()
-    {
-        return Ok(Checkpoint::Invalid(
-            "the checkpoint signature does not verify with this node's audit key".to_owned(),
-        ));
+    if !key.verifies(&message(seq, &hash), &bytes) {
+        return Ok(Checkpoint::Invalid(format!(
+            "the checkpoint signature does not verify with {whose}"
+        )));
     }
-    Ok(Checkpoint::Signed { seq, hash })
+    Ok(Checkpoint::Signed {
+        seq,
+        hash,
+        signature: bytes,
+    })
 }
 
 fn temp_path(path: &Path) -> PathBuf {

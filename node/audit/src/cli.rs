@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use fedq_crypto::audit_key::AuditPublicKey;
 use fedq_proto::exit::Exit;
 
 use super::AuditLog;
@@ -43,13 +44,20 @@ pub enum PartyCommand {
 /// The `audit` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain and the signed checkpoint, changing nothing (the
-    /// store is opened read-only). Exit status: 0 if the log verifies, 5 if
-    /// it was tampered with, 1 if it cannot be checked.
+    /// Check the hash chain, the signed checkpoint and the signature of
+    /// every entry after it, against the audit key federation.toml pins,
+    /// changing nothing (the store is opened read-only). Exit status: 0 if
+    /// the log verifies, 5 if it was tampered with, 1 if it cannot be checked.
     Verify {
         /// The config file.
         #[arg(long)]
         config: PathBuf,
+        /// Also check the log against the checkpoints the coordinator
+        /// witnessed (`fedq-coordinator witness export`; a node's log only):
+        /// a log rolled back below a witnessed entry, or different at one,
+        /// fails with 5.
+        #[arg(long)]
+        witness: Option<PathBuf>,
     },
     /// Write the entries of a range of UTC days as JSON lines, for an
     /// oversight body. Exits 5 (after exporting) if the log fails to verify.
@@ -73,14 +81,31 @@ impl AuditCommand {
     /// The config file named on the command line.
     pub fn config(&self) -> &Path {
         match self {
-            Self::Verify { config } | Self::Export { config, .. } => config,
+            Self::Verify { config, .. } | Self::Export { config, .. } => config,
         }
     }
 }
 
-/// Runs `command` on an opened log (or the error opening it) and prints the
-/// outcome; returns the process exit status.
-pub fn run(log: Result<AuditLog, super::AuditError>, command: &AuditCommand) -> ExitCode {
+/// What a party's log is checked against, from its `federation.toml`.
+#[derive(Debug, Clone)]
+pub struct Pins {
+    /// The party, as messages name it ("node fr", "the coordinator").
+    pub party: String,
+    /// The node's id, for a node's log (witness files name it).
+    pub node: Option<String>,
+    /// The audit key the federation file pins for this party, if any.
+    pub own: Option<AuditPublicKey>,
+    /// The coordinator's pinned audit key (it countersigns witness files).
+    pub coordinator: Option<AuditPublicKey>,
+}
+
+/// Runs `command` on an opened log (or the error opening it), checking it
+/// against `pins`, and prints the outcome; returns the process exit status.
+pub fn run(
+    log: Result<AuditLog, super::AuditError>,
+    command: &AuditCommand,
+    pins: &Pins,
+) -> ExitCode {
     let result = log.map_err(anyhow::Error::from).and_then(|log| {
         let exported = match command {
             AuditCommand::Verify { .. } => None,
@@ -88,9 +113,19 @@ pub fn run(log: Result<AuditLog, super::AuditError>, command: &AuditCommand) -> 
                 since, until, out, ..
             } => Some(export(&log, *since, *until, out.as_deref())?),
         };
-        Ok((log.verify()?, exported))
+        let report = match &pins.own {
+            Some(pinned) => log.verify_pinned(pinned)?,
+            None => {
+                eprintln!(
+                    "note: federation.toml pins no audit key for {}: checked against its own key file",
+                    pins.party
+                );
+                log.verify()?
+            }
+        };
+        Ok((log, report, exported))
     });
-    let (report, exported) = match result {
+    let (log, report, exported) = match result {
         Ok(done) => done,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -100,19 +135,49 @@ pub fn run(log: Result<AuditLog, super::AuditError>, command: &AuditCommand) -> 
     if let Some(count) = exported {
         eprintln!("exported {count} audit entries");
     }
+    let mut tampered = false;
     if let Some((seq, problem)) = &report.first_bad {
         eprintln!("error: audit log verification failed at entry {seq}: {problem}");
+        tampered = true;
+    }
+    let witnessed = match command {
+        AuditCommand::Verify {
+            witness: Some(file),
+            ..
+        } => match super::witness_cli::check(&log, file, pins) {
+            Ok(outcome) => Some(outcome),
+            Err(e) => {
+                eprintln!("error: cannot check the witness file: {e:#}");
+                return ExitCode::from(if tampered {
+                    EXIT_TAMPERED
+                } else {
+                    EXIT_AUDIT_ERROR
+                });
+            }
+        },
+        _ => None,
+    };
+    if let Some(problem) = witnessed.as_ref().and_then(|w| w.problem.as_ref()) {
+        eprintln!("error: the audit log does not hold what the coordinator witnessed: {problem}");
+        tampered = true;
+    }
+    if tampered {
         return ExitCode::from(EXIT_TAMPERED);
     }
     if exported.is_none() {
         let unsigned = match report.unsigned_entries() {
             0 => String::new(),
-            n => format!("; {n} newest not yet covered by the signed checkpoint"),
+            n => {
+                format!("; {n} newest signed one by one, not yet covered by the signed checkpoint")
+            }
         };
         println!(
             "audit log ok: {} entries, head seq {}{unsigned}",
             report.entries, report.head_seq
         );
+    }
+    if let Some(witnessed) = witnessed {
+        println!("{witnessed}");
     }
     ExitCode::SUCCESS
 }

@@ -2,13 +2,18 @@
 //! and refused query.
 //!
 //! Entries are appended to the `audit_log` table of the node's SQLite file,
-//! each hash-chained to the previous one (`record.rs` gives the encoding). The
-//! head (seq, hash) is signed with the node's Ed25519 audit key into a
-//! checkpoint file kept outside the database (`checkpoint.rs`). [`AuditLog::verify`]
-//! then detects an edited, deleted, inserted or reordered entry (its hash or
-//! link breaks, or seqs stop being contiguous), a truncated tail (shorter
-//! than, or different from, the checkpoint) and a forged checkpoint, and
-//! names the first bad entry.
+//! each hash-chained to the previous one (`record.rs` gives the encoding) and
+//! signed with the node's Ed25519 audit key in the transaction that appends
+//! it (`signature.rs`). The head (seq, hash) is signed into a checkpoint file
+//! kept outside the database (`checkpoint.rs`). [`AuditLog::verify`] then
+//! detects an edited, deleted, inserted or reordered entry (its hash or link
+//! breaks, or seqs stop being contiguous), a truncated tail (shorter than, or
+//! different from, the checkpoint), a forged checkpoint and a forged entry
+//! after it (unsigned), and names the first bad entry. Checked against the
+//! key `federation.toml` pins ([`AuditLog::verify_pinned`]), a log signed
+//! with any other key fails; checked against the checkpoints the coordinator
+//! witnessed (`witness.rs`), a log rolled back or rewritten by its own
+//! operator fails too.
 //!
 //! Appends serialise on a mutex and on SQLite's write lock (`BEGIN
 //! IMMEDIATE`); `seq` is the primary key, so the chain cannot fork even
@@ -16,30 +21,37 @@
 //! and decision: the audit log is not tracing.
 //!
 //! Files: `record.rs` (entries and their hash), `sql.rs` (the table),
-//! `checkpoint.rs` (the key and the signed head), `verify.rs` (the chain
-//! walk), `error.rs`, `tests.rs`.
+//! `signature.rs` (each entry's signature), `checkpoint.rs` (the key and the
+//! signed head), `verify.rs` (the chain walk), `witness.rs` (countersigned
+//! checkpoints), `cli.rs` and `witness_cli.rs` (the commands), `error.rs`,
+//! `tests.rs`.
 
 mod checkpoint;
 pub mod cli;
 mod error;
 mod record;
+mod signature;
 mod sql;
 mod verify;
+pub mod witness;
+mod witness_cli;
 
 #[cfg(test)]
 mod tests;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use fedq_crypto::audit_key::AuditPublicKey;
 use rusqlite::{params, Connection, Transaction, TransactionBehavior};
 
 use self::checkpoint::{AuditKey, Checkpoint};
 pub use self::error::AuditError;
 pub use self::record::{AuditEntry, AuditRecord, Decision, GENESIS_HASH};
 pub use self::verify::VerifyReport;
+use self::witness::{SignedHead, WitnessCheck, WitnessedCheckpoint};
 
 /// A request-supplied name (table, measure) as the audit detail may hold it:
 /// short identifiers pass, anything else is replaced, so the log never holds
@@ -59,7 +71,9 @@ pub fn request_name(name: &str) -> &str {
 /// The audit log of one node.
 pub struct AuditLog {
     conn: Mutex<Connection>,
-    key: AuditKey,
+    /// Shared with the process's signer registry (`signature.rs`), so that
+    /// appends in another connection's transaction sign with it.
+    key: Arc<AuditKey>,
     checkpoint_path: PathBuf,
     /// Orders checkpoint writes, so a later write never signs an older head.
     checkpoint_lock: Mutex<()>,
@@ -75,12 +89,17 @@ impl std::fmt::Debug for AuditLog {
 
 impl AuditLog {
     /// Opens (creating tables if needed) the log in the node's SQLite file;
-    /// loads or creates (0600) the Ed25519 checkpoint key.
+    /// loads or creates (0600) the Ed25519 audit key. A log written before
+    /// entries were signed gains the `signature` column and, if its chain
+    /// extends what it last signed, a checkpoint covering every old entry.
     pub fn open(db: &Path, checkpoint: &Path, key: &Path) -> Result<Self, AuditError> {
-        let conn = fedq_transport::sqlite::open_with_schema(db, sql::SCHEMA)?;
+        let mut conn = fedq_transport::sqlite::open_with_schema(db, sql::SCHEMA)?;
+        let migrated = sql::migrate(&mut conn)?;
+        let key = Arc::new(AuditKey::load_or_create(key)?);
+        signature::register(db, &key)?;
         let log = Self {
             conn: Mutex::new(conn),
-            key: AuditKey::load_or_create(key)?,
+            key,
             checkpoint_path: checkpoint.to_owned(),
             checkpoint_lock: Mutex::new(()),
         };
@@ -89,6 +108,16 @@ impl AuditLog {
         let empty = sql::head(&log.lock())?.is_none();
         if empty && !log.checkpoint_path.exists() {
             log.checkpoint()?;
+        }
+        if migrated {
+            // The old entries after the last checkpoint (a crash window) are
+            // unsigned; covered now, they never need to be.
+            match log.sign_head(None) {
+                Err(AuditError::Diverged(why)) => {
+                    tracing::warn!(%why, "audit log not re-signed after adding entry signatures");
+                }
+                other => other?,
+            }
         }
         Ok(log)
     }
@@ -99,21 +128,22 @@ impl AuditLog {
     pub fn open_read_only(db: &Path, checkpoint: &Path, key: &Path) -> Result<Self, AuditError> {
         Ok(Self {
             conn: Mutex::new(fedq_transport::sqlite::open_read_only(db)?),
-            key: AuditKey::load(key)?,
+            key: Arc::new(AuditKey::load(key)?),
             checkpoint_path: checkpoint.to_owned(),
             checkpoint_lock: Mutex::new(()),
         })
     }
 
-    /// Appends in its own IMMEDIATE transaction, commits durably, then
-    /// re-signs the checkpoint. Returns the entry's seq. If signing fails the
-    /// entry stays committed (and the error is returned): the next
-    /// checkpoint covers it, and until then `verify` counts it as unsigned.
+    /// Appends (signed) in its own IMMEDIATE transaction, commits durably,
+    /// then re-signs the checkpoint. Returns the entry's seq. If the
+    /// checkpoint cannot be written the entry stays committed (and the error
+    /// is returned): its own signature vouches for it, and the next
+    /// checkpoint covers it.
     pub fn append(&self, record: &AuditRecord) -> Result<u64, AuditError> {
         let seq = {
             let mut conn = self.lock();
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let seq = Self::append_in(&tx, record)?;
+            let seq = Self::append_signed(&tx, record, &self.key)?;
             tx.commit()?;
             seq
         };
@@ -137,7 +167,19 @@ impl AuditLog {
     /// Appends inside a caller's transaction, which should be IMMEDIATE (the
     /// privacy ledger charges a query and audits it atomically). The caller
     /// commits, then calls [`Self::checkpoint`]; a rollback leaves no entry.
+    /// The entry is signed by the key of the log open on the same store in
+    /// this process (an error if there is none): the signature commits with
+    /// the entry, so no crash leaves an unsigned one.
     pub fn append_in(tx: &Transaction<'_>, record: &AuditRecord) -> Result<u64, AuditError> {
+        let key = signature::signer_for(tx)?;
+        Self::append_signed(tx, record, &key)
+    }
+
+    fn append_signed(
+        tx: &Transaction<'_>,
+        record: &AuditRecord,
+        key: &AuditKey,
+    ) -> Result<u64, AuditError> {
         record::validate(record)?;
         let (seq, prev_hash) = sql::head(tx)?.map_or_else(
             || (1, GENESIS_HASH.to_owned()),
@@ -150,6 +192,7 @@ impl AuditLog {
                 seq,
                 record: record.clone(),
                 prev_hash,
+                signature: Some(signature::sign(key, seq, &hash)),
                 hash,
             },
         )?;
@@ -160,6 +203,13 @@ impl AuditLog {
     /// Signs the current head (seq, hash) into the checkpoint file (write
     /// temp + fsync + rename). An empty log signs (0, [`GENESIS_HASH`]).
     pub fn checkpoint(&self) -> Result<(), AuditError> {
+        self.sign_head(Some(&self.key.verifying_key()))
+    }
+
+    /// [`Self::checkpoint`], requiring every entry after the last signed
+    /// head to be signed by `entry_key` (`None` only when a log written
+    /// before entries were signed is migrated).
+    fn sign_head(&self, entry_key: Option<&AuditPublicKey>) -> Result<(), AuditError> {
         let _order = self
             .checkpoint_lock
             .lock()
@@ -168,32 +218,115 @@ impl AuditLog {
         // Only a chain that extends what this node signed last is signed:
         // a rewrite made while the node was idle is not laundered by the
         // next request's checkpoint.
-        let signed = match checkpoint::read(&self.checkpoint_path, &self.key.verifying_key())? {
-            Checkpoint::Signed { seq, hash } => (seq, hash),
-            Checkpoint::Missing if sql::head(&conn)?.is_none() => (0, GENESIS_HASH.to_owned()),
-            Checkpoint::Missing => {
-                return Err(AuditError::Diverged(
-                    "the log has entries but its signed checkpoint is missing".to_owned(),
-                ))
-            }
-            Checkpoint::Invalid(why) => return Err(AuditError::Diverged(why)),
-        };
-        let (seq, hash) =
-            verify::extends(&conn, (signed.0, &signed.1))?.map_err(AuditError::Diverged)?;
+        let signed =
+            match checkpoint::read(&self.checkpoint_path, &self.key.verifying_key(), OWN_KEY)? {
+                Checkpoint::Signed { seq, hash, .. } => (seq, hash),
+                Checkpoint::Missing if sql::head(&conn)?.is_none() => (0, GENESIS_HASH.to_owned()),
+                Checkpoint::Missing => {
+                    return Err(AuditError::Diverged(
+                        "the log has entries but its signed checkpoint is missing".to_owned(),
+                    ))
+                }
+                Checkpoint::Invalid(why) => return Err(AuditError::Diverged(why)),
+            };
+        let (seq, hash) = verify::extends(&conn, (signed.0, &signed.1), entry_key)?
+            .map_err(AuditError::Diverged)?;
         drop(conn);
         checkpoint::write(&self.checkpoint_path, &self.key, seq, &hash)
     }
 
     /// Recomputes the whole chain and checks it against the signed
-    /// checkpoint; the report names the first bad entry, if any.
+    /// checkpoint, and the signature of every entry after it, with this
+    /// party's own key; the report names the first bad entry, if any.
     pub fn verify(&self) -> Result<VerifyReport, AuditError> {
-        let signed = checkpoint::read(&self.checkpoint_path, &self.key.verifying_key())?;
-        let report = verify::verify(&self.lock(), &signed)?;
+        self.verify_with(&self.key.verifying_key(), OWN_KEY)
+    }
+
+    /// [`Self::verify`] against `pinned`, the key `federation.toml` pins for
+    /// this party, instead of the key file beside the log: a log (or
+    /// checkpoint) signed with any other key fails.
+    pub fn verify_pinned(&self, pinned: &AuditPublicKey) -> Result<VerifyReport, AuditError> {
+        self.verify_with(pinned, "the audit key federation.toml pins")
+    }
+
+    fn verify_with(&self, key: &AuditPublicKey, whose: &str) -> Result<VerifyReport, AuditError> {
+        let signed = checkpoint::read(&self.checkpoint_path, key, whose)?;
+        let report = verify::verify(&self.lock(), &signed, key, whose)?;
         match &report.first_bad {
             Some((seq, _)) => tracing::warn!(seq, "audit log verification failed"),
             None => tracing::debug!(entries = report.entries, "audit log verified"),
         }
         Ok(report)
+    }
+
+    /// The public half of this party's audit key.
+    pub fn public_key(&self) -> AuditPublicKey {
+        self.key.verifying_key()
+    }
+
+    /// The head as last signed into the checkpoint file (checked with this
+    /// party's key): what the coordinator witnesses.
+    pub fn signed_head(&self) -> Result<SignedHead, AuditError> {
+        let key = self.key.verifying_key();
+        match checkpoint::read(&self.checkpoint_path, &key, OWN_KEY)? {
+            Checkpoint::Signed {
+                seq,
+                hash,
+                signature,
+            } => Ok(SignedHead {
+                seq,
+                hash,
+                signature,
+                public_key: key,
+            }),
+            Checkpoint::Missing => Err(AuditError::Diverged(
+                "there is no signed checkpoint".to_owned(),
+            )),
+            Checkpoint::Invalid(why) => Err(AuditError::Diverged(why)),
+        }
+    }
+
+    /// Countersigns node `node`'s signed `head` with this party's key (the
+    /// coordinator witnessing a node), as witnessed at `at`.
+    pub fn countersign(
+        &self,
+        node: &str,
+        head: &SignedHead,
+        at: DateTime<Utc>,
+    ) -> WitnessedCheckpoint {
+        WitnessedCheckpoint::countersign(&self.key, node, head, at)
+    }
+
+    /// Whether this log still holds what the coordinator witnessed: the
+    /// same hash at the witnessed seq.
+    pub fn check_witnessed(
+        &self,
+        witnessed: &WitnessedCheckpoint,
+    ) -> Result<WitnessCheck, AuditError> {
+        if witnessed.seq == 0 {
+            return Ok(if witnessed.hash == GENESIS_HASH {
+                WitnessCheck::Holds
+            } else {
+                WitnessCheck::Forked { witnessed: 0 }
+            });
+        }
+        let conn = self.lock();
+        Ok(match sql::hash_at(&conn, witnessed.seq)? {
+            Some(hash) if hash == witnessed.hash => WitnessCheck::Holds,
+            Some(_) => WitnessCheck::Forked {
+                witnessed: witnessed.seq,
+            },
+            None => match sql::head(&conn)?.map_or(0, |(seq, _)| seq) {
+                head if head < witnessed.seq => WitnessCheck::RolledBack {
+                    witnessed: witnessed.seq,
+                    head,
+                },
+                // Gone from the middle of a longer log: another history.
+                _ => WitnessCheck::Forked {
+                    witnessed: witnessed.seq,
+                },
+            },
+        })
     }
 
     /// Writes the entries of the UTC days `since..=until` to `out` as JSON
@@ -246,7 +379,7 @@ impl AuditLog {
         let conn = self.lock();
         let mut statement = conn.prepare(&format!(
             "SELECT {} FROM audit_log WHERE time >= ?1 AND time < ?2 ORDER BY seq",
-            sql::COLUMNS
+            sql::columns(&conn)?
         ))?;
         let mut rows = statement.query(params![time_bound(from), time_bound(to)])?;
         while let Some(row) = rows.next()? {
@@ -264,6 +397,9 @@ impl AuditLog {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// How checks against the party's own key file name it.
+const OWN_KEY: &str = "this party's audit key";
 
 /// Stored times are fixed-width text for years 1970 to 9999, so they compare
 /// as text; bounds outside that range become text below or above them all.

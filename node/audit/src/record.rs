@@ -105,6 +105,11 @@ pub struct AuditEntry {
     pub prev_hash: String,
     /// Hash of this entry (see the module docs for the encoding).
     pub hash: String,
+    /// The party's audit key's signature over (seq, hash), hex (see
+    /// `signature.rs`); `None` for entries written before entries were
+    /// signed, which the checkpoint covers. Not part of the hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl AuditEntry {

@@ -1,8 +1,8 @@
 //! The `audit_log` table in the node's SQLite file: schema, insert, reads.
 //!
 //! Triggers refuse UPDATE and DELETE, so a bug cannot rewrite history; they
-//! are no defence against someone with the file, which is what the hash chain
-//! and the signed checkpoint are for.
+//! are no defence against someone with the file, which is what the hash chain,
+//! the entries' signatures and the signed checkpoint are for.
 
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS audit_log (
     decision TEXT NOT NULL,
     reason TEXT NOT NULL,
     prev_hash TEXT NOT NULL,
-    hash TEXT NOT NULL
+    hash TEXT NOT NULL,
+    signature TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_log_time ON audit_log (time);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
@@ -37,7 +38,51 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 
 /// Columns in the order [`read_row`] expects.
 pub(super) const COLUMNS: &str = "seq, format, time, query_id, requester, agency, role, purpose, \
-     legal_basis, case_ref, action, detail, decision, reason, prev_hash, hash";
+     legal_basis, case_ref, action, detail, decision, reason, prev_hash, hash, signature";
+
+/// [`COLUMNS`] of a log written before entries were signed, which a
+/// read-only open must not migrate.
+const LEGACY_COLUMNS: &str = "seq, format, time, query_id, requester, agency, role, purpose, \
+     legal_basis, case_ref, action, detail, decision, reason, prev_hash, hash, NULL AS signature";
+
+fn has_signature_column(conn: &Connection) -> rusqlite::Result<bool> {
+    let mut statement =
+        conn.prepare("SELECT 1 FROM pragma_table_info('audit_log') WHERE name = 'signature'")?;
+    statement.exists([])
+}
+
+/// The select list that reads [`read_row`]'s columns from this store.
+pub(super) fn columns(conn: &Connection) -> rusqlite::Result<&'static str> {
+    Ok(if has_signature_column(conn)? {
+        COLUMNS
+    } else {
+        LEGACY_COLUMNS
+    })
+}
+
+/// Adds the `signature` column to a log created before entries were
+/// signed; its old entries keep none (the checkpoint covers them). Returns
+/// whether the column was added now. Runs under the write lock, so two
+/// processes opening one old store do not both add it.
+pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<bool> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if has_signature_column(&tx)? {
+        return Ok(false);
+    }
+    tx.execute_batch("ALTER TABLE audit_log ADD COLUMN signature TEXT")?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// The stored hash of entry `seq`, if there is one.
+pub(super) fn hash_at(conn: &Connection, seq: u64) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT hash FROM audit_log WHERE seq = ?1",
+        [i64::try_from(seq).unwrap_or(i64::MAX)],
+        |r| r.get(0),
+    )
+    .optional()
+}
 
 /// The last entry's (seq, hash), if any.
 pub(super) fn head(conn: &Connection) -> rusqlite::Result<Option<(u64, String)>> {
@@ -56,7 +101,7 @@ pub(super) fn insert(conn: &Connection, entry: &AuditEntry) -> rusqlite::Result<
     conn.execute(
         &format!(
             "INSERT INTO audit_log ({COLUMNS}) VALUES \
-             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"
+             (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
         ),
         params![
             entry.seq as i64,
@@ -75,6 +120,7 @@ pub(super) fn insert(conn: &Connection, entry: &AuditEntry) -> rusqlite::Result<
             r.reason,
             entry.prev_hash,
             entry.hash,
+            entry.signature,
         ],
     )?;
     Ok(())
@@ -126,5 +172,8 @@ fn entry_of(row: &Row<'_>, seq: i64) -> Result<AuditEntry, String> {
         },
         prev_hash: text(14)?,
         hash: text(15)?,
+        signature: row
+            .get::<_, Option<String>>(16)
+            .map_err(|_| "signature is not text".to_owned())?,
     })
 }

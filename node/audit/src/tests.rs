@@ -178,7 +178,7 @@ fn an_inserted_entry_is_named() -> TestResult {
         "UPDATE audit_log SET seq = -seq WHERE seq >= 3;
          UPDATE audit_log SET seq = 1 - seq WHERE seq < 0;
          INSERT INTO audit_log SELECT 3, format, time, 'q-forged', requester, agency, role, purpose,
-             legal_basis, case_ref, action, detail, decision, reason, prev_hash, hash
+             legal_basis, case_ref, action, detail, decision, reason, prev_hash, hash, signature
              FROM audit_log WHERE seq = 2;",
     )?;
     let (seq, problem) = first_bad(&log)?;
@@ -189,7 +189,7 @@ fn an_inserted_entry_is_named() -> TestResult {
     fx.tamper(&format!(
         "DELETE FROM audit_log WHERE seq = 3;
          INSERT INTO audit_log SELECT 3, format, '{}', 'q-99', requester, agency, role, purpose,
-             legal_basis, 'case-99', action, detail, 'admitted', 'policy admits', '{prev}', '{hash}'
+             legal_basis, 'case-99', action, detail, 'admitted', 'policy admits', '{prev}', '{hash}', NULL
              FROM audit_log WHERE seq = 2;",
         record::format_time(forged.time)
     ))?;
@@ -365,6 +365,12 @@ fn append_in_a_rolled_back_transaction_leaves_nothing() -> TestResult {
         report.is_ok() && report.unsigned_entries() == 0,
         "{report:?}"
     );
+
+    // Without a log open on the store in this process nothing can sign the
+    // entry, so nothing is appended.
+    drop(log);
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    assert!(AuditLog::append_in(&tx, &record(9, day(2026, 5, 2))).is_err());
     Ok(())
 }
 
@@ -457,5 +463,263 @@ fn the_key_and_checkpoint_formats_are_stable() -> TestResult {
     assert_eq!(report.checkpoint_seq, Some(0));
     log.checkpoint()?;
     assert_eq!(std::fs::read_to_string(&fx.checkpoint)?, CHECKPOINT);
+    Ok(())
+}
+
+/// Appends, as someone holding the database file would, an entry correctly
+/// chained and hashed after the head, with `signature` in its column.
+fn forge_tail(fx: &Fixture, log: &AuditLog, signature: Option<String>) -> TestResult {
+    let head = log
+        .entries_between(day(1970, 1, 2), day(9999, 1, 1))?
+        .pop()
+        .ok_or("a head")?;
+    let seq = head.seq + 1;
+    let forged = record(99, day(2026, 3, 20));
+    let entry = AuditEntry {
+        seq,
+        hash: AuditEntry::compute_hash(seq, &head.hash, &forged),
+        prev_hash: head.hash,
+        record: forged,
+        signature,
+    };
+    sql::insert(&Connection::open(&fx.db)?, &entry)?;
+    Ok(())
+}
+
+#[test]
+fn a_forged_unsigned_entry_after_the_signed_head_is_rejected() -> TestResult {
+    let fx = Fixture::new()?;
+    let log = fx.with_entries(3)?;
+    forge_tail(&fx, &log, None)?;
+    let (seq, problem) = first_bad(&log)?;
+    assert_eq!(seq, 4, "{problem}");
+    assert!(problem.contains("no signature"), "{problem}");
+
+    // The node's next append does not launder it: its own entry is signed,
+    // but the head it would sign does not extend what it signed before.
+    let next = log.append(&record(5, day(2026, 3, 21)));
+    assert!(
+        matches!(&next, Err(AuditError::Diverged(why)) if why.contains("entry 4")),
+        "{next:?}"
+    );
+    assert_eq!(
+        first_bad(&log)?.0,
+        4,
+        "still detected after the next append"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_entry_signed_by_another_key_is_rejected_with_a_pinned_key() -> TestResult {
+    let fx = Fixture::new()?;
+    let log = fx.with_entries(3)?;
+    let pinned = log.public_key();
+    assert!(log.verify_pinned(&pinned)?.is_ok());
+
+    // A tail entry signed by a key of the forger's own.
+    let forger = checkpoint::AuditKey::load_or_create(&fx.key.with_extension("forger"))?;
+    let head = log.verify()?.head_seq;
+    let hash = {
+        let forged = record(99, day(2026, 3, 20));
+        let prev = log
+            .entries_between(day(1970, 1, 2), day(9999, 1, 1))?
+            .pop()
+            .ok_or("a head")?
+            .hash;
+        AuditEntry::compute_hash(head + 1, &prev, &forged)
+    };
+    forge_tail(&fx, &log, Some(signature::sign(&forger, head + 1, &hash)))?;
+    let report = log.verify_pinned(&pinned)?;
+    let (seq, problem) = report.first_bad.ok_or("the forged entry was accepted")?;
+    assert_eq!(seq, 4);
+    assert!(
+        problem.contains("does not verify with the audit key federation.toml pins"),
+        "{problem}"
+    );
+
+    // The forger replaces the key file and re-signs the checkpoint over the
+    // forged head: the log then verifies against its own key file, but not
+    // against the pin.
+    std::fs::copy(fx.key.with_extension("forger"), &fx.key)?;
+    checkpoint::write(&fx.checkpoint, &forger, 4, &hash)?;
+    let reopened = AuditLog::open_read_only(&fx.db, &fx.checkpoint, &fx.key)?;
+    let own = reopened.verify()?;
+    assert!(own.is_ok(), "{own:?}");
+    let (seq, problem) = reopened
+        .verify_pinned(&pinned)?
+        .first_bad
+        .ok_or("a checkpoint by another key was accepted")?;
+    assert_eq!(seq, 1);
+    assert!(
+        problem.contains("another key than the audit key federation.toml pins"),
+        "{problem}"
+    );
+    Ok(())
+}
+
+/// The `audit_log` table as it was before entries were signed.
+const LEGACY_SCHEMA: &str = "CREATE TABLE audit_log (
+    seq INTEGER PRIMARY KEY, format INTEGER NOT NULL, time TEXT NOT NULL, query_id TEXT NOT NULL,
+    requester TEXT NOT NULL, agency TEXT NOT NULL, role TEXT NOT NULL, purpose TEXT NOT NULL,
+    legal_basis TEXT NOT NULL, case_ref TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL,
+    decision TEXT NOT NULL, reason TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL
+);";
+
+#[test]
+fn logs_written_before_entries_were_signed_still_verify() -> TestResult {
+    let fx = Fixture::new()?;
+    std::fs::create_dir_all(fx.db.parent().ok_or("no parent")?)?;
+    let conn = Connection::open(&fx.db)?;
+    conn.execute_batch(LEGACY_SCHEMA)?;
+    let key = checkpoint::AuditKey::load_or_create(&fx.key)?;
+    let mut prev = GENESIS_HASH.to_owned();
+    for seq in 1..=4u64 {
+        let r = record(seq as u32, day(2026, 3, seq as u32));
+        let hash = AuditEntry::compute_hash(seq, &prev, &r);
+        conn.execute(
+            &format!("INSERT INTO audit_log VALUES ({seq}, 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
+            rusqlite::params![record::format_time(r.time), r.query_id, r.requester, r.agency, r.role,
+                r.purpose, r.legal_basis, r.case_ref, r.action, r.detail, r.decision.as_str(), r.reason, prev, hash],
+        )?;
+        // The old node checkpointed after each append; it crashed before
+        // the checkpoint of entry 4.
+        if seq == 3 {
+            checkpoint::write(&fx.checkpoint, &key, seq, &hash)?;
+        }
+        prev = hash;
+    }
+    drop(conn);
+    drop(key);
+
+    // Read-only, nothing migrated: entries 1-3 are covered by the
+    // checkpoint; the unsigned entry 4 after it is what a forger could have
+    // appended, so it is named.
+    let read_only = AuditLog::open_read_only(&fx.db, &fx.checkpoint, &fx.key)?;
+    let report = read_only.verify()?;
+    assert_eq!(
+        report.first_bad.as_ref().map(|(seq, _)| *seq),
+        Some(4),
+        "{report:?}"
+    );
+    drop(read_only);
+
+    // The node's next start adds the column and, the chain extending what
+    // it signed, covers entry 4 by a checkpoint; new entries are signed.
+    let log = fx.open()?;
+    let report = log.verify()?;
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!((report.entries, report.checkpoint_seq), (4, Some(4)));
+    assert_eq!(log.append(&record(5, day(2026, 3, 5)))?, 5);
+    let entries = log.entries_between(day(2026, 3, 1), day(2026, 4, 1))?;
+    assert!(entries[..4].iter().all(|e| e.signature.is_none()));
+    assert!(entries[4].signature.is_some());
+    let report = log.verify_pinned(&log.public_key())?;
+    assert!(report.is_ok() && report.entries == 5, "{report:?}");
+    Ok(())
+}
+
+#[test]
+fn the_entry_signature_format_is_stable() -> TestResult {
+    // Stored fixture: Ed25519 signatures are deterministic, so the key of
+    // the checkpoint fixture signs entry 1 of the hash fixture alike forever.
+    let fx = Fixture::new()?;
+    std::fs::write(&fx.key, format!("fedq-audit-key-v1 {}\n", "07".repeat(32)))?;
+    let key = checkpoint::AuditKey::load(&fx.key)?;
+    let hash = "4b2c0f2e6d44c6937a3178379f59ffc3ce56fa51ef95902f26c0c95d73951024";
+    let signed = signature::sign(&key, 1, hash);
+    assert_eq!(signed, ENTRY_SIGNATURE, "{signed}");
+    assert!(signature::is_valid(
+        &key.verifying_key(),
+        1,
+        hash,
+        ENTRY_SIGNATURE
+    ));
+    assert!(!signature::is_valid(
+        &key.verifying_key(),
+        2,
+        hash,
+        ENTRY_SIGNATURE
+    ));
+    Ok(())
+}
+
+const ENTRY_SIGNATURE: &str = concat!(
+    "3e02a47f7c6a6dcee83470b9a1602e5aa03aab24de85b50aab55cb5d33a5650b",
+    "3c1ecf81cdec280649da39326698f81d957513d4818f485a987a7fe6e9ebf202"
+);
+
+#[test]
+fn the_witness_file_format_is_stable() -> TestResult {
+    // Stored fixture, computed independently from `witness.rs`'s docs: the
+    // fixture key witnessing its own checkpoint of entry 1 as node fr.
+    const LINE: &str = concat!(
+        r#"{"version":"1","node":"fr","seq":1,"#,
+        r#""hash":"4b2c0f2e6d44c6937a3178379f59ffc3ce56fa51ef95902f26c0c95d73951024","#,
+        r#""node_signature":"f257accbf97833d86b86c013a0c84fcb8daa4844eb53bc48a1a246e070a658de"#,
+        r#"27d584fd9674afcad7695da8b53d03050cb35bdd389541bcb32947de3518b401","#,
+        r#""witnessed_at":"2026-03-10T12:00:00.000000000Z","#,
+        r#""countersignature":"57b33350047317872c213520bfcb105e0bc16600f0f8253157a4df494f256e43"#,
+        r#"329bea33929390f2f05672a36e1da6c1bb5fb90bd6df7aa6a97e60401338f506"}"#,
+        "\n"
+    );
+    let fx = Fixture::new()?;
+    std::fs::write(&fx.key, format!("fedq-audit-key-v1 {}\n", "07".repeat(32)))?;
+    let key = checkpoint::AuditKey::load(&fx.key)?;
+    let hash = "4b2c0f2e6d44c6937a3178379f59ffc3ce56fa51ef95902f26c0c95d73951024";
+    let head = witness::SignedHead {
+        seq: 1,
+        hash: hash.to_owned(),
+        signature: key.sign(&checkpoint::message(1, hash)),
+        public_key: key.verifying_key(),
+    };
+    let line =
+        witness::WitnessedCheckpoint::countersign(&key, "fr", &head, day(2026, 3, 10)).to_line();
+    assert_eq!(line, LINE);
+    let read = witness::WitnessedCheckpoint::from_line(LINE.trim_end())?;
+    assert!(read.is_countersigned_by(&key.verifying_key()));
+    assert!(read.is_signed_by_node(&key.verifying_key()));
+    Ok(())
+}
+
+#[test]
+fn a_witnessed_checkpoint_catches_a_rollback_and_a_fork() -> TestResult {
+    let fx = Fixture::new()?;
+    let log = fx.with_entries(5)?;
+    let witness_dir = tempfile::tempdir()?;
+    let coordinator = AuditLog::open(
+        &witness_dir.path().join("keys.db"),
+        &witness_dir.path().join("audit.checkpoint"),
+        &witness_dir.path().join("audit.key"),
+    )?;
+    let head = log.signed_head()?;
+    assert!(head.is_signed_by(&log.public_key()));
+    let witnessed = coordinator.countersign("fr", &head, day(2026, 3, 10));
+    let line = witnessed.to_line();
+    let read = witness::WitnessedCheckpoint::from_line(line.trim_end())?;
+    assert!(read.is_countersigned_by(&coordinator.public_key()));
+    assert!(!read.is_countersigned_by(&log.public_key()));
+    assert!(read.is_signed_by_node(&log.public_key()));
+    let mut moved = read.clone();
+    moved.seq = 4;
+    assert!(!moved.is_countersigned_by(&coordinator.public_key()));
+    assert_eq!(log.check_witnessed(&read)?, witness::WitnessCheck::Holds);
+
+    fx.tamper("DELETE FROM audit_log WHERE seq >= 4")?;
+    assert_eq!(
+        log.check_witnessed(&read)?,
+        witness::WitnessCheck::RolledBack {
+            witnessed: 5,
+            head: 3
+        }
+    );
+    let mut forked = read.clone();
+    forked.seq = 2;
+    forked.hash = "00".repeat(32);
+    assert_eq!(
+        log.check_witnessed(&forked)?,
+        witness::WitnessCheck::Forked { witnessed: 2 }
+    );
+    assert!(witness::WitnessedCheckpoint::from_line(&"x".repeat(5000)).is_err());
     Ok(())
 }

@@ -1,10 +1,12 @@
-//! Walks the chain from seq 1 and compares its head with the signed checkpoint.
+//! Walks the chain from seq 1, checks the signature of every entry after the
+//! signed checkpoint, and compares the head with the checkpoint.
 
+use fedq_crypto::audit_key::AuditPublicKey;
 use rusqlite::Connection;
 
 use super::checkpoint::Checkpoint;
-use super::record::GENESIS_HASH;
-use super::{sql, AuditError};
+use super::record::{AuditEntry, GENESIS_HASH};
+use super::{signature, sql, AuditError};
 
 /// The outcome of [`super::AuditLog::verify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,25 +27,56 @@ impl VerifyReport {
         self.first_bad.is_none()
     }
 
-    /// Entries after the signed checkpoint: appended, but not yet signed
-    /// (a crash between an append's commit and its checkpoint leaves one).
+    /// Entries after the signed checkpoint: each carries its own valid
+    /// signature (a log that verifies has no other kind), but the checkpoint
+    /// was not yet rewritten to cover them (a crash between an append's
+    /// commit and its checkpoint leaves one).
     pub fn unsigned_entries(&self) -> u64 {
         self.head_seq
             .saturating_sub(self.checkpoint_seq.unwrap_or(0))
     }
 }
 
-/// Checks every stored entry, then the head against `checkpoint`.
+/// Whether an entry after the signed head at `signed_seq` lacks a valid
+/// signature by `key`; what is wrong if so.
+fn unsigned_after_head(
+    entry: &AuditEntry,
+    signed_seq: u64,
+    key: &AuditPublicKey,
+    whose: &str,
+) -> Option<String> {
+    let valid = entry
+        .signature
+        .as_deref()
+        .is_some_and(|s| signature::is_valid(key, entry.seq, &entry.hash, s));
+    let what = if entry.signature.is_some() {
+        format!("its signature does not verify with {whose}")
+    } else {
+        "it has no signature".to_owned()
+    };
+    (!valid).then(|| {
+        format!(
+            "entry {} comes after the signed checkpoint (entry {signed_seq}) and {what}: \
+             it was not appended by this party",
+            entry.seq
+        )
+    })
+}
+
+/// Checks every stored entry, then the head against `checkpoint`; entries
+/// after the checkpoint must each be signed by `key` (named `whose`).
 ///
 /// `checkpoint` must be read before the rows: a concurrent append then only
-/// adds entries after it, which verify as not yet signed.
+/// adds entries after it, which verify by their own signatures.
 pub(super) fn verify(
     conn: &Connection,
     checkpoint: &Checkpoint,
+    key: &AuditPublicKey,
+    whose: &str,
 ) -> Result<VerifyReport, AuditError> {
     let mut statement = conn.prepare(&format!(
         "SELECT {} FROM audit_log ORDER BY seq",
-        sql::COLUMNS
+        sql::columns(conn)?
     ))?;
     let mut rows = statement.query([])?;
     let signed_seq = match checkpoint {
@@ -98,6 +131,15 @@ pub(super) fn verify(
             report.first_bad = Some((seq, "hash does not match the entry's contents".to_owned()));
             continue;
         }
+        // Without a valid checkpoint nothing is anchored, which the
+        // comparison below reports; with one, what follows it must be signed.
+        if let Some(problem) = signed_seq
+            .filter(|signed| seq > *signed)
+            .and_then(|signed| unsigned_after_head(&entry, signed, key, whose))
+        {
+            report.first_bad = Some((seq, problem));
+            continue;
+        }
         if signed_seq == Some(seq) {
             hash_at_checkpoint = Some(entry.hash.clone());
         }
@@ -132,7 +174,7 @@ fn compare_checkpoint(
                 report.head_seq
             ),
         )),
-        Checkpoint::Signed { seq, hash } if hash_at_checkpoint.as_ref() != Some(hash) => Some((
+        Checkpoint::Signed { seq, hash, .. } if hash_at_checkpoint.as_ref() != Some(hash) => Some((
             *seq,
             format!(
                 "entry {seq} differs from the signed checkpoint: \
@@ -145,11 +187,15 @@ fn compare_checkpoint(
 
 /// The head of the chain, if it extends the signed head `(seq, hash)`: the
 /// entry at `seq` still has that hash, and every entry after it links to
-/// the one before and hashes to what it stores. Only the entries after the
-/// signed head are read, so a checkpoint costs what was appended since.
+/// the one before, hashes to what it stores and, unless `key` is `None`
+/// (the one re-signing of a log written before entries were signed), is
+/// signed by `key`: a forged tail is never covered by the next checkpoint.
+/// Only the entries after the signed head are read, so a checkpoint costs
+/// what was appended since.
 pub(super) fn extends(
     conn: &Connection,
     (signed_seq, signed_hash): (u64, &str),
+    key: Option<&AuditPublicKey>,
 ) -> Result<Result<(u64, String), String>, AuditError> {
     let seq_param = i64::try_from(signed_seq).unwrap_or(i64::MAX);
     if signed_seq > 0 {
@@ -180,7 +226,7 @@ pub(super) fn extends(
     }
     let mut statement = conn.prepare(&format!(
         "SELECT {} FROM audit_log WHERE seq > ?1 ORDER BY seq",
-        sql::COLUMNS
+        sql::columns(conn)?
     ))?;
     let mut rows = statement.query([seq_param])?;
     let (mut head_seq, mut head_hash) = (signed_seq, signed_hash.to_owned());
@@ -193,6 +239,11 @@ pub(super) fn extends(
         };
         if entry.prev_hash != head_hash || !entry.hash_is_valid() {
             return Ok(Err(format!("entry {seq} does not extend the chain")));
+        }
+        if let Some(problem) = key
+            .and_then(|key| unsigned_after_head(&entry, signed_seq, key, "this party's audit key"))
+        {
+            return Ok(Err(problem));
         }
         head_seq += 1;
         head_hash = entry.hash;

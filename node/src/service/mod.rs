@@ -169,6 +169,16 @@ impl NodeService {
                 .map_err(|e| NodeError::Audit(e.to_string()))?,
             config.limits.refusal_audits_per_minute,
         );
+        // A node whose key is not the one the federation pins would sign a
+        // log nobody can check against the pin: it does not start.
+        if let Some(pinned) = config.federation_file.node_audit_key(&config.node_id) {
+            if gate.audit().public_key() != pinned {
+                return Err(NodeError::Audit(
+                    "the audit key file is not the key federation.toml pins for this node"
+                        .to_owned(),
+                ));
+            }
+        }
         // Rate limits hold across a restart: the last hour's requests are
         // in the audit log, which every admitted request reached.
         let now = chrono::Utc::now();
@@ -284,6 +294,19 @@ impl NodeService {
             visit,
             envelope,
         })
+    }
+
+    /// The audit log's head as this node last signed it, for the
+    /// coordinator to witness (only `allowed_callers` may ask).
+    pub fn signed_head(
+        &self,
+        caller: &Caller,
+    ) -> Result<fedq_audit::witness::SignedHead, NodeError> {
+        self.authorise(caller)?;
+        self.gate
+            .audit()
+            .signed_head()
+            .map_err(|e| NodeError::Audit(e.to_string()))
     }
 
     /// The `node.toml` this node was started from.

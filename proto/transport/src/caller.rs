@@ -136,6 +136,7 @@ fn route(path: &str) -> &'static str {
         "Budget",
         "RegisterKey",
         "FederationInfo",
+        "Checkpoint",
         "Check",
         "Watch",
         "ServerReflectionInfo",

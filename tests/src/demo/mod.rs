@@ -5,6 +5,11 @@
 //! investigator, all in this process but talking over real mTLS sockets. The
 //! expected answers are computed from the generated files, so the demo shows
 //! that the encrypted answers match what the records say.
+//!
+//! - `witness.rs`: the coordinator witnessing the nodes' audit checkpoints,
+//!   and a node operator's rollback caught.
+
+mod witness;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -175,9 +180,9 @@ pub fn import_incidents(config: &fedq_node::NodeConfig, data: &Path) -> anyhow::
     Ok(())
 }
 
-/// Statistics are the researcher's: the investigator is refused by role.
-async fn research(investigator: &mut Requester, researcher: &Path) -> anyhow::Result<()> {
-    println!("\nresearcher's view: incidents per category across the federation (epsilon 0.5 at each node)");
+/// The demo's statistics query: incidents per category since 2025, at
+/// epsilon 0.5, for a threat report.
+fn incidents_query() -> (fedq_proto::v1::RequestContext, fedq_proto::v1::StatsQuery) {
     let query = fedq_proto::v1::StatsQuery {
         table: "incidents".to_owned(),
         measure: "count".to_owned(),
@@ -191,6 +196,13 @@ async fn research(investigator: &mut Requester, researcher: &Path) -> anyhow::Re
         case_reference: String::new(),
         ..Default::default()
     };
+    (context, query)
+}
+
+/// Statistics are the researcher's: the investigator is refused by role.
+async fn research(investigator: &mut Requester, researcher: &Path) -> anyhow::Result<()> {
+    println!("\nresearcher's view: incidents per category across the federation (epsilon 0.5 at each node)");
+    let (context, query) = incidents_query();
     let refused = investigator.stats(context.clone(), query.clone()).await?;
     if let Some(node) = refused.nodes.first() {
         println!(
@@ -317,6 +329,7 @@ async fn investigate(dir: &Path, output: &InitOutput) -> anyhow::Result<()> {
     research(&mut requester, &output.researcher_client).await?;
     revoke(dir).await?;
     governance(&mut requester, dir, &inputs[..1]).await?;
+    witness::witness(&mut requester, dir).await?;
     Ok(())
 }
 
