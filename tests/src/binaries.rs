@@ -25,3 +25,16 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
 pub fn command(name: &str) -> anyhow::Result<std::process::Command> {
     Ok(std::process::Command::new(binary(name)?))
 }
+
+/// Runs `command` to completion; its stdout, or an error with both outputs
+/// when it did not exit 0.
+pub fn run_ok(command: &mut std::process::Command) -> anyhow::Result<String> {
+    let output = command.output()?;
+    anyhow::ensure!(
+        output.status.success(),
+        "command failed: {}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8(output.stdout)?)
+}

@@ -2,6 +2,7 @@
 //! `generate`, `import`, `serve` (node and coordinator), `keys init`,
 //! `lookup --json`, then SIGTERM and a clean stop.
 
+use fedq_tests::binaries::run_ok;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -154,17 +155,6 @@ fn federation(args: &[&str]) -> anyhow::Result<(tempfile::TempDir, PathBuf)> {
             .args(args),
     )?;
     Ok((temp, dir))
-}
-
-fn run_ok(command: &mut Command) -> anyhow::Result<String> {
-    let output = command.output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "command failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8(output.stdout)?)
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! coordinator refuses the checkpoint (alarm, warning, its own audit entry)
 //! and `fedq-node audit verify --witness` exits 5.
 
+use fedq_tests::binaries::run_ok;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,17 +16,6 @@ use fedq_crypto::audit_key::AuditSigningKey;
 
 fn command(binary: &str) -> anyhow::Result<Command> {
     fedq_tests::binaries::command(binary)
-}
-
-fn run_ok(command: &mut Command) -> anyhow::Result<String> {
-    let output = command.output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "command failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(String::from_utf8(output.stdout)?)
 }
 
 struct Server(Child);
@@ -254,6 +244,21 @@ impl Federation {
     }
 
     /// The coordinator's own audit log holds the refusal, and still verifies.
+    /// The operator's edit passes the node's own check; restarted, the node
+    /// meets the witness, which raises an alarm of `kind`, returned.
+    fn caught_after_restart(&mut self, kind: &str) -> anyhow::Result<serde_json::Value> {
+        let (code, stderr) = self.verify(None)?;
+        assert_eq!(
+            code,
+            Some(0),
+            "on its own, the edited log verifies: {stderr}"
+        );
+        self.start_node()?;
+        let alarm = self.alarm()?;
+        assert_eq!(alarm["kind"], kind, "{alarm}");
+        Ok(alarm)
+    }
+
     fn assert_audited_refusal(&self, kind: &str) -> anyhow::Result<()> {
         let today = chrono::Utc::now().date_naive().to_string();
         let exported = run_ok(
@@ -383,16 +388,7 @@ fn a_node_log_rolled_back_by_its_operator_is_caught_by_the_witness() -> anyhow::
     )?;
     drop(store);
     federation.sign_checkpoint(&federation.node_key()?, kept, &hash)?;
-    let (code, stderr) = federation.verify(None)?;
-    assert_eq!(
-        code,
-        Some(0),
-        "on its own, the rolled-back log verifies: {stderr}"
-    );
-
-    federation.start_node()?;
-    let alarm = federation.alarm()?;
-    assert_eq!(alarm["kind"], "rollback", "{alarm}");
+    let alarm = federation.caught_after_restart("rollback")?;
     assert_eq!(
         (alarm["seq"].as_u64(), alarm["witnessed_seq"].as_u64()),
         (Some(kept), Some(head))
@@ -456,16 +452,7 @@ fn a_node_log_rewritten_and_re_signed_by_its_operator_is_caught_by_the_witness(
         "the head is the last entry"
     );
     federation.sign_checkpoint(&key, head, &prev)?;
-    let (code, stderr) = federation.verify(None)?;
-    assert_eq!(
-        code,
-        Some(0),
-        "on its own, the rewritten log verifies: {stderr}"
-    );
-
-    federation.start_node()?;
-    let alarm = federation.alarm()?;
-    assert_eq!(alarm["kind"], "fork", "{alarm}");
+    let alarm = federation.caught_after_restart("fork")?;
     assert_eq!(alarm["seq"].as_u64(), Some(head), "{alarm}");
     federation.assert_audited_refusal("fork")?;
 
