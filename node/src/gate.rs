@@ -107,7 +107,7 @@ impl Gate {
                 let claimed = EnvelopeVerifier::claimed(visit.envelope);
                 self.refuse(
                     visit,
-                    claimed.as_ref(),
+                    Signer::Claimed(claimed.as_ref()),
                     &format!("{UNVERIFIED_REASON}{refusal}"),
                 )?;
                 Err(envelope_error(refusal))
@@ -135,7 +135,7 @@ impl Gate {
         let role: Role = match envelope.role.parse() {
             Ok(role) => role,
             Err(_) => {
-                self.refuse(visit, Some(&envelope), "envelope: unknown role")?;
+                self.refuse(visit, Signer::Verified(&envelope), "envelope: unknown role")?;
                 return Err(NodeError::PermissionDenied("unknown role".to_owned()));
             }
         };
@@ -147,7 +147,7 @@ impl Gate {
             action: visit.action,
         };
         if let Err(refusal) = self.policy().admit(&request, now) {
-            self.refuse(visit, Some(&envelope), &refusal.to_string())?;
+            self.refuse(visit, Signer::Verified(&envelope), &refusal.to_string())?;
             return Err(if refusal.exhausted {
                 NodeError::ResourceExhausted(refusal.to_string())
             } else {
@@ -180,7 +180,7 @@ impl Gate {
         envelope: &Envelope,
         reason: &str,
     ) -> Result<(), NodeError> {
-        self.refuse(visit, Some(envelope), reason)
+        self.refuse(visit, Signer::Verified(envelope), reason)
     }
 
     /// Audits an admitted request that turned out malformed ("invalid
@@ -219,21 +219,18 @@ impl Gate {
         record(visit, Some(envelope), Decision::Admitted, "policy admits")
     }
 
-    fn refuse(
-        &self,
-        visit: &Visit<'_>,
-        envelope: Option<&Envelope>,
-        reason: &str,
-    ) -> Result<(), NodeError> {
+    /// Audits a refusal of `visit`. `signer` is the envelope whose signature
+    /// verified, or else the fields it only claims (audited as claimed, and
+    /// rate-limited together with every other unverified refusal).
+    fn refuse(&self, visit: &Visit<'_>, signer: Signer<'_>, reason: &str) -> Result<(), NodeError> {
         info!(
             decision = "refuse",
             action = visit.action.name(),
             "request refused"
         );
-        let verified = !reason.starts_with(UNVERIFIED_REASON);
-        let key = match envelope {
-            Some(envelope) if verified => envelope.requester.as_str(),
-            _ => crate::throttle::UNVERIFIED,
+        let (envelope, key) = match signer {
+            Signer::Verified(envelope) => (Some(envelope), envelope.requester.as_str()),
+            Signer::Claimed(claimed) => (claimed, crate::throttle::UNVERIFIED),
         };
         let audit = |record: &AuditRecord| {
             self.audit
@@ -253,7 +250,9 @@ impl Gate {
                 if let Some(Suppressed { count, since }) = suppressed {
                     let summary = record(
                         visit,
-                        verified.then_some(envelope).flatten(),
+                        matches!(signer, Signer::Verified(_))
+                            .then_some(envelope)
+                            .flatten(),
                         Decision::Refused,
                         &format!(
                             "{count} more refusals of {key} since {} were counted, not audited \
@@ -267,6 +266,15 @@ impl Gate {
             }
         }
     }
+}
+
+/// Whose refusal is audited.
+#[derive(Clone, Copy)]
+enum Signer<'a> {
+    /// The envelope's signature verified.
+    Verified(&'a Envelope),
+    /// It did not (or there was none): the fields it claims, if readable.
+    Claimed(Option<&'a Envelope>),
 }
 
 fn record(
