@@ -5,7 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use fedq_crypto::lookup::{evaluate, generate_keys, EncryptedCount, EncryptedTag, PreparedTag};
+use fedq_crypto::lookup::{
+    evaluate, generate_keys, CountEncoding, EncryptedCount, EncryptedTag, PreparedTag,
+};
 use fedq_crypto::Tag;
 
 const TAG_BITS: u8 = 28;
@@ -49,16 +51,27 @@ fn lookup(c: &mut Criterion) {
             BenchmarkId::new("node_evaluate_item", padded),
             &candidates,
             |b, candidates| {
-                b.iter(|| black_box(evaluate(&query, candidates, padded).expect("evaluates")))
+                b.iter(|| {
+                    black_box(
+                        evaluate(&query, candidates, padded, CountEncoding::LARGEST)
+                            .expect("evaluates"),
+                    )
+                })
             },
         );
     }
 
     let query = PreparedTag::prepare(EncryptedTag::from_bytes(&bytes, TAG_BITS).expect("valid"));
-    let (raw, _) = evaluate(&query, &tags(16), 16).expect("evaluates");
+    let (raw, _) = evaluate(&query, &tags(16), 16, CountEncoding::LARGEST).expect("evaluates");
     group.throughput(Throughput::Elements(1));
     group.bench_function("rerandomise_answer", |b| {
-        b.iter(|| black_box(EncryptedCount::rerandomise(raw.clone(), &public)))
+        b.iter(|| {
+            black_box(EncryptedCount::rerandomise(
+                raw.clone(),
+                &public,
+                CountEncoding::LARGEST,
+            ))
+        })
     });
     group.finish();
 }

@@ -141,6 +141,13 @@ impl EnvelopeVerifier {
                 federation.nodes.iter().map(|n| n.id.as_str()).collect();
             let named: std::collections::BTreeSet<&str> =
                 envelope.audience.iter().map(String::as_str).collect();
+            if named.len() != envelope.audience.len() {
+                // The audience's length sets the count's encoding and the
+                // flooding of every answer: a node named twice would lower it.
+                return Err(EnvelopeRefusal::Partial(
+                    "the audience names a node more than once".to_owned(),
+                ));
+            }
             if named != all {
                 let missing: Vec<&str> = all.difference(&named).copied().collect();
                 let unknown = named.difference(&all).count();

@@ -180,10 +180,11 @@ impl FederationFile {
         if raw.nodes.is_empty() {
             problems.push("nodes: a federation needs at least one node".to_owned());
         }
-        if raw.nodes.len() > fedq_crypto::lookup::params::MAX_NODES {
+        if raw.nodes.len() > crate::limits::MAX_FEDERATION_NODES {
             problems.push(format!(
-                "nodes: at most {} nodes fit the lookup's noise budget",
-                fedq_crypto::lookup::params::MAX_NODES
+                "nodes: a federation has at most {} nodes (each needs its own \
+                 encrypted tags in one lookup request)",
+                crate::limits::MAX_FEDERATION_NODES
             ));
         }
         let mut seen = std::collections::HashSet::new();

@@ -35,7 +35,7 @@ pub mod role;
 pub mod suggest;
 pub mod toml_file;
 
-pub use limits::{MAX_ITEMS_PER_REQUEST, MAX_MESSAGE_BYTES};
+pub use limits::{MAX_FEDERATION_NODES, MAX_ITEMS_PER_REQUEST, MAX_MESSAGE_BYTES};
 pub use role::Role;
 
 /// Generated protobuf messages and gRPC services, package `fedq.v1`.

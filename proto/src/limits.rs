@@ -9,6 +9,14 @@ pub const MAX_MESSAGE_BYTES: usize = 48 * 1024 * 1024;
 /// Most lookup items in one request; clients split larger batches.
 pub const MAX_ITEMS_PER_REQUEST: usize = 48;
 
+/// Most nodes in a federation. Every node gets its own encrypted tags of each
+/// item (~920 KB apiece), and one request must carry at least one item for
+/// every node: that caps a federation at [`MAX_ITEMS_PER_REQUEST`] nodes,
+/// below the 64 whose answers the count's encoding can add up
+/// (`fedq_crypto::lookup::params::MAX_NODES`).
+pub const MAX_FEDERATION_NODES: usize = MAX_ITEMS_PER_REQUEST;
+const _: () = assert!(MAX_FEDERATION_NODES <= fedq_crypto::lookup::params::MAX_NODES);
+
 /// Longest query id a coordinator may give (ids are 32 hex digits).
 pub const MAX_QUERY_ID_BYTES: usize = 64;
 

@@ -694,6 +694,17 @@ fn an_envelope_for_another_node_or_a_partial_federation_gets_permission_denied(
             "alice",
         )
         .await;
+        // Every node, one of them twice: the audience's length sets the
+        // count's encoding and how much each answer is flooded.
+        bad_envelope(
+            &mut v,
+            "lookup envelope naming a node twice",
+            |e| e.audience.push(NODE.to_owned()),
+            |_| {},
+            (Code::PermissionDenied, "names a node more than once"),
+            "alice",
+        )
+        .await;
         bad_envelope(
             &mut v,
             "lookup envelope with an empty audience",

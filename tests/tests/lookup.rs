@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 use anyhow::Context;
 use fedq_client::LookupInput;
 use fedq_crypto::lookup::{
-    generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
+    generate_keys, CountEncoding, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
 };
 use fedq_crypto::{FingerprintParams, IdentifierKind};
 use fedq_proto::v1;
@@ -37,6 +37,13 @@ fn params() -> FingerprintParams {
 fn truth() -> &'static GroundTruth {
     static TRUTH: OnceLock<GroundTruth> = OnceLock::new();
     TRUTH.get_or_init(|| GroundTruth::load(sandbox(), params()).expect("ground truth"))
+}
+
+/// The count in one node's answer, decoded as a federation of `nodes`
+/// encodes it (the envelope's audience).
+fn count(answer: &[u8], nodes: usize) -> anyhow::Result<u32> {
+    let (secret, _) = direct_keys();
+    Ok(EncryptedCount::from_bytes(answer)?.decrypt(secret, CountEncoding::for_nodes(nodes)?))
 }
 
 /// A key pair for talking to nodes directly (test-only path).
@@ -148,13 +155,12 @@ fn each_node_hits_exactly_when_it_holds_the_identifier() -> anyhow::Result<()> {
     ];
     let items: Vec<(IdentifierKind, &str)> =
         picks.iter().map(|i| (i.kind, i.raw.as_str())).collect();
-    let (secret, _) = direct_keys();
     runtime().block_on(async {
         for (node, service) in &sandbox().nodes {
             let response = ask_node(node, node_request(node, &items)?).await?;
             assert_eq!(response.answers.len(), items.len());
             for (answer, pick) in response.answers.iter().zip(picks) {
-                let count = EncryptedCount::from_bytes(answer)?.decrypt(secret);
+                let count = count(answer, sandbox().nodes.len())?;
                 let normal = fedq_crypto::normalise(pick.kind, &pick.raw)?;
                 let holds = service.holds(pick.kind, &normal)?;
                 assert_eq!(
@@ -400,7 +406,6 @@ fn node_answers_hold_only_fresh_ciphertexts() -> anyhow::Result<()> {
     let known = truth.held_by(IdentifierKind::Phone, 1);
     let known = known.first().context("a phone")?;
     let node = known.holders.first().context("holder")?.clone();
-    let (secret, _) = direct_keys();
     runtime().block_on(async {
         let request = node_request(&node, &[(known.kind, known.raw.as_str())])?;
         let first = ask_node(&node, request.clone()).await?;
@@ -435,8 +440,8 @@ fn node_answers_hold_only_fresh_ciphertexts() -> anyhow::Result<()> {
         }
         // Re-randomised: the same query gives different ciphertexts, same count.
         assert_ne!(first.answers[0], second.answers[0]);
-        let a = EncryptedCount::from_bytes(&first.answers[0])?.decrypt(secret);
-        let b = EncryptedCount::from_bytes(&second.answers[0])?.decrypt(secret);
+        let a = count(&first.answers[0], sandbox().nodes.len())?;
+        let b = count(&second.answers[0], sandbox().nodes.len())?;
         assert_eq!((a, b), (1, 1));
         Ok(())
     })
@@ -673,18 +678,14 @@ fn each_node_derives_its_own_tags_and_another_nodes_tag_is_useless() -> anyhow::
     };
     let item = [(shared.kind, shared.raw.as_str())];
     let key_id = node_service(second)?.oprf_key_id()?.to_string();
-    let (secret, _) = direct_keys();
     runtime().block_on(async {
         let own = request_with_tags(&item, &[of(second)?], &key_id)?;
         let foreign = request_with_tags(&item, &[of(first)?], &key_id)?;
         let own = ask_node(second, own).await?;
         let foreign = ask_node(second, foreign).await?;
+        assert_eq!(count(&own.answers[0], sandbox().nodes.len())?, 1);
         assert_eq!(
-            EncryptedCount::from_bytes(&own.answers[0])?.decrypt(secret),
-            1
-        );
-        assert_eq!(
-            EncryptedCount::from_bytes(&foreign.answers[0])?.decrypt(secret),
+            count(&foreign.answers[0], sandbox().nodes.len())?,
             0,
             "node {first}'s tag means nothing at node {second}"
         );
@@ -757,7 +758,6 @@ fn lookups_keep_finding_what_is_present_across_oprf_key_rotations() -> anyhow::R
         let new_fp = service.fingerprint(present.kind, &normal)?;
         assert_ne!(new_fp, old_fp);
         let item = [(present.kind, present.raw.as_str())];
-        let (secret, _) = direct_keys();
         // Tags under the old key are refused as stale...
         let stale = request_with_tags(&item, &[old_fp], &old_key.to_string())?;
         let status = ask_node_in(&sandbox, "ra", stale)
@@ -768,16 +768,10 @@ fn lookups_keep_finding_what_is_present_across_oprf_key_rotations() -> anyhow::R
         // ...and match nothing even when sent under the new key's id.
         let old_tag = request_with_tags(&item, &[old_fp], &new_key.to_string())?;
         let answer = ask_node_in(&sandbox, "ra", old_tag).await?;
-        assert_eq!(
-            EncryptedCount::from_bytes(&answer.answers[0])?.decrypt(secret),
-            0
-        );
+        assert_eq!(count(&answer.answers[0], sandbox.nodes.len())?, 0);
         let new_tag = request_with_tags(&item, &[new_fp], &new_key.to_string())?;
         let answer = ask_node_in(&sandbox, "ra", new_tag).await?;
-        assert_eq!(
-            EncryptedCount::from_bytes(&answer.answers[0])?.decrypt(secret),
-            1
-        );
+        assert_eq!(count(&answer.answers[0], sandbox.nodes.len())?, 1);
         Ok(())
     })
 }

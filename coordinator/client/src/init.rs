@@ -82,8 +82,16 @@ fn write_audit_key(path: &Path) -> anyhow::Result<String> {
     Ok(key.public_key().to_hex())
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// `count` distinct free ports. Each listener stays open until all are
+/// picked: released one by one, the system may hand the same port out twice.
+fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
 }
 
 /// What a certificate may be used for. Separate profiles keep a requester's
@@ -295,15 +303,18 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     }
     std::fs::create_dir_all(dir)?;
 
-    let mut ports = Vec::with_capacity(options.nodes.len() + 1);
-    for i in 0..=options.nodes.len() {
-        ports.push(match options.base_port {
-            Some(base) => base
-                .checked_add(i as u16)
-                .context("--base-port is too high")?,
-            None => free_port()?,
-        });
-    }
+    let parties = options.nodes.len() + 1;
+    let ports = match options.base_port {
+        Some(base) => (0..parties)
+            .map(|i| {
+                u16::try_from(i)
+                    .ok()
+                    .and_then(|i| base.checked_add(i))
+                    .context("--base-port is too high")
+            })
+            .collect::<anyhow::Result<Vec<u16>>>()?,
+        None => free_ports(parties)?,
+    };
 
     let ca_dir = dir.join("ca");
     std::fs::create_dir_all(&ca_dir)?;

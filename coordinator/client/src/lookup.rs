@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use fedq_crypto::lookup::{EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey};
+use fedq_crypto::lookup::{
+    CountEncoding, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
+};
 use fedq_crypto::oprf::{BlindedItems, NodeOprfPublicKey};
 use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm};
 use fedq_proto::outcome::{Disclosure, NodeOutcome};
@@ -416,10 +418,13 @@ impl Requester {
                 response.answers.len()
             );
         }
+        // Every node signed for adds its answer's encoding of the count, sized
+        // by the envelope's audience: all of them, answered or not.
+        let encoding = CountEncoding::for_nodes(chunk.node_ids.len())?;
         let mut counts = Vec::with_capacity(items);
         for answer in &response.answers {
             stats.bytes_down += answer.len();
-            counts.push(EncryptedCount::from_bytes(answer)?.decrypt(secret));
+            counts.push(EncryptedCount::from_bytes(answer)?.decrypt(secret, encoding));
         }
         let mut held_by = vec![Vec::new(); items];
         for revealed in &response.disclosed {
@@ -427,7 +432,7 @@ impl Requester {
                 bail!("node {} disclosed a wrong number of answers", revealed.node);
             }
             for (i, answer) in revealed.answers.iter().enumerate() {
-                if EncryptedCount::from_bytes(answer)?.decrypt(secret) > 0 {
+                if EncryptedCount::from_bytes(answer)?.decrypt(secret, encoding) > 0 {
                     held_by[i].push(revealed.node.clone());
                 }
             }

@@ -9,7 +9,7 @@ use crate::fingerprint::Tag;
 use crate::identifier::IdentifierKind;
 use crate::lookup::keys::danger;
 use crate::lookup::params::PARAMETERS;
-use crate::lookup::{generate_keys, EncryptedCount, EncryptedTag};
+use crate::lookup::{generate_keys, CountEncoding, EncryptedCount, EncryptedTag};
 use crate::oprf::{evaluate_blinded, BlindedItems, NodeOprfKey};
 
 /// One corpus input.
@@ -65,7 +65,7 @@ fn lookup_seeds() -> Vec<Seed> {
         PARAMETERS.lwe_dimension().to_lwe_size(),
         PARAMETERS.ciphertext_modulus,
     );
-    let answer = EncryptedCount::rerandomise(zero, &public);
+    let answer = EncryptedCount::rerandomise(zero, &public, CountEncoding::LARGEST);
     let key_file = danger::secret_key_to_file_bytes(&secret);
     // Without its values, a key file holds no secret.
     let compact_secret = compact_values(&key_file).expect("a key starts with its values");

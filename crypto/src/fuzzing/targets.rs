@@ -11,7 +11,8 @@ use crate::identifier::{normalise, IdentifierKind, NormalForm};
 use crate::lookup::keys::danger;
 use crate::lookup::params::{LOW_TAG_BITS, PARAMETERS};
 use crate::lookup::{
-    evaluate, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey, KeyId, PreparedTag,
+    evaluate, CountEncoding, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey, KeyId,
+    PreparedTag,
 };
 use crate::oprf::{
     evaluate_blinded, BlindedItems, NodeOprfKey, NodeOprfPublicKey, OprfKeyId, MAX_BATCH,
@@ -97,7 +98,7 @@ pub fn lookup_tag(data: &[u8]) -> bool {
     // Where tfhe used to panic: mask regeneration, FFT, the evaluation.
     let prepared = PreparedTag::prepare(tag);
     assert_eq!(prepared.bit_count(), usize::from(bits));
-    evaluate(&prepared, &[0, 1], 2).expect("an accepted tag evaluates");
+    evaluate(&prepared, &[0, 1], 2, CountEncoding::LARGEST).expect("an accepted tag evaluates");
     true
 }
 
@@ -136,7 +137,7 @@ fn public_key(bytes: &[u8]) -> bool {
         PARAMETERS.lwe_dimension().to_lwe_size(),
         PARAMETERS.ciphertext_modulus,
     );
-    let _ = EncryptedCount::rerandomise(zero, &key);
+    let _ = EncryptedCount::rerandomise(zero, &key, CountEncoding::LARGEST);
     true
 }
 
@@ -145,7 +146,10 @@ fn secret_key(bytes: &[u8]) -> bool {
         return false;
     };
     assert_eq!(danger::secret_key_to_file_bytes(&key).as_slice(), bytes);
-    assert_eq!(EncryptedCount::zero().decrypt(&key), 0);
+    assert_eq!(
+        EncryptedCount::zero().decrypt(&key, CountEncoding::LARGEST),
+        0
+    );
     true
 }
 

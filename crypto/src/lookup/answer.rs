@@ -3,14 +3,15 @@
 //! A node's raw result has a mask that is a deterministic function of the
 //! requester's GGSWs and the node's table. Before it leaves, the node adds a
 //! fresh encryption of zero under the requester's compact public key (fresh
-//! mask) whose body carries TUniform(2^54) flooding noise, then switches the
+//! mask) whose body carries flooding noise (TUniform, its bound set by the
+//! federation's size: [`CountEncoding`]), then switches the
 //! ciphertext to modulus 2^32 (8 KB instead of 16 KB). The coordinator adds
 //! answers of several nodes without any key; the requester decrypts the sum.
 
 use tfhe::core_crypto::prelude::*;
 
 use super::keys::{FhePublicKey, FheSecretKey};
-use super::params::{ANSWER_MODULUS_LOG, FLOOD_BOUND_LOG2, MESSAGE_BITS, PARAMETERS};
+use super::params::{CountEncoding, ANSWER_MODULUS_LOG, PARAMETERS};
 use super::wire::FORMAT_V1;
 use super::LookupError;
 
@@ -36,9 +37,14 @@ pub fn answer_bytes() -> usize {
 }
 
 impl EncryptedCount {
-    /// Re-randomises a raw evaluation result under the requester's public key
-    /// and switches it to the answer modulus.
-    pub fn rerandomise(mut raw: LweCiphertextOwned<u64>, public_key: &FhePublicKey) -> Self {
+    /// Re-randomises a raw evaluation result under the requester's public key,
+    /// flooding it as much as `encoding`'s budget allows, and switches it to
+    /// the answer modulus.
+    pub fn rerandomise(
+        mut raw: LweCiphertextOwned<u64>,
+        public_key: &FhePublicKey,
+        encoding: CountEncoding,
+    ) -> Self {
         let mut seeder = new_seeder();
         let seeder = seeder.as_mut();
         let mut generator =
@@ -49,7 +55,7 @@ impl EncryptedCount {
             &mut zero,
             Plaintext(0u64),
             PARAMETERS.noise,
-            DynamicDistribution::new_t_uniform(FLOOD_BOUND_LOG2),
+            DynamicDistribution::new_t_uniform(encoding.flood_bound_log2()),
             generator.noise_generator_mut(),
         );
         lwe_ciphertext_add_assign(&mut raw, &zero);
@@ -96,23 +102,24 @@ impl EncryptedCount {
     }
 
     /// Decrypts the count with the requester's secret key.
-    pub fn decrypt(&self, secret: &FheSecretKey) -> u32 {
-        let (_, rounded) = self.phase(secret);
-        ((rounded >> (64 - MESSAGE_BITS)) % (1 << MESSAGE_BITS)) as u32
+    pub fn decrypt(&self, secret: &FheSecretKey, encoding: CountEncoding) -> u32 {
+        let bits = encoding.message_bits();
+        let (_, rounded) = self.phase(secret, encoding);
+        ((rounded >> (64 - bits)) % (1 << bits)) as u32
     }
 
     /// Signed distance of the decrypted phase to its nearest encoded count, as a
     /// fraction of Δ. Used by noise tests and the residual-leak analysis.
-    pub fn phase_error(&self, secret: &FheSecretKey) -> f64 {
-        let (phase, rounded) = self.phase(secret);
-        (phase.wrapping_sub(rounded) as i64) as f64 / PARAMETERS.delta() as f64
+    pub fn phase_error(&self, secret: &FheSecretKey, encoding: CountEncoding) -> f64 {
+        let (phase, rounded) = self.phase(secret, encoding);
+        (phase.wrapping_sub(rounded) as i64) as f64 / encoding.delta() as f64
     }
 
     /// The decrypted phase and the nearest encoded count to it.
-    fn phase(&self, secret: &FheSecretKey) -> (u64, u64) {
+    fn phase(&self, secret: &FheSecretKey, encoding: CountEncoding) -> (u64, u64) {
         let plaintext = decrypt_lwe_ciphertext(&secret.lwe_view(), &self.to_native());
         let decomposer = SignedDecomposer::new(
-            DecompositionBaseLog(MESSAGE_BITS as usize),
+            DecompositionBaseLog(encoding.message_bits() as usize),
             DecompositionLevelCount(1),
         );
         (plaintext.0, decomposer.closest_representable(plaintext.0))

@@ -26,7 +26,7 @@ use tfhe::core_crypto::algorithms::polynomial_algorithms::polynomial_wrapping_mo
 use tfhe::core_crypto::fft_impl::fft64::{c64, ABox};
 use tfhe::core_crypto::prelude::*;
 
-use super::params::{LOW_TAG_BITS, PARAMETERS};
+use super::params::{CountEncoding, LOW_TAG_BITS, PARAMETERS};
 use super::query::EncryptedTag;
 use super::LookupError;
 
@@ -113,11 +113,13 @@ fn zero_glwe() -> Glwe {
 
 /// Evaluates whether the encrypted tag is among `candidates` (the real tags of
 /// the bucket), padded with random dummies to `pad_to` tags. Returns the LWE
-/// encryption (native modulus, not yet re-randomised) of 1 on a match, else 0.
+/// encryption (native modulus, not yet re-randomised) of 1 on a match, else 0,
+/// scaled by `encoding`'s Δ.
 pub fn evaluate(
     query: &PreparedTag,
     candidates: &[u64],
     pad_to: usize,
+    encoding: CountEncoding,
 ) -> Result<(LweCiphertextOwned<u64>, EvalStats), LookupError> {
     let tag_bits = query.bits.len();
     if tag_bits <= usize::from(LOW_TAG_BITS) || tag_bits > 64 {
@@ -136,7 +138,7 @@ pub fn evaluate(
         let tag = tag & tag_mask;
         let leaf = leaves.entry(tag >> LOW_TAG_BITS).or_insert_with(zero_glwe);
         // Set, not add: a node answers presence, so duplicates count once.
-        leaf.get_mut_body().as_mut()[(tag & low_mask) as usize] = PARAMETERS.delta();
+        leaf.get_mut_body().as_mut()[(tag & low_mask) as usize] = encoding.delta();
     }
     let mut rng = rand::thread_rng();
     let mut padded = candidates.len();

@@ -27,18 +27,27 @@
 //! is uncorrelated with it and with other answers' masks. The evaluation noise
 //! (standard deviation ~2^46 with 28-bit tags: a function of the GGSW noise and
 //! the bucket's real tags; dummies perturb it through rounding ties but do not
-//! hide it) is flooded by uniform noise on [-2^54, 2^54]. That is partial: one
-//! answer's statistical distance between two tables is about |e0 - e1| / 2^55,
-//! measured at 2^-7 to 2^-10 for tables that differ in one entry that does not
-//! match, where a proof would need 2^-40; the 64-bit modulus has no room for
-//! more (see DESIGN.md, "Where lookup speed comes from"). A requester that can
-//! name two candidate contents of a bucket computes both noises itself and knows
-//! which one answered whenever an answer falls outside the other's band: a few
-//! thousand answers about that bucket, replayed or freshly encrypted, tell them
-//! apart (measured: 8 to 30 of 8,000 answers identify the table). Generic tests
-//! on the phase errors of a few hundred answers see nothing. Without candidates,
-//! the requester still learns the noise value of a full bucket to ~2^44 from
-//! ~1,000 answers to one query: a signal about the bucket's tags.
+//! hide it) is flooded by uniform noise on [-B, B], B as large as the
+//! federation's size allows ([`params::CountEncoding`]: the n answers the
+//! coordinator adds share Δ/2, so B runs from 2^61 for one node and 2^59 for
+//! two or three, through 2^55 for eight, to 2^49 for 64). That is partial: one
+//! answer's statistical distance between two tables is about |e0 - e1| / 2B,
+//! where a proof would need 2^-40; the 64-bit modulus has no room for more
+//! (see DESIGN.md, "Where lookup speed comes from"). A requester that can
+//! name two candidate contents of a bucket computes both noises itself and
+//! knows which one answered whenever an answer falls outside the other's band.
+//! Measured 2026-12-02 for tables that differ in one entry that does not
+//! match (`leak_tests`): at three nodes 2 of 8,000 answers identify the table
+//! (tens of thousands of answers about that bucket tell them apart), at 64
+//! nodes 979 of 8,000 (a few dozen do). Generic tests on the phase errors of
+//! 600 answers see nothing at three nodes and come close at 64 (z of the
+//! means up to 3.2 against 4.4). Without candidates, the requester learns the
+//! noise value of a full bucket from ~1,000 answers to one query to about
+//! 2B/1,000: 2^47-2^50 at three nodes, 2^33-2^40 at 64: a signal about the
+//! bucket's tags. A federation's size is public and fixed by its file, and a
+//! node takes it from the envelope's audience (checked to be exactly the
+//! federation's nodes, each once), so a requester cannot ask for less
+//! flooding than its federation has.
 //!
 //! Why that is acceptable: tags are per-node OPRF outputs ([`crate::oprf`]),
 //! pseudorandom to everyone but the node. Whatever the noise reveals is a
@@ -76,6 +85,7 @@ pub(crate) mod wire;
 pub use answer::EncryptedCount;
 pub use evaluate::{evaluate, EvalStats, PreparedTag};
 pub use keys::{generate_keys, FhePublicKey, FheSecretKey, KeyId};
+pub use params::CountEncoding;
 pub use query::EncryptedTag;
 
 /// Errors of the lookup cryptography. Messages never hold data values.
@@ -94,6 +104,14 @@ pub enum LookupError {
     /// Decoded, but not with the federation's parameters.
     #[error("{0} does not match the lookup parameters")]
     WrongParameters(&'static str),
+    /// A federation larger than the count's encoding can add up.
+    #[error("a federation of {nodes} nodes: lookups add up at most {max}")]
+    FederationSize {
+        /// Nodes named.
+        nodes: usize,
+        /// [`params::MAX_NODES`].
+        max: usize,
+    },
     /// A field holds a value that no honest peer sends (a parameter, or a
     /// generator seed that does not start where the client's does): refused
     /// before tfhe, which trusts such fields, is given the object.

@@ -15,23 +15,118 @@ use tfhe::shortint::parameters::PARAM_MESSAGE_2_CARRY_2_KS_PBS_TUNIFORM_2M128 as
 /// Low tag bits that index a leaf polynomial's coefficients: log2(N).
 pub const LOW_TAG_BITS: u8 = 11;
 
-/// Plaintext modulus of a lookup answer: a per-item count of jurisdictions
-/// in `0..32`. Δ = 2^64 / 32 = 2^59.
-pub const MESSAGE_BITS: u32 = 5;
-
 /// Bits kept after the node switches its answer to a smaller modulus: 2^32
-/// halves the download (8 KB per item) and adds only ~2^35 of rounding noise
-/// against Δ/2 = 2^58.
+/// halves the download (8 KB per item) and adds at most [`ROUNDING_BOUND_LOG2`]
+/// of noise per answer.
 pub const ANSWER_MODULUS_LOG: u32 = 32;
 
-/// Bound (log2) of the uniform noise each node adds to an answer's body when it
-/// re-randomises it ("as much noise as the budget allows"). The evaluation noise
-/// is about 2^47; summed over [`MAX_NODES`] nodes the flooding stays below
-/// 8 · 2^54 = 2^57 < Δ/2 = 2^58.
-pub const FLOOD_BOUND_LOG2: u32 = 54;
+/// Most nodes in one federation: counts up to 64 fit [`CountEncoding`]'s
+/// largest message space (7 bits) with per-node flooding of 2^49.
+pub const MAX_NODES: usize = 64;
 
-/// Most nodes whose answers may be added together without decryption errors.
-pub const MAX_NODES: usize = 8;
+/// Standard deviation (log2) of one node's evaluation noise: ~2^46 with
+/// 28-bit tags (measured by `leak_tests`; it grows with the square root of
+/// the number of CMuxes, and tags longer than 28 bits add a few).
+pub const EVALUATION_NOISE_STD_LOG2: u32 = 46;
+
+/// How many standard deviations of summed evaluation noise the budget
+/// reserves: a Gaussian leaves 8σ with probability ~2^-49, under the 2^-40 per
+/// item the lookup promises.
+const EVALUATION_NOISE_SIGMAS: f64 = 8.0;
+
+/// Bound (log2) of the other fresh noise of one answer: the rounding of the
+/// switch to 2^32 (2048 mask coefficients rounded by up to 2^31 against a
+/// binary key: standard deviation ~2^35.2) and the public-key encryption
+/// (~2^21); 2^40 is ~28 standard deviations.
+pub const ROUNDING_BOUND_LOG2: u32 = 40;
+
+/// How a per-item count of jurisdictions is encoded for a federation of a
+/// given size, and how much flooding noise each node may add to its answer.
+///
+/// The noise budget. The coordinator adds n answers; the sum decrypts
+/// correctly while its noise stays below Δ/2. Each answer carries
+/// - evaluation noise, Gaussian-like with σ_e = 2^46: the sum has σ_e·√n, and
+///   8σ_e·√n is reserved for it (failure probability ~2^-49 per item);
+/// - flooding, uniform on [-B, B] (TUniform): at most n·B in the sum;
+/// - rounding and public-key noise, at most 2^40 each: n·2^40.
+///
+/// So B is the largest power of two with n·B ≤ Δ/2 - 8σ_e√n - n·2^40, and
+/// Δ = 2^(64 - b) for the fewest message bits b that hold the count n
+/// (n < 2^b). A smaller federation gets a larger Δ and more flooding per
+/// node; a larger one less of both:
+///
+/// | nodes | message bits | Δ/2 | flooding B per node | margin left |
+/// |---|---|---|---|---|
+/// | 1 | 1 | 2^62 | 2^61 | 2^61 |
+/// | 2, 3 | 2 | 2^61 | 2^59 | 2^60 (n = 2), 2^59 (n = 3) |
+/// | 8 | 4 | 2^59 | 2^55 | 2^58 |
+/// | 32 | 6 | 2^57 | 2^51 | 2^56 |
+/// | 64 | 7 | 2^56 | 2^49 | 2^55 |
+///
+/// The margin is Δ/2 minus the worst-case sum of flooding and rounding, left
+/// for the evaluation noise (whose 8σ_e√n is at most 2^52). What the
+/// flooding buys is in `lookup`'s residual-leak section: per answer, a
+/// requester who can name two candidate tables tells them apart with
+/// probability ~|e0 - e1| / 2B: 2^10 times larger at 64 nodes than at 2.
+/// Against the fixed 2^54 that fedq used while it stopped at 8 nodes, that
+/// is 2^5 smaller at 2 or 3 nodes, 2 times smaller at 8, and 2^5 larger at 64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CountEncoding {
+    nodes: usize,
+}
+
+impl CountEncoding {
+    /// The encoding of the largest federation, [`MAX_NODES`] nodes: the least
+    /// flooding per node.
+    pub const LARGEST: Self = Self { nodes: MAX_NODES };
+
+    /// The encoding of a federation of `nodes` (1 to [`MAX_NODES`]).
+    pub fn for_nodes(nodes: usize) -> Result<Self, super::LookupError> {
+        if (1..=MAX_NODES).contains(&nodes) {
+            Ok(Self { nodes })
+        } else {
+            Err(super::LookupError::FederationSize {
+                nodes,
+                max: MAX_NODES,
+            })
+        }
+    }
+
+    /// Nodes whose answers are added.
+    pub fn nodes(self) -> usize {
+        self.nodes
+    }
+
+    /// Bits of the count's message space: the fewest that hold `nodes`.
+    pub fn message_bits(self) -> u32 {
+        usize::BITS - self.nodes.leading_zeros()
+    }
+
+    /// Δ: scaling of a count in the 64-bit torus.
+    pub fn delta(self) -> u64 {
+        1u64 << (64 - self.message_bits())
+    }
+
+    /// log2 of B, the bound of the uniform noise each node adds to its answer.
+    pub fn flood_bound_log2(self) -> u32 {
+        let n = self.nodes as f64;
+        let half_delta = (self.delta() / 2) as f64;
+        let evaluation =
+            EVALUATION_NOISE_SIGMAS * 2f64.powi(EVALUATION_NOISE_STD_LOG2 as i32) * n.sqrt();
+        let rounding = n * 2f64.powi(ROUNDING_BOUND_LOG2 as i32);
+        let per_node = (half_delta - evaluation - rounding) / n;
+        // Positive for every size up to MAX_NODES (checked by a test).
+        per_node.log2().floor() as u32
+    }
+
+    /// Worst case of the summed flooding and rounding noise, log2: what the
+    /// margin is measured against.
+    pub fn worst_flooding_log2(self) -> f64 {
+        let n = self.nodes as f64;
+        (n * (2f64.powi(self.flood_bound_log2() as i32) + 2f64.powi(ROUNDING_BOUND_LOG2 as i32)))
+            .log2()
+    }
+}
 
 /// TFHE parameters of the lookup protocol.
 #[derive(Debug, Clone, Copy)]
@@ -70,10 +165,5 @@ impl LookupParameters {
     pub fn lwe_dimension(&self) -> LweDimension {
         self.glwe_dimension
             .to_equivalent_lwe_dimension(self.polynomial_size)
-    }
-
-    /// Δ: scaling of a count in the 64-bit torus.
-    pub fn delta(&self) -> u64 {
-        1u64 << (64 - MESSAGE_BITS)
     }
 }

@@ -4,8 +4,14 @@ use std::sync::OnceLock;
 
 use super::*;
 use crate::fingerprint::Tag;
+use params::MAX_NODES;
 
 const TAG_BITS: u8 = 28;
+
+/// The encoding of the three-node federation these answers are added in.
+fn encoding() -> CountEncoding {
+    CountEncoding::for_nodes(3).expect("three nodes")
+}
 
 fn keys() -> &'static (FheSecretKey, FhePublicKey) {
     static KEYS: OnceLock<(FheSecretKey, FhePublicKey)> = OnceLock::new();
@@ -21,8 +27,8 @@ fn lookup(
     let encrypted = EncryptedTag::encrypt(secret, Tag(tag), TAG_BITS);
     let decoded = EncryptedTag::from_bytes(&encrypted.to_bytes(), TAG_BITS)?;
     let prepared = PreparedTag::prepare(decoded);
-    let (raw, stats) = evaluate(&prepared, candidates, pad_to)?;
-    Ok((EncryptedCount::rerandomise(raw, public), stats))
+    let (raw, stats) = evaluate(&prepared, candidates, pad_to, encoding())?;
+    Ok((EncryptedCount::rerandomise(raw, public, encoding()), stats))
 }
 
 fn spread_tags(count: u64, seed: u64) -> Vec<u64> {
@@ -36,12 +42,12 @@ fn present_tag_hits_and_absent_tag_misses() -> Result<(), LookupError> {
     let (secret, _) = keys();
     let candidates = spread_tags(40, 7);
     let (hit, stats) = lookup(candidates[17], &candidates, 64)?;
-    assert_eq!(hit.decrypt(secret), 1);
+    assert_eq!(hit.decrypt(secret, encoding()), 1);
     assert_eq!(stats.padded_candidates, 64);
     let absent = (candidates[17] + 1) & ((1 << TAG_BITS) - 1);
     assert!(!candidates.contains(&absent));
     let (miss, _) = lookup(absent, &candidates, 64)?;
-    assert_eq!(miss.decrypt(secret), 0);
+    assert_eq!(miss.decrypt(secret, encoding()), 0);
     Ok(())
 }
 
@@ -55,11 +61,11 @@ fn tags_sharing_a_leaf_or_a_low_part_are_told_apart() -> Result<(), LookupError>
         0x01_2345 << 11 | 5,
     ];
     let (same_leaf_other_low, _) = lookup(0x0AB_CDE << 11 | 7, &candidates, 8)?;
-    assert_eq!(same_leaf_other_low.decrypt(secret), 0);
+    assert_eq!(same_leaf_other_low.decrypt(secret, encoding()), 0);
     let (other_leaf_same_low, _) = lookup(0x00_0001 << 11 | 5, &candidates, 8)?;
-    assert_eq!(other_leaf_same_low.decrypt(secret), 0);
+    assert_eq!(other_leaf_same_low.decrypt(secret, encoding()), 0);
     let (hit, _) = lookup(0x01_2345 << 11 | 5, &candidates, 8)?;
-    assert_eq!(hit.decrypt(secret), 1);
+    assert_eq!(hit.decrypt(secret, encoding()), 1);
     Ok(())
 }
 
@@ -67,12 +73,12 @@ fn tags_sharing_a_leaf_or_a_low_part_are_told_apart() -> Result<(), LookupError>
 fn empty_and_full_buckets() -> Result<(), LookupError> {
     let (secret, _) = keys();
     let (empty, stats) = lookup(12345, &[], 32)?;
-    assert_eq!(empty.decrypt(secret), 0);
+    assert_eq!(empty.decrypt(secret, encoding()), 0);
     assert_eq!(stats.padded_candidates, 32);
     let full = spread_tags(400, 99);
     let (hit, stats) = lookup(full[399], &full, 256)?;
     assert_eq!(
-        hit.decrypt(secret),
+        hit.decrypt(secret, encoding()),
         1,
         "a bucket above the padding still answers"
     );
@@ -85,16 +91,16 @@ fn duplicate_records_count_once_and_answers_add_up() -> Result<(), LookupError> 
     let (secret, _) = keys();
     let tag = 0x0123_4567;
     let (a, _) = lookup(tag, &[tag, tag, 99], 16)?;
-    assert_eq!(a.decrypt(secret), 1);
+    assert_eq!(a.decrypt(secret, encoding()), 1);
     let (b, _) = lookup(tag, &[tag], 16)?;
     let (c, _) = lookup(tag, &[1, 2, 3], 16)?;
     let mut sum = EncryptedCount::zero();
     for answer in [&a, &b, &c] {
         sum.add_assign(answer);
     }
-    assert_eq!(sum.decrypt(secret), 2);
+    assert_eq!(sum.decrypt(secret, encoding()), 2);
     let round_trip = EncryptedCount::from_bytes(&sum.to_bytes())?;
-    assert_eq!(round_trip.decrypt(secret), 2);
+    assert_eq!(round_trip.decrypt(secret, encoding()), 2);
     Ok(())
 }
 
@@ -104,13 +110,16 @@ fn answers_are_rerandomised_and_keep_a_noise_margin() -> Result<(), LookupError>
     let candidates = spread_tags(20, 3);
     let encrypted = EncryptedTag::encrypt(secret, Tag(candidates[3]), TAG_BITS);
     let prepared = PreparedTag::prepare(EncryptedTag::from_bytes(&encrypted.to_bytes(), TAG_BITS)?);
-    let (raw, _) = evaluate(&prepared, &candidates, 32)?;
-    let first = EncryptedCount::rerandomise(raw.clone(), public);
-    let second = EncryptedCount::rerandomise(raw, public);
+    let (raw, _) = evaluate(&prepared, &candidates, 32, encoding())?;
+    let first = EncryptedCount::rerandomise(raw.clone(), public, encoding());
+    let second = EncryptedCount::rerandomise(raw, public, encoding());
     assert_ne!(first.to_bytes(), second.to_bytes());
-    assert_eq!(first.decrypt(secret), second.decrypt(secret));
-    // Flooding noise is 2^54 against Δ/2 = 2^58: the error stays well inside 1/2.
-    assert!(first.phase_error(secret).abs() < 0.1);
+    assert_eq!(
+        first.decrypt(secret, encoding()),
+        second.decrypt(secret, encoding())
+    );
+    // Flooding of at most 2^59 against Δ = 2^62 for three nodes: 1/8 of Δ.
+    assert!(first.phase_error(secret, encoding()).abs() < 0.13);
     Ok(())
 }
 
@@ -127,4 +136,82 @@ fn malformed_and_wrongly_sized_inputs_are_refused() {
     assert!(EncryptedTag::from_bytes(b"", 20).is_err());
     assert!(EncryptedTag::from_bytes(&[9, 1, 2, 3], 20).is_err());
     assert!(EncryptedCount::from_bytes(&[1, 0, 0]).is_err());
+}
+
+#[test]
+fn the_noise_budget_holds_for_every_federation_size() {
+    let mut previous_bits = 0;
+    for nodes in 1..=MAX_NODES {
+        let encoding = CountEncoding::for_nodes(nodes).expect("within the limit");
+        let bits = encoding.message_bits();
+        assert!(
+            nodes < 1 << bits,
+            "{nodes} nodes: the count fits {bits} bits"
+        );
+        assert!(
+            bits <= 1 || nodes >= 1 << (bits - 1),
+            "{nodes} nodes: no wasted bit"
+        );
+        assert!(bits >= previous_bits);
+        previous_bits = bits;
+        // What the budget reserves for the evaluation noise must be left.
+        let half_delta = (encoding.delta() / 2) as f64;
+        let evaluation =
+            8.0 * 2f64.powi(params::EVALUATION_NOISE_STD_LOG2 as i32) * (nodes as f64).sqrt();
+        let worst = 2f64.powf(encoding.worst_flooding_log2());
+        assert!(
+            worst + evaluation <= half_delta,
+            "{nodes} nodes: 2^{:.2} + 2^{:.2} > 2^{:.2}",
+            worst.log2(),
+            evaluation.log2(),
+            half_delta.log2()
+        );
+        // Each node floods at least 2^49, and a federation that fedq
+        // supported before (at most 8 nodes) no less than the 2^54 it had.
+        let flood = encoding.flood_bound_log2();
+        assert!(flood >= 49, "{nodes} nodes: 2^{flood}");
+        if nodes <= 8 {
+            assert!(flood >= 54, "{nodes} nodes: 2^{flood}");
+        }
+    }
+    assert_eq!(CountEncoding::LARGEST.flood_bound_log2(), 49);
+    assert!(matches!(
+        CountEncoding::for_nodes(0),
+        Err(LookupError::FederationSize { .. })
+    ));
+    assert!(matches!(
+        CountEncoding::for_nodes(MAX_NODES + 1),
+        Err(LookupError::FederationSize { nodes: 65, max: 64 })
+    ));
+}
+
+#[test]
+fn sixty_four_answers_add_up_to_the_count() -> Result<(), LookupError> {
+    let (secret, public) = keys();
+    let encoding = CountEncoding::LARGEST;
+    let tag = 0x0765_4321;
+    let encrypted = EncryptedTag::encrypt(secret, Tag(tag), TAG_BITS);
+    let prepared = PreparedTag::prepare(EncryptedTag::from_bytes(&encrypted.to_bytes(), TAG_BITS)?);
+    let holding = [&[tag, 5, 9][..], &[tag][..]];
+    let lacking = [&[][..], &[1, 2, 3][..]];
+    // One in five nodes holds the tag: 13 of 64.
+    let mut sum = EncryptedCount::zero();
+    let mut expected = 0;
+    for node in 0..MAX_NODES {
+        let candidates = if node % 5 == 0 {
+            expected += 1;
+            holding[node % 2]
+        } else {
+            lacking[node % 2]
+        };
+        let (raw, _) = evaluate(&prepared, candidates, 8, encoding)?;
+        let answer = EncryptedCount::rerandomise(raw, public, encoding);
+        assert_eq!(answer.decrypt(secret, encoding), u32::from(node % 5 == 0));
+        sum.add_assign(&EncryptedCount::from_bytes(&answer.to_bytes())?);
+    }
+    assert_eq!(expected, 13);
+    assert_eq!(sum.decrypt(secret, encoding), expected);
+    // 64 floods of at most 2^49 against Δ/2 = 2^56: under half of it.
+    assert!(sum.phase_error(secret, encoding).abs() < 0.26);
+    Ok(())
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fedq_crypto::lookup::{
-    evaluate, EncryptedCount, EncryptedTag, FhePublicKey, KeyId, PreparedTag,
+    evaluate, CountEncoding, EncryptedCount, EncryptedTag, FhePublicKey, KeyId, PreparedTag,
 };
 use fedq_crypto::{Bucket, IdentifierKind};
 use tracing::{info, instrument};
@@ -145,13 +145,19 @@ impl NodeService {
             Ok((public_key, index))
         });
         let (public_key, index) = admitted.check(prepared)?;
+        // The audience was checked to be exactly the federation's nodes: the
+        // answers the coordinator adds are this many.
+        let encoding = admitted.check(
+            CountEncoding::for_nodes(admitted.envelope().audience.len())
+                .map_err(|e| NodeError::InvalidArgument(e.to_string())),
+        )?;
         let tag_bits = self.config.fingerprint_params().tag_bits();
         let items = Arc::new(query.items);
         let started = Instant::now();
         let answers = admitted.check(
             self.pool
                 .map(items.len(), move |i| {
-                    evaluate_item(i, &items[i], &index, &public_key, tag_bits)
+                    evaluate_item(i, &items[i], &index, (&public_key, encoding), tag_bits)
                 })
                 .await,
         )?;
@@ -193,13 +199,13 @@ fn evaluate_item(
     i: usize,
     item: &QueryItem,
     index: &LookupIndex,
-    public_key: &FhePublicKey,
+    (public_key, encoding): (&FhePublicKey, CountEncoding),
     tag_bits: u8,
 ) -> Result<EncryptedCount, NodeError> {
     let tag = EncryptedTag::from_bytes(&item.encrypted_tag, tag_bits)
         .map_err(|e| NodeError::InvalidArgument(format!("item {i}: {e}")))?;
     let prepared = PreparedTag::prepare(tag);
     let candidates = index.candidates(item.kind, item.bucket);
-    let (raw, _stats) = evaluate(&prepared, candidates, index.padded_candidates())?;
-    Ok(EncryptedCount::rerandomise(raw, public_key))
+    let (raw, _stats) = evaluate(&prepared, candidates, index.padded_candidates(), encoding)?;
+    Ok(EncryptedCount::rerandomise(raw, public_key, encoding))
 }

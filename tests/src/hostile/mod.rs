@@ -21,7 +21,7 @@ use anyhow::Context;
 use fedq_audit::{AuditLog, AuditRecord, Decision};
 use fedq_crypto::envelope::{fresh_nonce, Envelope, SigningKey};
 use fedq_crypto::lookup::{
-    generate_keys, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
+    generate_keys, CountEncoding, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
 };
 use fedq_crypto::IdentifierKind;
 use fedq_proto::federation::FederationFile;
@@ -220,6 +220,11 @@ impl<'a> Attacker<'a> {
         let mut nodes: Vec<String> = self.federation.nodes.iter().map(|n| n.id.clone()).collect();
         nodes.sort_unstable();
         nodes
+    }
+
+    /// How every node encodes a lookup's count for this federation.
+    fn count_encoding(&self) -> Result<CountEncoding, String> {
+        CountEncoding::for_nodes(self.federation.nodes.len()).map_err(|e| e.to_string())
     }
 
     /// Signs `envelope` with the requester's key.
@@ -423,7 +428,7 @@ impl<'a> Attacker<'a> {
             .ok_or_else(|| format!("node {node} answered a normal lookup without answers"))?;
         let count = EncryptedCount::from_bytes(answer)
             .map_err(|e| format!("node {node} answered an undecodable count: {e}"))?
-            .decrypt(&self.secret);
+            .decrypt(&self.secret, self.count_encoding()?);
         if count == 1 {
             Ok(())
         } else {

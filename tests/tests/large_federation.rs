@@ -1,0 +1,66 @@
+//! A federation of 32 jurisdictions and a coordinator over mutual TLS on
+//! loopback: one lookup adds 32 answers, and each count is the number of
+//! jurisdictions that hold the identifier, checked against the generated data.
+
+use anyhow::Context;
+use fedq_client::LookupInput;
+use fedq_crypto::{FingerprintParams, IdentifierKind};
+use fedq_tests::fixtures::GroundTruth;
+use fedq_tests::sandbox::{runtime, FederationSandbox};
+
+const NODES: usize = 32;
+
+#[test]
+fn thirty_two_jurisdictions_count_who_holds_an_identifier() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let mut builder = FederationSandbox::builder().people(60);
+        for i in 1..=NODES {
+            builder = builder.jurisdiction(&format!("j{i:02}"));
+        }
+        let sandbox = builder.build().await?;
+        let truth = GroundTruth::load(&sandbox, FingerprintParams::new(12, 28)?)?;
+
+        // One identifier for each number of holders the data has (the
+        // shared pool reaches several jurisdictions), and one nobody holds.
+        let mut by_count = std::collections::BTreeMap::new();
+        for known in truth.identifiers.values() {
+            by_count.entry(known.holders.len()).or_insert(known);
+        }
+        let widest = *by_count.keys().last().context("an identifier")?;
+        assert!(widest > 2, "the widest identifier has {widest} holders");
+        let mut picks: Vec<(IdentifierKind, String, u32)> = by_count
+            .values()
+            .map(|known| (known.kind, known.raw.clone(), known.holders.len() as u32))
+            .collect();
+        picks.push((
+            IdentifierKind::Email,
+            "held.by.nobody@example.invalid".to_owned(),
+            0,
+        ));
+        let inputs: Vec<LookupInput> = picks
+            .iter()
+            .map(|(kind, value, _)| LookupInput {
+                kind: *kind,
+                value: value.clone(),
+            })
+            .collect();
+
+        let mut requester = sandbox.requester().await?;
+        let report = requester.lookup(&inputs, "fraud", "T-32").await?;
+        assert_eq!(report.nodes.len(), NODES);
+        assert!(
+            report.nodes.iter().all(|n| n.status.word() == "ok"),
+            "{:?}",
+            report.nodes
+        );
+        let counts: Vec<u32> = report.results.iter().map(|r| r.jurisdictions).collect();
+        let expected: Vec<u32> = picks.iter().map(|(_, _, count)| *count).collect();
+        println!("{NODES} nodes, counts {counts:?}");
+        assert_eq!(counts, expected);
+        assert_eq!(
+            report.results.iter().map(|r| r.hit).collect::<Vec<_>>(),
+            expected.iter().map(|&c| c > 0).collect::<Vec<_>>()
+        );
+        Ok(())
+    })
+}
