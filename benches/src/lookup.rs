@@ -95,6 +95,9 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
     requester.lookup(&inputs[..1], "fraud", "BENCH").await?;
     let mut per_item = Vec::new();
     let mut node_per_item = Vec::new();
+    let mut node_slowest = Vec::new();
+    let cpu_before = process_cpu_seconds();
+    let mut fan_out = Vec::new();
     let mut encrypt = Vec::new();
     let mut oprf = Vec::new();
     let mut up = 0;
@@ -115,14 +118,41 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
             "a node failed: {:?}",
             report.nodes
         );
-        for (_, compute) in &report.stats.node_compute {
-            node_per_item.push(compute.as_secs_f64());
-        }
-        encrypt.push(report.stats.encrypt.as_secs_f64());
-        oprf.push(report.stats.oprf.as_secs_f64());
+        let computes: Vec<f64> = report
+            .stats
+            .node_compute
+            .iter()
+            .map(|(_, compute)| compute.as_secs_f64())
+            .collect();
+        anyhow::ensure!(
+            computes.len() == nodes,
+            "item {i}: {} of {nodes} nodes reported their compute",
+            computes.len()
+        );
+        let slowest = computes.iter().copied().fold(0.0, f64::max);
+        node_slowest.push(slowest);
+        node_per_item.extend(computes);
+        let stats = &report.stats;
+        encrypt.push(stats.encrypt.as_secs_f64());
+        oprf.push(stats.oprf.as_secs_f64());
+        // What the round trip spent outside the client's own work and the
+        // slowest node's evaluation: transfer, TLS, the coordinator's
+        // fan-out and summation.
+        fan_out.push(
+            (stats.round_trip.as_secs_f64()
+                - stats.oprf.as_secs_f64()
+                - stats.encrypt.as_secs_f64()
+                - slowest)
+                .max(0.0),
+        );
         up += report.stats.bytes_up;
         down += report.stats.bytes_down;
     }
+    // Every party runs in this process: its CPU time over the single-item
+    // lookups is what they cost together, whatever the cores' sharing.
+    let cpu_per_item = cpu_before
+        .zip(process_cpu_seconds())
+        .map(|(before, after)| (after - before) / items as f64);
     let started = Instant::now();
     let batch = requester.lookup(&inputs, "fraud", "BENCH").await?;
     let batch_seconds = started.elapsed().as_secs_f64();
@@ -153,6 +183,11 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         "candidates_per_item": padded,
         "per_item_seconds_median": median(per_item),
         "node_seconds_per_item_median": node_median,
+        "node_seconds_per_item_slowest": median(node_slowest),
+        "process_cpu_seconds_per_item": cpu_per_item,
+        "process_cpu_seconds_per_item_per_node": cpu_per_item.map(|s| s / nodes as f64),
+        "fan_out_overhead_seconds_per_item": median(fan_out),
+        "answers_checked": items * 2,
         "batch_seconds_per_item": batch_seconds / items as f64,
         "fhe_seconds_per_candidate": node_median / padded as f64,
         "is_in_clears_candidates": baseline_k,
@@ -189,4 +224,16 @@ fn baseline_seconds(_candidates: usize) -> Option<f64> {
         "is_in_clears baseline not built: add `--features fedq-benches/baseline` to measure it"
     );
     None
+}
+
+/// User and system CPU time of this process so far, from `/proc/self/stat`
+/// (in USER_HZ ticks, 100 per second on Linux); `None` where that is absent.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }

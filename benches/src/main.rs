@@ -42,6 +42,23 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Lookups across a federation of `nodes` nodes over loopback mTLS: the
+    /// lookup figures with the per-node compute apart from wall time and the
+    /// coordinator's fan-out overhead. The nodes share this machine's cores.
+    Federation {
+        /// Nodes in the federation.
+        #[arg(long, default_value_t = 32)]
+        nodes: usize,
+        /// Identifiers per node.
+        #[arg(long, default_value_t = 20_000)]
+        records: usize,
+        /// Items to look up (half present, half absent).
+        #[arg(long, default_value_t = 8)]
+        items: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Differentially private statistics over `rows` incidents at one node.
     Stats {
         /// Incident rows imported into the node's columnar engine.
@@ -71,6 +88,22 @@ async fn main() -> anyhow::Result<()> {
                 nodes,
                 items,
                 baseline_candidates,
+                json,
+            })
+            .await
+        }
+        Command::Federation {
+            nodes,
+            records,
+            items,
+            json,
+        } => {
+            lookup::run(lookup::LookupOptions {
+                records,
+                nodes,
+                items,
+                // One node's bucket: the baseline is the one-node figure.
+                baseline_candidates: 0,
                 json,
             })
             .await

@@ -5,6 +5,25 @@
 //! bootstrapping key): GLWE dimension 1, polynomial size 2048, TUniform(17)
 //! noise, one decomposition level of base 2^23, native 64-bit modulus. No
 //! bootstrapping happens, so the LWE half of the set is unused.
+//!
+//! # Why queries are not compressed yet
+//! A requester uploads 28 seeded GGSWs per item and node (917,613 bytes).
+//! Packing the bits into one GLWE and expanding it at the node (automorphisms
+//! and GLWE key switching, then an external product with a GGSW of the
+//! requester's key to rebuild each GGSW) does not fit these parameters. One
+//! CMux multiplies its GGSW's noise by the decomposed digits of the GLWE it
+//! selects: up to 2^22 each, over (k+1)·N = 4,096 of them, a factor of
+//! ~2^27. Fresh GGSWs (σ ≈ 2^16) thus give ~2^43 per CMux and ~2^46 after
+//! the tree. An expanded GGSW carries at least one key switch's noise
+//! (≥ 2^26 at 128-bit security for N = 2048 and q = 2^64, even with twelve
+//! levels of base 2^4), doubled at each of the five expansion levels: ~2^31,
+//! so ~2^58 per CMux and ~2^60 after a tree of 28: with the eight standard
+//! deviations the budget keeps, above Δ/2 for every federation, even one
+//! node's 2^62.
+//! Making room means more gadget levels in every CMux (three levels of base
+//! 2^12 bring the factor down to ~2^18, at three times the node's work: over
+//! the 0.061 s per item at 1,000,000 identifiers that the node must stay
+//! under) or a larger modulus: a second parameter set, not built.
 
 use tfhe::core_crypto::prelude::{
     CiphertextModulus, DecompositionBaseLog, DecompositionLevelCount, DynamicDistribution,
