@@ -2078,3 +2078,73 @@ fn a_flood_of_refusals_cannot_fill_the_audit_log() -> anyhow::Result<()> {
         v.finish()
     })
 }
+
+/// Health `Watch` and reflection are streams that any certificate of the
+/// federation may open, before the caller check. A requester holding more of
+/// them open than the node and the coordinator allow requests in flight must
+/// not crowd out a lookup: a stream's handler returns at once, so it does
+/// not keep a slot of the in-flight limit while it stays open.
+#[test]
+fn open_health_streams_do_not_crowd_out_lookups() -> anyhow::Result<()> {
+    use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    const IN_FLIGHT: usize = 4;
+    runtime().block_on(async {
+        let limits = format!("[limits]\nmax_requests_in_flight = {IN_FLIGHT}\n");
+        let sandbox = FederationSandbox::builder()
+            .jurisdiction("hs")
+            .people(100)
+            .node_toml(&limits)
+            .coordinator_toml(&limits)
+            .build()
+            .await?;
+        let alice = fedq_client::ClientConfig::load(&sandbox.output.client)?;
+        let federation = &alice.federation;
+        let parties = [
+            (federation.nodes[0].address.clone(), "hs", "fedq.v1.Node"),
+            (
+                federation.coordinator.address.clone(),
+                "coordinator",
+                "fedq.v1.Coordinator",
+            ),
+        ];
+        let mut open = Vec::new();
+        for (address, server_name, service) in parties {
+            // Three times the limit, over connections of four streams each.
+            for _ in 0..3 {
+                let channel =
+                    tonic::transport::Endpoint::from_shared(format!("https://{address}"))?
+                        .tls_config(fedq_transport::tls::client_config(&alice.tls, server_name)?)?
+                        .connect()
+                        .await?;
+                for _ in 0..IN_FLIGHT {
+                    let mut stream = HealthClient::new(channel.clone())
+                        .watch(HealthCheckRequest {
+                            service: service.to_owned(),
+                        })
+                        .await?
+                        .into_inner();
+                    // The first status arrives: the stream is open and stays so.
+                    anyhow::ensure!(stream.message().await?.is_some(), "{service}: no status");
+                    open.push(stream);
+                }
+            }
+        }
+        let mut requester = sandbox.requester().await?;
+        let input = fedq_client::LookupInput {
+            kind: IdentifierKind::Email,
+            value: "nobody.at.all@example.invalid".to_owned(),
+        };
+        let report = requester
+            .lookup(std::slice::from_ref(&input), "fraud", "T-1")
+            .await?;
+        assert!(
+            report.nodes.iter().all(|n| n.status == NodeOutcome::Ok),
+            "{} open health streams crowded out a lookup: {:?}",
+            open.len(),
+            report.nodes
+        );
+        assert_eq!(report.results[0].jurisdictions, 0);
+        drop(open);
+        Ok(())
+    })
+}

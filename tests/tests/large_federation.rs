@@ -1,9 +1,11 @@
 //! A federation of 32 jurisdictions and a coordinator over mutual TLS on
 //! loopback: one lookup adds 32 answers, and each count is the number of
-//! jurisdictions that hold the identifier, checked against the generated data.
+//! jurisdictions that hold the identifier, checked against the generated data;
+//! with one of them down, the other 31 still answer and the lost one is
+//! named, never read as "nobody holds it".
 
 use anyhow::Context;
-use fedq_client::LookupInput;
+use fedq_client::{ItemAnswer, LookupInput};
 use fedq_crypto::{FingerprintParams, IdentifierKind};
 use fedq_tests::fixtures::GroundTruth;
 use fedq_tests::sandbox::{runtime, FederationSandbox};
@@ -61,6 +63,44 @@ fn thirty_two_jurisdictions_count_who_holds_an_identifier() -> anyhow::Result<()
             report.results.iter().map(|r| r.hit).collect::<Vec<_>>(),
             expected.iter().map(|&c| c > 0).collect::<Vec<_>>()
         );
+
+        // A holder of the widest identifier goes down.
+        let widest_known = by_count.values().last().context("an identifier")?;
+        let lost = widest_known
+            .holders
+            .iter()
+            .next()
+            .context("a holder")?
+            .clone();
+        sandbox.stop_node(&lost).await?;
+        let report = requester.lookup(&inputs, "fraud", "T-32").await?;
+        for node in &report.nodes {
+            let word = node.status.word();
+            if node.node == lost {
+                assert_eq!(word, "unavailable", "{node:?}");
+            } else {
+                assert_eq!(word, "ok", "{node:?}");
+            }
+        }
+        for ((result, (_, _, count)), known) in report
+            .results
+            .iter()
+            .zip(&picks)
+            .zip(by_count.values().map(Some).chain([None]))
+        {
+            let held_by_lost = known.is_some_and(|k| k.holders.contains(&lost));
+            let expected = count - u32::from(held_by_lost);
+            assert_eq!(
+                (result.jurisdictions, result.answered, result.of),
+                (expected, NODES as u32 - 1, NODES as u32)
+            );
+            let answer = if expected > 0 {
+                ItemAnswer::Hit
+            } else {
+                ItemAnswer::Unknown
+            };
+            assert_eq!(result.answer, answer, "{result:?}");
+        }
         Ok(())
     })
 }
