@@ -12,8 +12,13 @@ use tfhe::core_crypto::prelude::*;
 
 use super::keys::{FhePublicKey, FheSecretKey};
 use super::params::{CountEncoding, ANSWER_MODULUS_LOG, PARAMETERS};
-use super::wire::FORMAT_V1;
 use super::LookupError;
+
+/// Version byte of an encoded answer. Version 2 scales the count by the
+/// federation's [`CountEncoding`]; version 1 used a fixed Δ = 2^59, which a
+/// version-2 peer would misread (a count of one as zero), so each refuses
+/// the other's answers instead.
+const ANSWER_FORMAT: u8 = 2;
 
 /// An encrypted per-item count, modulo 2^32: LWE mask (k·N values) then body.
 #[derive(Clone, PartialEq, Eq)]
@@ -128,7 +133,7 @@ impl EncryptedCount {
     /// Wire encoding: version byte then little-endian `u32`s.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(answer_bytes());
-        out.push(FORMAT_V1);
+        out.push(ANSWER_FORMAT);
         for v in &self.values {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -140,7 +145,7 @@ impl EncryptedCount {
         let Some((&version, body)) = bytes.split_first() else {
             return Err(LookupError::Malformed("answer"));
         };
-        if version != FORMAT_V1 {
+        if version != ANSWER_FORMAT {
             return Err(LookupError::UnsupportedFormat("answer"));
         }
         if body.len() != 4 * lwe_size() {

@@ -136,6 +136,15 @@ fn malformed_and_wrongly_sized_inputs_are_refused() {
     assert!(EncryptedTag::from_bytes(b"", 20).is_err());
     assert!(EncryptedTag::from_bytes(&[9, 1, 2, 3], 20).is_err());
     assert!(EncryptedCount::from_bytes(&[1, 0, 0]).is_err());
+    // An answer of the fixed-Δ encoding (version 1) would decrypt to a wrong
+    // count under the federation's encoding: refused, not misread.
+    let mut old = EncryptedCount::zero().to_bytes();
+    assert_eq!(old[0], 2);
+    old[0] = 1;
+    assert_eq!(
+        EncryptedCount::from_bytes(&old),
+        Err(LookupError::UnsupportedFormat("answer"))
+    );
 }
 
 #[test]
