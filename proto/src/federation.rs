@@ -186,6 +186,15 @@ impl FederationFile {
                  encrypted tags in one lookup request)",
                 crate::limits::MAX_FEDERATION_NODES
             ));
+        } else if let Some(most) = crate::limits::nodes_per_request(raw.parameters.tag_bits) {
+            if raw.nodes.len() > most {
+                problems.push(format!(
+                    "nodes: with {}-bit tags one lookup request holds one item's tags for \
+                     at most {most} nodes, not {}: use fewer tag bits or fewer nodes",
+                    raw.parameters.tag_bits,
+                    raw.nodes.len()
+                ));
+            }
         }
         let mut seen = std::collections::HashSet::new();
         for (i, node) in raw.nodes.iter().enumerate() {
@@ -408,6 +417,43 @@ mod tests {
         std::fs::rename(&temp, &path).unwrap();
         std::thread::sleep(Watched::RECHECK);
         assert!(watched.requester("alice").is_none(), "revoked requester");
+    }
+
+    /// A federation of `nodes` nodes with `tag_bits`-bit tags.
+    fn federation_of(nodes: usize, tag_bits: u8) -> FederationToml {
+        let mut text = BASE
+            .replace("tag_bits = 28", &format!("tag_bits = {tag_bits}"))
+            .replace(
+                "[[nodes]]\nid = \"fr\"\njurisdiction = \"fr\"\naddress = \"127.0.0.1:2\"\n",
+                "",
+            );
+        for i in 0..nodes {
+            text.push_str(&format!(
+                "[[nodes]]\nid = \"n{i}\"\njurisdiction = \"n{i}\"\naddress = \"127.0.0.1:{}\"\n",
+                1000 + i
+            ));
+        }
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_federation_is_as_large_as_one_lookup_request_carries() {
+        // 28-bit tags: 48 nodes (918 KB each) fit the 48 MiB request.
+        assert!(FederationFile::validate(federation_of(48, 28)).is_ok());
+        let problems = FederationFile::validate(federation_of(49, 28)).expect_err("49 nodes");
+        assert!(
+            problems.iter().any(|p| p.contains("at most 48 nodes")),
+            "{problems:?}"
+        );
+        // 32-bit tags: 1 MB per node, so 48 no longer fit.
+        let problems = FederationFile::validate(federation_of(48, 32)).expect_err("32-bit tags");
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.contains("32-bit tags") && p.contains("at most 47 nodes")),
+            "{problems:?}"
+        );
+        assert!(FederationFile::validate(federation_of(47, 32)).is_ok());
     }
 
     #[test]

@@ -17,6 +17,18 @@ pub const MAX_ITEMS_PER_REQUEST: usize = 48;
 pub const MAX_FEDERATION_NODES: usize = MAX_ITEMS_PER_REQUEST;
 const _: () = assert!(MAX_FEDERATION_NODES <= fedq_crypto::lookup::params::MAX_NODES);
 
+/// How many nodes' encrypted tags of one item fit one lookup request with
+/// `tag_bits`-bit tags (each ~32 KB per bit), beside the request's context
+/// and per-node framing; `None` for a tag width no lookup can use.
+pub fn nodes_per_request(tag_bits: u8) -> Option<usize> {
+    /// Room for everything in a request but the tags: context, key id, node
+    /// ids, kinds and buckets.
+    const FRAMING: usize = 64 * 1024;
+    let per_node = fedq_crypto::lookup::EncryptedTag::max_encoded_len(tag_bits) + 64;
+    (tag_bits > fedq_crypto::lookup::params::LOW_TAG_BITS && tag_bits <= 64)
+        .then(|| (MAX_MESSAGE_BYTES - FRAMING) / per_node)
+}
+
 /// Longest query id a coordinator may give (ids are 32 hex digits).
 pub const MAX_QUERY_ID_BYTES: usize = 64;
 

@@ -2081,12 +2081,17 @@ fn a_flood_of_refusals_cannot_fill_the_audit_log() -> anyhow::Result<()> {
 
 /// Health `Watch` and reflection are streams that any certificate of the
 /// federation may open, before the caller check. A requester holding more of
-/// them open than the node and the coordinator allow requests in flight must
+/// them open (four health streams and a reflection stream on each of three
+/// connections) than the node and the coordinator allow requests in flight must
 /// not crowd out a lookup: a stream's handler returns at once, so it does
 /// not keep a slot of the in-flight limit while it stays open.
 #[test]
 fn open_health_streams_do_not_crowd_out_lookups() -> anyhow::Result<()> {
     use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
+    use tonic_reflection::pb::v1::{
+        server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, ServerReflectionRequest,
+    };
     const IN_FLIGHT: usize = 4;
     runtime().block_on(async {
         let limits = format!("[limits]\nmax_requests_in_flight = {IN_FLIGHT}\n");
@@ -2108,6 +2113,7 @@ fn open_health_streams_do_not_crowd_out_lookups() -> anyhow::Result<()> {
             ),
         ];
         let mut open = Vec::new();
+        let mut reflections = Vec::new();
         for (address, server_name, service) in parties {
             // Three times the limit, over connections of four streams each.
             for _ in 0..3 {
@@ -2127,6 +2133,24 @@ fn open_health_streams_do_not_crowd_out_lookups() -> anyhow::Result<()> {
                     anyhow::ensure!(stream.message().await?.is_some(), "{service}: no status");
                     open.push(stream);
                 }
+                // And a reflection stream whose requests never end.
+                let list = ServerReflectionRequest {
+                    host: String::new(),
+                    message_request: Some(MessageRequest::ListServices(String::new())),
+                };
+                let requests = tokio_stream::StreamExt::chain(
+                    tokio_stream::iter([list]),
+                    tokio_stream::pending(),
+                );
+                let mut reflection = ServerReflectionClient::new(channel)
+                    .server_reflection_info(requests)
+                    .await?
+                    .into_inner();
+                anyhow::ensure!(
+                    reflection.message().await?.is_some(),
+                    "{service}: no services listed"
+                );
+                reflections.push(reflection);
             }
         }
         let mut requester = sandbox.requester().await?;
@@ -2139,12 +2163,13 @@ fn open_health_streams_do_not_crowd_out_lookups() -> anyhow::Result<()> {
             .await?;
         assert!(
             report.nodes.iter().all(|n| n.status == NodeOutcome::Ok),
-            "{} open health streams crowded out a lookup: {:?}",
+            "{} open health and {} reflection streams crowded out a lookup: {:?}",
             open.len(),
+            reflections.len(),
             report.nodes
         );
         assert_eq!(report.results[0].jurisdictions, 0);
-        drop(open);
+        drop((open, reflections));
         Ok(())
     })
 }

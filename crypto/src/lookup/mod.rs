@@ -30,7 +30,8 @@
 //! hide it) is flooded by uniform noise on [-B, B], B as large as the
 //! federation's size allows ([`params::CountEncoding`]: the n answers the
 //! coordinator adds share Δ/2, so B runs from 2^61 for one node and 2^59 for
-//! two or three, through 2^55 for eight, to 2^49 for 64). That is partial: one
+//! two or three, through 2^55 for eight and 2^51 for 32 to 48 (the largest
+//! federation), to 2^49 for the encoding's 64). That is partial: one
 //! answer's statistical distance between two tables is about |e0 - e1| / 2B,
 //! where a proof would need 2^-40; the 64-bit modulus has no room for more
 //! (see DESIGN.md, "Where lookup speed comes from"). A requester that can
@@ -38,10 +39,11 @@
 //! knows which one answered whenever an answer falls outside the other's band.
 //! Measured 2026-12-02 for tables that differ in one entry that does not
 //! match (`leak_tests`): at three nodes 2 of 8,000 answers identify the table
-//! (tens of thousands of answers about that bucket tell them apart), at 64
-//! nodes 979 of 8,000 (a few dozen do). Generic tests on the phase errors of
-//! 600 answers see nothing at three nodes and come close at 64 (z of the
-//! means up to 3.2 against 4.4). Without candidates, the requester learns the
+//! (tens of thousands of answers about that bucket tell them apart), with the
+//! encoding for 64 nodes 979 of 8,000 (a few dozen do; a federation of 48
+//! floods four times more). Generic tests on the phase errors of 600 answers
+//! see nothing at three nodes and come close at 64 (z of the means up to 3.2
+//! against 4.4). Without candidates, the requester learns the
 //! noise value of a full bucket from ~1,000 answers to one query to about
 //! 2B/1,000: 2^47-2^50 at three nodes, 2^33-2^40 at 64: a signal about the
 //! bucket's tags. A federation's size is public and fixed by its file, and a

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use tfhe::core_crypto::commons::math::random::Uniform;
 use tfhe::core_crypto::prelude::*;
 
-use super::honest::{TagBits, WireSeededGgswList};
+use super::honest::{Honest, TagBits, WireSeededGgswList};
 use super::keys::FheSecretKey;
 use super::params::PARAMETERS;
 use super::{wire, LookupError};
@@ -74,6 +74,14 @@ impl EncryptedTag {
     /// Encoding for the wire.
     pub fn to_bytes(&self) -> Vec<u8> {
         wire::encode(&self.list)
+    }
+
+    /// Most bytes the encoding of a `tag_bits`-bit tag takes (what
+    /// [`Self::from_bytes`] accepts at most): what one node's share of one
+    /// lookup item costs a request.
+    pub fn max_encoded_len(tag_bits: u8) -> usize {
+        1 + usize::try_from(<WireSeededGgswList as Honest>::limit(TagBits(tag_bits)))
+            .unwrap_or(usize::MAX)
     }
 
     /// Decodes an untrusted encrypted tag, refusing anything but `tag_bits`

@@ -222,5 +222,47 @@ fn sixty_four_answers_add_up_to_the_count() -> Result<(), LookupError> {
     assert_eq!(sum.decrypt(secret, encoding), expected);
     // 64 floods of at most 2^49 against Δ/2 = 2^56: under half of it.
     assert!(sum.phase_error(secret, encoding).abs() < 0.26);
+
+    // Every node holds it: the count at the top of what 64 answers reach.
+    let (raw, _) = evaluate(&prepared, holding[1], 8, encoding)?;
+    let mut all = EncryptedCount::zero();
+    for _ in 0..MAX_NODES {
+        all.add_assign(&EncryptedCount::rerandomise(raw.clone(), public, encoding));
+    }
+    assert_eq!(all.decrypt(secret, encoding), MAX_NODES as u32);
+    Ok(())
+}
+
+/// The flooding is as large as the federation's size allows, not only
+/// bounded: the answers to one evaluation differ by their flooding alone, and
+/// the range of 64 of them exceeds the bound B unless all 64 fall in one
+/// half-width window (probability below 2^-56).
+#[test]
+fn each_answer_is_flooded_as_much_as_its_federation_allows() -> Result<(), LookupError> {
+    let (secret, public) = keys();
+    let encrypted = EncryptedTag::encrypt(secret, Tag(77), TAG_BITS);
+    let prepared = PreparedTag::prepare(EncryptedTag::from_bytes(&encrypted.to_bytes(), TAG_BITS)?);
+    for nodes in [1, 3, 8, 48, MAX_NODES] {
+        let encoding = CountEncoding::for_nodes(nodes)?;
+        let (raw, _) = evaluate(&prepared, &[77, 78], 4, encoding)?;
+        let bound = 2f64.powi(encoding.flood_bound_log2() as i32);
+        let errors: Vec<f64> = (0..64)
+            .map(|_| {
+                let answer = EncryptedCount::rerandomise(raw.clone(), public, encoding);
+                assert_eq!(answer.decrypt(secret, encoding), 1);
+                answer.phase_error(secret, encoding) * encoding.delta() as f64
+            })
+            .collect();
+        let range = errors.iter().copied().fold(f64::MIN, f64::max)
+            - errors.iter().copied().fold(f64::MAX, f64::min);
+        // At most 2B, plus the rounding and public-key noise of two answers.
+        let slack = 2f64.powi(params::ROUNDING_BOUND_LOG2 as i32 + 1);
+        assert!(
+            range >= bound && range <= 2.0 * bound + slack,
+            "{nodes} nodes: answers spread over 2^{:.2}, flooding bound 2^{}",
+            range.log2(),
+            encoding.flood_bound_log2()
+        );
+    }
     Ok(())
 }
