@@ -173,6 +173,15 @@ impl FederationSandboxBuilder {
         self
     }
 
+    /// Rewrites the generated `coordinator.toml` before anything reads it.
+    pub fn edit_coordinator_toml(
+        mut self,
+        edit: impl Fn(&str) -> String + Send + Sync + 'static,
+    ) -> Self {
+        self.coordinator_edits.push(Box::new(edit));
+        self
+    }
+
     /// Creates the files, imports the data and starts every party.
     pub async fn build(self) -> anyhow::Result<FederationSandbox> {
         let temp = tempfile::tempdir()?;

@@ -104,3 +104,65 @@ fn thirty_two_jurisdictions_count_who_holds_an_identifier() -> anyhow::Result<()
         Ok(())
     })
 }
+
+/// A node that accepts connections and never answers (a hung host, or one
+/// an attacker holds) is reported as timed out after the coordinator's
+/// per-node deadline; the other nodes' answers arrive, and the lookup does
+/// not wait longer than a few deadlines (a retry and the two fan-outs, OPRF
+/// and lookup), never the 30 s default.
+#[test]
+fn a_node_that_never_answers_delays_nobody_past_the_deadline() -> anyhow::Result<()> {
+    const DEADLINE_MS: u64 = 2_000;
+    runtime().block_on(async {
+        let sandbox = FederationSandbox::builder()
+            .jurisdiction("ha")
+            .jurisdiction("hb")
+            .jurisdiction("hc")
+            .people(100)
+            .edit_coordinator_toml(|t| {
+                t.replace(
+                    "node_timeout_ms = 30000",
+                    &format!("node_timeout_ms = {DEADLINE_MS}"),
+                )
+            })
+            .build()
+            .await?;
+        let federation = fedq_proto::federation::FederationFile::load(&sandbox.output.federation)?;
+        let address = federation.node("hc").context("node hc")?.address.clone();
+        sandbox.stop_node("hc").await?;
+        // Where hc listened: connections are accepted and left unanswered.
+        let hole = std::net::TcpListener::bind(&address)?;
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for connection in hole.incoming().flatten() {
+                held.push(connection);
+            }
+        });
+
+        let mut requester = sandbox.requester().await?;
+        let started = std::time::Instant::now();
+        let report = requester
+            .lookup(
+                &[LookupInput {
+                    kind: IdentifierKind::Email,
+                    value: "held.by.nobody@example.invalid".to_owned(),
+                }],
+                "fraud",
+                "T-hung",
+            )
+            .await?;
+        let took = started.elapsed();
+        for node in &report.nodes {
+            let expected = if node.node == "hc" { "timeout" } else { "ok" };
+            assert_eq!(node.status.word(), expected, "{node:?}");
+        }
+        let result = &report.results[0];
+        assert_eq!((result.answered, result.of), (2, 3));
+        assert_eq!(result.answer, ItemAnswer::Unknown);
+        assert!(
+            took < std::time::Duration::from_millis(6 * DEADLINE_MS),
+            "the lookup took {took:?} with a {DEADLINE_MS} ms deadline"
+        );
+        Ok(())
+    })
+}
