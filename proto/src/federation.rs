@@ -186,15 +186,19 @@ impl FederationFile {
                  encrypted tags in one lookup request)",
                 crate::limits::MAX_FEDERATION_NODES
             ));
-        } else if let Some(most) = crate::limits::nodes_per_request(raw.parameters.tag_bits) {
-            if raw.nodes.len() > most {
-                problems.push(format!(
-                    "nodes: with {}-bit tags one lookup request holds one item's tags for \
-                     at most {most} nodes, not {}: use fewer tag bits or fewer nodes",
-                    raw.parameters.tag_bits,
-                    raw.nodes.len()
-                ));
-            }
+        } else if !raw.nodes.is_empty()
+            && crate::limits::items_per_request(raw.parameters.tag_bits, raw.nodes.len()) == 0
+        {
+            let bits = raw.parameters.tag_bits;
+            let most = (1..raw.nodes.len())
+                .rev()
+                .find(|&n| crate::limits::items_per_request(bits, n) > 0)
+                .unwrap_or(0);
+            problems.push(format!(
+                "nodes: with {bits}-bit tags one lookup request holds one item's tags for \
+                 at most {most} nodes, not {}: use fewer tag bits or fewer nodes",
+                raw.nodes.len()
+            ));
         }
         let mut seen = std::collections::HashSet::new();
         for (i, node) in raw.nodes.iter().enumerate() {

@@ -17,16 +17,23 @@ pub const MAX_ITEMS_PER_REQUEST: usize = 48;
 pub const MAX_FEDERATION_NODES: usize = MAX_ITEMS_PER_REQUEST;
 const _: () = assert!(MAX_FEDERATION_NODES <= fedq_crypto::lookup::params::MAX_NODES);
 
-/// How many nodes' encrypted tags of one item fit one lookup request with
-/// `tag_bits`-bit tags (each ~32 KB per bit), beside the request's context
-/// and per-node framing; `None` for a tag width no lookup can use.
-pub fn nodes_per_request(tag_bits: u8) -> Option<usize> {
-    /// Room for everything in a request but the tags: context, key id, node
-    /// ids, kinds and buckets.
+/// How many items one lookup request to a federation of `nodes` nodes
+/// carries with `tag_bits`-bit tags: each node gets its own encrypted tags of
+/// every item (~32 KB per bit) and its own context (a signed envelope and
+/// references), all within [`MAX_MESSAGE_BYTES`]; at most
+/// [`MAX_ITEMS_PER_REQUEST`]. 0 when not even one item fits, or the tag width
+/// is one no lookup uses.
+pub fn items_per_request(tag_bits: u8, nodes: usize) -> usize {
+    /// Room for what the request holds once: its own context and key id.
     const FRAMING: usize = 64 * 1024;
-    let per_node = fedq_crypto::lookup::EncryptedTag::max_encoded_len(tag_bits) + 64;
-    (tag_bits > fedq_crypto::lookup::params::LOW_TAG_BITS && tag_bits <= 64)
-        .then(|| (MAX_MESSAGE_BYTES - FRAMING) / per_node)
+    /// Per item and node besides the tag: kind, bucket and protobuf framing.
+    const ITEM_FRAMING: usize = 64;
+    if tag_bits <= fedq_crypto::lookup::params::LOW_TAG_BITS || tag_bits > 64 || nodes == 0 {
+        return 0;
+    }
+    let per_item = fedq_crypto::lookup::EncryptedTag::max_encoded_len(tag_bits) + ITEM_FRAMING;
+    let per_node = (MAX_MESSAGE_BYTES - FRAMING) / nodes;
+    (per_node.saturating_sub(CONTEXT_BYTES) / per_item).min(MAX_ITEMS_PER_REQUEST)
 }
 
 /// Longest query id a coordinator may give (ids are 32 hex digits).
@@ -126,6 +133,28 @@ pub fn check_context(context: &crate::v1::RequestContext) -> Result<(), String> 
 mod tests {
     use super::*;
     use crate::v1::StatsQuery;
+
+    #[test]
+    fn a_lookup_request_carries_as_many_items_as_fit_its_federation() {
+        // 28-bit tags (918 KB per item and node) within 48 MiB.
+        assert_eq!(items_per_request(28, 1), MAX_ITEMS_PER_REQUEST);
+        assert_eq!(items_per_request(28, 3), 18);
+        assert_eq!(items_per_request(28, 32), 1);
+        assert_eq!(items_per_request(28, 48), 1);
+        assert_eq!(items_per_request(28, 55), 0);
+        // 32-bit tags: 1 MB per item and node.
+        assert_eq!(items_per_request(32, 47), 1);
+        assert_eq!(items_per_request(32, 48), 0);
+        // What every node's share of the largest chunk costs stays within the limit.
+        for (bits, nodes) in [(28, 1), (28, 3), (28, 48), (32, 47), (40, 2)] {
+            let items = items_per_request(bits, nodes);
+            let tag = fedq_crypto::lookup::EncryptedTag::max_encoded_len(bits);
+            assert!(items > 0);
+            assert!(nodes * (items * (tag + 64) + CONTEXT_BYTES) + 64 * 1024 <= MAX_MESSAGE_BYTES);
+        }
+        assert_eq!(items_per_request(11, 1), 0);
+        assert_eq!(items_per_request(28, 0), 0);
+    }
 
     #[test]
     fn stats_queries_are_bounded_in_every_list_and_string() {

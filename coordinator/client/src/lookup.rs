@@ -74,9 +74,11 @@ impl Requester {
             .iter()
             .map(|n| n.id.clone())
             .collect();
-        // Every node gets its own encrypted tags: keep one request within the
-        // message limit whatever the federation's size.
-        let chunk_len = (fedq_proto::MAX_ITEMS_PER_REQUEST / node_ids.len().max(1)).max(1);
+        // Every node gets its own encrypted tags: as many items per request
+        // as the message limit holds for this federation's size and tag width
+        // (a federation file where not even one fits is refused on loading).
+        let tag_bits = self.config.federation.config.fingerprint.tag_bits();
+        let chunk_len = fedq_proto::limits::items_per_request(tag_bits, node_ids.len()).max(1);
         let mut stats = LookupStats {
             nodes_asked: node_ids.len(),
             ..LookupStats::default()
