@@ -50,6 +50,18 @@ pub fn merge(items: usize, outcomes: Vec<NodeReply<NodeAnswers>>) -> Merged {
         let node = outcome.node;
         let status = outcome.result.and_then(|answer| {
             let decoded = decode(items, &answer.answers)?;
+            // Answers under another count encoding (a node whose federation
+            // has another size) would turn the sum into a wrong count.
+            if !sums
+                .iter()
+                .zip(&decoded)
+                .all(|(sum, part)| sum.adds_to(part))
+            {
+                return Err(NodeCallError {
+                    outcome: NodeOutcome::Invalid,
+                    reason: "node answered for a federation of another size".to_owned(),
+                });
+            }
             for (sum, part) in sums.iter_mut().zip(&decoded) {
                 sum.add_assign(part);
             }
@@ -84,4 +96,49 @@ fn decode(items: usize, answers: &[Vec<u8>]) -> Result<Vec<EncryptedCount>, Node
             EncryptedCount::from_bytes(bytes).map_err(|_| invalid("node sent a malformed answer"))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fedq_crypto::lookup::answer::answer_bytes;
+    use fedq_crypto::lookup::CountEncoding;
+
+    /// An answer of one item under the count encoding with `bits` message bits.
+    fn answer(bits: u8) -> Vec<u8> {
+        let mut bytes = vec![0u8; answer_bytes()];
+        bytes[0] = 2;
+        bytes[1] = bits;
+        bytes
+    }
+
+    fn reply(node: &str, bits: u8) -> NodeReply<NodeAnswers> {
+        NodeReply {
+            node: node.to_owned(),
+            result: Ok(NodeAnswers {
+                answers: vec![answer(bits)],
+                compute_micros: 1,
+                disclosure: Disclosure::NotAsked,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_node_answering_under_another_count_encoding_is_left_out() {
+        let three = CountEncoding::for_nodes(3).expect("three nodes");
+        let bits = u8::try_from(three.message_bits()).expect("a few bits");
+        let merged = merge(1, vec![reply("a", bits), reply("b", bits), reply("c", 4)]);
+        assert!(merged.nodes[0].1.is_ok() && merged.nodes[1].1.is_ok());
+        let refused = merged.nodes[2].1.as_ref().err().expect("c refused");
+        assert_eq!(refused.outcome, NodeOutcome::Invalid);
+        assert!(
+            refused.reason.contains("another size"),
+            "{}",
+            refused.reason
+        );
+        // The sum holds a and b only, under their encoding.
+        assert!(merged.answers[0].check_encoding(three).is_ok());
+        let eight = CountEncoding::for_nodes(8).expect("eight nodes");
+        assert!(merged.answers[0].check_encoding(eight).is_err());
+    }
 }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use fedq_crypto::lookup::{
     CountEncoding, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
 };
@@ -424,9 +424,17 @@ impl Requester {
         // by the envelope's audience: all of them, answered or not.
         let encoding = CountEncoding::for_nodes(chunk.node_ids.len())?;
         let mut counts = Vec::with_capacity(items);
+        let decode = |answer: &[u8]| -> anyhow::Result<EncryptedCount> {
+            let count = EncryptedCount::from_bytes(answer)?;
+            count.check_encoding(encoding).context(
+                "an answer was encoded for a federation of another size than this \
+                 federation file names: its count would be wrong",
+            )?;
+            Ok(count)
+        };
         for answer in &response.answers {
             stats.bytes_down += answer.len();
-            counts.push(EncryptedCount::from_bytes(answer)?.decrypt(secret, encoding));
+            counts.push(decode(answer)?.decrypt(secret, encoding));
         }
         let mut held_by = vec![Vec::new(); items];
         for revealed in &response.disclosed {
@@ -434,7 +442,7 @@ impl Requester {
                 bail!("node {} disclosed a wrong number of answers", revealed.node);
             }
             for (i, answer) in revealed.answers.iter().enumerate() {
-                if EncryptedCount::from_bytes(answer)?.decrypt(secret, encoding) > 0 {
+                if decode(answer)?.decrypt(secret, encoding) > 0 {
                     held_by[i].push(revealed.node.clone());
                 }
             }

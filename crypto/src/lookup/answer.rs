@@ -15,15 +15,18 @@ use super::params::{CountEncoding, ANSWER_MODULUS_LOG, PARAMETERS};
 use super::LookupError;
 
 /// Version byte of an encoded answer. Version 2 scales the count by the
-/// federation's [`CountEncoding`]; version 1 used a fixed Δ = 2^59, which a
-/// version-2 peer would misread (a count of one as zero), so each refuses
-/// the other's answers instead.
+/// federation's [`CountEncoding`] and says which (its message bits); version
+/// 1 used a fixed Δ = 2^59, which a version-2 peer would misread (a count of
+/// one as zero), so each refuses the other's answers instead.
 const ANSWER_FORMAT: u8 = 2;
 
-/// An encrypted per-item count, modulo 2^32: LWE mask (k·N values) then body.
+/// An encrypted per-item count, modulo 2^32: LWE mask (k·N values) then body,
+/// and the message bits of the encoding it was made under (0 for
+/// [`EncryptedCount::zero`], which adds to anything).
 #[derive(Clone, PartialEq, Eq)]
 pub struct EncryptedCount {
     values: Vec<u32>,
+    bits: u8,
 }
 
 impl std::fmt::Debug for EncryptedCount {
@@ -38,7 +41,7 @@ fn lwe_size() -> usize {
 
 /// Bytes of an encoded answer.
 pub fn answer_bytes() -> usize {
-    1 + 4 * lwe_size()
+    2 + 4 * lwe_size()
 }
 
 impl EncryptedCount {
@@ -70,13 +73,33 @@ impl EncryptedCount {
         );
         let mut values: Vec<u32> = switched.mask().collect();
         values.push(switched.body());
-        Self { values }
+        Self {
+            values,
+            bits: encoding_bits(encoding),
+        }
     }
 
     /// An encryption of zero with no mask: the neutral element of [`Self::add_assign`].
     pub fn zero() -> Self {
         Self {
             values: vec![0; lwe_size()],
+            bits: 0,
+        }
+    }
+
+    /// Whether `other` was made under the same encoding as this (or either is
+    /// [`Self::zero`]): answers of different encodings do not add up to a count.
+    pub fn adds_to(&self, other: &EncryptedCount) -> bool {
+        self.bits == 0 || other.bits == 0 || self.bits == other.bits
+    }
+
+    /// Refuses an answer made for a federation of another size than
+    /// `encoding`'s: decrypted as this one, its count would be wrong.
+    pub fn check_encoding(&self, encoding: CountEncoding) -> Result<(), LookupError> {
+        if self.bits == 0 || self.bits == encoding_bits(encoding) {
+            Ok(())
+        } else {
+            Err(LookupError::WrongParameters("answer's count encoding"))
         }
     }
 
@@ -89,21 +112,28 @@ impl EncryptedCount {
         LweCiphertext::from_container(lifted, PARAMETERS.ciphertext_modulus)
     }
 
-    fn from_native(ct: &LweCiphertextOwned<u64>) -> Self {
+    fn from_native(ct: &LweCiphertextOwned<u64>, bits: u8) -> Self {
         // Exact: both operands were multiples of 2^32, so is their sum.
         let values = ct
             .as_ref()
             .iter()
             .map(|&v| (v >> (64 - ANSWER_MODULUS_LOG)) as u32)
             .collect();
-        Self { values }
+        Self { values, bits }
     }
 
-    /// Adds another node's answer (no key needed).
+    /// Adds another node's answer (no key needed). Check [`Self::adds_to`]
+    /// first: the sum keeps this answer's encoding (or takes `other`'s when
+    /// this is [`Self::zero`]).
     pub fn add_assign(&mut self, other: &EncryptedCount) {
         let mut sum = self.to_native();
         lwe_ciphertext_add_assign(&mut sum, &other.to_native());
-        *self = Self::from_native(&sum);
+        let bits = if self.bits == 0 {
+            other.bits
+        } else {
+            self.bits
+        };
+        *self = Self::from_native(&sum, bits);
     }
 
     /// Decrypts the count with the requester's secret key.
@@ -130,10 +160,11 @@ impl EncryptedCount {
         (plaintext.0, decomposer.closest_representable(plaintext.0))
     }
 
-    /// Wire encoding: version byte then little-endian `u32`s.
+    /// Wire encoding: version byte, message bits, then little-endian `u32`s.
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(answer_bytes());
         out.push(ANSWER_FORMAT);
+        out.push(self.bits);
         for v in &self.values {
             out.extend_from_slice(&v.to_le_bytes());
         }
@@ -142,11 +173,14 @@ impl EncryptedCount {
 
     /// Decodes an untrusted answer; only the exact size is accepted.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, LookupError> {
-        let Some((&version, body)) = bytes.split_first() else {
+        let [version, bits, body @ ..] = bytes else {
             return Err(LookupError::Malformed("answer"));
         };
-        if version != ANSWER_FORMAT {
+        if *version != ANSWER_FORMAT {
             return Err(LookupError::UnsupportedFormat("answer"));
+        }
+        if u32::from(*bits) > CountEncoding::LARGEST.message_bits() {
+            return Err(LookupError::WrongParameters("answer"));
         }
         if body.len() != 4 * lwe_size() {
             return Err(LookupError::WrongParameters("answer"));
@@ -155,6 +189,14 @@ impl EncryptedCount {
             .chunks_exact(4)
             .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        Ok(Self { values })
+        Ok(Self {
+            values,
+            bits: *bits,
+        })
     }
+}
+
+/// The message bits of `encoding` as the wire carries them (at most 7).
+fn encoding_bits(encoding: CountEncoding) -> u8 {
+    u8::try_from(encoding.message_bits()).unwrap_or(u8::MAX)
 }

@@ -145,6 +145,46 @@ fn malformed_and_wrongly_sized_inputs_are_refused() {
         EncryptedCount::from_bytes(&old),
         Err(LookupError::UnsupportedFormat("answer"))
     );
+    // Message bits beyond the largest encoding (7) are no answer's.
+    let mut wide = EncryptedCount::zero().to_bytes();
+    wide[1] = 8;
+    assert_eq!(
+        EncryptedCount::from_bytes(&wide),
+        Err(LookupError::WrongParameters("answer"))
+    );
+}
+
+#[test]
+fn an_answer_says_which_federation_size_it_counts_for() -> Result<(), LookupError> {
+    let (secret, public) = keys();
+    let (three, eight) = (CountEncoding::for_nodes(3)?, CountEncoding::for_nodes(8)?);
+    let (hit, _) = lookup(0x0123_4567, &[0x0123_4567], 8)?;
+    let decoded = EncryptedCount::from_bytes(&hit.to_bytes())?;
+    assert_eq!(decoded, hit, "the encoding survives the wire");
+    assert_eq!(decoded.check_encoding(three), Ok(()));
+    // Decrypted as an eight-node answer, one jurisdiction would read as four.
+    assert_eq!(
+        decoded.check_encoding(eight),
+        Err(LookupError::WrongParameters("answer's count encoding"))
+    );
+    assert_eq!(decoded.decrypt(secret, eight), 4);
+    // Answers of different encodings do not add; zero adds to anything and
+    // the sum takes the encoding of what was added.
+    let (raw, _) = evaluate(
+        &PreparedTag::prepare(EncryptedTag::encrypt(secret, Tag(9), TAG_BITS)),
+        &[9],
+        8,
+        eight,
+    )?;
+    let other = EncryptedCount::rerandomise(raw, public, eight);
+    assert!(!decoded.adds_to(&other));
+    let mut sum = EncryptedCount::zero();
+    assert!(sum.adds_to(&other) && sum.check_encoding(three).is_ok());
+    sum.add_assign(&decoded);
+    assert!(!sum.adds_to(&other));
+    assert!(sum.check_encoding(eight).is_err());
+    assert_eq!(sum.decrypt(secret, three), 1);
+    Ok(())
 }
 
 #[test]
