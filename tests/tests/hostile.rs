@@ -93,6 +93,11 @@
 //! 61. a flood of 100 bad-signature requests: each Unauthenticated, only the
 //!     first `limits.refusal_audits_per_minute` (20) audited one by one, and
 //!     a verified requester's refusals still audited (own sandbox)
+//! 62. a lookup envelope naming a node twice (the audience's length sets the
+//!     count's encoding and the flooding): PermissionDenied, audited
+//! 63. health `Watch` and reflection streams held open, three times the
+//!     in-flight limit, at a node and the coordinator: a lookup still answers
+//!     (own sandbox)
 
 use std::io::{Read, Write};
 use std::sync::OnceLock;
