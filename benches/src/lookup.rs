@@ -14,12 +14,23 @@ use serde_json::json;
 
 use crate::{federation, median, print_result};
 
-/// Options of one lookup benchmark run.
+/// Options of one lookup benchmark run (`fedq-bench lookup`).
+#[derive(clap::Args)]
 pub(crate) struct LookupOptions {
+    /// Identifiers per node (one kind, the worst case for bucket sizes).
+    #[arg(long, default_value_t = 1_000_000)]
     pub(crate) records: usize,
+    /// Nodes in the federation.
+    #[arg(long, default_value_t = 1)]
     pub(crate) nodes: usize,
+    /// Items to look up (half present, half absent).
+    #[arg(long, default_value_t = 8)]
     pub(crate) items: usize,
+    /// Candidates given to tfhe-rs's is_in_clears (0: all of one item's padded bucket).
+    #[arg(long, default_value_t = 0)]
     pub(crate) baseline_candidates: usize,
+    /// Print one JSON object.
+    #[arg(long)]
     pub(crate) json: bool,
 }
 

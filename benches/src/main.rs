@@ -1,6 +1,7 @@
 //! `fedq-bench`: the end-to-end benchmark harness behind BENCHMARKS.md.
 //!
 //! - `fedq-bench lookup --records 1000000 --nodes 3 --items 8 --json`
+//! - `fedq-bench federation --nodes 32 --records 20000 --items 8 --json`
 //! - `fedq-bench stats --rows 10000000 --json`
 
 #[cfg(feature = "baseline")]
@@ -25,23 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Encrypted lookups against `records` identifiers per node.
-    Lookup {
-        /// Identifiers per node (one kind, the worst case for bucket sizes).
-        #[arg(long, default_value_t = 1_000_000)]
-        records: usize,
-        /// Nodes in the federation.
-        #[arg(long, default_value_t = 1)]
-        nodes: usize,
-        /// Items to look up (half present, half absent).
-        #[arg(long, default_value_t = 8)]
-        items: usize,
-        /// Candidates given to tfhe-rs's is_in_clears (0: all of one item's padded bucket).
-        #[arg(long, default_value_t = 0)]
-        baseline_candidates: usize,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Lookup(lookup::LookupOptions),
     /// Lookups across a federation of `nodes` nodes over loopback mTLS: the
     /// lookup figures with the per-node compute apart from wall time and the
     /// coordinator's fan-out overhead. The nodes share this machine's cores.
@@ -76,22 +61,7 @@ enum Command {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Lookup {
-            records,
-            nodes,
-            items,
-            baseline_candidates,
-            json,
-        } => {
-            lookup::run(lookup::LookupOptions {
-                records,
-                nodes,
-                items,
-                baseline_candidates,
-                json,
-            })
-            .await
-        }
+        Command::Lookup(options) => lookup::run(options).await,
         Command::Federation {
             nodes,
             records,

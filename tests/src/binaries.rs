@@ -2,7 +2,7 @@
 //! `fedq-demo`), for tests that run them as real processes. They are built
 //! beside the test executables by `cargo test --workspace`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The path of binary `name` in this build's target directory.
 pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
@@ -37,4 +37,15 @@ pub fn run_ok(command: &mut std::process::Command) -> anyhow::Result<String> {
         String::from_utf8_lossy(&output.stderr)
     );
     Ok(String::from_utf8(output.stdout)?)
+}
+
+/// The `listen` address a party's config file (`node.toml`,
+/// `coordinator.toml`) gives, where its server can be reached.
+pub fn listen_address(config: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(config)?;
+    text.lines()
+        .find(|l| l.starts_with("listen"))
+        .and_then(|l| l.split('"').nth(1))
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no listen address in {}", config.display()))
 }

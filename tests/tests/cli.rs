@@ -2,7 +2,7 @@
 //! `generate`, `import`, `serve` (node and coordinator), `keys init`,
 //! `lookup --json`, then SIGTERM and a clean stop.
 
-use fedq_tests::binaries::run_ok;
+use fedq_tests::binaries::{listen_address, run_ok};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -75,17 +75,8 @@ fn serve(binary: &str, config: &Path, log: Option<&Path>) -> anyhow::Result<Serv
         None => command.stderr(Stdio::null()),
     };
     let server = Server(command.spawn()?);
-    wait_for_port(&address_of(config)?)?;
+    wait_for_port(&listen_address(config)?)?;
     Ok(server)
-}
-
-fn address_of(config: &Path) -> anyhow::Result<String> {
-    let text = std::fs::read_to_string(config)?;
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("listen"))
-        .ok_or_else(|| anyhow::anyhow!("no listen"))?;
-    Ok(line.split('"').nth(1).unwrap_or_default().to_owned())
 }
 
 /// `fedq-node generate` into the node's `data/`, then `fedq-node import` of
@@ -570,7 +561,7 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     assert_eq!(json["nodes"][0]["status"], "ok", "{json}");
     assert_eq!(json["nodes"][1]["node"], "de", "{json}");
     assert_ne!(json["nodes"][1]["status"], "ok", "{json}");
-    let de_address = address_of(&dir.join("nodes/de/node.toml"))?;
+    let de_address = listen_address(&dir.join("nodes/de/node.toml"))?;
     assert!(
         json["nodes"][1]["reason"]
             .as_str()
@@ -811,7 +802,7 @@ fn a_refused_caller_cannot_make_a_node_buffer_its_bodies() -> anyhow::Result<()>
     let config = dir.join("nodes/fr/node.toml");
     generate_and_import(&config, "fr", "200", false)?;
     let node = serve("fedq-node", &config, None)?;
-    let address = address_of(&config)?;
+    let address = listen_address(&config)?;
     let pid = node.0.id();
     // Forget the start-up peak (index load) to count only what follows.
     // Where the kernel refuses, the start-up peak stays the baseline: the
@@ -898,7 +889,7 @@ fn operators_scrape_metrics_list_services_and_join_logs_to_the_audit() -> anyhow
     generate_and_import(&config, "fr", "300", true)?;
     let log = dir.join("fr.log");
     let node = serve("fedq-node", &config, Some(&log))?;
-    let address = address_of(&config)?;
+    let address = listen_address(&config)?;
     let coordinator = serve("fedq-coordinator", &coordinator_config, None)?;
 
     // One answered statistics query (rosa) and one refused (alice's role).

@@ -6,7 +6,7 @@
 //! coordinator refuses the checkpoint (alarm, warning, its own audit entry)
 //! and `fedq-node audit verify --witness` exits 5.
 
-use fedq_tests::binaries::run_ok;
+use fedq_tests::binaries::{listen_address, run_ok};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -41,13 +41,7 @@ impl Drop for Server {
 
 /// `BINARY serve --config CONFIG`, its log to `log`, once it listens.
 fn serve(binary: &str, config: &Path, log: &Path) -> anyhow::Result<Server> {
-    let text = std::fs::read_to_string(config)?;
-    let address = text
-        .lines()
-        .find(|l| l.starts_with("listen"))
-        .and_then(|l| l.split('"').nth(1))
-        .context("a listen address")?
-        .to_owned();
+    let address = listen_address(config)?;
     let server = Server(
         command(binary)?
             .args(["serve", "--config"])
@@ -332,13 +326,7 @@ fn checkpoint_as(dir: &Path, stem: &str) -> anyhow::Result<Result<u64, tonic::St
         cert: dir.join(format!("{stem}.pem")),
         key: dir.join(format!("{stem}.key")),
     };
-    let text = std::fs::read_to_string(dir.join("nodes/fr/node.toml"))?;
-    let address = text
-        .lines()
-        .find(|l| l.starts_with("listen"))
-        .and_then(|l| l.split('"').nth(1))
-        .context("a listen address")?
-        .to_owned();
+    let address = listen_address(&dir.join("nodes/fr/node.toml"))?;
     tokio::runtime::Runtime::new()?.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(format!("https://{address}"))?
             .tls_config(fedq_transport::tls::client_config(&tls, "fr")?)?
