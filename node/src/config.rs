@@ -128,12 +128,9 @@ struct LookupSection {
     grace_seconds: Option<u64>,
 }
 
-/// Where the node keeps its transactional state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StoreLocation {
-    /// An SQLite file (the embedded default).
-    Sqlite(PathBuf),
-}
+/// Where the node keeps its transactional state: an SQLite file (the
+/// embedded default) or a PostgreSQL database.
+pub type StoreLocation = fedq_db::Location;
 
 /// A validated node configuration.
 #[derive(Debug, Clone)]
@@ -196,20 +193,16 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// Opens this node's audit log (in its store, checkpoint and key beside it).
     pub fn open_audit(&self) -> Result<fedq_audit::AuditLog, fedq_audit::AuditError> {
-        match &self.store {
-            StoreLocation::Sqlite(db) => {
-                fedq_audit::AuditLog::open(db, &self.audit_checkpoint, &self.audit_key)
-            }
-        }
+        fedq_audit::AuditLog::open_at(&self.store, &self.audit_checkpoint, &self.audit_key)
     }
 
     /// Opens this node's audit log to check or export it, changing nothing.
     pub fn open_audit_read_only(&self) -> Result<fedq_audit::AuditLog, fedq_audit::AuditError> {
-        match &self.store {
-            StoreLocation::Sqlite(db) => {
-                fedq_audit::AuditLog::open_read_only(db, &self.audit_checkpoint, &self.audit_key)
-            }
-        }
+        fedq_audit::AuditLog::open_read_only_at(
+            &self.store,
+            &self.audit_checkpoint,
+            &self.audit_key,
+        )
     }
 
     /// Reads and validates `path` and the federation file it names.
@@ -372,12 +365,9 @@ fn parse_store(value: &str, file: &Path) -> Result<StoreLocation, String> {
         return Ok(StoreLocation::Sqlite(resolve(file, Path::new(rest))));
     }
     if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-        return Err(
-            "store: postgres stores are not supported by this build yet; use sqlite://PATH"
-                .to_owned(),
-        );
+        return Ok(StoreLocation::Postgres(value.to_owned()));
     }
-    Err("store: expected sqlite://PATH".to_owned())
+    Err("store: expected sqlite://PATH or postgres://USER@HOST/DATABASE".to_owned())
 }
 
 /// The smallest budget one release may ask.

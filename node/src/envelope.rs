@@ -6,14 +6,11 @@
 //! Seen nonces are kept in the node's SQLite file until their time window has
 //! passed; after that the time check alone refuses a replay.
 
-use std::path::Path;
-use std::sync::Mutex;
-
 use fedq_crypto::envelope::{expires_at, within_skew, Envelope, SignedEnvelope, VerifyingKey};
+use fedq_db::{Db, DbError, Location, Schema};
 pub use fedq_proto::payload::{
     from_wire, lookup_payload_hash, oprf_payload_hash, stats_payload_hash, to_wire,
 };
-use rusqlite::{params, Connection};
 
 use crate::federation::{RequesterEntry, Watched};
 
@@ -63,30 +60,39 @@ pub enum EnvelopeRefusal {
 pub struct EnvelopeVerifier {
     node_id: String,
     federation: Watched,
-    nonces: Mutex<Connection>,
+    nonces: Db,
 }
 
 /// Nonces seen until their envelope's time window closes.
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS seen_nonces (
-    requester TEXT NOT NULL,
-    nonce TEXT NOT NULL,
-    expires_at INTEGER NOT NULL,
-    PRIMARY KEY (requester, nonce)
-) WITHOUT ROWID;";
+const SCHEMA: Schema = Schema {
+    sqlite: "CREATE TABLE IF NOT EXISTS seen_nonces (
+        requester TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (requester, nonce)
+    ) WITHOUT ROWID;",
+    postgres: "CREATE TABLE IF NOT EXISTS seen_nonces (
+        requester TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (requester, nonce)
+    );",
+};
+
+/// Creates the nonce table in the node's store (what [`EnvelopeVerifier::open`]
+/// does before it serves).
+pub fn create_tables(store: &Location) -> Result<(), DbError> {
+    Db::open_with_schema(store, &SCHEMA).map(drop)
+}
 
 impl EnvelopeVerifier {
     /// A verifier for node `node_id` over the watched federation file,
-    /// keeping seen nonces in the SQLite file `db`.
-    pub fn open(
-        db: &Path,
-        node_id: &str,
-        federation: Watched,
-    ) -> Result<Self, fedq_transport::sqlite::OpenError> {
-        let conn = fedq_transport::sqlite::open_with_schema(db, SCHEMA)?;
+    /// keeping seen nonces in the node's store.
+    pub fn open(store: &Location, node_id: &str, federation: Watched) -> Result<Self, DbError> {
         Ok(Self {
             node_id: node_id.to_owned(),
             federation,
-            nonces: Mutex::new(conn),
+            nonces: Db::open_with_schema(store, &SCHEMA)?,
         })
     }
 
@@ -183,23 +189,23 @@ impl EnvelopeVerifier {
     }
 
     fn record_nonce(&self, envelope: &Envelope, now: i64) -> Result<(), EnvelopeRefusal> {
-        let conn = self.nonces.lock().unwrap_or_else(|e| e.into_inner());
-        let store = |_| EnvelopeRefusal::Store;
-        conn.execute(
-            "DELETE FROM seen_nonces WHERE expires_at < ?1",
-            params![now],
-        )
-        .map_err(store)?;
-        let inserted = conn
-            .execute(
-                "INSERT OR IGNORE INTO seen_nonces (requester, nonce, expires_at) VALUES (?1, ?2, ?3)",
-                params![
-                    envelope.requester,
-                    envelope.nonce,
-                    expires_at(envelope.issued_at, MAX_CLOCK_SKEW_SECONDS)
-                ],
-            )
-            .map_err(store)?;
+        let inserted = self
+            .nonces
+            .write(|tx| {
+                tx.execute("DELETE FROM seen_nonces WHERE expires_at < ?1", &[&now])?;
+                // The primary key decides, so that two requests racing with
+                // one nonce (on any engine) cannot both be first.
+                tx.execute(
+                    "INSERT INTO seen_nonces (requester, nonce, expires_at) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (requester, nonce) DO NOTHING",
+                    &[
+                        &envelope.requester,
+                        &envelope.nonce,
+                        &expires_at(envelope.issued_at, MAX_CLOCK_SKEW_SECONDS),
+                    ],
+                )
+            })
+            .map_err(|_: DbError| EnvelopeRefusal::Store)?;
         if inserted == 0 {
             return Err(EnvelopeRefusal::Replay);
         }

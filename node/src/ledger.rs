@@ -16,11 +16,9 @@
 //! charge. There are no refunds: once noise is drawn, the loss is spent.
 
 use std::ops::Not;
-use std::path::Path;
-use std::sync::Mutex;
 
 use fedq_crypto::dp::{amount, epsilon_within, PrivacyLoss};
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use fedq_db::{Db, DbError, Exec, Location, Schema};
 
 /// Slack for floating-point sums of charges: a cap is never exceeded by more.
 const CAP_TOLERANCE: f64 = 1e-9;
@@ -32,12 +30,9 @@ pub enum LedgerError {
     /// The charge would exceed a cap.
     #[error("{0}")]
     Exhausted(Shortfall),
-    /// SQLite failed.
+    /// The store failed, or cannot be opened.
     #[error("ledger error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The store file cannot be opened.
-    #[error(transparent)]
-    Open(#[from] fedq_transport::sqlite::OpenError),
+    Db(#[from] DbError),
     /// The audit entry of the charge could not be written (nothing is charged).
     #[error("audit log: {0}")]
     Audit(String),
@@ -54,7 +49,13 @@ pub enum LedgerError {
 /// never under-counted: an epoch's pure-DP epsilons are cast as their sum
 /// (`(sum eps)^2 / 2 >= sum eps^2 / 2`). Agencies start from zero then (the
 /// old ledger did not record them).
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS privacy_ledger (
+const SCHEMA: Schema = Schema {
+    sqlite: SQLITE_SCHEMA,
+    postgres: POSTGRES_SCHEMA,
+};
+
+/// On SQLite, stores from before `budget_spent` existed are carried over.
+const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS privacy_ledger (
     requester TEXT NOT NULL,
     epoch TEXT NOT NULL,
     epsilon REAL NOT NULL,
@@ -82,6 +83,30 @@ INSERT OR IGNORE INTO budget_spent (scope, holder, period, cost)
 INSERT OR IGNORE INTO budget_spent (scope, holder, period, cost)
     SELECT 'lifetime', requester, '', SUM(rho + epsilon * epsilon / 2.0)
     FROM privacy_ledger GROUP BY requester;";
+
+const POSTGRES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS privacy_ledger (
+    requester TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    epsilon DOUBLE PRECISION NOT NULL,
+    rho DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (requester, epoch)
+);
+CREATE TABLE IF NOT EXISTS releases (
+    query_id TEXT NOT NULL,
+    requester TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    epsilon DOUBLE PRECISION NOT NULL,
+    rho DOUBLE PRECISION NOT NULL,
+    purpose TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS budget_spent (
+    scope TEXT NOT NULL,
+    holder TEXT NOT NULL,
+    period TEXT NOT NULL,
+    cost DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (scope, holder, period)
+);";
 
 /// Which cap a charge is held against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -266,24 +291,23 @@ pub struct Charge<'a> {
     pub purpose: &'a str,
 }
 
-/// The ledger, in the node's SQLite store.
+/// The ledger, in the node's store.
 pub struct Ledger {
-    conn: Mutex<Connection>,
+    db: Db,
 }
 
 impl Ledger {
-    /// Opens the ledger tables in the SQLite file at `path`.
-    pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        let conn = fedq_transport::sqlite::open_with_schema(path, SCHEMA)?;
+    /// Opens the ledger tables in the node's store.
+    pub fn open(store: &Location) -> Result<Self, LedgerError> {
         Ok(Self {
-            conn: Mutex::new(conn),
+            db: Db::open_with_schema(store, &SCHEMA)?,
         })
     }
 
     /// What a requester of `agency` has spent, in `epoch` and ever.
     pub fn spent(&self, requester: &str, agency: &str, epoch: &str) -> Result<Spent, LedgerError> {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        spent_in(&conn, requester, agency, epoch)
+        self.db
+            .snapshot(|exec| spent_in(exec, requester, agency, epoch))
     }
 
     /// Charges a release if it fits under every cap; returns what is spent
@@ -296,53 +320,55 @@ impl Ledger {
         caps: BudgetCaps,
         audit: Option<&crate::audit::AuditRecord>,
     ) -> Result<Spent, LedgerError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let spent = spent_in(&tx, charge.requester, charge.agency, charge.epoch)?;
-        if let Some(shortfall) =
-            Shortfall::of(charge.epoch, charge.agency, &spent, charge.loss, caps)
-        {
-            return Err(LedgerError::Exhausted(shortfall));
-        }
-        let after = spent.after(charge.loss);
-        tx.execute(
-            "INSERT INTO privacy_ledger (requester, epoch, epsilon, rho) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (requester, epoch) DO UPDATE SET epsilon = excluded.epsilon, rho = excluded.rho",
-            params![
-                charge.requester,
-                charge.epoch,
-                after.requester.epsilon,
-                after.requester.rho
-            ],
-        )?;
-        for (scope, holder, period) in [
-            (Scope::Requester, charge.requester, charge.epoch),
-            (Scope::Agency, charge.agency, charge.epoch),
-            (Scope::Lifetime, charge.requester, ""),
-        ] {
+        // One writer at a time (see `fedq_db`): the check and the charge see
+        // the same spend, so concurrent charges never overspend.
+        let (after, seq) = self.db.write(|tx| {
+            let spent = spent_in(tx, charge.requester, charge.agency, charge.epoch)?;
+            if let Some(shortfall) =
+                Shortfall::of(charge.epoch, charge.agency, &spent, charge.loss, caps)
+            {
+                return Err(LedgerError::Exhausted(shortfall));
+            }
+            let after = spent.after(charge.loss);
             tx.execute(
-                "INSERT INTO budget_spent (scope, holder, period, cost) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (scope, holder, period) DO UPDATE SET cost = excluded.cost",
-                params![scope.as_str(), holder, period, after.of(scope)],
+                "INSERT INTO privacy_ledger (requester, epoch, epsilon, rho) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (requester, epoch) DO UPDATE SET epsilon = excluded.epsilon, rho = excluded.rho",
+                &[
+                    &charge.requester,
+                    &charge.epoch,
+                    &after.requester.epsilon,
+                    &after.requester.rho,
+                ],
             )?;
-        }
-        tx.execute(
-            "INSERT INTO releases (query_id, requester, epoch, epsilon, rho, purpose, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                charge.query_id,
-                charge.requester,
-                charge.epoch,
-                charge.loss.epsilon,
-                charge.loss.rho,
-                charge.purpose,
-                chrono::Utc::now().to_rfc3339()
-            ],
-        )?;
-        let seq = audit
-            .map(|record| crate::audit::AuditLog::append_in(&tx, record))
-            .transpose()
-            .map_err(|e| LedgerError::Audit(e.to_string()))?;
-        tx.commit()?;
+            for (scope, holder, period) in [
+                (Scope::Requester, charge.requester, charge.epoch),
+                (Scope::Agency, charge.agency, charge.epoch),
+                (Scope::Lifetime, charge.requester, ""),
+            ] {
+                tx.execute(
+                    "INSERT INTO budget_spent (scope, holder, period, cost) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (scope, holder, period) DO UPDATE SET cost = excluded.cost",
+                    &[&scope.as_str(), &holder, &period, &after.of(scope)],
+                )?;
+            }
+            tx.execute(
+                "INSERT INTO releases (query_id, requester, epoch, epsilon, rho, purpose, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &[
+                    &charge.query_id,
+                    &charge.requester,
+                    &charge.epoch,
+                    &charge.loss.epsilon,
+                    &charge.loss.rho,
+                    &charge.purpose,
+                    &chrono::Utc::now().to_rfc3339(),
+                ],
+            )?;
+            let seq = audit
+                .map(|record| crate::audit::AuditLog::append_in(tx, self.db.location(), record))
+                .transpose()
+                .map_err(|e| LedgerError::Audit(e.to_string()))?;
+            Ok((after, seq))
+        })?;
         fedq_transport::metrics::budget_spent(
             charge.requester,
             charge.epoch,
@@ -357,27 +383,25 @@ impl Ledger {
 }
 
 fn spent_in(
-    conn: &Connection,
+    exec: &mut dyn Exec,
     requester: &str,
     agency: &str,
     epoch: &str,
 ) -> Result<Spent, LedgerError> {
-    let (epsilon, rho) = conn
-        .query_row(
+    let (epsilon, rho) = exec
+        .query_opt(
             "SELECT epsilon, rho FROM privacy_ledger WHERE requester = ?1 AND epoch = ?2",
-            params![requester, epoch],
+            &[&requester, &epoch],
             |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?
+        )?
         .unwrap_or((0.0, 0.0));
-    let cost = |scope: Scope, holder: &str, period: &str| -> Result<f64, LedgerError> {
-        Ok(conn
-            .query_row(
+    let mut cost = |scope: Scope, holder: &str, period: &str| -> Result<f64, LedgerError> {
+        Ok(exec
+            .query_opt(
                 "SELECT cost FROM budget_spent WHERE scope = ?1 AND holder = ?2 AND period = ?3",
-                params![scope.as_str(), holder, period],
+                &[&scope.as_str(), &holder, &period],
                 |r| r.get(0),
-            )
-            .optional()?
+            )?
             .unwrap_or(0.0))
     };
     Ok(Spent {
@@ -449,35 +473,37 @@ mod tests {
         }
     }
 
+    /// On SQLite and, when a server is named, PostgreSQL.
     #[test]
     fn fifty_concurrent_charges_never_overspend() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let path = dir.path().join("node.db");
-        // Separate connections, as separate requests or processes would have.
-        let handles: Vec<_> = (0..50)
-            .map(|_| {
-                let path = path.clone();
-                std::thread::spawn(move || {
-                    let ledger = Ledger::open(&path).expect("ledger opens");
-                    charge(&ledger, ("r", "a", "2026-11"), gaussian(0.1), CAPS).is_ok()
+        for store in fedq_db::testing::locations(dir.path(), "node.db") {
+            // Separate connections, as separate requests or processes would have.
+            let handles: Vec<_> = (0..50)
+                .map(|_| {
+                    let store = store.clone();
+                    std::thread::spawn(move || {
+                        let ledger = Ledger::open(&store).expect("ledger opens");
+                        charge(&ledger, ("r", "a", "2026-11"), gaussian(0.1), CAPS).is_ok()
+                    })
                 })
-            })
-            .collect();
-        let admitted = handles
-            .into_iter()
-            .map(|h| h.join().expect("thread"))
-            .filter(|ok| *ok)
-            .count();
-        assert_eq!(admitted, 10, "exactly cap / charge queries fit");
-        let spent = Ledger::open(&path)?.spent("r", "a", "2026-11")?;
-        assert!(spent.requester.cost <= CAPS.requester + CAP_TOLERANCE);
+                .collect();
+            let admitted = handles
+                .into_iter()
+                .map(|h| h.join().expect("thread"))
+                .filter(|ok| *ok)
+                .count();
+            assert_eq!(admitted, 10, "exactly cap / charge queries fit ({store:?})");
+            let spent = Ledger::open(&store)?.spent("r", "a", "2026-11")?;
+            assert!(spent.requester.cost <= CAPS.requester + CAP_TOLERANCE);
+        }
         Ok(())
     }
 
     #[test]
     fn one_currency_a_spent_epsilon_leaves_no_rho() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(&dir.path().join("node.db"))?;
+        let ledger = Ledger::open(&Location::Sqlite(dir.path().join("node.db")))?;
         let who = ("r", "a", "2026-11");
         // Two pure-DP releases of epsilon 1 cost rho 0.5 each: the cap.
         charge(&ledger, who, pure(1.0), CAPS)?;
@@ -496,7 +522,7 @@ mod tests {
     #[test]
     fn an_agency_cap_binds_across_its_requesters() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(&dir.path().join("node.db"))?;
+        let ledger = Ledger::open(&Location::Sqlite(dir.path().join("node.db")))?;
         charge(&ledger, ("r1", "a", "2026-11"), gaussian(0.9), CAPS)?;
         // r2 has its own requester cap untouched, but the agency has 0.6 left.
         let refused = charge(&ledger, ("r2", "a", "2026-11"), gaussian(0.7), CAPS);
@@ -518,7 +544,7 @@ mod tests {
     #[test]
     fn the_lifetime_cap_outlasts_epochs() -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
-        let ledger = Ledger::open(&dir.path().join("node.db"))?;
+        let ledger = Ledger::open(&Location::Sqlite(dir.path().join("node.db")))?;
         charge(&ledger, ("r", "a", "2026-10"), gaussian(1.0), CAPS)?;
         charge(&ledger, ("r", "a", "2026-11"), gaussian(0.9), CAPS)?;
         // A new epoch renews the monthly caps, not the lifetime's 0.1 left.
@@ -542,10 +568,10 @@ mod tests {
         let path = dir.path().join("node.db");
         let who = ("r", "a", "2026-11");
         {
-            let ledger = Ledger::open(&path)?;
+            let ledger = Ledger::open(&Location::Sqlite(path.clone()))?;
             charge(&ledger, who, gaussian(0.75), CAPS)?;
         }
-        let reopened = Ledger::open(&path)?;
+        let reopened = Ledger::open(&Location::Sqlite(path.clone()))?;
         assert_eq!(reopened.spent("r", "a", "2026-11")?.requester.cost, 0.75);
         match charge(&reopened, who, pure(1.0), CAPS) {
             Err(LedgerError::Exhausted(shortfall)) => assert_eq!(
@@ -577,7 +603,7 @@ mod tests {
         let path = dir.path().join("node.db");
         {
             // The ledger as it was: epsilon and rho apart, no costs.
-            let conn = Connection::open(&path)?;
+            let conn = rusqlite::Connection::open(&path)?;
             conn.execute_batch(
                 "CREATE TABLE privacy_ledger (requester TEXT NOT NULL, epoch TEXT NOT NULL,
                     epsilon REAL NOT NULL, rho REAL NOT NULL, PRIMARY KEY (requester, epoch));
@@ -585,14 +611,14 @@ mod tests {
                  INSERT INTO privacy_ledger VALUES ('r', '2026-11', 0.0, 0.2);",
             )?;
         }
-        let ledger = Ledger::open(&path)?;
+        let ledger = Ledger::open(&Location::Sqlite(path.clone()))?;
         let spent = ledger.spent("r", "a", "2026-10")?;
         assert!((spent.requester.cost - 0.6).abs() < 1e-12, "{spent:?}");
         assert!((spent.lifetime - 0.8).abs() < 1e-12, "{spent:?}");
         // Opening again carries nothing over twice.
         charge(&ledger, ("r", "a", "2026-11"), gaussian(0.1), CAPS)?;
         drop(ledger);
-        let spent = Ledger::open(&path)?.spent("r", "a", "2026-11")?;
+        let spent = Ledger::open(&Location::Sqlite(path.clone()))?.spent("r", "a", "2026-11")?;
         assert!((spent.requester.cost - 0.3).abs() < 1e-12, "{spent:?}");
         assert!((spent.lifetime - 0.9).abs() < 1e-12, "{spent:?}");
         Ok(())

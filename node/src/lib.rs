@@ -31,6 +31,7 @@ pub mod grpc;
 pub mod import;
 pub mod index;
 pub mod ledger;
+pub mod migrate;
 pub mod policy;
 pub mod pool;
 pub mod report;

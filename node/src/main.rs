@@ -49,6 +49,10 @@ enum Command {
     /// also the new one) for `fedq federation pin-oprf-key`, which pins it in
     /// federation.toml so that requesters refuse any other.
     OprfKey(ConfigArg),
+    /// Create or upgrade the store's tables (SQLite file or PostgreSQL
+    /// database) and print its schema version; refused, changing nothing,
+    /// when the store was written by a newer fedq.
+    Migrate(ConfigArg),
     /// Delete identifiers past their expiry (their expires_at or the
     /// [retention] period) and print how many per kind.
     Purge {
@@ -142,6 +146,19 @@ fn main() -> ExitCode {
         },
         Command::OprfKey(ConfigArg { config }) => match load_config(&config) {
             Ok(config) => print_oprf_keys(&config),
+            Err(code) => return code,
+        },
+        Command::Migrate(ConfigArg { config }) => match load_config(&config) {
+            Ok(config) => fedq_node::migrate::migrate(&config).map(|done| match done.from {
+                Some(from) if from == done.to => {
+                    println!("store {} is at schema version {} (nothing to do)", done.location, done.to)
+                }
+                Some(from) => println!(
+                    "store {} migrated from schema version {from} to {}",
+                    done.location, done.to
+                ),
+                None => println!("store {} created at schema version {}", done.location, done.to),
+            }),
             Err(code) => return code,
         },
         Command::Purge { config, dry_run } => match load_config(&config) {

@@ -69,8 +69,8 @@ fn verify_reports_ok_then_names_the_tampered_entry_and_export_filters_days() -> 
         .collect::<anyhow::Result<_>>()?;
     assert_eq!(seqs, [2, 3]);
 
-    let db = match &node.store {
-        fedq_node::config::StoreLocation::Sqlite(path) => path.clone(),
+    let fedq_node::config::StoreLocation::Sqlite(db) = &node.store else {
+        anyhow::bail!("this test's node keeps its store in an SQLite file");
     };
     let conn = rusqlite::Connection::open(db)?;
     conn.execute_batch(

@@ -171,15 +171,14 @@ fn rotate_oprf_key_re_derives_every_tag_and_erases_the_old_ones() -> anyhow::Res
     assert_eq!(key.key_id(), keys.active.key_id());
     assert!(stored.contains(&(IdentifierKind::Email, after)));
     assert!(!stored.contains(&(IdentifierKind::Email, before.1)));
-    let conn = rusqlite::Connection::open(match &config.store {
-        fedq_node::config::StoreLocation::Sqlite(path) => path,
+    let (old_values, key_rows): (i64, i64) = fedq_db::Db::open(&config.store)?.run(|exec| {
+        exec.query_one(
+            "SELECT (SELECT COUNT(*) FROM identifiers WHERE fp_a IS NOT NULL AND fp_b IS NOT NULL),
+                    (SELECT COUNT(*) FROM oprf_keys)",
+            &[],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     })?;
-    let (old_values, key_rows): (i64, i64) = conn.query_row(
-        "SELECT (SELECT COUNT(*) FROM identifiers WHERE fp_a IS NOT NULL AND fp_b IS NOT NULL),
-                (SELECT COUNT(*) FROM oprf_keys)",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
     assert_eq!(
         (old_values, key_rows),
         (0, 1),

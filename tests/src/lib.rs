@@ -19,3 +19,4 @@ pub mod fixtures;
 pub mod hostile;
 pub mod local;
 pub mod sandbox;
+pub mod store;

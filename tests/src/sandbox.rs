@@ -201,6 +201,7 @@ impl FederationSandboxBuilder {
         })?;
         for (_, config) in &output.nodes {
             edit_file(config, &self.node_edits)?;
+            crate::store::store_under_test(config)?;
         }
         edit_file(&output.coordinator, &self.coordinator_edits)?;
         for (node, config) in &output.nodes {

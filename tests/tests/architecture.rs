@@ -1,5 +1,5 @@
-//! The crate graph points one way: proto, crypto <- transport, audit <- node,
-//! coordinator, client <- tests, benches. A requester's client links no
+//! The crate graph points one way: proto, crypto <- transport <- db <- audit
+//! <- node, coordinator, client <- tests, benches. A requester's client links no
 //! server, the coordinator is not built from the node, and the client's own
 //! dependency tree holds no database or statistics engine.
 
@@ -66,9 +66,10 @@ fn arrows_point_one_way() -> anyhow::Result<()> {
         ("fedq-crypto", &[]),
         ("fedq-proto", &["fedq-crypto"]),
         ("fedq-transport", &["fedq-proto"]),
+        ("fedq-db", &["fedq-transport"]),
         (
             "fedq-audit",
-            &["fedq-proto", "fedq-crypto", "fedq-transport"],
+            &["fedq-proto", "fedq-crypto", "fedq-transport", "fedq-db"],
         ),
         ("fedq-synth", &["fedq-proto", "fedq-crypto"]),
         (
@@ -77,13 +78,20 @@ fn arrows_point_one_way() -> anyhow::Result<()> {
                 "fedq-proto",
                 "fedq-crypto",
                 "fedq-transport",
+                "fedq-db",
                 "fedq-audit",
                 "fedq-synth",
             ],
         ),
         (
             "fedq-coordinator",
-            &["fedq-proto", "fedq-crypto", "fedq-transport", "fedq-audit"],
+            &[
+                "fedq-proto",
+                "fedq-crypto",
+                "fedq-transport",
+                "fedq-db",
+                "fedq-audit",
+            ],
         ),
         (
             "fedq-client",
@@ -122,10 +130,12 @@ fn the_client_links_no_server_database_or_engine() -> anyhow::Result<()> {
         "fedq-node",
         "fedq-coordinator",
         "fedq-audit",
+        "fedq-db",
         "fedq-synth",
         "datafusion",
         "parquet",
         "rusqlite",
+        "tokio-postgres",
     ] {
         assert!(
             !crates.contains(forbidden),

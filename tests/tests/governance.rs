@@ -50,6 +50,7 @@ impl Fixture {
         let dir = temp.path().join("federation");
         let output = init_fr(&dir)?;
         let node_toml = &output.nodes[0].1;
+        fedq_tests::store::store_under_test(node_toml)?;
         if let Some(policy) = policy {
             let text = std::fs::read_to_string(node_toml)?;
             let start = text.find("# Who may ask what").context("policy section")?;
@@ -254,12 +255,13 @@ fn assert_serving(fixture: &Fixture) -> anyhow::Result<()> {
     assert_eq!(audited.action, "stats");
     // The ledger keeps the signed purpose, not the coordinator's unsigned
     // copy (empty in these requests).
-    let fedq_node::config::StoreLocation::Sqlite(store) = &fixture.config.store;
-    let purpose: String = rusqlite::Connection::open(store)?.query_row(
-        "SELECT purpose FROM releases WHERE query_id = ?1",
-        [&query_id],
-        |row| row.get(0),
-    )?;
+    let purpose: String = fedq_db::Db::open(&fixture.config.store)?.run(|exec| {
+        exec.query_one(
+            "SELECT purpose FROM releases WHERE query_id = ?1",
+            &[&query_id],
+            |row| row.get(0),
+        )
+    })?;
     assert_eq!(purpose, "research");
     Ok(())
 }
@@ -745,7 +747,9 @@ fn a_rewrite_of_the_idle_log_is_not_signed_by_the_next_request() -> anyhow::Resu
 
     // While the node is idle: the first entry's purpose rewritten, the whole
     // chain re-hashed from there.
-    let fedq_node::config::StoreLocation::Sqlite(store) = &fixture.config.store;
+    let fedq_node::config::StoreLocation::Sqlite(store) = &fixture.config.store else {
+        anyhow::bail!("the operator edits an SQLite file here");
+    };
     let conn = rusqlite::Connection::open(store)?;
     conn.execute_batch(
         "DROP TRIGGER IF EXISTS audit_log_no_update; DROP TRIGGER IF EXISTS audit_log_no_delete;",

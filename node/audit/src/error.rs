@@ -9,12 +9,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuditError {
-    /// SQLite failed.
-    #[error("audit store error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The store file cannot be opened.
+    /// The store failed, or cannot be opened.
     #[error("audit store: {0}")]
-    Open(#[from] fedq_transport::sqlite::OpenError),
+    Db(#[from] fedq_db::DbError),
     /// A key, checkpoint or directory cannot be read or written.
     #[error("cannot access {path}: {source}")]
     Io {

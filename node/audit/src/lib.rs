@@ -45,7 +45,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use fedq_crypto::audit_key::AuditPublicKey;
-use rusqlite::{params, Connection, Transaction, TransactionBehavior};
+use fedq_db::{Db, DbError, Exec, Location};
 
 use self::checkpoint::{AuditKey, Checkpoint};
 pub use self::error::AuditError;
@@ -70,7 +70,7 @@ pub fn request_name(name: &str) -> &str {
 
 /// The audit log of one node.
 pub struct AuditLog {
-    conn: Mutex<Connection>,
+    db: Db,
     /// Shared with the process's signer registry (`signature.rs`), so that
     /// appends in another connection's transaction sign with it.
     key: Arc<AuditKey>,
@@ -88,24 +88,29 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Opens (creating tables if needed) the log in the node's SQLite file;
+    /// [`Self::open_at`] on an SQLite file.
+    pub fn open(db: &Path, checkpoint: &Path, key: &Path) -> Result<Self, AuditError> {
+        Self::open_at(&Location::Sqlite(db.to_owned()), checkpoint, key)
+    }
+
+    /// Opens (creating tables if needed) the log in the party's store;
     /// loads or creates (0600) the Ed25519 audit key. A log written before
     /// entries were signed gains the `signature` column and, if its chain
     /// extends what it last signed, a checkpoint covering every old entry.
-    pub fn open(db: &Path, checkpoint: &Path, key: &Path) -> Result<Self, AuditError> {
-        let mut conn = fedq_transport::sqlite::open_with_schema(db, sql::SCHEMA)?;
-        let migrated = sql::migrate(&mut conn)?;
+    pub fn open_at(store: &Location, checkpoint: &Path, key: &Path) -> Result<Self, AuditError> {
+        let db = Db::open_with_schema(store, &sql::SCHEMA)?;
+        let migrated = db.write(sql::migrate)?;
         let key = Arc::new(AuditKey::load_or_create(key)?);
-        signature::register(db, &key)?;
+        signature::register(store, &key)?;
         let log = Self {
-            conn: Mutex::new(conn),
+            db,
             key,
             checkpoint_path: checkpoint.to_owned(),
             checkpoint_lock: Mutex::new(()),
         };
         // A new log is anchored at once (the genesis head), so that a
         // checkpoint missing later is evidence, not a fresh start.
-        let empty = sql::head(&log.lock())?.is_none();
+        let empty = log.db.run(sql::head)?.is_none();
         if empty && !log.checkpoint_path.exists() {
             log.checkpoint()?;
         }
@@ -126,8 +131,17 @@ impl AuditLog {
     /// store is opened read-only, no table is created, and a missing key is
     /// an error rather than a new key (which would verify nothing).
     pub fn open_read_only(db: &Path, checkpoint: &Path, key: &Path) -> Result<Self, AuditError> {
+        Self::open_read_only_at(&Location::Sqlite(db.to_owned()), checkpoint, key)
+    }
+
+    /// [`Self::open_read_only`] on any store.
+    pub fn open_read_only_at(
+        store: &Location,
+        checkpoint: &Path,
+        key: &Path,
+    ) -> Result<Self, AuditError> {
         Ok(Self {
-            conn: Mutex::new(fedq_transport::sqlite::open_read_only(db)?),
+            db: Db::open_read_only(store)?,
             key: Arc::new(AuditKey::load(key)?),
             checkpoint_path: checkpoint.to_owned(),
             checkpoint_lock: Mutex::new(()),
@@ -140,13 +154,9 @@ impl AuditLog {
     /// is returned): its own signature vouches for it, and the next
     /// checkpoint covers it.
     pub fn append(&self, record: &AuditRecord) -> Result<u64, AuditError> {
-        let seq = {
-            let mut conn = self.lock();
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let seq = Self::append_signed(&tx, record, &self.key)?;
-            tx.commit()?;
-            seq
-        };
+        let seq = self
+            .db
+            .write(|tx| Self::append_signed(tx, record, &self.key))?;
         Self::counted(record, seq);
         self.checkpoint()?;
         Ok(seq)
@@ -164,19 +174,23 @@ impl AuditLog {
         );
     }
 
-    /// Appends inside a caller's transaction, which should be IMMEDIATE (the
-    /// privacy ledger charges a query and audits it atomically). The caller
+    /// Appends inside a caller's write transaction on `store` (the privacy
+    /// ledger charges a query and audits it atomically). The caller
     /// commits, then calls [`Self::checkpoint`]; a rollback leaves no entry.
     /// The entry is signed by the key of the log open on the same store in
     /// this process (an error if there is none): the signature commits with
     /// the entry, so no crash leaves an unsigned one.
-    pub fn append_in(tx: &Transaction<'_>, record: &AuditRecord) -> Result<u64, AuditError> {
-        let key = signature::signer_for(tx)?;
+    pub fn append_in(
+        tx: &mut dyn Exec,
+        store: &Location,
+        record: &AuditRecord,
+    ) -> Result<u64, AuditError> {
+        let key = signature::signer_for(store)?;
         Self::append_signed(tx, record, &key)
     }
 
     fn append_signed(
-        tx: &Transaction<'_>,
+        tx: &mut dyn Exec,
         record: &AuditRecord,
         key: &AuditKey,
     ) -> Result<u64, AuditError> {
@@ -214,14 +228,17 @@ impl AuditLog {
             .checkpoint_lock
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        let conn = self.lock();
         // Only a chain that extends what this node signed last is signed:
         // a rewrite made while the node was idle is not laundered by the
         // next request's checkpoint.
-        let signed =
-            match checkpoint::read(&self.checkpoint_path, &self.key.verifying_key(), OWN_KEY)? {
+        let (seq, hash) = self.db.snapshot(|exec| {
+            let signed = match checkpoint::read(
+                &self.checkpoint_path,
+                &self.key.verifying_key(),
+                OWN_KEY,
+            )? {
                 Checkpoint::Signed { seq, hash, .. } => (seq, hash),
-                Checkpoint::Missing if sql::head(&conn)?.is_none() => (0, GENESIS_HASH.to_owned()),
+                Checkpoint::Missing if sql::head(exec)?.is_none() => (0, GENESIS_HASH.to_owned()),
                 Checkpoint::Missing => {
                     return Err(AuditError::Diverged(
                         "the log has entries but its signed checkpoint is missing".to_owned(),
@@ -229,9 +246,8 @@ impl AuditLog {
                 }
                 Checkpoint::Invalid(why) => return Err(AuditError::Diverged(why)),
             };
-        let (seq, hash) = verify::extends(&conn, (signed.0, &signed.1), entry_key)?
-            .map_err(AuditError::Diverged)?;
-        drop(conn);
+            verify::extends(exec, (signed.0, &signed.1), entry_key)?.map_err(AuditError::Diverged)
+        })?;
         checkpoint::write(&self.checkpoint_path, &self.key, seq, &hash)
     }
 
@@ -251,7 +267,9 @@ impl AuditLog {
 
     fn verify_with(&self, key: &AuditPublicKey, whose: &str) -> Result<VerifyReport, AuditError> {
         let signed = checkpoint::read(&self.checkpoint_path, key, whose)?;
-        let report = verify::verify(&self.lock(), &signed, key, whose)?;
+        let report = self
+            .db
+            .snapshot(|exec| verify::verify(exec, &signed, key, whose))?;
         match &report.first_bad {
             Some((seq, _)) => tracing::warn!(seq, "audit log verification failed"),
             None => tracing::debug!(entries = report.entries, "audit log verified"),
@@ -310,13 +328,15 @@ impl AuditLog {
                 WitnessCheck::Forked { witnessed: 0 }
             });
         }
-        let conn = self.lock();
-        Ok(match sql::hash_at(&conn, witnessed.seq)? {
+        let (at, head) = self.db.snapshot(|exec| {
+            Ok::<_, DbError>((sql::hash_at(exec, witnessed.seq)?, sql::head(exec)?))
+        })?;
+        Ok(match at {
             Some(hash) if hash == witnessed.hash => WitnessCheck::Holds,
             Some(_) => WitnessCheck::Forked {
                 witnessed: witnessed.seq,
             },
-            None => match sql::head(&conn)?.map_or(0, |(seq, _)| seq) {
+            None => match head.map_or(0, |(seq, _)| seq) {
                 head if head < witnessed.seq => WitnessCheck::RolledBack {
                     witnessed: witnessed.seq,
                     head,
@@ -376,25 +396,32 @@ impl AuditLog {
         to: DateTime<Utc>,
         mut f: impl FnMut(AuditEntry) -> Result<(), AuditError>,
     ) -> Result<(), AuditError> {
-        let conn = self.lock();
-        let mut statement = conn.prepare(&format!(
-            "SELECT {} FROM audit_log WHERE time >= ?1 AND time < ?2 ORDER BY seq",
-            sql::columns(&conn)?
-        ))?;
-        let mut rows = statement.query(params![time_bound(from), time_bound(to)])?;
-        while let Some(row) = rows.next()? {
-            let (seq, entry) = sql::read_row(row)?;
-            let entry = entry.map_err(|problem| AuditError::Malformed {
-                seq: seq.max(0) as u64,
-                problem,
+        self.db.snapshot(|exec| {
+            let sql = format!(
+                "SELECT {} FROM audit_log WHERE time >= ?1 AND time < ?2 ORDER BY seq",
+                sql::columns(exec)?
+            );
+            // The visitor's own errors stop the walk; they travel out
+            // beside the store's, which the walk returns itself.
+            let mut failed = None;
+            exec.each(&sql, &[&time_bound(from), &time_bound(to)], &mut |row| {
+                if failed.is_some() {
+                    return Ok(());
+                }
+                let (seq, entry) = sql::read_row(row)?;
+                let visited = entry
+                    .map_err(|problem| AuditError::Malformed {
+                        seq: seq.max(0) as u64,
+                        problem,
+                    })
+                    .and_then(&mut f);
+                if let Err(e) = visited {
+                    failed = Some(e);
+                }
+                Ok(())
             })?;
-            f(entry)?;
-        }
-        Ok(())
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+            failed.map_or(Ok(()), Err)
+        })
     }
 }
 

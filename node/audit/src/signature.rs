@@ -18,11 +18,10 @@
 //! covers them.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use fedq_crypto::audit_key::AuditPublicKey;
-use rusqlite::Connection;
+use fedq_db::Location;
 
 use super::checkpoint::AuditKey;
 use super::AuditError;
@@ -52,28 +51,35 @@ pub(super) fn is_valid(key: &AuditPublicKey, seq: u64, hash: &str, signature: &s
         && key.verifies(&message(seq, hash), &bytes)
 }
 
-/// The keys of the logs open in this process, by store file.
+/// The keys of the logs open in this process, by store (a file's canonical
+/// path, or a PostgreSQL connection string).
 ///
 /// The privacy ledger appends its audit entry inside its own connection's
 /// transaction ([`super::AuditLog::append_in`]), so the entry is signed
 /// there, with the key of a log that [`super::AuditLog::open`] opened on the
-/// same file. References are weak: a log that is dropped signs no more, and
-/// any other log still open on the file (one key per file) signs instead.
-type Signers = HashMap<PathBuf, Vec<Weak<AuditKey>>>;
+/// same store. References are weak: a log that is dropped signs no more, and
+/// any other log still open on the store (one key per store) signs instead.
+type Signers = HashMap<String, Vec<Weak<AuditKey>>>;
 
 fn signers() -> &'static Mutex<Signers> {
     static SIGNERS: OnceLock<Mutex<Signers>> = OnceLock::new();
     SIGNERS.get_or_init(Mutex::default)
 }
 
-fn canonical(db: &Path) -> Result<PathBuf, AuditError> {
-    std::fs::canonicalize(db).map_err(AuditError::io(db))
+fn canonical(store: &Location) -> Result<String, AuditError> {
+    match store {
+        Location::Sqlite(db) => Ok(std::fs::canonicalize(db)
+            .map_err(AuditError::io(db))?
+            .display()
+            .to_string()),
+        Location::Postgres(url) => Ok(url.clone()),
+    }
 }
 
-/// Makes `key` a signer of appends to the store `db` in this process. A
-/// store already open under another key is refused: one store, one key.
-pub(super) fn register(db: &Path, key: &Arc<AuditKey>) -> Result<(), AuditError> {
-    let path = canonical(db)?;
+/// Makes `key` a signer of appends to `store` in this process. A store
+/// already open under another key is refused: one store, one key.
+pub(super) fn register(store: &Location, key: &Arc<AuditKey>) -> Result<(), AuditError> {
+    let path = canonical(store)?;
     let mut signers = signers().lock().unwrap_or_else(|e| e.into_inner());
     signers.retain(|_, keys| {
         keys.retain(|key| key.strong_count() > 0);
@@ -93,13 +99,12 @@ pub(super) fn register(db: &Path, key: &Arc<AuditKey>) -> Result<(), AuditError>
     Ok(())
 }
 
-/// The key that signs appends made through `conn`: that of a log open on
-/// the same store file.
-pub(super) fn signer_for(conn: &Connection) -> Result<Arc<AuditKey>, AuditError> {
+/// The key that signs appends made to `store`: that of a log open on the
+/// same store.
+pub(super) fn signer_for(store: &Location) -> Result<Arc<AuditKey>, AuditError> {
     let no_log =
         || AuditError::InvalidRecord("no audit log is open on this store in this process to sign");
-    let path = conn.path().filter(|p| !p.is_empty()).ok_or_else(no_log)?;
-    let path = canonical(Path::new(path))?;
+    let path = canonical(store)?;
     signers()
         .lock()
         .unwrap_or_else(|e| e.into_inner())

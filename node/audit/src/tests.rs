@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::Connection;
 
 use super::*;
 
@@ -341,19 +341,22 @@ fn concurrent_appends_form_one_chain() -> TestResult {
 fn append_in_a_rolled_back_transaction_leaves_nothing() -> TestResult {
     let fx = Fixture::new()?;
     let log = fx.with_entries(2)?;
-    let mut conn = Connection::open(&fx.db)?;
-    {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        assert_eq!(AuditLog::append_in(&tx, &record(7, day(2026, 5, 1)))?, 3);
-        tx.rollback()?;
-    }
+    let store = fedq_db::Location::Sqlite(fx.db.clone());
+    let db = fedq_db::Db::open(&store)?;
+    let rolled_back: Result<(), AuditError> = db.write(|tx| {
+        assert_eq!(
+            AuditLog::append_in(tx, &store, &record(7, day(2026, 5, 1)))?,
+            3
+        );
+        Err(AuditError::InvalidRange)
+    });
+    assert!(rolled_back.is_err());
     let report = log.verify()?;
     assert!(report.is_ok(), "{report:?}");
     assert_eq!(report.entries, 2);
 
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    assert_eq!(AuditLog::append_in(&tx, &record(8, day(2026, 5, 1)))?, 3);
-    tx.commit()?;
+    let seq = db.write(|tx| AuditLog::append_in(tx, &store, &record(8, day(2026, 5, 1))))?;
+    assert_eq!(seq, 3);
     assert_eq!(
         log.verify()?.unsigned_entries(),
         1,
@@ -369,8 +372,8 @@ fn append_in_a_rolled_back_transaction_leaves_nothing() -> TestResult {
     // Without a log open on the store in this process nothing can sign the
     // entry, so nothing is appended.
     drop(log);
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    assert!(AuditLog::append_in(&tx, &record(9, day(2026, 5, 2))).is_err());
+    let unsigned = db.write(|tx| AuditLog::append_in(tx, &store, &record(9, day(2026, 5, 2))));
+    assert!(unsigned.is_err());
     Ok(())
 }
 
@@ -482,7 +485,8 @@ fn forge_tail(fx: &Fixture, log: &AuditLog, signature: Option<String>) -> TestRe
         record: forged,
         signature,
     };
-    sql::insert(&Connection::open(&fx.db)?, &entry)?;
+    let db = fedq_db::Db::from_sqlite(Connection::open(&fx.db)?, &fx.db);
+    db.run(|exec| sql::insert(exec, &entry))?;
     Ok(())
 }
 

@@ -2,7 +2,7 @@
 //! signed checkpoint, and compares the head with the checkpoint.
 
 use fedq_crypto::audit_key::AuditPublicKey;
-use rusqlite::Connection;
+use fedq_db::{DbError, Exec};
 
 use super::checkpoint::Checkpoint;
 use super::record::{AuditEntry, GENESIS_HASH};
@@ -69,16 +69,11 @@ fn unsigned_after_head(
 /// `checkpoint` must be read before the rows: a concurrent append then only
 /// adds entries after it, which verify by their own signatures.
 pub(super) fn verify(
-    conn: &Connection,
+    exec: &mut dyn Exec,
     checkpoint: &Checkpoint,
     key: &AuditPublicKey,
     whose: &str,
 ) -> Result<VerifyReport, AuditError> {
-    let mut statement = conn.prepare(&format!(
-        "SELECT {} FROM audit_log ORDER BY seq",
-        sql::columns(conn)?
-    ))?;
-    let mut rows = statement.query([])?;
     let signed_seq = match checkpoint {
         Checkpoint::Signed { seq, .. } => Some(*seq),
         _ => None,
@@ -91,17 +86,18 @@ pub(super) fn verify(
     };
     let mut prev_hash = GENESIS_HASH.to_owned();
     let mut hash_at_checkpoint = (signed_seq == Some(0)).then(|| GENESIS_HASH.to_owned());
-    while let Some(row) = rows.next()? {
+    let sql = format!("SELECT {} FROM audit_log ORDER BY seq", sql::columns(exec)?);
+    exec.each(&sql, &[], &mut |row| {
         let (seq, entry) = sql::read_row(row)?;
         report.entries += 1;
         report.head_seq = seq.max(0) as u64;
         if report.first_bad.is_some() {
-            continue;
+            return Ok(());
         }
         let expected = report.entries;
         if seq < 1 {
             report.first_bad = Some((0, format!("an entry has seq {seq}; seqs start at 1")));
-            continue;
+            return Ok(());
         }
         let seq = seq as u64;
         if seq != expected {
@@ -109,13 +105,13 @@ pub(super) fn verify(
                 expected,
                 format!("entry {expected} is missing: the next stored entry is {seq}"),
             ));
-            continue;
+            return Ok(());
         }
         let entry = match entry {
             Ok(entry) => entry,
             Err(problem) => {
                 report.first_bad = Some((seq, problem));
-                continue;
+                return Ok(());
             }
         };
         if entry.prev_hash != prev_hash {
@@ -125,11 +121,11 @@ pub(super) fn verify(
                 format!("the hash of entry {}", seq - 1)
             };
             report.first_bad = Some((seq, format!("prev_hash does not match {link}")));
-            continue;
+            return Ok(());
         }
         if !entry.hash_is_valid() {
             report.first_bad = Some((seq, "hash does not match the entry's contents".to_owned()));
-            continue;
+            return Ok(());
         }
         // Without a valid checkpoint nothing is anchored, which the
         // comparison below reports; with one, what follows it must be signed.
@@ -138,13 +134,14 @@ pub(super) fn verify(
             .and_then(|signed| unsigned_after_head(&entry, signed, key, whose))
         {
             report.first_bad = Some((seq, problem));
-            continue;
+            return Ok(());
         }
         if signed_seq == Some(seq) {
             hash_at_checkpoint = Some(entry.hash.clone());
         }
         prev_hash = entry.hash;
-    }
+        Ok(())
+    })?;
     if report.first_bad.is_none() {
         report.first_bad = compare_checkpoint(&report, checkpoint, hash_at_checkpoint);
     }
@@ -193,24 +190,13 @@ fn compare_checkpoint(
 /// Only the entries after the signed head are read, so a checkpoint costs
 /// what was appended since.
 pub(super) fn extends(
-    conn: &Connection,
+    exec: &mut dyn Exec,
     (signed_seq, signed_hash): (u64, &str),
     key: Option<&AuditPublicKey>,
 ) -> Result<Result<(u64, String), String>, AuditError> {
     let seq_param = i64::try_from(signed_seq).unwrap_or(i64::MAX);
     if signed_seq > 0 {
-        let stored: Option<String> = conn
-            .query_row(
-                "SELECT hash FROM audit_log WHERE seq = ?1",
-                [seq_param],
-                |r| r.get(0),
-            )
-            .map(Some)
-            .or_else(|e| match e {
-                rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                e => Err(e),
-            })?;
-        match stored {
+        match sql::hash_at(exec, signed_seq)? {
             Some(hash) if hash == signed_hash => {}
             Some(_) => {
                 return Ok(Err(format!(
@@ -224,29 +210,44 @@ pub(super) fn extends(
             }
         }
     }
-    let mut statement = conn.prepare(&format!(
+    let sql = format!(
         "SELECT {} FROM audit_log WHERE seq > ?1 ORDER BY seq",
-        sql::columns(conn)?
-    ))?;
-    let mut rows = statement.query([seq_param])?;
+        sql::columns(exec)?
+    );
     let (mut head_seq, mut head_hash) = (signed_seq, signed_hash.to_owned());
-    while let Some(row) = rows.next()? {
+    let mut broken: Option<String> = None;
+    exec.each(&sql, &[&seq_param], &mut |row| -> Result<(), DbError> {
+        if broken.is_some() {
+            return Ok(());
+        }
         let (seq, entry) = sql::read_row(row)?;
         let entry = match entry {
             Ok(entry) if u64::try_from(seq).ok() == Some(head_seq + 1) => entry,
-            Ok(_) => return Ok(Err(format!("entry {} is missing", head_seq + 1))),
-            Err(problem) => return Ok(Err(format!("entry {seq}: {problem}"))),
+            Ok(_) => {
+                broken = Some(format!("entry {} is missing", head_seq + 1));
+                return Ok(());
+            }
+            Err(problem) => {
+                broken = Some(format!("entry {seq}: {problem}"));
+                return Ok(());
+            }
         };
         if entry.prev_hash != head_hash || !entry.hash_is_valid() {
-            return Ok(Err(format!("entry {seq} does not extend the chain")));
+            broken = Some(format!("entry {seq} does not extend the chain"));
+            return Ok(());
         }
         if let Some(problem) = key
             .and_then(|key| unsigned_after_head(&entry, signed_seq, key, "this party's audit key"))
         {
-            return Ok(Err(problem));
+            broken = Some(problem);
+            return Ok(());
         }
         head_seq += 1;
         head_hash = entry.hash;
-    }
-    Ok(Ok((head_seq, head_hash)))
+        Ok(())
+    })?;
+    Ok(match broken {
+        Some(problem) => Err(problem),
+        None => Ok((head_seq, head_hash)),
+    })
 }

@@ -149,13 +149,12 @@ impl NodeService {
         );
         let pool =
             WorkPool::new(config.threads, "fedq-work").map_err(|_| NodeError::ShuttingDown)?;
-        let crate::config::StoreLocation::Sqlite(store_path) = &config.store;
-        let ledger = crate::ledger::Ledger::open(store_path)?;
+        let ledger = crate::ledger::Ledger::open(&config.store)?;
         let stats =
             crate::stats::StatsEngine::new(config.stats_dir.clone(), config.catalog.clone());
         let gate = Gate::new(
             crate::envelope::EnvelopeVerifier::open(
-                store_path,
+                &config.store,
                 &config.node_id,
                 crate::federation::Watched::new(
                     &config.federation_path,

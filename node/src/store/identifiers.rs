@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use fedq_crypto::oprf::NodeOprfKey;
 use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm};
-use rusqlite::{params, OptionalExtension};
+use fedq_db::Row;
 
 use super::keys::read_keys;
 use super::{bump, Store, StoreError};
@@ -97,27 +97,24 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<UpsertCounts, StoreError> {
         let now = now.timestamp();
-        // IMMEDIATE: the epoch check and the writes see the same key set.
-        let tx =
-            rusqlite::Transaction::new(&mut self.conn, rusqlite::TransactionBehavior::Immediate)?;
-        let keys = read_keys(&tx)?;
-        if keys.epoch != keys_epoch {
-            return Err(StoreError::KeysChanged);
-        }
-        let (active, pending) = (keys.active_slot.column(), keys.active_slot.other().column());
-        let mut counts = UpsertCounts::default();
-        {
-            let mut find = tx.prepare_cached(
-                "SELECT expires_at FROM identifiers WHERE kind = ?1 AND value = ?2 AND record_id = ?3",
-            )?;
-            let mut insert = tx.prepare_cached(&format!(
+        // One writer: the epoch check and the writes see the same key set.
+        self.db.write(|tx| {
+            let keys = read_keys(tx)?;
+            if keys.epoch != keys_epoch {
+                return Err(StoreError::KeysChanged);
+            }
+            let (active, pending) = (keys.active_slot.column(), keys.active_slot.other().column());
+            let mut counts = UpsertCounts::default();
+            let find =
+                "SELECT expires_at FROM identifiers WHERE kind = ?1 AND value = ?2 AND record_id = ?3";
+            let insert = format!(
                 "INSERT INTO identifiers (kind, value, record_id, expires_at, imported_at, {active}, {pending})
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
-            ))?;
-            let mut update = tx.prepare_cached(&format!(
+            );
+            let update = format!(
                 "UPDATE identifiers SET expires_at = ?4, imported_at = ?5, {active} = ?6, {pending} = ?7
                  WHERE kind = ?1 AND value = ?2 AND record_id = ?3"
-            ))?;
+            );
             for row in rows {
                 let key = (row.kind.code(), row.normal.as_str(), &row.record_id);
                 let given = row.expires_at.map(|t| t.timestamp());
@@ -130,12 +127,11 @@ impl Store {
                 if keys.pending.is_some() != fps.1.is_some() {
                     return Err(StoreError::KeysChanged);
                 }
-                let stored: Option<Option<i64>> = find
-                    .query_row(params![key.0, key.1, key.2], |r| r.get(0))
-                    .optional()?;
+                let stored: Option<Option<i64>> =
+                    tx.query_opt(find, &[&key.0, &key.1, key.2], |r| r.get(0))?;
                 match stored {
                     None => {
-                        insert.execute(params![key.0, key.1, key.2, given, now, fps.0, fps.1])?;
+                        tx.execute(&insert, &[&key.0, &key.1, key.2, &given, &now, &fps.0, &fps.1])?;
                         counts.inserted += 1;
                     }
                     Some(old) => {
@@ -143,18 +139,17 @@ impl Store {
                             ExpiryUpdate::Replace => given,
                             ExpiryUpdate::Keep => old,
                         };
-                        update.execute(params![key.0, key.1, key.2, new, now, fps.0, fps.1])?;
+                        tx.execute(&update, &[&key.0, &key.1, key.2, &new, &now, &fps.0, &fps.1])?;
                         counts.existing += 1;
                         counts.expiry_changed += usize::from(new != old);
                     }
                 }
             }
-        }
-        if !rows.is_empty() {
-            bump(&tx, "generation")?;
-        }
-        tx.commit()?;
-        Ok(counts)
+            if !rows.is_empty() {
+                bump(tx, "generation")?;
+            }
+            Ok(counts)
+        })
     }
 
     /// Reads the active OPRF key and visits every stored (kind, fingerprint
@@ -165,28 +160,33 @@ impl Store {
         &self,
         mut visit: impl FnMut(IdentifierKind, Fingerprint, Option<i64>),
     ) -> Result<NodeOprfKey, StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        let keys = read_keys(&tx)?;
-        {
-            let mut stmt = tx.prepare(&format!(
+        self.db.snapshot(|tx| {
+            let keys = read_keys(tx)?;
+            let sql = format!(
                 "SELECT kind, {}, expires_at, imported_at FROM identifiers",
                 keys.active_slot.column()
-            ))?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                let code: u8 = row.get(0)?;
+            );
+            // A corrupt row stops the walk; it travels out beside the
+            // store's own errors.
+            let mut corrupt = false;
+            tx.each(&sql, &[], &mut |row| {
                 let bytes: Option<Vec<u8>> = row.get(1)?;
-                let kind = IdentifierKind::from_code(code).ok_or(StoreError::Corrupt)?;
-                let bytes: [u8; 32] = bytes
-                    .ok_or(StoreError::Corrupt)?
-                    .try_into()
-                    .map_err(|_| StoreError::Corrupt)?;
-                let expiry = self.expiry(row.get(2)?, row.get(3)?);
-                visit(kind, Fingerprint::from_bytes(bytes), expiry);
+                let fingerprint =
+                    kind_of(row).zip(bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()));
+                match fingerprint {
+                    Some((kind, bytes)) if !corrupt => {
+                        let expiry = self.expiry(row.get(2)?, row.get(3)?);
+                        visit(kind, Fingerprint::from_bytes(bytes), expiry);
+                    }
+                    _ => corrupt = true,
+                }
+                Ok(())
+            })?;
+            if corrupt {
+                return Err(StoreError::Corrupt);
             }
-        }
-        tx.commit()?;
-        Ok(keys.active)
+            Ok(keys.active)
+        })
     }
 
     /// Up to `limit` distinct (kind, normal form) pairs after `after`, in key
@@ -197,29 +197,37 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<(IdentifierKind, NormalForm)>, StoreError> {
         let (kind, value) = after.map_or((-1, ""), |(k, v)| (i64::from(k.code()), v.as_str()));
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT kind, value FROM identifiers
-             WHERE kind > ?1 OR (kind = ?1 AND value > ?2)
-             ORDER BY kind, value LIMIT ?3",
-        )?;
-        let rows = stmt.query_map(params![kind, value, limit as i64], |r| {
-            Ok((r.get::<_, u8>(0)?, r.get::<_, String>(1)?))
+        let rows = self.db.run(|exec| {
+            exec.query_all(
+                // Text compares by bytes on both engines (the column's
+                // collation on PostgreSQL is set to C), so the cursor walks
+                // the same order everywhere.
+                "SELECT DISTINCT kind, value FROM identifiers
+                 WHERE kind > ?1 OR (kind = ?1 AND value > ?2)
+                 ORDER BY kind, value LIMIT ?3",
+                &[&kind, &value, &(limit as i64)],
+                |r| Ok((kind_of(r), r.get::<String>(1)?)),
+            )
         })?;
-        rows.map(|row| {
-            let (code, value) = row?;
-            let kind = IdentifierKind::from_code(code).ok_or(StoreError::Corrupt)?;
-            Ok((kind, NormalForm::from_stored(value)))
-        })
-        .collect()
+        rows.into_iter()
+            .map(|(kind, value)| {
+                Ok((
+                    kind.ok_or(StoreError::Corrupt)?,
+                    NormalForm::from_stored(value),
+                ))
+            })
+            .collect()
     }
 
     /// Number of distinct (kind, normal form) pairs: the rotation's total.
     pub fn value_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self.conn.query_row(
-            "SELECT COUNT(*) FROM (SELECT DISTINCT kind, value FROM identifiers)",
-            [],
-            |r| r.get(0),
-        )?;
+        let n: i64 = self.db.run(|exec| {
+            exec.query_one(
+                "SELECT COUNT(*) FROM (SELECT DISTINCT kind, value FROM identifiers) AS pairs",
+                &[],
+                |r| r.get(0),
+            )
+        })?;
         Ok(n as u64)
     }
 
@@ -253,16 +261,16 @@ impl Store {
         normal: &NormalForm,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT expires_at, imported_at FROM identifiers WHERE kind = ?1 AND value = ?2",
-        )?;
-        let mut rows = stmt.query(params![kind.code(), normal.as_str()])?;
-        while let Some(row) = rows.next()? {
-            if !is_expired(self.expiry(row.get(0)?, row.get(1)?), now.timestamp()) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        let expiries = self.db.run(|exec| {
+            exec.query_all(
+                "SELECT expires_at, imported_at FROM identifiers WHERE kind = ?1 AND value = ?2",
+                &[&kind.code(), &normal.as_str()],
+                |row| Ok(self.expiry(row.get(0)?, row.get(1)?)),
+            )
+        })?;
+        Ok(expiries
+            .into_iter()
+            .any(|expiry| !is_expired(expiry, now.timestamp())))
     }
 
     /// Deletes (or with `dry_run` only counts) the records expired at `now`,
@@ -274,40 +282,45 @@ impl Store {
         dry_run: bool,
     ) -> Result<PurgeReport, StoreError> {
         // Mirrors `is_expired(self.expiry(..))`: expired from the expiry second on.
+        // CAST: PostgreSQL must know the parameter's type where it is only
+        // tested for NULL.
         const EXPIRED: &str = "(expires_at IS NOT NULL AND expires_at <= ?1)
-             OR (?2 IS NOT NULL AND (imported_at IS NULL OR imported_at <= ?2))";
+             OR (CAST(?2 AS BIGINT) IS NOT NULL AND (imported_at IS NULL OR imported_at <= ?2))";
         let now = now.timestamp();
         let cutoff = self
             .retention_seconds()
             .map(|secs| now.saturating_sub(secs));
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let mut report = PurgeReport {
-            dry_run,
-            per_kind: BTreeMap::new(),
-        };
-        {
-            let mut stmt = tx.prepare(&format!(
-                "SELECT kind, COUNT(*) FROM identifiers WHERE {EXPIRED} GROUP BY kind"
-            ))?;
-            let mut rows = stmt.query(params![now, cutoff])?;
-            while let Some(row) = rows.next()? {
-                let kind = IdentifierKind::from_code(row.get(0)?).ok_or(StoreError::Corrupt)?;
-                let n: i64 = row.get(1)?;
-                report.per_kind.insert(kind, n as u64);
-            }
-        }
-        if !dry_run && report.total() > 0 {
-            tx.execute(
-                &format!("DELETE FROM identifiers WHERE {EXPIRED}"),
-                params![now, cutoff],
+        self.db.write(|tx| {
+            let mut report = PurgeReport {
+                dry_run,
+                per_kind: BTreeMap::new(),
+            };
+            let counts = tx.query_all(
+                &format!("SELECT kind, COUNT(*) FROM identifiers WHERE {EXPIRED} GROUP BY kind"),
+                &[&now, &cutoff],
+                |row| Ok((kind_of(row), row.get::<i64>(1)?)),
             )?;
-            bump(&tx, "generation")?;
-        }
-        tx.commit()?;
-        Ok(report)
+            for (kind, n) in counts {
+                report
+                    .per_kind
+                    .insert(kind.ok_or(StoreError::Corrupt)?, n as u64);
+            }
+            if !dry_run && report.total() > 0 {
+                tx.execute(
+                    &format!("DELETE FROM identifiers WHERE {EXPIRED}"),
+                    &[&now, &cutoff],
+                )?;
+                bump(tx, "generation")?;
+            }
+            Ok(report)
+        })
     }
+}
+
+/// The identifier kind in a row's first column, if it is one.
+fn kind_of(row: &Row<'_>) -> Option<IdentifierKind> {
+    let code = row.get::<i64>(0).ok()?;
+    IdentifierKind::from_code(u8::try_from(code).ok()?)
 }
 
 /// Whether a record with this expiry (UTC seconds) is expired at `now`.

@@ -3,7 +3,7 @@
 use chrono::Utc;
 use fedq_crypto::oprf::NodeOprfKey;
 use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm};
-use rusqlite::{params, Connection};
+use fedq_db::{Backend, Exec};
 
 use super::{bump, Store, StoreError};
 
@@ -85,29 +85,27 @@ impl OprfKeys {
 impl Store {
     /// The node's OPRF keys, read in one statement.
     pub fn oprf_keys(&self) -> Result<OprfKeys, StoreError> {
-        read_keys(&self.conn)
+        self.db.snapshot(read_keys)
     }
 
     /// Starts a key rotation: draws a pending key into the free slot, or
     /// returns the keys unchanged when a rotation is already under way (it
     /// resumes with the same pending key).
     pub fn begin_rotation(&mut self) -> Result<OprfKeys, StoreError> {
-        let tx =
-            rusqlite::Transaction::new(&mut self.conn, rusqlite::TransactionBehavior::Immediate)?;
-        let keys = read_keys(&tx)?;
-        if keys.pending.is_some() {
-            return Ok(keys);
-        }
-        insert_key(
-            &tx,
-            keys.active_slot.other(),
-            &NodeOprfKey::generate(),
-            "pending",
-        )?;
-        bump(&tx, "key_epoch")?;
-        let keys = read_keys(&tx)?;
-        tx.commit()?;
-        Ok(keys)
+        self.db.write(|tx| {
+            let keys = read_keys(tx)?;
+            if keys.pending.is_some() {
+                return Ok(keys);
+            }
+            insert_key(
+                tx,
+                keys.active_slot.other(),
+                &NodeOprfKey::generate(),
+                "pending",
+            )?;
+            bump(tx, "key_epoch")?;
+            read_keys(tx)
+        })
     }
 
     /// Writes pending-key fingerprints of (kind, normal form) pairs, for every
@@ -118,23 +116,20 @@ impl Store {
         keys_epoch: i64,
         rows: &[(IdentifierKind, &NormalForm, Fingerprint)],
     ) -> Result<(), StoreError> {
-        let tx =
-            rusqlite::Transaction::new(&mut self.conn, rusqlite::TransactionBehavior::Immediate)?;
-        let keys = read_keys(&tx)?;
-        if keys.epoch != keys_epoch || keys.pending.is_none() {
-            return Err(StoreError::KeysChanged);
-        }
-        {
-            let mut update = tx.prepare_cached(&format!(
+        self.db.write(|tx| {
+            let keys = read_keys(tx)?;
+            if keys.epoch != keys_epoch || keys.pending.is_none() {
+                return Err(StoreError::KeysChanged);
+            }
+            let update = format!(
                 "UPDATE identifiers SET {} = ?3 WHERE kind = ?1 AND value = ?2",
                 keys.active_slot.other().column()
-            ))?;
+            );
             for (kind, normal, fp) in rows {
-                update.execute(params![kind.code(), normal.as_str(), &fp.as_bytes()[..]])?;
+                tx.execute(&update, &[&kind.code(), &normal.as_str(), &fp.as_bytes()])?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// Ends a rotation: the pending key becomes the active one and the old key
@@ -143,103 +138,110 @@ impl Store {
     /// still holds the old fingerprints, for [`Store::clear_slot`]. Refused if
     /// a record still lacks its pending fingerprint.
     pub fn finish_rotation(&mut self, keys_epoch: i64) -> Result<Slot, StoreError> {
-        let tx =
-            rusqlite::Transaction::new(&mut self.conn, rusqlite::TransactionBehavior::Immediate)?;
-        let keys = read_keys(&tx)?;
-        if keys.epoch != keys_epoch || keys.pending.is_none() {
-            return Err(StoreError::KeysChanged);
-        }
-        let (old, new) = (keys.active_slot, keys.active_slot.other());
-        let missing: i64 = tx.query_row(
-            &format!(
-                "SELECT COUNT(*) FROM identifiers WHERE {} IS NULL",
-                new.column()
-            ),
-            [],
-            |r| r.get(0),
-        )?;
-        if missing > 0 {
-            return Err(StoreError::RotationIncomplete(missing));
-        }
-        tx.execute("DELETE FROM oprf_keys WHERE slot = ?1", params![old.name()])?;
-        tx.execute(
-            "UPDATE oprf_keys SET state = 'active' WHERE slot = ?1",
-            params![new.name()],
-        )?;
-        bump(&tx, "key_epoch")?;
-        bump(&tx, "generation")?;
-        tx.commit()?;
-        Ok(old)
+        self.db.write(|tx| {
+            let keys = read_keys(tx)?;
+            if keys.epoch != keys_epoch || keys.pending.is_none() {
+                return Err(StoreError::KeysChanged);
+            }
+            let (old, new) = (keys.active_slot, keys.active_slot.other());
+            let missing: i64 = tx.query_one(
+                &format!(
+                    "SELECT COUNT(*) FROM identifiers WHERE {} IS NULL",
+                    new.column()
+                ),
+                &[],
+                |r| r.get(0),
+            )?;
+            if missing > 0 {
+                return Err(StoreError::RotationIncomplete(missing));
+            }
+            tx.execute("DELETE FROM oprf_keys WHERE slot = ?1", &[&old.name()])?;
+            tx.execute(
+                "UPDATE oprf_keys SET state = 'active' WHERE slot = ?1",
+                &[&new.name()],
+            )?;
+            bump(tx, "key_epoch")?;
+            bump(tx, "generation")?;
+            Ok(old)
+        })
     }
 
     /// Clears the fingerprints of a slot that holds no key (after a rotation),
-    /// in batches of short transactions, then checkpoints the write-ahead log
-    /// so that the old values leave it too. Returns how many rows it cleared.
+    /// in batches of short transactions, then (SQLite) checkpoints the
+    /// write-ahead log so that the old values leave it too. Returns how many
+    /// rows it cleared.
     pub fn clear_slot(&mut self, slot: Slot) -> Result<u64, StoreError> {
         let column = slot.column();
         let mut cleared = 0;
         loop {
-            let tx = rusqlite::Transaction::new(
-                &mut self.conn,
-                rusqlite::TransactionBehavior::Immediate,
-            )?;
-            let in_use: bool = tx.query_row(
-                "SELECT EXISTS (SELECT 1 FROM oprf_keys WHERE slot = ?1)",
-                params![slot.name()],
-                |r| r.get(0),
-            )?;
-            if in_use {
-                return Err(StoreError::KeysChanged);
-            }
-            let n = tx.execute(
-                &format!(
-                    "UPDATE identifiers SET {column} = NULL WHERE (kind, value, record_id) IN
-                     (SELECT kind, value, record_id FROM identifiers WHERE {column} IS NOT NULL LIMIT 20000)"
-                ),
-                [],
-            )?;
-            tx.commit()?;
-            cleared += n as u64;
+            let n = self.db.write(|tx| {
+                let in_use = tx
+                    .query_opt(
+                        "SELECT 1 FROM oprf_keys WHERE slot = ?1",
+                        &[&slot.name()],
+                        |_| Ok(()),
+                    )?
+                    .is_some();
+                if in_use {
+                    return Err(StoreError::KeysChanged);
+                }
+                Ok(tx.execute(
+                    &format!(
+                        "UPDATE identifiers SET {column} = NULL WHERE (kind, value, record_id) IN
+                         (SELECT kind, value, record_id FROM identifiers WHERE {column} IS NOT NULL LIMIT 20000)"
+                    ),
+                    &[],
+                )?)
+            })?;
+            cleared += n;
             if n == 0 {
                 break;
             }
         }
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        // PostgreSQL's old row versions go with its (auto)vacuum.
+        if self.db.backend() == Backend::Sqlite {
+            self.db
+                .run(|exec| exec.query_opt("PRAGMA wal_checkpoint(TRUNCATE)", &[], |_| Ok(())))?;
+        }
         Ok(cleared)
     }
 }
 
 pub(super) fn insert_key(
-    conn: &Connection,
+    tx: &mut dyn Exec,
     slot: Slot,
     key: &NodeOprfKey,
     state: &str,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    tx.execute(
         "INSERT INTO oprf_keys (slot, secret, state, created_at) VALUES (?1, ?2, ?3, ?4)",
-        params![
-            slot.name(),
-            key.to_text().as_str(),
-            state,
-            Utc::now().timestamp()
+        &[
+            &slot.name(),
+            &key.to_text().as_str(),
+            &state,
+            &Utc::now().timestamp(),
         ],
     )?;
     Ok(())
 }
 
-pub(super) fn read_keys(conn: &Connection) -> Result<OprfKeys, StoreError> {
-    let epoch: i64 = conn.query_row("SELECT value FROM meta WHERE key = 'key_epoch'", [], |r| {
-        r.get(0)
+pub(super) fn read_keys(exec: &mut dyn Exec) -> Result<OprfKeys, StoreError> {
+    let epoch: i64 =
+        exec.query_one("SELECT value FROM meta WHERE key = 'key_epoch'", &[], |r| {
+            r.get(0)
+        })?;
+    let rows = exec.query_all("SELECT slot, secret, state FROM oprf_keys", &[], |row| {
+        Ok((
+            row.get::<String>(0)?,
+            zeroize::Zeroizing::new(row.get::<String>(1)?),
+            row.get::<String>(2)?,
+        ))
     })?;
-    let mut stmt = conn.prepare_cached("SELECT slot, secret, state FROM oprf_keys")?;
-    let mut rows = stmt.query([])?;
     let (mut active, mut pending) = (None, None);
-    while let Some(row) = rows.next()? {
-        let slot = Slot::parse(&row.get::<_, String>(0)?)?;
-        let secret = zeroize::Zeroizing::new(row.get::<_, String>(1)?);
+    for (slot, secret, state) in rows {
+        let slot = Slot::parse(&slot)?;
         let key = NodeOprfKey::from_text(&secret).map_err(|_| StoreError::Corrupt)?;
-        match row.get::<_, String>(2)?.as_str() {
+        match state.as_str() {
             "active" => active = Some((slot, key)),
             "pending" => pending = Some(key),
             _ => return Err(StoreError::Corrupt),

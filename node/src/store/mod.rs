@@ -1,4 +1,5 @@
-//! The node's transactional store: an SQLite file (the embedded default).
+//! The node's transactional store: an SQLite file (the embedded default) or
+//! a PostgreSQL database (see `fedq_db`).
 //!
 //! It holds the node's identifiers (kind, normal form, the local record ids
 //! they belong to, when each was last imported and, optionally, when it
@@ -31,12 +32,11 @@
 mod identifiers;
 mod keys;
 
-use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use fedq_db::{Backend, Db, DbError, Exec, Location};
 
-use crate::config::{NodeConfig, StoreLocation};
+use crate::config::NodeConfig;
 use fedq_crypto::oprf::NodeOprfKey;
 
 pub use self::identifiers::{is_expired, ExpiryUpdate, IdentifierRow, PurgeReport, UpsertCounts};
@@ -46,18 +46,15 @@ pub use self::keys::{OprfKeys, Slot};
 /// Schema version of the store; bump with a migration.
 /// 2: `expires_at` and `imported_at` columns.
 /// 3: per-node OPRF fingerprints in two key slots, normal forms, OPRF keys.
-const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// SQLite failed.
-    #[error("store error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The store file cannot be opened.
+    /// The store failed, or cannot be opened.
     #[error(transparent)]
-    Open(#[from] fedq_transport::sqlite::OpenError),
+    Db(#[from] DbError),
     /// The store directory cannot be created.
     #[error("cannot create the store directory: {0}")]
     Io(#[from] std::io::Error),
@@ -87,16 +84,24 @@ pub enum StoreError {
 
 /// Handle on the node's store.
 pub struct Store {
-    conn: Connection,
+    db: Db,
     retention: Option<Duration>,
 }
 
 impl Store {
     /// Opens (creating if needed) the store, with no retention period.
-    pub fn open(location: &StoreLocation) -> Result<Self, StoreError> {
-        match location {
-            StoreLocation::Sqlite(path) => Self::open_sqlite(path),
+    pub fn open(location: &Location) -> Result<Self, StoreError> {
+        let db = Db::open(location)?;
+        if let Location::Sqlite(_) = location {
+            // A 64 MB page cache: imports sort and insert in large chunks.
+            db.run(|exec| exec.batch("PRAGMA cache_size = -65536"))?;
         }
+        let store = Self {
+            db,
+            retention: None,
+        };
+        store.migrate()?;
+        Ok(store)
     }
 
     /// Opens the store of a node with its retention period.
@@ -116,48 +121,120 @@ impl Store {
         self.retention
     }
 
-    fn open_sqlite(path: &Path) -> Result<Self, StoreError> {
-        let conn = fedq_transport::sqlite::open(path)?;
-        // A 64 MB page cache: imports sort and insert in large chunks.
-        conn.pragma_update(None, "cache_size", -65_536)?;
-        let mut store = Self {
-            conn,
-            retention: None,
-        };
-        store.migrate()?;
-        Ok(store)
+    /// The schema version a store is at, without changing it (`None`: no
+    /// fedq store there yet). A newer version than this build's is refused.
+    pub fn schema_version_of(location: &Location) -> Result<Option<i64>, StoreError> {
+        let db = Db::open(location)?;
+        let version = db.run(|exec| {
+            let has_meta = match exec.backend() {
+                Backend::Sqlite => exec.query_opt(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                    &[],
+                    |_| Ok(()),
+                )?,
+                Backend::Postgres => exec.query_opt(
+                    "SELECT 1 FROM information_schema.tables
+                     WHERE table_schema = current_schema() AND table_name = 'meta'",
+                    &[],
+                    |_| Ok(()),
+                )?,
+            };
+            match has_meta {
+                Some(()) => exec.query_opt(
+                    "SELECT value FROM meta WHERE key = 'schema_version'",
+                    &[],
+                    |r| r.get::<i64>(0),
+                ),
+                None => Ok(None),
+            }
+        })?;
+        match version {
+            Some(v) if v > SCHEMA_VERSION => Err(StoreError::NewerSchema(v)),
+            other => Ok(other),
+        }
     }
 
-    fn migrate(&mut self) -> Result<(), StoreError> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);",
-        )?;
-        let version: Option<i64> = tx
-            .query_row(
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.db.write(|tx| {
+            tx.batch(match tx.backend() {
+                Backend::Sqlite => {
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+                }
+                Backend::Postgres => {
+                    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);"
+                }
+            })?;
+            let version: Option<i64> = tx.query_opt(
                 "SELECT value FROM meta WHERE key = 'schema_version'",
-                [],
+                &[],
+                |r| r.get(0),
+            )?;
+            match version {
+                Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
+                Some(v) if v < 3 => {
+                    // Versions 1 and 2 stored HMAC fingerprints under the
+                    // federation key and no normal forms: nothing to carry over.
+                    let rows: i64 =
+                        tx.query_one("SELECT COUNT(*) FROM identifiers", &[], |r| r.get(0))?;
+                    if rows > 0 {
+                        return Err(StoreError::FederationKeyStore(rows));
+                    }
+                    tx.batch("DROP TABLE identifiers;")?;
+                }
+                _ => {}
+            }
+            tx.batch(match tx.backend() {
+                Backend::Sqlite => SQLITE_TABLES,
+                Backend::Postgres => POSTGRES_TABLES,
+            })?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('generation', 0), ('key_epoch', 0)
+                 ON CONFLICT (key) DO NOTHING",
+                &[],
+            )?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&SCHEMA_VERSION],
+            )?;
+            let keys: i64 = tx.query_one("SELECT COUNT(*) FROM oprf_keys", &[], |r| r.get(0))?;
+            if keys == 0 {
+                insert_key(tx, Slot::A, &NodeOprfKey::generate(), "active")?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Increases whenever identifiers change, so a serving node can reload.
+    pub fn generation(&self) -> Result<i64, StoreError> {
+        Ok(self.db.run(|exec| {
+            exec.query_one(
+                "SELECT value FROM meta WHERE key = 'generation'",
+                &[],
                 |r| r.get(0),
             )
-            .optional()?;
-        match version {
-            Some(v) if v > SCHEMA_VERSION => return Err(StoreError::NewerSchema(v)),
-            Some(v) if v < 3 => {
-                // Versions 1 and 2 stored HMAC fingerprints under the
-                // federation key and no normal forms: nothing to carry over.
-                let rows: i64 =
-                    tx.query_row("SELECT COUNT(*) FROM identifiers", [], |r| r.get(0))?;
-                if rows > 0 {
-                    return Err(StoreError::FederationKeyStore(rows));
-                }
-                tx.execute_batch("DROP TABLE identifiers;")?;
-            }
-            _ => {}
-        }
-        tx.execute_batch(
-            "CREATE TABLE IF NOT EXISTS identifiers (
+        })?)
+    }
+
+    /// Number of stored identifier rows, expired or not.
+    pub fn identifier_count(&self) -> Result<u64, StoreError> {
+        let n: i64 = self
+            .db
+            .run(|exec| exec.query_one("SELECT COUNT(*) FROM identifiers", &[], |r| r.get(0)))?;
+        Ok(n as u64)
+    }
+}
+
+fn bump(tx: &mut dyn Exec, counter: &str) -> Result<(), StoreError> {
+    tx.execute(
+        "UPDATE meta SET value = value + 1 WHERE key = ?1",
+        &[&counter],
+    )?;
+    Ok(())
+}
+
+/// The node's tables on SQLite (schema version 3).
+const SQLITE_TABLES: &str = "CREATE TABLE IF NOT EXISTS identifiers (
                  kind INTEGER NOT NULL,
                  value TEXT NOT NULL,
                  record_id TEXT NOT NULL,
@@ -167,49 +244,31 @@ impl Store {
                  fp_b BLOB,
                  PRIMARY KEY (kind, value, record_id)
              ) WITHOUT ROWID;
-             CREATE TABLE IF NOT EXISTS oprf_keys (
-                 slot TEXT PRIMARY KEY CHECK (slot IN ('a', 'b')),
-                 secret TEXT NOT NULL,
-                 state TEXT NOT NULL CHECK (state IN ('active', 'pending')),
-                 created_at INTEGER NOT NULL
-             );
-             INSERT OR IGNORE INTO meta (key, value) VALUES ('generation', 0), ('key_epoch', 0);",
-        )?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            params![SCHEMA_VERSION],
-        )?;
-        let keys: i64 = tx.query_row("SELECT COUNT(*) FROM oprf_keys", [], |r| r.get(0))?;
-        if keys == 0 {
-            insert_key(&tx, Slot::A, &NodeOprfKey::generate(), "active")?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
+CREATE TABLE IF NOT EXISTS oprf_keys (
+    slot TEXT PRIMARY KEY CHECK (slot IN ('a', 'b')),
+    secret TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'pending')),
+    created_at INTEGER NOT NULL
+);";
 
-    /// Increases whenever identifiers change, so a serving node can reload.
-    pub fn generation(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("SELECT value FROM meta WHERE key = 'generation'", [], |r| {
-                r.get(0)
-            })?)
-    }
-
-    /// Number of stored identifier rows, expired or not.
-    pub fn identifier_count(&self) -> Result<u64, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row("SELECT COUNT(*) FROM identifiers", [], |r| r.get(0))?;
-        Ok(n as u64)
-    }
-}
-
-fn bump(conn: &Connection, counter: &str) -> Result<(), StoreError> {
-    conn.execute(
-        "UPDATE meta SET value = value + 1 WHERE key = ?1",
-        params![counter],
-    )?;
-    Ok(())
-}
+/// The same tables on PostgreSQL. A store that outgrows one server can
+/// distribute `identifiers` by `value` (Citus: the primary key includes it,
+/// as a distributed table's unique keys must): the statements that touch
+/// one identifier name it and go to one shard; the index load and purges
+/// scan every shard in parallel.
+const POSTGRES_TABLES: &str = "CREATE TABLE IF NOT EXISTS identifiers (
+    kind BIGINT NOT NULL,
+    value TEXT COLLATE \"C\" NOT NULL,
+    record_id TEXT NOT NULL,
+    expires_at BIGINT,
+    imported_at BIGINT NOT NULL,
+    fp_a BYTEA,
+    fp_b BYTEA,
+    PRIMARY KEY (kind, value, record_id)
+);
+CREATE TABLE IF NOT EXISTS oprf_keys (
+    slot TEXT PRIMARY KEY CHECK (slot IN ('a', 'b')),
+    secret TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('active', 'pending')),
+    created_at BIGINT NOT NULL
+);";

@@ -69,6 +69,27 @@ impl Location {
     }
 }
 
+/// A table owner's idempotent schema (`CREATE ... IF NOT EXISTS`), in each
+/// engine's dialect: the types differ (BLOB and BYTEA, INTEGER and BIGINT),
+/// the statements that use the tables do not.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    /// For SQLite.
+    pub sqlite: &'static str,
+    /// For PostgreSQL.
+    pub postgres: &'static str,
+}
+
+impl Schema {
+    /// The DDL for `backend`.
+    pub fn for_backend(&self, backend: Backend) -> &'static str {
+        match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::Postgres => self.postgres,
+        }
+    }
+}
+
 /// Which engine a [`Db`] runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -261,6 +282,17 @@ impl Db {
             backend,
             location: location.clone(),
         })
+    }
+
+    /// [`Db::open`], then creates what `schema` declares, as the store's
+    /// only writer (two processes opening a new store do not race).
+    pub fn open_with_schema(location: &Location, schema: &Schema) -> Result<Self, DbError> {
+        let db = Self::open(location)?;
+        db.write(|tx| {
+            let ddl = schema.for_backend(tx.backend());
+            tx.batch(ddl)
+        })?;
+        Ok(db)
     }
 
     /// Opens an existing SQLite file for reading only (checks that must

@@ -51,7 +51,9 @@ pub(super) async fn witness(investigator: &mut Requester, dir: &Path) -> anyhow:
 
     println!("fr's operator deletes entry {witnessed} and puts back fr's own checkpoint of entry {older_seq}:");
     tokio::task::block_in_place(|| -> anyhow::Result<()> {
-        let fedq_node::config::StoreLocation::Sqlite(db) = &node.store;
+        let fedq_node::config::StoreLocation::Sqlite(db) = &node.store else {
+            anyhow::bail!("the demo's nodes keep their store in SQLite files");
+        };
         let conn = rusqlite::Connection::open(db)?;
         conn.execute_batch("DROP TRIGGER IF EXISTS audit_log_no_delete;")?;
         conn.execute("DELETE FROM audit_log WHERE seq > ?1", [older_seq as i64])?;
