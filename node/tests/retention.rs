@@ -42,6 +42,22 @@ impl Fixture {
         })
     }
 
+    /// A fresh SQLite store, then a fresh PostgreSQL one when a server is
+    /// named (`fedq_db::testing`).
+    fn on_each_store(test: impl Fn(Fixture) -> anyhow::Result<()>) -> anyhow::Result<()> {
+        test(Self::new()?)?;
+        if let Some(location) = fedq_db::testing::postgres() {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("unused.db");
+            test(Self {
+                _dir: dir,
+                path,
+                store: Store::open(&location)?,
+            })?;
+        }
+        Ok(())
+    }
+
     fn import(&mut self, csv: &str) -> anyhow::Result<ImportReport> {
         Ok(import_identifiers(&mut self.store, csv.as_bytes(), |_| {})?)
     }
@@ -96,191 +112,197 @@ impl Fixture {
 
 #[test]
 fn a_past_expires_at_does_not_match_and_a_future_one_does() -> anyhow::Result<()> {
-    let mut f = Fixture::new()?;
-    let report = f.import(&format!(
-        "{HEADER}email,gone@example.org,r1,2000-01-01\n\
-         email,kept@example.org,r2,2999-12-31\n\
-         email,forever@example.org,r3,\n\
-         phone,+33612345678,r4,2001-02-03T04:05:06+01:00\n"
-    ))?;
-    assert_eq!((report.inserted, report.rejected.len()), (4, 0));
-    let now = Utc::now();
-    let email = IdentifierKind::Email;
-    assert!(!f.indexed_at(email, "gone@example.org", now)?);
-    assert!(!f.indexed_at(IdentifierKind::Phone, "+33612345678", now)?);
-    assert!(f.indexed_at(email, "kept@example.org", now)?);
-    assert!(f.indexed_at(email, "forever@example.org", now)?);
-    assert!(!f.holds(email, "gone@example.org")?);
-    assert!(f.holds(email, "kept@example.org")?);
+    Fixture::on_each_store(|mut f| {
+        let report = f.import(&format!(
+            "{HEADER}email,gone@example.org,r1,2000-01-01\n\
+             email,kept@example.org,r2,2999-12-31\n\
+             email,forever@example.org,r3,\n\
+             phone,+33612345678,r4,2001-02-03T04:05:06+01:00\n"
+        ))?;
+        assert_eq!((report.inserted, report.rejected.len()), (4, 0));
+        let now = Utc::now();
+        let email = IdentifierKind::Email;
+        assert!(!f.indexed_at(email, "gone@example.org", now)?);
+        assert!(!f.indexed_at(IdentifierKind::Phone, "+33612345678", now)?);
+        assert!(f.indexed_at(email, "kept@example.org", now)?);
+        assert!(f.indexed_at(email, "forever@example.org", now)?);
+        assert!(!f.holds(email, "gone@example.org")?);
+        assert!(f.holds(email, "kept@example.org")?);
 
-    let index = LookupIndex::load_at(&f.store, params()?, PADDING, now)?;
-    assert_eq!((index.records(), index.expired_records()), (2, 2));
-    // The earliest upcoming expiry: the end of 2999-12-31, UTC.
-    assert_eq!(
-        index.valid_until().map(|t| t.to_rfc3339()),
-        Some("3000-01-01T00:00:00+00:00".to_owned())
-    );
-    Ok(())
+        let index = LookupIndex::load_at(&f.store, params()?, PADDING, now)?;
+        assert_eq!((index.records(), index.expired_records()), (2, 2));
+        // The earliest upcoming expiry: the end of 2999-12-31, UTC.
+        assert_eq!(
+            index.valid_until().map(|t| t.to_rfc3339()),
+            Some("3000-01-01T00:00:00+00:00".to_owned())
+        );
+        Ok(())
+    })
 }
 
 #[test]
 fn a_date_expires_at_the_end_of_that_day_and_the_index_goes_stale_then() -> anyhow::Result<()> {
-    let mut f = Fixture::new()?;
-    f.import(&format!("{HEADER}email,a@example.org,r1,2030-06-15\n"))?;
-    let end: DateTime<Utc> = "2030-06-16T00:00:00Z".parse()?;
-    let before = end - chrono::Duration::seconds(1);
-    let index = LookupIndex::load_at(&f.store, params()?, PADDING, before)?;
-    let generation = f.store.generation()?;
-    assert!(f.in_index(&index, IdentifierKind::Email, "a@example.org")?);
-    assert!(index.is_current(generation, before));
-    // The store did not change, yet the index must be rebuilt from `end` on.
-    assert!(!index.is_current(generation, end));
-    let reloaded = LookupIndex::load_at(&f.store, params()?, PADDING, end)?;
-    assert!(!f.in_index(&reloaded, IdentifierKind::Email, "a@example.org")?);
-    assert!(reloaded.is_current(generation, end + days(365)));
-    // The expired record still pads: the evaluation's shape does not change.
-    assert_eq!(reloaded.padded_candidates(), index.padded_candidates());
-    Ok(())
+    Fixture::on_each_store(|mut f| {
+        f.import(&format!("{HEADER}email,a@example.org,r1,2030-06-15\n"))?;
+        let end: DateTime<Utc> = "2030-06-16T00:00:00Z".parse()?;
+        let before = end - chrono::Duration::seconds(1);
+        let index = LookupIndex::load_at(&f.store, params()?, PADDING, before)?;
+        let generation = f.store.generation()?;
+        assert!(f.in_index(&index, IdentifierKind::Email, "a@example.org")?);
+        assert!(index.is_current(generation, before));
+        // The store did not change, yet the index must be rebuilt from `end` on.
+        assert!(!index.is_current(generation, end));
+        let reloaded = LookupIndex::load_at(&f.store, params()?, PADDING, end)?;
+        assert!(!f.in_index(&reloaded, IdentifierKind::Email, "a@example.org")?);
+        assert!(reloaded.is_current(generation, end + days(365)));
+        // The expired record still pads: the evaluation's shape does not change.
+        assert_eq!(reloaded.padded_candidates(), index.padded_candidates());
+        Ok(())
+    })
 }
 
 #[test]
 fn the_retention_period_runs_from_the_last_import() -> anyhow::Result<()> {
-    let mut f = Fixture::new()?;
-    let now = Utc::now();
-    f.import_at(
-        &format!(
-            "{HEADER}email,old@example.org,r1,\n\
-             email,old-but-dated@example.org,r2,2999-01-01\n"
-        ),
-        now - days(40),
-    )?;
-    f.import_at(
-        &format!(
-            "{HEADER}email,new@example.org,r3,\n\
-             email,new-but-dated@example.org,r4,2000-01-01\n"
-        ),
-        now - days(1),
-    )?;
-    f.store
-        .set_retention(Some(Duration::from_secs(30 * 86_400)));
-    let email = IdentifierKind::Email;
-    // Whichever expiry comes first.
-    assert!(!f.indexed_at(email, "old@example.org", now)?);
-    assert!(!f.indexed_at(email, "old-but-dated@example.org", now)?);
-    assert!(f.indexed_at(email, "new@example.org", now)?);
-    assert!(!f.indexed_at(email, "new-but-dated@example.org", now)?);
-    assert!(!f.holds(email, "old@example.org")?);
-    assert!(f.holds(email, "new@example.org")?);
-    let index = LookupIndex::load_at(&f.store, params()?, PADDING, now)?;
-    let expected = (now - days(1) + days(30)).timestamp();
-    assert_eq!(index.valid_until().map(|t| t.timestamp()), Some(expected));
+    Fixture::on_each_store(|mut f| {
+        let now = Utc::now();
+        f.import_at(
+            &format!(
+                "{HEADER}email,old@example.org,r1,\n\
+                 email,old-but-dated@example.org,r2,2999-01-01\n"
+            ),
+            now - days(40),
+        )?;
+        f.import_at(
+            &format!(
+                "{HEADER}email,new@example.org,r3,\n\
+                 email,new-but-dated@example.org,r4,2000-01-01\n"
+            ),
+            now - days(1),
+        )?;
+        f.store
+            .set_retention(Some(Duration::from_secs(30 * 86_400)));
+        let email = IdentifierKind::Email;
+        // Whichever expiry comes first.
+        assert!(!f.indexed_at(email, "old@example.org", now)?);
+        assert!(!f.indexed_at(email, "old-but-dated@example.org", now)?);
+        assert!(f.indexed_at(email, "new@example.org", now)?);
+        assert!(!f.indexed_at(email, "new-but-dated@example.org", now)?);
+        assert!(!f.holds(email, "old@example.org")?);
+        assert!(f.holds(email, "new@example.org")?);
+        let index = LookupIndex::load_at(&f.store, params()?, PADDING, now)?;
+        let expected = (now - days(1) + days(30)).timestamp();
+        assert_eq!(index.valid_until().map(|t| t.timestamp()), Some(expected));
 
-    // Importing the old record again restarts its retention period.
-    f.import_at(&format!("{HEADER}email,old@example.org,r1,\n"), now)?;
-    assert!(f.indexed_at(email, "old@example.org", now)?);
-    Ok(())
+        // Importing the old record again restarts its retention period.
+        f.import_at(&format!("{HEADER}email,old@example.org,r1,\n"), now)?;
+        assert!(f.indexed_at(email, "old@example.org", now)?);
+        Ok(())
+    })
 }
 
 #[test]
 fn importing_again_updates_the_expiry_without_duplicating() -> anyhow::Result<()> {
-    let mut f = Fixture::new()?;
-    let email = IdentifierKind::Email;
-    f.import(&format!("{HEADER}email,a@example.org,r1,2000-01-01\n"))?;
-    assert!(!f.holds(email, "a@example.org")?);
-    let generation = f.store.generation()?;
+    Fixture::on_each_store(|mut f| {
+        let email = IdentifierKind::Email;
+        f.import(&format!("{HEADER}email,a@example.org,r1,2000-01-01\n"))?;
+        assert!(!f.holds(email, "a@example.org")?);
+        let generation = f.store.generation()?;
 
-    let report = f.import(&format!("{HEADER}email,a@example.org,r1,2999-01-01\n"))?;
-    assert_eq!(
-        (report.inserted, report.duplicates, report.expiry_updated),
-        (0, 1, 1)
-    );
-    assert!(f.holds(email, "a@example.org")?);
-    assert!(f.store.generation()? > generation, "serving nodes reload");
-    assert_eq!(f.store.identifier_count()?, 1);
+        let report = f.import(&format!("{HEADER}email,a@example.org,r1,2999-01-01\n"))?;
+        assert_eq!(
+            (report.inserted, report.duplicates, report.expiry_updated),
+            (0, 1, 1)
+        );
+        assert!(f.holds(email, "a@example.org")?);
+        assert!(f.store.generation()? > generation, "serving nodes reload");
+        assert_eq!(f.store.identifier_count()?, 1);
 
-    // A file without the column keeps the stored expiry; an empty cell clears it.
-    f.import("kind,value,record_id\nemail,a@example.org,r1\n")?;
-    let index = LookupIndex::load(&f.store, params()?, PADDING)?;
-    assert_eq!(
-        index.valid_until().map(|t| t.to_rfc3339()),
-        Some("2999-01-02T00:00:00+00:00".to_owned())
-    );
-    let report = f.import(&format!("{HEADER}email,a@example.org,r1,\n"))?;
-    assert_eq!(report.expiry_updated, 1);
-    assert_eq!(
-        LookupIndex::load(&f.store, params()?, PADDING)?.valid_until(),
-        None
-    );
-    Ok(())
+        // A file without the column keeps the stored expiry; an empty cell clears it.
+        f.import("kind,value,record_id\nemail,a@example.org,r1\n")?;
+        let index = LookupIndex::load(&f.store, params()?, PADDING)?;
+        assert_eq!(
+            index.valid_until().map(|t| t.to_rfc3339()),
+            Some("2999-01-02T00:00:00+00:00".to_owned())
+        );
+        let report = f.import(&format!("{HEADER}email,a@example.org,r1,\n"))?;
+        assert_eq!(report.expiry_updated, 1);
+        assert_eq!(
+            LookupIndex::load(&f.store, params()?, PADDING)?.valid_until(),
+            None
+        );
+        Ok(())
+    })
 }
 
 #[test]
 fn a_bad_expires_at_is_reported_with_its_line() -> anyhow::Result<()> {
-    let mut f = Fixture::new()?;
-    let report = f.import(&format!(
-        "{HEADER}email,a@example.org,r1,2024-13-01\n\
-         email,b@example.org,r2,2999-01-01\n\
-         email,c@example.org,r3,next tuesday\n\
-         email,d@example.org,r4,2030-01-01T00:00:00\n"
-    ))?;
-    assert_eq!(report.inserted, 1);
-    let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
-    assert_eq!(lines, [2, 4, 5]);
-    for rejected in &report.rejected {
-        assert!(
-            rejected.reason.contains("expires_at") && !rejected.reason.contains("tuesday"),
-            "{}",
-            rejected.reason
-        );
-    }
-    Ok(())
+    Fixture::on_each_store(|mut f| {
+        let report = f.import(&format!(
+            "{HEADER}email,a@example.org,r1,2024-13-01\n\
+             email,b@example.org,r2,2999-01-01\n\
+             email,c@example.org,r3,next tuesday\n\
+             email,d@example.org,r4,2030-01-01T00:00:00\n"
+        ))?;
+        assert_eq!(report.inserted, 1);
+        let lines: Vec<u64> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [2, 4, 5]);
+        for rejected in &report.rejected {
+            assert!(
+                rejected.reason.contains("expires_at") && !rejected.reason.contains("tuesday"),
+                "{}",
+                rejected.reason
+            );
+        }
+        Ok(())
+    })
 }
 
 #[test]
 fn purge_deletes_exactly_the_expired_records_once() -> anyhow::Result<()> {
-    let mut f = Fixture::new()?;
-    let now = Utc::now();
-    f.import_at(
-        &format!(
-            "{HEADER}email,old@example.org,r1,\n\
-             phone,+33612345678,r2,\n"
-        ),
-        now - days(40),
-    )?;
-    f.import_at(
-        &format!(
-            "{HEADER}email,dated@example.org,r3,2000-01-01\n\
-             email,live@example.org,r4,2999-01-01\n\
-             phone,+33698765432,r5,\n"
-        ),
-        now,
-    )?;
-    f.store
-        .set_retention(Some(Duration::from_secs(30 * 86_400)));
-    let generation = f.store.generation()?;
+    Fixture::on_each_store(|mut f| {
+        let now = Utc::now();
+        f.import_at(
+            &format!(
+                "{HEADER}email,old@example.org,r1,\n\
+                 phone,+33612345678,r2,\n"
+            ),
+            now - days(40),
+        )?;
+        f.import_at(
+            &format!(
+                "{HEADER}email,dated@example.org,r3,2000-01-01\n\
+                 email,live@example.org,r4,2999-01-01\n\
+                 phone,+33698765432,r5,\n"
+            ),
+            now,
+        )?;
+        f.store
+            .set_retention(Some(Duration::from_secs(30 * 86_400)));
+        let generation = f.store.generation()?;
 
-    let dry = f.store.purge_expired(now, true)?;
-    assert_eq!(dry.total(), 3);
-    assert_eq!(f.store.identifier_count()?, 5, "a dry run deletes nothing");
-    assert_eq!(f.store.generation()?, generation);
+        let dry = f.store.purge_expired(now, true)?;
+        assert_eq!(dry.total(), 3);
+        assert_eq!(f.store.identifier_count()?, 5, "a dry run deletes nothing");
+        assert_eq!(f.store.generation()?, generation);
 
-    let purged = f.store.purge_expired(now, false)?;
-    assert_eq!(purged.per_kind.get(&IdentifierKind::Email), Some(&2));
-    assert_eq!(purged.per_kind.get(&IdentifierKind::Phone), Some(&1));
-    assert_eq!(
-        purged.to_string(),
-        "phone: 1\nemail: 2\npurged 3 expired identifiers\n"
-    );
-    assert_eq!(f.store.identifier_count()?, 2);
-    assert!(f.store.generation()? > generation, "serving nodes reload");
-    assert!(f.holds(IdentifierKind::Email, "live@example.org")?);
-    assert!(f.holds(IdentifierKind::Phone, "+33698765432")?);
+        let purged = f.store.purge_expired(now, false)?;
+        assert_eq!(purged.per_kind.get(&IdentifierKind::Email), Some(&2));
+        assert_eq!(purged.per_kind.get(&IdentifierKind::Phone), Some(&1));
+        assert_eq!(
+            purged.to_string(),
+            "phone: 1\nemail: 2\npurged 3 expired identifiers\n"
+        );
+        assert_eq!(f.store.identifier_count()?, 2);
+        assert!(f.store.generation()? > generation, "serving nodes reload");
+        assert!(f.holds(IdentifierKind::Email, "live@example.org")?);
+        assert!(f.holds(IdentifierKind::Phone, "+33698765432")?);
 
-    let generation = f.store.generation()?;
-    let again = f.store.purge_expired(now, false)?;
-    assert_eq!(again.total(), 0);
-    assert_eq!(f.store.generation()?, generation);
-    Ok(())
+        let generation = f.store.generation()?;
+        let again = f.store.purge_expired(now, false)?;
+        assert_eq!(again.total(), 0);
+        assert_eq!(f.store.generation()?, generation);
+        Ok(())
+    })
 }
 
 #[test]
