@@ -440,3 +440,78 @@ fn a_bad_retention_period_is_reported_with_its_key_path() -> anyhow::Result<()> 
     assert_eq!(code, 2, "unknown keys are refused: {stderr}");
     Ok(())
 }
+
+/// `fedq-node migrate` creates every table, then has nothing to do, and
+/// refuses (changing nothing) a store written by a newer fedq; on SQLite and,
+/// when a server is named, PostgreSQL.
+#[test]
+fn migrate_creates_upgrades_and_refuses_a_newer_store() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut stores = vec![None];
+    stores.extend(fedq_db::testing::postgres().map(Some));
+    for store in stores {
+        let config = write_config(dir.path(), "")?;
+        let location = match &store {
+            Some(location @ fedq_db::Location::Postgres(url)) => {
+                let text = std::fs::read_to_string(&config)?;
+                std::fs::write(
+                    &config,
+                    text.replace("sqlite://store/node.db", url.as_str()),
+                )?;
+                location.clone()
+            }
+            _ => {
+                let _ = std::fs::remove_dir_all(dir.path().join("store"));
+                StoreLocation::Sqlite(dir.path().join("store/node.db"))
+            }
+        };
+        let (code, out, err) = run(&["migrate"], &config)?;
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("created at schema version 3"), "{out}");
+        let tables: Vec<String> = fedq_db::Db::open(&location)?.run(|exec| {
+            let sql = match exec.backend() {
+                fedq_db::Backend::Sqlite => {
+                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+                }
+                fedq_db::Backend::Postgres => {
+                    "SELECT table_name::TEXT FROM information_schema.tables
+                     WHERE table_schema = current_schema() ORDER BY table_name"
+                }
+            };
+            exec.query_all(sql, &[], |row| row.get(0))
+        })?;
+        for table in [
+            "audit_log",
+            "budget_spent",
+            "identifiers",
+            "meta",
+            "oprf_keys",
+            "privacy_ledger",
+            "releases",
+            "seen_nonces",
+        ] {
+            assert!(tables.iter().any(|t| t == table), "{table} in {tables:?}");
+        }
+        let (code, out, _) = run(&["migrate"], &config)?;
+        assert_eq!((code, out.contains("nothing to do")), (0, true), "{out}");
+
+        fedq_db::Db::open(&location)?.run(|exec| {
+            exec.execute(
+                "UPDATE meta SET value = 99 WHERE key = 'schema_version'",
+                &[],
+            )
+        })?;
+        let (code, _, err) = run(&["migrate"], &config)?;
+        assert_ne!(code, 0);
+        assert!(err.contains("schema version 99 is newer"), "{err}");
+        let version: i64 = fedq_db::Db::open(&location)?.run(|exec| {
+            exec.query_one(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                &[],
+                |row| row.get(0),
+            )
+        })?;
+        assert_eq!(version, 99, "a refused migration changes nothing");
+    }
+    Ok(())
+}
