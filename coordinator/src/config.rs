@@ -30,7 +30,7 @@ struct CoordinatorConfigBuilder {
     listen: String,
     federation: PathBuf,
     #[serde(default = "default_key_store")]
-    key_store: PathBuf,
+    key_store: String,
     tls: TlsPaths,
     #[serde(default)]
     node_timeout_ms: Option<u64>,
@@ -58,8 +58,8 @@ struct WitnessSection {
     interval_seconds: Option<u64>,
 }
 
-fn default_key_store() -> PathBuf {
-    PathBuf::from("data/keys.db")
+fn default_key_store() -> String {
+    "data/keys.db".to_owned()
 }
 
 /// A validated coordinator configuration.
@@ -72,8 +72,10 @@ pub struct CoordinatorConfig {
     /// The federation file, re-read when an unknown requester calls
     /// (`fedq federation add-requester` edits it while the coordinator runs).
     pub federation_path: PathBuf,
-    /// SQLite file of registered public keys.
-    pub key_store: PathBuf,
+    /// The coordinator's store (registered public keys, witnessed
+    /// checkpoints, its audit log): an SQLite file, or a PostgreSQL database
+    /// when `key_store` is a `postgres://` URL.
+    pub key_store: fedq_db::Location,
     /// A registered key older than this counts as unregistered until
     /// registered again (`key_max_age_days`).
     pub key_max_age: Duration,
@@ -135,7 +137,12 @@ impl CoordinatorConfig {
                 listen,
                 federation,
                 federation_path,
-                key_store: resolve(path, &builder.key_store),
+                key_store: match fedq_db::Location::parse(&builder.key_store, Path::new("")) {
+                    fedq_db::Location::Sqlite(file) => {
+                        fedq_db::Location::Sqlite(resolve(path, &file))
+                    }
+                    postgres => postgres,
+                },
                 key_max_age: Duration::from_secs(key_max_age_days as u64 * 86_400),
                 tls: builder.tls.resolved(path),
                 limits: builder.limits,

@@ -1,4 +1,5 @@
-//! Registered requester public keys, in an SQLite file.
+//! Registered requester public keys, in the coordinator's store (an SQLite
+//! file or a PostgreSQL database).
 //!
 //! A lookup names a key id; the coordinator refuses ids nobody registered and
 //! attaches the key to the requests it sends to nodes (which check that it
@@ -8,13 +9,11 @@
 //! (`key_max_age_days`) counts as unregistered until registered again, which
 //! refreshes its registration time (`fedq keys init`, or `--force` for a new key).
 
-use std::path::Path;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use fedq_crypto::lookup::{FhePublicKey, KeyId};
-use rusqlite::{params, Connection, OptionalExtension};
+use fedq_db::{Db, DbError, Location, Schema};
 
 /// Default maximum age of a key registration in days: requesters re-register
 /// (or rotate) their lookup key about once a quarter.
@@ -24,12 +23,9 @@ pub const DEFAULT_KEY_MAX_AGE_DAYS: i64 = 90;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RegistryError {
-    /// SQLite failed.
+    /// The store failed, or cannot be opened.
     #[error("key registry error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The store file cannot be opened.
-    #[error(transparent)]
-    Open(#[from] fedq_transport::sqlite::OpenError),
+    Db(#[from] DbError),
     /// The registry directory cannot be created.
     #[error("cannot create the key registry directory: {0}")]
     Io(#[from] std::io::Error),
@@ -51,25 +47,33 @@ pub enum KeyStatus {
 
 /// The registry.
 pub struct KeyRegistry {
-    conn: Mutex<Connection>,
+    db: Db,
     max_age: Duration,
 }
 
 /// The registry's one table: requesters' lookup public keys, by key id.
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS public_keys (
-    key_id TEXT PRIMARY KEY,
-    requester TEXT NOT NULL,
-    public_key BLOB NOT NULL,
-    registered_at TEXT NOT NULL
-);";
+const SCHEMA: Schema = Schema {
+    sqlite: "CREATE TABLE IF NOT EXISTS public_keys (
+        key_id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        public_key BLOB NOT NULL,
+        registered_at TEXT NOT NULL
+    );",
+    postgres: "CREATE TABLE IF NOT EXISTS public_keys (
+        key_id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        public_key BYTEA NOT NULL,
+        registered_at TEXT NOT NULL
+    );",
+};
 
 impl KeyRegistry {
-    /// Opens or creates the registry file; registrations expire after
-    /// [`DEFAULT_KEY_MAX_AGE_DAYS`] unless [`KeyRegistry::with_max_age`] says otherwise.
-    pub fn open(path: &Path) -> Result<Self, RegistryError> {
-        let conn = fedq_transport::sqlite::open_with_schema(path, SCHEMA)?;
+    /// Opens or creates the registry in the coordinator's store;
+    /// registrations expire after [`DEFAULT_KEY_MAX_AGE_DAYS`] unless
+    /// [`KeyRegistry::with_max_age`] says otherwise.
+    pub fn open(store: &Location) -> Result<Self, RegistryError> {
         Ok(Self {
-            conn: Mutex::new(conn),
+            db: Db::open_with_schema(store, &SCHEMA)?,
             max_age: Duration::from_secs(DEFAULT_KEY_MAX_AGE_DAYS as u64 * 86_400),
         })
     }
@@ -93,14 +97,15 @@ impl KeyRegistry {
         encoded: &[u8],
         now: DateTime<Utc>,
     ) -> Result<(), RegistryError> {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         // Another requester cannot take over (or refresh) someone's key id.
-        conn.execute(
-            "INSERT INTO public_keys (key_id, requester, public_key, registered_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (key_id) DO UPDATE SET registered_at = excluded.registered_at
-             WHERE public_keys.requester = excluded.requester",
-            params![id.as_str(), requester, encoded, now.to_rfc3339()],
-        )?;
+        self.db.run(|exec| {
+            exec.execute(
+                "INSERT INTO public_keys (key_id, requester, public_key, registered_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key_id) DO UPDATE SET registered_at = excluded.registered_at
+                 WHERE public_keys.requester = excluded.requester",
+                &[&id.as_str(), &requester, &encoded, &now.to_rfc3339()],
+            )
+        })?;
         Ok(())
     }
 
@@ -123,14 +128,13 @@ impl KeyRegistry {
         id: &KeyId,
         now: DateTime<Utc>,
     ) -> Result<KeyStatus, RegistryError> {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let row: Option<(Vec<u8>, String)> = conn
-            .query_row(
+        let row: Option<(Vec<u8>, String)> = self.db.run(|exec| {
+            exec.query_opt(
                 "SELECT public_key, registered_at FROM public_keys WHERE key_id = ?1 AND requester = ?2",
-                params![id.as_str(), requester],
+                &[&id.as_str(), &requester],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?;
+        })?;
         let Some((key, registered_at)) = row else {
             return Ok(KeyStatus::Unknown);
         };
@@ -157,8 +161,10 @@ mod tests {
     }
 
     fn registry(dir: &tempfile::TempDir) -> anyhow::Result<KeyRegistry> {
-        Ok(KeyRegistry::open(&dir.path().join("keys.db"))?
-            .with_max_age(Duration::from_secs(30 * 86_400)))
+        Ok(
+            KeyRegistry::open(&Location::Sqlite(dir.path().join("keys.db")))?
+                .with_max_age(Duration::from_secs(30 * 86_400)),
+        )
     }
 
     fn key_id() -> anyhow::Result<KeyId> {
@@ -207,7 +213,7 @@ mod tests {
     #[test]
     fn the_default_max_age_applies_without_configuration() -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
-        let registry = KeyRegistry::open(&dir.path().join("keys.db"))?;
+        let registry = KeyRegistry::open(&Location::Sqlite(dir.path().join("keys.db")))?;
         let id = key_id()?;
         let now = Utc::now();
         registry.register_at(ALICE, &id, b"key", now - days(DEFAULT_KEY_MAX_AGE_DAYS - 1))?;

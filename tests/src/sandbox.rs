@@ -204,6 +204,7 @@ impl FederationSandboxBuilder {
             crate::store::store_under_test(config)?;
         }
         edit_file(&output.coordinator, &self.coordinator_edits)?;
+        crate::store::coordinator_store_under_test(&output.coordinator)?;
         for (node, config) in &output.nodes {
             let data = dir.join("nodes").join(node).join("data");
             generate(&GenerateOptions {

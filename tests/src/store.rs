@@ -17,6 +17,19 @@ pub const STORE_ENV: &str = "FEDQ_TEST_STORE";
 /// When PostgreSQL is asked for but no server is named (a PostgreSQL run
 /// that cannot reach one fails; it never passes on SQLite instead).
 pub fn store_under_test(node_toml: &Path) -> anyhow::Result<()> {
+    point_at_store_under_test(node_toml, "store")
+}
+
+/// Points a generated `coordinator.toml` (its `key_store`: registry,
+/// witness and audit log) at the store under test.
+///
+/// # Errors
+/// As [`store_under_test`].
+pub fn coordinator_store_under_test(coordinator_toml: &Path) -> anyhow::Result<()> {
+    point_at_store_under_test(coordinator_toml, "key_store")
+}
+
+fn point_at_store_under_test(toml: &Path, key: &str) -> anyhow::Result<()> {
     match std::env::var(STORE_ENV).as_deref() {
         Err(_) | Ok("") | Ok("sqlite") => Ok(()),
         Ok("postgres") => {
@@ -26,15 +39,12 @@ pub fn store_under_test(node_toml: &Path) -> anyhow::Result<()> {
                     fedq_db::testing::POSTGRES_ENV
                 );
             };
-            let text = std::fs::read_to_string(node_toml)?;
+            let text = std::fs::read_to_string(toml)?;
             let line = text
                 .lines()
-                .find(|line| line.trim_start().starts_with("store ="))
-                .context("node.toml has a store line")?;
-            std::fs::write(
-                node_toml,
-                text.replacen(line, &format!("store = \"{url}\""), 1),
-            )?;
+                .find(|line| line.trim_start().starts_with(&format!("{key} =")))
+                .with_context(|| format!("{} has a {key} line", toml.display()))?;
+            std::fs::write(toml, text.replacen(line, &format!("{key} = \"{url}\""), 1))?;
             Ok(())
         }
         Ok(other) => anyhow::bail!("{STORE_ENV}={other}: expected sqlite or postgres"),

@@ -381,7 +381,7 @@ fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
         // The coordinator audited the refusal, and its log verifies.
         let coordinator =
             fedq_coordinator::config::CoordinatorConfig::load(&sandbox.output.coordinator)?;
-        let log = fedq_audit::AuditLog::open(
+        let log = fedq_audit::AuditLog::open_at(
             &coordinator.key_store,
             &coordinator.audit_checkpoint,
             &coordinator.audit_key,

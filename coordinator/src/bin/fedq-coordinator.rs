@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Command::Party(PartyCommand::Audit { command }) => {
             return match load(command.config()) {
                 Ok(config) => audit_cli::run(
-                    AuditLog::open_read_only(
+                    AuditLog::open_read_only_at(
                         &config.key_store,
                         &config.audit_checkpoint,
                         &config.audit_key,

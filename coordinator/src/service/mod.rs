@@ -110,7 +110,7 @@ impl CoordinatorService {
     pub fn new(config: CoordinatorConfig) -> anyhow::Result<Self> {
         let registry = KeyRegistry::open(&config.key_store)?.with_max_age(config.key_max_age);
         let nodes = connect_nodes(&config.federation.nodes, &config.tls, config.node_timeout)?;
-        let audit = AuditLog::open(
+        let audit = AuditLog::open_at(
             &config.key_store,
             &config.audit_checkpoint,
             &config.audit_key,

@@ -15,15 +15,18 @@
 pub mod cli;
 
 use std::io::Write;
-use std::path::Path;
-use std::sync::Mutex;
 
 use fedq_audit::witness::WitnessedCheckpoint;
-use rusqlite::{params, Connection, OptionalExtension};
+use fedq_db::{Backend, Db, DbError, Exec, Location, Schema};
 use serde::{Deserialize, Serialize};
 
 /// The witness's tables. Rows are only ever inserted.
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS witnessed_checkpoints (
+const SCHEMA: Schema = Schema {
+    sqlite: SQLITE_SCHEMA,
+    postgres: POSTGRES_SCHEMA,
+};
+
+const SQLITE_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS witnessed_checkpoints (
     node TEXT NOT NULL,
     seq INTEGER NOT NULL,
     hash TEXT NOT NULL,
@@ -43,16 +46,33 @@ CREATE TABLE IF NOT EXISTS witness_alarms (
     at TEXT NOT NULL
 );";
 
+const POSTGRES_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS witnessed_checkpoints (
+    node TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    node_signature TEXT NOT NULL,
+    witnessed_at TEXT NOT NULL,
+    countersignature TEXT NOT NULL,
+    PRIMARY KEY (node, seq)
+);
+CREATE TABLE IF NOT EXISTS witness_alarms (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    node TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    hash TEXT NOT NULL,
+    witnessed_seq BIGINT NOT NULL,
+    witnessed_hash TEXT NOT NULL,
+    at TEXT NOT NULL
+);";
+
 /// Errors of the witness store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum WitnessError {
-    /// SQLite failed.
+    /// The store failed, or cannot be opened.
     #[error("witness store error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    /// The store file cannot be opened.
-    #[error(transparent)]
-    Open(#[from] fedq_transport::sqlite::OpenError),
+    Db(#[from] DbError),
     /// The export destination failed.
     #[error("cannot write the export: {0}")]
     Write(#[from] std::io::Error),
@@ -162,64 +182,68 @@ pub fn judge(highest: Option<&(u64, String)>, seq: u64, hash: &str) -> Verdict {
 
 /// The coordinator's witnessed checkpoints and alarms.
 pub struct WitnessStore {
-    conn: Mutex<Connection>,
+    db: Db,
 }
 
 impl WitnessStore {
-    /// Opens (creating its tables) the store in the coordinator's file.
-    pub fn open(path: &Path) -> Result<Self, WitnessError> {
+    /// Opens (creating its tables) the store in the coordinator's store.
+    pub fn open(store: &Location) -> Result<Self, WitnessError> {
         Ok(Self {
-            conn: Mutex::new(fedq_transport::sqlite::open_with_schema(path, SCHEMA)?),
+            db: Db::open_with_schema(store, &SCHEMA)?,
         })
     }
 
     /// Opens an existing store to export from, changing nothing.
-    pub fn open_read_only(path: &Path) -> Result<Self, WitnessError> {
+    pub fn open_read_only(store: &Location) -> Result<Self, WitnessError> {
         Ok(Self {
-            conn: Mutex::new(fedq_transport::sqlite::open_read_only(path)?),
+            db: Db::open_read_only(store)?,
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Whether the tables exist (a store from before witnessing has none).
-    fn has_tables(conn: &Connection) -> rusqlite::Result<bool> {
-        conn.prepare(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'witnessed_checkpoints'",
-        )?
-        .exists([])
+    fn has_tables(exec: &mut dyn Exec) -> Result<bool, DbError> {
+        let sql = match exec.backend() {
+            Backend::Sqlite => {
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'witnessed_checkpoints'"
+            }
+            Backend::Postgres => {
+                "SELECT 1 FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name = 'witnessed_checkpoints'"
+            }
+        };
+        Ok(exec.query_opt(sql, &[], |_| Ok(()))?.is_some())
     }
 
     /// The highest (seq, hash) witnessed for `node`.
     pub fn highest(&self, node: &str) -> Result<Option<(u64, String)>, WitnessError> {
-        let conn = self.lock();
-        Ok(conn
-            .query_row(
+        let highest = self.db.run(|exec| {
+            exec.query_opt(
                 "SELECT seq, hash FROM witnessed_checkpoints WHERE node = ?1 ORDER BY seq DESC LIMIT 1",
-                [node],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+                &[&node],
+                |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
             )
-            .optional()?
-            .map(|(seq, hash)| (seq.max(0) as u64, hash)))
+        })?;
+        Ok(highest.map(|(seq, hash)| (seq.max(0) as u64, hash)))
     }
 
     /// Keeps a countersigned checkpoint.
     pub fn keep(&self, witnessed: &WitnessedCheckpoint) -> Result<(), WitnessError> {
-        self.lock().execute(
-            "INSERT OR IGNORE INTO witnessed_checkpoints
-             (node, seq, hash, node_signature, witnessed_at, countersignature)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![
-                witnessed.node,
-                i64::try_from(witnessed.seq).unwrap_or(i64::MAX),
-                witnessed.hash,
-                witnessed.node_signature,
-                witnessed.witnessed_at,
-                witnessed.countersignature,
-            ],
-        )?;
+        self.db.run(|exec| {
+            exec.execute(
+                "INSERT INTO witnessed_checkpoints
+                 (node, seq, hash, node_signature, witnessed_at, countersignature)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (node, seq) DO NOTHING",
+                &[
+                    &witnessed.node,
+                    &i64::try_from(witnessed.seq).unwrap_or(i64::MAX),
+                    &witnessed.hash,
+                    &witnessed.node_signature,
+                    &witnessed.witnessed_at,
+                    &witnessed.countersignature,
+                ],
+            )
+        })?;
         Ok(())
     }
 
@@ -227,87 +251,90 @@ impl WitnessStore {
     /// already; returns whether it is new. A node that stays rolled back is
     /// one alarm, not one a round.
     pub fn raise(&self, alarm: &Alarm) -> Result<bool, WitnessError> {
-        let conn = self.lock();
         let seq = i64::try_from(alarm.seq).unwrap_or(i64::MAX);
-        let known = conn
-            .prepare(
-                "SELECT 1 FROM witness_alarms WHERE node = ?1 AND kind = ?2 AND seq = ?3 AND hash = ?4",
-            )?
-            .exists(params![alarm.node, alarm.kind.as_str(), seq, alarm.hash])?;
-        if known {
-            return Ok(false);
-        }
-        conn.execute(
-            "INSERT INTO witness_alarms (node, kind, seq, hash, witnessed_seq, witnessed_hash, at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            params![
-                alarm.node,
-                alarm.kind.as_str(),
-                seq,
-                alarm.hash,
-                i64::try_from(alarm.witnessed_seq).unwrap_or(i64::MAX),
-                alarm.witnessed_hash,
-                alarm.at,
-            ],
-        )?;
-        Ok(true)
+        Ok(self.db.write(|tx| {
+            let known = tx
+                .query_opt(
+                    "SELECT 1 FROM witness_alarms WHERE node = ?1 AND kind = ?2 AND seq = ?3 AND hash = ?4",
+                    &[&alarm.node, &alarm.kind.as_str(), &seq, &alarm.hash],
+                    |_| Ok(()),
+                )?
+                .is_some();
+            if known {
+                return Ok::<_, DbError>(false);
+            }
+            tx.execute(
+                "INSERT INTO witness_alarms (node, kind, seq, hash, witnessed_seq, witnessed_hash, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &[
+                    &alarm.node,
+                    &alarm.kind.as_str(),
+                    &seq,
+                    &alarm.hash,
+                    &i64::try_from(alarm.witnessed_seq).unwrap_or(i64::MAX),
+                    &alarm.witnessed_hash,
+                    &alarm.at,
+                ],
+            )?;
+            Ok(true)
+        })?)
     }
 
     /// Writes `node`'s countersigned checkpoints, in seq order, as the
     /// witness file's JSON lines; returns how many.
     pub fn export(&self, node: &str, out: &mut impl Write) -> Result<usize, WitnessError> {
-        let conn = self.lock();
-        if !Self::has_tables(&conn)? {
-            return Ok(0);
-        }
-        let mut statement = conn.prepare(
-            "SELECT node, seq, hash, node_signature, witnessed_at, countersignature
-             FROM witnessed_checkpoints WHERE node = ?1 ORDER BY seq",
-        )?;
-        let mut rows = statement.query([node])?;
-        let mut count = 0;
-        while let Some(row) = rows.next()? {
-            let witnessed = WitnessedCheckpoint {
-                node: row.get(0)?,
-                seq: row.get::<_, i64>(1)?.max(0) as u64,
-                hash: row.get(2)?,
-                node_signature: row.get(3)?,
-                witnessed_at: row.get(4)?,
-                countersignature: row.get(5)?,
-            };
-            out.write_all(witnessed.to_line().as_bytes())?;
-            count += 1;
+        let witnessed = self.db.snapshot(|exec| {
+            if !Self::has_tables(exec)? {
+                return Ok(Vec::new());
+            }
+            exec.query_all(
+                "SELECT node, seq, hash, node_signature, witnessed_at, countersignature
+                 FROM witnessed_checkpoints WHERE node = ?1 ORDER BY seq",
+                &[&node],
+                |row| {
+                    Ok(WitnessedCheckpoint {
+                        node: row.get(0)?,
+                        seq: row.get::<i64>(1)?.max(0) as u64,
+                        hash: row.get(2)?,
+                        node_signature: row.get(3)?,
+                        witnessed_at: row.get(4)?,
+                        countersignature: row.get(5)?,
+                    })
+                },
+            )
+        })?;
+        for checkpoint in &witnessed {
+            out.write_all(checkpoint.to_line().as_bytes())?;
         }
         out.flush()?;
-        Ok(count)
+        Ok(witnessed.len())
     }
 
     /// The alarms kept (of `node` only, if given), oldest first.
     pub fn alarms(&self, node: Option<&str>) -> Result<Vec<Alarm>, WitnessError> {
-        let conn = self.lock();
-        if !Self::has_tables(&conn)? {
-            return Ok(Vec::new());
-        }
-        let mut statement = conn.prepare(
-            "SELECT node, kind, seq, hash, witnessed_seq, witnessed_hash, at FROM witness_alarms
-             WHERE ?1 IS NULL OR node = ?1 ORDER BY id",
-        )?;
-        let mut rows = statement.query([node])?;
-        let mut alarms = Vec::new();
-        while let Some(row) = rows.next()? {
-            let kind: String = row.get(1)?;
-            alarms.push(Alarm {
-                node: row.get(0)?,
-                // Only this module writes the column.
-                kind: AlarmKind::parse(&kind).unwrap_or(AlarmKind::Fork),
-                seq: row.get::<_, i64>(2)?.max(0) as u64,
-                hash: row.get(3)?,
-                witnessed_seq: row.get::<_, i64>(4)?.max(0) as u64,
-                witnessed_hash: row.get(5)?,
-                at: row.get(6)?,
-            });
-        }
-        Ok(alarms)
+        Ok(self.db.snapshot(|exec| {
+            if !Self::has_tables(exec)? {
+                return Ok(Vec::new());
+            }
+            exec.query_all(
+                "SELECT node, kind, seq, hash, witnessed_seq, witnessed_hash, at FROM witness_alarms
+                 WHERE CAST(?1 AS TEXT) IS NULL OR node = ?1 ORDER BY id",
+                &[&node],
+                |row| {
+                    let kind: String = row.get(1)?;
+                    Ok(Alarm {
+                        node: row.get(0)?,
+                        // Only this module writes the column.
+                        kind: AlarmKind::parse(&kind).unwrap_or(AlarmKind::Fork),
+                        seq: row.get::<i64>(2)?.max(0) as u64,
+                        hash: row.get(3)?,
+                        witnessed_seq: row.get::<i64>(4)?.max(0) as u64,
+                        witnessed_hash: row.get(5)?,
+                        at: row.get(6)?,
+                    })
+                },
+            )
+        })?)
     }
 }
 

@@ -46,10 +46,18 @@ fn a_lower_seq_is_a_rollback_and_another_hash_at_the_same_seq_a_fork() {
     }
 }
 
+/// On SQLite and, when a server is named, PostgreSQL.
 #[test]
 fn witnessed_checkpoints_export_in_seq_order_per_node() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let store = WitnessStore::open(&dir.path().join("keys.db"))?;
+    for location in fedq_db::testing::locations(dir.path(), "keys.db") {
+        witnessed_checkpoints_export_on(&location)?;
+    }
+    Ok(())
+}
+
+fn witnessed_checkpoints_export_on(location: &fedq_db::Location) -> anyhow::Result<()> {
+    let store = WitnessStore::open(location)?;
     assert_eq!(store.highest("fr")?, None);
     for (node, seq) in [("fr", 2), ("de", 9), ("fr", 7), ("fr", 7)] {
         store.keep(&witnessed(node, seq))?;
@@ -66,11 +74,18 @@ fn witnessed_checkpoints_export_in_seq_order_per_node() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// On SQLite and, when a server is named, PostgreSQL.
 #[test]
 fn an_alarm_is_kept_once() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("keys.db");
-    let store = WitnessStore::open(&path)?;
+    for location in fedq_db::testing::locations(dir.path(), "keys.db") {
+        an_alarm_is_kept_once_on(&location)?;
+    }
+    Ok(())
+}
+
+fn an_alarm_is_kept_once_on(path: &fedq_db::Location) -> anyhow::Result<()> {
+    let store = WitnessStore::open(path)?;
     assert!(store.raise(&alarm(AlarmKind::Rollback, 3))?);
     assert!(
         !store.raise(&alarm(AlarmKind::Rollback, 3))?,
@@ -78,7 +93,7 @@ fn an_alarm_is_kept_once() -> anyhow::Result<()> {
     );
     assert!(store.raise(&alarm(AlarmKind::Fork, 5))?);
     drop(store);
-    let read = WitnessStore::open_read_only(&path)?;
+    let read = WitnessStore::open_read_only(path)?;
     let kept = read.alarms(None)?;
     assert_eq!(
         kept,

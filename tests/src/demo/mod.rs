@@ -474,7 +474,7 @@ async fn governance(
     verify(
         "coordinator",
         "fedq-coordinator",
-        fedq_audit::AuditLog::open(
+        fedq_audit::AuditLog::open_at(
             &config.key_store,
             &config.audit_checkpoint,
             &config.audit_key,

@@ -474,7 +474,7 @@ impl<'a> Attacker<'a> {
     pub fn coordinator_audit(&self, case_reference: &str) -> anyhow::Result<Vec<AuditRecord>> {
         let config =
             fedq_coordinator::config::CoordinatorConfig::load(&self.sandbox.output.coordinator)?;
-        let log = AuditLog::open(
+        let log = AuditLog::open_at(
             &config.key_store,
             &config.audit_checkpoint,
             &config.audit_key,
