@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use fedq_crypto::oprf::NodeOprfKey;
 use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm};
-use fedq_db::Row;
+use fedq_db::{Backend, Exec, Row, Value};
 
 use super::keys::read_keys;
 use super::{bump, Store, StoreError};
@@ -104,6 +104,15 @@ impl Store {
                 return Err(StoreError::KeysChanged);
             }
             let (active, pending) = (keys.active_slot.column(), keys.active_slot.other().column());
+            if rows
+                .iter()
+                .any(|row| keys.pending.is_some() != row.pending_fingerprint.is_some())
+            {
+                return Err(StoreError::KeysChanged);
+            }
+            if tx.backend() == Backend::Postgres {
+                return upsert_by_copy(tx, rows, (active, pending), expiry, now);
+            }
             let mut counts = UpsertCounts::default();
             let find =
                 "SELECT expires_at FROM identifiers WHERE kind = ?1 AND value = ?2 AND record_id = ?3";
@@ -124,9 +133,6 @@ impl Store {
                         .as_ref()
                         .map(|fp| &fp.as_bytes()[..]),
                 );
-                if keys.pending.is_some() != fps.1.is_some() {
-                    return Err(StoreError::KeysChanged);
-                }
                 let stored: Option<Option<i64>> =
                     tx.query_opt(find, &[&key.0, &key.1, key.2], |r| r.get(0))?;
                 match stored {
@@ -315,6 +321,98 @@ impl Store {
             Ok(report)
         })
     }
+}
+
+/// [`Store::upsert_identifiers`] on PostgreSQL: the chunk goes in with one
+/// binary `COPY` into a session table, then one `INSERT ... ON CONFLICT`
+/// moves it (a round trip per chunk, not two per row). Counts are those of
+/// the row-by-row path, but for a key given twice in one chunk: its last
+/// row wins, and an expiry change between its two rows is not counted.
+fn upsert_by_copy(
+    tx: &mut dyn Exec,
+    rows: &[IdentifierRow],
+    (active, pending): (&str, &str),
+    expiry: ExpiryUpdate,
+    now: i64,
+) -> Result<UpsertCounts, StoreError> {
+    tx.batch(
+        "CREATE TEMP TABLE IF NOT EXISTS incoming (
+             ord BIGINT NOT NULL,
+             kind BIGINT NOT NULL,
+             value TEXT COLLATE \"C\" NOT NULL,
+             record_id TEXT NOT NULL,
+             expires_at BIGINT,
+             fp_active BYTEA NOT NULL,
+             fp_pending BYTEA
+         ) ON COMMIT DELETE ROWS",
+    )?;
+    tx.copy_in(
+        "incoming",
+        &[
+            "ord",
+            "kind",
+            "value",
+            "record_id",
+            "expires_at",
+            "fp_active",
+            "fp_pending",
+        ],
+        &mut rows.iter().enumerate().map(|(ord, row)| {
+            vec![
+                Value::Int(ord as i64),
+                Value::Int(i64::from(row.kind.code())),
+                Value::Text(row.normal.as_str()),
+                Value::Text(&row.record_id),
+                row.expires_at
+                    .map_or(Value::Null, |t| Value::Int(t.timestamp())),
+                Value::Blob(row.fingerprint.as_bytes()),
+                row.pending_fingerprint
+                    .as_ref()
+                    .map_or(Value::Null, |fp| Value::Blob(fp.as_bytes())),
+            ]
+        }),
+    )?;
+    const LAST: &str = "SELECT DISTINCT ON (kind, value, record_id) * FROM incoming
+                        ORDER BY kind, value, record_id, ord DESC";
+    let (new, changed): (i64, i64) = tx.query_one(
+        &format!(
+            "SELECT COUNT(*) FILTER (WHERE t.record_id IS NULL),
+                    COUNT(*) FILTER (WHERE t.record_id IS NOT NULL
+                                     AND t.expires_at IS DISTINCT FROM last.expires_at)
+             FROM ({LAST}) AS last
+             LEFT JOIN identifiers AS t
+               ON t.kind = last.kind AND t.value = last.value AND t.record_id = last.record_id"
+        ),
+        &[],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let keep_or_replace = match expiry {
+        ExpiryUpdate::Replace => "excluded.expires_at",
+        ExpiryUpdate::Keep => "identifiers.expires_at",
+    };
+    tx.execute(
+        &format!(
+            "INSERT INTO identifiers (kind, value, record_id, expires_at, imported_at, {active}, {pending})
+             SELECT kind, value, record_id, expires_at, CAST(?1 AS BIGINT), fp_active, fp_pending
+             FROM ({LAST}) AS last
+             ON CONFLICT (kind, value, record_id) DO UPDATE SET
+                 expires_at = {keep_or_replace}, imported_at = excluded.imported_at,
+                 {active} = excluded.{active}, {pending} = excluded.{pending}"
+        ),
+        &[&now],
+    )?;
+    if !rows.is_empty() {
+        bump(tx, "generation")?;
+    }
+    let inserted = new as usize;
+    Ok(UpsertCounts {
+        inserted,
+        existing: rows.len() - inserted,
+        expiry_changed: match expiry {
+            ExpiryUpdate::Replace => changed as usize,
+            ExpiryUpdate::Keep => 0,
+        },
+    })
 }
 
 /// The identifier kind in a row's first column, if it is one.
