@@ -29,6 +29,10 @@ pub(crate) struct LookupOptions {
     /// Candidates given to tfhe-rs's is_in_clears (0: all of one item's padded bucket).
     #[arg(long, default_value_t = 0)]
     pub(crate) baseline_candidates: usize,
+    /// The node's store: a `postgres://` URL of an empty database (or
+    /// schema) instead of the generated SQLite file; one node only.
+    #[arg(long)]
+    pub(crate) store: Option<String>,
     /// Print one JSON object.
     #[arg(long)]
     pub(crate) json: bool,
@@ -54,10 +58,11 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         nodes,
         items,
         baseline_candidates,
+        store,
         json,
     } = options;
     let temp = tempfile::tempdir()?;
-    let output = federation(temp.path(), nodes)?;
+    let output = federation(temp.path(), nodes, store.as_deref())?;
 
     let mut import_seconds = 0.0;
     for (index, (_, config_path)) in output.nodes.iter().enumerate() {

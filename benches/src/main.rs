@@ -52,6 +52,11 @@ enum Command {
         /// Queries timed per kind of query.
         #[arg(long, default_value_t = 15)]
         repeats: usize,
+        /// The node's store (its privacy ledger and audit log): a
+        /// `postgres://` URL of an empty database or schema instead of the
+        /// generated SQLite file.
+        #[arg(long)]
+        store: Option<String>,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -74,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
                 items,
                 // One node's bucket: the baseline is the one-node figure.
                 baseline_candidates: 0,
+                store: None,
                 json,
             })
             .await
@@ -81,15 +87,21 @@ async fn main() -> anyhow::Result<()> {
         Command::Stats {
             rows,
             repeats,
+            store,
             json,
-        } => stats::run(rows, repeats, json).await,
+        } => stats::run(rows, repeats, store.as_deref(), json).await,
     }
 }
 
-/// A fresh local federation of `nodes` nodes (`n1`, `n2`, ...) under `dir`.
-fn federation(dir: &Path, nodes: usize) -> anyhow::Result<InitOutput> {
+/// A fresh local federation of `nodes` nodes (`n1`, `n2`, ...) under `dir`;
+/// with `store`, its one node keeps its state there instead of in SQLite.
+fn federation(dir: &Path, nodes: usize, store: Option<&str>) -> anyhow::Result<InitOutput> {
     anyhow::ensure!(nodes >= 1, "at least one node");
-    init(&InitOptions {
+    anyhow::ensure!(
+        store.is_none() || nodes == 1,
+        "--store names one node's store: use --nodes 1"
+    );
+    let output = init(&InitOptions {
         dir: dir.join("federation"),
         nodes: (1..=nodes).map(|i| format!("n{i}")).collect(),
         requester: "bench".to_owned(),
@@ -98,7 +110,20 @@ fn federation(dir: &Path, nodes: usize) -> anyhow::Result<InitOutput> {
         base_port: None,
         force: false,
         parameters: Parameters::default(),
-    })
+    })?;
+    if let Some(store) = store {
+        let node_toml = &output.nodes[0].1;
+        let text = std::fs::read_to_string(node_toml)?;
+        let line = text
+            .lines()
+            .find(|line| line.starts_with("store ="))
+            .context("node.toml has a store line")?;
+        std::fs::write(
+            node_toml,
+            text.replacen(line, &format!("store = {store:?}"), 1),
+        )?;
+    }
+    Ok(output)
 }
 
 fn print_result(result: &serde_json::Value, json: bool) -> anyhow::Result<()> {

@@ -22,13 +22,18 @@ const PURPOSE: &str = "research";
 /// Epsilon per timed query: small enough that every repeat fits the default cap.
 const EPSILON_PER_QUERY: f64 = 0.01;
 
-pub(crate) async fn run(rows: usize, repeats: usize, json: bool) -> anyhow::Result<()> {
+pub(crate) async fn run(
+    rows: usize,
+    repeats: usize,
+    store: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     anyhow::ensure!(
         rows >= 1 && repeats >= 1,
         "rows and repeats must be positive"
     );
     let temp = tempfile::tempdir()?;
-    let output = federation(temp.path(), 1)?;
+    let output = federation(temp.path(), 1, store)?;
     let (node_id, config_path) = &output.nodes[0];
     let config = NodeConfig::load(config_path)?;
 
@@ -76,7 +81,7 @@ pub(crate) async fn run(rows: usize, repeats: usize, json: bool) -> anyhow::Resu
     );
     let service = NodeService::new(config)?;
     // Queries are signed like a requester's: envelope checks are part of the node's time.
-    let client = ClientConfig::load(&output.client)?;
+    let client = ClientConfig::load(&output.researcher_client)?;
     let context = v1::RequestContext {
         purpose: PURPOSE.to_owned(),
         legal_basis: "benchmark on synthetic data".to_owned(),
@@ -118,7 +123,7 @@ pub(crate) async fn run(rows: usize, repeats: usize, json: bool) -> anyhow::Resu
             let payload_hash = stats_payload_hash(&wire);
             let request = StatsRequest {
                 query_id: format!("bench-{name}-{run}"),
-                requester: "bench".to_owned(),
+                requester: "rosa".to_owned(),
                 purpose: PURPOSE.to_owned(),
                 envelope: fedq_proto::payload::from_wire(Some(client.sign(
                     "stats",
