@@ -12,6 +12,12 @@
 //! - **Abandoned work stops.** The awaiting future sets a flag when it is
 //!   dropped (the caller cancelled or its deadline passed); units not yet
 //!   started are then skipped. A failed unit skips the rest of its batch too.
+//! - **Coarse when busy.** A unit's own parallel loops (a lookup item's tree
+//!   levels) use every core when it is the only work; while other units wait
+//!   in the queue, each worker runs its unit alone on one core instead. Two
+//!   items then each keep a core's caches to themselves rather than meeting
+//!   at every tree level (a batch of lookups is cheaper per item than single
+//!   ones, as it was when a batch was one parallel loop over its items).
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -60,8 +66,9 @@ impl Shared {
         self.ready.notify_one();
     }
 
-    /// The next unit to run, or `None` when the pool stops.
-    fn next(&self) -> Option<(Arc<dyn Job>, usize)> {
+    /// The next unit to run, and whether other units wait behind it (then it
+    /// runs on one core), or `None` when the pool stops.
+    fn next(&self) -> Option<(Arc<dyn Job>, usize, bool)> {
         let mut queue = self.lock();
         loop {
             while let Some(job) = queue.jobs.pop_front() {
@@ -70,8 +77,9 @@ impl Shared {
                     queue.jobs.push_back(Arc::clone(&job));
                     self.ready.notify_one();
                 }
+                let others_wait = !queue.jobs.is_empty();
                 fedq_transport::metrics::pool_queue(&self.name, queue.jobs.len());
-                return Some((job, unit));
+                return Some((job, unit, others_wait));
             }
             if queue.stopping {
                 return None;
@@ -113,8 +121,20 @@ impl WorkPool {
             std::thread::Builder::new()
                 .name(format!("{name}-{i}"))
                 .spawn(move || {
-                    while let Some((job, unit)) = shared.next() {
-                        job.run(unit);
+                    // Where a unit's parallel loops run while others wait:
+                    // a pool of one thread, so they run in sequence.
+                    let alone = rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .thread_name({
+                            let name = shared.name.clone();
+                            move |_| format!("{name}-{i}-alone")
+                        })
+                        .build();
+                    while let Some((job, unit, others_wait)) = shared.next() {
+                        match &alone {
+                            Ok(alone) if others_wait => alone.install(|| job.run(unit)),
+                            _ => job.run(unit),
+                        }
                     }
                 })?;
         }
