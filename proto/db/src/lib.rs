@@ -328,8 +328,24 @@ impl Db {
         &self.location
     }
 
+    /// The connection, reopened first if PostgreSQL closed it (a server
+    /// restart, an administrator's `pg_terminate_backend`): the call that
+    /// finds it closed is served by the new one. If reopening fails, the
+    /// call fails on the closed one and the next call tries again.
     fn lock(&self) -> MutexGuard<'_, Conn> {
-        self.conn.lock().unwrap_or_else(|e| e.into_inner())
+        let mut conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Conn::Postgres(closed), Location::Postgres(url)) = (&mut *conn, &self.location) {
+            if closed.is_closed() {
+                match postgres::Connection::open(url) {
+                    Ok(fresh) => {
+                        tracing::warn!("the PostgreSQL connection was closed; reconnected");
+                        *closed = fresh;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "the PostgreSQL connection is closed"),
+                }
+            }
+        }
+        conn
     }
 
     /// Runs `work` outside a transaction: each statement commits on its own.

@@ -84,6 +84,11 @@ impl Connection {
         })
     }
 
+    /// Whether the server ended the connection.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
     pub(crate) fn exec(&mut self) -> Exec<'_> {
         Exec {
             client: &self.client,

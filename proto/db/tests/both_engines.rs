@@ -224,3 +224,39 @@ fn an_unreachable_server_is_a_clear_error() {
         "{text}"
     );
 }
+
+/// A connection the server ends (a restart, `pg_terminate_backend`) is
+/// reopened by the next call: the store keeps serving.
+#[test]
+fn a_connection_the_server_closed_is_reopened() {
+    let Some(location) = testing::postgres() else {
+        return;
+    };
+    let db = open(&location);
+    let pid: i64 = db
+        .run(|exec| exec.query_one("SELECT pg_backend_pid()", &[], |row| row.get(0)))
+        .unwrap();
+    let admin = Db::open(&location).unwrap();
+    admin
+        .run(|exec| {
+            exec.query_one(
+                "SELECT pg_terminate_backend(CAST(?1 AS INTEGER))",
+                &[&pid],
+                |_| Ok(()),
+            )
+        })
+        .unwrap();
+    // The driver notices the end of the stream shortly after.
+    let mut after = None;
+    for _ in 0..50 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        if let Ok(n) =
+            db.run(|exec| exec.query_one("SELECT pg_backend_pid()", &[], |row| row.get::<i64>(0)))
+        {
+            after = Some(n);
+            break;
+        }
+    }
+    let after = after.expect("the store answers again");
+    assert_ne!(after, pid, "a new connection");
+}
