@@ -789,3 +789,37 @@ fn a_rewrite_of_the_idle_log_is_not_signed_by_the_next_request() -> anyhow::Resu
     assert!(!report.is_ok(), "the rewrite is still detected: {report:?}");
     Ok(())
 }
+
+/// One signed request sent sixteen times at once (a replaying requester
+/// racing itself) is answered once: the nonce's primary key decides, on
+/// SQLite and, in the PostgreSQL pass, on PostgreSQL.
+#[test]
+fn one_envelope_sent_many_times_at_once_is_answered_once() -> anyhow::Result<()> {
+    let policy = "[policy]\nvalid_until = \"2099-12-31\"\nagencies = [\"test-agency\"]\n\
+                  roles = [\"investigator\"]\n[policy.purposes]\nlookup = [\"fraud\"]\n\
+                  [policy.lookup]\nkinds = [\"phone\"]\nper_hour_per_kind = 1000\n";
+    let fixture = Fixture::new(Some(policy))?;
+    let query = oprf_query(&fixture.alice()?, IdentifierKind::Phone, 1)?;
+    let rt = runtime();
+    let outcomes: Vec<Result<_, _>> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..16)
+            .map(|_| {
+                let query = query.clone();
+                let service = &fixture.service;
+                scope.spawn(move || rt.block_on(service.oprf(&caller(), query)))
+            })
+            .collect();
+        racers
+            .into_iter()
+            .map(|racer| racer.join().expect("no panic"))
+            .collect()
+    });
+    let answered = outcomes.iter().filter(|outcome| outcome.is_ok()).count();
+    assert_eq!(answered, 1, "exactly one of the sixteen is answered");
+    for outcome in outcomes.into_iter().filter_map(Result::err) {
+        let status = tonic::Status::from(outcome);
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        assert!(status.message().contains("replayed"), "{status:?}");
+    }
+    Ok(())
+}

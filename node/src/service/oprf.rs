@@ -9,7 +9,7 @@ use crate::gate::Visit;
 use crate::policy::kinds_detail;
 
 /// A batch of blinded identifiers for the node's OPRF, in domain terms.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OprfQuery {
     /// Id chosen by the coordinator, for logs and audit.
     pub query_id: String,
