@@ -39,8 +39,9 @@ pub use value::{Param, Value};
 /// for each other.
 pub const WRITER_LOCK: i32 = 0x6665_6471; // "fedq"
 
-/// Where a party's store is: `store = "..."` in its configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a party's store is: `store = "..."` in its configuration. Its
+/// `Debug` (what a logged configuration shows) hides a URL's password.
+#[derive(Clone, PartialEq, Eq)]
 pub enum Location {
     /// An SQLite file (the embedded default).
     Sqlite(PathBuf),
@@ -65,6 +66,15 @@ impl Location {
         match self {
             Self::Sqlite(path) => path.display().to_string(),
             Self::Postgres(url) => postgres::redact(url),
+        }
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(path) => f.debug_tuple("Sqlite").field(path).finish(),
+            Self::Postgres(_) => f.debug_tuple("Postgres").field(&self.display()).finish(),
         }
     }
 }
