@@ -137,12 +137,9 @@ impl CoordinatorConfig {
                 listen,
                 federation,
                 federation_path,
-                key_store: match fedq_db::Location::parse(&builder.key_store, Path::new("")) {
-                    fedq_db::Location::Sqlite(file) => {
-                        fedq_db::Location::Sqlite(resolve(path, &file))
-                    }
-                    postgres => postgres,
-                },
+                key_store: fedq_db::Location::postgres(&builder.key_store).unwrap_or_else(|| {
+                    fedq_db::Location::Sqlite(resolve(path, Path::new(&builder.key_store)))
+                }),
                 key_max_age: Duration::from_secs(key_max_age_days as u64 * 86_400),
                 tls: builder.tls.resolved(path),
                 limits: builder.limits,

@@ -364,10 +364,8 @@ fn parse_store(value: &str, file: &Path) -> Result<StoreLocation, String> {
         }
         return Ok(StoreLocation::Sqlite(resolve(file, Path::new(rest))));
     }
-    if value.starts_with("postgres://") || value.starts_with("postgresql://") {
-        return Ok(StoreLocation::Postgres(value.to_owned()));
-    }
-    Err("store: expected sqlite://PATH or postgres://USER@HOST/DATABASE".to_owned())
+    StoreLocation::postgres(value)
+        .ok_or_else(|| "store: expected sqlite://PATH or postgres://USER@HOST/DATABASE".to_owned())
 }
 
 /// The smallest budget one release may ask.

@@ -17,7 +17,7 @@ pub mod cli;
 use std::io::Write;
 
 use fedq_audit::witness::WitnessedCheckpoint;
-use fedq_db::{Backend, Db, DbError, Exec, Location, Schema};
+use fedq_db::{Db, DbError, Location, Schema};
 use serde::{Deserialize, Serialize};
 
 /// The witness's tables. Rows are only ever inserted.
@@ -200,20 +200,6 @@ impl WitnessStore {
         })
     }
 
-    /// Whether the tables exist (a store from before witnessing has none).
-    fn has_tables(exec: &mut dyn Exec) -> Result<bool, DbError> {
-        let sql = match exec.backend() {
-            Backend::Sqlite => {
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'witnessed_checkpoints'"
-            }
-            Backend::Postgres => {
-                "SELECT 1 FROM information_schema.tables
-                 WHERE table_schema = current_schema() AND table_name = 'witnessed_checkpoints'"
-            }
-        };
-        Ok(exec.query_opt(sql, &[], |_| Ok(()))?.is_some())
-    }
-
     /// The highest (seq, hash) witnessed for `node`.
     pub fn highest(&self, node: &str) -> Result<Option<(u64, String)>, WitnessError> {
         let highest = self.db.run(|exec| {
@@ -284,7 +270,8 @@ impl WitnessStore {
     /// witness file's JSON lines; returns how many.
     pub fn export(&self, node: &str, out: &mut impl Write) -> Result<usize, WitnessError> {
         let witnessed = self.db.snapshot(|exec| {
-            if !Self::has_tables(exec)? {
+            // A store from before witnessing has no tables.
+            if !exec.table_exists("witnessed_checkpoints")? {
                 return Ok(Vec::new());
             }
             exec.query_all(
@@ -313,7 +300,8 @@ impl WitnessStore {
     /// The alarms kept (of `node` only, if given), oldest first.
     pub fn alarms(&self, node: Option<&str>) -> Result<Vec<Alarm>, WitnessError> {
         Ok(self.db.snapshot(|exec| {
-            if !Self::has_tables(exec)? {
+            // A store from before witnessing has no tables.
+            if !exec.table_exists("witnessed_checkpoints")? {
                 return Ok(Vec::new());
             }
             exec.query_all(

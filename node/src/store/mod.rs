@@ -126,27 +126,14 @@ impl Store {
     pub fn schema_version_of(location: &Location) -> Result<Option<i64>, StoreError> {
         let db = Db::open(location)?;
         let version = db.run(|exec| {
-            let has_meta = match exec.backend() {
-                Backend::Sqlite => exec.query_opt(
-                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
-                    &[],
-                    |_| Ok(()),
-                )?,
-                Backend::Postgres => exec.query_opt(
-                    "SELECT 1 FROM information_schema.tables
-                     WHERE table_schema = current_schema() AND table_name = 'meta'",
-                    &[],
-                    |_| Ok(()),
-                )?,
-            };
-            match has_meta {
-                Some(()) => exec.query_opt(
-                    "SELECT value FROM meta WHERE key = 'schema_version'",
-                    &[],
-                    |r| r.get::<i64>(0),
-                ),
-                None => Ok(None),
+            if !exec.table_exists("meta")? {
+                return Ok(None);
             }
+            exec.query_opt(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                &[],
+                |r| r.get::<i64>(0),
+            )
         })?;
         match version {
             Some(v) if v > SCHEMA_VERSION => Err(StoreError::NewerSchema(v)),

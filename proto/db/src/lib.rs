@@ -51,14 +51,12 @@ pub enum Location {
 }
 
 impl Location {
-    /// Reads a `store` setting: a `postgres://` or `postgresql://` URL, or
-    /// else a file path, relative to `base` (the configuration's folder).
-    pub fn parse(setting: &str, base: &Path) -> Self {
-        if setting.starts_with("postgres://") || setting.starts_with("postgresql://") {
-            Self::Postgres(setting.to_owned())
-        } else {
-            Self::Sqlite(base.join(setting))
-        }
+    /// A store setting that is a `postgres://` or `postgresql://` URL, as a
+    /// PostgreSQL location; `None` for anything else (each party reads its
+    /// own file settings).
+    pub fn postgres(setting: &str) -> Option<Self> {
+        (setting.starts_with("postgres://") || setting.starts_with("postgresql://"))
+            .then(|| Self::Postgres(setting.to_owned()))
     }
 
     /// The location for messages: the path, or the URL without a password.
@@ -226,6 +224,19 @@ impl dyn Exec + '_ {
         read: impl FnOnce(&Row<'_>) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         self.query_opt(sql, params, read)?.ok_or(DbError::NoRow)
+    }
+
+    /// Whether `table` exists in the store (in the current schema on
+    /// PostgreSQL): a store from before a table owner existed has none.
+    pub fn table_exists(&mut self, table: &str) -> Result<bool, DbError> {
+        let sql = match self.backend() {
+            Backend::Sqlite => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            Backend::Postgres => {
+                "SELECT 1 FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_name = ?1"
+            }
+        };
+        Ok(self.query_opt(sql, &[&table], |_| Ok(()))?.is_some())
     }
 
     /// Every row's `read`, in order.

@@ -17,6 +17,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 
+use crate::value::bind;
 use crate::{Backend, DbError, Mode, Param, Row, Value, WRITER_LOCK};
 
 /// How long opening a connection may take when the URL sets no
@@ -155,10 +156,6 @@ impl Exec<'_> {
         self.statements.insert(sql.to_owned(), statement.clone());
         Ok(statement)
     }
-}
-
-fn bind<'a>(params: &'a [&'a dyn Param]) -> Vec<Value<'a>> {
-    params.iter().map(|p| p.value()).collect()
 }
 
 fn refs<'a>(values: &'a [Value<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {

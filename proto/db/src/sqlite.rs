@@ -4,14 +4,11 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
+use crate::value::bind;
 use crate::{Backend, DbError, Mode, Param, Row, Value};
 
 /// Statements on an SQLite connection (or an open transaction on it).
 pub(crate) struct Exec<'c>(pub(crate) &'c Connection);
-
-fn bind<'a>(params: &'a [&'a dyn Param]) -> Vec<Value<'a>> {
-    params.iter().map(|p| p.value()).collect()
-}
 
 impl crate::Exec for Exec<'_> {
     fn backend(&self) -> Backend {

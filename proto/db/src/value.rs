@@ -22,6 +22,11 @@ pub enum Value<'a> {
     Blob(&'a [u8]),
 }
 
+/// The values of a statement's parameters, in order.
+pub(crate) fn bind<'a>(params: &'a [&'a dyn Param]) -> Vec<Value<'a>> {
+    params.iter().map(|p| p.value()).collect()
+}
+
 /// Something that can be bound to a statement.
 pub trait Param {
     /// Its value.

@@ -48,14 +48,6 @@ pub fn open(path: &Path) -> Result<Connection, OpenError> {
     Ok(conn)
 }
 
-/// [`open`], then creates what `schema` (idempotent DDL: `CREATE ... IF NOT
-/// EXISTS`) declares: each table's owner states its tables once, here.
-pub fn open_with_schema(path: &Path, schema: &str) -> Result<Connection, OpenError> {
-    let conn = open(path)?;
-    conn.execute_batch(schema)?;
-    Ok(conn)
-}
-
 /// Puts the file in WAL mode. Switching a new file while other connections
 /// open it can fail at once with "database is locked" (SQLite does not wait
 /// on its busy handler there, to avoid a deadlock), so the switch is retried
