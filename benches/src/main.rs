@@ -3,9 +3,11 @@
 //! - `fedq-bench lookup --records 1000000 --nodes 3 --items 8 --json`
 //! - `fedq-bench federation --nodes 32 --records 20000 --items 8 --json`
 //! - `fedq-bench stats --rows 10000000 --json`
+//! - `fedq-bench deconflict --nodes 3 --targets 50 --json`
 
 #[cfg(feature = "baseline")]
 mod baseline;
+mod deconflict;
 mod lookup;
 mod stats;
 
@@ -61,6 +63,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Deconfliction over loopback mTLS: registration latency (threshold
+    /// OPRF across the nodes, then the coordinator) and the time until the
+    /// other agency's follower prints the alert.
+    Deconflict {
+        /// Nodes in the federation (each holds a share; a majority takes part).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Targets registered by each of the two agencies.
+        #[arg(long, default_value_t = 50)]
+        targets: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -90,6 +106,11 @@ async fn main() -> anyhow::Result<()> {
             store,
             json,
         } => stats::run(rows, repeats, store.as_deref(), json).await,
+        Command::Deconflict {
+            nodes,
+            targets,
+            json,
+        } => deconflict::run(nodes, targets, json).await,
     }
 }
 

@@ -48,6 +48,19 @@ struct CoordinatorConfigBuilder {
     metrics: Option<fedq_transport::metrics::MetricsConfig>,
     #[serde(default)]
     witness: WitnessSection,
+    #[serde(default)]
+    deconfliction: DeconflictionSection,
+}
+
+/// `[deconfliction]`: how many targets a requester may have registered at
+/// once, and for how long.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeconflictionSection {
+    #[serde(default)]
+    max_live_per_requester: Option<u32>,
+    #[serde(default)]
+    max_lifetime_days: Option<i64>,
 }
 
 /// `[witness]`: witnessing the nodes' audit checkpoints.
@@ -97,6 +110,8 @@ pub struct CoordinatorConfig {
     /// How often every node's audit checkpoint is witnessed (`[witness]
     /// interval_seconds`); also once at startup.
     pub witness_interval: Duration,
+    /// Bounds on deconfliction registrations (`[deconfliction]`).
+    pub deconfliction: crate::deconfliction::Limits,
 }
 
 impl CoordinatorConfig {
@@ -132,6 +147,12 @@ impl CoordinatorConfig {
             ));
         }
         problems.extend(builder.limits.problems());
+        let deconfliction = crate::deconfliction::Limits::from_config(
+            builder.deconfliction.max_live_per_requester,
+            builder.deconfliction.max_lifetime_days,
+        )
+        .map_err(|p| problems.extend(p))
+        .unwrap_or_default();
         match (listen, federation) {
             (Some(listen), Some(federation)) if problems.is_empty() => Ok(Self {
                 listen,
@@ -159,6 +180,7 @@ impl CoordinatorConfig {
                         .unwrap_or_else(|| PathBuf::from("audit.key")),
                 ),
                 witness_interval: Duration::from_secs(witness_seconds),
+                deconfliction,
             }),
             _ => Err(ConfigError::Invalid {
                 path: path.to_owned(),

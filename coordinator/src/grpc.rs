@@ -1,6 +1,8 @@
 //! gRPC adapter of the coordinator.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1::{self, coordinator_server::Coordinator};
@@ -16,8 +18,110 @@ fn caller<T>(request: &Request<T>) -> Result<String, Status> {
     peer_common_name(request).ok_or_else(|| Status::unauthenticated("caller is not authenticated"))
 }
 
+/// A follower looks again at least this often even when no alert was
+/// raised: alerts expire, and a removed requester must stop being served.
+const FOLLOW_RECHECK: Duration = Duration::from_secs(5);
+
+fn registration(r: crate::deconfliction::Registration) -> v1::DeconflictRegistration {
+    v1::DeconflictRegistration {
+        id: r.id,
+        agency: r.agency,
+        registered_at: r.registered_at,
+        until: r.until,
+        matches: r.matches,
+    }
+}
+
 #[tonic::async_trait]
 impl Coordinator for CoordinatorGrpcAdapter {
+    type FollowAlertsStream =
+        Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::Alert, Status>> + Send>>;
+
+    async fn deconflict_register(
+        &self,
+        request: Request<v1::DeconflictRegisterRequest>,
+    ) -> Result<Response<v1::DeconflictRegisterResponse>, Status> {
+        let caller = caller(&request)?;
+        let registration = self
+            .0
+            .deconflict_register(&caller, request.into_inner())
+            .map(registration)?;
+        Ok(Response::new(v1::DeconflictRegisterResponse {
+            registration: Some(registration),
+        }))
+    }
+
+    async fn deconflict_list(
+        &self,
+        request: Request<v1::DeconflictListRequest>,
+    ) -> Result<Response<v1::DeconflictListResponse>, Status> {
+        let caller = caller(&request)?;
+        let registrations = self.0.deconflict_list(&caller)?;
+        Ok(Response::new(v1::DeconflictListResponse {
+            registrations: registrations.into_iter().map(registration).collect(),
+        }))
+    }
+
+    async fn deconflict_cancel(
+        &self,
+        request: Request<v1::DeconflictCancelRequest>,
+    ) -> Result<Response<v1::DeconflictCancelResponse>, Status> {
+        let caller = caller(&request)?;
+        self.0
+            .deconflict_cancel(&caller, &request.into_inner().id)?;
+        Ok(Response::new(v1::DeconflictCancelResponse {}))
+    }
+
+    async fn alerts(
+        &self,
+        request: Request<v1::AlertsRequest>,
+    ) -> Result<Response<v1::AlertsResponse>, Status> {
+        let caller = caller(&request)?;
+        let alerts = self.0.alerts(&caller, request.into_inner().after)?;
+        Ok(Response::new(v1::AlertsResponse { alerts }))
+    }
+
+    async fn follow_alerts(
+        &self,
+        request: Request<v1::AlertsRequest>,
+    ) -> Result<Response<Self::FollowAlertsStream>, Status> {
+        let caller = caller(&request)?;
+        let mut after = request.into_inner().after;
+        // Refused at once rather than on the stream: the caller sees a status.
+        let first = self.0.alerts(&caller, after)?;
+        let service = Arc::clone(&self.0);
+        let mut raised = service.alerts_raised();
+        let (sender, receiver) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut batch = Ok(first);
+            loop {
+                match batch {
+                    Ok(alerts) => {
+                        for alert in alerts {
+                            after = after.max(alert.id);
+                            if sender.send(Ok(alert)).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = sender.send(Err(Status::from(e))).await;
+                        return;
+                    }
+                }
+                tokio::select! {
+                    changed = raised.changed() => if changed.is_err() { return },
+                    () = tokio::time::sleep(FOLLOW_RECHECK) => {}
+                    () = sender.closed() => return,
+                }
+                batch = service.alerts(&caller, after);
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+
     async fn register_key(
         &self,
         request: Request<v1::RegisterKeyRequest>,

@@ -8,6 +8,8 @@
 //!   [`combine`]: adding up their noisy statistics.
 //! - [`service`], [`grpc`], [`server`]: the coordinator service.
 //! - [`witness`]: the nodes' audit checkpoints it witnessed, and alarms.
+//! - [`deconfliction`]: registrations of targets under pseudonyms, and the
+//!   alerts raised when two agencies work the same one.
 //!
 //! The requester's side (`fedq`) is `fedq-client`; local federations for
 //! development and the demo are in `fedq-tests`.
@@ -16,6 +18,7 @@
 
 pub mod combine;
 pub mod config;
+pub mod deconfliction;
 pub mod fanout;
 pub mod grpc;
 pub mod merge;

@@ -5,6 +5,9 @@
 //! - [`fingerprint`]: fingerprints (bucket + tag) and their parameters.
 //! - [`oprf`]: per-node OPRF keys (RFC 9497 VOPRF, ristretto255), the node's
 //!   direct evaluation and the client's blinded evaluation of fingerprints.
+//! - [`toprf`]: the federation's threshold OPRF (2HashDH over a Shamir-shared
+//!   key) for deconfliction: pseudonyms no single node can compute, and the
+//!   keys that seal contacts between holders of the same identifier.
 //! - [`lookup`]: TFHE keys, client-side query encryption, the node's encrypted
 //!   membership evaluation and the answers the coordinator adds up.
 //! - [`envelope`]: signed request envelopes and the time-window arithmetic.
@@ -26,6 +29,7 @@ pub mod fuzzing;
 pub mod identifier;
 pub mod lookup;
 pub mod oprf;
+pub mod toprf;
 
 pub use fingerprint::{Bucket, Fingerprint, FingerprintParams, Tag};
 pub use identifier::{normalise, IdentifierError, IdentifierKind, NormalForm};

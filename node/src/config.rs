@@ -49,6 +49,16 @@ struct NodeConfigBuilder {
     limits: fedq_transport::ServerLimits,
     #[serde(default)]
     metrics: Option<fedq_transport::metrics::MetricsConfig>,
+    #[serde(default)]
+    deconfliction: Option<DeconflictionSection>,
+}
+
+/// `[deconfliction]`: the node's share of the federation's deconfliction key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeconflictionSection {
+    /// The share's file (mode 0600), written by `fedq federation init`.
+    share: PathBuf,
 }
 
 /// `[retention]`: how long identifiers are kept (no section: only per-record
@@ -188,6 +198,8 @@ pub struct NodeConfig {
     /// Identifiers expire this long after their last import (`[retention]
     /// identifiers_days`; `None`: only their own `expires_at` applies).
     pub identifier_retention: Option<std::time::Duration>,
+    /// The file of this node's share of the deconfliction key, if it holds one.
+    pub deconfliction_share: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -348,7 +360,43 @@ impl NodeConfig {
                     .unwrap_or_else(|| PathBuf::from("audit.key")),
             ),
             identifier_retention,
+            deconfliction_share: builder
+                .deconfliction
+                .map(|section| resolve(path, &section.share)),
         })
+    }
+
+    /// Reads this node's deconfliction key share: a private file whose
+    /// public half is the share the federation file lists for this node.
+    pub fn load_deconfliction_share(&self) -> Result<Option<fedq_crypto::toprf::KeyShare>, String> {
+        let Some(path) = &self.deconfliction_share else {
+            return Ok(None);
+        };
+        let shown = path.display();
+        fedq_transport::files::check_private(path)
+            .map_err(|e| format!("deconfliction.share: {e}"))?;
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| format!("deconfliction.share: cannot read {shown}: {e}"))?,
+        );
+        let share = fedq_crypto::toprf::KeyShare::from_text(&text)
+            .map_err(|e| format!("deconfliction.share: {shown}: {e}"))?;
+        let listed = self
+            .federation_file
+            .deconfliction
+            .as_ref()
+            .and_then(|keys| keys.share(&self.node_id));
+        match listed {
+            Some(listed) if listed == share.public() => Ok(Some(share)),
+            Some(_) => Err(format!(
+                "deconfliction.share: {shown} is not the share federation.toml lists for {}",
+                self.node_id
+            )),
+            None => Err(format!(
+                "deconfliction.share: federation.toml lists no deconfliction share for {}",
+                self.node_id
+            )),
+        }
     }
 
     /// Fingerprint parameters of the federation.

@@ -51,6 +51,9 @@ pub enum NodeError {
     /// rotated away from: the requester must obtain fresh tags.
     #[error("{0}")]
     StaleOprfKey(String),
+    /// The node is not set up for what was asked (no deconfliction share).
+    #[error("{0}")]
+    NotConfigured(String),
     /// Work for this request failed unexpectedly (a panic caught on the
     /// pool); the cause is in the log under this id.
     #[error("internal error {0}")]
@@ -77,6 +80,7 @@ impl From<NodeError> for tonic::Status {
             NodeError::ResourceExhausted(reason) => tonic::Status::resource_exhausted(reason),
             NodeError::ShuttingDown => tonic::Status::unavailable("node is shutting down"),
             NodeError::Abandoned => tonic::Status::cancelled("request abandoned by its caller"),
+            NodeError::NotConfigured(reason) => tonic::Status::failed_precondition(reason),
             NodeError::StaleOprfKey(reason) => {
                 tonic::Status::new(fedq_proto::outcome::NodeOutcome::STALE_CODE, reason)
             }

@@ -127,15 +127,35 @@ fn lookup_query(node: &str, request: v1::NodeLookupRequest) -> Result<LookupQuer
 
 fn oprf_query(node: &str, request: v1::NodeOprfRequest) -> Result<OprfQuery, Unread> {
     let context = request.context.unwrap_or_default();
-    let payload_hash = crate::envelope::oprf_payload_hash(node, &request.kinds, &request.blinded);
     let query_id = query_id(request.query_id)?;
     let envelope = crate::envelope::from_wire(context.envelope);
-    if let Some(problem) = unknown_kind(request.kinds.iter().copied()) {
+    // An unknown key number is not read as the lookup key (prost's default):
+    // the requester signed for a key this node does not know.
+    let key = v1::OprfKey::try_from(request.key);
+    let (payload_hash, action) = match key {
+        Ok(v1::OprfKey::Deconfliction) => (
+            fedq_proto::payload::deconflict_oprf_payload_hash(
+                node,
+                &request.kinds,
+                &request.blinded,
+            ),
+            Action::Deconflict { kinds: &[] },
+        ),
+        _ => (
+            crate::envelope::oprf_payload_hash(node, &request.kinds, &request.blinded),
+            Action::Oprf { kinds: &[] },
+        ),
+    };
+    let problem = match key {
+        Err(_) => Some(format!("unknown OPRF key {}", request.key)),
+        Ok(_) => unknown_kind(request.kinds.iter().copied()),
+    };
+    if let Some(problem) = problem {
         return Err(Unread::Malformed(Box::new(Malformed {
             detail: format!("elements={}", request.blinded.len()),
             query_id,
             envelope,
-            action: Action::Oprf { kinds: &[] },
+            action,
             payload_hash,
             problem,
         })));
@@ -144,6 +164,7 @@ fn oprf_query(node: &str, request: v1::NodeOprfRequest) -> Result<OprfQuery, Unr
         query_id,
         envelope,
         payload_hash,
+        deconfliction: key == Ok(v1::OprfKey::Deconfliction),
         kinds: request
             .kinds
             .iter()
@@ -219,8 +240,9 @@ impl Node for NodeGrpcAdapter {
                 .map(|e| e.to_vec())
                 .collect(),
             proof: answer.evaluation.proof.to_vec(),
-            public_key: answer.public_key.to_bytes().to_vec(),
-            key_id: answer.public_key.key_id().to_string(),
+            public_key: answer.public_key,
+            key_id: answer.key_id,
+            share_index: answer.share_index,
         }))
     }
 

@@ -62,6 +62,10 @@ pub struct NodeEntry {
     /// have none (verification then trusts the node's own key).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit_key: Option<String>,
+    /// The node's public share of the deconfliction key (`index:64 hex`),
+    /// which its partial evaluations are proved against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deconfliction_share: Option<String>,
 }
 
 impl NodeEntry {
@@ -120,6 +124,38 @@ pub struct FederationToml {
     /// The requesters.
     #[serde(default)]
     pub requesters: Vec<RequesterEntry>,
+    /// The deconfliction key, shared among the nodes (absent: no deconfliction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deconfliction: Option<DeconflictionEntry>,
+}
+
+/// `[deconfliction]` of the federation file: the public half of the
+/// threshold OPRF key whose shares the nodes hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeconflictionEntry {
+    /// `t:64 hex`: how many nodes must take part, and the public key.
+    pub threshold_key: String,
+}
+
+/// The deconfliction key as validated: the threshold key and every node's
+/// public share, checked to lie on one polynomial.
+#[derive(Debug, Clone)]
+pub struct DeconflictionKeys {
+    /// t and the public key.
+    pub public: fedq_crypto::toprf::ThresholdPublicKey,
+    /// (node id, its public share), in the file's order.
+    pub shares: Vec<(String, fedq_crypto::toprf::SharePublicKey)>,
+}
+
+impl DeconflictionKeys {
+    /// The public share of node `id`.
+    pub fn share(&self, id: &str) -> Option<&fedq_crypto::toprf::SharePublicKey> {
+        self.shares
+            .iter()
+            .find(|(node, _)| node == id)
+            .map(|(_, s)| s)
+    }
 }
 
 /// Validated federation-wide settings.
@@ -144,6 +180,8 @@ pub struct FederationFile {
     pub nodes: Vec<NodeEntry>,
     /// The requesters.
     pub requesters: Vec<RequesterEntry>,
+    /// The deconfliction key, if the federation has one.
+    pub deconfliction: Option<DeconflictionKeys>,
 }
 
 impl FederationFile {
@@ -263,6 +301,10 @@ impl FederationFile {
                 ));
             }
         }
+        let deconfliction = raw
+            .deconfliction
+            .as_ref()
+            .and_then(|entry| deconfliction_keys(entry, &raw.nodes, &mut problems));
         match fingerprint {
             Some(fingerprint) if problems.is_empty() => Ok(Self {
                 config: FederationConfig {
@@ -273,10 +315,47 @@ impl FederationFile {
                 coordinator: raw.coordinator,
                 nodes: raw.nodes,
                 requesters: raw.requesters,
+                deconfliction,
             }),
             _ => Err(problems),
         }
     }
+}
+
+/// Parses `[deconfliction]` and every node's share, and checks that the
+/// shares belong to the key (a client would otherwise combine partial
+/// evaluations that no threshold of nodes agrees on).
+fn deconfliction_keys(
+    entry: &DeconflictionEntry,
+    nodes: &[NodeEntry],
+    problems: &mut Vec<String>,
+) -> Option<DeconflictionKeys> {
+    use fedq_crypto::toprf::{check_public_shares, SharePublicKey, ThresholdPublicKey};
+    let public = ThresholdPublicKey::from_text(&entry.threshold_key)
+        .map_err(|e| problems.push(format!("deconfliction.threshold_key: {e}")))
+        .ok()?;
+    let mut shares = Vec::with_capacity(nodes.len());
+    for (i, node) in nodes.iter().enumerate() {
+        match node
+            .deconfliction_share
+            .as_deref()
+            .map(SharePublicKey::from_text)
+        {
+            Some(Ok(share)) => shares.push((node.id.clone(), share)),
+            Some(Err(e)) => problems.push(format!("nodes[{i}].deconfliction_share: {e}")),
+            None => problems.push(format!(
+                "nodes[{i}].deconfliction_share: missing (the federation has [deconfliction])"
+            )),
+        }
+    }
+    if shares.len() != nodes.len() {
+        return None;
+    }
+    let publics: Vec<SharePublicKey> = shares.iter().map(|(_, s)| s.clone()).collect();
+    check_public_shares(&public, &publics)
+        .map_err(|e| problems.push(format!("deconfliction: {e}")))
+        .ok()?;
+    Some(DeconflictionKeys { public, shares })
 }
 
 impl FederationFile {

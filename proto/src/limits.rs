@@ -76,9 +76,18 @@ pub fn coordinator_request_bytes(path: &str) -> usize {
         "Lookup" => MAX_MESSAGE_BYTES,
         "Oprf" => MAX_MESSAGE_BYTES / 4,
         "Stats" => MAX_STATS_REQUEST_BYTES,
+        "DeconflictRegister" => CONTEXT_BYTES + 2 * MAX_SEALED_CONTACT_BYTES,
         _ => CONTEXT_BYTES,
     }
 }
+
+/// Longest contact text of a deconfliction registration, in bytes.
+pub const MAX_CONTACT_BYTES: usize = 256;
+/// Most bytes of a sealed deconfliction contact: contact and case reference
+/// (each bounded), their framing, the seal's nonce and tag.
+pub const MAX_SEALED_CONTACT_BYTES: usize = 1024;
+/// Bytes of a wrapped deconfliction key: nonce, 32-byte key, tag.
+pub const WRAPPED_KEY_BYTES: usize = 12 + 32 + 16;
 
 /// Most filters in one statistics query (they become one conjunction).
 pub const MAX_FILTERS: usize = 16;

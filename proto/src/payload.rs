@@ -48,7 +48,18 @@ pub fn node_lookup_payload_hash(node: &str, request: &v1::NodeLookupRequest) -> 
 /// The hash an OPRF request's envelope must carry: the one node it is for,
 /// declared kinds and blinded elements, in order.
 pub fn oprf_payload_hash(node: &str, kinds: &[i32], blinded: &[Vec<u8>]) -> String {
-    let mut hasher = PayloadHasher::new("oprf");
+    blinded_payload_hash("oprf", node, kinds, blinded)
+}
+
+/// The hash a deconfliction OPRF request's envelope (action `deconflict`)
+/// must carry: as [`oprf_payload_hash`], under its own domain, so that an
+/// envelope for one key can never be spent on the other.
+pub fn deconflict_oprf_payload_hash(node: &str, kinds: &[i32], blinded: &[Vec<u8>]) -> String {
+    blinded_payload_hash("deconflict", node, kinds, blinded)
+}
+
+fn blinded_payload_hash(domain: &str, node: &str, kinds: &[i32], blinded: &[Vec<u8>]) -> String {
+    let mut hasher = PayloadHasher::new(domain);
     hasher.text(node).number(kinds.len() as u64);
     for kind in kinds {
         hasher.number(*kind as u64);
@@ -57,6 +68,18 @@ pub fn oprf_payload_hash(node: &str, kinds: &[i32], blinded: &[Vec<u8>]) -> Stri
     for element in blinded {
         hasher.bytes(element);
     }
+    hasher.finish()
+}
+
+/// The hash a deconfliction registration's envelope (action
+/// `deconflict-register`) must carry: everything the coordinator keeps.
+pub fn deconflict_register_payload_hash(request: &v1::DeconflictRegisterRequest) -> String {
+    let mut hasher = PayloadHasher::new("deconflict-register");
+    hasher
+        .bytes(&request.pseudonym)
+        .bytes(&request.sealed_contact)
+        .bytes(&request.wrapped_key)
+        .number(request.until as u64);
     hasher.finish()
 }
 

@@ -570,6 +570,7 @@ fn oprf_query(key: &SigningKey, kind: IdentifierKind, items: usize) -> anyhow::R
             &payload_hash,
         )),
         payload_hash,
+        deconfliction: false,
         kinds: vec![kind; items],
         blinded,
     })

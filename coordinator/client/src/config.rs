@@ -118,6 +118,19 @@ impl ClientConfig {
         Ok(key)
     }
 
+    /// The text of the requester's signing key, checked as for signing
+    /// (private, the key the federation file lists): secret material from
+    /// which the requester's own deconfliction wrap key is derived.
+    pub(crate) fn signing_key_text(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
+        let entry = self.entry()?;
+        self.signing_key_of(entry)?;
+        Ok(zeroize::Zeroizing::new(
+            std::fs::read_to_string(&self.signing_key).with_context(|| {
+                format!("cannot read the signing key {}", self.signing_key.display())
+            })?,
+        ))
+    }
+
     /// Every node of the federation file, sorted: the audience of each
     /// envelope (a node refuses a lookup that does not address them all).
     pub fn audience(&self) -> Vec<String> {

@@ -64,6 +64,21 @@ fn write_secret(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 /// `[audit] key` in node.toml and `audit_key` in coordinator.toml).
 const AUDIT_KEY_FILE: &str = "audit.key";
 
+/// Where a node's share of the deconfliction key sits, beside its config.
+const DECONFLICTION_SHARE_FILE: &str = "deconfliction.share";
+
+/// How many nodes must take part in a deconfliction pseudonym: a majority,
+/// so that no minority of nodes (nor the coordinator, which holds no share)
+/// can compute one for an identifier of its choosing, and a minority down
+/// does not stop deconfliction. One node alone holds the whole key.
+///
+/// `federation init` deals the shares and forgets the key; a production
+/// federation would generate it without a dealer (a distributed key
+/// generation among the nodes), which fedq does not implement.
+pub fn deconfliction_threshold(nodes: u16) -> u16 {
+    nodes / 2 + 1
+}
+
 /// Creates an audit key at `path` (0600) and returns its public half, hex.
 /// A key already there (`--force` over a federation) is kept and pinned:
 /// the log it signed stays verifiable.
@@ -198,6 +213,8 @@ fn stats_section() -> anyhow::Result<String> {
 
 /// Purposes the generated policies admit for lookups.
 pub const LOOKUP_PURPOSES: [&str; 3] = ["fraud", "counter-terrorism", "demo"];
+/// Purposes the generated policies admit for deconfliction.
+pub const DECONFLICT_PURPOSES: [&str; 1] = ["deconfliction"];
 /// Purposes the generated policies admit for statistics.
 pub const STATS_PURPOSES: [&str; 2] = ["threat-report", "research"];
 /// The one purpose under which the first node of a generated federation
@@ -232,11 +249,12 @@ fn policy_section(agency: &str, discloses: bool) -> String {
     format!(
         "# Who may ask what of this node, for which purpose, how often, until when.\n\
          [policy]\nvalid_until = \"{valid_until}\"\nagencies = [{agency:?}]\nroles = [\"investigator\", \"researcher\"]\n\n\
-         [policy.purposes]\nlookup = [{}]\nstats = [{}]\n\n\
+         [policy.purposes]\nlookup = [{}]\nstats = [{}]\ndeconflict = [{}]\n\n\
          [policy.lookup]\nkinds = [{}]\nper_hour_per_kind = 1000\n\n\
          [policy.stats]\ntables = [\"incidents\"]\n{disclosure}",
         list(&LOOKUP_PURPOSES),
         list(&STATS_PURPOSES),
+        list(&DECONFLICT_PURPOSES),
         list(&kinds),
     )
 }
@@ -283,9 +301,11 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
                 jurisdiction: id.clone(),
                 address: "127.0.0.1:1".to_owned(),
                 audit_key: None,
+                deconfliction_share: None,
             })
             .collect(),
         requesters: Vec::new(),
+        deconfliction: None,
     };
     if let Err(problems) = fedq_proto::federation::FederationFile::validate(probe) {
         bail!(
@@ -339,6 +359,17 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
             &dir.join("nodes").join(node).join(AUDIT_KEY_FILE),
         )?);
     }
+    // The deconfliction key: dealt here, its shares written to the nodes'
+    // directories, the key itself never written (see `deconfliction_threshold`).
+    let node_count = u16::try_from(options.nodes.len()).context("too many nodes")?;
+    let (threshold_key, shares) =
+        fedq_crypto::toprf::deal(deconfliction_threshold(node_count), node_count)?;
+    for (node, share) in options.nodes.iter().zip(&shares) {
+        write_secret(
+            &dir.join("nodes").join(node).join(DECONFLICTION_SHARE_FILE),
+            share.to_text().as_bytes(),
+        )?;
+    }
     let federation = FederationToml {
         version: fedq_proto::toml_file::CONFIG_VERSION,
         name: dir
@@ -356,16 +387,22 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
             .iter()
             .zip(&ports[1..])
             .zip(node_audit_keys)
-            .map(|((id, port), audit_key)| NodeEntry {
+            .zip(&shares)
+            .map(|(((id, port), audit_key), share)| NodeEntry {
                 oprf_keys: Vec::new(),
                 id: id.clone(),
                 jurisdiction: id.clone(),
                 address: format!("127.0.0.1:{port}"),
                 audit_key: Some(audit_key),
+                deconfliction_share: Some(share.public().to_text()),
             })
             .collect(),
         requesters: Vec::new(),
+        deconfliction: Some(fedq_proto::federation::DeconflictionEntry {
+            threshold_key: threshold_key.to_text(),
+        }),
     };
+    drop(shares);
     std::fs::write(&federation_path, toml::to_string_pretty(&federation)?)?;
 
     let mut nodes = Vec::new();
@@ -382,7 +419,9 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
                  [tls]\nca = \"../../ca/ca.pem\"\ncert = \"tls/node.pem\"\nkey = \"tls/node.key\"\n\n\
                  [lookup]\n# Certificate names allowed to query this node.\nallowed_callers = [\"coordinator\"]\n\n\
                  # The key that signs this node's audit log (0600); federation.toml pins its public half.\n\
-                 [audit]\nkey = \"{AUDIT_KEY_FILE}\"\n\n{}\n{}",
+                 [audit]\nkey = \"{AUDIT_KEY_FILE}\"\n\n\
+                 # This node's share of the federation's deconfliction key (0600).\n\
+                 [deconfliction]\nshare = \"{DECONFLICTION_SHARE_FILE}\"\n\n{}\n{}",
                 stats_section()?,
                 policy_section(&options.agency, nodes.is_empty())
             ),

@@ -9,6 +9,7 @@
 //! - [`requester`]: the connection to the coordinator, keys, statistics.
 //! - [`lookup`]: OPRF round trips, encrypted lookups, decryption.
 //! - [`report`]: what a lookup returns, per item and per node.
+//! - [`deconflict`]: deconfliction registrations and alerts.
 //! - [`batch`]: batch files.
 //! - [`stats_cli`]: printing statistics, catalogs and budgets.
 //! - [`demo_args`]: the demo's command line (`fedq demo`, `fedq-demo`).
@@ -20,6 +21,7 @@
 
 pub mod batch;
 pub mod config;
+pub mod deconflict;
 pub mod demo_args;
 pub mod init;
 pub mod lookup;
@@ -29,6 +31,7 @@ pub mod stats_cli;
 
 pub use batch::{parse_kind, read_batch};
 pub use config::ClientConfig;
+pub use deconflict::{AlertReport, DeconflictOptions, SealedContact};
 pub use demo_args::DemoArgs;
 pub use report::{
     ItemAnswer, ItemResult, LookupInput, LookupOptions, LookupReport, LookupStats, NodeResult,

@@ -286,6 +286,7 @@ impl Requester {
                 context: Some(chunk.context.clone()),
                 kinds,
                 nodes: batches,
+                key: v1::OprfKey::Lookup.into(),
             })
             .await
             .map_err(status_error)?

@@ -26,7 +26,13 @@ impl CoordinatorService {
             request.context.as_ref(),
             request.nodes.first().and_then(|n| n.envelope.as_ref()),
         );
-        let facts = AuditFacts::of(caller, Some(&context), "oprf");
+        // Partial evaluations for deconfliction are audited under their own action.
+        let action = if request.key == i32::from(v1::OprfKey::Deconfliction) {
+            "deconflict"
+        } else {
+            "oprf"
+        };
+        let facts = AuditFacts::of(caller, Some(&context), action);
         let detail = format!("evaluations={}", request.kinds.len());
         let work = self.oprf_fan_out(caller, request);
         self.audited(facts, detail, work, |response| {
@@ -57,6 +63,7 @@ impl CoordinatorService {
         let query_id = format!("{:032x}", rand::random::<u128>());
         tracing::Span::current().record("query_id", query_id.as_str());
         let context = request.context.unwrap_or_default();
+        let key = request.key;
         let kinds = Arc::new(request.kinds);
         let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| {
             let batch = batches.get(&node.id).cloned();
@@ -73,6 +80,7 @@ impl CoordinatorService {
                     context: Some(context),
                     kinds: kinds.to_vec(),
                     blinded: batch.blinded,
+                    key,
                 };
                 Ok(node.client.oprf(request).await?.into_inner())
             }

@@ -6,6 +6,7 @@
 //! (statistics, catalogs, budgets), `witness.rs` (witnessing the nodes'
 //! audit checkpoints), this file (errors, admission, audit).
 
+mod deconfliction;
 mod lookup;
 mod stats;
 mod witness;
@@ -47,6 +48,15 @@ pub enum CoordinatorError {
     /// The key registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// A per-requester bound is reached.
+    #[error("{0}")]
+    Exhausted(String),
+    /// What the request names does not exist (for this caller).
+    #[error("{0}")]
+    NotFound(String),
+    /// The coordinator's store failed.
+    #[error("store: {0}")]
+    Store(String),
 }
 
 impl From<CoordinatorError> for tonic::Status {
@@ -64,6 +74,9 @@ impl From<CoordinatorError> for tonic::Status {
                 fedq_transport::internal::internal_status(&format!("audit failure: {e}"))
             }
             CoordinatorError::Registry(e) => fedq_transport::internal::internal_status(&e),
+            CoordinatorError::Exhausted(reason) => tonic::Status::resource_exhausted(reason),
+            CoordinatorError::NotFound(reason) => tonic::Status::not_found(reason),
+            CoordinatorError::Store(e) => fedq_transport::internal::internal_status(&e),
         }
     }
 }
@@ -76,6 +89,8 @@ pub struct CoordinatorService {
     nodes: Vec<NodeHandle>,
     federation: fedq_proto::federation::Watched,
     witness: crate::witness::WitnessStore,
+    deconfliction: crate::deconfliction::DeconflictionStore,
+    alerts_raised: tokio::sync::watch::Sender<u64>,
 }
 
 /// Who asked and why, as the coordinator knows it: the caller from mTLS, the
@@ -128,6 +143,7 @@ impl CoordinatorService {
             );
         }
         let witness = crate::witness::WitnessStore::open(&config.key_store)?;
+        let deconfliction = crate::deconfliction::DeconflictionStore::open(&config.key_store)?;
         Ok(Self {
             config,
             registry,
@@ -135,6 +151,8 @@ impl CoordinatorService {
             nodes,
             federation,
             witness,
+            deconfliction,
+            alerts_raised: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -163,23 +181,34 @@ impl CoordinatorService {
         caller: &str,
         envelopes: impl IntoIterator<Item = Option<&'e v1::SignedEnvelope>>,
     ) -> Result<(), CoordinatorError> {
+        for envelope in envelopes {
+            self.caller_envelope(caller, envelope)?;
+        }
+        Ok(())
+    }
+
+    /// The envelope, verified as signed by `caller` (its key in the
+    /// federation file as it is now) and naming it as requester.
+    fn caller_envelope(
+        &self,
+        caller: &str,
+        envelope: Option<&v1::SignedEnvelope>,
+    ) -> Result<fedq_crypto::envelope::Envelope, CoordinatorError> {
         let entry = self
             .federation
             .requester(caller)
             .ok_or(CoordinatorError::PermissionDenied)?;
         let key = fedq_crypto::envelope::VerifyingKey::from_text(&entry.public_key)
             .map_err(|_| CoordinatorError::NotSigner("no signing key is listed for the caller"))?;
-        for envelope in envelopes {
-            let envelope = envelope.ok_or(CoordinatorError::NotSigner("an envelope is missing"))?;
-            let signed = fedq_proto::payload::from_wire(Some(envelope.clone()));
-            let verified = signed
-                .verify(&key)
-                .map_err(|_| CoordinatorError::NotSigner("the signature is not the caller's"))?;
-            if verified.requester != caller {
-                return Err(CoordinatorError::NotSigner("it names another requester"));
-            }
+        let envelope = envelope.ok_or(CoordinatorError::NotSigner("an envelope is missing"))?;
+        let signed = fedq_proto::payload::from_wire(Some(envelope.clone()));
+        let verified = signed
+            .verify(&key)
+            .map_err(|_| CoordinatorError::NotSigner("the signature is not the caller's"))?;
+        if verified.requester != caller {
+            return Err(CoordinatorError::NotSigner("it names another requester"));
         }
-        Ok(())
+        Ok(verified)
     }
 
     /// Registers a requester's public key; returns its id.

@@ -67,8 +67,8 @@
 
 mod client;
 mod key;
-mod server;
-mod wire;
+pub(crate) mod server;
+pub(crate) mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -83,11 +83,11 @@ pub use key::{NodeOprfKey, NodeOprfPublicKey, OprfKeyId};
 pub use server::{evaluate_blinded, node_fingerprint, node_fingerprints, BlindEvaluation};
 
 /// The RFC 9497 ciphersuite: ristretto255 with SHA-512.
-type Suite = Ristretto255;
+pub(crate) type Suite = Ristretto255;
 /// A ristretto255 point (`curve25519_dalek::RistrettoPoint`).
-type Point = <Ristretto255 as Group>::Elem;
+pub(crate) type Point = <Ristretto255 as Group>::Elem;
 /// A ristretto255 scalar (`curve25519_dalek::Scalar`).
-type Scalar = <Ristretto255 as Group>::Scalar;
+pub(crate) type Scalar = <Ristretto255 as Group>::Scalar;
 
 /// Bytes of one blinded or evaluated element on the wire (a compressed point).
 pub const ELEMENT_BYTES: usize = 32;
@@ -161,7 +161,7 @@ pub enum OprfError {
 }
 
 /// The OPRF input of an identifier: `kind || 0 || normal_form`.
-fn oprf_input(kind: IdentifierKind, normal: &NormalForm) -> Vec<u8> {
+pub(crate) fn oprf_input(kind: IdentifierKind, normal: &NormalForm) -> Vec<u8> {
     let bytes = normal.as_bytes();
     let mut input = Vec::with_capacity(2 + bytes.len());
     input.extend_from_slice(&[kind.code(), 0]);

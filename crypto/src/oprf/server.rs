@@ -24,7 +24,7 @@ pub(super) const IMPORT_CHUNK: usize = 256;
 
 /// RFC 9497 `Finalize` hash with the node's own evaluated element:
 /// `SHA-512(I2OSP(len(input), 2) || input || I2OSP(32, 2) || element || "Finalize")`.
-fn finalize_hash(input: &[u8], element: &[u8; 32]) -> [u8; 64] {
+pub(crate) fn finalize_hash(input: &[u8], element: &[u8; 32]) -> [u8; 64] {
     // Normal forms of `normalise` are a few hundred bytes, far below the RFC's
     // 65,535-byte bound, but a store's text (`NormalForm::from_stored`) is not
     // checked. An over-long input gets a value no client can obtain (RFC 9497

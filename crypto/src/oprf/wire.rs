@@ -11,7 +11,7 @@ use voprf::{BlindedElement, EvaluationElement, Proof};
 use super::{OprfError, Suite, WireElement, ELEMENT_BYTES, MAX_BATCH, PROOF_BYTES};
 
 /// Refuses empty batches and batches over [`MAX_BATCH`].
-pub(super) fn check_batch_size(len: usize) -> Result<(), OprfError> {
+pub(crate) fn check_batch_size(len: usize) -> Result<(), OprfError> {
     match len {
         0 => Err(OprfError::EmptyBatch),
         got if got > MAX_BATCH => Err(OprfError::BatchTooLarge {
@@ -47,7 +47,7 @@ fn decode_elements<B: AsRef<[u8]>, T>(
 }
 
 /// Copies one of `voprf`'s own serialised elements (always [`ELEMENT_BYTES`]).
-pub(super) fn encode_element(serialized: &[u8]) -> WireElement {
+pub(crate) fn encode_element(serialized: &[u8]) -> WireElement {
     let mut out = [0u8; ELEMENT_BYTES];
     out.copy_from_slice(serialized);
     out
@@ -55,7 +55,7 @@ pub(super) fn encode_element(serialized: &[u8]) -> WireElement {
 
 /// A requester's blinded elements, at the node: 1 to [`MAX_BATCH`] of them,
 /// each a valid non-identity point.
-pub(super) fn decode_blinded<B: AsRef<[u8]>>(
+pub(crate) fn decode_blinded<B: AsRef<[u8]>>(
     blinded: &[B],
 ) -> Result<Vec<BlindedElement<Suite>>, OprfError> {
     check_batch_size(blinded.len())?;
@@ -66,7 +66,7 @@ pub(super) fn decode_blinded<B: AsRef<[u8]>>(
 
 /// A node's answer, at the client: exactly `expected` evaluated elements (the
 /// number blinded, itself at most [`MAX_BATCH`]) and a [`PROOF_BYTES`] proof.
-pub(super) fn decode_evaluation<B: AsRef<[u8]>>(
+pub(crate) fn decode_evaluation<B: AsRef<[u8]>>(
     expected: usize,
     evaluated: &[B],
     proof: &[u8],

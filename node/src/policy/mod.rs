@@ -124,11 +124,18 @@ pub enum Action<'a> {
         /// The declared kind of each item, in request order.
         kinds: &'a [IdentifierKind],
     },
+    /// Partial evaluations under the node's share of the deconfliction key:
+    /// metered with the OPRF's per-kind limit, admitted by its own roles
+    /// and purposes.
+    Deconflict {
+        /// The declared kind of each item, in request order.
+        kinds: &'a [IdentifierKind],
+    },
 }
 
 impl Action<'_> {
     /// Every action name, as used by [`Action::name`] and the transparency report.
-    pub const NAMES: [&'static str; 4] = ["lookup", "stats", "disclose", "oprf"];
+    pub const NAMES: [&'static str; 5] = ["lookup", "stats", "disclose", "oprf", "deconflict"];
 
     /// The action's lowercase name.
     pub fn name(&self) -> &'static str {
@@ -137,6 +144,7 @@ impl Action<'_> {
             Action::Stats { .. } => "stats",
             Action::Disclose => "disclose",
             Action::Oprf { .. } => "oprf",
+            Action::Deconflict { .. } => "deconflict",
         }
     }
 }
@@ -214,7 +222,10 @@ pub struct Policy {
     lookup_roles: BTreeSet<Role>,
     /// Roles that may ask statistics.
     stats_roles: BTreeSet<Role>,
+    /// Roles that may take part in deconfliction.
+    deconflict_roles: BTreeSet<Role>,
     lookup_purposes: BTreeSet<String>,
+    deconflict_purposes: BTreeSet<String>,
     stats_purposes: BTreeSet<String>,
     kinds: BTreeSet<IdentifierKind>,
     tables: BTreeSet<String>,
@@ -236,7 +247,9 @@ impl Default for Policy {
             roles: BTreeSet::new(),
             lookup_roles: BTreeSet::from([Role::Investigator]),
             stats_roles: BTreeSet::from([Role::Researcher]),
+            deconflict_roles: BTreeSet::from([Role::Investigator]),
             lookup_purposes: BTreeSet::new(),
+            deconflict_purposes: BTreeSet::new(),
             stats_purposes: BTreeSet::new(),
             kinds: BTreeSet::new(),
             tables: BTreeSet::new(),
@@ -324,6 +337,7 @@ impl Policy {
             Action::Lookup { .. } | Action::Oprf { .. } | Action::Disclose => {
                 (&self.lookup_roles, "lookup")
             }
+            Action::Deconflict { .. } => (&self.deconflict_roles, "deconflict"),
         };
         if !admitted.contains(&request.role) {
             let listed: Vec<&str> = admitted.iter().map(|r| r.as_str()).collect();
@@ -346,6 +360,16 @@ impl Policy {
             Action::Oprf { kinds } => {
                 self.check_purpose(&self.lookup_purposes, &purpose, "oprf")?;
                 self.check_kinds_and_rate(&self.oprf_limiter, "oprf", request.requester, kinds, now)
+            }
+            Action::Deconflict { kinds } => {
+                self.check_purpose(&self.deconflict_purposes, &purpose, "deconflict")?;
+                self.check_kinds_and_rate(
+                    &self.oprf_limiter,
+                    "deconflict",
+                    request.requester,
+                    kinds,
+                    now,
+                )
             }
             Action::Stats { table } => {
                 self.check_purpose(&self.stats_purposes, &purpose, "stats")?;
@@ -437,6 +461,7 @@ impl Policy {
             .lookup_purposes
             .iter()
             .chain(&self.stats_purposes)
+            .chain(&self.deconflict_purposes)
             .chain(&self.disclosure.purposes)
             .collect();
         ReportDomains {
@@ -476,7 +501,7 @@ impl Policy {
             }
             let limiter = match entry.action.as_str() {
                 "lookup" => &self.limiter,
-                "oprf" => &self.oprf_limiter,
+                "oprf" | "deconflict" => &self.oprf_limiter,
                 "stats" => {
                     self.stats_limiter
                         .restore(&entry.requester, (), 1, entry.time);

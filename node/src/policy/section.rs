@@ -63,6 +63,8 @@ pub struct ActionsSection {
     pub lookup: Option<Vec<String>>,
     /// Roles that may ask statistics (default: researcher).
     pub stats: Option<Vec<String>>,
+    /// Roles that may take part in deconfliction (default: investigator).
+    pub deconflict: Option<Vec<String>>,
 }
 
 /// `[policy.purposes]`: purposes admitted per kind of query.
@@ -73,6 +75,9 @@ pub struct PurposesSection {
     pub lookup: Vec<String>,
     /// Purposes admitted for statistics queries.
     pub stats: Vec<String>,
+    /// Purposes admitted for deconfliction (partial evaluations of the
+    /// federation's deconfliction key; empty admits none).
+    pub deconflict: Vec<String>,
 }
 
 /// `[policy.lookup]`.
@@ -142,6 +147,13 @@ pub(super) fn validate(section: PolicySection) -> Result<Policy, Vec<String>> {
         &section.purposes.stats,
         normalise_purpose,
     );
+    let deconflict_purposes = names(
+        p,
+        "policy.purposes.deconflict",
+        "purpose",
+        &section.purposes.deconflict,
+        normalise_purpose,
+    );
     let kinds = kinds(p, &section.lookup.kinds);
     let per_hour = per_hour(p, section.lookup.per_hour_per_kind);
     let stats_per_hour = bounded(
@@ -171,6 +183,11 @@ pub(super) fn validate(section: PolicySection) -> Result<Policy, Vec<String>> {
         "policy.actions.stats",
         &section.actions.stats,
         Role::Researcher,
+    );
+    let deconflict_roles = action_roles(
+        "policy.actions.deconflict",
+        &section.actions.deconflict,
+        Role::Investigator,
     );
 
     if !agencies.is_empty() && section.valid_until.is_none() {
@@ -204,8 +221,10 @@ pub(super) fn validate(section: PolicySection) -> Result<Policy, Vec<String>> {
         roles,
         lookup_roles,
         stats_roles,
+        deconflict_roles,
         lookup_purposes,
         stats_purposes,
+        deconflict_purposes,
         kinds,
         tables,
         disclosure,

@@ -385,7 +385,10 @@ fn report_domains_are_the_policy_values() -> Result<()> {
         domains.purposes,
         ["counter-terrorism", "fraud investigation", "research"]
     );
-    assert_eq!(domains.actions, ["lookup", "stats", "disclose", "oprf"]);
+    assert_eq!(
+        domains.actions,
+        ["lookup", "stats", "disclose", "oprf", "deconflict"]
+    );
     Ok(())
 }
 

@@ -82,6 +82,8 @@ pub struct NodeService {
     ledger: crate::ledger::Ledger,
     stats: crate::stats::StatsEngine,
     gate: Gate,
+    /// The node's share of the deconfliction key, if it holds one.
+    deconfliction: Option<Arc<fedq_crypto::toprf::KeyShare>>,
 }
 
 /// A request the gate admitted: refusals and answers from here on are
@@ -187,10 +189,15 @@ impl NodeService {
             .map_err(|e| NodeError::Audit(e.to_string()))?;
         gate.policy()
             .restore_counters(recent.iter().map(|e| &e.record));
+        let deconfliction = config
+            .load_deconfliction_share()
+            .map_err(NodeError::NotConfigured)?
+            .map(Arc::new);
         Ok(Self {
             ledger,
             stats,
             gate,
+            deconfliction,
             config,
             store: Mutex::new(store),
             index: RwLock::new(Arc::new(index)),

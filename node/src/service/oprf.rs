@@ -17,6 +17,9 @@ pub struct OprfQuery {
     pub envelope: fedq_crypto::envelope::SignedEnvelope,
     /// Hash of the request as received, which the envelope must carry.
     pub payload_hash: String,
+    /// Under the node's share of the deconfliction key (envelope action
+    /// `deconflict`) rather than its own OPRF key.
+    pub deconfliction: bool,
     /// The declared kind of each item.
     pub kinds: Vec<IdentifierKind>,
     /// Blinded elements, still untrusted.
@@ -28,8 +31,12 @@ pub struct OprfQuery {
 pub struct OprfAnswer {
     /// Evaluated elements and the batch proof.
     pub evaluation: fedq_crypto::oprf::BlindEvaluation,
-    /// The key they were evaluated under.
-    pub public_key: fedq_crypto::oprf::NodeOprfPublicKey,
+    /// The public key they were evaluated under (32 bytes).
+    pub public_key: Vec<u8>,
+    /// Its id (lookups) or its share text (deconfliction).
+    pub key_id: String,
+    /// Deconfliction: the share's index; 0 for the lookup key.
+    pub share_index: u32,
 }
 
 impl NodeService {
@@ -43,8 +50,14 @@ impl NodeService {
             Visit {
                 query_id: &query.query_id,
                 envelope: &query.envelope,
-                action: crate::policy::Action::Oprf {
-                    kinds: &query.kinds,
+                action: if query.deconfliction {
+                    crate::policy::Action::Deconflict {
+                        kinds: &query.kinds,
+                    }
+                } else {
+                    crate::policy::Action::Oprf {
+                        kinds: &query.kinds,
+                    }
                 },
                 payload_hash: &query.payload_hash,
                 detail: kinds_detail("evaluations", &query.kinds, false),
@@ -64,20 +77,46 @@ impl NodeService {
         };
         let index = admitted.check(checked)?;
         let blinded = query.blinded;
-        let answer = admitted.check(
+        let work = if query.deconfliction {
+            let share = admitted.check(self.deconfliction.clone().ok_or_else(|| {
+                NodeError::NotConfigured(
+                    "this node holds no share of a deconfliction key".to_owned(),
+                )
+            }))?;
+            self.pool
+                .run(move || {
+                    fedq_crypto::toprf::evaluate_partial(&share, &blinded)
+                        .map(|evaluation| OprfAnswer {
+                            evaluation,
+                            public_key: share.public().to_bytes().to_vec(),
+                            key_id: share.public().to_text(),
+                            share_index: u32::from(share.index()),
+                        })
+                        .map_err(|e| NodeError::InvalidArgument(e.to_string()))
+                })
+                .await
+        } else {
             self.pool
                 .run(move || {
                     fedq_crypto::oprf::evaluate_blinded(index.oprf_key(), &blinded)
                         .map(|evaluation| OprfAnswer {
                             evaluation,
-                            public_key: index.oprf_key().public_key().clone(),
+                            public_key: index.oprf_key().public_key().to_bytes().to_vec(),
+                            key_id: index.oprf_key().key_id().to_string(),
+                            share_index: 0,
                         })
                         .map_err(|e| NodeError::InvalidArgument(e.to_string()))
                 })
-                .await,
-        )?;
-        admitted.record("oprf", "policy admits")?;
-        info!(decision = "answer", "oprf evaluated");
+                .await
+        };
+        let answer = admitted.check(work)?;
+        let action = if query.deconfliction {
+            "deconflict"
+        } else {
+            "oprf"
+        };
+        admitted.record(action, "policy admits")?;
+        info!(decision = "answer", action, "oprf evaluated");
         Ok(answer)
     }
 }

@@ -8,7 +8,9 @@
 //!
 //! - `witness.rs`: the coordinator witnessing the nodes' audit checkpoints,
 //!   and a node operator's rollback caught.
+//! - `deconflict.rs`: two agencies on one target, told privately.
 
+mod deconflict;
 mod witness;
 
 use std::collections::{BTreeSet, HashMap};
@@ -121,6 +123,7 @@ pub async fn run(args: fedq_client::DemoArgs) -> anyhow::Result<()> {
             );
         }
         import_incidents(&config, &data)?;
+        deconflict::admit_customs(config_path)?;
         println!(
             "node {node}: generated {} identifiers, imported {} in {:.1} s",
             summary.identifiers,
@@ -329,6 +332,7 @@ async fn investigate(dir: &Path, output: &InitOutput) -> anyhow::Result<()> {
     research(&mut requester, &output.researcher_client).await?;
     revoke(dir).await?;
     governance(&mut requester, dir, &inputs[..1]).await?;
+    deconflict::deconflict(&mut requester, dir).await?;
     witness::witness(&mut requester, dir).await?;
     Ok(())
 }

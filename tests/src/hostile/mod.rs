@@ -490,7 +490,8 @@ fn not_connected(error: anyhow::Error) -> Status {
     Status::unavailable(format!("the test could not connect: {error:#}"))
 }
 
-fn records(log: &AuditLog) -> anyhow::Result<Vec<AuditRecord>> {
+/// Every record of an audit log, oldest first.
+pub fn records(log: &AuditLog) -> anyhow::Result<Vec<AuditRecord>> {
     Ok(log
         .entries_between(
             chrono::DateTime::<chrono::Utc>::MIN_UTC,
@@ -564,6 +565,7 @@ pub fn node_oprf(
         context: Some(context(LOOKUP_PURPOSE, query_id)),
         kinds,
         blinded,
+        key: v1::OprfKey::Lookup.into(),
     }
 }
 

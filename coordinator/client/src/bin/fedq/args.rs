@@ -69,6 +69,82 @@ pub(crate) enum CliCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Tell other agencies working the same target, privately (and list or
+    /// cancel the registrations).
+    #[command(subcommand)]
+    Deconflict(DeconflictCommand),
+    /// Alerts for this requester: agencies that registered one of its
+    /// targets. `--follow` keeps waiting and prints each new alert.
+    Alerts {
+        /// Print JSON (one object per line with --follow).
+        #[arg(long)]
+        json: bool,
+        /// Keep the connection open and print alerts as they are raised.
+        #[arg(long)]
+        follow: bool,
+        /// Only alerts with a larger id.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DeconflictCommand {
+    /// Register that your agency works this target, until a date.
+    Register(DeconflictRegisterArgs),
+    /// Your live registrations.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel one of your registrations (its alerts go with it).
+    Cancel {
+        /// The registration's id, as `register` or `list` print it.
+        id: String,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct DeconflictRegisterArgs {
+    /// Identifier kind (passport, phone, iban, ...).
+    #[arg(long)]
+    pub(crate) kind: String,
+    /// The identifier.
+    #[arg(long)]
+    pub(crate) value: String,
+    /// Your case reference (sealed: only an agency on the same target reads it).
+    #[arg(long = "case", value_parser = stated)]
+    pub(crate) case_reference: String,
+    /// How the other agency reaches your desk (sealed likewise).
+    #[arg(long, value_parser = stated)]
+    pub(crate) contact: String,
+    /// Last day of the registration (yyyy-mm-dd, UTC, inclusive) or an RFC 3339 time.
+    #[arg(long, value_parser = until)]
+    pub(crate) until: i64,
+    /// Purpose, as the nodes' policies admit it for deconfliction.
+    #[arg(long, default_value = "deconfliction", value_parser = stated)]
+    pub(crate) purpose: String,
+    /// Legal basis (else `legal_basis` in client.toml).
+    #[arg(long)]
+    pub(crate) legal_basis: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `--until`: a date means the end of that day (UTC); a time is taken as is.
+fn until(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    if let Ok(date) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return date
+            .and_hms_opt(23, 59, 59)
+            .map(|t| t.and_utc().timestamp())
+            .ok_or_else(|| "not a valid date".to_owned());
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.timestamp())
+        .map_err(|_| "a date (yyyy-mm-dd) or an RFC 3339 time".to_owned())
 }
 
 #[derive(Subcommand)]

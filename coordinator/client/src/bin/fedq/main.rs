@@ -13,7 +13,7 @@ use fedq_proto::exit::Exit;
 use fedq_proto::federation::Parameters;
 use fedq_proto::outcome::NodeOutcome;
 
-use args::{Cli, CliCommand, FederationCommand, KeysCommand};
+use args::{Cli, CliCommand, DeconflictCommand, FederationCommand, KeysCommand};
 use output::{lookup_exit, print_federation, print_report, stats_exit, Look};
 
 /// `fedq demo` runs `fedq-demo`, which starts nodes and a coordinator in one
@@ -72,6 +72,49 @@ fn client_config(path: Option<PathBuf>) -> anyhow::Result<ClientConfig> {
     let path =
         path.ok_or_else(|| usage("--config FILE (the requester's client.toml) is required"))?;
     ClientConfig::load(&path).map_err(|e| usage(format!("{e:#}")))
+}
+
+async fn deconflict(config: ClientConfig, command: DeconflictCommand) -> anyhow::Result<()> {
+    match command {
+        DeconflictCommand::Register(args) => {
+            let kind = fedq_client::parse_kind(&args.kind).map_err(usage)?;
+            let mut requester = Requester::connect(config).await?;
+            let registration = requester
+                .deconflict_register(
+                    &LookupInput {
+                        kind,
+                        value: args.value,
+                    },
+                    &fedq_client::DeconflictOptions {
+                        purpose: args.purpose,
+                        case_reference: args.case_reference,
+                        legal_basis: args.legal_basis,
+                        contact: args.contact,
+                        until: args.until,
+                    },
+                )
+                .await?;
+            output::print_registrations(std::slice::from_ref(&registration), args.json)?;
+            if !args.json && registration.matches > 0 {
+                println!(
+                    "another agency works this target ({} registration(s)): see `fedq alerts`",
+                    registration.matches
+                );
+            }
+        }
+        DeconflictCommand::List { json } => {
+            let registrations = Requester::connect(config).await?.deconflict_list().await?;
+            output::print_registrations(&registrations, json)?;
+        }
+        DeconflictCommand::Cancel { id } => {
+            Requester::connect(config)
+                .await?
+                .deconflict_cancel(&id)
+                .await?;
+            println!("registration {id} cancelled; its alerts are deleted");
+        }
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -263,6 +306,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             stats_cli::print_stats(&response, args.json, look.quiet)?;
             return Ok(stats_exit(&response, args.allow_partial, look).process());
+        }
+        CliCommand::Deconflict(command) => {
+            let config = client_config(cli.config)?;
+            runtime.block_on(deconflict(config, command))?;
+        }
+        CliCommand::Alerts {
+            json,
+            follow,
+            after,
+        } => {
+            let config = client_config(cli.config)?;
+            runtime.block_on(async {
+                let mut requester = Requester::connect(config).await?;
+                if follow {
+                    // Printing fails only when stdout is gone: stop then.
+                    requester
+                        .follow_alerts(after, |alert| match output::print_alert(&alert, json) {
+                            Ok(()) => std::ops::ControlFlow::Continue(()),
+                            Err(_) => std::ops::ControlFlow::Break(()),
+                        })
+                        .await
+                } else {
+                    let alerts = requester.alerts(after).await?;
+                    output::print_alerts(&alerts, json)
+                }
+            })?;
         }
         CliCommand::Demo(args) => return run_demo(&args),
         CliCommand::Completions { shell } => {

@@ -189,3 +189,81 @@ pub(crate) fn print_report(report: &LookupReport, json: bool, look: Look) -> any
     }
     Ok(())
 }
+
+fn time_text(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// Deconfliction registrations, one line each (or a JSON array).
+pub(crate) fn print_registrations(
+    registrations: &[fedq_proto::v1::DeconflictRegistration],
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let out: Vec<serde_json::Value> = registrations
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id,
+                    "agency": r.agency,
+                    "registered_at": r.registered_at,
+                    "until": r.until,
+                    "matches": r.matches,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if registrations.is_empty() {
+        println!("no live deconfliction registrations");
+    }
+    for r in registrations {
+        println!(
+            "registration {}  registered {}  until {}  other agencies: {}",
+            r.id,
+            time_text(r.registered_at),
+            time_text(r.until),
+            r.matches
+        );
+    }
+    Ok(())
+}
+
+/// One alert: a line for people, a JSON object per line for scripts.
+pub(crate) fn print_alert(alert: &fedq_client::AlertReport, json: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(alert)?)?;
+    } else {
+        let other = match &alert.other {
+            Some(c) => format!("contact {:?}, their case {:?}", c.contact, c.case_reference),
+            None => "contact cannot be opened (not sealed by a holder of this target)".to_owned(),
+        };
+        writeln!(
+            out,
+            "alert {} at {}: {} also works the target of your registration {} ({other})",
+            alert.id, alert.raised_at, alert.other_agency, alert.registration
+        )?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Every alert (or a JSON array).
+pub(crate) fn print_alerts(alerts: &[fedq_client::AlertReport], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(alerts)?);
+        return Ok(());
+    }
+    if alerts.is_empty() {
+        println!("no alerts");
+    }
+    for alert in alerts {
+        print_alert(alert, false)?;
+    }
+    Ok(())
+}
