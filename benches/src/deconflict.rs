@@ -53,7 +53,9 @@ pub(crate) async fn run(nodes: usize, targets: usize, json: bool) -> anyhow::Res
     let following = tokio::spawn(async move {
         follower
             .follow_alerts(0, |alert| {
-                let _ = alerts.send((alert.other_registration, Instant::now()));
+                if let Ok(alert) = alert {
+                    let _ = alerts.send((alert.other_registration, Instant::now()));
+                }
                 std::ops::ControlFlow::Continue(())
             })
             .await

@@ -95,24 +95,27 @@ impl Coordinator for CoordinatorGrpcAdapter {
         tokio::spawn(async move {
             let mut batch = Ok(first);
             loop {
-                match batch {
-                    Ok(alerts) => {
-                        for alert in alerts {
-                            after = after.max(alert.id);
-                            if sender.send(Ok(alert)).await.is_err() {
-                                return;
-                            }
-                        }
-                    }
+                let alerts = match batch {
+                    Ok(alerts) => alerts,
                     Err(e) => {
                         let _ = sender.send(Err(Status::from(e))).await;
                         return;
                     }
+                };
+                // A full page: the next one follows at once.
+                let full = alerts.len() >= crate::deconfliction::MAX_ALERTS_PER_CALL;
+                for alert in alerts {
+                    after = after.max(alert.id);
+                    if sender.send(Ok(alert)).await.is_err() {
+                        return;
+                    }
                 }
-                tokio::select! {
-                    changed = raised.changed() => if changed.is_err() { return },
-                    () = tokio::time::sleep(FOLLOW_RECHECK) => {}
-                    () = sender.closed() => return,
+                if !full {
+                    tokio::select! {
+                        changed = raised.changed() => if changed.is_err() { return },
+                        () = tokio::time::sleep(FOLLOW_RECHECK) => {}
+                        () = sender.closed() => return,
+                    }
                 }
                 batch = service.alerts(&caller, after);
             }

@@ -24,6 +24,9 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let service = Arc::new(CoordinatorService::new(config.clone())?);
     let witnessing = tokio::spawn(Arc::clone(&service).witness_every(config.witness_interval));
+    let purging = tokio::spawn(
+        Arc::clone(&service).purge_deconfliction_every(std::time::Duration::from_secs(60)),
+    );
     let coordinator = CoordinatorServer::new(CoordinatorGrpcAdapter(service.clone()))
         .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
@@ -48,5 +51,6 @@ pub async fn serve(
     )
     .await;
     witnessing.abort();
+    purging.abort();
     served
 }

@@ -334,6 +334,16 @@ fn deconfliction_keys(
     let public = ThresholdPublicKey::from_text(&entry.threshold_key)
         .map_err(|e| problems.push(format!("deconfliction.threshold_key: {e}")))
         .ok()?;
+    // A majority: fewer nodes than half could compute pseudonyms without
+    // the others, and two disjoint groups could each.
+    let threshold = usize::from(public.threshold());
+    if threshold <= nodes.len() / 2 && nodes.len() > 1 {
+        problems.push(format!(
+            "deconfliction.threshold_key: a threshold of {threshold} of {} nodes is not a majority",
+            nodes.len()
+        ));
+        return None;
+    }
     let mut shares = Vec::with_capacity(nodes.len());
     for (i, node) in nodes.iter().enumerate() {
         match node

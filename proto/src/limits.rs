@@ -86,8 +86,9 @@ pub const MAX_CONTACT_BYTES: usize = 256;
 /// Most bytes of a sealed deconfliction contact: contact and case reference
 /// (each bounded), their framing, the seal's nonce and tag.
 pub const MAX_SEALED_CONTACT_BYTES: usize = 1024;
-/// Bytes of a wrapped deconfliction key: nonce, 32-byte key, tag.
-pub const WRAPPED_KEY_BYTES: usize = 12 + 32 + 16;
+/// Bytes of a wrapped deconfliction key: nonce, 32-byte key and 32-byte
+/// pseudonym, tag.
+pub const WRAPPED_KEY_BYTES: usize = 12 + 64 + 16;
 
 /// Most filters in one statistics query (they become one conjunction).
 pub const MAX_FILTERS: usize = 16;

@@ -118,17 +118,22 @@ impl ClientConfig {
         Ok(key)
     }
 
-    /// The text of the requester's signing key, checked as for signing
-    /// (private, the key the federation file lists): secret material from
-    /// which the requester's own deconfliction wrap key is derived.
-    pub(crate) fn signing_key_text(&self) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    /// Secret material only this requester holds, for keys of its own (the
+    /// deconfliction wrap key): its id and its signing key, checked as for
+    /// signing and in canonical form (not the file's bytes, which a stray
+    /// newline would change).
+    pub(crate) fn own_secret(&self) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
         let entry = self.entry()?;
-        self.signing_key_of(entry)?;
-        Ok(zeroize::Zeroizing::new(
-            std::fs::read_to_string(&self.signing_key).with_context(|| {
-                format!("cannot read the signing key {}", self.signing_key.display())
-            })?,
-        ))
+        let key = self.signing_key_of(entry)?;
+        let mut material = zeroize::Zeroizing::new(entry.id.clone().into_bytes());
+        material.push(0);
+        material.extend_from_slice(key.to_text().as_bytes());
+        Ok(material)
+    }
+
+    /// This requester's agency, as the federation file lists it.
+    pub fn agency(&self) -> anyhow::Result<&str> {
+        Ok(&self.entry()?.agency)
     }
 
     /// Every node of the federation file, sorted: the audience of each

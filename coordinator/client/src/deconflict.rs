@@ -52,9 +52,8 @@ pub struct AlertReport {
     pub other_agency: String,
     /// Its registration.
     pub other_registration: String,
-    /// Its contact and case, or `None` when the seal does not open (the
-    /// contact was not sealed by a holder of the same identifier).
-    pub other: Option<SealedContact>,
+    /// Its contact and case, as it sealed them.
+    pub other: SealedContact,
 }
 
 /// Label of the key that wraps each registration's target key for its owner.
@@ -90,11 +89,18 @@ impl Requester {
             contact: options.contact.clone(),
             case_reference: options.case_reference.clone(),
         })?;
-        let sealed_contact = secret.seal_key.seal(&contact);
+        let pseudonym = secret.pseudonym.to_bytes();
+        let agency = self.config.agency()?.to_owned();
+        let sealed_contact = secret.seal_key.seal(
+            &contact_context(&pseudonym, &agency, options.until),
+            &contact,
+        );
         if sealed_contact.len() > fedq_proto::limits::MAX_SEALED_CONTACT_BYTES {
             bail!("the contact and case reference are too long to register");
         }
-        let wrapped_key = self.wrap_key()?.seal(secret.seal_key.to_bytes().as_slice());
+        let mut wrapped = zeroize::Zeroizing::new(secret.seal_key.to_bytes().to_vec());
+        wrapped.extend_from_slice(&pseudonym);
+        let wrapped_key = self.wrap_key()?.seal(WRAP_CONTEXT, &wrapped);
         let mut request = v1::DeconflictRegisterRequest {
             context: None,
             pseudonym: secret.pseudonym.to_bytes().to_vec(),
@@ -197,10 +203,17 @@ impl Requester {
     }
 
     /// The key that wraps each registration's target key for this requester
-    /// alone, derived from its signing key.
+    /// alone, derived from its id and signing key.
     fn wrap_key(&self) -> anyhow::Result<SealKey> {
-        let text = self.config.signing_key_text()?;
-        Ok(SealKey::derive(WRAP_LABEL, text.as_bytes()))
+        Ok(SealKey::derive(WRAP_LABEL, &self.config.own_secret()?))
+    }
+
+    /// What opens this requester's alerts: its wrap key and its agency.
+    fn alert_opener(&self) -> anyhow::Result<AlertOpener> {
+        Ok(AlertOpener {
+            wrap: self.wrap_key()?,
+            agency: self.config.agency()?.to_owned(),
+        })
     }
 
     /// The requester's live registrations.
@@ -223,17 +236,28 @@ impl Requester {
         Ok(())
     }
 
-    /// The requester's live alerts after `after`, opened.
-    pub async fn alerts(&mut self, after: u64) -> anyhow::Result<Vec<AlertReport>> {
-        let alerts = self
-            .client
-            .alerts(v1::AlertsRequest { after })
-            .await
-            .map_err(status_error)?
-            .into_inner()
-            .alerts;
-        let wrap = self.wrap_key()?;
-        Ok(alerts.iter().filter_map(|a| open_alert(&wrap, a)).collect())
+    /// The requester's live alerts after `after`, each opened and checked
+    /// (all of them: the coordinator answers in pages).
+    pub async fn alerts(&mut self, mut after: u64) -> anyhow::Result<Vec<Checked>> {
+        let opener = self.alert_opener()?;
+        let mut checked = Vec::new();
+        loop {
+            let page = self
+                .client
+                .alerts(v1::AlertsRequest { after })
+                .await
+                .map_err(status_error)?
+                .into_inner()
+                .alerts;
+            let Some(last) = page.last().map(|a| a.id) else {
+                return Ok(checked);
+            };
+            if last <= after {
+                bail!("the coordinator sent alerts out of order");
+            }
+            after = last;
+            checked.extend(page.iter().filter_map(|a| opener.open(a)));
+        }
     }
 
     /// Calls `each` with every alert after `after`, then with each new one as
@@ -241,9 +265,9 @@ impl Requester {
     pub async fn follow_alerts(
         &mut self,
         after: u64,
-        mut each: impl FnMut(AlertReport) -> std::ops::ControlFlow<()>,
+        mut each: impl FnMut(Checked) -> std::ops::ControlFlow<()>,
     ) -> anyhow::Result<()> {
-        let wrap = self.wrap_key()?;
+        let opener = self.alert_opener()?;
         let mut stream = self
             .client
             .follow_alerts(v1::AlertsRequest { after })
@@ -251,8 +275,8 @@ impl Requester {
             .map_err(status_error)?
             .into_inner();
         while let Some(alert) = stream.message().await.map_err(status_error)? {
-            if let Some(report) = open_alert(&wrap, &alert) {
-                if each(report).is_break() {
+            if let Some(checked) = opener.open(&alert) {
+                if each(checked).is_break() {
                     break;
                 }
             }
@@ -261,29 +285,180 @@ impl Requester {
     }
 }
 
-/// Opens a deconfliction alert: the requester's wrapped key gives the
-/// target's key, which opens the other agency's contact. An alert of a kind
-/// this client does not know is skipped.
-fn open_alert(wrap: &SealKey, alert: &v1::Alert) -> Option<AlertReport> {
-    let Some(v1::alert::Kind::Deconfliction(d)) = &alert.kind else {
-        return None;
-    };
-    let other = wrap
-        .open(&d.wrapped_key)
-        .ok()
-        .and_then(|key| <[u8; 32]>::try_from(key.as_slice()).ok())
-        .map(SealKey::from_bytes)
-        .and_then(|key| key.open(&d.other_sealed_contact).ok())
-        .and_then(|bytes| serde_json::from_slice::<SealedContact>(&bytes).ok());
-    Some(AlertReport {
-        id: alert.id,
-        raised_at: chrono::DateTime::from_timestamp(alert.raised_at, 0)
-            .map(|t| t.to_rfc3339())
-            .unwrap_or_default(),
-        kind: "deconfliction",
-        registration: d.registration.clone(),
-        other_agency: d.other_agency.clone(),
-        other_registration: d.other_registration.clone(),
-        other,
-    })
+/// An alert as the requester received it: opened and checked, or refused
+/// with why (the coordinator relays alerts and could forge them).
+pub type Checked = Result<AlertReport, UnverifiedAlert>;
+
+/// An alert that does not check out: not shown as a match.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UnverifiedAlert {
+    /// The coordinator's id of it.
+    pub id: u64,
+    /// What failed.
+    pub reason: &'static str,
+}
+
+/// Associated data of the wrapped key.
+const WRAP_CONTEXT: &[u8] = b"wrapped deconfliction key";
+
+/// Associated data of a sealed contact: what it is about (the pseudonym),
+/// who sealed it (the agency) and until when, so that a relaying
+/// coordinator can neither pass it off as another agency's, nor as about
+/// another target, nor revive it after it ended.
+fn contact_context(pseudonym: &[u8; 32], agency: &str, until: i64) -> Vec<u8> {
+    let mut context = Vec::with_capacity(40 + agency.len());
+    context.extend_from_slice(pseudonym);
+    context.extend_from_slice(&until.to_be_bytes());
+    context.extend_from_slice(agency.as_bytes());
+    context
+}
+
+/// Opens alerts with the requester's wrap key, knowing its agency.
+struct AlertOpener {
+    wrap: SealKey,
+    agency: String,
+}
+
+impl AlertOpener {
+    /// The requester's wrapped key gives the target's key and pseudonym; the
+    /// other agency's contact must open under them, as sealed by the agency
+    /// the alert names, for a registration still running. An alert of a
+    /// kind this client does not know is skipped.
+    fn open(&self, alert: &v1::Alert) -> Option<Checked> {
+        let Some(v1::alert::Kind::Deconfliction(d)) = &alert.kind else {
+            return None;
+        };
+        let refuse = |reason| {
+            Some(Err(UnverifiedAlert {
+                id: alert.id,
+                reason,
+            }))
+        };
+        let Some(unwrapped) = self
+            .wrap
+            .open(WRAP_CONTEXT, &d.wrapped_key)
+            .ok()
+            .map(zeroize::Zeroizing::new)
+            .filter(|bytes| bytes.len() == 64)
+        else {
+            return refuse("its key is not one this requester wrapped");
+        };
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&unwrapped[..32]);
+        let seal_key = SealKey::from_bytes(key);
+        let mut pseudonym = [0u8; 32];
+        pseudonym.copy_from_slice(&unwrapped[32..]);
+        if d.other_agency == self.agency {
+            return refuse("it names this requester's own agency");
+        }
+        if d.other_until < chrono::Utc::now().timestamp() {
+            return refuse("the other registration has ended");
+        }
+        let context = contact_context(&pseudonym, &d.other_agency, d.other_until);
+        let Some(other) = seal_key
+            .open(&context, &d.other_sealed_contact)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice::<SealedContact>(&bytes).ok())
+        else {
+            return refuse("the contact was not sealed by that agency for this target");
+        };
+        Some(Ok(AlertReport {
+            id: alert.id,
+            raised_at: chrono::DateTime::from_timestamp(alert.raised_at, 0)
+                .map(|t| t.to_rfc3339())
+                .unwrap_or_default(),
+            kind: "deconfliction",
+            registration: d.registration.clone(),
+            other_agency: d.other_agency.clone(),
+            other_registration: d.other_registration.clone(),
+            other,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PSEUDONYM: [u8; 32] = [7; 32];
+
+    /// A requester of `agency` with its wrap key, and the target's key.
+    fn opener(agency: &str) -> (AlertOpener, SealKey) {
+        (
+            AlertOpener {
+                wrap: SealKey::derive(WRAP_LABEL, agency.as_bytes()),
+                agency: agency.to_owned(),
+            },
+            SealKey::from_bytes([3; 32]),
+        )
+    }
+
+    /// The alert a coordinator relays: `opener`'s wrapped key, and a contact
+    /// sealed as `sealed_by` for `sealed_until`, labelled `labelled`.
+    fn alert(
+        opener: &AlertOpener,
+        target: &SealKey,
+        (sealed_by, sealed_until): (&str, i64),
+        (labelled, labelled_until): (&str, i64),
+    ) -> v1::Alert {
+        let mut wrapped = target.to_bytes().to_vec();
+        wrapped.extend_from_slice(&PSEUDONYM);
+        let contact = serde_json::to_vec(&SealedContact {
+            contact: "duty@customs.example".to_owned(),
+            case_reference: "CU-88".to_owned(),
+        })
+        .expect("json");
+        v1::Alert {
+            id: 9,
+            raised_at: 0,
+            kind: Some(v1::alert::Kind::Deconfliction(v1::DeconflictionAlert {
+                registration: "r1".to_owned(),
+                wrapped_key: opener.wrap.seal(WRAP_CONTEXT, &wrapped),
+                other_agency: labelled.to_owned(),
+                other_registration: "r2".to_owned(),
+                other_sealed_contact: target.seal(
+                    &contact_context(&PSEUDONYM, sealed_by, sealed_until),
+                    &contact,
+                ),
+                other_until: labelled_until,
+            })),
+        }
+    }
+
+    fn reason(checked: Option<Checked>) -> &'static str {
+        match checked {
+            Some(Err(unverified)) => unverified.reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_genuine_alert_opens_and_a_relabelled_or_revived_one_does_not() {
+        let (police, target) = opener("police");
+        let until = chrono::Utc::now().timestamp() + 3_600;
+        let genuine = police.open(&alert(&police, &target, ("customs", until), ("customs", until)));
+        let report = genuine.expect("known kind").expect("checks out");
+        assert_eq!(report.other.contact, "duty@customs.example");
+        assert_eq!(report.other_agency, "customs");
+
+        // Relabelled as another agency's contact.
+        let relabelled = alert(&police, &target, ("customs", until), ("navy", until));
+        assert!(reason(police.open(&relabelled)).contains("not sealed by that agency"));
+        // Its own contact handed back as someone else's.
+        let own = alert(&police, &target, ("police", until), ("customs", until));
+        assert!(reason(police.open(&own)).contains("not sealed by that agency"));
+        // ... or labelled as its own agency's.
+        let own_label = alert(&police, &target, ("police", until), ("police", until));
+        assert!(reason(police.open(&own_label)).contains("own agency"));
+        // Revived after it ended, or with its end moved.
+        let past = chrono::Utc::now().timestamp() - 10;
+        let ended = alert(&police, &target, ("customs", past), ("customs", past));
+        assert!(reason(police.open(&ended)).contains("ended"));
+        let extended = alert(&police, &target, ("customs", past), ("customs", until));
+        assert!(reason(police.open(&extended)).contains("not sealed by that agency"));
+        // Another requester's wrapped key.
+        let (customs, _) = opener("customs");
+        let theirs = alert(&customs, &target, ("navy", until), ("navy", until));
+        assert!(reason(police.open(&theirs)).contains("not one this requester wrapped"));
+    }
 }

@@ -97,12 +97,27 @@ fn write_audit_key(path: &Path) -> anyhow::Result<String> {
     Ok(key.public_key().to_hex())
 }
 
-/// `count` distinct free ports. Each listener stays open until all are
-/// picked: released one by one, the system may hand the same port out twice.
+/// `count` distinct free ports, below the range the system hands out for
+/// outgoing connections (32768 and up on Linux): a port from that range,
+/// free when picked, can be taken by any outgoing connection before the
+/// party that is to listen on it starts. Each listener stays open until all
+/// are picked: released one by one, the same port could be picked twice.
 fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..count)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()?;
+    const LOW: u16 = 20_000;
+    const HIGH: u16 = 32_000;
+    let mut listeners = Vec::with_capacity(count);
+    let mut tries = 0;
+    while listeners.len() < count && tries < 20 * count + 100 {
+        tries += 1;
+        let port = LOW + rand::random::<u16>() % (HIGH - LOW);
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            listeners.push(listener);
+        }
+    }
+    // A crowded machine: whatever the system gives.
+    while listeners.len() < count {
+        listeners.push(TcpListener::bind("127.0.0.1:0")?);
+    }
     listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))

@@ -31,7 +31,7 @@ pub mod stats_cli;
 
 pub use batch::{parse_kind, read_batch};
 pub use config::ClientConfig;
-pub use deconflict::{AlertReport, DeconflictOptions, SealedContact};
+pub use deconflict::{AlertReport, Checked, DeconflictOptions, SealedContact, UnverifiedAlert};
 pub use demo_args::DemoArgs;
 pub use report::{
     ItemAnswer, ItemResult, LookupInput, LookupOptions, LookupReport, LookupStats, NodeResult,

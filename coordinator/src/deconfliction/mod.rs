@@ -25,7 +25,9 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use store::{AlertRecord, DeconflictionStore, NewRegistration, Registration};
+pub use store::{
+    AlertRecord, DeconflictionStore, NewRegistration, Registration, MAX_ALERTS_PER_CALL, MAX_MATCHES,
+};
 
 /// Live registrations per requester when `[deconfliction]
 /// max_live_per_requester` is unset: an investigator's open cases.

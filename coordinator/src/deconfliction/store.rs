@@ -15,9 +15,7 @@ const SCHEMA: Schema = Schema {
         sealed_contact BLOB NOT NULL,
         wrapped_key BLOB NOT NULL,
         registered_at INTEGER NOT NULL,
-        until INTEGER NOT NULL,
-        nonce TEXT NOT NULL,
-        UNIQUE (requester, nonce)
+        until INTEGER NOT NULL
     );
     CREATE INDEX IF NOT EXISTS deconfliction_by_pseudonym
         ON deconfliction_registrations (pseudonym);
@@ -28,8 +26,21 @@ const SCHEMA: Schema = Schema {
         other_registration TEXT NOT NULL,
         other_agency TEXT NOT NULL,
         other_sealed_contact BLOB NOT NULL,
+        other_until INTEGER NOT NULL,
         raised_at INTEGER NOT NULL,
         until INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS deconfliction_alerts_by_requester
+        ON deconfliction_alerts (requester, id);
+    CREATE INDEX IF NOT EXISTS deconfliction_alerts_by_registration
+        ON deconfliction_alerts (registration);
+    CREATE INDEX IF NOT EXISTS deconfliction_alerts_by_other
+        ON deconfliction_alerts (other_registration);
+    CREATE TABLE IF NOT EXISTS deconfliction_nonces (
+        requester TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        PRIMARY KEY (requester, nonce)
     );",
     postgres: "CREATE TABLE IF NOT EXISTS deconfliction_registrations (
         id TEXT PRIMARY KEY,
@@ -39,9 +50,7 @@ const SCHEMA: Schema = Schema {
         sealed_contact BYTEA NOT NULL,
         wrapped_key BYTEA NOT NULL,
         registered_at BIGINT NOT NULL,
-        until BIGINT NOT NULL,
-        nonce TEXT NOT NULL,
-        UNIQUE (requester, nonce)
+        until BIGINT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS deconfliction_by_pseudonym
         ON deconfliction_registrations (pseudonym);
@@ -52,10 +61,31 @@ const SCHEMA: Schema = Schema {
         other_registration TEXT NOT NULL,
         other_agency TEXT NOT NULL,
         other_sealed_contact BYTEA NOT NULL,
+        other_until BIGINT NOT NULL,
         raised_at BIGINT NOT NULL,
         until BIGINT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS deconfliction_alerts_by_requester
+        ON deconfliction_alerts (requester, id);
+    CREATE INDEX IF NOT EXISTS deconfliction_alerts_by_registration
+        ON deconfliction_alerts (registration);
+    CREATE INDEX IF NOT EXISTS deconfliction_alerts_by_other
+        ON deconfliction_alerts (other_registration);
+    CREATE TABLE IF NOT EXISTS deconfliction_nonces (
+        requester TEXT NOT NULL,
+        nonce TEXT NOT NULL,
+        expires_at BIGINT NOT NULL,
+        PRIMARY KEY (requester, nonce)
     );",
 };
+
+/// Most registrations of other agencies one registration is matched with
+/// (the oldest first): each match raises two alerts in the registering
+/// transaction, so this bounds its work and the alerts a requester can be
+/// sent for one target.
+pub const MAX_MATCHES: usize = 100;
+/// Most alerts one call returns; a follower or `--after` pages on.
+pub const MAX_ALERTS_PER_CALL: usize = 500;
 
 /// A registration as the requester asked for it (already checked for size).
 #[derive(Debug, Clone)]
@@ -72,9 +102,12 @@ pub struct NewRegistration {
     pub wrapped_key: Vec<u8>,
     /// End, Unix seconds.
     pub until: i64,
-    /// The signed envelope's nonce: a replay of the envelope is refused
-    /// while the registration lives (after that, its time is stale).
+    /// The signed envelope's nonce, refused if seen before (cancelling the
+    /// registration does not free it).
     pub nonce: String,
+    /// When the nonce may be forgotten: after this the envelope's time is
+    /// stale anyway.
+    pub nonce_expires_at: i64,
 }
 
 /// A live registration, as its owner sees it.
@@ -109,6 +142,8 @@ pub struct AlertRecord {
     pub other_registration: String,
     /// Its sealed contact.
     pub other_sealed_contact: Vec<u8>,
+    /// Its end, Unix seconds (bound into the seal).
+    pub other_until: i64,
     /// Unix seconds.
     pub raised_at: i64,
 }
@@ -145,11 +180,38 @@ impl DeconflictionStore {
             if live >= i64::from(limits.max_live_per_requester) {
                 return Err(DeconflictionError::TooMany(limits.max_live_per_requester));
             }
-            let id = format!("{:016x}", rand::random::<u64>());
+            let fresh = exec.execute(
+                "INSERT INTO deconfliction_nonces (requester, nonce, expires_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (requester, nonce) DO NOTHING",
+                &[
+                    &new.requester.as_str(),
+                    &new.nonce.as_str(),
+                    &new.nonce_expires_at,
+                ],
+            )?;
+            if fresh == 0 {
+                return Err(DeconflictionError::Invalid(
+                    "replayed registration (this envelope was used before)".to_owned(),
+                ));
+            }
             let pseudonym = new.pseudonym.as_slice();
+            let already: Option<String> = exec.query_opt(
+                "SELECT id FROM deconfliction_registrations WHERE requester = ?1 AND pseudonym = ?2",
+                &[&new.requester.as_str(), &pseudonym],
+                |r| r.get(0),
+            )?;
+            if let Some(id) = already {
+                return Err(DeconflictionError::Invalid(format!(
+                    "you registered this target already (registration {id}); cancel it to register again"
+                )));
+            }
+            let id = format!("{:016x}", rand::random::<u64>());
             let others = exec.query_all(
-                "SELECT id, requester, agency, sealed_contact, wrapped_key, until
-                 FROM deconfliction_registrations WHERE pseudonym = ?1 AND agency <> ?2",
+                &format!(
+                    "SELECT id, requester, agency, sealed_contact, wrapped_key, until
+                     FROM deconfliction_registrations WHERE pseudonym = ?1 AND agency <> ?2
+                     ORDER BY registered_at, id LIMIT {MAX_MATCHES}"
+                ),
                 &[&pseudonym, &new.agency.as_str()],
                 |r| {
                     Ok(Other {
@@ -164,8 +226,8 @@ impl DeconflictionStore {
             )?;
             exec.execute(
                 "INSERT INTO deconfliction_registrations
-                 (id, requester, agency, pseudonym, sealed_contact, wrapped_key, registered_at, until, nonce)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 (id, requester, agency, pseudonym, sealed_contact, wrapped_key, registered_at, until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 &[
                     &id.as_str(),
                     &new.requester.as_str(),
@@ -175,18 +237,8 @@ impl DeconflictionStore {
                     &new.wrapped_key.as_slice(),
                     &now,
                     &new.until,
-                    &new.nonce.as_str(),
                 ],
-            )
-            .map_err(|e| {
-                if e.is_unique_violation() {
-                    DeconflictionError::Invalid(
-                        "replayed registration (this envelope was used before)".to_owned(),
-                    )
-                } else {
-                    e.into()
-                }
-            })?;
+            )?;
             let mut alerts = Vec::with_capacity(2 * others.len());
             for other in &others {
                 // Both alerts end with the shorter of the two registrations.
@@ -213,6 +265,7 @@ impl DeconflictionStore {
                         registration: &id,
                         agency: &new.agency,
                         sealed_contact: &new.sealed_contact,
+                        until: new.until,
                     },
                     now,
                     until,
@@ -283,21 +336,45 @@ impl DeconflictionStore {
         let after = i64::try_from(after).unwrap_or(i64::MAX);
         Ok(self.db.run(|exec| {
             exec.query_all(
-                "SELECT a.id, a.requester, a.registration, r.wrapped_key, a.other_agency,
-                        a.other_registration, a.other_sealed_contact, a.raised_at
-                 FROM deconfliction_alerts a
-                 JOIN deconfliction_registrations r ON r.id = a.registration
-                 WHERE a.requester = ?1 AND a.id > ?2 AND a.until >= ?3
-                 ORDER BY a.id",
+                &format!(
+                    "SELECT a.id, a.requester, a.registration, r.wrapped_key, a.other_agency,
+                            a.other_registration, a.other_sealed_contact, a.other_until, a.raised_at
+                     FROM deconfliction_alerts a
+                     JOIN deconfliction_registrations r ON r.id = a.registration
+                     WHERE a.requester = ?1 AND a.id > ?2 AND a.until >= ?3
+                     ORDER BY a.id LIMIT {MAX_ALERTS_PER_CALL}"
+                ),
                 &[&requester, &after, &now],
                 alert_of_row,
             )
         })?)
     }
 
-    /// Deletes what has expired.
-    pub fn purge(&self, now: i64) -> Result<(), DeconflictionError> {
-        self.db.write(|exec| purge(exec, now))
+    /// Deletes what has expired, and everything of requesters that are no
+    /// longer listed (`listed` says whether one is).
+    pub fn purge(&self, now: i64, listed: impl Fn(&str) -> bool) -> Result<(), DeconflictionError> {
+        self.db.write(|exec| {
+            purge(exec, now)?;
+            let requesters: Vec<String> = exec.query_all(
+                "SELECT DISTINCT requester FROM deconfliction_registrations",
+                &[],
+                |r| r.get(0),
+            )?;
+            for gone in requesters.iter().filter(|r| !listed(r)) {
+                exec.execute(
+                    "DELETE FROM deconfliction_alerts WHERE registration IN
+                     (SELECT id FROM deconfliction_registrations WHERE requester = ?1)
+                     OR other_registration IN
+                     (SELECT id FROM deconfliction_registrations WHERE requester = ?1)",
+                    &[&gone.as_str()],
+                )?;
+                exec.execute(
+                    "DELETE FROM deconfliction_registrations WHERE requester = ?1",
+                    &[&gone.as_str()],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// Rows left for a pseudonym, expired or not: what a test checks is gone.
@@ -329,6 +406,7 @@ impl Other {
             registration: &self.id,
             agency: &self.agency,
             sealed_contact: &self.sealed_contact,
+            until: self.until,
         }
     }
 }
@@ -345,6 +423,7 @@ struct Counterpart<'a> {
     registration: &'a str,
     agency: &'a str,
     sealed_contact: &'a [u8],
+    until: i64,
 }
 
 fn raise(
@@ -356,14 +435,16 @@ fn raise(
 ) -> Result<AlertRecord, DbError> {
     let id: i64 = exec.query_one(
         "INSERT INTO deconfliction_alerts
-         (requester, registration, other_registration, other_agency, other_sealed_contact, raised_at, until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id",
+         (requester, registration, other_registration, other_agency, other_sealed_contact,
+          other_until, raised_at, until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
         &[
             &to.requester,
             &to.registration,
             &about.registration,
             &about.agency,
             &about.sealed_contact,
+            &about.until,
             &now,
             &until,
         ],
@@ -377,6 +458,7 @@ fn raise(
         other_agency: about.agency.to_owned(),
         other_registration: about.registration.to_owned(),
         other_sealed_contact: about.sealed_contact.to_vec(),
+        other_until: about.until,
         raised_at: now,
     })
 }
@@ -390,7 +472,8 @@ fn alert_of_row(r: &Row<'_>) -> Result<AlertRecord, DbError> {
         other_agency: r.get(4)?,
         other_registration: r.get(5)?,
         other_sealed_contact: r.get(6)?,
-        raised_at: r.get(7)?,
+        other_until: r.get(7)?,
+        raised_at: r.get(8)?,
     })
 }
 
@@ -405,6 +488,10 @@ fn purge(exec: &mut dyn Exec, now: i64) -> Result<(), DeconflictionError> {
     )?;
     exec.execute(
         "DELETE FROM deconfliction_registrations WHERE until < ?1",
+        &[&now],
+    )?;
+    exec.execute(
+        "DELETE FROM deconfliction_nonces WHERE expires_at < ?1",
         &[&now],
     )?;
     Ok(())

@@ -14,6 +14,7 @@ fn registration(requester: &str, agency: &str, target: u8, until: i64) -> NewReg
         wrapped_key: format!("wrapped key of {requester}").into_bytes(),
         until,
         nonce: format!("{:016x}", rand::random::<u64>()),
+        nonce_expires_at: NOW + 300,
     }
 }
 
@@ -77,17 +78,16 @@ fn nobody_else_is_told_and_an_agency_is_never_matched_against_itself() {
                 &limits,
             )
             .expect("registers");
-        // The same agency again (another investigator, or the same one twice).
-        for requester in ["alice", "bruno"] {
-            let (registration, alerts) = store
-                .register(
-                    &registration(requester, "police-fr", 1, NOW + DAY),
-                    NOW,
-                    &limits,
-                )
-                .expect("registers");
-            assert_eq!((registration.matches, alerts.len()), (0, 0));
-        }
+        // The same agency again, by another investigator: no match.
+        let (again, alerts) = store
+            .register(&registration("bruno", "police-fr", 1, NOW + DAY), NOW, &limits)
+            .expect("registers");
+        assert_eq!((again.matches, alerts.len()), (0, 0));
+        // The same investigator twice: refused, naming the first.
+        assert!(matches!(
+            store.register(&registration("alice", "police-fr", 1, NOW + DAY), NOW, &limits),
+            Err(DeconflictionError::Invalid(reason)) if reason.contains("already")
+        ));
         // A third agency on another target.
         store
             .register(
@@ -208,6 +208,32 @@ fn a_replayed_registration_is_refused() {
             Err(DeconflictionError::Invalid(reason)) if reason.contains("replayed")
         ));
         assert_eq!(store.list("alice", NOW + 1).expect("list").len(), 1);
+        // Cancelling does not make the envelope usable again.
+        let id = store.list("alice", NOW + 1).expect("list")[0].id.clone();
+        store.cancel("alice", &id, NOW + 2).expect("cancels");
+        assert!(matches!(
+            store.register(&once, NOW + 3, &limits),
+            Err(DeconflictionError::Invalid(reason)) if reason.contains("replayed")
+        ));
+    });
+}
+
+#[test]
+fn a_requester_removed_from_the_federation_is_matched_no_more() {
+    each_store(|store| {
+        let limits = Limits::default();
+        store
+            .register(&registration("alice", "police-fr", 6, NOW + DAY), NOW, &limits)
+            .expect("registers");
+        store
+            .register(&registration("dora", "customs-de", 6, NOW + DAY), NOW, &limits)
+            .expect("registers");
+        store.purge(NOW, |requester| requester != "alice").expect("purges");
+        assert!(store.alerts("dora", 0, NOW).expect("alerts").is_empty());
+        let (erik, _) = store
+            .register(&registration("erik", "police-se", 6, NOW + DAY), NOW, &limits)
+            .expect("registers");
+        assert_eq!(erik.matches, 1, "dora's only");
     });
 }
 

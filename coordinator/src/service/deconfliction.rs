@@ -79,6 +79,16 @@ impl CoordinatorService {
                 "it was signed for another request",
             ));
         }
+        if envelope.agency != entry.agency || envelope.role != entry.role.as_str() {
+            return Err(CoordinatorError::NotSigner(
+                "its agency or role is not the federation file's",
+            ));
+        }
+        // Auditors read logs; they work no targets. Which other roles may
+        // take part is each node's policy (its partial evaluations).
+        if entry.role == fedq_proto::Role::Auditor {
+            return Err(CoordinatorError::PermissionDenied);
+        }
         if !fedq_crypto::envelope::within_skew(envelope.issued_at, now, MAX_CLOCK_SKEW_SECONDS) {
             return Err(CoordinatorError::InvalidArgument(format!(
                 "stale request time (more than {MAX_CLOCK_SKEW_SECONDS} s from the coordinator's clock)"
@@ -121,6 +131,10 @@ impl CoordinatorService {
             wrapped_key: request.wrapped_key.clone(),
             until: request.until,
             nonce: envelope.nonce,
+            nonce_expires_at: fedq_crypto::envelope::expires_at(
+                envelope.issued_at,
+                MAX_CLOCK_SKEW_SECONDS,
+            ),
         };
         Ok(self.deconfliction.register(&new, now, limits)?)
     }
@@ -195,9 +209,34 @@ impl CoordinatorService {
                     other_agency: alert.other_agency,
                     other_registration: alert.other_registration,
                     other_sealed_contact: alert.other_sealed_contact,
+                    other_until: alert.other_until,
                 })),
             })
             .collect())
+    }
+
+    /// Deletes expired registrations and alerts, and those of requesters no
+    /// longer listed, every `interval` (and at once): between requests
+    /// nothing else would.
+    pub async fn purge_deconfliction_every(
+        self: std::sync::Arc<Self>,
+        interval: std::time::Duration,
+    ) {
+        let mut ticks = tokio::time::interval(interval);
+        loop {
+            ticks.tick().await;
+            let now = chrono::Utc::now().timestamp();
+            let service = std::sync::Arc::clone(&self);
+            let purged = tokio::task::spawn_blocking(move || {
+                service
+                    .deconfliction
+                    .purge(now, |requester| service.is_requester(requester))
+            })
+            .await;
+            if !matches!(purged, Ok(Ok(()))) {
+                tracing::warn!("deconfliction purge failed; retried at the next tick");
+            }
+        }
     }
 
     /// Changes whenever an alert is raised (to the last alert's id): what a

@@ -136,12 +136,15 @@ impl SealKey {
     }
 
     /// `nonce (12 bytes) || ciphertext || tag (16 bytes)`, with a fresh
-    /// random nonce and the fixed associated data of deconfliction contacts.
+    /// random nonce; the associated data is a fixed label and `context`,
+    /// which [`SealKey::open`] must be given again: what the sealed bytes are
+    /// about (a pseudonym, an agency, an end date), so that nobody relaying
+    /// them can present them as being about something else.
     ///
     /// Random 96-bit nonces are safe for far more messages than one key ever
     /// seals (one contact per matched identifier). A plaintext over
     /// [`MAX_SEALED_BYTES`] minus 28 gives bytes that [`SealKey::open`] refuses.
-    pub fn seal(&self, plaintext: &[u8]) -> Vec<u8> {
+    pub fn seal(&self, context: &[u8], plaintext: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_LEN];
         OsRng.fill_bytes(&mut nonce);
         let mut sealed = Vec::with_capacity(MIN_SEALED_BYTES + plaintext.len());
@@ -151,7 +154,7 @@ impl SealKey {
             .aead_key()
             .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
-                Aad::from(SEAL_AAD),
+                Aad::from(associated_data(context)),
                 &mut sealed[NONCE_LEN..],
             )
             .expect("ChaCha20-Poly1305 seals up to 256 GiB");
@@ -162,8 +165,8 @@ impl SealKey {
     /// Opens [`SealKey::seal`]'s bytes. Refuses fewer than 28 or more than
     /// [`MAX_SEALED_BYTES`] bytes before anything else
     /// ([`ToprfError::SealedLength`]); a wrong key or any change to the
-    /// bytes gives [`ToprfError::Open`].
-    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, ToprfError> {
+    /// bytes, or another `context`, gives [`ToprfError::Open`].
+    pub fn open(&self, context: &[u8], sealed: &[u8]) -> Result<Vec<u8>, ToprfError> {
         if !(MIN_SEALED_BYTES..=MAX_SEALED_BYTES).contains(&sealed.len()) {
             return Err(ToprfError::SealedLength(sealed.len()));
         }
@@ -172,10 +175,19 @@ impl SealKey {
         let mut plaintext = body.to_vec();
         let len = self
             .aead_key()
-            .open_in_place(nonce, Aad::from(SEAL_AAD), &mut plaintext)
+            .open_in_place(nonce, Aad::from(associated_data(context)), &mut plaintext)
             .map_err(|_| ToprfError::Open)?
             .len();
         plaintext.truncate(len);
         Ok(plaintext)
     }
+}
+
+/// The label, a zero byte, then the caller's context.
+fn associated_data(context: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(SEAL_AAD.len() + 1 + context.len());
+    aad.extend_from_slice(SEAL_AAD);
+    aad.push(0);
+    aad.extend_from_slice(context);
+    aad
 }

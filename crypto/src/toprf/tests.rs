@@ -523,14 +523,14 @@ fn pseudonym_bytes_and_hex_round_trip() -> TestResult {
 fn seal_and_open_round_trip() -> TestResult {
     let key = SealKey::from_bytes([9u8; 32]);
     for plaintext in [&b""[..], b"contact: desk 4, +33 1 23 45 67 89"] {
-        let sealed = key.seal(plaintext);
+        let sealed = key.seal(b"ctx", plaintext);
         assert_eq!(sealed.len(), MIN_SEALED_BYTES + plaintext.len());
-        assert_eq!(key.open(&sealed)?, plaintext);
+        assert_eq!(key.open(b"ctx", &sealed)?, plaintext);
         // Fresh nonce each time.
-        assert_ne!(key.seal(plaintext), sealed);
+        assert_ne!(key.seal(b"ctx", plaintext), sealed);
     }
     let largest = vec![1u8; MAX_SEALED_BYTES - MIN_SEALED_BYTES];
-    assert_eq!(key.open(&key.seal(&largest))?, largest);
+    assert_eq!(key.open(b"ctx", &key.seal(b"ctx", &largest))?, largest);
     assert_eq!(MIN_SEALED_BYTES, 28);
     Ok(())
 }
@@ -538,36 +538,39 @@ fn seal_and_open_round_trip() -> TestResult {
 #[test]
 fn open_refuses_wrong_keys_tampering_and_bad_lengths() -> TestResult {
     let key = SealKey::derive("fedq test wrap key", b"signing key file bytes");
-    let sealed = key.seal(b"contact");
+    let sealed = key.seal(b"ctx", b"contact");
     // Another label or other material gives another key.
     for other in [
         SealKey::derive("fedq test wrap key 2", b"signing key file bytes"),
         SealKey::derive("fedq test wrap key", b"signing key file bytez"),
         SealKey::from_bytes([0u8; 32]),
     ] {
-        assert_eq!(other.open(&sealed), Err(ToprfError::Open));
+        assert_eq!(other.open(b"ctx", &sealed), Err(ToprfError::Open));
     }
+    // The same key, but presented as being about something else.
+    assert_eq!(key.open(b"ctx2", &sealed), Err(ToprfError::Open));
+    assert_eq!(key.open(b"", &sealed), Err(ToprfError::Open));
     for byte in 0..sealed.len() {
         let mut flipped = sealed.clone();
         flipped[byte] ^= 0x01;
-        assert_eq!(key.open(&flipped), Err(ToprfError::Open), "byte {byte}");
+        assert_eq!(key.open(b"ctx", &flipped), Err(ToprfError::Open), "byte {byte}");
     }
-    assert_eq!(key.open(&sealed[..sealed.len() - 1]), Err(ToprfError::Open));
+    assert_eq!(key.open(b"ctx", &sealed[..sealed.len() - 1]), Err(ToprfError::Open));
     let mut extended = sealed.clone();
     extended.push(0);
-    assert_eq!(key.open(&extended), Err(ToprfError::Open));
+    assert_eq!(key.open(b"ctx", &extended), Err(ToprfError::Open));
     assert_eq!(
-        key.open(&sealed[..MIN_SEALED_BYTES - 1]),
+        key.open(b"ctx", &sealed[..MIN_SEALED_BYTES - 1]),
         Err(ToprfError::SealedLength(MIN_SEALED_BYTES - 1))
     );
-    assert_eq!(key.open(&[]), Err(ToprfError::SealedLength(0)));
-    let too_long = key.seal(&vec![0u8; MAX_SEALED_BYTES]);
+    assert_eq!(key.open(b"ctx", &[]), Err(ToprfError::SealedLength(0)));
+    let too_long = key.seal(b"ctx", &vec![0u8; MAX_SEALED_BYTES]);
     assert_eq!(
-        key.open(&too_long),
+        key.open(b"ctx", &too_long),
         Err(ToprfError::SealedLength(too_long.len()))
     );
     assert_eq!(
-        key.open(&vec![0u8; MAX_SEALED_BYTES + 1]),
+        key.open(b"ctx", &vec![0u8; MAX_SEALED_BYTES + 1]),
         Err(ToprfError::SealedLength(MAX_SEALED_BYTES + 1))
     );
     Ok(())

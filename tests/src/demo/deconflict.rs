@@ -81,13 +81,13 @@ pub(super) async fn deconflict(alice: &mut Requester, dir: &Path) -> anyhow::Res
             .alerts(0)
             .await?
             .into_iter()
+            .filter_map(Result::ok)
             .find(|a| &a.registration == registration)
             .with_context(|| format!("{who} was not alerted"))?;
-        let contact = alert
-            .other
-            .as_ref()
-            .map(|c| format!("{} (case {})", c.contact, c.case_reference))
-            .unwrap_or_else(|| "a contact that does not open".to_owned());
+        let contact = format!(
+            "{} (case {})",
+            alert.other.contact, alert.other.case_reference
+        );
         println!(
             "  {who}'s alert {}: {} works this target too, contact {contact}",
             alert.id, alert.other_agency

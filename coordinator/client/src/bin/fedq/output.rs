@@ -223,7 +223,7 @@ pub(crate) fn print_registrations(
     for r in registrations {
         println!(
             "registration {}  registered {}  until {}  other agencies: {}",
-            r.id,
+            printable(&r.id),
             time_text(r.registered_at),
             time_text(r.until),
             r.matches
@@ -232,31 +232,56 @@ pub(crate) fn print_registrations(
     Ok(())
 }
 
-/// One alert: a line for people, a JSON object per line for scripts.
-pub(crate) fn print_alert(alert: &fedq_client::AlertReport, json: bool) -> anyhow::Result<()> {
+/// Text from the coordinator, printed without control characters (a
+/// hostile coordinator must not write terminal escapes).
+fn printable(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// One alert: a line for people, a JSON object per line for scripts. An
+/// alert that did not check out is a warning on standard error, never a
+/// match.
+pub(crate) fn print_alert(alert: &fedq_client::Checked, json: bool) -> anyhow::Result<()> {
     use std::io::Write;
+    let alert = match alert {
+        Ok(alert) => alert,
+        Err(unverified) => {
+            eprintln!(
+                "warning: alert {} from the coordinator does not check out ({}); not shown",
+                unverified.id, unverified.reason
+            );
+            return Ok(());
+        }
+    };
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(alert)?)?;
     } else {
-        let other = match &alert.other {
-            Some(c) => format!("contact {:?}, their case {:?}", c.contact, c.case_reference),
-            None => "contact cannot be opened (not sealed by a holder of this target)".to_owned(),
-        };
         writeln!(
             out,
-            "alert {} at {}: {} also works the target of your registration {} ({other})",
-            alert.id, alert.raised_at, alert.other_agency, alert.registration
+            "alert {} at {}: {} also works the target of your registration {} \
+             (contact {:?}, their case {:?})",
+            alert.id,
+            alert.raised_at,
+            printable(&alert.other_agency),
+            printable(&alert.registration),
+            alert.other.contact,
+            alert.other.case_reference
         )?;
     }
     out.flush()?;
     Ok(())
 }
 
-/// Every alert (or a JSON array).
-pub(crate) fn print_alerts(alerts: &[fedq_client::AlertReport], json: bool) -> anyhow::Result<()> {
+/// Every alert (or a JSON array of the ones that check out).
+pub(crate) fn print_alerts(alerts: &[fedq_client::Checked], json: bool) -> anyhow::Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(alerts)?);
+        for unverified in alerts.iter().filter(|a| a.is_err()) {
+            print_alert(unverified, true)?;
+        }
+        let verified: Vec<&fedq_client::AlertReport> =
+            alerts.iter().filter_map(|a| a.as_ref().ok()).collect();
+        println!("{}", serde_json::to_string_pretty(&verified)?);
         return Ok(());
     }
     if alerts.is_empty() {
