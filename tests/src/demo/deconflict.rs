@@ -57,7 +57,7 @@ pub(super) async fn deconflict(alice: &mut Requester, dir: &Path) -> anyhow::Res
         )
         .await?;
     println!(
-        "  alice registers passport FR:P4521987 (registration {}): {} other agency so far",
+        "  alice registers passport FR:P4521987 (registration {}): {} registration of another agency so far",
         mine.id, mine.matches
     );
     let theirs = dora
