@@ -1116,6 +1116,73 @@ fn oprf_of_an_unknown_identifier_kind_gets_invalid_argument_and_is_audited() -> 
     v.finish()
 }
 
+#[test]
+fn oprf_under_a_key_the_node_does_not_know_gets_invalid_argument_and_is_audited(
+) -> anyhow::Result<()> {
+    let element = blinded_phones(1)?;
+    let mut v = Verdicts::new("oprf unknown key");
+    // Built outside the runtime: the sandbox starts its own.
+    let a = attacker();
+    runtime().block_on(async {
+        let id = unique("oprf-key");
+        let mut request = node_oprf(
+            a.requester(),
+            &id,
+            vec![wire_kind(IdentifierKind::Phone)],
+            element,
+        );
+        request.key = 7;
+        a.sign_oprf(NODE, &mut request, |_| {});
+        let class = "oprf naming key 7";
+        v.status(
+            class,
+            a.send_oprf(NODE, request).await,
+            Code::InvalidArgument,
+            "unknown OPRF key 7",
+        );
+        v.refusal_audited(
+            class,
+            a.node_audit(NODE, &id),
+            a.requester(),
+            "unknown OPRF key",
+        );
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn a_lookup_oprf_envelope_spent_on_the_deconfliction_key_gets_unauthenticated() -> anyhow::Result<()>
+{
+    let element = blinded_phones(1)?;
+    let mut v = Verdicts::new("oprf envelope on the deconfliction key");
+    // Built outside the runtime: the sandbox starts its own.
+    let a = attacker();
+    runtime().block_on(async {
+        let id = unique("oprf-deconflict");
+        let mut request = node_oprf(
+            a.requester(),
+            &id,
+            vec![wire_kind(IdentifierKind::Phone)],
+            element,
+        );
+        // Signed for the node's own key, then pointed at its deconfliction
+        // share: the action and the payload's domain both differ.
+        a.sign_oprf(NODE, &mut request, |_| {});
+        request.key = v1::OprfKey::Deconfliction.into();
+        let class = "oprf envelope sent for a deconfliction evaluation";
+        v.status(
+            class,
+            a.send_oprf(NODE, request).await,
+            Code::Unauthenticated,
+            "does not match the query",
+        );
+        v.refusal_audited(class, a.node_audit(NODE, &id), a.requester(), "envelope: ");
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
 // ------------------------------------------------------- stats at a node
 
 #[test]

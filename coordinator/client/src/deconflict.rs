@@ -436,7 +436,12 @@ mod tests {
     fn a_genuine_alert_opens_and_a_relabelled_or_revived_one_does_not() {
         let (police, target) = opener("police");
         let until = chrono::Utc::now().timestamp() + 3_600;
-        let genuine = police.open(&alert(&police, &target, ("customs", until), ("customs", until)));
+        let genuine = police.open(&alert(
+            &police,
+            &target,
+            ("customs", until),
+            ("customs", until),
+        ));
         let report = genuine.expect("known kind").expect("checks out");
         assert_eq!(report.other.contact, "duty@customs.example");
         assert_eq!(report.other_agency, "customs");

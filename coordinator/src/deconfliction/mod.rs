@@ -26,7 +26,8 @@ mod store;
 mod tests;
 
 pub use store::{
-    AlertRecord, DeconflictionStore, NewRegistration, Registration, MAX_ALERTS_PER_CALL, MAX_MATCHES,
+    AlertRecord, DeconflictionStore, NewRegistration, Registration, MAX_ALERTS_PER_CALL,
+    MAX_MATCHES,
 };
 
 /// Live registrations per requester when `[deconfliction]

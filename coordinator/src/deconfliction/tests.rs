@@ -80,7 +80,11 @@ fn nobody_else_is_told_and_an_agency_is_never_matched_against_itself() {
             .expect("registers");
         // The same agency again, by another investigator: no match.
         let (again, alerts) = store
-            .register(&registration("bruno", "police-fr", 1, NOW + DAY), NOW, &limits)
+            .register(
+                &registration("bruno", "police-fr", 1, NOW + DAY),
+                NOW,
+                &limits,
+            )
             .expect("registers");
         assert_eq!((again.matches, alerts.len()), (0, 0));
         // The same investigator twice: refused, naming the first.
@@ -223,15 +227,29 @@ fn a_requester_removed_from_the_federation_is_matched_no_more() {
     each_store(|store| {
         let limits = Limits::default();
         store
-            .register(&registration("alice", "police-fr", 6, NOW + DAY), NOW, &limits)
+            .register(
+                &registration("alice", "police-fr", 6, NOW + DAY),
+                NOW,
+                &limits,
+            )
             .expect("registers");
         store
-            .register(&registration("dora", "customs-de", 6, NOW + DAY), NOW, &limits)
+            .register(
+                &registration("dora", "customs-de", 6, NOW + DAY),
+                NOW,
+                &limits,
+            )
             .expect("registers");
-        store.purge(NOW, |requester| requester != "alice").expect("purges");
+        store
+            .purge(NOW, |requester| requester != "alice")
+            .expect("purges");
         assert!(store.alerts("dora", 0, NOW).expect("alerts").is_empty());
         let (erik, _) = store
-            .register(&registration("erik", "police-se", 6, NOW + DAY), NOW, &limits)
+            .register(
+                &registration("erik", "police-se", 6, NOW + DAY),
+                NOW,
+                &limits,
+            )
             .expect("registers");
         assert_eq!(erik.matches, 1, "dora's only");
     });

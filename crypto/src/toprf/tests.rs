@@ -553,9 +553,16 @@ fn open_refuses_wrong_keys_tampering_and_bad_lengths() -> TestResult {
     for byte in 0..sealed.len() {
         let mut flipped = sealed.clone();
         flipped[byte] ^= 0x01;
-        assert_eq!(key.open(b"ctx", &flipped), Err(ToprfError::Open), "byte {byte}");
+        assert_eq!(
+            key.open(b"ctx", &flipped),
+            Err(ToprfError::Open),
+            "byte {byte}"
+        );
     }
-    assert_eq!(key.open(b"ctx", &sealed[..sealed.len() - 1]), Err(ToprfError::Open));
+    assert_eq!(
+        key.open(b"ctx", &sealed[..sealed.len() - 1]),
+        Err(ToprfError::Open)
+    );
     let mut extended = sealed.clone();
     extended.push(0);
     assert_eq!(key.open(b"ctx", &extended), Err(ToprfError::Open));
