@@ -53,8 +53,8 @@ pub(crate) async fn run(nodes: usize, targets: usize, json: bool) -> anyhow::Res
     let following = tokio::spawn(async move {
         follower
             .follow_alerts(0, |alert| {
-                if let Ok(alert) = alert {
-                    let _ = alerts.send((alert.other_registration, Instant::now()));
+                if let Some(alert) = alert.as_ref().ok().and_then(|a| a.deconfliction()) {
+                    let _ = alerts.send((alert.other_registration.clone(), Instant::now()));
                 }
                 std::ops::ControlFlow::Continue(())
             })

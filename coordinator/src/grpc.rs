@@ -37,6 +37,47 @@ impl Coordinator for CoordinatorGrpcAdapter {
     type FollowAlertsStream =
         Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::Alert, Status>> + Send>>;
 
+    async fn watch_add(
+        &self,
+        request: Request<v1::WatchAddRequest>,
+    ) -> Result<Response<v1::WatchAddResponse>, Status> {
+        let caller = caller(&request)?;
+        Ok(Response::new(
+            self.0.watch_add(&caller, request.into_inner()).await?,
+        ))
+    }
+
+    async fn watch_list(
+        &self,
+        request: Request<v1::WatchListRequest>,
+    ) -> Result<Response<v1::WatchListResponse>, Status> {
+        let caller = caller(&request)?;
+        let watches = self.0.watch_list(&caller)?;
+        Ok(Response::new(v1::WatchListResponse {
+            watches: watches
+                .into_iter()
+                .map(|w| v1::WatchInfo {
+                    watch_id: w.id,
+                    kind: w.kind,
+                    registered_at: w.registered_at,
+                    until: w.until,
+                })
+                .collect(),
+        }))
+    }
+
+    async fn watch_cancel(
+        &self,
+        request: Request<v1::WatchCancelRequest>,
+    ) -> Result<Response<v1::WatchCancelResponse>, Status> {
+        let caller = caller(&request)?;
+        let nodes = self
+            .0
+            .watch_cancel(&caller, &request.into_inner().watch_id)
+            .await?;
+        Ok(Response::new(v1::WatchCancelResponse { nodes }))
+    }
+
     async fn deconflict_register(
         &self,
         request: Request<v1::DeconflictRegisterRequest>,

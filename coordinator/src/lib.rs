@@ -26,4 +26,5 @@ pub mod node_client;
 pub mod registry;
 pub mod server;
 pub mod service;
+pub mod watch;
 pub mod witness;

@@ -27,6 +27,8 @@ pub async fn serve(
     let purging = tokio::spawn(
         Arc::clone(&service).purge_deconfliction_every(std::time::Duration::from_secs(60)),
     );
+    let collecting =
+        tokio::spawn(Arc::clone(&service).collect_watch_results_every(WATCH_COLLECT_INTERVAL));
     let coordinator = CoordinatorServer::new(CoordinatorGrpcAdapter(service.clone()))
         .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
@@ -52,5 +54,10 @@ pub async fn serve(
     .await;
     witnessing.abort();
     purging.abort();
+    collecting.abort();
     served
 }
+
+/// How often the nodes' watch results are collected: an alert reaches a
+/// follower within about this long after the node evaluated it.
+const WATCH_COLLECT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);

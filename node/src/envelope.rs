@@ -141,7 +141,7 @@ impl EnvelopeVerifier {
         if !envelope.audience.iter().any(|node| node == &self.node_id) {
             return Err(EnvelopeRefusal::NotAddressed);
         }
-        if matches!(envelope.action.as_str(), "lookup" | "oprf") {
+        if matches!(envelope.action.as_str(), "lookup" | "oprf" | "watch") {
             let federation = self.federation.current();
             let all: std::collections::BTreeSet<&str> =
                 federation.nodes.iter().map(|n| n.id.as_str()).collect();

@@ -214,6 +214,35 @@ impl Gate {
         Ok(())
     }
 
+    /// Audits something the node did that no envelope asked for at that
+    /// moment (a watch evaluation round, a cancellation the coordinator
+    /// passed on): `requester` is whom it concerns, if anyone.
+    pub fn record_event(
+        &self,
+        requester: &str,
+        action: &str,
+        detail: &str,
+    ) -> Result<(), NodeError> {
+        let record = AuditRecord {
+            time: Utc::now(),
+            query_id: String::new(),
+            requester: requester.to_owned(),
+            agency: self.agency_of(requester).unwrap_or_default(),
+            role: String::new(),
+            purpose: String::new(),
+            legal_basis: String::new(),
+            case_ref: String::new(),
+            action: action.to_owned(),
+            detail: detail.to_owned(),
+            decision: Decision::Admitted,
+            reason: "done by the node".to_owned(),
+        };
+        self.audit
+            .append(&record)
+            .map(drop)
+            .map_err(|e| NodeError::Audit(e.to_string()))
+    }
+
     /// The record of an admitted request, for the ledger to append atomically.
     pub fn admitted_record(&self, visit: &Visit<'_>, envelope: &Envelope) -> AuditRecord {
         record(visit, Some(envelope), Decision::Admitted, "policy admits")

@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status};
 use crate::gate::Disclosure;
 use crate::policy::Action;
 use crate::service::stats::StatsRequest;
-use crate::service::{Caller, LookupQuery, Malformed, NodeService, OprfQuery, QueryItem};
+use crate::service::{
+    Caller, LookupQuery, Malformed, NodeService, OprfQuery, QueryItem, WatchQuery,
+};
 use fedq_transport::tls::peer_common_name;
 
 /// Implements the generated `Node` service on top of [`NodeService`].
@@ -122,6 +124,39 @@ fn lookup_query(node: &str, request: v1::NodeLookupRequest) -> Result<LookupQuer
         disclose: request.disclose,
         authorization: request.authorization,
         items,
+    })
+}
+
+fn watch_query(node: &str, request: v1::NodeWatchAddRequest) -> Result<WatchQuery, Unread> {
+    let item = request.item.clone().unwrap_or_default();
+    let payload_hash = fedq_proto::payload::watch_payload_hash(
+        node,
+        &request.key_id,
+        &item,
+        &request.oprf_key_id,
+        request.until,
+    );
+    let lookup = lookup_query(
+        node,
+        v1::NodeLookupRequest {
+            query_id: request.query_id,
+            requester: request.requester,
+            key_id: request.key_id,
+            public_key: request.public_key,
+            context: request.context,
+            items: vec![item],
+            disclose: false,
+            authorization: String::new(),
+            oprf_key_id: request.oprf_key_id,
+        },
+    )?;
+    Ok(WatchQuery {
+        lookup: LookupQuery {
+            payload_hash,
+            ..lookup
+        },
+        watch_id: request.watch_id,
+        until: request.until,
     })
 }
 
@@ -354,6 +389,48 @@ impl Node for NodeGrpcAdapter {
             hash: head.hash,
             signature: head.signature.to_vec(),
             public_key: head.public_key.to_bytes().to_vec(),
+        }))
+    }
+
+    async fn watch_add(
+        &self,
+        request: Request<v1::NodeWatchAddRequest>,
+    ) -> Result<Response<v1::NodeWatchAddResponse>, Status> {
+        let caller = caller(&request)?;
+        let query = watch_query(self.0.node_id(), request.into_inner())
+            .map_err(|u| self.refuse(&caller, u))?;
+        self.0.watch_add(&caller, query).await?;
+        Ok(Response::new(v1::NodeWatchAddResponse {}))
+    }
+
+    async fn watch_cancel(
+        &self,
+        request: Request<v1::NodeWatchCancelRequest>,
+    ) -> Result<Response<v1::NodeWatchCancelResponse>, Status> {
+        let caller = caller(&request)?;
+        let request = request.into_inner();
+        self.0
+            .watch_cancel(&caller, &request.requester, &request.watch_id)?;
+        Ok(Response::new(v1::NodeWatchCancelResponse {}))
+    }
+
+    async fn watch_results(
+        &self,
+        request: Request<v1::NodeWatchResultsRequest>,
+    ) -> Result<Response<v1::NodeWatchResultsResponse>, Status> {
+        let caller = caller(&request)?;
+        let results = self.0.watch_results(&caller, request.into_inner().after)?;
+        Ok(Response::new(v1::NodeWatchResultsResponse {
+            node_id: self.0.node_id().to_owned(),
+            results: results
+                .into_iter()
+                .map(|r| v1::WatchResult {
+                    seq: r.seq,
+                    watch_id: r.watch_id,
+                    answer: r.answer,
+                    evaluated_at: r.evaluated_at,
+                })
+                .collect(),
         }))
     }
 

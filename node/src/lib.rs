@@ -44,6 +44,7 @@ pub mod store;
 #[doc(hidden)]
 pub mod testkit;
 pub mod throttle;
+pub mod watch;
 
 // Shared crates under the names this crate's modules use for them.
 use fedq_audit as audit;

@@ -24,6 +24,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let reloads = tokio::spawn(reload_policy_on_change(Arc::clone(&service)));
+    let watching = tokio::spawn(Arc::clone(&service).evaluate_watches_every(WATCH_RECHECK));
     let node = NodeServer::new(NodeGrpcAdapter(service))
         .max_decoding_message_size(fedq_proto::MAX_MESSAGE_BYTES)
         .max_encoding_message_size(fedq_proto::MAX_MESSAGE_BYTES);
@@ -49,8 +50,13 @@ pub async fn serve(
     )
     .await;
     reloads.abort();
+    watching.abort();
     served
 }
+
+/// How often the store is looked at for new records to evaluate watches
+/// against (a look is one cheap query while nothing changed).
+const WATCH_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How often `node.toml` is looked at for a changed policy.
 const POLICY_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);

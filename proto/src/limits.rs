@@ -64,6 +64,7 @@ pub fn node_request_bytes(path: &str) -> usize {
         "Lookup" => MAX_MESSAGE_BYTES,
         "Oprf" => MAX_OPRF_REQUEST_BYTES,
         "Stats" => MAX_STATS_REQUEST_BYTES,
+        "WatchAdd" => MAX_WATCH_REQUEST_BYTES,
         _ => CONTEXT_BYTES,
     }
 }
@@ -77,9 +78,14 @@ pub fn coordinator_request_bytes(path: &str) -> usize {
         "Oprf" => MAX_MESSAGE_BYTES / 4,
         "Stats" => MAX_STATS_REQUEST_BYTES,
         "DeconflictRegister" => CONTEXT_BYTES + 2 * MAX_SEALED_CONTACT_BYTES,
+        "WatchAdd" => MAX_MESSAGE_BYTES,
         _ => CONTEXT_BYTES,
     }
 }
+
+/// Most bytes a node accepts for one watch: one item's encrypted tag (at
+/// most 64 bits of about 32 KiB each), its public key and the context.
+pub const MAX_WATCH_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// Longest contact text of a deconfliction registration, in bytes.
 pub const MAX_CONTACT_BYTES: usize = 256;

@@ -71,6 +71,28 @@ fn blinded_payload_hash(domain: &str, node: &str, kinds: &[i32], blinded: &[Vec<
     hasher.finish()
 }
 
+/// The hash a watch's envelope (action `watch`) must carry: the one node it
+/// is for, key id, the item, the OPRF key its tag was derived under, and the
+/// watch's end.
+pub fn watch_payload_hash(
+    node: &str,
+    key_id: &str,
+    item: &v1::LookupItem,
+    oprf_key_id: &str,
+    until: i64,
+) -> String {
+    let mut hasher = PayloadHasher::new("watch");
+    hasher
+        .text(node)
+        .text(key_id)
+        .number(item.kind as u64)
+        .number(u64::from(item.bucket))
+        .bytes(&item.encrypted_tag)
+        .text(oprf_key_id)
+        .number(until as u64);
+    hasher.finish()
+}
+
 /// The hash a deconfliction registration's envelope (action
 /// `deconflict-register`) must carry: everything the coordinator keeps.
 pub fn deconflict_register_payload_hash(request: &v1::DeconflictRegisterRequest) -> String {

@@ -144,14 +144,13 @@ fn coordinator_audit() -> anyhow::Result<Vec<AuditRecord>> {
 }
 
 fn node_audit(node: &str) -> anyhow::Result<Vec<AuditRecord>> {
-    let (_, toml) = federation()
+    let (_, service) = federation()
         .sandbox
-        .output
         .nodes
         .iter()
         .find(|(id, _)| id == node)
         .context("no such node")?;
-    records(&fedq_node::NodeConfig::load(toml)?.open_audit()?)
+    Ok(service.audit_records()?)
 }
 
 #[test]
@@ -291,19 +290,15 @@ fn an_expired_or_cancelled_registration_is_matched_no_more_and_its_alerts_are_go
             .deconflict_register(&input, &options("d@de.example", 3_600))
             .await?;
         assert_eq!(long.matches, 1);
-        assert!(dora
-            .alerts(0)
-            .await?
-            .iter()
-            .any(|a| a.as_ref().is_ok_and(|a| a.registration == long.id)));
+        assert!(dora.alerts(0).await?.iter().any(|a| a
+            .as_ref()
+            .is_ok_and(|a| a.deconfliction().is_some_and(|d| d.registration == long.id))));
         tokio::time::sleep(Duration::from_secs(5)).await;
         // Alice's registration ended: dora's alert about it went with it,
         // and a new registration does not meet it.
-        assert!(!dora
-            .alerts(0)
-            .await?
-            .iter()
-            .any(|a| a.as_ref().is_ok_and(|a| a.registration == long.id)));
+        assert!(!dora.alerts(0).await?.iter().any(|a| a
+            .as_ref()
+            .is_ok_and(|a| a.deconfliction().is_some_and(|d| d.registration == long.id))));
         assert!(!alice
             .deconflict_list()
             .await?
@@ -326,7 +321,9 @@ fn an_expired_or_cancelled_registration_is_matched_no_more_and_its_alerts_are_go
             .alerts(0)
             .await?
             .iter()
-            .any(|a| a.as_ref().is_ok_and(|a| a.registration == third.id)));
+            .any(|a| a.as_ref().is_ok_and(|a| a
+                .deconfliction()
+                .is_some_and(|d| d.registration == third.id))));
         // Only its owner cancels a registration.
         let refused = alice.deconflict_cancel(&third.id).await.unwrap_err();
         assert!(format!("{refused:#}").contains("NotFound"), "{refused:#}");

@@ -37,15 +37,67 @@ pub struct SealedContact {
     pub case_reference: String,
 }
 
-/// One alert, as the requester reads it.
+/// One alert, as the requester reads it; in JSON an object whose `kind` is
+/// `deconfliction` or `watch`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct AlertReport {
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum AlertReport {
+    /// Another agency registered one of the requester's targets.
+    Deconfliction(DeconflictionReport),
+    /// Records imported at some nodes were evaluated against a watch.
+    Watch(WatchReport),
+}
+
+impl AlertReport {
+    /// The coordinator's id (`--after` takes it).
+    pub fn id(&self) -> u64 {
+        match self {
+            AlertReport::Deconfliction(d) => d.id,
+            AlertReport::Watch(w) => w.id,
+        }
+    }
+
+    /// The deconfliction alert, if it is one.
+    pub fn deconfliction(&self) -> Option<&DeconflictionReport> {
+        match self {
+            AlertReport::Deconfliction(d) => Some(d),
+            AlertReport::Watch(_) => None,
+        }
+    }
+
+    /// The watch alert, if it is one.
+    pub fn watch(&self) -> Option<&WatchReport> {
+        match self {
+            AlertReport::Watch(w) => Some(w),
+            AlertReport::Deconfliction(_) => None,
+        }
+    }
+}
+
+/// A watch's round, decrypted.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WatchReport {
+    /// The coordinator's id.
+    pub id: u64,
+    /// When the coordinator collected it (RFC 3339, UTC).
+    pub raised_at: String,
+    /// The watch.
+    pub watch_id: String,
+    /// Whether a new record holds the identifier somewhere.
+    pub hit: bool,
+    /// In how many of the jurisdictions that evaluated it (not which).
+    pub jurisdictions: u32,
+    /// How many jurisdictions' new records were evaluated in this round.
+    pub evaluated_by: u32,
+}
+
+/// A deconfliction alert, opened and checked.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeconflictionReport {
     /// The coordinator's id (`--after` takes it).
     pub id: u64,
     /// When it was raised (RFC 3339, UTC).
     pub raised_at: String,
-    /// `deconfliction`.
-    pub kind: &'static str,
     /// The requester's registration it concerns.
     pub registration: String,
     /// The other agency, as the federation file names it.
@@ -208,11 +260,21 @@ impl Requester {
         Ok(SealKey::derive(WRAP_LABEL, &self.config.own_secret()?))
     }
 
-    /// What opens this requester's alerts: its wrap key and its agency.
+    /// What opens this requester's alerts: its wrap key and agency, and
+    /// its lookup key with the federation's count encoding (watches).
     fn alert_opener(&self) -> anyhow::Result<AlertOpener> {
+        let lookup = match self.load_keys() {
+            Ok((secret, _)) => Some((
+                secret,
+                fedq_crypto::lookup::CountEncoding::for_nodes(self.config.federation.nodes.len())?,
+            )),
+            // Without lookup keys there are no watches to decrypt.
+            Err(_) => None,
+        };
         Ok(AlertOpener {
             wrap: self.wrap_key()?,
             agency: self.config.agency()?.to_owned(),
+            lookup,
         })
     }
 
@@ -313,10 +375,15 @@ fn contact_context(pseudonym: &[u8; 32], agency: &str, until: i64) -> Vec<u8> {
     context
 }
 
-/// Opens alerts with the requester's wrap key, knowing its agency.
+/// Opens alerts with the requester's wrap key, knowing its agency, and
+/// decrypts watch alerts with its lookup key.
 struct AlertOpener {
     wrap: SealKey,
     agency: String,
+    lookup: Option<(
+        fedq_crypto::lookup::FheSecretKey,
+        fedq_crypto::lookup::CountEncoding,
+    )>,
 }
 
 impl AlertOpener {
@@ -325,8 +392,10 @@ impl AlertOpener {
     /// the alert names, for a registration still running. An alert of a
     /// kind this client does not know is skipped.
     fn open(&self, alert: &v1::Alert) -> Option<Checked> {
-        let Some(v1::alert::Kind::Deconfliction(d)) = &alert.kind else {
-            return None;
+        let d = match &alert.kind {
+            Some(v1::alert::Kind::Deconfliction(d)) => d,
+            Some(v1::alert::Kind::Watch(w)) => return Some(self.decrypt(alert, w)),
+            None => return None,
         };
         let refuse = |reason| {
             Some(Err(UnverifiedAlert {
@@ -362,18 +431,51 @@ impl AlertOpener {
         else {
             return refuse("the contact was not sealed by that agency for this target");
         };
-        Some(Ok(AlertReport {
+        Some(Ok(AlertReport::Deconfliction(DeconflictionReport {
             id: alert.id,
-            raised_at: chrono::DateTime::from_timestamp(alert.raised_at, 0)
-                .map(|t| t.to_rfc3339())
-                .unwrap_or_default(),
-            kind: "deconfliction",
+            raised_at: rfc3339(alert.raised_at),
             registration: d.registration.clone(),
             other_agency: d.other_agency.clone(),
             other_registration: d.other_registration.clone(),
             other,
+        })))
+    }
+
+    /// A watch's round: the sum of the evaluating nodes' encrypted counts,
+    /// under this requester's key and this federation's count encoding.
+    fn decrypt(&self, alert: &v1::Alert, watch: &v1::WatchAlert) -> Checked {
+        let refuse = |reason| UnverifiedAlert {
+            id: alert.id,
+            reason,
+        };
+        let (secret, encoding) = self
+            .lookup
+            .as_ref()
+            .ok_or_else(|| refuse("no lookup key here to decrypt a watch with"))?;
+        let count = fedq_crypto::lookup::EncryptedCount::from_bytes(&watch.answer)
+            .map_err(|_| refuse("its encrypted count is malformed"))?;
+        count
+            .check_encoding(*encoding)
+            .map_err(|_| refuse("its count is encoded for a federation of another size"))?;
+        let jurisdictions = count.decrypt(secret, *encoding);
+        if jurisdictions > watch.nodes {
+            return Err(refuse("it counts more jurisdictions than evaluated it"));
+        }
+        Ok(AlertReport::Watch(WatchReport {
+            id: alert.id,
+            raised_at: rfc3339(alert.raised_at),
+            watch_id: watch.watch_id.clone(),
+            hit: jurisdictions > 0,
+            jurisdictions,
+            evaluated_by: watch.nodes,
         }))
     }
+}
+
+fn rfc3339(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .map(|t| t.to_rfc3339())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -388,6 +490,7 @@ mod tests {
             AlertOpener {
                 wrap: SealKey::derive(WRAP_LABEL, agency.as_bytes()),
                 agency: agency.to_owned(),
+                lookup: None,
             },
             SealKey::from_bytes([3; 32]),
         )
@@ -443,6 +546,7 @@ mod tests {
             ("customs", until),
         ));
         let report = genuine.expect("known kind").expect("checks out");
+        let report = report.deconfliction().expect("a deconfliction alert");
         assert_eq!(report.other.contact, "duty@customs.example");
         assert_eq!(report.other_agency, "customs");
 
@@ -465,5 +569,20 @@ mod tests {
         let (customs, _) = opener("customs");
         let theirs = alert(&customs, &target, ("navy", until), ("navy", until));
         assert!(reason(police.open(&theirs)).contains("not one this requester wrapped"));
+    }
+
+    #[test]
+    fn an_alert_report_is_tagged_by_kind_in_json() {
+        let report = AlertReport::Watch(WatchReport {
+            id: 3,
+            raised_at: String::new(),
+            watch_id: "w".to_owned(),
+            hit: true,
+            jurisdictions: 1,
+            evaluated_by: 2,
+        });
+        let json = serde_json::to_value(&report).expect("json");
+        assert_eq!(json["kind"], "watch");
+        assert_eq!(json["jurisdictions"], 1);
     }
 }

@@ -10,6 +10,7 @@
 //! - [`lookup`]: OPRF round trips, encrypted lookups, decryption.
 //! - [`report`]: what a lookup returns, per item and per node.
 //! - [`deconflict`]: deconfliction registrations and alerts.
+//! - [`watch`]: standing lookups (watches).
 //! - [`batch`]: batch files.
 //! - [`stats_cli`]: printing statistics, catalogs and budgets.
 //! - [`demo_args`]: the demo's command line (`fedq demo`, `fedq-demo`).
@@ -28,13 +29,18 @@ pub mod lookup;
 pub mod report;
 pub mod requester;
 pub mod stats_cli;
+pub mod watch;
 
 pub use batch::{parse_kind, read_batch};
 pub use config::ClientConfig;
-pub use deconflict::{AlertReport, Checked, DeconflictOptions, SealedContact, UnverifiedAlert};
+pub use deconflict::{
+    AlertReport, Checked, DeconflictOptions, DeconflictionReport, SealedContact, UnverifiedAlert,
+    WatchReport,
+};
 pub use demo_args::DemoArgs;
 pub use report::{
     ItemAnswer, ItemResult, LookupInput, LookupOptions, LookupReport, LookupStats, NodeResult,
     Progress,
 };
 pub use requester::Requester;
+pub use watch::{WatchAdded, WatchOptions};

@@ -163,13 +163,13 @@ impl Requester {
 }
 
 /// One chunk of a lookup, as the client holds it.
-struct ChunkInput<'a> {
+pub(crate) struct ChunkInput<'a> {
     /// "items 1-40 of 80: " when the batch takes several requests.
-    label: String,
-    kinds: &'a [IdentifierKind],
-    normals: &'a [NormalForm],
-    context: &'a v1::RequestContext,
-    node_ids: &'a [String],
+    pub(crate) label: String,
+    pub(crate) kinds: &'a [IdentifierKind],
+    pub(crate) normals: &'a [NormalForm],
+    pub(crate) context: &'a v1::RequestContext,
+    pub(crate) node_ids: &'a [String],
 }
 
 /// What one chunk's lookup brought back.
@@ -195,10 +195,10 @@ impl ChunkAnswer {
 }
 
 /// A node's fingerprints of the chunk's items, from its OPRF.
-struct NodeTags {
-    node: String,
-    key_id: String,
-    fingerprints: Vec<Fingerprint>,
+pub(crate) struct NodeTags {
+    pub(crate) node: String,
+    pub(crate) key_id: String,
+    pub(crate) fingerprints: Vec<Fingerprint>,
 }
 
 /// Times a lookup chunk is tried when a node has rotated its OPRF key between
@@ -256,7 +256,7 @@ impl Requester {
     /// evaluation (fresh blinds per node, so nodes cannot link their
     /// requests by the elements). Returns the nodes that answered with a
     /// valid proof, and the status of those that did not.
-    async fn oprf(
+    pub(crate) async fn oprf(
         &mut self,
         chunk: &ChunkInput<'_>,
     ) -> anyhow::Result<(Vec<NodeTags>, Vec<v1::NodeStatus>)> {

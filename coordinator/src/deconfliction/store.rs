@@ -156,6 +156,7 @@ pub struct DeconflictionStore {
 impl DeconflictionStore {
     /// Opens (creating the tables) in the coordinator's store.
     pub fn open(store: &Location) -> Result<Self, DbError> {
+        crate::watch::create_sequence(store)?;
         Ok(Self {
             db: Db::open_with_schema(store, &SCHEMA)?,
         })
@@ -433,12 +434,15 @@ fn raise(
     now: i64,
     until: i64,
 ) -> Result<AlertRecord, DbError> {
-    let id: i64 = exec.query_one(
+    // One sequence for every kind of alert: a follower's one cursor.
+    let id = crate::watch::next_alert_id(exec)?;
+    exec.execute(
         "INSERT INTO deconfliction_alerts
-         (requester, registration, other_registration, other_agency, other_sealed_contact,
+         (id, requester, registration, other_registration, other_agency, other_sealed_contact,
           other_until, raised_at, until)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         &[
+            &id,
             &to.requester,
             &to.registration,
             &about.registration,
@@ -448,7 +452,6 @@ fn raise(
             &now,
             &until,
         ],
-        |r| r.get(0),
     )?;
     Ok(AlertRecord {
         id: u64::try_from(id).unwrap_or_default(),

@@ -193,12 +193,15 @@ impl CoordinatorService {
         result
     }
 
-    /// The caller's live alerts after `after`.
+    /// The caller's live alerts after `after`, of every kind, in id order
+    /// (one page: at most [`crate::deconfliction::MAX_ALERTS_PER_CALL`]).
     pub fn alerts(&self, caller: &str, after: u64) -> Result<Vec<v1::Alert>, CoordinatorError> {
         self.requester(caller)?;
-        Ok(self
+        let now = chrono::Utc::now().timestamp();
+        let limit = crate::deconfliction::MAX_ALERTS_PER_CALL;
+        let deconfliction = self
             .deconfliction
-            .alerts(caller, after, chrono::Utc::now().timestamp())?
+            .alerts(caller, after, now)?
             .into_iter()
             .map(|alert| v1::Alert {
                 id: alert.id,
@@ -211,8 +214,27 @@ impl CoordinatorService {
                     other_sealed_contact: alert.other_sealed_contact,
                     other_until: alert.other_until,
                 })),
-            })
-            .collect())
+            });
+        let watches = self
+            .watches
+            .alerts(caller, after, now, limit)
+            .map_err(|e| CoordinatorError::Store(e.to_string()))?
+            .into_iter()
+            .map(|alert| v1::Alert {
+                id: alert.id,
+                raised_at: alert.raised_at,
+                kind: Some(v1::alert::Kind::Watch(v1::WatchAlert {
+                    watch_id: alert.watch_id,
+                    answer: alert.answer,
+                    nodes: alert.nodes,
+                })),
+            });
+        // Both pages are in id order and at most `limit` long: their first
+        // `limit` merged are the page.
+        let mut alerts: Vec<v1::Alert> = deconfliction.chain(watches).collect();
+        alerts.sort_by_key(|a| a.id);
+        alerts.truncate(limit);
+        Ok(alerts)
     }
 
     /// Deletes expired registrations and alerts, and those of requesters no

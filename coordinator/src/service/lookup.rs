@@ -205,7 +205,7 @@ impl CoordinatorService {
 
     /// Keys a request's per-node shares by node id: every share must name a
     /// node of this federation, once, and hold `items` entries.
-    fn per_node<T>(
+    pub(super) fn per_node<T>(
         &self,
         shares: Vec<T>,
         node: impl Fn(&T) -> &String,

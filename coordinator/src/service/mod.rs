@@ -9,6 +9,7 @@
 mod deconfliction;
 mod lookup;
 mod stats;
+mod watch;
 mod witness;
 
 pub use self::witness::Witnessed;
@@ -91,6 +92,9 @@ pub struct CoordinatorService {
     witness: crate::witness::WitnessStore,
     deconfliction: crate::deconfliction::DeconflictionStore,
     alerts_raised: tokio::sync::watch::Sender<u64>,
+    watches: crate::watch::WatchRegistry,
+    /// Per node, the last watch result collected from it.
+    watch_cursors: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// Who asked and why, as the coordinator knows it: the caller from mTLS, the
@@ -144,6 +148,7 @@ impl CoordinatorService {
         }
         let witness = crate::witness::WitnessStore::open(&config.key_store)?;
         let deconfliction = crate::deconfliction::DeconflictionStore::open(&config.key_store)?;
+        let watches = crate::watch::WatchRegistry::open(&config.key_store)?;
         Ok(Self {
             config,
             registry,
@@ -153,6 +158,8 @@ impl CoordinatorService {
             witness,
             deconfliction,
             alerts_raised: tokio::sync::watch::channel(0).0,
+            watches,
+            watch_cursors: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 

@@ -96,7 +96,8 @@ use fedq_crypto::IdentifierKind;
 use self::rate::{LookupLimiter, QueryLimiter};
 pub use self::section::{
     ActionsSection, DisclosureSection, LookupPolicySection, PolicySection, PurposesSection,
-    StatsPolicySection, DEFAULT_LOOKUPS_PER_HOUR_PER_KIND, DEFAULT_STATS_PER_HOUR,
+    StatsPolicySection, WatchPolicySection, DEFAULT_LOOKUPS_PER_HOUR_PER_KIND,
+    DEFAULT_STATS_PER_HOUR, DEFAULT_WATCHES_PER_REQUESTER, DEFAULT_WATCH_DAYS,
     MAX_LOOKUPS_PER_HOUR_PER_KIND, MAX_NAME_BYTES, MAX_STATS_PER_HOUR,
 };
 pub use fedq_proto::role::{Role, UnknownRoleError};
@@ -124,6 +125,13 @@ pub enum Action<'a> {
         /// The declared kind of each item, in request order.
         kinds: &'a [IdentifierKind],
     },
+    /// A standing lookup of one item (a watch): admitted like a lookup
+    /// (roles, purposes, kinds, metered with lookups); its lifetime and the
+    /// requester's live watches are bounded by `policy.watch`.
+    Watch {
+        /// The kind of the watched item.
+        kinds: &'a [IdentifierKind],
+    },
     /// Partial evaluations under the node's share of the deconfliction key:
     /// metered with the OPRF's per-kind limit, admitted by its own roles
     /// and purposes.
@@ -135,7 +143,8 @@ pub enum Action<'a> {
 
 impl Action<'_> {
     /// Every action name, as used by [`Action::name`] and the transparency report.
-    pub const NAMES: [&'static str; 5] = ["lookup", "stats", "disclose", "oprf", "deconflict"];
+    pub const NAMES: [&'static str; 6] =
+        ["lookup", "stats", "disclose", "oprf", "deconflict", "watch"];
 
     /// The action's lowercase name.
     pub fn name(&self) -> &'static str {
@@ -145,6 +154,7 @@ impl Action<'_> {
             Action::Disclose => "disclose",
             Action::Oprf { .. } => "oprf",
             Action::Deconflict { .. } => "deconflict",
+            Action::Watch { .. } => "watch",
         }
     }
 }
@@ -236,6 +246,26 @@ pub struct Policy {
     oprf_limiter: LookupLimiter,
     /// Statistics queries per requester.
     stats_limiter: QueryLimiter,
+    /// Bounds on watches (`[policy.watch]`).
+    watch: WatchLimits,
+}
+
+/// `[policy.watch]` as validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchLimits {
+    /// Longest a watch may last, in days (never past `valid_until`).
+    pub max_days: u32,
+    /// Live watches per requester.
+    pub max_live_per_requester: u32,
+}
+
+impl Default for WatchLimits {
+    fn default() -> Self {
+        Self {
+            max_days: DEFAULT_WATCH_DAYS,
+            max_live_per_requester: DEFAULT_WATCHES_PER_REQUESTER,
+        }
+    }
 }
 
 impl Default for Policy {
@@ -257,6 +287,7 @@ impl Default for Policy {
             limiter: LookupLimiter::new(DEFAULT_LOOKUPS_PER_HOUR_PER_KIND),
             oprf_limiter: LookupLimiter::new(DEFAULT_LOOKUPS_PER_HOUR_PER_KIND),
             stats_limiter: QueryLimiter::new(DEFAULT_STATS_PER_HOUR),
+            watch: WatchLimits::default(),
         }
     }
 }
@@ -334,9 +365,10 @@ impl Policy {
         }
         let (admitted, key) = match request.action {
             Action::Stats { .. } => (&self.stats_roles, "stats"),
-            Action::Lookup { .. } | Action::Oprf { .. } | Action::Disclose => {
-                (&self.lookup_roles, "lookup")
-            }
+            Action::Lookup { .. }
+            | Action::Oprf { .. }
+            | Action::Disclose
+            | Action::Watch { .. } => (&self.lookup_roles, "lookup"),
             Action::Deconflict { .. } => (&self.deconflict_roles, "deconflict"),
         };
         if !admitted.contains(&request.role) {
@@ -360,6 +392,10 @@ impl Policy {
             Action::Oprf { kinds } => {
                 self.check_purpose(&self.lookup_purposes, &purpose, "oprf")?;
                 self.check_kinds_and_rate(&self.oprf_limiter, "oprf", request.requester, kinds, now)
+            }
+            Action::Watch { kinds } => {
+                self.check_purpose(&self.lookup_purposes, &purpose, "watch")?;
+                self.check_kinds_and_rate(&self.limiter, "watch", request.requester, kinds, now)
             }
             Action::Deconflict { kinds } => {
                 self.check_purpose(&self.deconflict_purposes, &purpose, "deconflict")?;
@@ -473,6 +509,11 @@ impl Policy {
 
     /// Last day (UTC, inclusive) anything is admitted; `None` only when the
     /// policy admits no agency.
+    pub fn watch_limits(&self) -> WatchLimits {
+        self.watch
+    }
+
+    /// Last day the policy admits anything, if it says.
     pub fn valid_until(&self) -> Option<NaiveDate> {
         self.valid_until
     }
@@ -500,7 +541,7 @@ impl Policy {
                 continue;
             }
             let limiter = match entry.action.as_str() {
-                "lookup" => &self.limiter,
+                "lookup" | "watch" => &self.limiter,
                 "oprf" | "deconflict" => &self.oprf_limiter,
                 "stats" => {
                     self.stats_limiter

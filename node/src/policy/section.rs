@@ -24,6 +24,15 @@ pub const MAX_LOOKUPS_PER_HOUR_PER_KIND: u32 = 100_000;
 pub const DEFAULT_STATS_PER_HOUR: u32 = 60;
 /// Largest `per_hour` accepted for statistics.
 pub const MAX_STATS_PER_HOUR: u32 = 10_000;
+/// Longest watch when `policy.watch.max_days` is unset: a sunset of 90 days.
+pub const DEFAULT_WATCH_DAYS: u32 = 90;
+/// Longest `policy.watch.max_days` accepted.
+const MAX_WATCH_DAYS: u32 = 366;
+/// Live watches per requester when `policy.watch.max_live_per_requester` is
+/// unset: each costs the node an evaluation at every import.
+pub const DEFAULT_WATCHES_PER_REQUESTER: u32 = 100;
+/// Highest `policy.watch.max_live_per_requester` accepted.
+const MAX_WATCHES_PER_REQUESTER: u32 = 100_000;
 /// Longest accepted agency, purpose or table name, in bytes.
 pub const MAX_NAME_BYTES: usize = 128;
 
@@ -50,6 +59,20 @@ pub struct PolicySection {
     /// Which roles may do which action (defaults: investigators look up,
     /// researchers ask statistics).
     pub actions: ActionsSection,
+    /// Standing lookups (watches): lifetime and number per requester.
+    pub watch: WatchPolicySection,
+}
+
+/// `[policy.watch]`: watches are admitted like lookups (roles, purposes,
+/// kinds), for at most `max_days` (never past `valid_until`), and a
+/// requester holds at most `max_live_per_requester` at once.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WatchPolicySection {
+    /// Longest watch, in days (default 90).
+    pub max_days: Option<i64>,
+    /// Live watches per requester (default 100).
+    pub max_live_per_requester: Option<i64>,
 }
 
 /// `[policy.actions]`: the roles each action admits, on top of
@@ -212,6 +235,20 @@ pub(super) fn validate(section: PolicySection) -> Result<Policy, Vec<String>> {
         ("policy.stats.tables", !section.stats.tables.is_empty()),
     );
 
+    let watch = super::WatchLimits {
+        max_days: bounded(
+            p,
+            "policy.watch.max_days",
+            section.watch.max_days,
+            (DEFAULT_WATCH_DAYS, MAX_WATCH_DAYS),
+        ),
+        max_live_per_requester: bounded(
+            p,
+            "policy.watch.max_live_per_requester",
+            section.watch.max_live_per_requester,
+            (DEFAULT_WATCHES_PER_REQUESTER, MAX_WATCHES_PER_REQUESTER),
+        ),
+    };
     if !problems.0.is_empty() {
         return Err(problems.0);
     }
@@ -231,6 +268,7 @@ pub(super) fn validate(section: PolicySection) -> Result<Policy, Vec<String>> {
         limiter: LookupLimiter::new(per_hour),
         oprf_limiter: LookupLimiter::new(per_hour),
         stats_limiter: QueryLimiter::new(stats_per_hour),
+        watch,
     })
 }
 

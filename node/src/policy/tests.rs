@@ -387,7 +387,7 @@ fn report_domains_are_the_policy_values() -> Result<()> {
     );
     assert_eq!(
         domains.actions,
-        ["lookup", "stats", "disclose", "oprf", "deconflict"]
+        ["lookup", "stats", "disclose", "oprf", "deconflict", "watch"]
     );
     Ok(())
 }

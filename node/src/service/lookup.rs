@@ -67,7 +67,11 @@ pub struct LookupAnswer {
 }
 
 impl NodeService {
-    fn public_key(&self, key_id: &KeyId, bytes: &[u8]) -> Result<FhePublicKey, NodeError> {
+    pub(super) fn public_key(
+        &self,
+        key_id: &KeyId,
+        bytes: &[u8],
+    ) -> Result<FhePublicKey, NodeError> {
         let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(key) = keys.get(key_id) {
             if key.to_bytes() == bytes {
@@ -87,7 +91,7 @@ impl NodeService {
         Ok(key)
     }
 
-    fn check_items(&self, items: &[QueryItem]) -> Result<(), NodeError> {
+    pub(super) fn check_items(&self, items: &[QueryItem]) -> Result<(), NodeError> {
         if items.is_empty() {
             return Err(NodeError::InvalidArgument("lookup has no items".to_owned()));
         }

@@ -10,10 +10,12 @@
 //! - `lookup.rs`: encrypted membership lookups.
 //! - `oprf.rs`: blinded OPRF evaluations.
 //! - `stats.rs`: differentially private statistics, budgets, the catalog.
+//! - `watch.rs`: standing lookups, evaluated as records arrive.
 
 mod lookup;
 mod oprf;
 pub mod stats;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -32,6 +34,7 @@ use crate::store::Store;
 
 pub use self::lookup::{LookupAnswer, LookupQuery, QueryItem};
 pub use self::oprf::{OprfAnswer, OprfQuery};
+pub use self::watch::{WatchQuery, WATCH_PAD};
 // `Malformed` is defined below.
 
 /// Who is calling, from the mTLS certificate.
@@ -84,6 +87,10 @@ pub struct NodeService {
     gate: Gate,
     /// The node's share of the deconfliction key, if it holds one.
     deconfliction: Option<Arc<fedq_crypto::toprf::KeyShare>>,
+    /// Standing lookups and their waiting results.
+    watches: crate::watch::WatchStore,
+    /// The index generation the watches were last evaluated at.
+    watch_generation: Mutex<Option<i64>>,
 }
 
 /// A request the gate admitted: refusals and answers from here on are
@@ -193,11 +200,15 @@ impl NodeService {
             .load_deconfliction_share()
             .map_err(NodeError::NotConfigured)?
             .map(Arc::new);
+        let watches = crate::watch::WatchStore::open(&config.store)
+            .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
         Ok(Self {
             ledger,
             stats,
             gate,
             deconfliction,
+            watches,
+            watch_generation: Mutex::new(None),
             config,
             store: Mutex::new(store),
             index: RwLock::new(Arc::new(index)),
@@ -313,6 +324,22 @@ impl NodeService {
             .audit()
             .signed_head()
             .map_err(|e| NodeError::Audit(e.to_string()))
+    }
+
+    /// Every record of this node's audit log, oldest first, read through the
+    /// node's own connection: for operators' tools and tests.
+    pub fn audit_records(&self) -> Result<Vec<fedq_audit::AuditRecord>, NodeError> {
+        Ok(self
+            .gate
+            .audit()
+            .entries_between(
+                chrono::DateTime::<chrono::Utc>::MIN_UTC,
+                chrono::DateTime::<chrono::Utc>::MAX_UTC,
+            )
+            .map_err(|e| NodeError::Audit(e.to_string()))?
+            .into_iter()
+            .map(|e| e.record)
+            .collect())
     }
 
     /// The `node.toml` this node was started from.

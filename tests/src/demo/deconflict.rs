@@ -82,6 +82,7 @@ pub(super) async fn deconflict(alice: &mut Requester, dir: &Path) -> anyhow::Res
             .await?
             .into_iter()
             .filter_map(Result::ok)
+            .filter_map(|a| a.deconfliction().cloned())
             .find(|a| &a.registration == registration)
             .with_context(|| format!("{who} was not alerted"))?;
         let contact = format!(

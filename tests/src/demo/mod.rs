@@ -9,7 +9,9 @@
 //! - `witness.rs`: the coordinator witnessing the nodes' audit checkpoints,
 //!   and a node operator's rollback caught.
 //! - `deconflict.rs`: two agencies on one target, told privately.
+//! - `alerts.rs`: a watch firing after a node imports a new record.
 
+mod alerts;
 mod deconflict;
 mod witness;
 
@@ -333,6 +335,7 @@ async fn investigate(dir: &Path, output: &InitOutput) -> anyhow::Result<()> {
     revoke(dir).await?;
     governance(&mut requester, dir, &inputs[..1]).await?;
     deconflict::deconflict(&mut requester, dir).await?;
+    alerts::watch_fires(&mut requester, dir).await?;
     witness::witness(&mut requester, dir).await?;
     Ok(())
 }

@@ -73,6 +73,9 @@ pub(crate) enum CliCommand {
     /// cancel the registrations).
     #[command(subcommand)]
     Deconflict(DeconflictCommand),
+    /// Standing encrypted lookups: alerted when a node imports the identifier.
+    #[command(subcommand)]
+    Watch(WatchCommand),
     /// Alerts for this requester: agencies that registered one of its
     /// targets. `--follow` keeps waiting and prints each new alert.
     Alerts {
@@ -86,6 +89,45 @@ pub(crate) enum CliCommand {
         #[arg(long, default_value_t = 0)]
         after: u64,
     },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum WatchCommand {
+    /// Watch identifiers at every node until a date.
+    Add(WatchAddArgs),
+    /// Your live watches.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a watch everywhere (its results and alerts are deleted).
+    Cancel {
+        /// The watch's id, as `add` or `list` print it.
+        id: String,
+    },
+}
+
+#[derive(Args)]
+pub(crate) struct WatchAddArgs {
+    /// Identifier kind (passport, phone, iban, ...).
+    #[arg(long, requires = "value", conflicts_with = "batch")]
+    pub(crate) kind: Option<String>,
+    /// The identifier.
+    #[arg(long, requires = "kind")]
+    pub(crate) value: Option<String>,
+    /// A batch file (as for `fedq lookup --batch`): one watch per line.
+    #[arg(long)]
+    pub(crate) batch: Option<PathBuf>,
+    #[arg(long, value_parser = stated)]
+    pub(crate) purpose: String,
+    #[arg(long = "case", value_parser = stated)]
+    pub(crate) case_reference: String,
+    #[arg(long)]
+    pub(crate) legal_basis: Option<String>,
+    /// Last day of the watch (yyyy-mm-dd, UTC, inclusive) or an RFC 3339 time.
+    #[arg(long, value_parser = until)]
+    pub(crate) until: i64,
 }
 
 #[derive(Subcommand)]

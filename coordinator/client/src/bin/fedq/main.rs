@@ -13,7 +13,7 @@ use fedq_proto::exit::Exit;
 use fedq_proto::federation::Parameters;
 use fedq_proto::outcome::NodeOutcome;
 
-use args::{Cli, CliCommand, DeconflictCommand, FederationCommand, KeysCommand};
+use args::{Cli, CliCommand, DeconflictCommand, FederationCommand, KeysCommand, WatchCommand};
 use output::{lookup_exit, print_federation, print_report, stats_exit, Look};
 
 /// `fedq demo` runs `fedq-demo`, which starts nodes and a coordinator in one
@@ -72,6 +72,52 @@ fn client_config(path: Option<PathBuf>) -> anyhow::Result<ClientConfig> {
     let path =
         path.ok_or_else(|| usage("--config FILE (the requester's client.toml) is required"))?;
     ClientConfig::load(&path).map_err(|e| usage(format!("{e:#}")))
+}
+
+async fn watch(config: ClientConfig, command: WatchCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        WatchCommand::Add(args) => {
+            let inputs = match (&args.kind, &args.value, &args.batch) {
+                (Some(kind), Some(value), None) => vec![LookupInput {
+                    kind: fedq_client::parse_kind(kind).map_err(usage)?,
+                    value: value.clone(),
+                }],
+                (None, None, Some(batch)) => fedq_client::read_batch(batch)?,
+                _ => return Err(usage("give either --kind and --value, or --batch FILE")),
+            };
+            let options = fedq_client::WatchOptions {
+                purpose: args.purpose,
+                case_reference: args.case_reference,
+                legal_basis: args.legal_basis,
+                until: args.until,
+            };
+            let mut requester = Requester::connect(config).await?;
+            let mut outcomes = Vec::new();
+            for input in &inputs {
+                let added = requester.watch_add(input, &options).await?;
+                if added.watch_id.is_empty() {
+                    println!("{} {}: no node took the watch", input.kind, input.value);
+                } else {
+                    println!("watch {} on {} {}", added.watch_id, input.kind, input.value);
+                }
+                outcomes.extend(added.nodes.iter().map(|n| n.status));
+                output::print_watch_nodes(&added.nodes);
+            }
+            // Every node must hold every watch, or the exit code says which way not.
+            let partial = outcomes.iter().any(|o| *o != NodeOutcome::Ok);
+            return Ok(Exit::of_answers(&outcomes, partial, false).process());
+        }
+        WatchCommand::List { json } => {
+            let watches = Requester::connect(config).await?.watch_list().await?;
+            output::print_watches(&watches, json)?;
+        }
+        WatchCommand::Cancel { id } => {
+            let nodes = Requester::connect(config).await?.watch_cancel(&id).await?;
+            println!("watch {id} cancelled; its results and alerts are deleted");
+            output::print_watch_nodes(&nodes);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn deconflict(config: ClientConfig, command: DeconflictCommand) -> anyhow::Result<()> {
@@ -306,6 +352,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             stats_cli::print_stats(&response, args.json, look.quiet)?;
             return Ok(stats_exit(&response, args.allow_partial, look).process());
+        }
+        CliCommand::Watch(command) => {
+            let config = client_config(cli.config)?;
+            return runtime.block_on(watch(config, command));
         }
         CliCommand::Deconflict(command) => {
             let config = client_config(cli.config)?;

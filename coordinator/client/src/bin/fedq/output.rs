@@ -253,24 +253,91 @@ pub(crate) fn print_alert(alert: &fedq_client::Checked, json: bool) -> anyhow::R
             return Ok(());
         }
     };
+    // A watch round without a new hit is no news.
+    if alert.watch().is_some_and(|w| !w.hit) {
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
     if json {
         writeln!(out, "{}", serde_json::to_string(alert)?)?;
     } else {
-        writeln!(
-            out,
-            "alert {} at {}: {} also works the target of your registration {} \
-             (contact {:?}, their case {:?})",
-            alert.id,
-            alert.raised_at,
-            printable(&alert.other_agency),
-            printable(&alert.registration),
-            alert.other.contact,
-            alert.other.case_reference
-        )?;
+        match alert {
+            fedq_client::AlertReport::Deconfliction(d) => writeln!(
+                out,
+                "alert {} at {}: {} also works the target of your registration {} \
+                 (contact {:?}, their case {:?})",
+                d.id,
+                d.raised_at,
+                printable(&d.other_agency),
+                printable(&d.registration),
+                d.other.contact,
+                d.other.case_reference
+            )?,
+            fedq_client::AlertReport::Watch(w) => writeln!(
+                out,
+                "alert {} at {}: watch {}: NEW HIT in {} jurisdiction(s) \
+                 (of {} that imported records)",
+                w.id,
+                w.raised_at,
+                printable(&w.watch_id),
+                w.jurisdictions,
+                w.evaluated_by
+            )?,
+        }
     }
     out.flush()?;
     Ok(())
+}
+
+/// Watches, one line each (or a JSON array).
+pub(crate) fn print_watches(
+    watches: &[fedq_proto::v1::WatchInfo],
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        let out: Vec<serde_json::Value> = watches
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "id": w.watch_id,
+                    "kind": fedq_client::watch::kind_name(w.kind),
+                    "registered_at": w.registered_at,
+                    "until": w.until,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    if watches.is_empty() {
+        println!("no live watches");
+    }
+    for w in watches {
+        println!(
+            "watch {}  {}  registered {}  until {}",
+            printable(&w.watch_id),
+            fedq_client::watch::kind_name(w.kind),
+            time_text(w.registered_at),
+            time_text(w.until)
+        );
+    }
+    Ok(())
+}
+
+/// Each node's part in a watch operation.
+pub(crate) fn print_watch_nodes(nodes: &[fedq_client::NodeResult]) {
+    for node in nodes {
+        if node.status == NodeOutcome::Ok {
+            println!("  node {}: ok", node.node);
+        } else {
+            println!(
+                "  node {}: {} ({})",
+                node.node,
+                node.status.word(),
+                printable(&node.reason)
+            );
+        }
+    }
 }
 
 /// Every alert (or a JSON array of the ones that check out).
@@ -279,12 +346,18 @@ pub(crate) fn print_alerts(alerts: &[fedq_client::Checked], json: bool) -> anyho
         for unverified in alerts.iter().filter(|a| a.is_err()) {
             print_alert(unverified, true)?;
         }
-        let verified: Vec<&fedq_client::AlertReport> =
-            alerts.iter().filter_map(|a| a.as_ref().ok()).collect();
+        let verified: Vec<&fedq_client::AlertReport> = alerts
+            .iter()
+            .filter_map(|a| a.as_ref().ok())
+            .filter(|a| a.watch().is_none_or(|w| w.hit))
+            .collect();
         println!("{}", serde_json::to_string_pretty(&verified)?);
         return Ok(());
     }
-    if alerts.is_empty() {
+    if !alerts
+        .iter()
+        .any(|a| a.as_ref().is_ok_and(|a| a.watch().is_none_or(|w| w.hit)))
+    {
         println!("no alerts");
     }
     for alert in alerts {

@@ -1,0 +1,244 @@
+//! Watches at the coordinator: which requester owns which watch, and the
+//! encrypted alerts it raised (the nodes' results of one collection round,
+//! added up), kept until the watch ends. Alert ids come from one sequence
+//! shared with deconfliction alerts, so that one cursor follows both.
+
+use fedq_db::{Db, DbError, Exec, Location, Schema};
+
+const SCHEMA: Schema = Schema {
+    sqlite: "CREATE TABLE IF NOT EXISTS watch_registrations (
+        id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        registered_at INTEGER NOT NULL,
+        until INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS watch_alerts (
+        id INTEGER PRIMARY KEY,
+        requester TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        answer BLOB NOT NULL,
+        nodes INTEGER NOT NULL,
+        raised_at INTEGER NOT NULL,
+        until INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS watch_alerts_by_requester ON watch_alerts (requester, id);
+    CREATE TABLE IF NOT EXISTS alert_sequence (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    INSERT INTO alert_sequence (name, value) VALUES ('alerts', 0) ON CONFLICT (name) DO NOTHING;",
+    postgres: "CREATE TABLE IF NOT EXISTS watch_registrations (
+        id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        kind BIGINT NOT NULL,
+        registered_at BIGINT NOT NULL,
+        until BIGINT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS watch_alerts (
+        id BIGINT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        watch_id TEXT NOT NULL,
+        answer BYTEA NOT NULL,
+        nodes BIGINT NOT NULL,
+        raised_at BIGINT NOT NULL,
+        until BIGINT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS watch_alerts_by_requester ON watch_alerts (requester, id);
+    CREATE TABLE IF NOT EXISTS alert_sequence (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+    INSERT INTO alert_sequence (name, value) VALUES ('alerts', 0) ON CONFLICT (name) DO NOTHING;",
+};
+
+/// Creates the alert sequence (both alert stores call it before they raise).
+pub(crate) fn create_sequence(store: &Location) -> Result<(), DbError> {
+    Db::open_with_schema(store, &SCHEMA).map(drop)
+}
+
+/// The next alert id, inside the caller's write transaction.
+pub(crate) fn next_alert_id(exec: &mut dyn Exec) -> Result<i64, DbError> {
+    exec.query_one(
+        "UPDATE alert_sequence SET value = value + 1 WHERE name = 'alerts' RETURNING value",
+        &[],
+        |r| r.get(0),
+    )
+}
+
+/// A watch as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchInfo {
+    /// The coordinator's id.
+    pub id: String,
+    /// The identifier kind (wire code).
+    pub kind: i32,
+    /// Unix seconds.
+    pub registered_at: i64,
+    /// Unix seconds.
+    pub until: i64,
+}
+
+/// One watch alert.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchAlertRecord {
+    /// From the shared sequence.
+    pub id: u64,
+    /// The watch.
+    pub watch_id: String,
+    /// The sum of the round's encrypted counts.
+    pub answer: Vec<u8>,
+    /// Nodes whose results are in it.
+    pub nodes: u32,
+    /// Unix seconds.
+    pub raised_at: i64,
+}
+
+/// The coordinator's watch tables.
+pub struct WatchRegistry {
+    db: Db,
+}
+
+impl WatchRegistry {
+    /// Opens (creating the tables) in the coordinator's store.
+    pub fn open(store: &Location) -> Result<Self, DbError> {
+        Ok(Self {
+            db: Db::open_with_schema(store, &SCHEMA)?,
+        })
+    }
+
+    /// Records the requester's watch.
+    pub fn add(&self, requester: &str, watch: &WatchInfo) -> Result<(), DbError> {
+        self.db.write(|exec| {
+            exec.execute(
+                "INSERT INTO watch_registrations (id, requester, kind, registered_at, until) VALUES (?1, ?2, ?3, ?4, ?5)",
+                &[
+                    &watch.id.as_str(),
+                    &requester,
+                    &i64::from(watch.kind),
+                    &watch.registered_at,
+                    &watch.until,
+                ],
+            )
+            .map(drop)
+        })
+    }
+
+    /// The requester's live watches.
+    pub fn list(&self, requester: &str, now: i64) -> Result<Vec<WatchInfo>, DbError> {
+        self.db.write(|exec| {
+            purge(exec, now)?;
+            exec.query_all(
+                "SELECT id, kind, registered_at, until FROM watch_registrations WHERE requester = ?1
+                 ORDER BY registered_at, id",
+                &[&requester],
+                |r| {
+                    Ok(WatchInfo {
+                        id: r.get(0)?,
+                        kind: i32::try_from(r.get::<i64>(1)?).unwrap_or_default(),
+                        registered_at: r.get(2)?,
+                        until: r.get(3)?,
+                    })
+                },
+            )
+        })
+    }
+
+    /// Whether the requester owns live watch `id`.
+    pub fn owns(&self, requester: &str, id: &str, now: i64) -> Result<bool, DbError> {
+        self.db.run(|exec| {
+            Ok(exec
+                .query_opt(
+                    "SELECT 1 FROM watch_registrations WHERE id = ?1 AND requester = ?2 AND until >= ?3",
+                    &[&id, &requester, &now],
+                    |r| r.get::<i64>(0),
+                )?
+                .is_some())
+        })
+    }
+
+    /// Deletes the requester's watch and its alerts; whether it had one.
+    pub fn cancel(&self, requester: &str, id: &str) -> Result<bool, DbError> {
+        self.db.write(|exec| {
+            let deleted = exec.execute(
+                "DELETE FROM watch_registrations WHERE id = ?1 AND requester = ?2",
+                &[&id, &requester],
+            )?;
+            exec.execute(
+                "DELETE FROM watch_alerts WHERE watch_id = ?1 AND requester = ?2",
+                &[&id, &requester],
+            )?;
+            Ok(deleted > 0)
+        })
+    }
+
+    /// Raises one alert for a watch's round (the sum of its nodes' results),
+    /// if the watch is still live; its id.
+    pub fn raise(
+        &self,
+        watch_id: &str,
+        answer: &[u8],
+        nodes: u32,
+        now: i64,
+    ) -> Result<Option<u64>, DbError> {
+        self.db.write(|exec| {
+            let owner: Option<(String, i64)> = exec.query_opt(
+                "SELECT requester, until FROM watch_registrations WHERE id = ?1 AND until >= ?2",
+                &[&watch_id, &now],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let Some((requester, until)) = owner else {
+                return Ok(None);
+            };
+            let id = next_alert_id(exec)?;
+            exec.execute(
+                "INSERT INTO watch_alerts (id, requester, watch_id, answer, nodes, raised_at, until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                &[
+                    &id,
+                    &requester.as_str(),
+                    &watch_id,
+                    &answer,
+                    &i64::from(nodes),
+                    &now,
+                    &until,
+                ],
+            )?;
+            Ok(u64::try_from(id).ok())
+        })
+    }
+
+    /// The requester's live watch alerts after `after`, in order.
+    pub fn alerts(
+        &self,
+        requester: &str,
+        after: u64,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<WatchAlertRecord>, DbError> {
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        self.db.run(|exec| {
+            exec.query_all(
+                &format!(
+                    "SELECT id, watch_id, answer, nodes, raised_at FROM watch_alerts
+                     WHERE requester = ?1 AND id > ?2 AND until >= ?3 ORDER BY id LIMIT {limit}"
+                ),
+                &[&requester, &after, &now],
+                |r| {
+                    Ok(WatchAlertRecord {
+                        id: u64::try_from(r.get::<i64>(0)?).unwrap_or_default(),
+                        watch_id: r.get(1)?,
+                        answer: r.get(2)?,
+                        nodes: u32::try_from(r.get::<i64>(3)?).unwrap_or_default(),
+                        raised_at: r.get(4)?,
+                    })
+                },
+            )
+        })
+    }
+
+    /// Deletes what has ended.
+    pub fn purge(&self, now: i64) -> Result<(), DbError> {
+        self.db.write(|exec| purge(exec, now))
+    }
+}
+
+fn purge(exec: &mut dyn Exec, now: i64) -> Result<(), DbError> {
+    exec.execute("DELETE FROM watch_alerts WHERE until < ?1", &[&now])?;
+    exec.execute("DELETE FROM watch_registrations WHERE until < ?1", &[&now])?;
+    Ok(())
+}
