@@ -42,7 +42,7 @@ fn email(node: usize, i: usize) -> String {
     format!("person.{i}.n{node}@bench.example")
 }
 
-fn write_identifiers(path: &Path, node: usize, records: usize) -> anyhow::Result<()> {
+pub(crate) fn write_identifiers(path: &Path, node: usize, records: usize) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     writeln!(out, "kind,value,record_id")?;
     for i in 0..records {

@@ -4,12 +4,14 @@
 //! - `fedq-bench federation --nodes 32 --records 20000 --items 8 --json`
 //! - `fedq-bench stats --rows 10000000 --json`
 //! - `fedq-bench deconflict --nodes 3 --targets 50 --json`
+//! - `fedq-bench watch --watches 10000 --records 10000 --json`
 
 #[cfg(feature = "baseline")]
 mod baseline;
 mod deconflict;
 mod lookup;
 mod stats;
+mod watch;
 
 use std::path::Path;
 
@@ -63,6 +65,21 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A node's evaluation of its live watches against one import.
+    Watch {
+        /// Live watches at the node.
+        #[arg(long, default_value_t = 10_000)]
+        watches: usize,
+        /// Identifiers the node holds before.
+        #[arg(long, default_value_t = 100_000)]
+        base: usize,
+        /// New identifiers in the import.
+        #[arg(long, default_value_t = 10_000)]
+        records: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Deconfliction over loopback mTLS: registration latency (threshold
     /// OPRF across the nodes, then the coordinator) and the time until the
     /// other agency's follower prints the alert.
@@ -111,6 +128,12 @@ async fn main() -> anyhow::Result<()> {
             targets,
             json,
         } => deconflict::run(nodes, targets, json).await,
+        Command::Watch {
+            watches,
+            base,
+            records,
+            json,
+        } => watch::run(watches, base, records, json).await,
     }
 }
 
