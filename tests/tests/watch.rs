@@ -350,6 +350,20 @@ fn watches_outside_policy_are_refused_with_a_reason_and_audited() -> anyhow::Res
             "{:?}",
             refused.nodes
         );
+        // A role the nodes do not let look up (a researcher): refused too.
+        let mut rosa =
+            Requester::connect(ClientConfig::load(&sandbox.output.researcher_client)?).await?;
+        rosa.keys_init(false).await?;
+        let by_role = rosa.watch_add(&input, &base).await?;
+        assert!(by_role.watch_id.is_empty());
+        assert!(
+            by_role
+                .nodes
+                .iter()
+                .all(|n| n.status == NodeOutcome::Refused && n.reason.contains("role")),
+            "{:?}",
+            by_role.nodes
+        );
         // Past the sunset of 90 days.
         let too_long = alice
             .watch_add(

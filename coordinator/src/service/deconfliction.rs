@@ -237,9 +237,9 @@ impl CoordinatorService {
         Ok(alerts)
     }
 
-    /// Deletes expired registrations and alerts, and those of requesters no
-    /// longer listed, every `interval` (and at once): between requests
-    /// nothing else would.
+    /// Deletes expired registrations, watches and their alerts, and the
+    /// registrations of requesters no longer listed, every `interval` (and
+    /// at once): between requests nothing else would.
     pub async fn purge_deconfliction_every(
         self: std::sync::Arc<Self>,
         interval: std::time::Duration,
@@ -252,11 +252,16 @@ impl CoordinatorService {
             let purged = tokio::task::spawn_blocking(move || {
                 service
                     .deconfliction
-                    .purge(now, |requester| service.is_requester(requester))
+                    .purge(now, |requester| service.is_requester(requester))?;
+                // Ended watches go with their alerts too.
+                service
+                    .watches
+                    .purge(now)
+                    .map_err(crate::deconfliction::DeconflictionError::from)
             })
             .await;
             if !matches!(purged, Ok(Ok(()))) {
-                tracing::warn!("deconfliction purge failed; retried at the next tick");
+                tracing::warn!("deconfliction or watch purge failed; retried at the next tick");
             }
         }
     }
