@@ -292,8 +292,32 @@ fn a_cancelled_or_expired_watch_never_fires_and_its_ciphertexts_are_gone() -> an
         // A later watch on another identifier gets its round: by then the
         // import has been evaluated.
         let witness = watch(&passport(6), "W-6")?;
+        // A watch whose stored tag is damaged (an operator's edit, a bad
+        // disk) must not hold up the others' rounds.
+        node("de").watch_store().add(
+            &fedq_node::watch::Watch {
+                id: "damaged".to_owned(),
+                requester: "alice".to_owned(),
+                key_id: "00".repeat(16),
+                public_key: vec![1, 2, 3],
+                kind: IdentifierKind::Passport.code(),
+                bucket: 1,
+                tag: vec![0; 10],
+                oprf_key_id: node("de").oprf_key_id()?.to_string(),
+                nodes: 3,
+                registered_at: chrono::Utc::now().timestamp(),
+                until: chrono::Utc::now().timestamp() + 3_600,
+                seen: Vec::new(),
+            },
+            chrono::Utc::now().timestamp(),
+            u32::MAX,
+        )?;
         import("de", &passport(7))?;
-        rounds_until(&witness, before, |r| !r.is_empty()).await?;
+        let witnessed = rounds_until(&witness, before, |r| !r.is_empty()).await?;
+        assert!(
+            !witnessed.is_empty(),
+            "the damaged watch held up the others"
+        );
         for id in [&cancelled, &expired.watch_id] {
             assert!(
                 rounds_until(id, before, |_| true).await?.is_empty(),

@@ -186,6 +186,13 @@ impl NodeService {
             .map_err(|e| NodeError::Audit(format!("watch store: {e}")))
     }
 
+    /// The node's own watch store, for tests that damage a watch the way an
+    /// operator's edit or a bad disk would.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn watch_store(&self) -> &crate::watch::WatchStore {
+        &self.watches
+    }
+
     /// Rows this node holds for watch `id` (the watch and its waiting
     /// results): for operators and tests that check a cancelled or expired
     /// watch is gone.
@@ -220,12 +227,15 @@ impl NodeService {
             .watches
             .live(now)
             .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
-        let mut keys = Vec::with_capacity(watches.len());
-        for watch in &watches {
-            let key_id = fedq_crypto::lookup::KeyId::parse(&watch.key_id)
-                .map_err(|e| NodeError::InvalidArgument(e.to_string()))?;
-            keys.push(self.public_key(&key_id, &watch.public_key)?);
-        }
+        // A stored key that no longer decodes spoils its own watch only.
+        let keys: Vec<Option<FhePublicKey>> = watches
+            .iter()
+            .map(|watch| {
+                fedq_crypto::lookup::KeyId::parse(&watch.key_id)
+                    .ok()
+                    .and_then(|key_id| self.public_key(&key_id, &watch.public_key).ok())
+            })
+            .collect();
         let tag_bits = self.config.fingerprint_params().tag_bits();
         let oprf_key_id = index.oprf_key().key_id().to_string();
         let count = watches.len();
@@ -239,14 +249,28 @@ impl NodeService {
             );
             self.pool
                 .map(count, move |i| {
-                    evaluate_watch(
-                        &watches[i],
-                        &keys[i],
-                        &index,
-                        tag_bits,
-                        &oprf_key_id,
-                        &new_records,
-                    )
+                    let watch = &watches[i];
+                    let evaluated = keys[i]
+                        .as_ref()
+                        .ok_or_else(|| {
+                            NodeError::InvalidArgument("its public key does not decode".to_owned())
+                        })
+                        .and_then(|key| {
+                            evaluate_watch(watch, key, &index, tag_bits, &oprf_key_id, &new_records)
+                        });
+                    // One watch that cannot be evaluated (its stored tag or
+                    // key damaged) must not hold up the others: it gets no
+                    // result this round, and its bucket's tags count as seen.
+                    Ok(evaluated.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "a watch could not be evaluated");
+                        Evaluated {
+                            watch_id: watch.id.clone(),
+                            seen: IdentifierKind::from_code(watch.kind)
+                                .map(|kind| sorted(index.candidates(kind, Bucket(watch.bucket))))
+                                .unwrap_or_else(|| watch.seen.clone()),
+                            answer: None,
+                        }
+                    }))
                 })
                 .await?
         };
