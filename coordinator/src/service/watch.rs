@@ -230,7 +230,14 @@ impl CoordinatorService {
                 continue;
             };
             let mut last = None;
+            let mut this_round = std::collections::HashSet::new();
             for result in response.results {
+                // One result per node and watch in a round: the sum then
+                // counts at most every node once, within the count's
+                // encoding. A second one waits for the next round.
+                if !this_round.insert(result.watch_id.clone()) {
+                    break;
+                }
                 last = Some(result.seq);
                 // A malformed result is left out of the sum, never added.
                 let Ok(count) = EncryptedCount::from_bytes(&result.answer) else {
