@@ -60,6 +60,10 @@ pub(crate) fn next_alert_id(exec: &mut dyn Exec) -> Result<i64, DbError> {
     )
 }
 
+/// Most alerts kept per watch: the oldest beyond go (a requester away for
+/// long, behind frequent imports, loses old rounds, not storage).
+pub const MAX_ALERTS_PER_WATCH: usize = 1_000;
+
 /// A watch as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchInfo {
@@ -198,6 +202,14 @@ impl WatchRegistry {
                     &until,
                 ],
             )?;
+            exec.execute(
+                &format!(
+                    "DELETE FROM watch_alerts WHERE watch_id = ?1 AND id NOT IN
+                     (SELECT id FROM watch_alerts WHERE watch_id = ?1
+                      ORDER BY id DESC LIMIT {MAX_ALERTS_PER_WATCH})"
+                ),
+                &[&watch_id],
+            )?;
             Ok(u64::try_from(id).ok())
         })
     }
@@ -231,9 +243,28 @@ impl WatchRegistry {
         })
     }
 
-    /// Deletes what has ended.
-    pub fn purge(&self, now: i64) -> Result<(), DbError> {
-        self.db.write(|exec| purge(exec, now))
+    /// Deletes what has ended, and the watches (with alerts) of requesters
+    /// no longer listed (`listed` says whether one is).
+    pub fn purge(&self, now: i64, listed: impl Fn(&str) -> bool) -> Result<(), DbError> {
+        self.db.write(|exec| {
+            purge(exec, now)?;
+            let requesters: Vec<String> = exec.query_all(
+                "SELECT DISTINCT requester FROM watch_registrations",
+                &[],
+                |r| r.get(0),
+            )?;
+            for gone in requesters.iter().filter(|r| !listed(r)) {
+                exec.execute(
+                    "DELETE FROM watch_alerts WHERE requester = ?1",
+                    &[&gone.as_str()],
+                )?;
+                exec.execute(
+                    "DELETE FROM watch_registrations WHERE requester = ?1",
+                    &[&gone.as_str()],
+                )?;
+            }
+            Ok(())
+        })
     }
 }
 

@@ -226,6 +226,19 @@ impl WatchStore {
         })
     }
 
+    /// Watches with a result the coordinator has not collected yet.
+    pub fn pending(&self) -> Result<std::collections::HashSet<String>, DbError> {
+        Ok(self
+            .db
+            .run(|exec| {
+                exec.query_all("SELECT DISTINCT watch_id FROM watch_results", &[], |r| {
+                    r.get::<String>(0)
+                })
+            })?
+            .into_iter()
+            .collect())
+    }
+
     /// Results after `after`, oldest first; those up to `after` are
     /// forgotten (the coordinator has them).
     pub fn results_after(&self, after: u64) -> Result<Vec<WatchResult>, DbError> {

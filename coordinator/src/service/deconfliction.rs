@@ -256,7 +256,7 @@ impl CoordinatorService {
                 // Ended watches go with their alerts too.
                 service
                     .watches
-                    .purge(now)
+                    .purge(now, |requester| service.is_requester(requester))
                     .map_err(crate::deconfliction::DeconflictionError::from)
             })
             .await;

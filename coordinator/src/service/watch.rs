@@ -64,6 +64,19 @@ impl CoordinatorService {
             .map(|item| item.kind)
             .unwrap_or_default();
         let watch_id = format!("{:016x}", rand::random::<u64>());
+        // Recorded before any node has it: results a node sends while the
+        // others still answer find their owner.
+        self.watches
+            .add(
+                caller,
+                &WatchInfo {
+                    id: watch_id.clone(),
+                    kind,
+                    registered_at: chrono::Utc::now().timestamp(),
+                    until: request.until,
+                },
+            )
+            .map_err(|e| CoordinatorError::Store(e.to_string()))?;
         let template = Arc::new(v1::NodeWatchAddRequest {
             query_id: watch_id.clone(),
             requester: caller.to_owned(),
@@ -108,17 +121,9 @@ impl CoordinatorService {
                 },
             })
             .collect();
-        if nodes.iter().any(|n| n.outcome() == NodeOutcome::Ok) {
+        if !nodes.iter().any(|n| n.outcome() == NodeOutcome::Ok) {
             self.watches
-                .add(
-                    caller,
-                    &WatchInfo {
-                        id: watch_id.clone(),
-                        kind,
-                        registered_at: chrono::Utc::now().timestamp(),
-                        until: template.until,
-                    },
-                )
+                .cancel(caller, &watch_id)
                 .map_err(|e| CoordinatorError::Store(e.to_string()))?;
         }
         info!(

@@ -89,8 +89,11 @@ pub struct NodeService {
     deconfliction: Option<Arc<fedq_crypto::toprf::KeyShare>>,
     /// Standing lookups and their waiting results.
     watches: crate::watch::WatchStore,
-    /// The index generation the watches were last evaluated at.
+    /// The index generation every watch was last evaluated at.
     watch_generation: Mutex<Option<i64>>,
+    /// Per watch, the generation it was last evaluated at (some wait for
+    /// the coordinator to collect their previous result).
+    watch_evaluated: Mutex<HashMap<String, i64>>,
 }
 
 /// A request the gate admitted: refusals and answers from here on are
@@ -209,6 +212,7 @@ impl NodeService {
             deconfliction,
             watches,
             watch_generation: Mutex::new(None),
+            watch_evaluated: Mutex::new(HashMap::new()),
             config,
             store: Mutex::new(store),
             index: RwLock::new(Arc::new(index)),

@@ -223,10 +223,53 @@ impl NodeService {
             return Ok(0);
         }
         let now = chrono::Utc::now().timestamp();
-        let watches = self
+        let stored = self
             .watches
             .live(now)
             .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
+        // The index again, after the watches: at least as new as every
+        // watch's snapshot of its bucket, so nothing from before a watch
+        // counts as new for it.
+        let index = self.refresh_index()?;
+        let generation = index.generation();
+        // A watch whose last result the coordinator has not collected waits:
+        // its unseen tags are all counted in one later result, so a node
+        // holds at most one result per watch.
+        let pending = self
+            .watches
+            .pending()
+            .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
+        let mut evaluated_at = self
+            .watch_evaluated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        evaluated_at.retain(|id, _| stored.iter().any(|w| &w.id == id));
+        let mut waiting = false;
+        let mut watches = Vec::with_capacity(stored.len());
+        for watch in stored {
+            if evaluated_at.get(&watch.id) == Some(&generation) {
+                continue;
+            }
+            if pending.contains(&watch.id) {
+                // Looked at again next tick, until its result is collected.
+                waiting = true;
+                continue;
+            }
+            // A requester removed from the federation watches no more.
+            if self.gate.agency_of(&watch.requester).is_none() {
+                self.watches
+                    .cancel(&watch.requester, &watch.id)
+                    .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
+                self.gate.record_event(
+                    &watch.requester,
+                    "watch-cancel",
+                    &format!("watch={} requester no longer listed", watch.id),
+                )?;
+                continue;
+            }
+            watches.push(watch);
+        }
         // A stored key that no longer decodes spoils its own watch only.
         let keys: Vec<Option<FhePublicKey>> = watches
             .iter()
@@ -256,7 +299,23 @@ impl NodeService {
                             NodeError::InvalidArgument("its public key does not decode".to_owned())
                         })
                         .and_then(|key| {
-                            evaluate_watch(watch, key, &index, tag_bits, &oprf_key_id, &new_records)
+                            // A panic (ours or tfhe's) spoils this watch's
+                            // round only, not every watch's.
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                evaluate_watch(
+                                    watch,
+                                    key,
+                                    &index,
+                                    tag_bits,
+                                    &oprf_key_id,
+                                    &new_records,
+                                )
+                            }))
+                            .unwrap_or_else(|_| {
+                                Err(NodeError::InvalidArgument(
+                                    "its evaluation panicked".to_owned(),
+                                ))
+                            })
                         });
                     // One watch that cannot be evaluated (its stored tag or
                     // key damaged) must not hold up the others: it gets no
@@ -277,10 +336,19 @@ impl NodeService {
         self.watches
             .record(&evaluated, now)
             .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
+        for done in &evaluated {
+            evaluated_at.insert(done.watch_id.clone(), generation);
+        }
         *self
-            .watch_generation
+            .watch_evaluated
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Some(generation);
+            .unwrap_or_else(|e| e.into_inner()) = evaluated_at;
+        if !waiting {
+            *self
+                .watch_generation
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()) = Some(generation);
+        }
         if count > 0 {
             let new = new_records.load(std::sync::atomic::Ordering::Relaxed);
             self.gate.record_event(
