@@ -23,6 +23,7 @@ const SCHEMA: Schema = Schema {
         until INTEGER NOT NULL
     );
     CREATE INDEX IF NOT EXISTS watch_alerts_by_requester ON watch_alerts (requester, id);
+    CREATE TABLE IF NOT EXISTS watch_cursors (node TEXT PRIMARY KEY, seq INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS alert_sequence (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO alert_sequence (name, value) VALUES ('alerts', 0) ON CONFLICT (name) DO NOTHING;",
     postgres: "CREATE TABLE IF NOT EXISTS watch_registrations (
@@ -42,6 +43,7 @@ const SCHEMA: Schema = Schema {
         until BIGINT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS watch_alerts_by_requester ON watch_alerts (requester, id);
+    CREATE TABLE IF NOT EXISTS watch_cursors (node TEXT PRIMARY KEY, seq BIGINT NOT NULL);
     CREATE TABLE IF NOT EXISTS alert_sequence (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
     INSERT INTO alert_sequence (name, value) VALUES ('alerts', 0) ON CONFLICT (name) DO NOTHING;",
 };
@@ -243,6 +245,35 @@ impl WatchRegistry {
         })
     }
 
+    /// Per node, the last result collected from it (kept across restarts,
+    /// so that a restarted coordinator raises no round twice).
+    pub fn cursors(&self) -> Result<std::collections::HashMap<String, u64>, DbError> {
+        Ok(self
+            .db
+            .run(|exec| {
+                exec.query_all("SELECT node, seq FROM watch_cursors", &[], |r| {
+                    Ok((r.get::<String>(0)?, r.get::<i64>(1)?))
+                })
+            })?
+            .into_iter()
+            .map(|(node, seq)| (node, u64::try_from(seq).unwrap_or_default()))
+            .collect())
+    }
+
+    /// Moves the nodes' cursors, in one transaction.
+    pub fn set_cursors(&self, cursors: &[(String, u64)]) -> Result<(), DbError> {
+        self.db.write(|exec| {
+            for (node, seq) in cursors {
+                exec.execute(
+                    "INSERT INTO watch_cursors (node, seq) VALUES (?1, ?2)
+                     ON CONFLICT (node) DO UPDATE SET seq = excluded.seq",
+                    &[&node.as_str(), &i64::try_from(*seq).unwrap_or(i64::MAX)],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
     /// Deletes what has ended, and the watches (with alerts) of requesters
     /// no longer listed (`listed` says whether one is).
     pub fn purge(&self, now: i64, listed: impl Fn(&str) -> bool) -> Result<(), DbError> {
@@ -272,4 +303,87 @@ fn purge(exec: &mut dyn Exec, now: i64) -> Result<(), DbError> {
     exec.execute("DELETE FROM watch_alerts WHERE until < ?1", &[&now])?;
     exec.execute("DELETE FROM watch_registrations WHERE until < ?1", &[&now])?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn each_store(test: impl Fn(WatchRegistry)) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for location in fedq_db::testing::locations(dir.path(), "keys.db") {
+            test(WatchRegistry::open(&location).expect("store opens"));
+        }
+    }
+
+    fn info(id: &str, until: i64) -> WatchInfo {
+        WatchInfo {
+            id: id.to_owned(),
+            kind: 1,
+            registered_at: NOW,
+            until,
+        }
+    }
+
+    #[test]
+    fn alerts_go_to_the_owner_of_a_live_watch_only_and_end_with_it() {
+        each_store(|store| {
+            store.add("alice", &info("w1", NOW + 10)).expect("adds");
+            let first = store.raise("w1", b"sum", 2, NOW).expect("raises");
+            assert!(first.is_some());
+            // Nobody's watch, or an ended one: nothing raised.
+            assert_eq!(store.raise("w9", b"sum", 1, NOW).expect("raises"), None);
+            assert_eq!(
+                store.raise("w1", b"sum", 1, NOW + 11).expect("raises"),
+                None
+            );
+            let alerts = store.alerts("alice", 0, NOW, 10).expect("alerts");
+            assert_eq!(alerts.len(), 1);
+            assert_eq!(
+                (alerts[0].nodes, alerts[0].answer.as_slice()),
+                (2, &b"sum"[..])
+            );
+            assert!(store.alerts("bob", 0, NOW, 10).expect("alerts").is_empty());
+            assert!(store
+                .alerts("alice", 0, NOW + 11, 10)
+                .expect("alerts")
+                .is_empty());
+            assert!(!store.owns("bob", "w1", NOW).expect("owns"));
+            assert!(store.cancel("alice", "w1").expect("cancels"));
+            assert!(store
+                .alerts("alice", 0, NOW, 10)
+                .expect("alerts")
+                .is_empty());
+        });
+    }
+
+    #[test]
+    fn cursors_survive_a_reopen_and_removed_requesters_lose_their_watches() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for location in fedq_db::testing::locations(dir.path(), "keys.db") {
+            let store = WatchRegistry::open(&location).expect("opens");
+            store
+                .set_cursors(&[("fr".to_owned(), 7), ("de".to_owned(), 3)])
+                .expect("saves");
+            store.set_cursors(&[("fr".to_owned(), 9)]).expect("saves");
+            let reopened = WatchRegistry::open(&location).expect("reopens");
+            let cursors = reopened.cursors().expect("reads");
+            assert_eq!((cursors["fr"], cursors["de"]), (9, 3));
+
+            reopened
+                .add("mallory", &info("w2", NOW + 100))
+                .expect("adds");
+            reopened.add("alice", &info("w3", NOW + 100)).expect("adds");
+            reopened.raise("w2", b"sum", 1, NOW).expect("raises");
+            reopened.purge(NOW, |r| r != "mallory").expect("purges");
+            assert!(reopened.list("mallory", NOW).expect("lists").is_empty());
+            assert!(reopened
+                .alerts("mallory", 0, NOW, 10)
+                .expect("alerts")
+                .is_empty());
+            assert_eq!(reopened.list("alice", NOW).expect("lists").len(), 1);
+        }
+    }
 }

@@ -93,8 +93,6 @@ pub struct CoordinatorService {
     deconfliction: crate::deconfliction::DeconflictionStore,
     alerts_raised: tokio::sync::watch::Sender<u64>,
     watches: crate::watch::WatchRegistry,
-    /// Per node, the last watch result collected from it.
-    watch_cursors: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// Who asked and why, as the coordinator knows it: the caller from mTLS, the
@@ -159,7 +157,6 @@ impl CoordinatorService {
             deconfliction,
             alerts_raised: tokio::sync::watch::channel(0).0,
             watches,
-            watch_cursors: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 

@@ -212,11 +212,13 @@ impl CoordinatorService {
     /// it hold the identifier among their new records, not which). Returns
     /// how many alerts were raised.
     pub async fn collect_watch_results(&self) -> usize {
-        let cursors: HashMap<String, u64> = self
-            .watch_cursors
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let cursors: HashMap<String, u64> = match self.watches.cursors() {
+            Ok(cursors) => cursors,
+            Err(e) => {
+                tracing::warn!(error = %e, "watch cursors unreadable; collection skipped");
+                return 0;
+            }
+        };
         let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| {
             let after = cursors.get(&node.id).copied().unwrap_or(0);
             async move {
@@ -275,9 +277,8 @@ impl CoordinatorService {
         }
         // Cursors move past every result read: one the store could not keep
         // is lost (and logged above), never raised twice.
-        let mut cursors = self.watch_cursors.lock().unwrap_or_else(|e| e.into_inner());
-        for (node, last) in advanced {
-            cursors.insert(node, last);
+        if let Err(e) = self.watches.set_cursors(&advanced) {
+            tracing::warn!(error = %e, "watch cursors not saved; the round may be raised again");
         }
         if let Some(id) = last_id {
             self.alerts_raised.send_replace(id);
