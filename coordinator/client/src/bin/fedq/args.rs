@@ -76,8 +76,9 @@ pub(crate) enum CliCommand {
     /// Standing encrypted lookups: alerted when a node imports the identifier.
     #[command(subcommand)]
     Watch(WatchCommand),
-    /// Alerts for this requester: agencies that registered one of its
-    /// targets. `--follow` keeps waiting and prints each new alert.
+    /// Alerts for this requester: watches with a new hit, and agencies that
+    /// registered one of its targets. `--follow` keeps waiting and prints
+    /// each new alert.
     Alerts {
         /// Print JSON (one object per line with --follow).
         #[arg(long)]
@@ -119,10 +120,13 @@ pub(crate) struct WatchAddArgs {
     /// A batch file (as for `fedq lookup --batch`): one watch per line.
     #[arg(long)]
     pub(crate) batch: Option<PathBuf>,
+    /// Purpose, as the nodes' policies admit it for lookups.
     #[arg(long, value_parser = stated)]
     pub(crate) purpose: String,
+    /// Case reference (audited at every node).
     #[arg(long = "case", value_parser = stated)]
     pub(crate) case_reference: String,
+    /// Legal basis (else `legal_basis` in client.toml).
     #[arg(long)]
     pub(crate) legal_basis: Option<String>,
     /// Last day of the watch (yyyy-mm-dd, UTC, inclusive) or an RFC 3339 time.
