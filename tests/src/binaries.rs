@@ -49,3 +49,64 @@ pub fn listen_address(config: &Path) -> anyhow::Result<String> {
         .map(str::to_owned)
         .ok_or_else(|| anyhow::anyhow!("no listen address in {}", config.display()))
 }
+
+/// A running command whose standard output is JSON, one object per line
+/// (`fedq alerts --follow --json`): read as the lines come, killed on drop.
+pub struct JsonLines {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl JsonLines {
+    /// Starts `command` with its output piped here and its errors dropped.
+    pub fn spawn(command: &mut std::process::Command) -> anyhow::Result<Self> {
+        use std::io::BufRead;
+        let mut child = command
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| anyhow::anyhow!("no standard output"))?;
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Self { child, lines })
+    }
+
+    /// The first object `wanted` accepts, if one comes before `deadline`.
+    pub fn first(
+        &self,
+        deadline: std::time::Instant,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> anyhow::Result<Option<serde_json::Value>> {
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let object: serde_json::Value = serde_json::from_str(&line)?;
+                    if wanted(&object) {
+                        return Ok(Some(object));
+                    }
+                }
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+}
+
+impl Drop for JsonLines {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

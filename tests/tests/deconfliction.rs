@@ -4,9 +4,8 @@
 //! type it. Agencies on the same target are both told the other's contact;
 //! nobody else is, and no agency is told about itself.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -16,7 +15,7 @@ use fedq_client::init::add_requester;
 use fedq_client::{ClientConfig, DeconflictOptions, LookupInput, Requester};
 use fedq_crypto::IdentifierKind;
 use fedq_proto::federation::RequesterEntry;
-use fedq_tests::binaries::run_ok;
+use fedq_tests::binaries::{run_ok, JsonLines};
 use fedq_tests::hostile::records;
 use fedq_tests::sandbox::{runtime, FederationSandbox};
 
@@ -226,38 +225,12 @@ fn follow_prints_an_alert_within_seconds_of_the_registration_that_raises_it() ->
 {
     let (target, _) = passport(3);
     let mine = register("alice", &target, "desk@police-fr.example", "FR-F")?;
-    let mut follower = fedq("alice")
-        .args(["alerts", "--follow", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = follower.stdout.take().context("stdout")?;
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let follower = JsonLines::spawn(fedq("alice").args(["alerts", "--follow", "--json"]))?;
     // Give the stream time to open, then another agency registers.
     std::thread::sleep(Duration::from_millis(500));
     let theirs = register("erik", &target, "desk@police-nl.example", "NL-F")?;
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let found = loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match received.recv_timeout(left) {
-            Ok(line) => {
-                let alert: serde_json::Value = serde_json::from_str(&line)?;
-                if alert["registration"] == mine["id"] {
-                    break Some(alert);
-                }
-            }
-            Err(_) => break None,
-        }
-    };
-    follower.kill()?;
-    follower.wait()?;
+    let found = follower.first(deadline, |alert| alert["registration"] == mine["id"])?;
     let alert = found.context("no alert within 20 s")?;
     assert_eq!(alert["other_registration"], theirs["id"]);
     assert_eq!(alert["other"]["contact"], "desk@police-nl.example");

@@ -6,9 +6,8 @@
 //! expired watch never fires and its ciphertexts are gone; the policy's
 //! refusals are clear and audited.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -17,7 +16,7 @@ use fedq_audit::Decision;
 use fedq_client::{AlertReport, ClientConfig, LookupInput, Requester, WatchOptions};
 use fedq_crypto::IdentifierKind;
 use fedq_proto::outcome::NodeOutcome;
-use fedq_tests::binaries::run_ok;
+use fedq_tests::binaries::{run_ok, JsonLines};
 use fedq_tests::sandbox::{runtime, FederationSandbox};
 
 /// At most this many live watches per requester at each node here.
@@ -213,37 +212,14 @@ fn a_watch_fires_with_the_number_of_jurisdictions_after_imports_that_add_it_only
 fn follow_prints_a_watch_alert_within_seconds_of_the_import() -> anyhow::Result<()> {
     let target = passport(3);
     let id = watch(&target, "W-3")?;
-    let mut follower = fedq()
-        .args(["alerts", "--follow", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = follower.stdout.take().context("stdout")?;
-    let (lines, received) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let follower = JsonLines::spawn(fedq().args(["alerts", "--follow", "--json"]))?;
     std::thread::sleep(Duration::from_millis(500));
     let imported = Instant::now();
     import("nl", &target)?;
-    let deadline = imported + Duration::from_secs(20);
-    let found = loop {
-        match received.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(line) => {
-                let alert: serde_json::Value = serde_json::from_str(&line)?;
-                if alert["kind"] == "watch" && alert["watch_id"] == id.as_str() {
-                    break Some(alert);
-                }
-            }
-            Err(_) => break None,
-        }
-    };
-    follower.kill()?;
-    follower.wait()?;
+    let found = follower.first(imported + Duration::from_secs(20), |alert| {
+        alert["kind"] == "watch" && alert["watch_id"] == id.as_str()
+    })?;
+    drop(follower);
     let alert = found.context("no watch alert within 20 s of the import")?;
     assert_eq!(alert["hit"], true);
     assert_eq!(alert["jurisdictions"], 1);

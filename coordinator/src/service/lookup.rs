@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use fedq_crypto::lookup::KeyId;
 use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1;
 use tracing::{info, instrument};
@@ -147,13 +146,7 @@ impl CoordinatorService {
     ) -> Result<(String, Merged), CoordinatorError> {
         self.requester(caller)?;
         self.signed_by_caller(caller, request.nodes.iter().map(|n| n.envelope.as_ref()))?;
-        let key_id = KeyId::parse(&request.key_id)
-            .map_err(|_| CoordinatorError::InvalidArgument("malformed key id".to_owned()))?;
-        let public_key = match self.registry.status(caller, &key_id)? {
-            crate::registry::KeyStatus::Registered(key) => key,
-            crate::registry::KeyStatus::Expired { .. } => return Err(CoordinatorError::ExpiredKey),
-            crate::registry::KeyStatus::Unknown => return Err(CoordinatorError::UnknownKey),
-        };
+        let (key_id, public_key) = self.registered_key(caller, &request.key_id)?;
         let items = request.nodes.first().map_or(0, |n| n.items.len());
         check_item_count(items)?;
         let shares = self.per_node(request.nodes, |n| &n.node, |n| n.items.len(), items)?;

@@ -215,6 +215,22 @@ impl CoordinatorService {
         Ok(verified)
     }
 
+    /// The caller's registered, unexpired public key under `key_id`, as
+    /// lookups and watches attach it to what they send each node.
+    fn registered_key(
+        &self,
+        caller: &str,
+        key_id: &str,
+    ) -> Result<(KeyId, Vec<u8>), CoordinatorError> {
+        let key_id = KeyId::parse(key_id)
+            .map_err(|_| CoordinatorError::InvalidArgument("malformed key id".to_owned()))?;
+        match self.registry.status(caller, &key_id)? {
+            crate::registry::KeyStatus::Registered(key) => Ok((key_id, key)),
+            crate::registry::KeyStatus::Expired { .. } => Err(CoordinatorError::ExpiredKey),
+            crate::registry::KeyStatus::Unknown => Err(CoordinatorError::UnknownKey),
+        }
+    }
+
     /// Registers a requester's public key; returns its id.
     pub fn register_key(&self, caller: &str, bytes: &[u8]) -> Result<KeyId, CoordinatorError> {
         self.requester(caller)?;
@@ -326,4 +342,25 @@ fn split_outcomes<T>(outcomes: Vec<NodeReply<T>>) -> (Vec<T>, Vec<v1::NodeStatus
         }
     }
     (answered, unreachable)
+}
+
+/// Each node's status after a call whose answer is only "done": ok, or why
+/// not.
+fn statuses(outcomes: Vec<NodeReply<()>>) -> Vec<v1::NodeStatus> {
+    outcomes
+        .into_iter()
+        .map(|outcome| match outcome.result {
+            Ok(()) => v1::NodeStatus {
+                node: outcome.node,
+                outcome: fedq_proto::outcome::NodeOutcome::Ok.into(),
+                ..Default::default()
+            },
+            Err(e) => v1::NodeStatus {
+                node: outcome.node,
+                outcome: e.outcome.into(),
+                reason: e.reason,
+                ..Default::default()
+            },
+        })
+        .collect()
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use fedq_crypto::lookup::{EncryptedCount, KeyId};
+use fedq_crypto::lookup::EncryptedCount;
 use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1;
 use tracing::{info, instrument};
@@ -49,13 +49,7 @@ impl CoordinatorService {
     ) -> Result<v1::WatchAddResponse, CoordinatorError> {
         self.requester(caller)?;
         self.signed_by_caller(caller, request.nodes.iter().map(|n| n.envelope.as_ref()))?;
-        let key_id = KeyId::parse(&request.key_id)
-            .map_err(|_| CoordinatorError::InvalidArgument("malformed key id".to_owned()))?;
-        let public_key = match self.registry.status(caller, &key_id)? {
-            crate::registry::KeyStatus::Registered(key) => key,
-            crate::registry::KeyStatus::Expired { .. } => return Err(CoordinatorError::ExpiredKey),
-            crate::registry::KeyStatus::Unknown => return Err(CoordinatorError::UnknownKey),
-        };
+        let (key_id, public_key) = self.registered_key(caller, &request.key_id)?;
         let shares = self.per_node(request.nodes, |n| &n.node, |n| n.items.len(), 1)?;
         let kind = shares
             .values()
@@ -105,22 +99,7 @@ impl CoordinatorService {
             }
         })
         .await;
-        let nodes: Vec<v1::NodeStatus> = outcomes
-            .into_iter()
-            .map(|outcome| match outcome.result {
-                Ok(()) => v1::NodeStatus {
-                    node: outcome.node,
-                    outcome: NodeOutcome::Ok.into(),
-                    ..Default::default()
-                },
-                Err(e) => v1::NodeStatus {
-                    node: outcome.node,
-                    outcome: e.outcome.into(),
-                    reason: e.reason,
-                    ..Default::default()
-                },
-            })
-            .collect();
+        let nodes: Vec<v1::NodeStatus> = super::statuses(outcomes);
         if !nodes.iter().any(|n| n.outcome() == NodeOutcome::Ok) {
             self.watches
                 .cancel(caller, &watch_id)
@@ -189,22 +168,7 @@ impl CoordinatorService {
         self.watches
             .cancel(caller, id)
             .map_err(|e| CoordinatorError::Store(e.to_string()))?;
-        Ok(outcomes
-            .into_iter()
-            .map(|outcome| match outcome.result {
-                Ok(()) => v1::NodeStatus {
-                    node: outcome.node,
-                    outcome: NodeOutcome::Ok.into(),
-                    ..Default::default()
-                },
-                Err(e) => v1::NodeStatus {
-                    node: outcome.node,
-                    outcome: e.outcome.into(),
-                    reason: e.reason,
-                    ..Default::default()
-                },
-            })
-            .collect())
+        Ok(super::statuses(outcomes))
     }
 
     /// One collection round: every node's new results, added up per watch

@@ -119,10 +119,20 @@ pub fn evaluate_blinded<B: AsRef<[u8]>>(
     key: &NodeOprfKey,
     blinded: &[B],
 ) -> Result<BlindEvaluation, OprfError> {
+    blind_evaluate_with(&key.server, blinded)
+}
+
+/// A blinded evaluation under `server`'s key with its batch proof: the one
+/// body of [`evaluate_blinded`] and of a threshold node's partial evaluation
+/// (`crate::toprf::evaluate_partial`), with the same checks.
+pub(crate) fn blind_evaluate_with<B: AsRef<[u8]>>(
+    server: &voprf::VoprfServer<Suite>,
+    blinded: &[B],
+) -> Result<BlindEvaluation, OprfError> {
     let elements = decode_blinded(blinded)?;
-    let result = key
-        .server
+    let result = server
         .batch_blind_evaluate(&mut OsRng, &elements)
+        // `voprf` only refuses batches over u16::MAX, far above MAX_BATCH.
         .map_err(|_| OprfError::BatchTooLarge {
             got: elements.len(),
             max: MAX_BATCH,
