@@ -186,15 +186,14 @@ impl WatchStore {
         self.db.write(|exec| purge(exec, now))
     }
 
-    /// Every live watch (expired ones are deleted first, with their results).
+    /// Every live watch (the evaluation round purges just before it asks).
     pub fn live(&self, now: i64) -> Result<Vec<Watch>, DbError> {
-        self.db.write(|exec| {
-            purge(exec, now)?;
+        self.db.run(|exec| {
             exec.query_all(
                 "SELECT id, requester, key_id, public_key, kind, bucket, tag, oprf_key_id,
                         nodes, registered_at, until, seen
-                 FROM watches ORDER BY registered_at, id",
-                &[],
+                 FROM watches WHERE until >= ?1 ORDER BY registered_at, id",
+                &[&now],
                 watch_of_row,
             )
         })
