@@ -32,9 +32,9 @@ pub(crate) async fn run(nodes: usize, targets: usize, json: bool) -> anyhow::Res
     }
     let mut running = Vec::new();
     for (_, node_toml) in &output.nodes {
-        running.push(start_node(node_toml).await?.0);
+        running.push(start_node(node_toml, &output.ports).await?.0);
     }
-    running.push(start_coordinator(&output.coordinator).await?);
+    running.push(start_coordinator(&output.coordinator, &output.ports).await?);
     let partner_toml = fedq_client::init::add_requester(
         &temp.path().join("federation"),
         &fedq_proto::federation::RequesterEntry {

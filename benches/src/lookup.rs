@@ -87,11 +87,11 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
     let mut running = Vec::new();
     let mut services = Vec::new();
     for (_, config_path) in &output.nodes {
-        let (party, service) = start_node(config_path).await?;
+        let (party, service) = start_node(config_path, &output.ports).await?;
         running.push(party);
         services.push(service);
     }
-    running.push(start_coordinator(&output.coordinator).await?);
+    running.push(start_coordinator(&output.coordinator, &output.ports).await?);
     let padded = services[0].info().padded_candidates;
 
     let mut requester = Requester::connect(ClientConfig::load(&output.client)?).await?;

@@ -9,6 +9,7 @@ use fedq_node::{NodeConfig, NodeService};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use fedq_client::init::ReservedPorts;
 use fedq_coordinator::config::CoordinatorConfig;
 
 /// A running party; dropping it does not stop it, [`Running::stop`] does.
@@ -29,12 +30,29 @@ impl Running {
     }
 }
 
+/// The socket for `addr`: the one `fedq federation init` held for it, or a
+/// new one.
+async fn listen(
+    addr: std::net::SocketAddr,
+    ports: &ReservedPorts,
+) -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = match ports.take(addr) {
+        Some(held) => {
+            held.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(held)
+        }
+        None => tokio::net::TcpListener::bind(addr).await,
+    };
+    listener.with_context(|| format!("cannot listen on {addr}"))
+}
+
 /// Starts a node from its config; returns once it listens.
-pub async fn start_node(config_path: &Path) -> anyhow::Result<(Running, Arc<NodeService>)> {
+pub async fn start_node(
+    config_path: &Path,
+    ports: &ReservedPorts,
+) -> anyhow::Result<(Running, Arc<NodeService>)> {
     let config = NodeConfig::load(config_path)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = listen(config.listen, ports).await?;
     let service = Arc::new(
         tokio::task::spawn_blocking({
             let config = config.clone();
@@ -64,11 +82,12 @@ pub async fn start_node(config_path: &Path) -> anyhow::Result<(Running, Arc<Node
 }
 
 /// Starts the coordinator from its config; returns once it listens.
-pub async fn start_coordinator(config_path: &Path) -> anyhow::Result<Running> {
+pub async fn start_coordinator(
+    config_path: &Path,
+    ports: &ReservedPorts,
+) -> anyhow::Result<Running> {
     let config = CoordinatorConfig::load(config_path)?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = listen(config.listen, ports).await?;
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         fedq_coordinator::server::serve(listener, config, async {

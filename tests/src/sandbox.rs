@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::local::{start_coordinator, start_node, Running};
 use anyhow::Context;
-use fedq_client::init::{init, InitOptions, InitOutput};
+use fedq_client::init::{init, InitOptions, InitOutput, ReservedPorts};
 use fedq_client::{ClientConfig, Requester};
 use fedq_node::NodeService;
 use fedq_proto::federation::Parameters;
@@ -132,7 +132,7 @@ impl FederationSandbox {
             .context("no such node")?
             .1
             .clone();
-        let (running, _) = start_node(&config).await?;
+        let (running, _) = start_node(&config, &ReservedPorts::default()).await?;
         self.running.lock().expect("sandbox lock").push(running);
         Ok(())
     }
@@ -219,11 +219,11 @@ impl FederationSandboxBuilder {
         let mut running = Vec::new();
         let mut nodes = Vec::new();
         for (node, config) in &output.nodes {
-            let (party, service) = start_node(config).await?;
+            let (party, service) = start_node(config, &output.ports).await?;
             running.push(party);
             nodes.push((node.clone(), service));
         }
-        running.push(start_coordinator(&output.coordinator).await?);
+        running.push(start_coordinator(&output.coordinator, &output.ports).await?);
         Ok(FederationSandbox {
             _temp: temp,
             dir,

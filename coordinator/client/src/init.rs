@@ -41,7 +41,7 @@ pub struct InitOptions {
 }
 
 /// Paths of what was written.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct InitOutput {
     /// `federation.toml`.
     pub federation: PathBuf,
@@ -53,6 +53,27 @@ pub struct InitOutput {
     pub client: PathBuf,
     /// The researcher's `client.toml`.
     pub researcher_client: PathBuf,
+    /// The picked ports, still held open (empty with `base_port`).
+    pub ports: ReservedPorts,
+}
+
+/// Listening sockets on the ports that `init` picked, held until the party
+/// configured for each port starts or this is dropped. A party started in
+/// the same process takes its socket from here: between picking a port and
+/// listening on it, any other socket on the machine (an outgoing
+/// connection, another federation being set up) could take it otherwise.
+#[derive(Debug, Default)]
+pub struct ReservedPorts(std::sync::Mutex<Vec<TcpListener>>);
+
+impl ReservedPorts {
+    /// The held socket for `addr`, if this reserved it.
+    pub fn take(&self, addr: std::net::SocketAddr) -> Option<TcpListener> {
+        let mut held = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let at = held
+            .iter()
+            .position(|l| l.local_addr().is_ok_and(|local| local == addr))?;
+        Some(held.swap_remove(at))
+    }
 }
 
 fn write_secret(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
@@ -101,8 +122,9 @@ fn write_audit_key(path: &Path) -> anyhow::Result<String> {
 /// outgoing connections (32768 and up on Linux): a port from that range,
 /// free when picked, can be taken by any outgoing connection before the
 /// party that is to listen on it starts. Each listener stays open until all
-/// are picked: released one by one, the same port could be picked twice.
-fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
+/// are picked (and after, in the returned [`ReservedPorts`]): released one
+/// by one, the same port could be picked twice.
+fn free_ports(count: usize) -> anyhow::Result<Vec<TcpListener>> {
     const LOW: u16 = 20_000;
     const HIGH: u16 = 32_000;
     let mut listeners = Vec::with_capacity(count);
@@ -118,10 +140,7 @@ fn free_ports(count: usize) -> anyhow::Result<Vec<u16>> {
     while listeners.len() < count {
         listeners.push(TcpListener::bind("127.0.0.1:0")?);
     }
-    listeners
-        .iter()
-        .map(|l| Ok(l.local_addr()?.port()))
-        .collect()
+    Ok(listeners)
 }
 
 /// What a certificate may be used for. Separate profiles keep a requester's
@@ -339,16 +358,26 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
     std::fs::create_dir_all(dir)?;
 
     let parties = options.nodes.len() + 1;
-    let ports = match options.base_port {
-        Some(base) => (0..parties)
-            .map(|i| {
-                u16::try_from(i)
-                    .ok()
-                    .and_then(|i| base.checked_add(i))
-                    .context("--base-port is too high")
-            })
-            .collect::<anyhow::Result<Vec<u16>>>()?,
-        None => free_ports(parties)?,
+    let (ports, reserved) = match options.base_port {
+        Some(base) => {
+            let ports = (0..parties)
+                .map(|i| {
+                    u16::try_from(i)
+                        .ok()
+                        .and_then(|i| base.checked_add(i))
+                        .context("--base-port is too high")
+                })
+                .collect::<anyhow::Result<Vec<u16>>>()?;
+            (ports, Vec::new())
+        }
+        None => {
+            let listeners = free_ports(parties)?;
+            let ports = listeners
+                .iter()
+                .map(|l| l.local_addr().map(|a| a.port()))
+                .collect::<std::io::Result<Vec<u16>>>()?;
+            (ports, listeners)
+        }
     };
 
     let ca_dir = dir.join("ca");
@@ -490,6 +519,7 @@ pub fn init(options: &InitOptions) -> anyhow::Result<InitOutput> {
         coordinator,
         client,
         researcher_client,
+        ports: ReservedPorts(std::sync::Mutex::new(reserved)),
     })
 }
 

@@ -18,12 +18,9 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-fn options(truncate: bool) -> OpenOptions {
+fn options() -> OpenOptions {
     let mut options = OpenOptions::new();
-    options.write(true).create(true);
-    if truncate {
-        options.truncate(true);
-    }
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options
@@ -47,7 +44,7 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }
-    let file = options(true).open(path)?;
+    let file = options().open(path)?;
     restrict(path)?;
     Ok(file)
 }
@@ -67,12 +64,22 @@ pub fn create_new_private(path: &Path) -> std::io::Result<File> {
 
 /// Makes sure `path` exists as a private file without changing its contents
 /// (SQLite then opens it, and gives its `-wal` and `-shm` files its mode).
+///
+/// An existing file is never opened here, only tightened: closing any
+/// descriptor of a file drops every POSIX lock that the process holds on
+/// it, SQLite's included. Opening a second connection to a store while a
+/// first one read it would otherwise leave that reader unlocked, and a
+/// writer in another process (`fedq-node import` beside a serving node)
+/// could checkpoint under it: "disk I/O error (short read)", or worse.
 pub fn touch_private(path: &Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }
-    options(false).open(path)?;
-    restrict(path)
+    match create_new_private(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => restrict(path),
+        Err(e) => Err(e),
+    }
 }
 
 /// Writes `contents` to a private file and flushes it to disk.

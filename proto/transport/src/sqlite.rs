@@ -85,3 +85,58 @@ pub fn open_read_only(path: &Path) -> Result<Connection, OpenError> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     Ok(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Set for the probe process: the store whose lock it tries to take.
+    const PROBE_ENV: &str = "FEDQ_SQLITE_LOCK_PROBE";
+
+    /// Opening a second connection must leave the first one's POSIX locks in
+    /// place: without its shared lock, another process (an import beside a
+    /// serving node) believes itself the store's last user and checkpoints
+    /// and truncates the WAL under the first connection. The probe runs in a
+    /// second process, because SQLite shares lock state between connections
+    /// of one process and would report the first one's lock whatever the
+    /// file's locks say.
+    #[test]
+    fn a_second_connection_leaves_the_first_ones_lock_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store.db");
+        let first = open(&path).unwrap();
+        first.execute_batch("CREATE TABLE t (x INTEGER)").unwrap();
+        let _second = open(&path).unwrap();
+        let probe = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sqlite::tests::probe_takes_the_stores_exclusive_lock",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env(PROBE_ENV, &path)
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&probe.stdout);
+        assert!(out.contains("probe: locked out"), "{out}");
+        drop(first);
+    }
+
+    /// Run by the test above, in its own process.
+    #[test]
+    #[ignore = "run by a_second_connection_leaves_the_first_ones_lock_in_place"]
+    fn probe_takes_the_stores_exclusive_lock() {
+        let path = std::env::var_os(PROBE_ENV).expect("started by the lock test");
+        let conn = Connection::open(path).unwrap();
+        // Leaving WAL needs the exclusive lock that every open connection's
+        // shared lock holds off.
+        match conn.pragma_update(None, "journal_mode", "DELETE") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy =>
+            {
+                println!("probe: locked out");
+            }
+            other => println!("probe: took the lock ({other:?})"),
+        }
+    }
+}

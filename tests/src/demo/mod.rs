@@ -136,10 +136,10 @@ pub async fn run(args: fedq_client::DemoArgs) -> anyhow::Result<()> {
 
     let mut running = Vec::new();
     for (_, config_path) in &output.nodes {
-        let (node, _) = start_node(config_path).await?;
+        let (node, _) = start_node(config_path, &output.ports).await?;
         running.push(node);
     }
-    running.push(start_coordinator(&output.coordinator).await?);
+    running.push(start_coordinator(&output.coordinator, &output.ports).await?);
     println!("nodes and coordinator serving on loopback over mutual TLS");
 
     let result = investigate(&dir, &output).await;
