@@ -6,19 +6,30 @@
 
 use fedq_db::{Db, DbError, Location, Row, Schema};
 
+// A watch's ciphertexts (~950 KB) and the bucket tags it has seen (rewritten
+// every round) live apart from its registration: a row is rewritten whole
+// when any of its columns changes, so with one table each round would copy
+// every tag (and, with `secure_delete`, zero the old copy), and listing the
+// live watches would read all of them at once.
 const SCHEMA: Schema = Schema {
     sqlite: "CREATE TABLE IF NOT EXISTS watches (
         id TEXT PRIMARY KEY,
         requester TEXT NOT NULL,
         key_id TEXT NOT NULL,
-        public_key BLOB NOT NULL,
         kind INTEGER NOT NULL,
         bucket INTEGER NOT NULL,
-        tag BLOB NOT NULL,
         oprf_key_id TEXT NOT NULL,
         nodes INTEGER NOT NULL,
         registered_at INTEGER NOT NULL,
-        until INTEGER NOT NULL,
+        until INTEGER NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS watch_ciphertexts (
+        watch_id TEXT PRIMARY KEY,
+        public_key BLOB NOT NULL,
+        tag BLOB NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS watch_seen (
+        watch_id TEXT PRIMARY KEY,
         seen BLOB NOT NULL
     );
     CREATE TABLE IF NOT EXISTS watch_results (
@@ -31,14 +42,20 @@ const SCHEMA: Schema = Schema {
         id TEXT PRIMARY KEY,
         requester TEXT NOT NULL,
         key_id TEXT NOT NULL,
-        public_key BYTEA NOT NULL,
         kind BIGINT NOT NULL,
         bucket BIGINT NOT NULL,
-        tag BYTEA NOT NULL,
         oprf_key_id TEXT NOT NULL,
         nodes BIGINT NOT NULL,
         registered_at BIGINT NOT NULL,
-        until BIGINT NOT NULL,
+        until BIGINT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS watch_ciphertexts (
+        watch_id TEXT PRIMARY KEY,
+        public_key BYTEA NOT NULL,
+        tag BYTEA NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS watch_seen (
+        watch_id TEXT PRIMARY KEY,
         seen BYTEA NOT NULL
     );
     CREATE TABLE IF NOT EXISTS watch_results (
@@ -55,20 +72,27 @@ pub const MAX_RESULTS_PER_CALL: usize = 1_000;
 /// One watch as the node keeps it.
 #[derive(Debug, Clone)]
 pub struct Watch {
+    /// Everything but the ciphertexts.
+    pub head: WatchHead,
+    /// The requester's encoded public key (results are encrypted under it).
+    pub public_key: Vec<u8>,
+    /// The encoded encrypted tag (checked when registered).
+    pub tag: Vec<u8>,
+}
+
+/// A watch without its ciphertexts: what listing the live watches reads.
+#[derive(Debug, Clone)]
+pub struct WatchHead {
     /// The coordinator's id, the same at every node.
     pub id: String,
     /// Who registered it.
     pub requester: String,
-    /// The requester's public key id and key (results are encrypted under it).
+    /// The id of the requester's public key.
     pub key_id: String,
-    /// The encoded public key.
-    pub public_key: Vec<u8>,
     /// The identifier kind (wire code).
     pub kind: u8,
     /// The bucket.
     pub bucket: u32,
-    /// The encoded encrypted tag (checked when registered).
-    pub tag: Vec<u8>,
     /// The OPRF key the tag was derived under.
     pub oprf_key_id: String,
     /// Nodes of the federation when it was registered (the count's encoding).
@@ -79,6 +103,15 @@ pub struct Watch {
     pub until: i64,
     /// The bucket's tags already evaluated against it.
     pub seen: Vec<u64>,
+}
+
+/// A watch's ciphertexts, as [`WatchStore::ciphertexts`] reads them.
+#[derive(Debug, Clone)]
+pub struct WatchCiphertexts {
+    /// The requester's encoded public key.
+    pub public_key: Vec<u8>,
+    /// The encoded encrypted tag.
+    pub tag: Vec<u8>,
 }
 
 /// An evaluation result waiting for the coordinator.
@@ -137,30 +170,40 @@ impl WatchStore {
             purge(exec, now)?;
             let live: i64 = exec.query_one(
                 "SELECT COUNT(*) FROM watches WHERE requester = ?1",
-                &[&watch.requester.as_str()],
+                &[&watch.head.requester.as_str()],
                 |r| r.get(0),
             )?;
             if live >= i64::from(max_live) {
                 return Err(WatchStoreError::TooMany(max_live));
             }
+            let head = &watch.head;
             exec.execute(
-                "INSERT INTO watches (id, requester, key_id, public_key, kind, bucket, tag,
-                 oprf_key_id, nodes, registered_at, until, seen)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                "INSERT INTO watches (id, requester, key_id, kind, bucket, oprf_key_id, nodes,
+                 registered_at, until)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 &[
-                    &watch.id.as_str(),
-                    &watch.requester.as_str(),
-                    &watch.key_id.as_str(),
-                    &watch.public_key.as_slice(),
-                    &i64::from(watch.kind),
-                    &i64::from(watch.bucket),
-                    &watch.tag.as_slice(),
-                    &watch.oprf_key_id.as_str(),
-                    &(watch.nodes as i64),
-                    &watch.registered_at,
-                    &watch.until,
-                    &encode_seen(&watch.seen).as_slice(),
+                    &head.id.as_str(),
+                    &head.requester.as_str(),
+                    &head.key_id.as_str(),
+                    &i64::from(head.kind),
+                    &i64::from(head.bucket),
+                    &head.oprf_key_id.as_str(),
+                    &(head.nodes as i64),
+                    &head.registered_at,
+                    &head.until,
                 ],
+            )?;
+            exec.execute(
+                "INSERT INTO watch_ciphertexts (watch_id, public_key, tag) VALUES (?1, ?2, ?3)",
+                &[
+                    &head.id.as_str(),
+                    &watch.public_key.as_slice(),
+                    &watch.tag.as_slice(),
+                ],
+            )?;
+            exec.execute(
+                "INSERT INTO watch_seen (watch_id, seen) VALUES (?1, ?2)",
+                &[&head.id.as_str(), &encode_seen(&head.seen).as_slice()],
             )?;
             Ok(())
         })
@@ -175,7 +218,7 @@ impl WatchStore {
                 &[&id, &requester],
             )?;
             if deleted > 0 {
-                exec.execute("DELETE FROM watch_results WHERE watch_id = ?1", &[&id])?;
+                delete_rest(exec, "watch_id = ?1", &[&id])?;
             }
             Ok(deleted > 0)
         })
@@ -186,21 +229,49 @@ impl WatchStore {
         self.db.write(|exec| purge(exec, now))
     }
 
-    /// Every live watch (the evaluation round purges just before it asks).
-    pub fn live(&self, now: i64) -> Result<Vec<Watch>, DbError> {
+    /// Every live watch, without its ciphertexts (the evaluation round
+    /// purges just before it asks).
+    pub fn live(&self, now: i64) -> Result<Vec<WatchHead>, DbError> {
         self.db.run(|exec| {
             exec.query_all(
-                "SELECT id, requester, key_id, public_key, kind, bucket, tag, oprf_key_id,
-                        nodes, registered_at, until, seen
-                 FROM watches WHERE until >= ?1 ORDER BY registered_at, id",
+                "SELECT w.id, w.requester, w.key_id, w.kind, w.bucket, w.oprf_key_id,
+                        w.nodes, w.registered_at, w.until, s.seen
+                 FROM watches w JOIN watch_seen s ON s.watch_id = w.id
+                 WHERE w.until >= ?1 ORDER BY w.registered_at, w.id",
                 &[&now],
-                watch_of_row,
+                head_of_row,
             )
         })
     }
 
-    /// Records one evaluation round: each watch's new result (if any) and the
-    /// tags it has now seen, in one transaction.
+    /// The ciphertexts of the watches `ids` that still exist.
+    pub fn ciphertexts(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, WatchCiphertexts>, DbError> {
+        self.db.run(|exec| {
+            let mut found = std::collections::HashMap::with_capacity(ids.len());
+            for id in ids {
+                let row = exec.query_opt(
+                    "SELECT public_key, tag FROM watch_ciphertexts WHERE watch_id = ?1",
+                    &[id],
+                    |r| {
+                        Ok(WatchCiphertexts {
+                            public_key: r.get(0)?,
+                            tag: r.get(1)?,
+                        })
+                    },
+                )?;
+                if let Some(ciphertexts) = row {
+                    found.insert((*id).to_owned(), ciphertexts);
+                }
+            }
+            Ok(found)
+        })
+    }
+
+    /// Records evaluations: each watch's new result (if any) and the tags it
+    /// has now seen, in one transaction.
     pub fn record(&self, evaluated: &[Evaluated], now: i64) -> Result<(), DbError> {
         self.db.write(|exec| {
             for Evaluated {
@@ -210,7 +281,7 @@ impl WatchStore {
             } in evaluated
             {
                 let updated = exec.execute(
-                    "UPDATE watches SET seen = ?2 WHERE id = ?1",
+                    "UPDATE watch_seen SET seen = ?2 WHERE watch_id = ?1",
                     &[&id.as_str(), &encode_seen(seen).as_slice()],
                 )?;
                 // Cancelled meanwhile: its result goes with it.
@@ -267,6 +338,8 @@ impl WatchStore {
         self.db.run(|exec| {
             exec.query_one(
                 "SELECT (SELECT COUNT(*) FROM watches WHERE id = ?1)
+                      + (SELECT COUNT(*) FROM watch_ciphertexts WHERE watch_id = ?1)
+                      + (SELECT COUNT(*) FROM watch_seen WHERE watch_id = ?1)
                       + (SELECT COUNT(*) FROM watch_results WHERE watch_id = ?1)",
                 &[&id],
                 |r| r.get(0),
@@ -275,27 +348,39 @@ impl WatchStore {
     }
 }
 
-fn watch_of_row(r: &Row<'_>) -> Result<Watch, DbError> {
-    Ok(Watch {
+fn head_of_row(r: &Row<'_>) -> Result<WatchHead, DbError> {
+    Ok(WatchHead {
         id: r.get(0)?,
         requester: r.get(1)?,
         key_id: r.get(2)?,
-        public_key: r.get(3)?,
-        kind: u8::try_from(r.get::<i64>(4)?).unwrap_or_default(),
-        bucket: u32::try_from(r.get::<i64>(5)?).unwrap_or_default(),
-        tag: r.get(6)?,
-        oprf_key_id: r.get(7)?,
-        nodes: usize::try_from(r.get::<i64>(8)?).unwrap_or_default(),
-        registered_at: r.get(9)?,
-        until: r.get(10)?,
-        seen: decode_seen(&r.get::<Vec<u8>>(11)?),
+        kind: u8::try_from(r.get::<i64>(3)?).unwrap_or_default(),
+        bucket: u32::try_from(r.get::<i64>(4)?).unwrap_or_default(),
+        oprf_key_id: r.get(5)?,
+        nodes: usize::try_from(r.get::<i64>(6)?).unwrap_or_default(),
+        registered_at: r.get(7)?,
+        until: r.get(8)?,
+        seen: decode_seen(&r.get::<Vec<u8>>(9)?),
     })
 }
 
-/// Expired watches go, with their waiting results.
+/// Deletes a watch's ciphertexts, seen tags and waiting results, for the
+/// watches that `condition` (on `watch_id`) selects.
+fn delete_rest(
+    exec: &mut dyn fedq_db::Exec,
+    condition: &str,
+    params: &[&dyn fedq_db::Param],
+) -> Result<(), DbError> {
+    for table in ["watch_ciphertexts", "watch_seen", "watch_results"] {
+        exec.execute(&format!("DELETE FROM {table} WHERE {condition}"), params)?;
+    }
+    Ok(())
+}
+
+/// Expired watches go, with their ciphertexts and waiting results.
 fn purge(exec: &mut dyn fedq_db::Exec, now: i64) -> Result<(), DbError> {
-    exec.execute(
-        "DELETE FROM watch_results WHERE watch_id IN (SELECT id FROM watches WHERE until < ?1)",
+    delete_rest(
+        exec,
+        "watch_id IN (SELECT id FROM watches WHERE until < ?1)",
         &[&now],
     )?;
     exec.execute("DELETE FROM watches WHERE until < ?1", &[&now])?;

@@ -16,12 +16,16 @@ use crate::error::NodeError;
 use crate::gate::Visit;
 use crate::index::LookupIndex;
 use crate::policy::kinds_detail;
-use crate::watch::{Evaluated, Watch, WatchResult, WatchStoreError};
+use crate::watch::{Evaluated, Watch, WatchHead, WatchResult, WatchStoreError};
 
 /// New candidates are evaluated in groups of this many (padded with
 /// dummies): the work per watch and round shows how many groups, not how
 /// many records, arrived.
 pub const WATCH_PAD: usize = 16;
+
+/// Watches whose ciphertexts an evaluation round holds in memory at once:
+/// enough to keep every core of the pool busy, ~1 MB each.
+const WATCH_CHUNK: usize = 64;
 
 /// A watch as the coordinator passes it on.
 #[derive(Debug)]
@@ -84,19 +88,21 @@ impl NodeService {
         )?;
         let item = &lookup.items[0];
         let watch = Watch {
-            id: query.watch_id.clone(),
-            requester: lookup.requester.clone(),
-            key_id: lookup.key_id.as_str().to_owned(),
+            head: WatchHead {
+                id: query.watch_id.clone(),
+                requester: lookup.requester.clone(),
+                key_id: lookup.key_id.as_str().to_owned(),
+                kind: item.kind.code(),
+                bucket: item.bucket.0,
+                oprf_key_id: lookup.oprf_key_id.clone(),
+                nodes: encoding.nodes(),
+                registered_at: now,
+                until: query.until,
+                // Only records imported from now on are evaluated.
+                seen: sorted(index.candidates(item.kind, item.bucket)),
+            },
             public_key: lookup.public_key.clone(),
-            kind: item.kind.code(),
-            bucket: item.bucket.0,
             tag: item.encrypted_tag.clone(),
-            oprf_key_id: lookup.oprf_key_id.clone(),
-            nodes: encoding.nodes(),
-            registered_at: now,
-            until: query.until,
-            // Only records imported from now on are evaluated.
-            seen: sorted(index.candidates(item.kind, item.bucket)),
         };
         let max_live = self.gate.policy().watch_limits().max_live_per_requester;
         let stored = self
@@ -270,40 +276,56 @@ impl NodeService {
             }
             watches.push(watch);
         }
-        // A stored key that no longer decodes spoils its own watch only.
-        let keys: Vec<Option<FhePublicKey>> = watches
-            .iter()
-            .map(|watch| {
-                fedq_crypto::lookup::KeyId::parse(&watch.key_id)
-                    .ok()
-                    .and_then(|key_id| self.public_key(&key_id, &watch.public_key).ok())
-            })
-            .collect();
         let tag_bits = self.config.fingerprint_params().tag_bits();
-        let oprf_key_id = index.oprf_key().key_id().to_string();
+        let oprf_key_id: Arc<str> = index.oprf_key().key_id().to_string().into();
         let count = watches.len();
         let new_records = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let evaluated = {
-            let (watches, keys, index, new_records) = (
-                Arc::new(watches),
-                Arc::new(keys),
+        let mut evaluated = Vec::with_capacity(count);
+        // A bounded number of watches' ciphertexts (~1 MB each) in memory at
+        // once, however many watches are live.
+        for chunk in watches.chunks(WATCH_CHUNK) {
+            let ids: Vec<&str> = chunk.iter().map(|w| w.id.as_str()).collect();
+            let mut stored = self
+                .watches
+                .ciphertexts(&ids)
+                .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
+            // A stored key that no longer decodes spoils its own watch only.
+            let work: Vec<(WatchHead, Option<(FhePublicKey, Vec<u8>)>)> = chunk
+                .iter()
+                .map(|watch| {
+                    let sealed = stored.remove(&watch.id).and_then(|c| {
+                        let key_id = fedq_crypto::lookup::KeyId::parse(&watch.key_id).ok()?;
+                        let key = self.public_key(&key_id, &c.public_key).ok()?;
+                        Some((key, c.tag))
+                    });
+                    (watch.clone(), sealed)
+                })
+                .collect();
+            let (work, index, oprf_key_id, new_records) = (
+                Arc::new(work),
                 Arc::clone(&index),
+                Arc::clone(&oprf_key_id),
                 Arc::clone(&new_records),
             );
-            self.pool
-                .map(count, move |i| {
-                    let watch = &watches[i];
-                    let evaluated = keys[i]
+            let done = self
+                .pool
+                .map(work.len(), move |i| {
+                    let (watch, sealed) = &work[i];
+                    let evaluated = sealed
                         .as_ref()
                         .ok_or_else(|| {
-                            NodeError::InvalidArgument("its public key does not decode".to_owned())
+                            NodeError::InvalidArgument(
+                                "its ciphertexts are missing or its public key does not decode"
+                                    .to_owned(),
+                            )
                         })
-                        .and_then(|key| {
+                        .and_then(|(key, tag)| {
                             // A panic (ours or tfhe's) spoils this watch's
                             // round only, not every watch's.
                             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                                 evaluate_watch(
                                     watch,
+                                    tag,
                                     key,
                                     &index,
                                     tag_bits,
@@ -331,11 +353,12 @@ impl NodeService {
                         }
                     }))
                 })
-                .await?
-        };
-        self.watches
-            .record(&evaluated, now)
-            .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
+                .await?;
+            self.watches
+                .record(&done, now)
+                .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
+            evaluated.extend(done);
+        }
         for done in &evaluated {
             evaluated_at.insert(done.watch_id.clone(), generation);
         }
@@ -385,7 +408,8 @@ fn sorted(tags: &[u64]) -> Vec<u64> {
 /// tag among those it had not seen (none under a rotated OPRF key: its tag
 /// no longer names anything here).
 fn evaluate_watch(
-    watch: &Watch,
+    watch: &WatchHead,
+    tag: &[u8],
     key: &FhePublicKey,
     index: &LookupIndex,
     tag_bits: u8,
@@ -409,7 +433,7 @@ fn evaluate_watch(
         .collect();
     new_records.fetch_add(new.len(), std::sync::atomic::Ordering::Relaxed);
     let encoding = CountEncoding::for_nodes(watch.nodes)?;
-    let tag = EncryptedTag::from_bytes(&watch.tag, tag_bits)?;
+    let tag = EncryptedTag::from_bytes(tag, tag_bits)?;
     let pad_to = new.len().div_ceil(WATCH_PAD).max(1) * WATCH_PAD;
     let (raw, _) = evaluate(&PreparedTag::prepare(tag), &new, pad_to, encoding)?;
     let answer = EncryptedCount::rerandomise(raw, key, encoding).to_bytes();
