@@ -401,3 +401,76 @@ fn decode_seen(bytes: &[u8]) -> Vec<u64> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(id: &str, until: i64) -> Watch {
+        Watch {
+            head: WatchHead {
+                id: id.to_owned(),
+                requester: "alice".to_owned(),
+                key_id: "k".to_owned(),
+                kind: 1,
+                bucket: 7,
+                oprf_key_id: "o".to_owned(),
+                nodes: 2,
+                registered_at: 100,
+                until,
+                seen: vec![3, 1],
+            },
+            public_key: vec![1; 40],
+            tag: vec![2; 5_000],
+        }
+    }
+
+    /// A round updates the seen tags and adds a result without touching the
+    /// ciphertexts; cancelling and expiry take every row of a watch, in
+    /// each of its tables.
+    #[test]
+    fn rounds_keep_ciphertexts_and_ends_remove_every_row() {
+        let dir = tempfile::tempdir().unwrap();
+        for location in fedq_db::testing::locations(dir.path(), "node.db") {
+            let store = WatchStore::open(&location).unwrap();
+            store.add(&watch("a", 1_000), 100, 10).unwrap();
+            store.add(&watch("b", 200), 100, 10).unwrap();
+            assert!(matches!(
+                store.add(&watch("c", 1_000), 100, 2),
+                Err(WatchStoreError::TooMany(2))
+            ));
+
+            let live = store.live(150).unwrap();
+            assert_eq!(live.len(), 2);
+            assert_eq!(live[0].seen, vec![3, 1]);
+            store
+                .record(
+                    &[Evaluated {
+                        watch_id: "a".to_owned(),
+                        seen: vec![1, 3, 9],
+                        answer: Some(vec![4; 16]),
+                    }],
+                    150,
+                )
+                .unwrap();
+            let live = store.live(150).unwrap();
+            let a = live.iter().find(|w| w.id == "a").unwrap();
+            assert_eq!(a.seen, vec![1, 3, 9]);
+            let sealed = store.ciphertexts(&["a", "nope"]).unwrap();
+            assert_eq!(sealed.len(), 1);
+            assert_eq!(sealed["a"].tag, vec![2; 5_000]);
+            assert_eq!(sealed["a"].public_key, vec![1; 40]);
+            assert_eq!(store.pending().unwrap().len(), 1);
+            // watch, ciphertexts, seen tags, one result.
+            assert_eq!(store.rows_of("a").unwrap(), 4);
+
+            assert!(!store.cancel("mallory", "a").unwrap(), "not hers");
+            assert!(store.cancel("alice", "a").unwrap());
+            assert_eq!(store.rows_of("a").unwrap(), 0);
+            assert_eq!(store.rows_of("b").unwrap(), 3);
+            store.purge(201).unwrap();
+            assert_eq!(store.rows_of("b").unwrap(), 0);
+            assert!(store.live(201).unwrap().is_empty());
+        }
+    }
+}
