@@ -23,6 +23,9 @@ use crate::watch::{Evaluated, Watch, WatchHead, WatchResult, WatchStoreError};
 /// many records, arrived.
 pub const WATCH_PAD: usize = 16;
 
+/// A watch's decoded public key and its encoded encrypted tag.
+type Sealed = (FhePublicKey, Vec<u8>);
+
 /// Watches whose ciphertexts an evaluation round holds in memory at once:
 /// enough to keep every core of the pool busy, ~1 MB each.
 const WATCH_CHUNK: usize = 64;
@@ -290,7 +293,7 @@ impl NodeService {
                 .ciphertexts(&ids)
                 .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
             // A stored key that no longer decodes spoils its own watch only.
-            let work: Vec<(WatchHead, Option<(FhePublicKey, Vec<u8>)>)> = chunk
+            let work: Vec<(WatchHead, Option<Sealed>)> = chunk
                 .iter()
                 .map(|watch| {
                     let sealed = stored.remove(&watch.id).and_then(|c| {
