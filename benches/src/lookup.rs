@@ -38,7 +38,7 @@ pub(crate) struct LookupOptions {
     pub(crate) json: bool,
 }
 
-fn email(node: usize, i: usize) -> String {
+pub(crate) fn email(node: usize, i: usize) -> String {
     format!("person.{i}.n{node}@bench.example")
 }
 

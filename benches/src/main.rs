@@ -76,6 +76,11 @@ enum Command {
         /// New identifiers in the import.
         #[arg(long, default_value_t = 10_000)]
         records: usize,
+        /// Serve the node and a coordinator, register one watch from a
+        /// client, and time its alert from the end of the import to a
+        /// follower (`fedq alerts --follow`).
+        #[arg(long)]
+        alert: bool,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -132,8 +137,18 @@ async fn main() -> anyhow::Result<()> {
             watches,
             base,
             records,
+            alert,
             json,
-        } => watch::run(watches, base, records, json).await,
+        } => {
+            watch::run(watch::WatchOptionsBench {
+                watches,
+                base,
+                records,
+                alert,
+                json,
+            })
+            .await
+        }
     }
 }
 

@@ -202,6 +202,13 @@ impl NodeService {
         &self.watches
     }
 
+    /// The bucket's tags as a watch registered now records them as seen:
+    /// for benches and tests that store watches directly.
+    #[cfg(any(test, feature = "testkit"))]
+    pub fn bucket_tags(&self, kind: IdentifierKind, bucket: Bucket) -> Result<Vec<u64>, NodeError> {
+        Ok(sorted(self.refresh_index()?.candidates(kind, bucket)))
+    }
+
     /// Rows this node holds for watch `id` (the watch and its waiting
     /// results): for operators and tests that check a cancelled or expired
     /// watch is gone.
