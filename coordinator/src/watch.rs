@@ -23,6 +23,11 @@ const SCHEMA: Schema = Schema {
         until INTEGER NOT NULL
     );
     CREATE INDEX IF NOT EXISTS watch_alerts_by_requester ON watch_alerts (requester, id);
+    CREATE TABLE IF NOT EXISTS watch_cancelled (
+        id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        until INTEGER NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS watch_cursors (node TEXT PRIMARY KEY, seq INTEGER NOT NULL);
     CREATE TABLE IF NOT EXISTS alert_sequence (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     INSERT INTO alert_sequence (name, value) VALUES ('alerts', 0) ON CONFLICT (name) DO NOTHING;",
@@ -43,6 +48,11 @@ const SCHEMA: Schema = Schema {
         until BIGINT NOT NULL
     );
     CREATE INDEX IF NOT EXISTS watch_alerts_by_requester ON watch_alerts (requester, id);
+    CREATE TABLE IF NOT EXISTS watch_cancelled (
+        id TEXT PRIMARY KEY,
+        requester TEXT NOT NULL,
+        until BIGINT NOT NULL
+    );
     CREATE TABLE IF NOT EXISTS watch_cursors (node TEXT PRIMARY KEY, seq BIGINT NOT NULL);
     CREATE TABLE IF NOT EXISTS alert_sequence (name TEXT PRIMARY KEY, value BIGINT NOT NULL);
     INSERT INTO alert_sequence (name, value) VALUES ('alerts', 0) ON CONFLICT (name) DO NOTHING;",
@@ -158,9 +168,17 @@ impl WatchRegistry {
     }
 
     /// Deletes the requester's watch and its alerts; whether it had one.
+    /// Its id and owner are kept until it would have ended: a node that
+    /// missed the cancellation still evaluates it, and is told again when
+    /// one of its results shows it ([`Self::cancelled_owner`]).
     pub fn cancel(&self, requester: &str, id: &str) -> Result<bool, DbError> {
         self.db.write(|exec| {
-            let deleted = exec.execute(
+            let until: Option<i64> = exec.query_opt(
+                "SELECT until FROM watch_registrations WHERE id = ?1 AND requester = ?2",
+                &[&id, &requester],
+                |r| r.get(0),
+            )?;
+            exec.execute(
                 "DELETE FROM watch_registrations WHERE id = ?1 AND requester = ?2",
                 &[&id, &requester],
             )?;
@@ -168,7 +186,25 @@ impl WatchRegistry {
                 "DELETE FROM watch_alerts WHERE watch_id = ?1 AND requester = ?2",
                 &[&id, &requester],
             )?;
-            Ok(deleted > 0)
+            if let Some(until) = until {
+                exec.execute(
+                    "INSERT INTO watch_cancelled (id, requester, until) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (id) DO NOTHING",
+                    &[&id, &requester, &until],
+                )?;
+            }
+            Ok(until.is_some())
+        })
+    }
+
+    /// The owner of watch `id` if it was cancelled and had not ended yet.
+    pub fn cancelled_owner(&self, id: &str, now: i64) -> Result<Option<String>, DbError> {
+        self.db.run(|exec| {
+            exec.query_opt(
+                "SELECT requester FROM watch_cancelled WHERE id = ?1 AND until >= ?2",
+                &[&id, &now],
+                |r| r.get(0),
+            )
         })
     }
 
@@ -302,6 +338,7 @@ impl WatchRegistry {
 fn purge(exec: &mut dyn Exec, now: i64) -> Result<(), DbError> {
     exec.execute("DELETE FROM watch_alerts WHERE until < ?1", &[&now])?;
     exec.execute("DELETE FROM watch_registrations WHERE until < ?1", &[&now])?;
+    exec.execute("DELETE FROM watch_cancelled WHERE until < ?1", &[&now])?;
     Ok(())
 }
 
@@ -351,11 +388,21 @@ mod tests {
                 .expect("alerts")
                 .is_empty());
             assert!(!store.owns("bob", "w1", NOW).expect("owns"));
+            assert_eq!(store.cancelled_owner("w1", NOW).expect("reads"), None);
+            assert!(!store.cancel("bob", "w1").expect("cancels"), "not his");
             assert!(store.cancel("alice", "w1").expect("cancels"));
             assert!(store
                 .alerts("alice", 0, NOW, 10)
                 .expect("alerts")
                 .is_empty());
+            // Remembered for nodes that missed it, until it would have ended.
+            assert_eq!(
+                store.cancelled_owner("w1", NOW).expect("reads").as_deref(),
+                Some("alice")
+            );
+            assert_eq!(store.raise("w1", b"sum", 1, NOW).expect("raises"), None);
+            store.purge(NOW + 11, |_| true).expect("purges");
+            assert_eq!(store.cancelled_owner("w1", NOW).expect("reads"), None);
         });
     }
 

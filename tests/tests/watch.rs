@@ -104,6 +104,11 @@ fn watch(value: &str, case: &str) -> anyhow::Result<String> {
 
 /// `fedq-node import` of one passport record at `node`, as its operator would.
 fn import(node: &str, value: &str) -> anyhow::Result<()> {
+    import_at(node_toml(node), value)
+}
+
+/// `fedq-node import` of one passport record at the node of `config`.
+fn import_at(config: &Path, value: &str) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let csv = dir.path().join("new.csv");
     std::fs::write(
@@ -116,7 +121,7 @@ fn import(node: &str, value: &str) -> anyhow::Result<()> {
     run_ok(
         fedq_tests::binaries::command("fedq-node")?
             .args(["import", "--config"])
-            .arg(node_toml(node))
+            .arg(config)
             .arg("--identifiers")
             .arg(&csv),
     )?;
@@ -433,6 +438,94 @@ fn watches_outside_policy_are_refused_with_a_reason_and_audited() -> anyhow::Res
                 .all(|n| n.reason.contains("live watches")),
             "{:?}",
             capped.nodes
+        );
+        Ok(())
+    })
+}
+
+/// A node that was down when its watch was cancelled keeps evaluating it;
+/// its next result shows the coordinator so, which cancels it there again
+/// (and raises nothing for it).
+#[test]
+fn a_node_that_missed_a_cancellation_is_told_again_after_its_next_result() -> anyhow::Result<()> {
+    runtime().block_on(async {
+        let sandbox = FederationSandbox::builder()
+            .jurisdiction("ma")
+            .jurisdiction("mb")
+            .people(50)
+            .build()
+            .await?;
+        let mut alice = sandbox.requester().await?;
+        let added = alice
+            .watch_add(
+                &LookupInput {
+                    kind: IdentifierKind::Passport,
+                    value: passport(20),
+                },
+                &WatchOptions {
+                    purpose: "fraud".to_owned(),
+                    case_reference: "W-20".to_owned(),
+                    legal_basis: None,
+                    until: chrono::Utc::now().timestamp() + 86_400,
+                },
+            )
+            .await?;
+        assert!(
+            added.nodes.iter().all(|n| n.status == NodeOutcome::Ok),
+            "{:?}",
+            added.nodes
+        );
+        let id = added.watch_id;
+
+        sandbox.stop_node("mb").await?;
+        let cancelled = alice.watch_cancel(&id).await?;
+        for node in &cancelled {
+            let expected = if node.node == "mb" {
+                NodeOutcome::Unavailable
+            } else {
+                NodeOutcome::Ok
+            };
+            assert_eq!(node.status, expected, "{node:?}");
+        }
+        sandbox.restart_node("mb").await?;
+        let mb = sandbox
+            .nodes
+            .iter()
+            .find(|(n, _)| n == "mb")
+            .map(|(_, s)| std::sync::Arc::clone(s))
+            .context("node mb")?;
+        let ma = sandbox
+            .nodes
+            .iter()
+            .find(|(n, _)| n == "ma")
+            .map(|(_, s)| std::sync::Arc::clone(s))
+            .context("node ma")?;
+        assert_eq!(ma.watch_rows(&id)?, 0, "ma was told");
+        assert!(mb.watch_rows(&id)? > 0, "mb missed the cancellation");
+
+        let config = &sandbox
+            .output
+            .nodes
+            .iter()
+            .find(|(n, _)| n == "mb")
+            .context("node mb")?
+            .1;
+        import_at(config, &passport(21))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while mb.watch_rows(&id)? > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "mb still holds the cancelled watch 30 s after its import"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let alerts = alice.alerts(0).await?;
+        assert!(
+            !alerts
+                .iter()
+                .filter_map(|a| a.as_ref().ok())
+                .any(|a| matches!(a, AlertReport::Watch(w) if w.watch_id == id)),
+            "a cancelled watch raised an alert"
         );
         Ok(())
     })

@@ -157,14 +157,7 @@ impl CoordinatorService {
                 fedq_audit::request_name(id)
             )));
         }
-        let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| {
-            let request = v1::NodeWatchCancelRequest {
-                watch_id: id.to_owned(),
-                requester: caller.to_owned(),
-            };
-            async move { node.client.watch_cancel(request).await.map(drop) }
-        })
-        .await;
+        let outcomes = cancel_everywhere(&self.nodes, self.config.node_timeout, id, caller).await;
         self.watches
             .cancel(caller, id)
             .map_err(|e| CoordinatorError::Store(e.to_string()))?;
@@ -195,6 +188,9 @@ impl CoordinatorService {
         })
         .await;
         let mut sums: HashMap<String, (EncryptedCount, u32)> = HashMap::new();
+        // Which nodes still evaluate each watch (one that is cancelled here
+        // is cancelled there again).
+        let mut holders: HashMap<String, Vec<String>> = HashMap::new();
         let mut advanced = Vec::new();
         for outcome in outcomes {
             let Ok(response) = outcome.result else {
@@ -210,6 +206,10 @@ impl CoordinatorService {
                     break;
                 }
                 last = Some(result.seq);
+                holders
+                    .entry(result.watch_id.clone())
+                    .or_default()
+                    .push(outcome.node.clone());
                 // A malformed result is left out of the sum, never added.
                 let Ok(count) = EncryptedCount::from_bytes(&result.answer) else {
                     continue;
@@ -229,13 +229,19 @@ impl CoordinatorService {
         let now = chrono::Utc::now().timestamp();
         let mut raised = 0;
         let mut last_id = None;
+        let mut missed = Vec::new();
         for (watch_id, (sum, nodes)) in sums {
             match self.watches.raise(&watch_id, &sum.to_bytes(), nodes, now) {
                 Ok(Some(id)) => {
                     raised += 1;
                     last_id = last_id.max(Some(id));
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    if let Ok(Some(requester)) = self.watches.cancelled_owner(&watch_id, now) {
+                        let nodes = holders.remove(&watch_id).unwrap_or_default();
+                        missed.push((watch_id, requester, nodes));
+                    }
+                }
                 Err(e) => tracing::warn!(error = %e, "a watch alert could not be stored"),
             }
         }
@@ -247,7 +253,36 @@ impl CoordinatorService {
         if let Some(id) = last_id {
             self.alerts_raised.send_replace(id);
         }
+        for (watch_id, requester, nodes) in missed {
+            self.cancel_at(&watch_id, &requester, &nodes).await;
+        }
         raised
+    }
+
+    /// Tells `nodes` again that a watch was cancelled: they were unreachable
+    /// when it was, and their results show they still evaluate it. One that
+    /// misses this too is told after its next result.
+    async fn cancel_at(&self, watch_id: &str, requester: &str, nodes: &[String]) {
+        let targets: Vec<_> = self
+            .nodes
+            .iter()
+            .filter(|n| nodes.contains(&n.id))
+            .cloned()
+            .collect();
+        let outcomes =
+            cancel_everywhere(&targets, self.config.node_timeout, watch_id, requester).await;
+        for outcome in outcomes {
+            match outcome.result {
+                Ok(()) => {
+                    tracing::info!(node = %outcome.node, "a missed watch cancellation delivered")
+                }
+                Err(e) => tracing::warn!(
+                    node = %outcome.node,
+                    reason = %e.reason,
+                    "a missed watch cancellation failed again; retried after the node's next result"
+                ),
+            }
+        }
     }
 
     /// Collects the nodes' watch results every `interval` while serving.
@@ -258,4 +293,21 @@ impl CoordinatorService {
             self.collect_watch_results().await;
         }
     }
+}
+
+/// Cancels the requester's watch at each of `nodes`.
+async fn cancel_everywhere(
+    nodes: &[crate::node_client::NodeHandle],
+    timeout: std::time::Duration,
+    watch_id: &str,
+    requester: &str,
+) -> Vec<crate::fanout::NodeReply<()>> {
+    fan_out(nodes, timeout, |mut node| {
+        let request = v1::NodeWatchCancelRequest {
+            watch_id: watch_id.to_owned(),
+            requester: requester.to_owned(),
+        };
+        async move { node.client.watch_cancel(request).await.map(drop) }
+    })
+    .await
 }
