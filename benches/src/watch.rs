@@ -192,17 +192,6 @@ async fn alert_latency(
     let mut requester = Requester::connect(ClientConfig::load(&output.client)?).await?;
     requester.keys_init(false).await?;
 
-    // The others first: the round takes watches in registration order.
-    let registered_at = chrono::Utc::now().timestamp() - 1;
-    let (tag_bytes, key_bytes) = tokio::task::block_in_place(|| {
-        store_watches(
-            &service,
-            config.fingerprint_params(),
-            "bench",
-            watches - 1,
-            registered_at,
-        )
-    })?;
     let target = LookupInput {
         kind: IdentifierKind::Email,
         value: email(1, records / 2),
@@ -223,6 +212,19 @@ async fn alert_latency(
         "the node refused the watch: {:?}",
         added.nodes
     );
+    // The others dated a little earlier: the round takes watches in
+    // registration order, so the client's comes last. (Stored after it, so
+    // that the policy's cap on live watches per requester sees one.)
+    let registered_at = chrono::Utc::now().timestamp() - 60;
+    let (tag_bytes, key_bytes) = tokio::task::block_in_place(|| {
+        store_watches(
+            &service,
+            config.fingerprint_params(),
+            "bench",
+            watches - 1,
+            registered_at,
+        )
+    })?;
 
     let (alerts, mut arrived) = tokio::sync::mpsc::unbounded_channel();
     let mut follower = Requester::connect(ClientConfig::load(&output.client)?).await?;
