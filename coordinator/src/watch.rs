@@ -168,10 +168,12 @@ impl WatchRegistry {
     }
 
     /// Deletes the requester's watch and its alerts; whether it had one.
-    /// Its id and owner are kept until it would have ended: a node that
-    /// missed the cancellation still evaluates it, and is told again when
-    /// one of its results shows it ([`Self::cancelled_owner`]).
-    pub fn cancel(&self, requester: &str, id: &str) -> Result<bool, DbError> {
+    /// With `remember`, its id and owner are kept until it would have ended:
+    /// a node that missed the cancellation still evaluates it, and is told
+    /// again when one of its results shows it ([`Self::cancelled_owner`]).
+    /// Without (no node can hold it), nothing is kept: a requester's
+    /// refused registrations leave no rows behind.
+    pub fn cancel(&self, requester: &str, id: &str, remember: bool) -> Result<bool, DbError> {
         self.db.write(|exec| {
             let until: Option<i64> = exec.query_opt(
                 "SELECT until FROM watch_registrations WHERE id = ?1 AND requester = ?2",
@@ -186,7 +188,7 @@ impl WatchRegistry {
                 "DELETE FROM watch_alerts WHERE watch_id = ?1 AND requester = ?2",
                 &[&id, &requester],
             )?;
-            if let Some(until) = until {
+            if let (Some(until), true) = (until, remember) {
                 exec.execute(
                     "INSERT INTO watch_cancelled (id, requester, until) VALUES (?1, ?2, ?3)
                      ON CONFLICT (id) DO NOTHING",
@@ -389,8 +391,11 @@ mod tests {
                 .is_empty());
             assert!(!store.owns("bob", "w1", NOW).expect("owns"));
             assert_eq!(store.cancelled_owner("w1", NOW).expect("reads"), None);
-            assert!(!store.cancel("bob", "w1").expect("cancels"), "not his");
-            assert!(store.cancel("alice", "w1").expect("cancels"));
+            assert!(
+                !store.cancel("bob", "w1", true).expect("cancels"),
+                "not his"
+            );
+            assert!(store.cancel("alice", "w1", true).expect("cancels"));
             assert!(store
                 .alerts("alice", 0, NOW, 10)
                 .expect("alerts")
@@ -403,6 +408,10 @@ mod tests {
             assert_eq!(store.raise("w1", b"sum", 1, NOW).expect("raises"), None);
             store.purge(NOW + 11, |_| true).expect("purges");
             assert_eq!(store.cancelled_owner("w1", NOW).expect("reads"), None);
+            // A registration no node took leaves nothing behind.
+            store.add("alice", &info("w4", NOW + 10)).expect("adds");
+            assert!(store.cancel("alice", "w4", false).expect("cancels"));
+            assert_eq!(store.cancelled_owner("w4", NOW).expect("reads"), None);
         });
     }
 

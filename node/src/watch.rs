@@ -261,9 +261,16 @@ impl WatchStore {
                             tag: r.get(1)?,
                         })
                     },
-                )?;
-                if let Some(ciphertexts) = row {
-                    found.insert((*id).to_owned(), ciphertexts);
+                );
+                match row {
+                    Ok(Some(ciphertexts)) => {
+                        found.insert((*id).to_owned(), ciphertexts);
+                    }
+                    Ok(None) => {}
+                    // A row edited into another type spoils its own watch
+                    // (treated as missing), not every later one's round.
+                    Err(DbError::Type { .. }) => {}
+                    Err(e) => return Err(e),
                 }
             }
             Ok(found)
@@ -463,6 +470,24 @@ mod tests {
             assert_eq!(store.pending().unwrap().len(), 1);
             // watch, ciphertexts, seen tags, one result.
             assert_eq!(store.rows_of("a").unwrap(), 4);
+
+            if matches!(location, Location::Sqlite(_)) {
+                // An operator's edit into another type: that watch reads as
+                // missing, the others as they are.
+                store.add(&watch("d", 1_000), 100, 10).unwrap();
+                store
+                    .db
+                    .write(|exec| {
+                        exec.execute(
+                            "UPDATE watch_ciphertexts SET tag = 'not a blob' WHERE watch_id = 'd'",
+                            &[],
+                        )
+                    })
+                    .unwrap();
+                let sealed = store.ciphertexts(&["d", "a"]).unwrap();
+                assert_eq!(sealed.keys().collect::<Vec<_>>(), vec!["a"]);
+                assert!(store.cancel("alice", "d").unwrap());
+            }
 
             assert!(!store.cancel("mallory", "a").unwrap(), "not hers");
             assert!(store.cancel("alice", "a").unwrap());

@@ -92,6 +92,8 @@ pub struct CoordinatorService {
     witness: crate::witness::WitnessStore,
     deconfliction: crate::deconfliction::DeconflictionStore,
     alerts_raised: tokio::sync::watch::Sender<u64>,
+    /// Held while missed watch cancellations are being resent.
+    resending_cancellations: std::sync::Arc<tokio::sync::Semaphore>,
     watches: crate::watch::WatchRegistry,
 }
 
@@ -156,6 +158,7 @@ impl CoordinatorService {
             witness,
             deconfliction,
             alerts_raised: tokio::sync::watch::channel(0).0,
+            resending_cancellations: std::sync::Arc::new(tokio::sync::Semaphore::new(1)),
             watches,
         })
     }

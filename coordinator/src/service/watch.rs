@@ -101,8 +101,12 @@ impl CoordinatorService {
         .await;
         let nodes: Vec<v1::NodeStatus> = super::statuses(outcomes);
         if !nodes.iter().any(|n| n.outcome() == NodeOutcome::Ok) {
+            // A node that did not answer may have stored it all the same.
+            let maybe_held = nodes
+                .iter()
+                .any(|n| matches!(n.outcome(), NodeOutcome::Timeout | NodeOutcome::Unavailable));
             self.watches
-                .cancel(caller, &watch_id)
+                .cancel(caller, &watch_id, maybe_held)
                 .map_err(|e| CoordinatorError::Store(e.to_string()))?;
         }
         info!(
@@ -159,7 +163,7 @@ impl CoordinatorService {
         }
         let outcomes = cancel_everywhere(&self.nodes, self.config.node_timeout, id, caller).await;
         self.watches
-            .cancel(caller, id)
+            .cancel(caller, id, true)
             .map_err(|e| CoordinatorError::Store(e.to_string()))?;
         Ok(super::statuses(outcomes))
     }
@@ -229,20 +233,27 @@ impl CoordinatorService {
         let now = chrono::Utc::now().timestamp();
         let mut raised = 0;
         let mut last_id = None;
-        let mut missed = Vec::new();
+        let mut alerted = std::collections::HashSet::new();
         for (watch_id, (sum, nodes)) in sums {
             match self.watches.raise(&watch_id, &sum.to_bytes(), nodes, now) {
                 Ok(Some(id)) => {
                     raised += 1;
                     last_id = last_id.max(Some(id));
+                    alerted.insert(watch_id);
                 }
-                Ok(None) => {
-                    if let Ok(Some(requester)) = self.watches.cancelled_owner(&watch_id, now) {
-                        let nodes = holders.remove(&watch_id).unwrap_or_default();
-                        missed.push((watch_id, requester, nodes));
-                    }
-                }
+                Ok(None) => {}
                 Err(e) => tracing::warn!(error = %e, "a watch alert could not be stored"),
+            }
+        }
+        let mut missed = Vec::new();
+        for (watch_id, nodes) in holders {
+            if alerted.contains(&watch_id) {
+                continue;
+            }
+            match self.watches.cancelled_owner(&watch_id, now) {
+                Ok(Some(requester)) => missed.push((watch_id, requester, nodes)),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "cancelled watches unreadable"),
             }
         }
         // Cursors move past every result read: one the store could not keep
@@ -253,36 +264,49 @@ impl CoordinatorService {
         if let Some(id) = last_id {
             self.alerts_raised.send_replace(id);
         }
-        for (watch_id, requester, nodes) in missed {
-            self.cancel_at(&watch_id, &requester, &nodes).await;
-        }
+        self.resend_cancellations(missed);
         raised
     }
 
-    /// Tells `nodes` again that a watch was cancelled: they were unreachable
-    /// when it was, and their results show they still evaluate it. One that
-    /// misses this too is told after its next result.
-    async fn cancel_at(&self, watch_id: &str, requester: &str, nodes: &[String]) {
-        let targets: Vec<_> = self
-            .nodes
-            .iter()
-            .filter(|n| nodes.contains(&n.id))
-            .cloned()
-            .collect();
-        let outcomes =
-            cancel_everywhere(&targets, self.config.node_timeout, watch_id, requester).await;
-        for outcome in outcomes {
-            match outcome.result {
-                Ok(()) => {
-                    tracing::info!(node = %outcome.node, "a missed watch cancellation delivered")
-                }
-                Err(e) => tracing::warn!(
-                    node = %outcome.node,
-                    reason = %e.reason,
-                    "a missed watch cancellation failed again; retried after the node's next result"
-                ),
-            }
+    /// Tells nodes again that watches were cancelled: they were unreachable
+    /// when they were, and their results show they still evaluate them.
+    /// In the background, one bounded batch at a time, all at once within
+    /// it: a node that sends results for cancelled watches and then lets
+    /// their cancellations hang delays neither collection nor the others. A
+    /// node that misses this too is told after its next result.
+    fn resend_cancellations(&self, mut missed: Vec<(String, String, Vec<String>)>) {
+        if missed.is_empty() {
+            return;
         }
+        let Ok(permit) = Arc::clone(&self.resending_cancellations).try_acquire_owned() else {
+            return;
+        };
+        missed.truncate(MAX_RESENT_CANCELLATIONS);
+        let nodes = self.nodes.clone();
+        let timeout = self.config.node_timeout;
+        tokio::spawn(async move {
+            let _permit = permit;
+            let sends = missed.iter().map(|(watch_id, requester, holders)| {
+                let targets: Vec<_> = nodes
+                    .iter()
+                    .filter(|n| holders.contains(&n.id))
+                    .cloned()
+                    .collect();
+                async move { cancel_everywhere(&targets, timeout, watch_id, requester).await }
+            });
+            for outcome in futures::future::join_all(sends).await.into_iter().flatten() {
+                match outcome.result {
+                    Ok(()) => {
+                        tracing::info!(node = %outcome.node, "a missed watch cancellation delivered");
+                    }
+                    Err(e) => tracing::warn!(
+                        node = %outcome.node,
+                        reason = %e.reason,
+                        "a missed watch cancellation failed again; resent after the node's next result"
+                    ),
+                }
+            }
+        });
     }
 
     /// Collects the nodes' watch results every `interval` while serving.
@@ -294,6 +318,10 @@ impl CoordinatorService {
         }
     }
 }
+
+/// Most missed cancellations resent after one collection; the rest go after
+/// the nodes' next results.
+const MAX_RESENT_CANCELLATIONS: usize = 256;
 
 /// Cancels the requester's watch at each of `nodes`.
 async fn cancel_everywhere(

@@ -290,7 +290,6 @@ impl NodeService {
         let oprf_key_id: Arc<str> = index.oprf_key().key_id().to_string().into();
         let count = watches.len();
         let new_records = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let mut evaluated = Vec::with_capacity(count);
         // A bounded number of watches' ciphertexts (~1 MB each) in memory at
         // once, however many watches are live.
         for chunk in watches.chunks(WATCH_CHUNK) {
@@ -367,15 +366,16 @@ impl NodeService {
             self.watches
                 .record(&done, now)
                 .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
-            evaluated.extend(done);
+            // Noted chunk by chunk: if a later chunk fails, these are not
+            // evaluated again (a second result over the same tags).
+            for done in &done {
+                evaluated_at.insert(done.watch_id.clone(), generation);
+            }
+            self.watch_evaluated
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone_from(&evaluated_at);
         }
-        for done in &evaluated {
-            evaluated_at.insert(done.watch_id.clone(), generation);
-        }
-        *self
-            .watch_evaluated
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = evaluated_at;
         if !waiting {
             *self
                 .watch_generation
