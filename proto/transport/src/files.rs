@@ -75,8 +75,16 @@ pub fn touch_private(path: &Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         create_private_dir(dir)?;
     }
+    // Creating does open (and close) the new file: one creation at a time in
+    // this process, so that another thread that finds the file already there
+    // cannot lock it before the creator's descriptor is closed.
+    static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _creating = CREATING.lock().unwrap_or_else(|e| e.into_inner());
     match create_new_private(path) {
-        Ok(_) => Ok(()),
+        Ok(file) => {
+            drop(file);
+            Ok(())
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => restrict(path),
         Err(e) => Err(e),
     }
