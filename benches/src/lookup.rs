@@ -52,6 +52,32 @@ pub(crate) fn write_identifiers(path: &Path, node: usize, records: usize) -> any
     Ok(())
 }
 
+/// Imports `count` generated identifiers (set `node`, written under `dir`)
+/// through the node's own import path; its seconds.
+pub(crate) fn import_generated(
+    config: &fedq_node::NodeConfig,
+    dir: &Path,
+    node: usize,
+    count: usize,
+) -> anyhow::Result<f64> {
+    let csv = dir.join(format!("identifiers-{node}.csv"));
+    write_identifiers(&csv, node, count)?;
+    let mut store = fedq_node::store::Store::open(&config.store)?;
+    let started = Instant::now();
+    let report = fedq_node::import::import_identifiers(
+        &mut store,
+        std::io::BufReader::new(std::fs::File::open(&csv)?),
+        |_| {},
+    )?;
+    let seconds = started.elapsed().as_secs_f64();
+    anyhow::ensure!(
+        report.inserted == count,
+        "import stored {} of {count}",
+        report.inserted
+    );
+    Ok(seconds)
+}
+
 pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
     let LookupOptions {
         records,
@@ -66,21 +92,9 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
 
     let mut import_seconds = 0.0;
     for (index, (_, config_path)) in output.nodes.iter().enumerate() {
-        let csv = temp.path().join(format!("identifiers-{index}.csv"));
-        write_identifiers(&csv, index, records)?;
         let config = fedq_node::NodeConfig::load(config_path)?;
-        let mut store = fedq_node::store::Store::open(&config.store)?;
-        let started = Instant::now();
-        let file = std::fs::File::open(&csv)?;
-        let report = tokio::task::block_in_place(|| {
-            fedq_node::import::import_identifiers(&mut store, std::io::BufReader::new(file), |_| {})
-        })?;
-        import_seconds += started.elapsed().as_secs_f64();
-        anyhow::ensure!(
-            report.inserted == records,
-            "import stored {} of {records}",
-            report.inserted
-        );
+        import_seconds +=
+            tokio::task::block_in_place(|| import_generated(&config, temp.path(), index, records))?;
         eprintln!("node n{}: imported {records} identifiers", index + 1);
     }
 

@@ -21,7 +21,7 @@ use fedq_node::NodeService;
 use fedq_tests::local::{start_coordinator, start_node};
 use serde_json::json;
 
-use crate::lookup::{email, write_identifiers};
+use crate::lookup::{email, import_generated};
 use crate::{federation, print_result};
 
 /// What to measure.
@@ -36,31 +36,6 @@ pub(crate) struct WatchOptionsBench {
     pub alert: bool,
     /// Print one JSON object.
     pub json: bool,
-}
-
-/// Imports `count` generated identifiers (set `node`) through the node's
-/// own import path; its seconds.
-fn import(
-    config: &fedq_node::NodeConfig,
-    dir: &Path,
-    node: usize,
-    count: usize,
-) -> anyhow::Result<f64> {
-    let csv = dir.join(format!("identifiers-{node}.csv"));
-    write_identifiers(&csv, node, count)?;
-    let mut store = fedq_node::store::Store::open(&config.store)?;
-    let started = Instant::now();
-    let report = fedq_node::import::import_identifiers(
-        &mut store,
-        std::io::BufReader::new(std::fs::File::open(&csv)?),
-        |_| {},
-    )?;
-    anyhow::ensure!(
-        report.inserted == count,
-        "import stored {}",
-        report.inserted
-    );
-    Ok(started.elapsed().as_secs_f64())
 }
 
 /// Stores `count` watches of one encrypted tag in random buckets, each
@@ -118,7 +93,7 @@ pub(crate) async fn run(options: WatchOptionsBench) -> anyhow::Result<()> {
     let temp = tempfile::tempdir()?;
     let output = federation(temp.path(), 1, None)?;
     let config = fedq_node::NodeConfig::load(&output.nodes[0].1)?;
-    tokio::task::block_in_place(|| import(&config, temp.path(), 0, base))?;
+    tokio::task::block_in_place(|| import_generated(&config, temp.path(), 0, base))?;
     let seen_bytes = 8 * base / config.fingerprint_params().bucket_count() as usize;
 
     let (mut result, (tag_bytes, key_bytes)) = if alert {
@@ -165,7 +140,7 @@ async fn round(
             chrono::Utc::now().timestamp(),
         )
     })?;
-    let import_seconds = tokio::task::block_in_place(|| import(config, dir, 1, records))?;
+    let import_seconds = tokio::task::block_in_place(|| import_generated(config, dir, 1, records))?;
     let started = Instant::now();
     let evaluated = service.evaluate_watches().await?;
     let evaluate_seconds = started.elapsed().as_secs_f64();
@@ -243,7 +218,7 @@ async fn alert_latency(
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let import_seconds = tokio::task::block_in_place(|| import(config, dir, 1, records))?;
+    let import_seconds = tokio::task::block_in_place(|| import_generated(config, dir, 1, records))?;
     let imported = Instant::now();
     let at = tokio::time::timeout(Duration::from_secs(1_800), arrived.recv())
         .await

@@ -124,15 +124,7 @@ impl FederationSandbox {
 
     /// Restarts a stopped node from its config.
     pub async fn restart_node(&self, node: &str) -> anyhow::Result<()> {
-        let config = self
-            .output
-            .nodes
-            .iter()
-            .find(|(n, _)| n == node)
-            .context("no such node")?
-            .1
-            .clone();
-        let (running, _) = start_node(&config, &ReservedPorts::default()).await?;
+        let (running, _) = start_node(self.node_toml(node)?, &ReservedPorts::default()).await?;
         self.running.lock().expect("sandbox lock").push(running);
         Ok(())
     }
@@ -243,13 +235,27 @@ impl FederationSandbox {
         normal: &fedq_crypto::NormalForm,
         params: fedq_crypto::FingerprintParams,
     ) -> anyhow::Result<u32> {
-        let service = self
+        Ok(self.node(node)?.fingerprint(kind, normal)?.bucket(params).0)
+    }
+
+    /// Node `id`'s service as the sandbox started it (still readable once
+    /// the node is stopped: its store stays open).
+    pub fn node(&self, id: &str) -> anyhow::Result<Arc<NodeService>> {
+        self.nodes
+            .iter()
+            .find(|(n, _)| n == id)
+            .map(|(_, service)| Arc::clone(service))
+            .with_context(|| format!("no node {id} in the sandbox"))
+    }
+
+    /// Node `id`'s `node.toml`.
+    pub fn node_toml(&self, id: &str) -> anyhow::Result<&Path> {
+        self.output
             .nodes
             .iter()
-            .find(|(id, _)| id == node)
-            .map(|(_, service)| service)
-            .context("no such node")?;
-        Ok(service.fingerprint(kind, normal)?.bucket(params).0)
+            .find(|(n, _)| n == id)
+            .map(|(_, config)| config.as_path())
+            .with_context(|| format!("no node {id} in the sandbox"))
     }
 }
 

@@ -143,13 +143,7 @@ fn coordinator_audit() -> anyhow::Result<Vec<AuditRecord>> {
 }
 
 fn node_audit(node: &str) -> anyhow::Result<Vec<AuditRecord>> {
-    let (_, service) = federation()
-        .sandbox
-        .nodes
-        .iter()
-        .find(|(id, _)| id == node)
-        .context("no such node")?;
-    Ok(service.audit_records()?)
+    Ok(federation().sandbox.node(node)?.audit_records()?)
 }
 
 #[test]

@@ -135,13 +135,8 @@ fn request_with_tags(
     })
 }
 
-fn node_service(node: &str) -> anyhow::Result<&'static fedq_node::NodeService> {
-    sandbox()
-        .nodes
-        .iter()
-        .find(|(id, _)| id == node)
-        .map(|(_, service)| service.as_ref())
-        .context("no such node")
+fn node_service(node: &str) -> anyhow::Result<std::sync::Arc<fedq_node::NodeService>> {
+    sandbox().node(node)
 }
 
 #[test]

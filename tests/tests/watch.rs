@@ -51,23 +51,12 @@ fn fedq() -> Command {
 }
 
 fn node_toml(node: &str) -> &'static Path {
-    &sandbox()
-        .output
-        .nodes
-        .iter()
-        .find(|(id, _)| id == node)
-        .expect("a node of the sandbox")
-        .1
+    sandbox().node_toml(node).expect("a node of the sandbox")
 }
 
 /// The running node `id`'s service (in this process).
 fn node(id: &str) -> std::sync::Arc<fedq_node::NodeService> {
-    sandbox()
-        .nodes
-        .iter()
-        .find(|(n, _)| n == id)
-        .map(|(_, s)| std::sync::Arc::clone(s))
-        .expect("a node of the sandbox")
+    sandbox().node(id).expect("a node of the sandbox")
 }
 
 /// A passport of its own for each test (tests share the federation).
@@ -488,15 +477,7 @@ fn a_node_that_missed_a_cancellation_is_told_again_after_its_next_result() -> an
             assert_eq!(node.status, expected, "{node:?}");
         }
         // Read through the stopped node's service (its store is still open).
-        let service = |node: &str| {
-            sandbox
-                .nodes
-                .iter()
-                .find(|(n, _)| n == node)
-                .map(|(_, s)| std::sync::Arc::clone(s))
-                .context("a node of the sandbox")
-        };
-        let (ma, mb) = (service("ma")?, service("mb")?);
+        let (ma, mb) = (sandbox.node("ma")?, sandbox.node("mb")?);
         assert_eq!(ma.watch_rows(&id)?, 0, "ma was told");
         assert!(mb.watch_rows(&id)? > 0, "mb missed the cancellation");
         // Restarted, mb evaluates its watches (it may have missed imports
@@ -504,14 +485,7 @@ fn a_node_that_missed_a_cancellation_is_told_again_after_its_next_result() -> an
         // cancels it there again. An import brings another round anyway.
         sandbox.restart_node("mb").await?;
 
-        let config = &sandbox
-            .output
-            .nodes
-            .iter()
-            .find(|(n, _)| n == "mb")
-            .context("node mb")?
-            .1;
-        import_at(config, &passport(21))?;
+        import_at(sandbox.node_toml("mb")?, &passport(21))?;
         let deadline = Instant::now() + Duration::from_secs(30);
         while mb.watch_rows(&id)? > 0 {
             assert!(

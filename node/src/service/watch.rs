@@ -255,12 +255,17 @@ impl NodeService {
             .watches
             .pending()
             .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
-        let mut evaluated_at = self
-            .watch_evaluated
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        evaluated_at.retain(|id, _| stored.iter().any(|w| &w.id == id));
+        // The rounds' notes of watches that are still live.
+        let evaluated_at = {
+            let live: std::collections::HashSet<&str> =
+                stored.iter().map(|w| w.id.as_str()).collect();
+            let mut noted = self
+                .watch_evaluated
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            noted.retain(|id, _| live.contains(id.as_str()));
+            noted.clone()
+        };
         let mut waiting = false;
         let mut watches = Vec::with_capacity(stored.len());
         for watch in stored {
@@ -368,13 +373,13 @@ impl NodeService {
                 .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
             // Noted chunk by chunk: if a later chunk fails, these are not
             // evaluated again (a second result over the same tags).
-            for done in &done {
-                evaluated_at.insert(done.watch_id.clone(), generation);
-            }
-            self.watch_evaluated
+            let mut noted = self
+                .watch_evaluated
                 .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone_from(&evaluated_at);
+                .unwrap_or_else(|e| e.into_inner());
+            for done in &done {
+                noted.insert(done.watch_id.clone(), generation);
+            }
         }
         if !waiting {
             *self
