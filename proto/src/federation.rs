@@ -531,22 +531,22 @@ mod tests {
 
     #[test]
     fn a_federation_is_as_large_as_one_lookup_request_carries() {
-        // 28-bit tags: 48 nodes (918 KB each) fit the 48 MiB request.
-        assert!(FederationFile::validate(federation_of(48, 28)).is_ok());
-        let problems = FederationFile::validate(federation_of(49, 28)).expect_err("49 nodes");
+        // 28-bit tags: 64 nodes (430 KB each) fit the 48 MiB request, and
+        // the count's encoding adds up no more.
+        assert!(FederationFile::validate(federation_of(64, 28)).is_ok());
+        let problems = FederationFile::validate(federation_of(65, 28)).expect_err("65 nodes");
         assert!(
-            problems.iter().any(|p| p.contains("at most 48 nodes")),
+            problems.iter().any(|p| p.contains("at most 64 nodes")),
             "{problems:?}"
         );
-        // 32-bit tags: 1 MB per node, so 48 no longer fit.
-        let problems = FederationFile::validate(federation_of(48, 32)).expect_err("32-bit tags");
-        assert!(
-            problems
-                .iter()
-                .any(|p| p.contains("32-bit tags") && p.contains("at most 47 nodes")),
-            "{problems:?}"
-        );
-        assert!(FederationFile::validate(federation_of(47, 32)).is_ok());
+        // With the widest tags (40 bits, 725 KB per node) 64 nodes fit too,
+        // so no valid federation is refused for its requests' size.
+        let widest = fedq_crypto::fingerprint::MAX_TAG_BITS;
+        assert!(FederationFile::validate(federation_of(64, widest)).is_ok());
+        for bits in fedq_crypto::lookup::params::LOW_TAG_BITS + 1..=widest {
+            let nodes = crate::limits::MAX_FEDERATION_NODES;
+            assert!(crate::limits::items_per_request(bits, nodes) >= 1);
+        }
     }
 
     #[test]

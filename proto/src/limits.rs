@@ -3,24 +3,26 @@
 //! bounds are decoded or used.
 
 /// Largest gRPC message any fedq service accepts: a batch of
-/// [`MAX_ITEMS_PER_REQUEST`] items of ~920 KB each, plus room for the key.
+/// [`MAX_ITEMS_PER_REQUEST`] items of ~920 KB each (encrypted tags in format
+/// 1, which nodes still accept), plus room for the key.
 pub const MAX_MESSAGE_BYTES: usize = 48 * 1024 * 1024;
 
 /// Most lookup items in one request; clients split larger batches.
 pub const MAX_ITEMS_PER_REQUEST: usize = 48;
 
-/// Most nodes in a federation. Every node gets its own encrypted tags of each
-/// item (~920 KB apiece), and one request must carry at least one item for
-/// every node: that caps a federation at [`MAX_ITEMS_PER_REQUEST`] nodes,
-/// below the 64 whose answers the count's encoding can add up
-/// (`fedq_crypto::lookup::params::MAX_NODES`).
-pub const MAX_FEDERATION_NODES: usize = MAX_ITEMS_PER_REQUEST;
+/// Most nodes in a federation: the 64 whose answers the count's encoding can
+/// add up (`fedq_crypto::lookup::params::MAX_NODES`). Every node gets its own
+/// encrypted tags of each item (430 KB apiece with 28-bit tags), and one
+/// request must carry at least one item for every node: 64 nodes fit with
+/// tags of up to 41 bits, 37 with 64 (the federation file is checked).
+pub const MAX_FEDERATION_NODES: usize = fedq_crypto::lookup::params::MAX_NODES;
 const _: () = assert!(MAX_FEDERATION_NODES <= fedq_crypto::lookup::params::MAX_NODES);
 
 /// How many items one lookup request to a federation of `nodes` nodes
 /// carries with `tag_bits`-bit tags: each node gets its own encrypted tags of
-/// every item (~32 KB per bit) and its own context (a signed envelope and
-/// references), all within [`MAX_MESSAGE_BYTES`]; at most
+/// every item (~24 KB per bit above the 11 low ones, as clients encode them)
+/// and its own context (a
+/// signed envelope and references), all within [`MAX_MESSAGE_BYTES`]; at most
 /// [`MAX_ITEMS_PER_REQUEST`]. 0 when not even one item fits, or the tag width
 /// is one no lookup uses.
 pub fn items_per_request(tag_bits: u8, nodes: usize) -> usize {
@@ -31,7 +33,7 @@ pub fn items_per_request(tag_bits: u8, nodes: usize) -> usize {
     if tag_bits <= fedq_crypto::lookup::params::LOW_TAG_BITS || tag_bits > 64 || nodes == 0 {
         return 0;
     }
-    let per_item = fedq_crypto::lookup::EncryptedTag::max_encoded_len(tag_bits) + ITEM_FRAMING;
+    let per_item = fedq_crypto::lookup::EncryptedTag::encoded_len(tag_bits) + ITEM_FRAMING;
     let per_node = (MAX_MESSAGE_BYTES - FRAMING) / nodes;
     (per_node.saturating_sub(CONTEXT_BYTES) / per_item).min(MAX_ITEMS_PER_REQUEST)
 }
@@ -152,19 +154,20 @@ mod tests {
 
     #[test]
     fn a_lookup_request_carries_as_many_items_as_fit_its_federation() {
-        // 28-bit tags (918 KB per item and node) within 48 MiB.
+        // 28-bit tags (430 KB per item and node) within 48 MiB.
         assert_eq!(items_per_request(28, 1), MAX_ITEMS_PER_REQUEST);
-        assert_eq!(items_per_request(28, 3), 18);
-        assert_eq!(items_per_request(28, 32), 1);
-        assert_eq!(items_per_request(28, 48), 1);
-        assert_eq!(items_per_request(28, 55), 0);
-        // 32-bit tags: 1 MB per item and node.
-        assert_eq!(items_per_request(32, 47), 1);
-        assert_eq!(items_per_request(32, 48), 0);
+        assert_eq!(items_per_request(28, 3), 38);
+        assert_eq!(items_per_request(28, 32), 3);
+        assert_eq!(items_per_request(28, 64), 1);
+        // Up to 41-bit tags fit 64 nodes; 64-bit tags (1.3 MB) 37.
+        assert_eq!(items_per_request(41, 64), 1);
+        assert_eq!(items_per_request(42, 64), 0);
+        assert_eq!(items_per_request(64, 37), 1);
+        assert_eq!(items_per_request(64, 38), 0);
         // What every node's share of the largest chunk costs stays within the limit.
-        for (bits, nodes) in [(28, 1), (28, 3), (28, 48), (32, 47), (40, 2)] {
+        for (bits, nodes) in [(28, 1), (28, 3), (28, 64), (41, 64), (64, 37), (40, 2)] {
             let items = items_per_request(bits, nodes);
-            let tag = fedq_crypto::lookup::EncryptedTag::max_encoded_len(bits);
+            let tag = fedq_crypto::lookup::EncryptedTag::encoded_len(bits);
             assert!(items > 0);
             assert!(nodes * (items * (tag + 64) + CONTEXT_BYTES) + 64 * 1024 <= MAX_MESSAGE_BYTES);
         }

@@ -15,7 +15,9 @@
 //!  3. tag with an XOF seed instead of the AES seed: InvalidArgument
 //!  4. tag with too few or too many GGSW ciphertexts: InvalidArgument
 //!  5. truncated tag: InvalidArgument
-//!  6. random bytes as tag: InvalidArgument
+//!  6. random bytes as tag: InvalidArgument (format 1 shaped, or after either
+//!     version byte); random bytes of format 2's exact shape are a ciphertext
+//!     of something and answered, as any requester's own encryption is
 //!  7. unknown identifier kind: InvalidArgument
 //!  8. bucket out of range: InvalidArgument
 //!  9. no items: InvalidArgument
@@ -269,7 +271,7 @@ fn random_bytes(len: usize) -> Vec<u8> {
 fn lookup_tag_whose_seed_fork_is_not_the_stream_start_gets_invalid_argument() -> anyhow::Result<()>
 {
     let a = attacker();
-    let honest = a.honest_tag(NODE).to_vec();
+    let honest = a.honest_bitwise_tag(NODE).to_vec();
     // The layout edited below is tfhe's: an honest tag's masks start at (0, 0).
     assert_eq!(tag::read(&honest, TagField::GlweSize), 2);
     assert_eq!(tag::read(&honest, TagField::PolynomialSize), 2048);
@@ -321,7 +323,7 @@ fn lookup_tag_whose_seed_fork_is_not_the_stream_start_gets_invalid_argument() ->
 #[test]
 fn lookup_tag_with_other_tfhe_parameters_or_an_xof_seed_gets_invalid_argument() -> anyhow::Result<()>
 {
-    let honest = attacker().honest_tag(NODE).to_vec();
+    let honest = attacker().honest_bitwise_tag(NODE).to_vec();
     let mut v = Verdicts::new("tag with other parameters");
     let mut forged: Vec<(String, Vec<u8>)> = Vec::new();
     for (field, values) in [
@@ -369,7 +371,7 @@ fn lookup_tag_with_other_tfhe_parameters_or_an_xof_seed_gets_invalid_argument() 
 #[test]
 fn lookup_tag_with_a_wrong_number_of_ggsw_ciphertexts_gets_invalid_argument() -> anyhow::Result<()>
 {
-    let honest = attacker().honest_tag(NODE).to_vec();
+    let honest = attacker().honest_bitwise_tag(NODE).to_vec();
     let ggsw = fedq_crypto::lookup::query::ggsw_bytes();
     let bits = (honest.len() - 1 - 8 - tag::TAIL_BYTES) / ggsw;
     assert_eq!(
@@ -418,18 +420,26 @@ fn truncated_lookup_tag_gets_invalid_argument() -> anyhow::Result<()> {
 
 #[test]
 fn random_bytes_as_lookup_tag_get_invalid_argument() -> anyhow::Result<()> {
-    let honest = attacker().honest_tag(NODE).to_vec();
+    let a = attacker();
+    let honest = a.honest_bitwise_tag(NODE).to_vec();
     let mut v = Verdicts::new("random tag");
     // Version byte and length prefix kept, everything else random.
     let mut shaped = random_bytes(honest.len());
     shaped[..9].copy_from_slice(&honest[..9]);
     let mut versioned = random_bytes(4096);
     versioned[0] = honest[0];
+    let rounded = a.honest_tag(NODE);
+    let mut rounded_versioned = random_bytes(4096);
+    rounded_versioned[0] = rounded[0];
     runtime().block_on(async {
         for (class, bytes) in [
             ("4 KiB of random bytes as tag", random_bytes(4096)),
             ("random bytes after the version byte", versioned),
             ("random bytes of an honest tag's shape", shaped),
+            (
+                "random bytes after format 2's version byte",
+                rounded_versioned,
+            ),
         ] {
             bad_lookup(
                 &mut v,
@@ -441,6 +451,45 @@ fn random_bytes_as_lookup_tag_get_invalid_argument() -> anyhow::Result<()> {
             )
             .await;
         }
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn random_bytes_of_a_format_2_tags_shape_are_a_ciphertext_and_answered() -> anyhow::Result<()> {
+    // Format 2 has no field but its length: any bytes of that length are the
+    // encryption of something under some key, as a requester may send
+    // anyway. The node evaluates them like any tag and stays well.
+    let a = attacker();
+    let mut shaped = random_bytes(a.honest_tag(NODE).len());
+    shaped[0] = a.honest_tag(NODE)[0];
+    let mut v = Verdicts::new("random format 2 tag");
+    runtime().block_on(async {
+        let mut request = a.lookup(NODE, &unique("lookup"));
+        request.items[0].encrypted_tag = shaped;
+        a.sign_lookup(NODE, &mut request, |_| {});
+        let answered = match a.send_lookup(NODE, request).await {
+            Ok(response) if response.answers.len() == 1 => Ok(()),
+            Ok(response) => Err(format!("{} answers to one item", response.answers.len())),
+            Err(status) => Err(format!("refused: {status:?}")),
+        };
+        v.require("random bytes of format 2's shape: one answer", answered);
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn a_format_1_tag_of_an_older_client_is_still_answered() -> anyhow::Result<()> {
+    let a = attacker();
+    let mut v = Verdicts::new("format 1 tag");
+    runtime().block_on(async {
+        v.require(
+            "a format 1 tag of an identifier the node holds counts 1",
+            a.node_finds(NODE, a.honest_bitwise_tag(NODE).to_vec())
+                .await,
+        );
         node_still_serves(&mut v).await;
     });
     v.finish()

@@ -51,7 +51,10 @@ fn overwrite(mut bytes: Vec<u8>, from_end: usize, value: &[u8]) -> Vec<u8> {
 
 fn lookup_seeds() -> Vec<Seed> {
     let (secret, public) = generate_keys();
-    let tag = EncryptedTag::encrypt(&secret, Tag(0x5A5), COMPACT_TAG_BITS).to_bytes();
+    let tag = EncryptedTag::encrypt_bitwise(&secret, Tag(0x5A5), COMPACT_TAG_BITS).to_bytes();
+    // Format 2 is too long for an input whole: its header and first values.
+    let rounded_cut =
+        EncryptedTag::encrypt(&secret, Tag(0x5A5), COMPACT_TAG_BITS).to_bytes()[..64].to_vec();
     let compact_tag = compact_values(&tag).expect("a tag starts with its values");
     let mode = |byte: u8, rest: &[u8]| [&[byte][..], rest].concat();
     // tfhe's layout ends with: ..., seed start (u128 AES index, u64 byte
@@ -76,6 +79,12 @@ fn lookup_seeds() -> Vec<Seed> {
             "lookup_tag",
             "hostile-forked-late",
             mode(1, &forked_late),
+            false,
+        ),
+        seed(
+            "lookup_tag",
+            "hostile-rounded-cut",
+            mode(COMPACT_TAG_BITS << 1, &rounded_cut),
             false,
         ),
         // A full encoding of zero GGSWs for a node configured with 0 tag bits.

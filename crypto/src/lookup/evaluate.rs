@@ -4,13 +4,17 @@
 //! them with fresh random dummy tags to a fixed count, so that time and shape do
 //! not depend on how many records the bucket holds, and evaluates:
 //!
-//! 1. leaves: one trivially encrypted polynomial per distinct high part
-//!    (`tag >> 11`) with Δ at coefficient `tag & 0x7ff` for each real tag
-//!    (dummies leave their leaf at zero);
+//! 1. leaves: one polynomial per distinct high part (`tag >> 11`) with a
+//!    monomial `X^low` for each real tag's `low = tag & 0x7ff` (dummies leave
+//!    their leaf at zero), times the requester's encryption of `Δ · X^-low'`
+//!    (format 2): coefficient 0 of the product is Δ when `low'` is among the
+//!    leaf's lows. A format 1 tag has no such encryption: its leaf is the
+//!    trivial encryption of Δ at each `low`, rotated after the tree (step 3);
 //! 2. a CMux tree over the high bits, pruned to the leaves' paths: every
 //!    internal node is `cmux(bit, child0 or 0, child1 or 0)`, one external
 //!    product with a GGSW of the requester;
-//! 3. a blind rotation by `X^-low` over the 11 low bits (one CMux per bit);
+//! 3. format 1 only: a blind rotation by `X^-low` over the 11 low bits (one
+//!    CMux per bit);
 //! 4. sample extraction of coefficient 0: an LWE encryption of 1 if the tag is
 //!    among the real candidates, else 0.
 //!
@@ -22,7 +26,9 @@ use std::collections::BTreeMap;
 
 use rand::Rng;
 use rayon::prelude::*;
-use tfhe::core_crypto::algorithms::polynomial_algorithms::polynomial_wrapping_monic_monomial_div;
+use tfhe::core_crypto::algorithms::polynomial_algorithms::{
+    polynomial_wrapping_monic_monomial_div, polynomial_wrapping_monic_monomial_mul,
+};
 use tfhe::core_crypto::fft_impl::fft64::{c64, ABox};
 use tfhe::core_crypto::prelude::*;
 
@@ -53,25 +59,38 @@ pub struct EvalStats {
     pub cmuxes: usize,
 }
 
+/// How a prepared tag selects the leaf's coefficient of its low bits.
+enum LowBits {
+    /// Format 2: the requester's encryption of `Δ_LARGEST · X^-low`.
+    Monomial(GlweCiphertextOwned<u64>),
+    /// Format 1: GGSWs of the 11 low bits, for a blind rotation.
+    Rotation(Vec<FourierGgsw>),
+}
+
+type FourierGgsw = FourierGgswCiphertext<ABox<[c64]>>;
+
 /// A query item prepared for evaluation: GGSWs in the Fourier domain.
 pub struct PreparedTag {
-    bits: Vec<FourierGgswCiphertext<ABox<[c64]>>>,
+    /// GGSWs of the high bits, tree level by level (bit 11 first).
+    high: Vec<FourierGgsw>,
+    low: LowBits,
 }
 
 impl PreparedTag {
-    /// Regenerates the GGSW masks from the seed and moves them to the Fourier
-    /// domain (one forward FFT per GGSW, in parallel).
+    /// Regenerates the masks from the seeds and moves the GGSWs to the
+    /// Fourier domain (one forward FFT per GGSW, in parallel).
     ///
-    /// tfhe `unwrap`s and asserts on the list's seed and shape here, on the
+    /// tfhe `unwrap`s and asserts on the seeds and shapes here, on the
     /// caller's rayon pool; an [`EncryptedTag`] only comes from
-    /// [`EncryptedTag::encrypt`] or its checked decoder, so they hold.
+    /// [`EncryptedTag::encrypt`], [`EncryptedTag::encrypt_bitwise`] or the
+    /// checked decoder, so they hold.
     pub fn prepare(tag: EncryptedTag) -> Self {
-        let standard = tag.list.par_decompress_into_ggsw_ciphertext_list();
+        let standard = tag.ggsws.par_decompress_into_ggsw_ciphertext_list();
         let fft = Fft::new(PARAMETERS.polynomial_size);
         let scratch_bytes =
             convert_standard_ggsw_ciphertext_to_fourier_mem_optimized_requirement(fft.as_view())
                 .unaligned_bytes_required();
-        let bits = standard
+        let mut bits: Vec<FourierGgsw> = standard
             .par_iter()
             .map(|ggsw| {
                 let mut fourier = FourierGgswCiphertext::new(
@@ -91,12 +110,29 @@ impl PreparedTag {
                 fourier
             })
             .collect();
-        Self { bits }
+        match tag.low {
+            Some((glwe, _)) => Self {
+                high: bits,
+                low: LowBits::Monomial(glwe.decompress_into_glwe_ciphertext()),
+            },
+            None => {
+                let low_count = bits.len().min(usize::from(LOW_TAG_BITS));
+                let high = bits.split_off(low_count);
+                Self {
+                    high,
+                    low: LowBits::Rotation(bits),
+                }
+            }
+        }
     }
 
     /// Number of encrypted tag bits.
     pub fn bit_count(&self) -> usize {
-        self.bits.len()
+        self.high.len()
+            + match &self.low {
+                LowBits::Monomial(_) => usize::from(LOW_TAG_BITS),
+                LowBits::Rotation(bits) => bits.len(),
+            }
     }
 }
 
@@ -121,11 +157,11 @@ pub fn evaluate(
     pad_to: usize,
     encoding: CountEncoding,
 ) -> Result<(LweCiphertextOwned<u64>, EvalStats), LookupError> {
-    let tag_bits = query.bits.len();
-    if tag_bits <= usize::from(LOW_TAG_BITS) || tag_bits > 64 {
+    let tag_bits = query.bit_count();
+    if tag_bits <= usize::from(LOW_TAG_BITS) || tag_bits > 64 || query.high.is_empty() {
         return Err(LookupError::WrongParameters("encrypted tag"));
     }
-    let levels = tag_bits - usize::from(LOW_TAG_BITS);
+    let levels = query.high.len();
     let low_mask = (1u64 << LOW_TAG_BITS) - 1;
     let tag_mask = if tag_bits == 64 {
         u64::MAX
@@ -133,22 +169,30 @@ pub fn evaluate(
         (1u64 << tag_bits) - 1
     };
 
-    let mut leaves: BTreeMap<u64, Glwe> = BTreeMap::new();
+    // Each leaf's low parts, once each: a node answers presence, so
+    // duplicates count once.
+    let mut lows: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
     for &tag in candidates {
         let tag = tag & tag_mask;
-        let leaf = leaves.entry(tag >> LOW_TAG_BITS).or_insert_with(zero_glwe);
-        // Set, not add: a node answers presence, so duplicates count once.
-        leaf.get_mut_body().as_mut()[(tag & low_mask) as usize] = encoding.delta();
+        lows.entry(tag >> LOW_TAG_BITS)
+            .or_default()
+            .push((tag & low_mask) as usize);
     }
     let mut rng = rand::thread_rng();
     let mut padded = candidates.len();
     while padded < pad_to {
         let dummy: u64 = rng.gen::<u64>() & tag_mask;
-        leaves
-            .entry(dummy >> LOW_TAG_BITS)
-            .or_insert_with(zero_glwe);
+        lows.entry(dummy >> LOW_TAG_BITS).or_default();
         padded += 1;
     }
+    let leaves: BTreeMap<u64, Glwe> = lows
+        .into_iter()
+        .map(|(high, mut lows)| {
+            lows.sort_unstable();
+            lows.dedup();
+            (high, leaf(&query.low, &lows, encoding))
+        })
+        .collect();
 
     let fft = Fft::new(PARAMETERS.polynomial_size);
     let scratch_bytes = cmux_assign_mem_optimized_requirement::<u64>(
@@ -164,7 +208,7 @@ pub fn evaluate(
 
     let mut level: Vec<(u64, Glwe)> = leaves.into_iter().collect();
     for depth in 0..levels {
-        let ggsw = &query.bits[usize::from(LOW_TAG_BITS) + depth];
+        let ggsw = &query.high[depth];
         let pairs = pair_siblings(level);
         stats.cmuxes += pairs.len();
         level = pairs
@@ -208,26 +252,22 @@ pub fn evaluate(
     }
     let mut acc = level.pop().map(|(_, root)| root).unwrap_or_else(zero_glwe);
 
-    // Blind rotation by X^-low: bit i rotates by 2^i when set.
-    for bit in 0..usize::from(LOW_TAG_BITS) {
-        let mut rotated = zero_glwe();
-        for (mut out, input) in rotated
-            .as_mut_polynomial_list()
-            .iter_mut()
-            .zip(acc.as_polynomial_list().iter())
-        {
-            polynomial_wrapping_monic_monomial_div(&mut out, &input, MonomialDegree(1 << bit));
+    // Format 1: blind rotation by X^-low, bit i rotating by 2^i when set.
+    if let LowBits::Rotation(bits) = &query.low {
+        for (bit, ggsw) in bits.iter().enumerate() {
+            let mut rotated = zero_glwe();
+            for (mut out, input) in rotated
+                .as_mut_polynomial_list()
+                .iter_mut()
+                .zip(acc.as_polynomial_list().iter())
+            {
+                polynomial_wrapping_monic_monomial_div(&mut out, &input, MonomialDegree(1 << bit));
+            }
+            with_scratch(scratch_bytes, |stack| {
+                cmux_assign_mem_optimized(&mut acc, &mut rotated, ggsw, fft.as_view(), stack)
+            });
+            stats.cmuxes += 1;
         }
-        with_scratch(scratch_bytes, |stack| {
-            cmux_assign_mem_optimized(
-                &mut acc,
-                &mut rotated,
-                &query.bits[bit],
-                fft.as_view(),
-                stack,
-            )
-        });
-        stats.cmuxes += 1;
     }
 
     let mut lwe = LweCiphertext::new(
@@ -237,6 +277,43 @@ pub fn evaluate(
     );
     extract_lwe_sample_from_glwe_ciphertext(&acc, &mut lwe, MonomialDegree(0));
     Ok((lwe, stats))
+}
+
+/// One leaf of the tree: the real tags' low parts `lows` (sorted, distinct;
+/// empty for a dummy's leaf) as the polynomial `Σ X^low`, encrypted the way
+/// the tag's format needs.
+fn leaf(low: &LowBits, lows: &[usize], encoding: CountEncoding) -> Glwe {
+    let mut leaf = zero_glwe();
+    match low {
+        LowBits::Rotation(_) => {
+            for &at in lows {
+                leaf.get_mut_body().as_mut()[at] = encoding.delta();
+            }
+        }
+        LowBits::Monomial(requested) => {
+            if lows.is_empty() {
+                return leaf;
+            }
+            let mut term = zero_glwe();
+            for &at in lows {
+                for (mut out, input) in term
+                    .as_mut_polynomial_list()
+                    .iter_mut()
+                    .zip(requested.as_polynomial_list().iter())
+                {
+                    polynomial_wrapping_monic_monomial_mul(&mut out, &input, MonomialDegree(at));
+                }
+                glwe_ciphertext_add_assign(&mut leaf, &term);
+            }
+            // The requester encrypted at the smallest Δ; a smaller federation
+            // counts at a larger one (a power of two: exact).
+            let scale = encoding.delta() / CountEncoding::LARGEST.delta();
+            leaf.as_mut()
+                .iter_mut()
+                .for_each(|value| *value = value.wrapping_mul(scale));
+        }
+    }
+    leaf
 }
 
 /// Groups a sorted level into (parent prefix, child with bit 0, child with bit 1).

@@ -166,7 +166,7 @@ fn seeded_ggsw_len() -> usize {
 const HEADER_ALLOWANCE: u64 = 1024;
 
 impl Honest for WireSeededGgswList {
-    type Object = SeededGgswCiphertextListOwned<u64>;
+    type Object = (SeededGgswCiphertextListOwned<u64>, Seed);
     type Shape = TagBits;
     const WHAT: &'static str = "encrypted tag";
 
@@ -211,7 +211,7 @@ impl Honest for WireSeededGgswList {
         if self.data.len() != usize::from(bits) * seeded_ggsw_len() {
             return Err(LookupError::WrongParameters(what));
         }
-        Ok(SeededGgswCiphertextList::from_container(
+        let list = SeededGgswCiphertextList::from_container(
             self.data,
             p.glwe_size(),
             p.polynomial_size,
@@ -219,7 +219,8 @@ impl Honest for WireSeededGgswList {
             p.level_count,
             seed.into(),
             p.ciphertext_modulus,
-        ))
+        );
+        Ok((list, seed))
     }
 }
 

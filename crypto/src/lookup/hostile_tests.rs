@@ -20,7 +20,7 @@ fn keys() -> &'static (FheSecretKey, FhePublicKey) {
 
 fn honest_tag() -> Vec<u8> {
     static TAG: OnceLock<Vec<u8>> = OnceLock::new();
-    TAG.get_or_init(|| EncryptedTag::encrypt(&keys().0, Tag(0x5A5), BITS).to_bytes())
+    TAG.get_or_init(|| EncryptedTag::encrypt_bitwise(&keys().0, Tag(0x5A5), BITS).to_bytes())
         .clone()
 }
 
@@ -322,12 +322,12 @@ fn honest_encodings_decode_to_what_was_encoded() {
     // The mirrors read tfhe's own layout: decoding and re-encoding one gives
     // the same bytes, and the checked object equals the one encrypted.
     let (secret, public) = keys();
-    let tag = EncryptedTag::encrypt(secret, Tag(0x5A5), BITS);
+    let tag = EncryptedTag::encrypt_bitwise(secret, Tag(0x5A5), BITS);
     let bytes = tag.to_bytes();
     let mirror: WireSeededGgswList = raw_options().deserialize(&bytes[1..]).expect("mirror");
     assert_eq!(wire::encode(&mirror), bytes);
     let decoded = EncryptedTag::from_bytes(&bytes, BITS).expect("honest tag");
-    assert!(decoded.list == tag.list);
+    assert!(decoded.ggsws == tag.ggsws);
 
     let mirror: WireCompactPublicKey = raw_options()
         .deserialize(&public.to_bytes()[1..])
@@ -339,4 +339,29 @@ fn honest_encodings_decode_to_what_was_encoded() {
     let file = keys::danger::secret_key_to_file_bytes(secret);
     let decoded = FheSecretKey::from_file_bytes(&file).expect("honest key file");
     assert_eq!(decoded.glwe.as_ref(), secret.glwe.as_ref());
+}
+
+#[test]
+fn rounded_tags_of_the_wrong_size_are_refused() {
+    let rounded = EncryptedTag::encrypt(&keys().0, Tag(0x5A5), BITS).to_bytes();
+    assert_eq!(rounded[0], wire::FORMAT_ROUNDED_TAG);
+    assert_eq!(rounded.len(), EncryptedTag::encoded_len(BITS));
+    let malformed = LookupError::Malformed("encrypted tag");
+    let mut longer = rounded.clone();
+    longer.push(0);
+    assert_eq!(
+        refused(&longer, BITS),
+        LookupError::TooLarge("encrypted tag")
+    );
+    assert_eq!(refused(&rounded[..rounded.len() - 1], BITS), malformed);
+    assert_eq!(refused(&rounded[..1], BITS), malformed);
+    // Sized for 12 bits, read by a node that expects 13.
+    assert_eq!(refused(&rounded, BITS + 1), malformed);
+    // Tag sizes the evaluation cannot use, whatever the length.
+    for bits in [0u8, 11, 65] {
+        assert_eq!(
+            refused(&rounded, bits),
+            LookupError::WrongParameters("encrypted tag")
+        );
+    }
 }

@@ -5,10 +5,13 @@
 //!    ([`keys`]); the secret key never leaves its machine.
 //! 2. Per item and per node, the requester obtains the node's OPRF output of the
 //!    identifier ([`crate::oprf`], blinded), and sends that node the kind, the
-//!    bucket in clear and the tag's bits as seeded GGSW ciphertexts ([`query`]).
-//! 3. The node evaluates a pruned CMux tree plus a blind rotation over the
-//!    bucket's padded candidate tags ([`evaluate`]) and re-randomises the
-//!    result under the requester's public key ([`answer`]).
+//!    bucket in clear, the tag's 11 low bits as a seeded GLWE encryption of
+//!    `Δ · X^-low` and its other bits as seeded GGSW ciphertexts ([`query`]).
+//! 3. The node multiplies each leaf's monomials (the low parts of the
+//!    bucket's padded candidate tags) by that GLWE, evaluates a CMux tree
+//!    pruned to the leaves over the high bits ([`evaluate`]) and
+//!    re-randomises the result under the requester's public key
+//!    ([`answer`]).
 //! 4. The coordinator adds the nodes' answers; the requester decrypts the sum:
 //!    the number of jurisdictions holding the identifier.
 //!
@@ -25,23 +28,24 @@
 //! its decryption. Re-randomisation replaces the mask (a function of the query,
 //! the node's table and, below the padding, its dummies) by a fresh one, which
 //! is uncorrelated with it and with other answers' masks. The evaluation noise
-//! (standard deviation ~2^46 with 28-bit tags: a function of the GGSW noise and
+//! (standard deviation ~2^45.4 with 28-bit tags: a function of the GGSW noise and
 //! the bucket's real tags; dummies perturb it through rounding ties but do not
 //! hide it) is flooded by uniform noise on [-B, B], B as large as the
 //! federation's size allows ([`params::CountEncoding`]: the n answers the
 //! coordinator adds share Δ/2, so B runs from 2^61 for one node and 2^59 for
-//! two or three, through 2^55 for eight and 2^51 for 32 to 48 (the largest
-//! federation), to 2^49 for the encoding's 64). That is partial: one
+//! two or three, through 2^55 for eight and 2^51 for 32 to 63, to 2^49 for
+//! 64, the largest federation). That is partial: one
 //! answer's statistical distance between two tables is about |e0 - e1| / 2B,
 //! where a proof would need 2^-40; the 64-bit modulus has no room for more
 //! (see DESIGN.md, "Where lookup speed comes from"). A requester that can
 //! name two candidate contents of a bucket computes both noises itself and
 //! knows which one answered whenever an answer falls outside the other's band.
-//! Measured 2026-12-02 for tables that differ in one entry that does not
-//! match (`leak_tests`): at three nodes 2 of 8,000 answers identify the table
-//! (tens of thousands of answers about that bucket tell them apart), with the
-//! encoding for 64 nodes 979 of 8,000 (a few dozen do; a federation of 48
-//! floods four times more). Generic tests on the phase errors of 600 answers
+//! Measured for tables that differ in one entry that does not
+//! match (`leak_tests`, 2026-12-03): at three nodes 1 of 8,000 answers
+//! identifies the table (tens of thousands of answers about that bucket tell
+//! them apart), at 64 nodes 449 of 8,000 (a few dozen do; a federation of 32
+//! to 63 floods four times more). Format 1 tags, with 11 more CMuxes of
+//! noise, gave 2 and 979. Generic tests on the phase errors of 600 answers
 //! see nothing at three nodes and come close at 64 (z of the means up to 3.2
 //! against 4.4). Without candidates, the requester learns the
 //! noise value of a full bucket from ~1,000 answers to one query to about

@@ -6,24 +6,33 @@
 //! noise, one decomposition level of base 2^23, native 64-bit modulus. No
 //! bootstrapping happens, so the LWE half of the set is unused.
 //!
-//! # Why queries are not compressed yet
-//! A requester uploads 28 seeded GGSWs per item and node (917,613 bytes).
-//! Packing the bits into one GLWE and expanding it at the node (automorphisms
-//! and GLWE key switching, then an external product with a GGSW of the
-//! requester's key to rebuild each GGSW) does not fit these parameters. One
-//! CMux multiplies its GGSW's noise by the decomposed digits of the GLWE it
-//! selects: up to 2^22 each, over (k+1)·N = 4,096 of them, a factor of
-//! ~2^27. Fresh GGSWs (σ ≈ 2^16) thus give ~2^43 per CMux and ~2^46 after
-//! the tree. An expanded GGSW carries at least one key switch's noise
-//! (≥ 2^26 at 128-bit security for N = 2048 and q = 2^64, even with twelve
-//! levels of base 2^4), doubled at each of the five expansion levels: ~2^31,
-//! so ~2^58 per CMux and ~2^60 after a tree of 28: with the eight standard
-//! deviations the budget keeps, above Δ/2 for every federation, even one
-//! node's 2^62.
-//! Making room means more gadget levels in every CMux (three levels of base
-//! 2^12 bring the factor down to ~2^18, at three times the node's work: over
-//! the 0.061 s per item at 1,000,000 identifiers that the node must stay
-//! under) or a larger modulus: a second parameter set, not built.
+//! # Why queries are not compressed further
+//! A requester uploads 28 seeded GGSWs per item and node, their bodies
+//! rounded to 48 bits (688,145 bytes; [`super::query`]). Packing the bits
+//! into one GLWE and expanding it at the node (automorphisms and GLWE key
+//! switching, then an external product with a GGSW of the requester's key to
+//! rebuild each GGSW) does not fit these parameters. Relative to q = 2^64:
+//! - a fresh GGSW's noise is 2^-47.8 (TUniform(17), σ ≈ 2^16.2);
+//! - one automorphism key switch adds ≥ 2^25.7 (twelve levels of base 2^4,
+//!   keys at the same 128-bit noise), and five expansion levels multiply the
+//!   variance by ~32: an expanded GLWE carries ~2^28;
+//! - the conversion multiplies that noise by the binary key (N/2 = 1,024
+//!   terms): the GGSW row of `bit · s` carries ~2^33, 2^17 times a fresh one;
+//! - one CMux multiplies its GGSW's noise by the decomposed digits of the
+//!   GLWE it selects, √((k+1)·N·levels) · base/√12: 2^27.2 with this one
+//!   level of base 2^23, so ~2^60 per CMux, above Δ/2 for every federation.
+//!
+//! Making room takes three levels of base 2^8 (~2^17.6: 2^46 per CMux,
+//! 2^48.3 through the tree, which fits 32 nodes with flooding 2^50) at three
+//! times the node's tree work, plus the expansion and conversion (84 key
+//! switches and 84 eight-level external products per item): about five times
+//! the 0.035-0.040 s per item that the node spends at 1,000,000 identifiers,
+//! against the 0.061 s it must stay under. A larger modulus changes nothing
+//! (the noise that security requires grows with it); a second parameter set
+//! with larger N would double every CMux. Not built.
+//!
+//! Rounding costs noise fast, which is why it stops at 48 bits: at 44 the
+//! GGSW noise is 2^18.3 and the evaluation's 2^48, over the budget's 2^47.
 
 use tfhe::core_crypto::prelude::{
     CiphertextModulus, DecompositionBaseLog, DecompositionLevelCount, DynamicDistribution,
@@ -44,10 +53,11 @@ pub const ANSWER_MODULUS_LOG: u32 = 32;
 pub const MAX_NODES: usize = 64;
 
 /// Standard deviation (log2) that the budget assumes for one node's
-/// evaluation noise. Measured with 28-bit tags: 2^46.3
+/// evaluation noise. Measured with 28-bit tags: 2^45.4 in format 2 (17
+/// CMuxes on a path), 2^46.4 in format 1 (28), which nodes still accept
 /// (`leak_tests::evaluation_noise_is_what_the_budget_assumes`, which fails
-/// above this bound). It grows with the square root of the number of CMuxes:
-/// 40-bit tags add ~0.3.
+/// above this bound for either). It grows with the square root of the number
+/// of CMuxes: 40-bit tags add ~0.3 in format 1, ~0.4 in format 2.
 pub const EVALUATION_NOISE_STD_LOG2: u32 = 47;
 
 /// How many standard deviations of summed evaluation noise the budget
@@ -66,7 +76,7 @@ pub const ROUNDING_BOUND_LOG2: u32 = 40;
 ///
 /// The noise budget. The coordinator adds n answers; the sum decrypts
 /// correctly while its noise stays below Δ/2. Each answer carries
-/// - evaluation noise, Gaussian-like with σ_e ≤ 2^47 (measured 2^46.3): the
+/// - evaluation noise, Gaussian-like with σ_e ≤ 2^47 (measured ≤ 2^46.4): the
 ///   sum has σ_e·√n, and 8σ_e·√n is reserved for it (failure probability
 ///   ~2^-49 per item);
 /// - flooding, uniform on [-B, B] (TUniform): at most n·B in the sum;
@@ -98,9 +108,8 @@ pub struct CountEncoding {
 }
 
 impl CountEncoding {
-    /// The encoding for [`MAX_NODES`] nodes: the least flooding per node
-    /// (federations themselves stop earlier, at what one lookup request
-    /// carries: `fedq_proto::limits::MAX_FEDERATION_NODES`).
+    /// The encoding for [`MAX_NODES`] nodes, the largest federation: the
+    /// least flooding per node.
     pub const LARGEST: Self = Self { nodes: MAX_NODES };
 
     /// The encoding of a federation of `nodes` (1 to [`MAX_NODES`]).

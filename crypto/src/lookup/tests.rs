@@ -52,6 +52,75 @@ fn present_tag_hits_and_absent_tag_misses() -> Result<(), LookupError> {
 }
 
 #[test]
+fn both_formats_answer_alike_at_every_federation_size() -> Result<(), LookupError> {
+    let (secret, public) = keys();
+    let candidates = spread_tags(40, 11);
+    let tag = Tag(candidates[5]);
+    let encrypted = EncryptedTag::encrypt(secret, tag, TAG_BITS);
+    let rounded = encrypted.to_bytes();
+    assert_eq!(rounded.len(), EncryptedTag::encoded_len(TAG_BITS));
+    assert_eq!(rounded.len(), 430_113);
+    let received = EncryptedTag::from_bytes(&rounded, TAG_BITS)?;
+    assert_eq!(received.bit_count(), usize::from(TAG_BITS));
+    assert_eq!(received.to_bytes(), rounded);
+    // The rounding moves each body coefficient by at most 2^15, and the
+    // masks (from the seeds) not at all.
+    let (sent_glwe, _) = encrypted.low.as_ref().expect("format 2");
+    let (received_glwe, _) = received.low.as_ref().expect("format 2");
+    let moved = encrypted
+        .ggsws
+        .as_ref()
+        .iter()
+        .chain(sent_glwe.as_ref())
+        .zip(received.ggsws.as_ref().iter().chain(received_glwe.as_ref()))
+        .map(|(sent, got)| (got.wrapping_sub(*sent) as i64).unsigned_abs())
+        .max()
+        .expect("bodies");
+    assert!(moved <= 1 << 15, "a coefficient moved by {moved}");
+
+    let full = EncryptedTag::encrypt_bitwise(secret, tag, TAG_BITS).to_bytes();
+    assert_eq!(full.len(), 917_613);
+    assert!(EncryptedTag::max_encoded_len(TAG_BITS) >= full.len());
+    let prepared = [
+        PreparedTag::prepare(received),
+        PreparedTag::prepare(EncryptedTag::from_bytes(&full, TAG_BITS)?),
+    ];
+    for nodes in [1, 3, 8, MAX_NODES] {
+        let encoding = CountEncoding::for_nodes(nodes)?;
+        for query in &prepared {
+            assert_eq!(query.bit_count(), usize::from(TAG_BITS));
+            let (raw, _) = evaluate(query, &candidates, 64, encoding)?;
+            let answer = EncryptedCount::rerandomise(raw, public, encoding);
+            assert_eq!(answer.decrypt(secret, encoding), 1, "{nodes} nodes");
+            let (raw, _) = evaluate(query, &candidates[6..], 64, encoding)?;
+            let answer = EncryptedCount::rerandomise(raw, public, encoding);
+            assert_eq!(answer.decrypt(secret, encoding), 0, "{nodes} nodes");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_first_and_last_coefficients_of_a_leaf_are_told_apart() -> Result<(), LookupError> {
+    let (secret, _) = keys();
+    let leaf = 0x0AB_CDE << 11;
+    let candidates = [leaf, leaf | 0x7ff, leaf | 1];
+    for (tag, present) in [
+        (leaf, 1),
+        (leaf | 0x7ff, 1),
+        (leaf | 1, 1),
+        (leaf | 2, 0),
+        (leaf | 0x7fe, 0),
+    ] {
+        let (answer, _) = lookup(tag, &candidates, 8)?;
+        assert_eq!(answer.decrypt(secret, encoding()), present, "{tag:#x}");
+    }
+    let (answer, _) = lookup(leaf | 0x7ff, &[leaf], 8)?;
+    assert_eq!(answer.decrypt(secret, encoding()), 0);
+    Ok(())
+}
+
+#[test]
 fn tags_sharing_a_leaf_or_a_low_part_are_told_apart() -> Result<(), LookupError> {
     let (secret, _) = keys();
     // Same high part (same leaf), different low parts; and same low part, other leaf.

@@ -14,6 +14,10 @@ use super::LookupError;
 /// Version byte of every encoding below; bump it with any layout change.
 pub(crate) const FORMAT_V1: u8 = 1;
 
+/// Version byte of an encrypted tag with rounded bodies, which has its own
+/// layout ([`super::query`]): never a value of [`FORMAT_V1`]'s series.
+pub(crate) const FORMAT_ROUNDED_TAG: u8 = 2;
+
 fn options(limit: u64) -> impl Options {
     bincode::DefaultOptions::new()
         .with_fixint_encoding()

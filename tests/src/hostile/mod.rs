@@ -9,7 +9,8 @@
 //!   keep answering, audit entries.
 //! - [`Verdicts`]: collects every mismatch of a test (and prints every
 //!   observed status), so one run reports all classes, not the first failure.
-//! - [`tag`]: the encrypted tag's wire layout, to forge seeded GGSW lists.
+//! - [`tag`]: the encrypted tag's wire layout in format 1, to forge seeded
+//!   GGSW lists.
 //! - [`raw`]: unary calls with arbitrary message bytes.
 
 pub mod raw;
@@ -61,6 +62,8 @@ pub fn unique(label: &str) -> String {
 struct Probe {
     node: String,
     request: v1::NodeLookupRequest,
+    /// The request's tag in format 1 (tfhe's layout, one GGSW per bit).
+    bitwise_tag: Vec<u8>,
 }
 
 /// A requester identity of the sandbox, as the attacker holds it.
@@ -124,8 +127,12 @@ impl<'a> Attacker<'a> {
             let params = service_params(sandbox, node)?;
             let fingerprint = service.fingerprint(kind, &normal)?;
             let tag = EncryptedTag::encrypt(&secret, fingerprint.tag(params), params.tag_bits());
+            let bitwise_tag =
+                EncryptedTag::encrypt_bitwise(&secret, fingerprint.tag(params), params.tag_bits())
+                    .to_bytes();
             probes.push(Probe {
                 node: node.clone(),
+                bitwise_tag,
                 request: v1::NodeLookupRequest {
                     query_id: String::new(),
                     requester: investigator.requester.clone(),
@@ -183,9 +190,15 @@ impl<'a> Attacker<'a> {
         request
     }
 
-    /// The honest encrypted tag of [`Self::lookup`].
+    /// The honest encrypted tag of [`Self::lookup`] (format 2).
     pub fn honest_tag(&self, node: &str) -> &[u8] {
         &self.probe(node).request.items[0].encrypted_tag
+    }
+
+    /// The same identifier's tag in format 1, which nodes still accept:
+    /// tfhe's own layout, where the seed and parameters are fields to edit.
+    pub fn honest_bitwise_tag(&self, node: &str) -> &[u8] {
+        &self.probe(node).bitwise_tag
     }
 
     /// An envelope as the requester would sign it now, with a fresh nonce.
@@ -416,7 +429,14 @@ impl<'a> Attacker<'a> {
     /// `Ok` when `node` answers an honest, freshly signed lookup of an
     /// identifier it holds with an encrypted count of 1.
     pub async fn node_serves(&self, node: &str) -> Result<(), String> {
+        self.node_finds(node, self.honest_tag(node).to_vec()).await
+    }
+
+    /// `Ok` when `node` answers an honest lookup with `tag` in place of the
+    /// honest tag (another encryption of the same identifier) with 1.
+    pub async fn node_finds(&self, node: &str, tag: Vec<u8>) -> Result<(), String> {
         let mut request = self.lookup(node, &unique("probe"));
+        request.items[0].encrypted_tag = tag;
         self.sign_lookup(node, &mut request, |_| {});
         let response = self
             .send_lookup(node, request)
