@@ -235,6 +235,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         "is_in_clears_seconds_per_candidate": baseline.map(|s| s / baseline_k as f64),
         "bytes_up_per_item": up / items,
         "bytes_up_per_item_per_node": up / items / nodes.max(1),
+        "batch_bytes_up_per_item_per_node": batch.stats.bytes_up / items / nodes.max(1),
         "oprf_seconds_per_item": median(oprf),
         "bytes_down_per_item": down / items,
         "client_encrypt_seconds_per_item": median(encrypt),
