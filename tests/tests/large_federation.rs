@@ -1,7 +1,8 @@
-//! A federation of 32 jurisdictions and a coordinator over mutual TLS on
-//! loopback: one lookup adds 32 answers, and each count is the number of
+//! A federation of 64 jurisdictions (the largest, whose count has the least
+//! room and every node the least flooding) and a coordinator over mutual TLS
+//! on loopback: one lookup adds 64 answers, and each count is the number of
 //! jurisdictions that hold the identifier, checked against the generated data;
-//! with one of them down, the other 31 still answer and the lost one is
+//! with one of them down, the other 63 still answer and the lost one is
 //! named, never read as "nobody holds it".
 
 use anyhow::Context;
@@ -10,10 +11,10 @@ use fedq_crypto::{FingerprintParams, IdentifierKind};
 use fedq_tests::fixtures::GroundTruth;
 use fedq_tests::sandbox::{runtime, FederationSandbox};
 
-const NODES: usize = 32;
+const NODES: usize = fedq_proto::MAX_FEDERATION_NODES;
 
 #[test]
-fn thirty_two_jurisdictions_count_who_holds_an_identifier() -> anyhow::Result<()> {
+fn sixty_four_jurisdictions_count_who_holds_an_identifier() -> anyhow::Result<()> {
     runtime().block_on(async {
         let mut builder = FederationSandbox::builder().people(60);
         for i in 1..=NODES {
@@ -48,7 +49,7 @@ fn thirty_two_jurisdictions_count_who_holds_an_identifier() -> anyhow::Result<()
             .collect();
 
         let mut requester = sandbox.requester().await?;
-        let report = requester.lookup(&inputs, "fraud", "T-32").await?;
+        let report = requester.lookup(&inputs, "fraud", "T-64").await?;
         assert_eq!(report.nodes.len(), NODES);
         assert!(
             report.nodes.iter().all(|n| n.status.word() == "ok"),
@@ -73,7 +74,7 @@ fn thirty_two_jurisdictions_count_who_holds_an_identifier() -> anyhow::Result<()
             .context("a holder")?
             .clone();
         sandbox.stop_node(&lost).await?;
-        let report = requester.lookup(&inputs, "fraud", "T-32").await?;
+        let report = requester.lookup(&inputs, "fraud", "T-64").await?;
         for node in &report.nodes {
             let word = node.status.word();
             if node.node == lost {
