@@ -169,29 +169,20 @@ pub fn evaluate(
         (1u64 << tag_bits) - 1
     };
 
-    // Each leaf's low parts, once each: a node answers presence, so
-    // duplicates count once.
-    let mut lows: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for &tag in candidates {
+    // Each leaf's low parts, real (true) and dummy (false).
+    let mut lows: BTreeMap<u64, Vec<(usize, bool)>> = BTreeMap::new();
+    let mut rng = rand::thread_rng();
+    let dummies = (candidates.len()..pad_to).map(|_| (rng.gen::<u64>(), false));
+    for (tag, real) in candidates.iter().map(|&tag| (tag, true)).chain(dummies) {
         let tag = tag & tag_mask;
         lows.entry(tag >> LOW_TAG_BITS)
             .or_default()
-            .push((tag & low_mask) as usize);
+            .push(((tag & low_mask) as usize, real));
     }
-    let mut rng = rand::thread_rng();
-    let mut padded = candidates.len();
-    while padded < pad_to {
-        let dummy: u64 = rng.gen::<u64>() & tag_mask;
-        lows.entry(dummy >> LOW_TAG_BITS).or_default();
-        padded += 1;
-    }
+    let padded = candidates.len().max(pad_to);
     let leaves: BTreeMap<u64, Glwe> = lows
         .into_iter()
-        .map(|(high, mut lows)| {
-            lows.sort_unstable();
-            lows.dedup();
-            (high, leaf(&query.low, &lows, encoding))
-        })
+        .map(|(high, lows)| (high, leaf(&query.low, &lows, encoding)))
         .collect();
 
     let fft = Fft::new(PARAMETERS.polynomial_size);
@@ -279,23 +270,25 @@ pub fn evaluate(
     Ok((lwe, stats))
 }
 
-/// One leaf of the tree: the real tags' low parts `lows` (sorted, distinct;
-/// empty for a dummy's leaf) as the polynomial `Σ X^low`, encrypted the way
-/// the tag's format needs.
-fn leaf(low: &LowBits, lows: &[usize], encoding: CountEncoding) -> Glwe {
+/// One leaf of the tree: the polynomial `Σ X^low` over its real tags' low
+/// parts (`(low, true)`; a dummy's `(low, false)` adds nothing), encrypted
+/// the way the tag's format needs. A dummy or a duplicate costs the same work
+/// as a real tag, so that the time does not tell how many the bucket holds.
+fn leaf(low: &LowBits, lows: &[(usize, bool)], encoding: CountEncoding) -> Glwe {
     let mut leaf = zero_glwe();
     match low {
         LowBits::Rotation(_) => {
-            for &at in lows {
-                leaf.get_mut_body().as_mut()[at] = encoding.delta();
+            // Set, not add: a node answers presence, so duplicates count once.
+            for &(at, real) in lows {
+                if real {
+                    leaf.get_mut_body().as_mut()[at] = encoding.delta();
+                }
             }
         }
         LowBits::Monomial(requested) => {
-            if lows.is_empty() {
-                return leaf;
-            }
             let mut term = zero_glwe();
-            for &at in lows {
+            let mut added: Vec<usize> = Vec::with_capacity(lows.len());
+            for &(at, real) in lows {
                 for (mut out, input) in term
                     .as_mut_polynomial_list()
                     .iter_mut()
@@ -303,7 +296,12 @@ fn leaf(low: &LowBits, lows: &[usize], encoding: CountEncoding) -> Glwe {
                 {
                     polynomial_wrapping_monic_monomial_mul(&mut out, &input, MonomialDegree(at));
                 }
-                glwe_ciphertext_add_assign(&mut leaf, &term);
+                if real && !added.contains(&at) {
+                    added.push(at);
+                    glwe_ciphertext_add_assign(&mut leaf, &term);
+                } else {
+                    std::hint::black_box(&term);
+                }
             }
             // The requester encrypted at the smallest Δ; a smaller federation
             // counts at a larger one (a power of two: exact).
