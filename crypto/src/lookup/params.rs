@@ -7,8 +7,9 @@
 //! bootstrapping happens, so the LWE half of the set is unused.
 //!
 //! # Why queries are not compressed further
-//! A requester uploads 28 seeded GGSWs per item and node, their bodies
-//! rounded to 48 bits (688,145 bytes; [`super::query`]). Packing the bits
+//! A requester uploads, per item and node, one seeded GLWE for the 11 low
+//! tag bits and a seeded GGSW for each other bit, their bodies rounded to 48
+//! bits (430,113 bytes for 28-bit tags; [`super::query`]). Packing the bits
 //! into one GLWE and expanding it at the node (automorphisms and GLWE key
 //! switching, then an external product with a GGSW of the requester's key to
 //! rebuild each GGSW) does not fit these parameters. Relative to q = 2^64:
@@ -20,14 +21,18 @@
 //!   terms): the GGSW row of `bit · s` carries ~2^33, 2^17 times a fresh one;
 //! - one CMux multiplies its GGSW's noise by the decomposed digits of the
 //!   GLWE it selects, √((k+1)·N·levels) · base/√12: 2^27.2 with this one
-//!   level of base 2^23, so ~2^60 per CMux, above Δ/2 for every federation.
+//!   level of base 2^23, so ~2^60 per CMux and ~2^62 through 17 levels:
+//!   with the eight standard deviations the budget keeps, above Δ/2 (2^62
+//!   for one node, less for more) for every federation.
 //!
 //! Making room takes three levels of base 2^8 (~2^17.6: 2^46 per CMux,
-//! 2^48.3 through the tree, which fits 32 nodes with flooding 2^50) at three
-//! times the node's tree work, plus the expansion and conversion (84 key
-//! switches and 84 eight-level external products per item): about five times
-//! the 0.035-0.040 s per item that the node spends at 1,000,000 identifiers,
-//! against the 0.061 s it must stay under. A larger modulus changes nothing
+//! ~2^48 through the tree, which fits 32 nodes with flooding ~2^50) at three
+//! times the node's tree work (~3,080 CMuxes per item at 1,000,000
+//! identifiers), plus the expansion and conversion (17 bits times 3 levels:
+//! 51 twelve-level key switches and 51 eight-level external products, ~700
+//! one-level CMuxes' worth): about three times the 0.03-0.04 s per item that
+//! the node spends at 1,000,000 identifiers, against the 0.061 s it must
+//! stay under. A larger modulus changes nothing
 //! (the noise that security requires grows with it); a second parameter set
 //! with larger N would double every CMux. Not built.
 //!

@@ -13,7 +13,7 @@
 //!   own TUniform(17) (2^16.2), so ~6% more noise in each GGSW. The masks
 //!   come from the seeds and are exact.
 //!
-//! 28-bit tags: 430,129 bytes per item and node, was 917,613 (28 GGSWs with
+//! 28-bit tags: 430,113 bytes per item and node, was 917,613 (28 GGSWs with
 //! full bodies). Dropping more bits costs noise fast: at 44 bits the GGSW
 //! noise is 2^18.3, and the evaluation's goes over the budget's 2^47.
 //!
