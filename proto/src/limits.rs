@@ -16,13 +16,12 @@ pub const MAX_ITEMS_PER_REQUEST: usize = 48;
 /// request must carry at least one item for every node: 64 nodes fit with
 /// tags of up to 41 bits, 37 with 64 (the federation file is checked).
 pub const MAX_FEDERATION_NODES: usize = fedq_crypto::lookup::params::MAX_NODES;
-const _: () = assert!(MAX_FEDERATION_NODES <= fedq_crypto::lookup::params::MAX_NODES);
 
 /// How many items one lookup request to a federation of `nodes` nodes
 /// carries with `tag_bits`-bit tags: each node gets its own encrypted tags of
 /// every item (~24 KB per bit above the 11 low ones, as clients encode them)
-/// and its own context (a
-/// signed envelope and references), all within [`MAX_MESSAGE_BYTES`]; at most
+/// and its own context (a signed envelope and references), all within
+/// [`MAX_MESSAGE_BYTES`]; at most
 /// [`MAX_ITEMS_PER_REQUEST`]. 0 when not even one item fits, or the tag width
 /// is one no lookup uses.
 pub fn items_per_request(tag_bits: u8, nodes: usize) -> usize {

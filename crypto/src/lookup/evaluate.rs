@@ -158,7 +158,8 @@ pub fn evaluate(
     encoding: CountEncoding,
 ) -> Result<(LweCiphertextOwned<u64>, EvalStats), LookupError> {
     let tag_bits = query.bit_count();
-    if tag_bits <= usize::from(LOW_TAG_BITS) || tag_bits > 64 || query.high.is_empty() {
+    // More than the 11 low bits means at least one tree level in either format.
+    if tag_bits <= usize::from(LOW_TAG_BITS) || tag_bits > 64 {
         return Err(LookupError::WrongParameters("encrypted tag"));
     }
     let levels = query.high.len();

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use tfhe::core_crypto::commons::math::random::Seed;
 use tfhe::core_crypto::prelude::*;
 
-use super::params::{LOW_TAG_BITS, PARAMETERS};
+use super::params::PARAMETERS;
 use super::LookupError;
 
 /// A decoded-but-unchecked object: a mirror of a tfhe type's serde layout.
@@ -176,11 +176,8 @@ impl Honest for WireSeededGgswList {
 
     fn check(self, TagBits(bits): TagBits) -> Result<Self::Object, LookupError> {
         let what = Self::WHAT;
-        // The evaluation needs the 11 leaf-index bits plus at least one tree
-        // level; zero GGSWs cannot even be decompressed.
-        if bits <= LOW_TAG_BITS || bits > 64 {
-            return Err(LookupError::WrongParameters(what));
-        }
+        // Zero GGSWs cannot even be decompressed.
+        super::query::check_tag_bits(bits)?;
         let p = &PARAMETERS;
         expect(what, "glwe size", self.glwe_size, p.glwe_size().0 as u64)?;
         expect(

@@ -70,8 +70,9 @@ pub struct EncryptedTag {
     pub(crate) low: Option<(SeededGlweCiphertextOwned<u64>, Seed)>,
 }
 
-/// Format 1's layout checks `tag_bits` first; format 2 does the same here.
-fn check_tag_bits(tag_bits: u8) -> Result<(), LookupError> {
+/// Tag widths an encrypted tag of either format may have: the 11 leaf-index
+/// bits plus at least one tree level, at most a `u64`.
+pub(crate) fn check_tag_bits(tag_bits: u8) -> Result<(), LookupError> {
     if tag_bits <= LOW_TAG_BITS || tag_bits > 64 {
         Err(LookupError::WrongParameters(WHAT))
     } else {
