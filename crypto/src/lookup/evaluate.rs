@@ -42,7 +42,7 @@ thread_local! {
 
 /// Runs `f` with this thread's scratch buffer, grown to `bytes`. `f` must not
 /// re-enter rayon: a stolen job on this thread would find the buffer borrowed.
-fn with_scratch<R>(bytes: usize, f: impl FnOnce(&mut PodStack) -> R) -> R {
+pub(crate) fn with_scratch<R>(bytes: usize, f: impl FnOnce(&mut PodStack) -> R) -> R {
     SCRATCH.with(|cell| {
         let mut buffers = cell.borrow_mut();
         buffers.resize(bytes);
@@ -67,7 +67,7 @@ enum LowBits {
     Rotation(Vec<FourierGgsw>),
 }
 
-type FourierGgsw = FourierGgswCiphertext<ABox<[c64]>>;
+pub(crate) type FourierGgsw = FourierGgswCiphertext<ABox<[c64]>>;
 
 /// A query item prepared for evaluation: GGSWs in the Fourier domain.
 pub struct PreparedTag {
@@ -123,6 +123,15 @@ impl PreparedTag {
                     low: LowBits::Rotation(bits),
                 }
             }
+        }
+    }
+
+    /// A tag from GGSWs already in the Fourier domain and a low-bit
+    /// encryption of `Δ · X^-low` (format 3's rebuilt GGSWs).
+    pub(crate) fn from_parts(high: Vec<FourierGgsw>, low: GlweCiphertextOwned<u64>) -> Self {
+        Self {
+            high,
+            low: LowBits::Monomial(low),
         }
     }
 

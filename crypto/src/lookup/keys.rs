@@ -68,7 +68,7 @@ impl KeyId {
         &self.0
     }
 
-    fn of(encoded: &[u8]) -> Self {
+    pub(crate) fn of(encoded: &[u8]) -> Self {
         Self(hex::encode(&Sha256::digest(encoded)[..16]))
     }
 }

@@ -81,6 +81,7 @@
 //! tag encryptions), which fedq does not have.
 
 pub mod answer;
+pub mod compress;
 pub mod evaluate;
 mod honest;
 pub mod keys;
@@ -89,6 +90,7 @@ pub mod query;
 pub(crate) mod wire;
 
 pub use answer::EncryptedCount;
+pub use compress::{CompressedTag, ExpansionKey, PreparedExpansionKey};
 pub use evaluate::{evaluate, EvalStats, PreparedTag};
 pub use keys::{generate_keys, FhePublicKey, FheSecretKey, KeyId};
 pub use params::CountEncoding;

@@ -165,6 +165,28 @@ impl CountEncoding {
     }
 }
 
+/// Gadgets of format 3's compressed queries ([`super::compress`]): each is
+/// `(base log, levels)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressionParams {
+    /// Expansion levels L: one packed GLWE holds up to 2^L values.
+    pub expansion_levels: usize,
+    /// The automorphism keys' key switching.
+    pub key_switch: (usize, usize),
+    /// The GGSW of the requester's key that rebuilds each GGSW's `s · bit` rows.
+    pub conversion: (usize, usize),
+    /// The rebuilt GGSWs that the CMux tree multiplies by.
+    pub tree: (usize, usize),
+}
+
+/// What format 3 uses; the budget is in this module's introduction.
+pub const COMPRESSION: CompressionParams = CompressionParams {
+    expansion_levels: 7,
+    key_switch: (2, 24),
+    conversion: (6, 8),
+    tree: (6, 4),
+};
+
 /// TFHE parameters of the lookup protocol.
 #[derive(Debug, Clone, Copy)]
 pub struct LookupParameters {

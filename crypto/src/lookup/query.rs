@@ -39,8 +39,8 @@ use crate::fingerprint::Tag;
 
 /// Top bits of each body coefficient that travel in format 2.
 pub const KEPT_BITS: u32 = 48;
-const KEPT_BYTES: usize = (KEPT_BITS / 8) as usize;
-const DROPPED_BITS: u32 = u64::BITS - KEPT_BITS;
+pub(crate) const KEPT_BYTES: usize = (KEPT_BITS / 8) as usize;
+pub(crate) const DROPPED_BITS: u32 = u64::BITS - KEPT_BITS;
 /// Format byte and the two seeds (GGSW list, GLWE) before the bodies.
 const ROUNDED_HEADER: usize = 1 + 16 + 16;
 const WHAT: &str = "encrypted tag";
@@ -120,7 +120,7 @@ fn encrypt_bits(secret: &FheSecretKey, bits: &[u64]) -> (SeededGgswCiphertextLis
 }
 
 /// `Δ · X^-low` in the negacyclic ring: `-Δ · X^(N - low)` unless low is 0.
-fn low_plaintext(low: usize) -> PlaintextListOwned<u64> {
+pub(crate) fn low_plaintext(low: usize) -> PlaintextListOwned<u64> {
     let n = PARAMETERS.polynomial_size.0;
     let delta = CountEncoding::LARGEST.delta();
     let mut plaintext = PlaintextList::new(0u64, PlaintextCount(n));
@@ -132,7 +132,7 @@ fn low_plaintext(low: usize) -> PlaintextListOwned<u64> {
     plaintext
 }
 
-fn round(coefficient: u64) -> u64 {
+pub(crate) fn round(coefficient: u64) -> u64 {
     coefficient.wrapping_add(1 << (DROPPED_BITS - 1)) >> DROPPED_BITS
 }
 

@@ -18,6 +18,12 @@ pub(crate) const FORMAT_V1: u8 = 1;
 /// layout ([`super::query`]): never a value of [`FORMAT_V1`]'s series.
 pub(crate) const FORMAT_ROUNDED_TAG: u8 = 2;
 
+/// Version byte of a compressed tag (format 3, [`super::compress`]).
+pub(crate) const FORMAT_COMPRESSED_TAG: u8 = 3;
+
+/// Version byte of a requester's expansion key ([`super::compress`]).
+pub(crate) const FORMAT_EXPANSION_KEY: u8 = 1;
+
 fn options(limit: u64) -> impl Options {
     bincode::DefaultOptions::new()
         .with_fixint_encoding()
