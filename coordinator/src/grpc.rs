@@ -171,9 +171,10 @@ impl Coordinator for CoordinatorGrpcAdapter {
         request: Request<v1::RegisterKeyRequest>,
     ) -> Result<Response<v1::RegisterKeyResponse>, Status> {
         let caller = caller(&request)?;
+        let request = request.into_inner();
         let key_id = self
             .0
-            .register_key(&caller, &request.into_inner().public_key)?;
+            .register_key(&caller, &request.public_key, &request.expansion_key)?;
         Ok(Response::new(v1::RegisterKeyResponse {
             key_id: key_id.as_str().to_owned(),
         }))

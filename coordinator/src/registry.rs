@@ -1,5 +1,6 @@
 //! Registered requester public keys, in the coordinator's store (an SQLite
-//! file or a PostgreSQL database).
+//! file or a PostgreSQL database), each with the requester's expansion key
+//! for compressed lookups when it registered one.
 //!
 //! A lookup names a key id; the coordinator refuses ids nobody registered and
 //! attaches the key to the requests it sends to nodes (which check that it
@@ -58,12 +59,22 @@ const SCHEMA: Schema = Schema {
         requester TEXT NOT NULL,
         public_key BLOB NOT NULL,
         registered_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS expansion_keys (
+        key_id TEXT PRIMARY KEY,
+        expansion_key_id TEXT NOT NULL,
+        expansion_key BLOB NOT NULL
     );",
     postgres: "CREATE TABLE IF NOT EXISTS public_keys (
         key_id TEXT PRIMARY KEY,
         requester TEXT NOT NULL,
         public_key BYTEA NOT NULL,
         registered_at TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS expansion_keys (
+        key_id TEXT PRIMARY KEY,
+        expansion_key_id TEXT NOT NULL,
+        expansion_key BYTEA NOT NULL
     );",
 };
 
@@ -107,6 +118,47 @@ impl KeyRegistry {
             )
         })?;
         Ok(())
+    }
+
+    /// Stores the expansion key registered with `requester`'s public key
+    /// `id` (which [`Self::register`] stored first), replacing any earlier
+    /// one. Nothing is stored for a key id that another requester owns.
+    pub fn register_expansion(
+        &self,
+        requester: &str,
+        id: &KeyId,
+        (expansion_id, encoded): (&KeyId, &[u8]),
+    ) -> Result<(), RegistryError> {
+        if !matches!(self.status(requester, id)?, KeyStatus::Registered(_)) {
+            return Ok(());
+        }
+        self.db.run(|exec| {
+            exec.execute(
+                "INSERT INTO expansion_keys (key_id, expansion_key_id, expansion_key) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (key_id) DO UPDATE SET expansion_key_id = excluded.expansion_key_id,
+                 expansion_key = excluded.expansion_key",
+                &[&id.as_str(), &expansion_id.as_str(), &encoded],
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The expansion key `expansion_id` that `requester` registered with its
+    /// public key `id`, if any.
+    pub fn expansion_key(
+        &self,
+        requester: &str,
+        id: &KeyId,
+        expansion_id: &KeyId,
+    ) -> Result<Option<Vec<u8>>, RegistryError> {
+        Ok(self.db.run(|exec| {
+            exec.query_opt(
+                "SELECT e.expansion_key FROM expansion_keys e JOIN public_keys p ON p.key_id = e.key_id
+                 WHERE e.key_id = ?1 AND p.requester = ?2 AND e.expansion_key_id = ?3",
+                &[&id.as_str(), &requester, &expansion_id.as_str()],
+                |r| r.get(0),
+            )
+        })?)
     }
 
     /// The encoded key registered under `id` by `requester`, if any and not expired.
@@ -191,6 +243,34 @@ mod tests {
 
         registry.register_at(ALICE, &id, b"key", Utc::now())?;
         assert_eq!(registry.get(ALICE, &id)?, Some(b"key".to_vec()));
+        Ok(())
+    }
+
+    #[test]
+    fn an_expansion_key_is_found_only_by_its_owner_and_id() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let registry = registry(&dir)?;
+        let id = key_id()?;
+        let expansion = KeyId::parse("ffeeddccbbaa99887766554433221100")?;
+        let other = KeyId::parse("0123456789abcdef0123456789abcdef")?;
+        registry.register_at(ALICE, &id, b"key", Utc::now())?;
+        registry.register_expansion(ALICE, &id, (&expansion, b"expansion"))?;
+        assert_eq!(
+            registry.expansion_key(ALICE, &id, &expansion)?,
+            Some(b"expansion".to_vec())
+        );
+        assert_eq!(registry.expansion_key(ALICE, &id, &other)?, None);
+        assert_eq!(registry.expansion_key("mallory", &id, &expansion)?, None);
+        // Another requester cannot replace it either.
+        registry.register_expansion("mallory", &id, (&other, b"forged"))?;
+        assert_eq!(registry.expansion_key(ALICE, &id, &other)?, None);
+        // Its owner can.
+        registry.register_expansion(ALICE, &id, (&other, b"new"))?;
+        assert_eq!(
+            registry.expansion_key(ALICE, &id, &other)?,
+            Some(b"new".to_vec())
+        );
+        assert_eq!(registry.expansion_key(ALICE, &id, &expansion)?, None);
         Ok(())
     }
 

@@ -19,6 +19,12 @@ use crate::federation::{FederationConfig, FederationFile};
 const DEFAULT_THREADS: usize = 0;
 /// Requests for more items than this are refused (they would hold the pool).
 const DEFAULT_MAX_ITEMS: usize = fedq_proto::MAX_ITEMS_PER_REQUEST;
+/// Expansion keys cached by default: ~100 MB, enough for the requesters
+/// active at once in a federation; another requester's first lookup costs
+/// one resend of its key and ~0.1 s to prepare it.
+const DEFAULT_EXPANSION_KEYS: usize = 8;
+/// At most 1,024 (~12 GB): the bound `lookup.expansion_keys` is checked against.
+const MAX_EXPANSION_KEYS: usize = 1024;
 /// Seconds a stopping node waits for requests in flight.
 const DEFAULT_GRACE_SECONDS: u64 = 20;
 /// Longest retention period accepted (100 years): longer is a typo, and keeps
@@ -133,6 +139,8 @@ struct LookupSection {
     #[serde(default)]
     max_items: Option<usize>,
     #[serde(default)]
+    expansion_keys: Option<usize>,
+    #[serde(default)]
     allowed_callers: Option<Vec<String>>,
     #[serde(default)]
     grace_seconds: Option<u64>,
@@ -169,6 +177,9 @@ pub struct NodeConfig {
     pub threads: usize,
     /// Most items per lookup request.
     pub max_items: usize,
+    /// Requesters' expansion keys kept prepared for compressed lookups
+    /// (`lookup.expansion_keys`; ~12 MB each in the Fourier domain).
+    pub expansion_keys: usize,
     /// Certificate common names allowed to call the node (the coordinator).
     pub allowed_callers: Vec<String>,
     /// Grace period for requests in flight at shutdown.
@@ -256,6 +267,12 @@ impl NodeConfig {
                 fedq_proto::MAX_ITEMS_PER_REQUEST
             ));
         }
+        let expansion_keys = lookup.expansion_keys.unwrap_or(DEFAULT_EXPANSION_KEYS);
+        if expansion_keys == 0 || expansion_keys > MAX_EXPANSION_KEYS {
+            problems.push(format!(
+                "lookup.expansion_keys: must be between 1 and {MAX_EXPANSION_KEYS}"
+            ));
+        }
         let allowed_callers = lookup
             .allowed_callers
             .unwrap_or_else(|| vec!["coordinator".to_owned()]);
@@ -331,6 +348,7 @@ impl NodeConfig {
             metrics: builder.metrics,
             threads: lookup.threads.unwrap_or(DEFAULT_THREADS),
             max_items,
+            expansion_keys,
             allowed_callers,
             grace: std::time::Duration::from_secs(
                 lookup.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS),

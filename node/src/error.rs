@@ -54,6 +54,11 @@ pub enum NodeError {
     /// The node is not set up for what was asked (no deconfliction share).
     #[error("{0}")]
     NotConfigured(String),
+    /// A compressed lookup names an expansion key this node has not cached
+    /// and does not carry it: the coordinator sends the request again with
+    /// the key.
+    #[error("expansion key not cached here: send it with the request")]
+    ExpansionKeyNotCached,
     /// Work for this request failed unexpectedly (a panic caught on the
     /// pool); the cause is in the log under this id.
     #[error("internal error {0}")]
@@ -81,6 +86,16 @@ impl From<NodeError> for tonic::Status {
             NodeError::ShuttingDown => tonic::Status::unavailable("node is shutting down"),
             NodeError::Abandoned => tonic::Status::cancelled("request abandoned by its caller"),
             NodeError::NotConfigured(reason) => tonic::Status::failed_precondition(reason),
+            NodeError::ExpansionKeyNotCached => {
+                let mut status = tonic::Status::failed_precondition(
+                    NodeError::ExpansionKeyNotCached.to_string(),
+                );
+                status.metadata_mut().insert(
+                    fedq_proto::RESEND_METADATA,
+                    tonic::metadata::MetadataValue::from_static(fedq_proto::RESEND_EXPANSION_KEY),
+                );
+                status
+            }
             NodeError::StaleOprfKey(reason) => {
                 tonic::Status::new(fedq_proto::outcome::NodeOutcome::STALE_CODE, reason)
             }

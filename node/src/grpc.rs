@@ -89,8 +89,15 @@ fn lookup_query(node: &str, request: v1::NodeLookupRequest) -> Result<LookupQuer
         || KeyId::parse(&request.key_id).map_err(|_| "malformed key id".to_owned()),
         Err,
     );
-    let key_id = match problem {
-        Ok(key_id) => key_id,
+    let problem = problem.and_then(|key_id| {
+        let expansion = (!request.expansion_key_id.is_empty())
+            .then(|| KeyId::parse(&request.expansion_key_id))
+            .transpose()
+            .map_err(|_| "malformed expansion key id".to_owned())?;
+        Ok((key_id, expansion))
+    });
+    let (key_id, expansion_key_id) = match problem {
+        Ok(ids) => ids,
         Err(problem) => {
             return Err(Unread::Malformed(Box::new(Malformed {
                 detail: format!("items={}", request.items.len()),
@@ -124,6 +131,8 @@ fn lookup_query(node: &str, request: v1::NodeLookupRequest) -> Result<LookupQuer
         disclose: request.disclose,
         authorization: request.authorization,
         items,
+        expansion_key_id,
+        expansion_key: request.expansion_key,
     })
 }
 
@@ -148,6 +157,10 @@ fn watch_query(node: &str, request: v1::NodeWatchAddRequest) -> Result<WatchQuer
             disclose: false,
             authorization: String::new(),
             oprf_key_id: request.oprf_key_id,
+            // Watches keep format 2 tags: a stored watch cannot depend on a
+            // cache.
+            expansion_key_id: String::new(),
+            expansion_key: Vec::new(),
         },
     )?;
     Ok(WatchQuery {

@@ -36,6 +36,13 @@ pub mod suggest;
 pub mod toml_file;
 
 pub use limits::{MAX_FEDERATION_NODES, MAX_ITEMS_PER_REQUEST, MAX_MESSAGE_BYTES};
+
+/// Metadata key of a node's FAILED_PRECONDITION that asks for something to be
+/// sent again with the request, and its one value: the requester's expansion
+/// key, which the node has not cached.
+pub const RESEND_METADATA: &str = "fedq-resend";
+/// See [`RESEND_METADATA`].
+pub const RESEND_EXPANSION_KEY: &str = "expansion-key";
 pub use role::Role;
 
 /// Generated protobuf messages and gRPC services, package `fedq.v1`.

@@ -25,17 +25,34 @@ pub const MAX_FEDERATION_NODES: usize = fedq_crypto::lookup::params::MAX_NODES;
 /// [`MAX_ITEMS_PER_REQUEST`]. 0 when not even one item fits, or the tag width
 /// is one no lookup uses.
 pub fn items_per_request(tag_bits: u8, nodes: usize) -> usize {
-    /// Room for what the request holds once: its own context and key id.
-    const FRAMING: usize = 64 * 1024;
-    /// Per item and node besides the tag: kind, bucket and protobuf framing.
-    const ITEM_FRAMING: usize = 64;
     if tag_bits <= fedq_crypto::lookup::params::LOW_TAG_BITS || tag_bits > 64 || nodes == 0 {
         return 0;
     }
-    let per_item = fedq_crypto::lookup::EncryptedTag::encoded_len(tag_bits) + ITEM_FRAMING;
+    items_fitting(
+        fedq_crypto::lookup::EncryptedTag::encoded_len(tag_bits),
+        nodes,
+    )
+}
+
+/// [`items_per_request`] for compressed tags (format 3: 24,609 bytes per item
+/// and node, whatever the width; the expansion key is not in the request).
+pub fn compressed_items_per_request(nodes: usize) -> usize {
+    if nodes == 0 {
+        return 0;
+    }
+    items_fitting(fedq_crypto::lookup::CompressedTag::encoded_len(), nodes)
+}
+
+fn items_fitting(tag: usize, nodes: usize) -> usize {
+    let per_item = tag + ITEM_FRAMING;
     let per_node = (MAX_MESSAGE_BYTES - FRAMING) / nodes;
     (per_node.saturating_sub(CONTEXT_BYTES) / per_item).min(MAX_ITEMS_PER_REQUEST)
 }
+
+/// Room for what a lookup request holds once: its own context and key id.
+const FRAMING: usize = 64 * 1024;
+/// Per item and node besides the tag: kind, bucket and protobuf framing.
+const ITEM_FRAMING: usize = 64;
 
 /// Longest query id a coordinator may give (ids are 32 hex digits).
 pub const MAX_QUERY_ID_BYTES: usize = 64;
@@ -55,8 +72,10 @@ pub const MAX_STATS_REQUEST_BYTES: usize = 64 * 1024;
 /// item, with protobuf framing, and the context.
 pub const MAX_OPRF_REQUEST_BYTES: usize = MAX_OPRF_ELEMENTS * 48 + CONTEXT_BYTES;
 
-/// Most bytes a key registration may carry (a public key is under 64 KiB).
-pub const MAX_REGISTER_KEY_BYTES: usize = 128 * 1024;
+/// Most bytes a key registration may carry: a public key (under 64 KiB) and
+/// an expansion key for compressed lookups (3,014,689 bytes; at most 4 MiB,
+/// the bound each requester's one-time material is held to).
+pub const MAX_REGISTER_KEY_BYTES: usize = 4 * 1024 * 1024 + 128 * 1024;
 
 /// Most request bytes the node accepts on a gRPC path, before decoding.
 /// Only lookups need megabytes; everything else fits in kilobytes.
@@ -172,6 +191,15 @@ mod tests {
         }
         assert_eq!(items_per_request(11, 1), 0);
         assert_eq!(items_per_request(28, 0), 0);
+        // Compressed tags: 24,609 bytes per item and node.
+        assert_eq!(compressed_items_per_request(1), MAX_ITEMS_PER_REQUEST);
+        assert_eq!(compressed_items_per_request(32), 48);
+        assert_eq!(compressed_items_per_request(48), 41);
+        assert_eq!(compressed_items_per_request(64), 31);
+        assert_eq!(compressed_items_per_request(0), 0);
+        assert!(
+            fedq_crypto::lookup::ExpansionKey::encoded_len() + 64 * 1024 <= MAX_REGISTER_KEY_BYTES
+        );
     }
 
     #[test]

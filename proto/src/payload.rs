@@ -8,11 +8,13 @@ use fedq_crypto::envelope::{PayloadHasher, SignedEnvelope};
 use crate::v1;
 
 /// The hash a lookup's envelope must carry: the one node it is for, key id,
-/// items, disclosure request and the OPRF key the tags were derived under
-/// (everything that changes what the node does).
+/// items, disclosure request, the OPRF key the tags were derived under and,
+/// for compressed tags, the expansion key's id (everything that changes what
+/// the node does). Without an expansion key the hash is what it was before
+/// compressed tags existed.
 pub fn lookup_payload_hash(
     node: &str,
-    key_id: &str,
+    (key_id, expansion_key_id): (&str, &str),
     items: &[v1::LookupItem],
     disclose: bool,
     authorization: &str,
@@ -30,6 +32,9 @@ pub fn lookup_payload_hash(
         .number(u64::from(disclose))
         .text(authorization)
         .text(oprf_key_id);
+    if !expansion_key_id.is_empty() {
+        hasher.text(expansion_key_id);
+    }
     hasher.finish()
 }
 
@@ -37,7 +42,7 @@ pub fn lookup_payload_hash(
 pub fn node_lookup_payload_hash(node: &str, request: &v1::NodeLookupRequest) -> String {
     lookup_payload_hash(
         node,
-        &request.key_id,
+        (&request.key_id, &request.expansion_key_id),
         &request.items,
         request.disclose,
         &request.authorization,

@@ -183,7 +183,7 @@ fn lookup_query(
         })
         .collect();
     let payload_hash =
-        fedq_proto::payload::lookup_payload_hash("fr", &key_id, &wire, false, "", "");
+        fedq_proto::payload::lookup_payload_hash("fr", (&key_id, ""), &wire, false, "", "");
     LookupQuery {
         query_id: format!("g{}", QUERY.fetch_add(1, Ordering::Relaxed)),
         requester: "alice".to_owned(),
@@ -200,6 +200,8 @@ fn lookup_query(
         oprf_key_id: String::new(),
         disclose: false,
         authorization: String::new(),
+        expansion_key_id: None,
+        expansion_key: Vec::new(),
         items: wire
             .iter()
             .map(|w| QueryItem {

@@ -2017,21 +2017,22 @@ fn certificates_of_non_requesters_calling_the_coordinator_get_permission_denied(
 }
 
 #[test]
-fn register_key_of_1_mb_gets_resource_exhausted() -> anyhow::Result<()> {
+fn register_key_of_5_mb_gets_resource_exhausted() -> anyhow::Result<()> {
     let a = attacker();
-    let mut v = Verdicts::new("1 MB key");
+    let mut v = Verdicts::new("5 MB key");
     runtime().block_on(async {
         let result = match a.coordinator_client(As::Requester).await {
             Ok(mut client) => client
                 .register_key(v1::RegisterKeyRequest {
                     public_key: random_bytes(1 << 20),
+                    expansion_key: random_bytes(4 << 20),
                 })
                 .await
                 .map(|r| r.into_inner()),
             Err(status) => Err(status),
         };
         v.status(
-            "RegisterKey with a 1 MB key",
+            "RegisterKey with 5 MB of keys",
             result,
             Code::ResourceExhausted,
             "request larger than",
@@ -2057,12 +2058,42 @@ fn register_key_with_a_garbage_key_gets_invalid_argument() -> anyhow::Result<()>
         ] {
             let result = match a.coordinator_client(As::Requester).await {
                 Ok(mut client) => client
-                    .register_key(v1::RegisterKeyRequest { public_key: key })
+                    .register_key(v1::RegisterKeyRequest {
+                        public_key: key,
+                        expansion_key: Vec::new(),
+                    })
                     .await
                     .map(|r| r.into_inner()),
                 Err(status) => Err(status),
             };
             v.status(class, result, Code::InvalidArgument, "public key");
+        }
+        // An honest public key with an expansion key of the wrong size or
+        // format: refused whole, nothing registered.
+        let size = fedq_crypto::lookup::ExpansionKey::encoded_len();
+        let mut wrong_format = random_bytes(size);
+        wrong_format[0] = 9;
+        for (class, expansion_key) in [
+            (
+                "RegisterKey with a 1 MiB expansion key",
+                random_bytes(1 << 20),
+            ),
+            (
+                "RegisterKey with an expansion key of another format",
+                wrong_format,
+            ),
+        ] {
+            let result = match a.coordinator_client(As::Requester).await {
+                Ok(mut client) => client
+                    .register_key(v1::RegisterKeyRequest {
+                        public_key: honest.clone(),
+                        expansion_key,
+                    })
+                    .await
+                    .map(|r| r.into_inner()),
+                Err(status) => Err(status),
+            };
+            v.status(class, result, Code::InvalidArgument, "expansion key");
         }
         both_still_serve(&mut v).await;
     });

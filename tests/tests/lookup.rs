@@ -132,6 +132,8 @@ fn request_with_tags(
         disclose: false,
         authorization: String::new(),
         oprf_key_id: oprf_key_id.to_owned(),
+        expansion_key_id: String::new(),
+        expansion_key: Vec::new(),
     })
 }
 
@@ -350,7 +352,7 @@ fn a_lookup_under_an_unregistered_key_is_refused() -> anyhow::Result<()> {
         let mut request = node_request("fr", &[(IdentifierKind::Email, "someone@example.org")])?;
         let payload_hash = fedq_proto::payload::lookup_payload_hash(
             "fr",
-            unregistered.id().as_str(),
+            (unregistered.id().as_str(), ""),
             &request.items,
             false,
             "",
@@ -457,6 +459,7 @@ fn no_message_carries_the_secret_key() -> anyhow::Result<()> {
     let response = runtime().block_on(ask_node("fr", request.clone()))?;
     let register = v1::RegisterKeyRequest {
         public_key: public.to_bytes().to_vec(),
+        expansion_key: fedq_crypto::lookup::ExpansionKey::generate(secret).to_bytes(),
     };
     for message in [
         request.encode_to_vec(),

@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use fedq_crypto::lookup::{
-    CountEncoding, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey,
-};
+use fedq_crypto::lookup::{CompressedTag, CountEncoding, EncryptedCount, EncryptedTag};
 use fedq_crypto::oprf::{BlindedItems, NodeOprfPublicKey};
 use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm};
 use fedq_proto::outcome::{Disclosure, NodeOutcome};
@@ -15,7 +13,7 @@ use fedq_proto::v1::{self};
 use rayon::prelude::*;
 
 use crate::report::*;
-use crate::requester::{status_error, Requester};
+use crate::requester::{status_error, LookupKeys, Requester};
 
 impl Requester {
     /// Looks up identifiers across the federation (combined answer only).
@@ -60,7 +58,7 @@ impl Requester {
                 problems.join("\n  ")
             );
         }
-        let (secret, public) = self.load_keys()?;
+        let keys = self.load_lookup_keys()?;
         let context = v1::RequestContext {
             purpose: options.purpose.clone(),
             case_reference: options.case_reference.clone(),
@@ -78,7 +76,12 @@ impl Requester {
         // as the message limit holds for this federation's size and tag width
         // (a federation file where not even one fits is refused on loading).
         let tag_bits = self.config.federation.config.fingerprint.tag_bits();
-        let chunk_len = fedq_proto::limits::items_per_request(tag_bits, node_ids.len()).max(1);
+        let chunk_len = if keys.expansion.is_some() {
+            fedq_proto::limits::compressed_items_per_request(node_ids.len())
+        } else {
+            fedq_proto::limits::items_per_request(tag_bits, node_ids.len())
+        }
+        .max(1);
         let mut stats = LookupStats {
             nodes_asked: node_ids.len(),
             ..LookupStats::default()
@@ -113,7 +116,7 @@ impl Requester {
                 node_ids: &node_ids,
             };
             let answered = self
-                .lookup_chunk(&chunk, options, (&secret, &public), &mut stats)
+                .lookup_chunk(&chunk, options, &keys, &mut stats)
                 .await?;
             let answered_here = answered.answered();
             if !answered.query_id.is_empty() {
@@ -214,7 +217,7 @@ impl Requester {
         &mut self,
         chunk: &ChunkInput<'_>,
         options: &LookupOptions,
-        (secret, public): (&FheSecretKey, &FhePublicKey),
+        keys: &LookupKeys,
         stats: &mut LookupStats,
     ) -> anyhow::Result<ChunkAnswer> {
         let mut attempt = 0;
@@ -237,8 +240,7 @@ impl Requester {
                     statuses: Vec::new(),
                 }
             } else {
-                self.lookup_tags(chunk, &tags, options, (secret, public), stats)
-                    .await?
+                self.lookup_tags(chunk, &tags, options, keys, stats).await?
             };
             let stale = answer
                 .statuses
@@ -341,9 +343,10 @@ impl Requester {
         chunk: &ChunkInput<'_>,
         tags: &[NodeTags],
         options: &LookupOptions,
-        (secret, public): (&FheSecretKey, &FhePublicKey),
+        keys: &LookupKeys,
         stats: &mut LookupStats,
     ) -> anyhow::Result<ChunkAnswer> {
+        let (secret, public) = (&keys.secret, &keys.public);
         let params = self.config.federation.config.fingerprint;
         options.progress.step(&format!(
             "{}encrypting {} item(s) for {} node(s)",
@@ -362,12 +365,13 @@ impl Requester {
                     .map(|(kind, fp)| v1::LookupItem {
                         kind: i32::from(kind.code()),
                         bucket: fp.bucket(params).0,
-                        encrypted_tag: EncryptedTag::encrypt(
-                            secret,
-                            fp.tag(params),
-                            params.tag_bits(),
-                        )
-                        .to_bytes(),
+                        encrypted_tag: if keys.expansion.is_some() {
+                            CompressedTag::encrypt(secret, fp.tag(params), params.tag_bits())
+                                .to_bytes()
+                        } else {
+                            EncryptedTag::encrypt(secret, fp.tag(params), params.tag_bits())
+                                .to_bytes()
+                        },
                     })
                     .collect()
             })
@@ -375,6 +379,11 @@ impl Requester {
         stats.encrypt += started.elapsed();
         let authorization = options.disclose.clone().unwrap_or_default();
         let key_id = public.id().as_str().to_owned();
+        let expansion_key_id = keys
+            .expansion
+            .as_ref()
+            .map(|id| id.as_str().to_owned())
+            .unwrap_or_default();
         let mut shares = Vec::with_capacity(tags.len());
         for (node, items) in tags.iter().zip(per_node) {
             stats.bytes_up += items.iter().map(|i| i.encrypted_tag.len()).sum::<usize>();
@@ -383,7 +392,7 @@ impl Requester {
                 chunk.context,
                 fedq_proto::payload::lookup_payload_hash(
                     &node.node,
-                    &key_id,
+                    (&key_id, &expansion_key_id),
                     &items,
                     options.disclose.is_some(),
                     &authorization,
@@ -410,6 +419,7 @@ impl Requester {
                 disclose: options.disclose.is_some(),
                 authorization,
                 nodes: shares,
+                expansion_key_id,
             })
             .await
             .map_err(status_error)?

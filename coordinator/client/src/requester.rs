@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use fedq_crypto::lookup::keys::danger;
-use fedq_crypto::lookup::{generate_keys, FhePublicKey, FheSecretKey, KeyId};
+use fedq_crypto::lookup::{generate_keys, ExpansionKey, FhePublicKey, FheSecretKey, KeyId};
 use fedq_proto::v1::{self, coordinator_client::CoordinatorClient};
 use tonic::transport::{Channel, Endpoint};
 
@@ -14,6 +14,17 @@ use crate::config::ClientConfig;
 
 const SECRET_KEY_FILE: &str = "lookup.secret";
 const PUBLIC_KEY_FILE: &str = "lookup.public";
+/// The expansion key registered with the public key: lookups send
+/// compressed tags (format 3) when it is here.
+const EXPANSION_KEY_FILE: &str = "lookup.expansion";
+
+/// A requester's lookup keys.
+pub(crate) struct LookupKeys {
+    pub(crate) secret: FheSecretKey,
+    pub(crate) public: FhePublicKey,
+    /// The id of the registered expansion key, if there is one.
+    pub(crate) expansion: Option<KeyId>,
+}
 
 /// A connected requester.
 pub struct Requester {
@@ -48,19 +59,30 @@ impl Requester {
     pub async fn keys_init(&mut self, force: bool) -> anyhow::Result<KeyId> {
         let dir = &self.config.keys_dir;
         let public_path = dir.join(PUBLIC_KEY_FILE);
+        let expansion_path = dir.join(EXPANSION_KEY_FILE);
         let public = if dir.join(SECRET_KEY_FILE).exists() && !force {
-            FhePublicKey::from_bytes(&std::fs::read(&public_path)?)
-                .context("stored public key is invalid")?
+            let public = FhePublicKey::from_bytes(&std::fs::read(&public_path)?)
+                .context("stored public key is invalid")?;
+            // Keys made before compressed lookups get their expansion key now.
+            if !expansion_path.exists() {
+                let (secret, _) = self.load_keys()?;
+                std::fs::write(&expansion_path, ExpansionKey::generate(&secret).to_bytes())?;
+            }
+            public
         } else {
             let (secret, public) = generate_keys();
             write_secret_key(dir, &secret)?;
             std::fs::write(&public_path, public.to_bytes())?;
+            std::fs::write(&expansion_path, ExpansionKey::generate(&secret).to_bytes())?;
             public
         };
+        let expansion_key = std::fs::read(&expansion_path)?;
+        ExpansionKey::id_of(&expansion_key).context("stored expansion key is invalid")?;
         let response = self
             .client
             .register_key(v1::RegisterKeyRequest {
                 public_key: public.to_bytes().to_vec(),
+                expansion_key,
             })
             .await
             .map_err(status_error)?
@@ -80,6 +102,26 @@ impl Requester {
         let secret = FheSecretKey::from_file_bytes(&secret_bytes)?;
         let public = FhePublicKey::from_bytes(&std::fs::read(dir.join(PUBLIC_KEY_FILE))?)?;
         Ok((secret, public))
+    }
+
+    /// The keys a lookup uses: with an expansion key, its tags are
+    /// compressed.
+    pub(crate) fn load_lookup_keys(&self) -> anyhow::Result<LookupKeys> {
+        let (secret, public) = self.load_keys()?;
+        let path = self.config.keys_dir.join(EXPANSION_KEY_FILE);
+        let expansion = if path.exists() {
+            Some(
+                ExpansionKey::id_of(&std::fs::read(&path)?)
+                    .context("stored expansion key is invalid")?,
+            )
+        } else {
+            None
+        };
+        Ok(LookupKeys {
+            secret,
+            public,
+            expansion,
+        })
     }
 }
 

@@ -147,6 +147,13 @@ impl CoordinatorService {
         self.requester(caller)?;
         self.signed_by_caller(caller, request.nodes.iter().map(|n| n.envelope.as_ref()))?;
         let (key_id, public_key) = self.registered_key(caller, &request.key_id)?;
+        let expansion = if request.expansion_key_id.is_empty() {
+            None
+        } else {
+            let (id, bytes) =
+                self.registered_expansion_key(caller, &key_id, &request.expansion_key_id)?;
+            Some((id.as_str().to_owned(), Arc::new(bytes)))
+        };
         let items = request.nodes.first().map_or(0, |n| n.items.len());
         check_item_count(items)?;
         let shares = self.per_node(request.nodes, |n| &n.node, |n| n.items.len(), items)?;
@@ -162,10 +169,16 @@ impl CoordinatorService {
             disclose: request.disclose,
             authorization: request.authorization,
             oprf_key_id: String::new(),
+            expansion_key_id: expansion
+                .as_ref()
+                .map(|(id, _)| id.clone())
+                .unwrap_or_default(),
+            expansion_key: Vec::new(),
         });
         let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| {
             let share = shares.get(&node.id).cloned();
             let template = Arc::clone(&template);
+            let expansion_key = expansion.as_ref().map(|(_, bytes)| Arc::clone(bytes));
             async move {
                 let share = share.ok_or_else(|| {
                     tonic::Status::invalid_argument("the request has nothing for this node")
@@ -176,7 +189,20 @@ impl CoordinatorService {
                 request.context = Some(context);
                 request.items = share.items;
                 request.oprf_key_id = share.oprf_key_id;
-                let response = node.client.lookup(request).await?.into_inner();
+                // The 3 MB expansion key travels only to a node that has not
+                // cached it (first use, or since a restart): it says so, and
+                // the same request goes again with the key attached.
+                let response = match node.client.lookup(request.clone()).await {
+                    Err(status) if wants_expansion_key(&status) => {
+                        let Some(bytes) = expansion_key else {
+                            return Err(status);
+                        };
+                        request.expansion_key = bytes.to_vec();
+                        node.client.lookup(request).await?
+                    }
+                    response => response?,
+                }
+                .into_inner();
                 Ok(NodeAnswers {
                     disclosure: response.disclosure(),
                     answers: response.answers,
@@ -237,4 +263,14 @@ fn check_item_count(items: usize) -> Result<(), CoordinatorError> {
         )));
     }
     Ok(())
+}
+
+/// Whether a node refused a lookup only because it has not cached the
+/// requester's expansion key ([`fedq_proto::RESEND_METADATA`]).
+fn wants_expansion_key(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::FailedPrecondition
+        && status
+            .metadata()
+            .get(fedq_proto::RESEND_METADATA)
+            .is_some_and(|value| value == fedq_proto::RESEND_EXPANSION_KEY)
 }

@@ -15,7 +15,7 @@ mod witness;
 pub use self::witness::Witnessed;
 
 use fedq_audit::{AuditLog, AuditRecord, Decision};
-use fedq_crypto::lookup::{FhePublicKey, KeyId};
+use fedq_crypto::lookup::{ExpansionKey, FhePublicKey, KeyId};
 use fedq_proto::v1;
 use tracing::info;
 
@@ -234,14 +234,48 @@ impl CoordinatorService {
         }
     }
 
-    /// Registers a requester's public key; returns its id.
-    pub fn register_key(&self, caller: &str, bytes: &[u8]) -> Result<KeyId, CoordinatorError> {
+    /// Registers a requester's public key, and its expansion key for
+    /// compressed lookups when given one; returns the public key's id.
+    pub fn register_key(
+        &self,
+        caller: &str,
+        bytes: &[u8],
+        expansion: &[u8],
+    ) -> Result<KeyId, CoordinatorError> {
         self.requester(caller)?;
         let key = FhePublicKey::from_bytes(bytes)
             .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
+        let expansion_id = (!expansion.is_empty())
+            .then(|| ExpansionKey::id_of(expansion))
+            .transpose()
+            .map_err(|e| CoordinatorError::InvalidArgument(e.to_string()))?;
         self.registry.register(caller, &key)?;
-        info!(key_id = %key.id(), "public key registered");
+        if let Some(expansion_id) = &expansion_id {
+            self.registry
+                .register_expansion(caller, key.id(), (expansion_id, expansion))?;
+        }
+        info!(key_id = %key.id(), expansion = expansion_id.is_some(), "public key registered");
         Ok(key.id().clone())
+    }
+
+    /// The expansion key `expansion_id` that the caller registered with
+    /// `key_id`, as compressed lookups send it to nodes that ask.
+    fn registered_expansion_key(
+        &self,
+        caller: &str,
+        key_id: &KeyId,
+        expansion_id: &str,
+    ) -> Result<(KeyId, Vec<u8>), CoordinatorError> {
+        let expansion_id = KeyId::parse(expansion_id).map_err(|_| {
+            CoordinatorError::InvalidArgument("malformed expansion key id".to_owned())
+        })?;
+        match self.registry.expansion_key(caller, key_id, &expansion_id)? {
+            Some(bytes) => Ok((expansion_id, bytes)),
+            None => Err(CoordinatorError::InvalidArgument(
+                "no such expansion key registered with this public key: run `fedq keys init`"
+                    .to_owned(),
+            )),
+        }
     }
 
     /// Runs one request's work and appends its audit entry before the answer

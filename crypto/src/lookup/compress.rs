@@ -230,6 +230,13 @@ impl ExpansionKey {
     pub fn id(&self) -> KeyId {
         KeyId::of(&self.to_bytes())
     }
+
+    /// The id of an untrusted encoding, once its format byte and length
+    /// (all a party that does not evaluate can check) are an expansion key's.
+    pub fn id_of(bytes: &[u8]) -> Result<KeyId, LookupError> {
+        check_fixed(bytes, wire::FORMAT_EXPANSION_KEY, Self::encoded_len(), KEY)?;
+        Ok(KeyId::of(bytes))
+    }
 }
 
 /// A requester's expansion key as a node uses it: every row in the Fourier
@@ -529,6 +536,12 @@ impl CompressedTag {
             low_seed,
             tag_bits,
         }
+    }
+
+    /// Whether untrusted tag bytes claim format 3 (then they need the
+    /// requester's expansion key).
+    pub fn is_compressed(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&wire::FORMAT_COMPRESSED_TAG)
     }
 
     /// Bytes of the encoding, whatever the tag's width.

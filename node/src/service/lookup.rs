@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fedq_crypto::lookup::{
-    evaluate, CountEncoding, EncryptedCount, EncryptedTag, FhePublicKey, KeyId, PreparedTag,
+    evaluate, CompressedTag, CountEncoding, EncryptedCount, EncryptedTag, ExpansionKey,
+    FhePublicKey, KeyId, PreparedExpansionKey, PreparedTag,
 };
 use fedq_crypto::{Bucket, IdentifierKind};
 use tracing::{info, instrument};
@@ -53,6 +54,11 @@ pub struct LookupQuery {
     pub authorization: String,
     /// Items, answered in order.
     pub items: Vec<QueryItem>,
+    /// With compressed tags: the requester's expansion key id (signed).
+    pub expansion_key_id: Option<KeyId>,
+    /// The expansion key itself when the coordinator attached it, still
+    /// untrusted: it must hash to `expansion_key_id`.
+    pub expansion_key: Vec<u8>,
 }
 
 /// Answers to a lookup.
@@ -91,6 +97,54 @@ impl NodeService {
         Ok(key)
     }
 
+    fn cached_expansion_key(&self, id: &KeyId) -> Option<Arc<PreparedExpansionKey>> {
+        let keys = self
+            .expansion_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        keys.get(id).cloned()
+    }
+
+    /// The requester's prepared expansion key, from the cache or from the
+    /// bytes the coordinator attached (checked to hash to the signed id,
+    /// prepared on the pool, then cached).
+    async fn expansion_key(
+        &self,
+        id: &KeyId,
+        bytes: Vec<u8>,
+    ) -> Result<Arc<PreparedExpansionKey>, NodeError> {
+        if let Some(key) = self.cached_expansion_key(id) {
+            return Ok(key);
+        }
+        if bytes.is_empty() {
+            return Err(NodeError::ExpansionKeyNotCached);
+        }
+        if &ExpansionKey::id_of(&bytes)? != id {
+            return Err(NodeError::InvalidArgument(
+                "expansion key does not match its id".to_owned(),
+            ));
+        }
+        let bytes = Arc::new(bytes);
+        let mut prepared = self
+            .pool
+            .map(1, move |_| Ok(PreparedExpansionKey::from_bytes(&bytes)?))
+            .await?;
+        let key = Arc::new(prepared.pop().ok_or(NodeError::ShuttingDown)?);
+        let mut keys = self
+            .expansion_keys
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= self.config.expansion_keys {
+            // One goes (which one matters little: its requester's next
+            // lookup resends it, one round trip and ~0.1 s more).
+            if let Some(oldest) = keys.keys().next().cloned() {
+                keys.remove(&oldest);
+            }
+        }
+        keys.insert(id.clone(), Arc::clone(&key));
+        Ok(key)
+    }
+
     pub(super) fn check_items(&self, items: &[QueryItem]) -> Result<(), NodeError> {
         if items.is_empty() {
             return Err(NodeError::InvalidArgument("lookup has no items".to_owned()));
@@ -120,6 +174,13 @@ impl NodeService {
         query: LookupQuery,
     ) -> Result<LookupAnswer, NodeError> {
         let kinds: Vec<IdentifierKind> = query.items.iter().map(|i| i.kind).collect();
+        // Asking for the expansion key comes before admission, which spends
+        // the envelope: the request that follows with the key is the same one.
+        if let Some(id) = &query.expansion_key_id {
+            if query.expansion_key.is_empty() && self.cached_expansion_key(id).is_none() {
+                return Err(NodeError::ExpansionKeyNotCached);
+            }
+        }
         let admitted = self.admit(
             caller,
             Visit {
@@ -149,6 +210,10 @@ impl NodeService {
             Ok((public_key, index))
         });
         let (public_key, index) = admitted.check(prepared)?;
+        let expansion = match query.expansion_key_id {
+            Some(id) => Some(admitted.check(self.expansion_key(&id, query.expansion_key).await)?),
+            None => None,
+        };
         // The audience was checked to be exactly the federation's nodes: the
         // answers the coordinator adds are this many.
         let encoding = admitted.check(
@@ -161,7 +226,8 @@ impl NodeService {
         let answers = admitted.check(
             self.pool
                 .map(items.len(), move |i| {
-                    evaluate_item(i, &items[i], &index, (&public_key, encoding), tag_bits)
+                    let tag = decode_tag(i, &items[i], expansion.as_deref(), tag_bits)?;
+                    evaluate_item(&items[i], tag, &index, (&public_key, encoding))
                 })
                 .await,
         )?;
@@ -197,18 +263,38 @@ impl NodeService {
     }
 }
 
-/// Evaluates one item: decode its tag (bounded and checked before tfhe sees
-/// it), run the CMux tree over its bucket, re-randomise the count.
-fn evaluate_item(
+/// Decodes item `i`'s tag (bounded and checked before tfhe sees it) and
+/// prepares it for the tree: a compressed tag is expanded with the
+/// requester's key.
+fn decode_tag(
     i: usize,
     item: &QueryItem,
+    expansion: Option<&PreparedExpansionKey>,
+    tag_bits: u8,
+) -> Result<PreparedTag, NodeError> {
+    let invalid =
+        |e: fedq_crypto::lookup::LookupError| NodeError::InvalidArgument(format!("item {i}: {e}"));
+    if CompressedTag::is_compressed(&item.encrypted_tag) {
+        let key = expansion.ok_or_else(|| {
+            NodeError::InvalidArgument(format!(
+                "item {i}: a compressed tag needs the requester's expansion key id"
+            ))
+        })?;
+        let tag = CompressedTag::from_bytes(&item.encrypted_tag, tag_bits).map_err(invalid)?;
+        return Ok(PreparedTag::prepare_compressed(tag, key));
+    }
+    let tag = EncryptedTag::from_bytes(&item.encrypted_tag, tag_bits).map_err(invalid)?;
+    Ok(PreparedTag::prepare(tag))
+}
+
+/// Evaluates one item: run the CMux tree over its bucket, re-randomise the
+/// count.
+pub(super) fn evaluate_item(
+    item: &QueryItem,
+    prepared: PreparedTag,
     index: &LookupIndex,
     (public_key, encoding): (&FhePublicKey, CountEncoding),
-    tag_bits: u8,
 ) -> Result<EncryptedCount, NodeError> {
-    let tag = EncryptedTag::from_bytes(&item.encrypted_tag, tag_bits)
-        .map_err(|e| NodeError::InvalidArgument(format!("item {i}: {e}")))?;
-    let prepared = PreparedTag::prepare(tag);
     let candidates = index.candidates(item.kind, item.bucket);
     let (raw, _stats) = evaluate(&prepared, candidates, index.padded_candidates(), encoding)?;
     Ok(EncryptedCount::rerandomise(raw, public_key, encoding))

@@ -17,11 +17,11 @@ mod oprf;
 pub mod stats;
 mod watch;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 
 use fedq_crypto::envelope::{Envelope, SignedEnvelope};
-use fedq_crypto::lookup::{FhePublicKey, KeyId};
+use fedq_crypto::lookup::{FhePublicKey, KeyId, PreparedExpansionKey};
 use fedq_crypto::IdentifierKind;
 use tracing::info;
 
@@ -81,6 +81,8 @@ pub struct NodeService {
     store: Mutex<Store>,
     index: RwLock<Arc<LookupIndex>>,
     keys: Mutex<HashMap<KeyId, FhePublicKey>>,
+    /// Requesters' prepared expansion keys (`lookup.expansion_keys` at most).
+    expansion_keys: Mutex<BTreeMap<KeyId, Arc<PreparedExpansionKey>>>,
     pool: WorkPool,
     ledger: crate::ledger::Ledger,
     stats: crate::stats::StatsEngine,
@@ -217,6 +219,7 @@ impl NodeService {
             store: Mutex::new(store),
             index: RwLock::new(Arc::new(index)),
             keys: Mutex::new(HashMap::new()),
+            expansion_keys: Mutex::new(BTreeMap::new()),
             pool,
         })
     }

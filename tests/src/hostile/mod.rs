@@ -147,6 +147,8 @@ impl<'a> Attacker<'a> {
                     disclose: false,
                     authorization: String::new(),
                     oprf_key_id: service.oprf_key_id()?.to_string(),
+                    expansion_key_id: String::new(),
+                    expansion_key: Vec::new(),
                 },
             });
         }
