@@ -204,6 +204,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
     }
 
     let node_median = median(node_per_item);
+    let expansion = expansion_seconds(items.max(4))?;
     let baseline_k = if baseline_candidates == 0 {
         padded
     } else {
@@ -236,12 +237,39 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         "bytes_up_per_item": up / items,
         "bytes_up_per_item_per_node": up / items / nodes.max(1),
         "batch_bytes_up_per_item_per_node": batch.stats.bytes_up / items / nodes.max(1),
+        "tag_format": 3,
+        "format_2_bytes_up_per_item_per_node": fedq_crypto::lookup::EncryptedTag::encoded_len(
+            fedq_proto::federation::DEFAULT_TAG_BITS
+        ),
+        "requester_key_bytes": fedq_crypto::lookup::ExpansionKey::encoded_len(),
+        "expansion_seconds_per_item": expansion,
+        "expansion_share_of_node_seconds": expansion / node_median,
         "oprf_seconds_per_item": median(oprf),
         "bytes_down_per_item": down / items,
         "client_encrypt_seconds_per_item": median(encrypt),
         "import_records_per_second": (records * nodes) as f64 / import_seconds,
     });
     print_result(&result, json)
+}
+
+/// The node's expansion and conversion of one compressed tag into the
+/// tree's GGSWs (part of its compute per item), median over `samples` tags,
+/// on this process's rayon pool (all cores, as a node's pool with
+/// `threads = 0`).
+fn expansion_seconds(samples: usize) -> anyhow::Result<f64> {
+    use fedq_crypto::lookup::{CompressedTag, ExpansionKey, PreparedExpansionKey, PreparedTag};
+    let (secret, _) = fedq_crypto::lookup::generate_keys();
+    let key = PreparedExpansionKey::from_bytes(&ExpansionKey::generate(&secret).to_bytes())?;
+    let bits = fedq_proto::federation::DEFAULT_TAG_BITS;
+    let times = (0..samples)
+        .map(|i| {
+            let tag = CompressedTag::encrypt(&secret, fedq_crypto::Tag(i as u64 * 7919), bits);
+            let started = Instant::now();
+            std::hint::black_box(PreparedTag::prepare_compressed(tag, &key));
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    Ok(median(times))
 }
 
 /// tfhe-rs's `is_in_clears` on `candidates` clear values, in seconds; `None`

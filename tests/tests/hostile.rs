@@ -481,6 +481,112 @@ fn random_bytes_of_a_format_2_tags_shape_are_a_ciphertext_and_answered() -> anyh
 }
 
 #[test]
+fn a_compressed_lookup_asks_once_for_its_expansion_key_and_counts() -> anyhow::Result<()> {
+    // The node has never seen this key: it answers FAILED_PRECONDITION with
+    // the resend metadata before admission (nothing audited, the envelope
+    // not spent), answers the same signed request once the key is attached,
+    // and answers from its cache afterwards.
+    let a = attacker();
+    let key = a.expansion_key();
+    let key_id = fedq_crypto::lookup::ExpansionKey::id_of(&key)?;
+    let mut v = Verdicts::new("compressed lookup");
+    runtime().block_on(async {
+        let id = unique("compressed");
+        let mut request = a.lookup(NODE, &id);
+        request.items[0].encrypted_tag = a.compressed_tag(NODE).to_vec();
+        request.expansion_key_id = key_id.as_str().to_owned();
+        a.sign_lookup(NODE, &mut request, |_| {});
+        let class = "a compressed lookup under an uncached expansion key";
+        if let Some(status) = v.status(
+            class,
+            a.send_lookup(NODE, request.clone()).await,
+            Code::FailedPrecondition,
+            "expansion key not cached",
+        ) {
+            let asks = status
+                .metadata()
+                .get(fedq_proto::RESEND_METADATA)
+                .is_some_and(|value| value == fedq_proto::RESEND_EXPANSION_KEY);
+            v.require(
+                "the refusal asks for the expansion key",
+                asks.then_some(())
+                    .ok_or_else(|| format!("metadata {:?}", status.metadata())),
+            );
+        }
+        v.not_audited(class, a.node_audit(NODE, &id));
+        request.expansion_key = key.clone();
+        let answered = match a.send_lookup(NODE, request).await {
+            Ok(response) => a.counts_one(NODE, &response),
+            Err(status) => Err(format!("refused with the key attached: {status:?}")),
+        };
+        v.require("the same request with its key counts 1", answered);
+        let mut cached = a.lookup(NODE, &unique("compressed"));
+        cached.items[0].encrypted_tag = a.compressed_tag(NODE).to_vec();
+        cached.expansion_key_id = key_id.as_str().to_owned();
+        a.sign_lookup(NODE, &mut cached, |_| {});
+        let answered = match a.send_lookup(NODE, cached).await {
+            Ok(response) => a.counts_one(NODE, &response),
+            Err(status) => Err(format!("refused once cached: {status:?}")),
+        };
+        v.require("a later request without the key counts 1", answered);
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
+fn an_expansion_key_that_is_not_its_signed_id_gets_invalid_argument() -> anyhow::Result<()> {
+    // A coordinator that swaps the requester's expansion key (or a requester
+    // naming one key and sending another): the bytes must hash to the id in
+    // the signed payload.
+    let a = attacker();
+    let named = fedq_crypto::lookup::ExpansionKey::id_of(&a.expansion_key())?;
+    let sent = a.expansion_key();
+    let mut v = Verdicts::new("swapped expansion key");
+    runtime().block_on(async {
+        let compressed = a.compressed_tag(NODE).to_vec();
+        bad_lookup(
+            &mut v,
+            "an expansion key that does not hash to the signed id",
+            |r| {
+                r.items[0].encrypted_tag = compressed;
+                r.expansion_key_id = named.as_str().to_owned();
+                r.expansion_key = sent;
+            },
+            Code::InvalidArgument,
+            "expansion key does not match its id",
+            "invalid request",
+        )
+        .await;
+        let compressed = a.compressed_tag(NODE).to_vec();
+        bad_lookup(
+            &mut v,
+            "a compressed tag without an expansion key id",
+            |r| r.items[0].encrypted_tag = compressed,
+            Code::InvalidArgument,
+            "needs the requester's expansion key",
+            "invalid request",
+        )
+        .await;
+        let named = named.as_str().to_owned();
+        bad_lookup(
+            &mut v,
+            "an expansion key of the wrong size",
+            |r| {
+                r.expansion_key_id = named;
+                r.expansion_key = random_bytes(1 << 20);
+            },
+            Code::InvalidArgument,
+            "expansion key",
+            "invalid request",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
+#[test]
 fn a_format_1_tag_of_an_older_client_is_still_answered() -> anyhow::Result<()> {
     let a = attacker();
     let mut v = Verdicts::new("format 1 tag");

@@ -213,6 +213,12 @@ fn the_coordinator_counts_jurisdictions_and_spelling_variants_hit() -> anyhow::R
     })?;
     let counts: Vec<u32> = report.results.iter().map(|r| r.jurisdictions).collect();
     assert_eq!(counts, vec![2, 2, 1, 0]);
+    // Compressed tags (the sandbox's requester registered an expansion key):
+    // 24,609 bytes per item and node.
+    assert_eq!(
+        report.stats.bytes_up,
+        inputs.len() * 3 * fedq_crypto::lookup::CompressedTag::encoded_len()
+    );
     assert_eq!(
         report.results.iter().map(|r| r.hit).collect::<Vec<_>>(),
         vec![true, true, true, false]

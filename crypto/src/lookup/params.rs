@@ -63,7 +63,7 @@ pub const MAX_NODES: usize = 64;
 /// (`leak_tests::evaluation_noise_is_what_the_budget_assumes`, which fails
 /// above this bound for either). It grows with the square root of the number
 /// of CMuxes: 40-bit tags add ~0.3 in format 1, ~0.4 in format 2.
-pub const EVALUATION_NOISE_STD_LOG2: u32 = 47;
+pub const EVALUATION_NOISE_STD_LOG2: u32 = 48;
 
 /// How many standard deviations of summed evaluation noise the budget
 /// reserves: a Gaussian leaves 8σ with probability ~2^-49, under the 2^-40 per
@@ -181,10 +181,10 @@ pub struct CompressionParams {
 
 /// What format 3 uses; the budget is in this module's introduction.
 pub const COMPRESSION: CompressionParams = CompressionParams {
-    expansion_levels: 7,
+    expansion_levels: 6,
     key_switch: (2, 24),
     conversion: (6, 8),
-    tree: (6, 4),
+    tree: (8, 3),
 };
 
 /// TFHE parameters of the lookup protocol.

@@ -64,6 +64,8 @@ struct Probe {
     request: v1::NodeLookupRequest,
     /// The request's tag in format 1 (tfhe's layout, one GGSW per bit).
     bitwise_tag: Vec<u8>,
+    /// The same identifier's tag in format 3 (compressed).
+    compressed_tag: Vec<u8>,
 }
 
 /// A requester identity of the sandbox, as the attacker holds it.
@@ -130,9 +132,16 @@ impl<'a> Attacker<'a> {
             let bitwise_tag =
                 EncryptedTag::encrypt_bitwise(&secret, fingerprint.tag(params), params.tag_bits())
                     .to_bytes();
+            let compressed_tag = fedq_crypto::lookup::CompressedTag::encrypt(
+                &secret,
+                fingerprint.tag(params),
+                params.tag_bits(),
+            )
+            .to_bytes();
             probes.push(Probe {
                 node: node.clone(),
                 bitwise_tag,
+                compressed_tag,
                 request: v1::NodeLookupRequest {
                     query_id: String::new(),
                     requester: investigator.requester.clone(),
@@ -195,6 +204,18 @@ impl<'a> Attacker<'a> {
     /// The honest encrypted tag of [`Self::lookup`] (format 2).
     pub fn honest_tag(&self, node: &str) -> &[u8] {
         &self.probe(node).request.items[0].encrypted_tag
+    }
+
+    /// The same identifier's tag in format 3, compressed: it needs an
+    /// expansion key of the attacker's secret ([`Self::expansion_key`]).
+    pub fn compressed_tag(&self, node: &str) -> &[u8] {
+        &self.probe(node).compressed_tag
+    }
+
+    /// A fresh expansion key of the attacker's secret (one no node has
+    /// cached), encoded.
+    pub fn expansion_key(&self) -> Vec<u8> {
+        fedq_crypto::lookup::ExpansionKey::generate(&self.secret).to_bytes()
     }
 
     /// The same identifier's tag in format 1, which nodes still accept:
@@ -444,6 +465,11 @@ impl<'a> Attacker<'a> {
             .send_lookup(node, request)
             .await
             .map_err(|s| format!("node {node} no longer answers a normal lookup: {s:?}"))?;
+        self.counts_one(node, &response)
+    }
+
+    /// `Ok` when `response` holds one answer that decrypts to 1.
+    pub fn counts_one(&self, node: &str, response: &v1::NodeLookupResponse) -> Result<(), String> {
         let answer = response
             .answers
             .first()
