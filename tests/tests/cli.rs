@@ -927,7 +927,9 @@ fn operators_scrape_metrics_list_services_and_join_logs_to_the_audit() -> anyhow
         "fedq_audit_entries ",
         "fedq_requests_total{action=\"lookup\",decision=\"admitted\"} 1",
         "fedq_pool_queued_requests{pool=",
-        "fedq_rpc_seconds_count{rpc=\"Lookup\"} 1",
+        // Two Lookup calls: the first asks for the requester's expansion
+        // key, the second carries it.
+        "fedq_rpc_seconds_count{rpc=\"Lookup\"} 2",
     ] {
         assert!(
             metrics.contains(series),

@@ -58,7 +58,12 @@ impl Requester {
                 problems.join("\n  ")
             );
         }
-        let keys = self.load_lookup_keys()?;
+        let mut keys = self.load_lookup_keys()?;
+        // Tags wider than format 3 holds travel uncompressed.
+        let tag_bits = self.config.federation.config.fingerprint.tag_bits();
+        if !CompressedTag::supports(tag_bits) {
+            keys.expansion = None;
+        }
         let context = v1::RequestContext {
             purpose: options.purpose.clone(),
             case_reference: options.case_reference.clone(),
@@ -75,7 +80,6 @@ impl Requester {
         // Every node gets its own encrypted tags: as many items per request
         // as the message limit holds for this federation's size and tag width
         // (a federation file where not even one fits is refused on loading).
-        let tag_bits = self.config.federation.config.fingerprint.tag_bits();
         let chunk_len = if keys.expansion.is_some() {
             fedq_proto::limits::compressed_items_per_request(node_ids.len())
         } else {

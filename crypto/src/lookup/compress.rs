@@ -7,7 +7,7 @@
 //! and key switching (SealPIR's expansion), and rebuilds each GGSW's
 //! `s · bit` rows by an external product with a GGSW of the requester's own
 //! key (Chen–Chillotti–Ren's conversion). The automorphism keys and that
-//! GGSW are the requester's one-time [`ExpansionKey`]: 3,014,689 bytes,
+//! GGSW are the requester's one-time [`ExpansionKey`]: 2,621,473 bytes,
 //! registered once and cached by nodes under its [`KeyId`]. No bootstrapping
 //! or server key exists: the key holds key switching material for the
 //! requester's own key only, under circular security as in Spiral.
@@ -22,8 +22,8 @@
 //! `(a, b)`'s phase under `s'`. So it runs on tfhe's FFT external product,
 //! not its Karatsuba GLWE key switch.
 //!
-//! The noise this costs, and why the tree's GGSWs take four levels of base
-//! 2^6 where fresh ones take one of 2^23, is in [`super::params`].
+//! The noise this costs, and why the tree's GGSWs take three levels of base
+//! 2^8 where fresh ones take one of 2^23, is in [`super::params`].
 
 use rayon::prelude::*;
 use tfhe::core_crypto::algorithms::polynomial_algorithms::{
@@ -504,8 +504,8 @@ fn seeded_glwe(
 }
 
 impl CompressedTag {
-    /// Encrypts the low `tag_bits` bits of `tag`. Panics on widths that do
-    /// not fit one packed GLWE (12..=43; a federation's are at most 40).
+    /// Encrypts the low `tag_bits` bits of `tag`. Panics on widths that
+    /// [`Self::supports`] refuses.
     pub fn encrypt(secret: &FheSecretKey, tag: Tag, tag_bits: u8) -> Self {
         check_compressed_bits(tag_bits).expect("tag bits of a valid federation");
         Self::encrypt_with(secret, tag, tag_bits, COMPRESSION)
@@ -536,6 +536,14 @@ impl CompressedTag {
             low_seed,
             tag_bits,
         }
+    }
+
+    /// Whether `tag_bits`-bit tags fit format 3: up to 32 bits (21 tree bits,
+    /// three values each, in 64 slots). Wider ones need a seventh expansion
+    /// level, whose noise the budget has no room for; clients send them in
+    /// format 2.
+    pub fn supports(tag_bits: u8) -> bool {
+        check_compressed_bits(tag_bits).is_ok()
     }
 
     /// Whether untrusted tag bytes claim format 3 (then they need the

@@ -101,6 +101,9 @@ fn query(tag: u64) -> PreparedTag {
     PreparedTag::prepare(received)
 }
 
+/// A tag format's name and how a fresh query of it reaches the tree.
+type Format = (&'static str, fn(u64) -> PreparedTag);
+
 /// The requester's expansion key as a node prepares it (one for the module).
 fn expansion_key() -> &'static PreparedExpansionKey {
     static KEY: OnceLock<PreparedExpansionKey> = OnceLock::new();
@@ -520,8 +523,7 @@ fn known_table_distinguisher_gains_exactly_the_flooding_ratio() {
     // Three nodes (B = 2^59) and the largest encoding, 64 nodes (B = 2^49): the
     // latter is where a shrunk flood or table information would show most.
     // Both tag formats that clients send.
-    let formats: [(&str, fn(u64) -> PreparedTag); 2] =
-        [("format 2", query), ("format 3", compressed_query)];
+    let formats: [Format; 2] = [("format 2", query), ("format 3", compressed_query)];
     for ((format, fresh), encoding) in formats
         .into_iter()
         .flat_map(|f| [(f, encoding()), (f, CountEncoding::LARGEST)])

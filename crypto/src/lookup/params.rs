@@ -6,38 +6,48 @@
 //! noise, one decomposition level of base 2^23, native 64-bit modulus. No
 //! bootstrapping happens, so the LWE half of the set is unused.
 //!
-//! # Why queries are not compressed further
-//! A requester uploads, per item and node, one seeded GLWE for the 11 low
-//! tag bits and a seeded GGSW for each other bit, their bodies rounded to 48
-//! bits (430,113 bytes for 28-bit tags; [`super::query`]). Packing the bits
-//! into one GLWE and expanding it at the node (automorphisms and GLWE key
-//! switching, then an external product with a GGSW of the requester's key to
-//! rebuild each GGSW) does not fit these parameters. Relative to q = 2^64:
+//! # Compressed queries (format 3): the budget, measured
+//! A requester uploads, per item and node, one seeded GLWE packing the tree
+//! bits (17 for 28-bit tags) once per level of the tree's gadget, and one
+//! seeded GLWE for the 11 low bits: 24,609 bytes ([`super::compress`]). The
+//! node expands the packed GLWE and rebuilds each bit's GGSW. Relative to
+//! q = 2^64 (`compress::experiment` measures every figure below, 2026-12-03,
+//! 2-core AMD EPYC):
 //! - a fresh GGSW's noise is 2^-47.8 (TUniform(17), σ ≈ 2^16.2);
-//! - one automorphism key switch adds ≥ 2^25.7 (twelve levels of base 2^4,
-//!   keys at the same 128-bit noise), and five expansion levels multiply the
-//!   variance by ~32: an expanded GLWE carries ~2^28;
-//! - the conversion multiplies that noise by the binary key (N/2 = 1,024
-//!   terms): the GGSW row of `bit · s` carries ~2^33, 2^17 times a fresh one;
-//! - one CMux multiplies its GGSW's noise by the decomposed digits of the
-//!   GLWE it selects, √((k+1)·N·levels) · base/√12: 2^27.2 with this one
-//!   level of base 2^23, so ~2^60 per CMux and ~2^62 through 17 levels:
-//!   with the eight standard deviations the budget keeps, above Δ/2 (2^62
-//!   for one node, less for more) for every federation.
+//! - each automorphism key switch (24 levels of base 2^2, keys at the same
+//!   128-bit noise) adds ~2^24 and the six expansion levels double what came
+//!   before: an expanded GLWE carries σ ≈ 2^27.7;
+//! - the conversion multiplies it by the binary key: a rebuilt GGSW's
+//!   `s · bit` rows carry ~2^34, 2^18 times a fresh GGSW's;
+//! - a CMux multiplies its GGSW's noise by the decomposed digits of the GLWE
+//!   it selects, √(levels · N) · base/√12: 2^27.2 for fresh GGSWs' one level
+//!   of base 2^23, which would put a rebuilt GGSW's CMux at ~2^61. The tree's
+//!   rebuilt GGSWs therefore take three levels of base 2^8 (2^12.5).
 //!
-//! Making room takes three levels of base 2^8 (~2^17.6: 2^46 per CMux,
-//! ~2^48 through the tree, which fits 32 nodes with flooding ~2^50) at three
-//! times the node's tree work (~3,080 CMuxes per item at 1,000,000
-//! identifiers), plus the expansion and conversion (17 bits times 3 levels:
-//! 51 twelve-level key switches and 51 eight-level external products, ~700
-//! one-level CMuxes' worth): about three times the 0.03-0.04 s per item that
-//! the node spends at 1,000,000 identifiers, against the 0.061 s it must
-//! stay under. A larger modulus changes nothing
-//! (the noise that security requires grows with it); a second parameter set
-//! with larger N would double every CMux. Not built.
+//! Measured on a 300-candidate bucket (24 fresh queries each; σ of the
+//! evaluation, the node's expansion and tree per item):
 //!
-//! Rounding costs noise fast, which is why it stops at 48 bits: at 44 the
-//! GGSW noise is 2^18.3 and the evaluation's 2^48, over the budget's 2^47.
+//! | gadgets (expansion levels, key switch, tree) | σ | expansion | tree |
+//! |---|---|---|---|
+//! | format 2 (fresh GGSWs, one level of 2^23) | 2^46.1 | — | 37.7 ms (+11.7 preparing) |
+//! | 6, 12 × 2^4, 3 × 2^8 | 2^49.5 | 6.9 ms | 48.4 ms |
+//! | 6, 12 × 2^4, 2 × 2^12 | 2^53.2 | 5.9 ms | 39.0 ms |
+//! | **6, 24 × 2^2, 3 × 2^8 (used)** | 2^47.8 | 9.5 ms | 43.4 ms |
+//! | 7, 24 × 2^2, 4 × 2^6 | 2^46.2 | 15.3 ms | 49.3 ms |
+//! | 7, 24 × 2^2, 6 × 2^4 | 2^45.0 | 15.9 ms | 64.7 ms |
+//!
+//! In the node (`fedq-bench lookup --records 1000000 --nodes 1 --items 8`),
+//! four levels of 2^6 cost 0.064-0.072 s per item, over APSI's 0.061 s;
+//! three levels of 2^8 cost 0.053-0.055 s (format 2: 0.027-0.030 s), the
+//! expansion ~15% of it. Their evaluation noise, 2^47.6 on the noise test's
+//! 16-candidate bucket, is what moved [`EVALUATION_NOISE_STD_LOG2`] from 47
+//! to 48; the flooding table below is unchanged but for 31 and 57 to 60
+//! nodes, which lose one bit. A larger modulus changes nothing (the noise
+//! that security requires grows with it), and a larger N doubles every
+//! CMux.
+//!
+//! Rounding costs noise fast, which is why it stops at 48 bits: at 44 a
+//! fresh GGSW's noise is 2^18.3 and format 2's evaluation 2^48.
 
 use tfhe::core_crypto::prelude::{
     CiphertextModulus, DecompositionBaseLog, DecompositionLevelCount, DynamicDistribution,
@@ -58,11 +68,12 @@ pub const ANSWER_MODULUS_LOG: u32 = 32;
 pub const MAX_NODES: usize = 64;
 
 /// Standard deviation (log2) that the budget assumes for one node's
-/// evaluation noise. Measured with 28-bit tags: 2^45.4 in format 2 (17
-/// CMuxes on a path), 2^46.4 in format 1 (28), which nodes still accept
+/// evaluation noise. Measured with 28-bit tags: 2^47.6 in format 3 (rebuilt
+/// GGSWs), 2^45.5 in format 2 (17 CMuxes with fresh GGSWs on a path), 2^46.3
+/// in format 1 (28), which nodes still accept
 /// (`leak_tests::evaluation_noise_is_what_the_budget_assumes`, which fails
-/// above this bound for either). It grows with the square root of the number
-/// of CMuxes: 40-bit tags add ~0.3 in format 1, ~0.4 in format 2.
+/// above this bound for any). It grows with the square root of the number
+/// of CMuxes: 40-bit tags add ~0.4 in formats 2 and 3, ~0.3 in format 1.
 pub const EVALUATION_NOISE_STD_LOG2: u32 = 48;
 
 /// How many standard deviations of summed evaluation noise the budget
@@ -81,7 +92,7 @@ pub const ROUNDING_BOUND_LOG2: u32 = 40;
 ///
 /// The noise budget. The coordinator adds n answers; the sum decrypts
 /// correctly while its noise stays below Δ/2. Each answer carries
-/// - evaluation noise, Gaussian-like with σ_e ≤ 2^47 (measured ≤ 2^46.4): the
+/// - evaluation noise, Gaussian-like with σ_e ≤ 2^48 (measured ≤ 2^47.6): the
 ///   sum has σ_e·√n, and 8σ_e·√n is reserved for it (failure probability
 ///   ~2^-49 per item);
 /// - flooding, uniform on [-B, B] (TUniform): at most n·B in the sum;
@@ -101,7 +112,7 @@ pub const ROUNDING_BOUND_LOG2: u32 = 40;
 /// | 64 | 7 | 2^56 | 2^49 | 2^55 |
 ///
 /// The margin is Δ/2 minus the worst-case sum of flooding and rounding, left
-/// for the evaluation noise (whose 8σ_e√n is at most 2^53). What the
+/// for the evaluation noise (whose 8σ_e√n is at most 2^54). What the
 /// flooding buys is in `lookup`'s residual-leak section: per answer, a
 /// requester who can name two candidate tables tells them apart with
 /// probability ~|e0 - e1| / 2B: 2^10 times larger at 64 nodes than at 2.
