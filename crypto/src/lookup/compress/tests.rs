@@ -221,7 +221,7 @@ fn thirty_two_nodes_add_up_exactly() {
     } = keys();
     let encoding = CountEncoding::for_nodes(32).expect("32 nodes");
     let mut rng = rand::thread_rng();
-    for _ in 0..3 {
+    for _ in 0..6 {
         let tag = rng.gen::<u64>() & TAG_MASK;
         let holders = rng.gen_range(0..=32usize);
         let answers: Vec<EncryptedCount> = (0..32)
