@@ -161,6 +161,25 @@ impl KeyRegistry {
         })?)
     }
 
+    /// Whether `requester` registered the expansion key `expansion_id` with
+    /// its public key `id`.
+    pub fn has_expansion_key(
+        &self,
+        requester: &str,
+        id: &KeyId,
+        expansion_id: &KeyId,
+    ) -> Result<bool, RegistryError> {
+        let found: Option<String> = self.db.run(|exec| {
+            exec.query_opt(
+                "SELECT e.expansion_key_id FROM expansion_keys e JOIN public_keys p ON p.key_id = e.key_id
+                 WHERE e.key_id = ?1 AND p.requester = ?2 AND e.expansion_key_id = ?3",
+                &[&id.as_str(), &requester, &expansion_id.as_str()],
+                |r| r.get(0),
+            )
+        })?;
+        Ok(found.is_some())
+    }
+
     /// The encoded key registered under `id` by `requester`, if any and not expired.
     pub fn get(&self, requester: &str, id: &KeyId) -> Result<Option<Vec<u8>>, RegistryError> {
         Ok(match self.status(requester, id)? {
@@ -261,6 +280,9 @@ mod tests {
         );
         assert_eq!(registry.expansion_key(ALICE, &id, &other)?, None);
         assert_eq!(registry.expansion_key("mallory", &id, &expansion)?, None);
+        assert!(registry.has_expansion_key(ALICE, &id, &expansion)?);
+        assert!(!registry.has_expansion_key("mallory", &id, &expansion)?);
+        assert!(!registry.has_expansion_key(ALICE, &id, &other)?);
         // Another requester cannot replace it either.
         registry.register_expansion("mallory", &id, (&other, b"forged"))?;
         assert_eq!(registry.expansion_key(ALICE, &id, &other)?, None);

@@ -60,24 +60,30 @@ impl Requester {
         let dir = &self.config.keys_dir;
         let public_path = dir.join(PUBLIC_KEY_FILE);
         let expansion_path = dir.join(EXPANSION_KEY_FILE);
-        let public = if dir.join(SECRET_KEY_FILE).exists() && !force {
-            let public = FhePublicKey::from_bytes(&std::fs::read(&public_path)?)
-                .context("stored public key is invalid")?;
-            // Keys made before compressed lookups get their expansion key now.
-            if !expansion_path.exists() {
-                let (secret, _) = self.load_keys()?;
-                std::fs::write(&expansion_path, ExpansionKey::generate(&secret).to_bytes())?;
-            }
-            public
+        let (secret, public) = if dir.join(SECRET_KEY_FILE).exists() && !force {
+            self.load_keys().context("stored lookup keys are invalid")?
         } else {
+            // A new secret makes the old expansion key another secret's:
+            // gone first, so that an interruption leaves none, never a stale one.
+            match std::fs::remove_file(&expansion_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
             let (secret, public) = generate_keys();
             write_secret_key(dir, &secret)?;
             std::fs::write(&public_path, public.to_bytes())?;
-            std::fs::write(&expansion_path, ExpansionKey::generate(&secret).to_bytes())?;
-            public
+            (secret, public)
         };
-        let expansion_key = std::fs::read(&expansion_path)?;
-        ExpansionKey::id_of(&expansion_key).context("stored expansion key is invalid")?;
+        // Keys made before compressed lookups, or an expansion key that is
+        // missing, truncated or another secret's, get a new one.
+        let expansion_key = match std::fs::read(&expansion_path) {
+            Ok(bytes) if ExpansionKey::belongs_to(&secret, &bytes) => bytes,
+            _ => {
+                let bytes = ExpansionKey::generate(&secret).to_bytes();
+                write_replacing(&expansion_path, &bytes)?;
+                bytes
+            }
+        };
         let response = self
             .client
             .register_key(v1::RegisterKeyRequest {
@@ -110,10 +116,14 @@ impl Requester {
         let (secret, public) = self.load_keys()?;
         let path = self.config.keys_dir.join(EXPANSION_KEY_FILE);
         let expansion = if path.exists() {
-            Some(
-                ExpansionKey::id_of(&std::fs::read(&path)?)
-                    .context("stored expansion key is invalid")?,
-            )
+            let bytes = std::fs::read(&path)?;
+            if !ExpansionKey::belongs_to(&secret, &bytes) {
+                bail!(
+                    "{} is not an expansion key of this lookup key: run `fedq keys init` to make and register a matching one",
+                    path.display()
+                );
+            }
+            Some(ExpansionKey::id_of(&bytes)?)
         } else {
             None
         };
@@ -186,6 +196,15 @@ pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
         status.code(),
         status.message()
     )
+}
+
+/// Writes `contents` next to `path` and renames it over `path`: a reader
+/// sees the old file or the new one, never a part.
+fn write_replacing(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let partial = path.with_extension("partial");
+    fedq_transport::files::write_private(&partial, contents)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 fn write_secret_key(dir: &Path, secret: &FheSecretKey) -> anyhow::Result<()> {

@@ -1,11 +1,11 @@
 //! OPRF round trips and lookups: each node gets its own share; answers are
 //! added up without any key.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1;
-use tracing::{info, instrument};
+use tracing::{info, instrument, warn};
 
 use crate::fanout::fan_out;
 use crate::merge::{merge, Merged, NodeAnswers};
@@ -150,9 +150,24 @@ impl CoordinatorService {
         let expansion = if request.expansion_key_id.is_empty() {
             None
         } else {
-            let (id, bytes) =
-                self.registered_expansion_key(caller, &key_id, &request.expansion_key_id)?;
-            Some((id.as_str().to_owned(), Arc::new(bytes)))
+            Some(self.registered_expansion_key(caller, &key_id, &request.expansion_key_id)?)
+        };
+        // The key's 2.6 MB are read from the store only if a node asks for
+        // them, once per lookup.
+        let expansion_bytes: OnceLock<Option<Arc<Vec<u8>>>> = OnceLock::new();
+        let fetch_expansion = || {
+            expansion_bytes
+                .get_or_init(|| {
+                    let id = expansion.as_ref()?;
+                    match self.registry.expansion_key(caller, &key_id, id) {
+                        Ok(bytes) => bytes.map(Arc::new),
+                        Err(e) => {
+                            warn!(error = %e, "cannot read a registered expansion key");
+                            None
+                        }
+                    }
+                })
+                .clone()
         };
         let items = request.nodes.first().map_or(0, |n| n.items.len());
         check_item_count(items)?;
@@ -171,14 +186,14 @@ impl CoordinatorService {
             oprf_key_id: String::new(),
             expansion_key_id: expansion
                 .as_ref()
-                .map(|(id, _)| id.clone())
+                .map(|id| id.as_str().to_owned())
                 .unwrap_or_default(),
             expansion_key: Vec::new(),
         });
         let outcomes = fan_out(&self.nodes, self.config.node_timeout, |mut node| {
             let share = shares.get(&node.id).cloned();
             let template = Arc::clone(&template);
-            let expansion_key = expansion.as_ref().map(|(_, bytes)| Arc::clone(bytes));
+            let fetch_expansion = &fetch_expansion;
             async move {
                 let share = share.ok_or_else(|| {
                     tonic::Status::invalid_argument("the request has nothing for this node")
@@ -192,15 +207,19 @@ impl CoordinatorService {
                 // The 3 MB expansion key travels only to a node that has not
                 // cached it (first use, or since a restart): it says so, and
                 // the same request goes again with the key attached.
-                let response = match node.client.lookup(request.clone()).await {
-                    Err(status) if wants_expansion_key(&status) => {
-                        let Some(bytes) = expansion_key else {
-                            return Err(status);
-                        };
-                        request.expansion_key = bytes.to_vec();
-                        node.client.lookup(request).await?
+                let response = if request.expansion_key_id.is_empty() {
+                    node.client.lookup(request).await?
+                } else {
+                    match node.client.lookup(request.clone()).await {
+                        Err(status) if wants_expansion_key(&status) => {
+                            let Some(bytes) = fetch_expansion() else {
+                                return Err(status);
+                            };
+                            request.expansion_key = bytes.to_vec();
+                            node.client.lookup(request).await?
+                        }
+                        response => response?,
                     }
-                    response => response?,
                 }
                 .into_inner();
                 Ok(NodeAnswers {

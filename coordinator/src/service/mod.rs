@@ -258,23 +258,27 @@ impl CoordinatorService {
         Ok(key.id().clone())
     }
 
-    /// The expansion key `expansion_id` that the caller registered with
-    /// `key_id`, as compressed lookups send it to nodes that ask.
+    /// The id of the expansion key that the caller registered with `key_id`,
+    /// checked to be registered (the bytes are read only when a node asks).
     fn registered_expansion_key(
         &self,
         caller: &str,
         key_id: &KeyId,
         expansion_id: &str,
-    ) -> Result<(KeyId, Vec<u8>), CoordinatorError> {
+    ) -> Result<KeyId, CoordinatorError> {
         let expansion_id = KeyId::parse(expansion_id).map_err(|_| {
             CoordinatorError::InvalidArgument("malformed expansion key id".to_owned())
         })?;
-        match self.registry.expansion_key(caller, key_id, &expansion_id)? {
-            Some(bytes) => Ok((expansion_id, bytes)),
-            None => Err(CoordinatorError::InvalidArgument(
+        if self
+            .registry
+            .has_expansion_key(caller, key_id, &expansion_id)?
+        {
+            Ok(expansion_id)
+        } else {
+            Err(CoordinatorError::InvalidArgument(
                 "no such expansion key registered with this public key: run `fedq keys init`"
                     .to_owned(),
-            )),
+            ))
         }
     }
 

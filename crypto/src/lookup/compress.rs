@@ -144,8 +144,9 @@ fn encrypt_list(
 }
 
 /// The requester's one-time material for format 3: key switching keys for
-/// the expansion's automorphisms and a GGSW of its own key. Encrypted under
-/// the requester's key; what it reveals is what a public key does.
+/// the expansion's automorphisms and a GGSW of its own key, all encrypted
+/// under that key. That they reveal nothing of it rests on circular
+/// security, as in Spiral.
 pub struct ExpansionKey {
     params: CompressionParams,
     automorphisms: SeededGlweCiphertextListOwned<u64>,
@@ -229,6 +230,41 @@ impl ExpansionKey {
     /// The id under which nodes cache the key: SHA-256 of its encoding.
     pub fn id(&self) -> KeyId {
         KeyId::of(&self.to_bytes())
+    }
+
+    /// Whether `bytes` is an expansion key of `secret`: its conversion
+    /// GGSW's top row of `s` decrypts to `s · q/2^6`. A key made for another
+    /// secret (a restored backup, an interrupted `keys init --force`) would
+    /// give its requester random counts, not an error.
+    pub fn belongs_to(secret: &FheSecretKey, bytes: &[u8]) -> bool {
+        let p = COMPRESSION;
+        if Self::id_of(bytes).is_err() {
+            return false;
+        }
+        let start = HEADER + automorphism_rows(p) * n() * 8;
+        let conversion: Vec<u64> = bytes[start..]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
+            .collect();
+        let index = p.conversion.1 - 1;
+        let Some(row) = decompress(&conversion, seed_at(bytes, 17))
+            .into_iter()
+            .nth(2 * index + 1)
+        else {
+            return false;
+        };
+        let mut phase = PlaintextList::new(0u64, PlaintextCount(n()));
+        decrypt_glwe_ciphertext(&secret.glwe, &row, &mut phase);
+        let factor = gadget_factor(p.conversion, index);
+        phase
+            .as_ref()
+            .iter()
+            .zip(secret.glwe.as_ref())
+            .all(|(&got, &s)| {
+                got.wrapping_sub(s.wrapping_mul(factor))
+                    .wrapping_add(factor / 4)
+                    < factor / 2
+            })
     }
 
     /// The id of an untrusted encoding, once its format byte and length

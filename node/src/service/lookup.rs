@@ -97,28 +97,22 @@ impl NodeService {
         Ok(key)
     }
 
+    /// The prepared key `id` if this node holds it, marked as just used.
     fn cached_expansion_key(&self, id: &KeyId) -> Option<Arc<PreparedExpansionKey>> {
-        let keys = self
-            .expansion_keys
+        self.expansion_keys
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        keys.get(id).cloned()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
     }
 
-    /// The requester's prepared expansion key, from the cache or from the
-    /// bytes the coordinator attached (checked to hash to the signed id,
-    /// prepared on the pool, then cached).
-    async fn expansion_key(
+    /// Prepares the expansion key the coordinator attached (checked to hash
+    /// to the signed id, on the pool) and caches it for `requester`.
+    async fn prepare_expansion_key(
         &self,
+        requester: &str,
         id: &KeyId,
         bytes: Vec<u8>,
     ) -> Result<Arc<PreparedExpansionKey>, NodeError> {
-        if let Some(key) = self.cached_expansion_key(id) {
-            return Ok(key);
-        }
-        if bytes.is_empty() {
-            return Err(NodeError::ExpansionKeyNotCached);
-        }
         if &ExpansionKey::id_of(&bytes)? != id {
             return Err(NodeError::InvalidArgument(
                 "expansion key does not match its id".to_owned(),
@@ -130,18 +124,10 @@ impl NodeService {
             .map(1, move |_| Ok(PreparedExpansionKey::from_bytes(&bytes)?))
             .await?;
         let key = Arc::new(prepared.pop().ok_or(NodeError::ShuttingDown)?);
-        let mut keys = self
-            .expansion_keys
+        self.expansion_keys
             .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if keys.len() >= self.config.expansion_keys {
-            // One goes (which one matters little: its requester's next
-            // lookup resends it, one round trip and ~0.1 s more).
-            if let Some(oldest) = keys.keys().next().cloned() {
-                keys.remove(&oldest);
-            }
-        }
-        keys.insert(id.clone(), Arc::clone(&key));
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(requester, id, Arc::clone(&key));
         Ok(key)
     }
 
@@ -176,11 +162,18 @@ impl NodeService {
         let kinds: Vec<IdentifierKind> = query.items.iter().map(|i| i.kind).collect();
         // Asking for the expansion key comes before admission, which spends
         // the envelope: the request that follows with the key is the same one.
-        if let Some(id) = &query.expansion_key_id {
-            if query.expansion_key.is_empty() && self.cached_expansion_key(id).is_none() {
-                return Err(NodeError::ExpansionKeyNotCached);
+        // Only an allowed caller hears whether a key is cached.
+        let cached = match &query.expansion_key_id {
+            Some(id) => {
+                self.authorise(caller)?;
+                let cached = self.cached_expansion_key(id);
+                if cached.is_none() && query.expansion_key.is_empty() {
+                    return Err(NodeError::ExpansionKeyNotCached);
+                }
+                cached
             }
-        }
+            None => None,
+        };
         let admitted = self.admit(
             caller,
             Visit {
@@ -210,9 +203,17 @@ impl NodeService {
             Ok((public_key, index))
         });
         let (public_key, index) = admitted.check(prepared)?;
-        let expansion = match query.expansion_key_id {
-            Some(id) => Some(admitted.check(self.expansion_key(&id, query.expansion_key).await)?),
-            None => None,
+        // The key held before admission is the one used: an eviction since
+        // cannot turn an admitted request away.
+        let expansion = match (cached, query.expansion_key_id) {
+            (Some(key), _) => Some(key),
+            (None, Some(id)) => Some(
+                admitted.check(
+                    self.prepare_expansion_key(&query.requester, &id, query.expansion_key)
+                        .await,
+                )?,
+            ),
+            (None, None) => None,
         };
         // The audience was checked to be exactly the federation's nodes: the
         // answers the coordinator adds are this many.

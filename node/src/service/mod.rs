@@ -12,16 +12,17 @@
 //! - `stats.rs`: differentially private statistics, budgets, the catalog.
 //! - `watch.rs`: standing lookups, evaluated as records arrive.
 
+mod expansion_cache;
 mod lookup;
 mod oprf;
 pub mod stats;
 mod watch;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use fedq_crypto::envelope::{Envelope, SignedEnvelope};
-use fedq_crypto::lookup::{FhePublicKey, KeyId, PreparedExpansionKey};
+use fedq_crypto::lookup::{FhePublicKey, KeyId};
 use fedq_crypto::IdentifierKind;
 use tracing::info;
 
@@ -82,7 +83,7 @@ pub struct NodeService {
     index: RwLock<Arc<LookupIndex>>,
     keys: Mutex<HashMap<KeyId, FhePublicKey>>,
     /// Requesters' prepared expansion keys (`lookup.expansion_keys` at most).
-    expansion_keys: Mutex<BTreeMap<KeyId, Arc<PreparedExpansionKey>>>,
+    expansion_keys: Mutex<expansion_cache::ExpansionCache>,
     pool: WorkPool,
     ledger: crate::ledger::Ledger,
     stats: crate::stats::StatsEngine,
@@ -207,6 +208,7 @@ impl NodeService {
             .map(Arc::new);
         let watches = crate::watch::WatchStore::open(&config.store)
             .map_err(|e| NodeError::Audit(format!("watch store: {e}")))?;
+        let expansion_cache = expansion_cache::ExpansionCache::new(config.expansion_keys);
         Ok(Self {
             ledger,
             stats,
@@ -219,7 +221,7 @@ impl NodeService {
             store: Mutex::new(store),
             index: RwLock::new(Arc::new(index)),
             keys: Mutex::new(HashMap::new()),
-            expansion_keys: Mutex::new(BTreeMap::new()),
+            expansion_keys: Mutex::new(expansion_cache),
             pool,
         })
     }

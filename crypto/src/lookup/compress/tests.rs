@@ -243,6 +243,18 @@ fn thirty_two_nodes_add_up_exactly() {
 }
 
 #[test]
+fn an_expansion_key_is_told_apart_from_another_secrets() {
+    let bytes = ExpansionKey::generate(&keys().secret).to_bytes();
+    assert!(ExpansionKey::belongs_to(&keys().secret, &bytes));
+    let (other, _) = generate_keys();
+    assert!(!ExpansionKey::belongs_to(&other, &bytes));
+    assert!(!ExpansionKey::belongs_to(
+        &keys().secret,
+        &bytes[..bytes.len() - 1]
+    ));
+}
+
+#[test]
 fn malformed_compressed_tags_and_keys_are_refused() {
     let tag = CompressedTag::encrypt(&keys().secret, Tag(5), TAG_BITS).to_bytes();
     let refused = |bytes: &[u8]| CompressedTag::from_bytes(bytes, TAG_BITS).err();
