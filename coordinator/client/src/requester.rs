@@ -57,6 +57,10 @@ impl Requester {
     /// Makes (or, with existing keys and no `force`, reuses) the TFHE keys and
     /// registers the public key. Returns the key id.
     pub async fn keys_init(&mut self, force: bool) -> anyhow::Result<KeyId> {
+        // One at a time in a process: two first calls would each make keys
+        // and register one, leaving files and registration apart.
+        static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _one = ONE_AT_A_TIME.lock().await;
         let dir = &self.config.keys_dir;
         let public_path = dir.join(PUBLIC_KEY_FILE);
         let expansion_path = dir.join(EXPANSION_KEY_FILE);
