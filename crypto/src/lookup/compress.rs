@@ -31,6 +31,7 @@ use tfhe::core_crypto::algorithms::polynomial_algorithms::{
 };
 use tfhe::core_crypto::commons::math::random::Seed;
 use tfhe::core_crypto::prelude::*;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::evaluate::{with_scratch, FourierGgsw, PreparedTag};
 use super::keys::{FheSecretKey, KeyId};
@@ -163,10 +164,11 @@ impl ExpansionKey {
 
     /// The key for other gadgets than [`COMPRESSION`]'s (measurements).
     pub(crate) fn generate_with(secret: &FheSecretKey, p: CompressionParams) -> Self {
-        let s: Vec<u64> = secret.glwe.as_ref().to_vec();
+        // Every plaintext below is the secret key in some form: wiped on drop.
+        let s = Zeroizing::new(secret.glwe.as_ref().to_vec());
         // Level e's key, gadget row i: -τ_e(s) · q/B^(levels - i).
-        let mut automorphisms = Vec::with_capacity(automorphism_rows(p) * n());
-        let mut rotated = vec![0u64; n()];
+        let mut automorphisms = Zeroizing::new(Vec::with_capacity(automorphism_rows(p) * n()));
+        let mut rotated = Zeroizing::new(vec![0u64; n()]);
         for level in 0..p.expansion_levels {
             automorphism(&s, automorphism_exponent(level), &mut rotated);
             for index in 0..p.key_switch.1 {
@@ -179,10 +181,10 @@ impl ExpansionKey {
             }
         }
         // A GGSW of the polynomial s in tfhe's layout: row (-s·s, s) · q/B^j.
-        let key = Polynomial::from_container(s.clone());
+        let key = Polynomial::from_container(&s[..]);
         let mut square = Polynomial::new(0u64, PARAMETERS.polynomial_size);
         polynomial_wrapping_mul(&mut square, &key, &key);
-        let mut conversion = Vec::with_capacity(conversion_rows(p) * n());
+        let mut conversion = Zeroizing::new(Vec::with_capacity(conversion_rows(p) * n()));
         for index in 0..p.conversion.1 {
             let factor = gadget_factor(p.conversion, index);
             conversion.extend(
@@ -193,6 +195,7 @@ impl ExpansionKey {
             );
             conversion.extend(s.iter().map(|c| c.wrapping_mul(factor)));
         }
+        square.as_mut().zeroize();
         let (automorphisms, automorphism_seed) = encrypt_list(secret, &automorphisms);
         let (conversion, conversion_seed) = encrypt_list(secret, &conversion);
         Self {
@@ -256,7 +259,7 @@ impl ExpansionKey {
         let mut phase = PlaintextList::new(0u64, PlaintextCount(n()));
         decrypt_glwe_ciphertext(&secret.glwe, &row, &mut phase);
         let factor = gadget_factor(p.conversion, index);
-        phase
+        let belongs = phase
             .as_ref()
             .iter()
             .zip(secret.glwe.as_ref())
@@ -264,7 +267,10 @@ impl ExpansionKey {
                 got.wrapping_sub(s.wrapping_mul(factor))
                     .wrapping_add(factor / 4)
                     < factor / 2
-            })
+            });
+        // The phase is the secret key, scaled.
+        phase.as_mut().zeroize();
+        belongs
     }
 
     /// The id of an untrusted encoding, once its format byte and length
