@@ -23,7 +23,7 @@ const DEFAULT_MAX_ITEMS: usize = fedq_proto::MAX_ITEMS_PER_REQUEST;
 /// active at once in a federation; another requester's first lookup costs
 /// one resend of its key and ~0.1 s to prepare it.
 const DEFAULT_EXPANSION_KEYS: usize = 8;
-/// At most 1,024 (~12 GB): the bound `lookup.expansion_keys` is checked against.
+/// At most 1,024 (~10 GB): the bound `lookup.expansion_keys` is checked against.
 const MAX_EXPANSION_KEYS: usize = 1024;
 /// Seconds a stopping node waits for requests in flight.
 const DEFAULT_GRACE_SECONDS: u64 = 20;
@@ -178,7 +178,7 @@ pub struct NodeConfig {
     /// Most items per lookup request.
     pub max_items: usize,
     /// Requesters' expansion keys kept prepared for compressed lookups
-    /// (`lookup.expansion_keys`; ~12 MB each in the Fourier domain).
+    /// (`lookup.expansion_keys`; ~10 MB each in the Fourier domain).
     pub expansion_keys: usize,
     /// Certificate common names allowed to call the node (the coordinator).
     pub allowed_callers: Vec<String>,
