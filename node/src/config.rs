@@ -19,7 +19,7 @@ use crate::federation::{FederationConfig, FederationFile};
 const DEFAULT_THREADS: usize = 0;
 /// Requests for more items than this are refused (they would hold the pool).
 const DEFAULT_MAX_ITEMS: usize = fedq_proto::MAX_ITEMS_PER_REQUEST;
-/// Expansion keys cached by default: ~100 MB, enough for the requesters
+/// Expansion keys cached by default: ~80 MB, enough for the requesters
 /// active at once in a federation; another requester's first lookup costs
 /// one resend of its key and ~0.1 s to prepare it.
 const DEFAULT_EXPANSION_KEYS: usize = 8;
