@@ -38,8 +38,9 @@
 //!
 //! In the node (`fedq-bench lookup --records 1000000 --nodes 1 --items 8`),
 //! four levels of 2^6 cost 0.064-0.072 s per item, over APSI's 0.061 s;
-//! three levels of 2^8 cost 0.053-0.055 s (format 2: 0.027-0.030 s), the
-//! expansion ~15% of it. Their evaluation noise, 2^47.6 on the noise test's
+//! three levels of 2^8 a median 0.054 s in batches and 0.061 s on single
+//! items over six runs (format 2: 0.027-0.030 s), the expansion 15-20% of
+//! it. Their evaluation noise, 2^47.6 on the noise test's
 //! 16-candidate bucket, is what moved [`EVALUATION_NOISE_STD_LOG2`] from 47
 //! to 48; the flooding table below is unchanged but for 31 and 57 to 60
 //! nodes, which lose one bit. A larger modulus changes nothing (the noise
