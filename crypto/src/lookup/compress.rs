@@ -36,15 +36,19 @@ use zeroize::{Zeroize, Zeroizing};
 use super::evaluate::{with_scratch, FourierGgsw, PreparedTag};
 use super::keys::{FheSecretKey, KeyId};
 use super::params::{CompressionParams, COMPRESSION, LOW_TAG_BITS, PARAMETERS};
-use super::query::{check_tag_bits, low_plaintext, round, DROPPED_BITS, KEPT_BYTES};
-use super::{wire, LookupError};
+use super::query::{
+    check_tag_bits, decode_rounded, encode_rounded, encrypt_low_bits, seeded_glwe, KEPT_BYTES,
+    ROUNDED_HEADER,
+};
+use super::wire::{self, check_fixed, seed_at};
+use super::LookupError;
 use crate::fingerprint::Tag;
 
 type Glwe = GlweCiphertextOwned<u64>;
 
 const TAG: &str = "compressed tag";
 const KEY: &str = "expansion key";
-/// Format byte and the two seeds.
+/// The expansion key's format byte and two seeds.
 const HEADER: usize = 1 + 16 + 16;
 
 fn n() -> usize {
@@ -60,10 +64,12 @@ fn zero_glwe() -> Glwe {
     )
 }
 
-fn seed_at(bytes: &[u8], at: usize) -> Seed {
-    let mut le = [0u8; 16];
-    le.copy_from_slice(&bytes[at..at + 16]);
-    Seed(u128::from_le_bytes(le))
+/// The key's bodies, at full precision: 8 bytes each.
+fn full_values(bytes: &[u8]) -> Vec<u64> {
+    bytes
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
+        .collect()
 }
 
 /// The exponent t of expansion level `level`'s automorphism `X -> X^t`.
@@ -241,14 +247,10 @@ impl ExpansionKey {
     /// give its requester random counts, not an error.
     pub fn belongs_to(secret: &FheSecretKey, bytes: &[u8]) -> bool {
         let p = COMPRESSION;
-        if Self::id_of(bytes).is_err() {
+        if check_fixed(bytes, wire::FORMAT_EXPANSION_KEY, Self::encoded_len(), KEY).is_err() {
             return false;
         }
-        let start = HEADER + automorphism_rows(p) * n() * 8;
-        let conversion: Vec<u64> = bytes[start..]
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
-            .collect();
+        let conversion = full_values(&bytes[HEADER + automorphism_rows(p) * n() * 8..]);
         let index = p.conversion.1 - 1;
         let Some(row) = decompress(&conversion, seed_at(bytes, 17))
             .into_iter()
@@ -350,26 +352,6 @@ fn decompress(bodies: &[u64], seed: Seed) -> Vec<Glwe> {
         .collect()
 }
 
-/// Refuses an untrusted encoding unless its format byte is `format` and its
-/// length `expected` (format 3's objects have fixed sizes).
-fn check_fixed(
-    bytes: &[u8],
-    format: u8,
-    expected: usize,
-    what: &'static str,
-) -> Result<(), LookupError> {
-    match bytes.first() {
-        Some(&f) if f == format => {}
-        Some(_) => return Err(LookupError::UnsupportedFormat(what)),
-        None => return Err(LookupError::Malformed(what)),
-    }
-    match bytes.len() {
-        len if len > expected => Err(LookupError::TooLarge(what)),
-        len if len < expected => Err(LookupError::Malformed(what)),
-        _ => Ok(()),
-    }
-}
-
 impl PreparedExpansionKey {
     /// Decodes an untrusted expansion key. Its length is fixed by
     /// [`COMPRESSION`] and any 16 bytes are a seed that starts where an
@@ -383,10 +365,7 @@ impl PreparedExpansionKey {
 
     pub(crate) fn from_bytes_with(bytes: &[u8], p: CompressionParams) -> Result<Self, LookupError> {
         check_fixed(bytes, wire::FORMAT_EXPANSION_KEY, key_len(p), KEY)?;
-        let values: Vec<u64> = bytes[HEADER..]
-            .chunks_exact(8)
-            .map(|c| u64::from_le_bytes(c.try_into().expect("chunks of 8")))
-            .collect();
+        let values = full_values(&bytes[HEADER..]);
         let (automorphisms, conversion) = values.split_at(automorphism_rows(p) * n());
         let automorphisms = decompress(automorphisms, seed_at(bytes, 1));
         let automorphisms: Vec<FourierGgsw> = automorphisms
@@ -522,29 +501,6 @@ fn tree_values(bits: impl Iterator<Item = u64>, p: CompressionParams) -> Vec<u64
         .collect()
 }
 
-fn seeded_glwe(
-    secret: &FheSecretKey,
-    plaintext: &PlaintextListOwned<u64>,
-) -> (SeededGlweCiphertextOwned<u64>, Seed) {
-    let mut seeder = new_seeder();
-    let seed = seeder.seed();
-    let mut glwe = SeededGlweCiphertext::new(
-        0u64,
-        PARAMETERS.glwe_size(),
-        PARAMETERS.polynomial_size,
-        seed.into(),
-        PARAMETERS.ciphertext_modulus,
-    );
-    encrypt_seeded_glwe_ciphertext(
-        &secret.glwe,
-        &mut glwe,
-        plaintext,
-        PARAMETERS.noise,
-        seeder.as_mut(),
-    );
-    (glwe, seed)
-}
-
 impl CompressedTag {
     /// Encrypts the low `tag_bits` bits of `tag`. Panics on widths that
     /// [`Self::supports`] refuses.
@@ -569,8 +525,7 @@ impl CompressedTag {
             *slot = value >> p.expansion_levels;
         }
         let (packed, packed_seed) = seeded_glwe(secret, &plaintext);
-        let low = (tag.0 & ((1 << LOW_TAG_BITS) - 1)) as usize;
-        let (low, low_seed) = seeded_glwe(secret, &low_plaintext(low));
+        let (low, low_seed) = encrypt_low_bits(secret, tag);
         Self {
             packed,
             packed_seed,
@@ -596,20 +551,17 @@ impl CompressedTag {
 
     /// Bytes of the encoding, whatever the tag's width.
     pub fn encoded_len() -> usize {
-        HEADER + 2 * n() * KEPT_BYTES
+        ROUNDED_HEADER + 2 * n() * KEPT_BYTES
     }
 
     /// Encoding for the wire: the bodies rounded to their top 48 bits, as in
     /// format 2.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(Self::encoded_len());
-        out.push(wire::FORMAT_COMPRESSED_TAG);
-        out.extend_from_slice(&self.packed_seed.0.to_le_bytes());
-        out.extend_from_slice(&self.low_seed.0.to_le_bytes());
-        for &c in self.packed.as_ref().iter().chain(self.low.as_ref()) {
-            out.extend_from_slice(&round(c).to_le_bytes()[..KEPT_BYTES]);
-        }
-        out
+        encode_rounded(
+            wire::FORMAT_COMPRESSED_TAG,
+            [self.packed_seed, self.low_seed],
+            [self.packed.as_ref(), self.low.as_ref()],
+        )
     }
 
     /// Decodes an untrusted compressed tag of `tag_bits` bits: the format
@@ -618,11 +570,7 @@ impl CompressedTag {
     pub fn from_bytes(bytes: &[u8], tag_bits: u8) -> Result<Self, LookupError> {
         check_compressed_bits(tag_bits)?;
         check_fixed(bytes, wire::FORMAT_COMPRESSED_TAG, Self::encoded_len(), TAG)?;
-        let mut values = bytes[HEADER..].chunks_exact(KEPT_BYTES).map(|kept| {
-            let mut le = [0u8; 8];
-            le[..KEPT_BYTES].copy_from_slice(kept);
-            u64::from_le_bytes(le) << DROPPED_BITS
-        });
+        let ([packed_seed, low_seed], mut values) = decode_rounded(bytes);
         let glwe = |values: Vec<u64>, seed: Seed| {
             SeededGlweCiphertext::from_container(
                 values,
@@ -631,7 +579,6 @@ impl CompressedTag {
                 PARAMETERS.ciphertext_modulus,
             )
         };
-        let (packed_seed, low_seed) = (seed_at(bytes, 1), seed_at(bytes, 17));
         Ok(Self {
             packed: glwe(values.by_ref().take(n()).collect(), packed_seed),
             packed_seed,

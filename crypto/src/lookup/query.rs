@@ -40,9 +40,9 @@ use crate::fingerprint::Tag;
 /// Top bits of each body coefficient that travel in format 2.
 pub const KEPT_BITS: u32 = 48;
 pub(crate) const KEPT_BYTES: usize = (KEPT_BITS / 8) as usize;
-pub(crate) const DROPPED_BITS: u32 = u64::BITS - KEPT_BITS;
+const DROPPED_BITS: u32 = u64::BITS - KEPT_BITS;
 /// Format byte and the two seeds (GGSW list, GLWE) before the bodies.
-const ROUNDED_HEADER: usize = 1 + 16 + 16;
+pub(crate) const ROUNDED_HEADER: usize = 1 + 16 + 16;
 const WHAT: &str = "encrypted tag";
 
 /// Coefficients of one seeded GGSW body: (k+1) · levels · N.
@@ -119,8 +119,42 @@ fn encrypt_bits(secret: &FheSecretKey, bits: &[u64]) -> (SeededGgswCiphertextLis
     (list, seed)
 }
 
+/// A fresh seed and a seeded GLWE encryption of `plaintext` under it.
+pub(crate) fn seeded_glwe(
+    secret: &FheSecretKey,
+    plaintext: &PlaintextListOwned<u64>,
+) -> (SeededGlweCiphertextOwned<u64>, Seed) {
+    let mut seeder = new_seeder();
+    let seed = seeder.seed();
+    let mut glwe = SeededGlweCiphertext::new(
+        0u64,
+        PARAMETERS.glwe_size(),
+        PARAMETERS.polynomial_size,
+        seed.into(),
+        PARAMETERS.ciphertext_modulus,
+    );
+    encrypt_seeded_glwe_ciphertext(
+        &secret.glwe,
+        &mut glwe,
+        plaintext,
+        PARAMETERS.noise,
+        seeder.as_mut(),
+    );
+    (glwe, seed)
+}
+
+/// The tag's 11 low bits as formats 2 and 3 send them: a seeded GLWE of
+/// `Δ · X^-low`.
+pub(crate) fn encrypt_low_bits(
+    secret: &FheSecretKey,
+    tag: Tag,
+) -> (SeededGlweCiphertextOwned<u64>, Seed) {
+    let low = (tag.0 & ((1 << LOW_TAG_BITS) - 1)) as usize;
+    seeded_glwe(secret, &low_plaintext(low))
+}
+
 /// `Δ · X^-low` in the negacyclic ring: `-Δ · X^(N - low)` unless low is 0.
-pub(crate) fn low_plaintext(low: usize) -> PlaintextListOwned<u64> {
+fn low_plaintext(low: usize) -> PlaintextListOwned<u64> {
     let n = PARAMETERS.polynomial_size.0;
     let delta = CountEncoding::LARGEST.delta();
     let mut plaintext = PlaintextList::new(0u64, PlaintextCount(n));
@@ -132,8 +166,37 @@ pub(crate) fn low_plaintext(low: usize) -> PlaintextListOwned<u64> {
     plaintext
 }
 
-pub(crate) fn round(coefficient: u64) -> u64 {
+fn round(coefficient: u64) -> u64 {
     coefficient.wrapping_add(1 << (DROPPED_BITS - 1)) >> DROPPED_BITS
+}
+
+/// The layout formats 2 and 3 share: format byte, two seeds, then every body
+/// coefficient rounded to its top [`KEPT_BITS`] bits.
+pub(crate) fn encode_rounded(format: u8, seeds: [Seed; 2], bodies: [&[u64]; 2]) -> Vec<u8> {
+    let coefficients = bodies[0].len() + bodies[1].len();
+    let mut out = Vec::with_capacity(ROUNDED_HEADER + coefficients * KEPT_BYTES);
+    out.push(format);
+    for seed in seeds {
+        out.extend_from_slice(&seed.0.to_le_bytes());
+    }
+    for &coefficient in bodies.into_iter().flatten() {
+        out.extend_from_slice(&round(coefficient).to_le_bytes()[..KEPT_BYTES]);
+    }
+    out
+}
+
+/// The seeds and body coefficients of [`encode_rounded`]'s layout, whose
+/// length the caller has checked.
+pub(crate) fn decode_rounded(bytes: &[u8]) -> ([Seed; 2], impl Iterator<Item = u64> + '_) {
+    let seeds = [wire::seed_at(bytes, 1), wire::seed_at(bytes, 17)];
+    let values = bytes[ROUNDED_HEADER..]
+        .chunks_exact(KEPT_BYTES)
+        .map(|kept| {
+            let mut le = [0u8; 8];
+            le[..KEPT_BYTES].copy_from_slice(kept);
+            u64::from_le_bytes(le) << DROPPED_BITS
+        });
+    (seeds, values)
 }
 
 impl EncryptedTag {
@@ -145,27 +208,10 @@ impl EncryptedTag {
             .map(|bit| (tag.0 >> bit) & 1)
             .collect();
         let (ggsws, ggsw_seed) = encrypt_bits(secret, &high);
-        let low = (tag.0 & ((1 << LOW_TAG_BITS) - 1)) as usize;
-        let mut seeder = new_seeder();
-        let glwe_seed = seeder.seed();
-        let mut glwe = SeededGlweCiphertext::new(
-            0u64,
-            PARAMETERS.glwe_size(),
-            PARAMETERS.polynomial_size,
-            glwe_seed.into(),
-            PARAMETERS.ciphertext_modulus,
-        );
-        encrypt_seeded_glwe_ciphertext(
-            &secret.glwe,
-            &mut glwe,
-            &low_plaintext(low),
-            PARAMETERS.noise,
-            seeder.as_mut(),
-        );
         Self {
             ggsws,
             ggsw_seed,
-            low: Some((glwe, glwe_seed)),
+            low: Some(encrypt_low_bits(secret, tag)),
         }
     }
 
@@ -195,17 +241,11 @@ impl EncryptedTag {
         let Some((glwe, glwe_seed)) = &self.low else {
             return wire::encode(&self.ggsws);
         };
-        let bodies = self.ggsws.as_ref();
-        let glwe_body = glwe.as_ref();
-        let mut out =
-            Vec::with_capacity(ROUNDED_HEADER + (bodies.len() + glwe_body.len()) * KEPT_BYTES);
-        out.push(wire::FORMAT_ROUNDED_TAG);
-        out.extend_from_slice(&self.ggsw_seed.0.to_le_bytes());
-        out.extend_from_slice(&glwe_seed.0.to_le_bytes());
-        for &coefficient in bodies.iter().chain(glwe_body) {
-            out.extend_from_slice(&round(coefficient).to_le_bytes()[..KEPT_BYTES]);
-        }
-        out
+        encode_rounded(
+            wire::FORMAT_ROUNDED_TAG,
+            [self.ggsw_seed, *glwe_seed],
+            [self.ggsws.as_ref(), glwe.as_ref()],
+        )
     }
 
     /// Bytes of a `tag_bits`-bit tag in format 2, what a client sends.
@@ -247,27 +287,13 @@ impl EncryptedTag {
     /// one field to check.
     fn from_rounded(bytes: &[u8], tag_bits: u8) -> Result<Self, LookupError> {
         check_tag_bits(tag_bits)?;
-        let expected = Self::encoded_len(tag_bits);
-        if bytes.len() != expected {
-            return Err(if bytes.len() > expected {
-                LookupError::TooLarge(WHAT)
-            } else {
-                LookupError::Malformed(WHAT)
-            });
-        }
-        let seed = |at: usize| {
-            let mut le = [0u8; 16];
-            le.copy_from_slice(&bytes[at..at + 16]);
-            Seed(u128::from_le_bytes(le))
-        };
-        let (ggsw_seed, glwe_seed) = (seed(1), seed(17));
-        let mut values = bytes[ROUNDED_HEADER..]
-            .chunks_exact(KEPT_BYTES)
-            .map(|kept| {
-                let mut le = [0u8; 8];
-                le[..KEPT_BYTES].copy_from_slice(kept);
-                u64::from_le_bytes(le) << DROPPED_BITS
-            });
+        wire::check_fixed(
+            bytes,
+            wire::FORMAT_ROUNDED_TAG,
+            Self::encoded_len(tag_bits),
+            WHAT,
+        )?;
+        let ([ggsw_seed, glwe_seed], mut values) = decode_rounded(bytes);
         let count = usize::from(tag_bits - LOW_TAG_BITS);
         let p = &PARAMETERS;
         let ggsws = SeededGgswCiphertextList::from_container(

@@ -8,6 +8,8 @@
 use bincode::Options;
 use serde::Serialize;
 
+use tfhe::core_crypto::commons::math::random::Seed;
+
 use super::honest::Honest;
 use super::LookupError;
 
@@ -23,6 +25,33 @@ pub(crate) const FORMAT_COMPRESSED_TAG: u8 = 3;
 
 /// Version byte of a requester's expansion key ([`super::compress`]).
 pub(crate) const FORMAT_EXPANSION_KEY: u8 = 1;
+
+/// Refuses an untrusted encoding unless its format byte is `format` and its
+/// length `expected` (format 3's objects have fixed sizes).
+pub(crate) fn check_fixed(
+    bytes: &[u8],
+    format: u8,
+    expected: usize,
+    what: &'static str,
+) -> Result<(), LookupError> {
+    match bytes.first() {
+        Some(&f) if f == format => {}
+        Some(_) => return Err(LookupError::UnsupportedFormat(what)),
+        None => return Err(LookupError::Malformed(what)),
+    }
+    match bytes.len() {
+        len if len > expected => Err(LookupError::TooLarge(what)),
+        len if len < expected => Err(LookupError::Malformed(what)),
+        _ => Ok(()),
+    }
+}
+
+/// The seed of 16 little-endian bytes at `at` (a length already checked).
+pub(crate) fn seed_at(bytes: &[u8], at: usize) -> Seed {
+    let mut le = [0u8; 16];
+    le.copy_from_slice(&bytes[at..at + 16]);
+    Seed(u128::from_le_bytes(le))
+}
 
 fn options(limit: u64) -> impl Options {
     bincode::DefaultOptions::new()
