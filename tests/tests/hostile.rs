@@ -490,12 +490,17 @@ fn a_compressed_lookup_asks_once_for_its_expansion_key_and_counts() -> anyhow::R
     let key = a.expansion_key();
     let key_id = fedq_crypto::lookup::ExpansionKey::id_of(&key)?;
     let mut v = Verdicts::new("compressed lookup");
-    runtime().block_on(async {
-        let id = unique("compressed");
-        let mut request = a.lookup(NODE, &id);
+    // The honest compressed lookup under `key_id`, signed.
+    let compressed_lookup = |id: &str| {
+        let mut request = a.lookup(NODE, id);
         request.items[0].encrypted_tag = a.compressed_tag(NODE).to_vec();
         request.expansion_key_id = key_id.as_str().to_owned();
         a.sign_lookup(NODE, &mut request, |_| {});
+        request
+    };
+    runtime().block_on(async {
+        let id = unique("compressed");
+        let mut request = compressed_lookup(&id);
         let class = "a compressed lookup under an uncached expansion key";
         if let Some(status) = v.status(
             class,
@@ -520,10 +525,7 @@ fn a_compressed_lookup_asks_once_for_its_expansion_key_and_counts() -> anyhow::R
             Err(status) => Err(format!("refused with the key attached: {status:?}")),
         };
         v.require("the same request with its key counts 1", answered);
-        let mut cached = a.lookup(NODE, &unique("compressed"));
-        cached.items[0].encrypted_tag = a.compressed_tag(NODE).to_vec();
-        cached.expansion_key_id = key_id.as_str().to_owned();
-        a.sign_lookup(NODE, &mut cached, |_| {});
+        let cached = compressed_lookup(&unique("compressed"));
         let answered = match a.send_lookup(NODE, cached).await {
             Ok(response) => a.counts_one(NODE, &response),
             Err(status) => Err(format!("refused once cached: {status:?}")),

@@ -284,34 +284,38 @@ impl ExpansionKey {
 }
 
 /// A requester's expansion key as a node uses it: every row in the Fourier
-/// domain.
+/// domain. Its id is the caller's to check ([`ExpansionKey::id_of`]) before
+/// the preparation, which costs far more.
 pub struct PreparedExpansionKey {
     params: CompressionParams,
     automorphisms: Vec<FourierGgsw>,
     conversion: FourierGgsw,
-    id: KeyId,
 }
 
 impl std::fmt::Debug for PreparedExpansionKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PreparedExpansionKey")
-            .field("id", &self.id)
-            .finish()
+            .field("params", &self.params)
+            .finish_non_exhaustive()
     }
 }
 
-/// A Fourier "GGSW" of `gadget`: row 0 of each level from `masks`, row 1
-/// from `bodies` (zero when there are none).
-fn fourier_rows(gadget: (usize, usize), masks: &[&Glwe], bodies: &[&Glwe]) -> FourierGgsw {
-    let (base_log, levels) = gadget;
-    let mut standard = GgswCiphertext::new(
+/// A GGSW of zeros with `gadget`'s base log and levels.
+fn zero_ggsw((base_log, levels): (usize, usize)) -> GgswCiphertextOwned<u64> {
+    GgswCiphertext::new(
         0u64,
         PARAMETERS.glwe_size(),
         PARAMETERS.polynomial_size,
         DecompositionBaseLog(base_log),
         DecompositionLevelCount(levels),
         PARAMETERS.ciphertext_modulus,
-    );
+    )
+}
+
+/// A Fourier "GGSW" of `gadget`: row 0 of each level from `masks`, row 1
+/// from `bodies` (zero when there are none).
+fn fourier_rows(gadget: (usize, usize), masks: &[&Glwe], bodies: &[&Glwe]) -> FourierGgsw {
+    let mut standard = zero_ggsw(gadget);
     for (index, mut matrix) in standard.iter_mut().enumerate() {
         let mut rows = matrix.as_mut_glwe_list();
         rows.get_mut(0)
@@ -379,13 +383,7 @@ impl PreparedExpansionKey {
             params: p,
             automorphisms,
             conversion: fourier_rows(p.conversion, &masks, &bodies),
-            id: KeyId::of(bytes),
         })
-    }
-
-    /// The key's id.
-    pub fn id(&self) -> &KeyId {
-        &self.id
     }
 
     /// `X -> X^t` applied to a GLWE under `s`, switched back to `s`.

@@ -104,7 +104,7 @@ fn rebuilt_ggsws_decrypt_like_directly_encrypted_ones() {
     let Keys {
         secret, expansion, ..
     } = keys();
-    let (base_log, levels) = COMPRESSION.tree;
+    let levels = COMPRESSION.tree.1;
     let mut rng = rand::thread_rng();
     let mut seeder = new_seeder();
     let mut generator =
@@ -119,14 +119,7 @@ fn rebuilt_ggsws_decrypt_like_directly_encrypted_ones() {
             bits.len() * levels,
         );
         for (&bit, glwes) in bits.iter().zip(expanded.chunks(levels)) {
-            let mut direct = GgswCiphertext::new(
-                0u64,
-                PARAMETERS.glwe_size(),
-                PARAMETERS.polynomial_size,
-                DecompositionBaseLog(base_log),
-                DecompositionLevelCount(levels),
-                PARAMETERS.ciphertext_modulus,
-            );
+            let mut direct = zero_ggsw(COMPRESSION.tree);
             encrypt_constant_ggsw_ciphertext(
                 &secret.glwe,
                 &mut direct,
@@ -257,39 +250,38 @@ fn an_expansion_key_is_told_apart_from_another_secrets() {
 #[test]
 fn malformed_compressed_tags_and_keys_are_refused() {
     let tag = CompressedTag::encrypt(&keys().secret, Tag(5), TAG_BITS).to_bytes();
-    let refused = |bytes: &[u8]| CompressedTag::from_bytes(bytes, TAG_BITS).err();
-    assert_eq!(
-        refused(&tag[..tag.len() - 1]),
-        Some(LookupError::Malformed(TAG))
-    );
-    assert_eq!(
-        refused(&[&tag[..], &[0]].concat()),
-        Some(LookupError::TooLarge(TAG))
-    );
-    assert_eq!(refused(&tag[..1]), Some(LookupError::Malformed(TAG)));
-    assert_eq!(refused(b""), Some(LookupError::Malformed(TAG)));
-    let mut other = tag.clone();
-    other[0] = wire::FORMAT_ROUNDED_TAG;
-    assert_eq!(refused(&other), Some(LookupError::UnsupportedFormat(TAG)));
+    refuses_other_shapes(&tag, (1, wire::FORMAT_ROUNDED_TAG), TAG, |bytes| {
+        CompressedTag::from_bytes(bytes, TAG_BITS).err()
+    });
     // Widths the evaluation cannot use.
     assert!(CompressedTag::from_bytes(&tag, LOW_TAG_BITS).is_err());
     assert!(CompressedTag::from_bytes(&tag, 64).is_err());
 
     let key = vec![wire::FORMAT_EXPANSION_KEY; ExpansionKey::encoded_len()];
     assert!(PreparedExpansionKey::from_bytes(&key).is_ok());
-    let refused = |bytes: &[u8]| PreparedExpansionKey::from_bytes(bytes).err();
-    assert_eq!(
-        refused(&key[..key.len() - 8]),
-        Some(LookupError::Malformed(KEY))
-    );
-    assert_eq!(
-        refused(&[&key[..], &[0]].concat()),
-        Some(LookupError::TooLarge(KEY))
-    );
-    assert_eq!(refused(b""), Some(LookupError::Malformed(KEY)));
-    let mut other = key;
-    other[0] = 9;
-    assert_eq!(refused(&other), Some(LookupError::UnsupportedFormat(KEY)));
+    refuses_other_shapes(&key, (8, 9), KEY, |bytes| {
+        PreparedExpansionKey::from_bytes(bytes).err()
+    });
+}
+
+/// Around `honest`, an accepted encoding of fixed length: `cut` bytes fewer,
+/// one more, the format byte alone, nothing, and another format byte are
+/// each refused as what they are.
+fn refuses_other_shapes(
+    honest: &[u8],
+    (cut, other_format): (usize, u8),
+    what: &'static str,
+    refused: impl Fn(&[u8]) -> Option<LookupError>,
+) {
+    let short = &honest[..honest.len() - cut];
+    assert_eq!(refused(short), Some(LookupError::Malformed(what)));
+    let long = [honest, &[0]].concat();
+    assert_eq!(refused(&long), Some(LookupError::TooLarge(what)));
+    assert_eq!(refused(&honest[..1]), Some(LookupError::Malformed(what)));
+    assert_eq!(refused(b""), Some(LookupError::Malformed(what)));
+    let mut other = honest.to_vec();
+    other[0] = other_format;
+    assert_eq!(refused(&other), Some(LookupError::UnsupportedFormat(what)));
 }
 
 /// A requester's bytes of the right shapes are ciphertexts of something:
