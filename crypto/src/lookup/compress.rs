@@ -51,7 +51,7 @@ const KEY: &str = "expansion key";
 /// The expansion key's format byte and two seeds.
 const HEADER: usize = 1 + 16 + 16;
 
-fn n() -> usize {
+pub(super) fn n() -> usize {
     PARAMETERS.polynomial_size.0
 }
 
@@ -92,7 +92,7 @@ fn automorphism(input: &[u64], t: usize, out: &mut [u64]) {
 
 /// tfhe's factor of the gadget row at `index` (its order: the smallest
 /// factor, the last level, first).
-fn gadget_factor((base_log, levels): (usize, usize), index: usize) -> u64 {
+pub(super) fn gadget_factor((base_log, levels): (usize, usize), index: usize) -> u64 {
     1u64 << (64 - base_log * (levels - index))
 }
 
@@ -111,8 +111,13 @@ fn check_compressed_bits(tag_bits: u8) -> Result<(), LookupError> {
     Ok(())
 }
 
+/// Automorphisms the key holds: enough for either format's expansion.
+fn key_levels(p: CompressionParams) -> usize {
+    p.expansion_levels.max(p.packing_levels)
+}
+
 fn automorphism_rows(p: CompressionParams) -> usize {
-    p.expansion_levels * p.key_switch.1
+    key_levels(p) * p.key_switch.1
 }
 
 fn conversion_rows(p: CompressionParams) -> usize {
@@ -175,7 +180,7 @@ impl ExpansionKey {
         // Level e's key, gadget row i: -τ_e(s) · q/B^(levels - i).
         let mut automorphisms = Zeroizing::new(Vec::with_capacity(automorphism_rows(p) * n()));
         let mut rotated = Zeroizing::new(vec![0u64; n()]);
-        for level in 0..p.expansion_levels {
+        for level in 0..key_levels(p) {
             automorphism(&s, automorphism_exponent(level), &mut rotated);
             for index in 0..p.key_switch.1 {
                 let factor = gadget_factor(p.key_switch, index);
@@ -287,7 +292,7 @@ impl ExpansionKey {
 /// domain. Its id is the caller's to check ([`ExpansionKey::id_of`]) before
 /// the preparation, which costs far more.
 pub struct PreparedExpansionKey {
-    params: CompressionParams,
+    pub(super) params: CompressionParams,
     automorphisms: Vec<FourierGgsw>,
     conversion: FourierGgsw,
 }
@@ -401,11 +406,12 @@ impl PreparedExpansionKey {
         out
     }
 
-    /// The first `count` GLWEs of the expansion of `packed`: GLWE i encrypts
-    /// packed coefficient i (times 2^L) as a constant polynomial.
-    fn expand(&self, packed: Glwe, count: usize) -> Vec<Glwe> {
+    /// The first `count` GLWEs of `levels` levels of expansion of `packed`:
+    /// GLWE i encrypts packed coefficient i (times 2^levels) as a constant
+    /// polynomial.
+    pub(super) fn expand(&self, packed: Glwe, count: usize, levels: usize) -> Vec<Glwe> {
         let mut list = vec![packed];
-        for level in 0..self.params.expansion_levels {
+        for level in 0..levels {
             let stride = 1 << level;
             // Entry k at this level holds the coefficients ≡ k mod 2^level;
             // its two children are k and k + stride, wanted below `count`.
@@ -444,7 +450,7 @@ impl PreparedExpansionKey {
     /// Rebuilds the GGSW of one tree bit from its expanded GLWEs (one per
     /// tree gadget level, tfhe's order): row 1 is the GLWE of `bit · g`,
     /// row 0 its product with the key, negated, `-s · bit · g`.
-    fn convert(&self, glwes: &[Glwe]) -> FourierGgsw {
+    pub(super) fn convert(&self, glwes: &[Glwe]) -> FourierGgsw {
         let rows = self.key_rows(glwes);
         fourier_rows(
             self.params.tree,
@@ -493,7 +499,7 @@ pub struct CompressedTag {
 
 /// The values packed for `bits` (the tree bits, bit 11 first): bit i at
 /// gadget index j in slot `i · levels + j`, as `bit · q/B^(levels - j)`.
-fn tree_values(bits: impl Iterator<Item = u64>, p: CompressionParams) -> Vec<u64> {
+pub(super) fn tree_values(bits: impl Iterator<Item = u64>, p: CompressionParams) -> Vec<u64> {
     let gadget = p.tree;
     bits.flat_map(|bit| (0..gadget.1).map(move |index| bit * gadget_factor(gadget, index)))
         .collect()
@@ -592,7 +598,11 @@ impl PreparedTag {
     /// GGSWs, in the Fourier domain, on the caller's rayon pool.
     pub fn prepare_compressed(tag: CompressedTag, key: &PreparedExpansionKey) -> Self {
         let count = packed_count(tag.tag_bits, key.params);
-        let expanded = key.expand(tag.packed.decompress_into_glwe_ciphertext(), count);
+        let expanded = key.expand(
+            tag.packed.decompress_into_glwe_ciphertext(),
+            count,
+            key.params.expansion_levels,
+        );
         let high: Vec<FourierGgsw> = expanded
             .par_chunks(key.params.tree.1)
             .map(|glwes| key.convert(glwes))
@@ -604,4 +614,4 @@ impl PreparedTag {
 #[cfg(test)]
 mod experiment;
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

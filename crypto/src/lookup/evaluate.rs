@@ -135,6 +135,15 @@ impl PreparedTag {
         }
     }
 
+    /// A tag whose every bit is a GGSW already in the Fourier domain: the
+    /// low bits rotate the tree's result (format 4's rebuilt GGSWs).
+    pub(crate) fn from_bits(high: Vec<FourierGgsw>, low: Vec<FourierGgsw>) -> Self {
+        Self {
+            high,
+            low: LowBits::Rotation(low),
+        }
+    }
+
     /// Number of encrypted tag bits.
     pub fn bit_count(&self) -> usize {
         self.high.len()

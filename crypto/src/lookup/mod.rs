@@ -90,6 +90,7 @@ pub mod compress;
 pub mod evaluate;
 mod honest;
 pub mod keys;
+pub mod packed;
 pub mod params;
 pub mod query;
 pub(crate) mod wire;
@@ -98,6 +99,7 @@ pub use answer::EncryptedCount;
 pub use compress::{CompressedTag, ExpansionKey, PreparedExpansionKey};
 pub use evaluate::{evaluate, EvalStats, PreparedTag};
 pub use keys::{generate_keys, FhePublicKey, FheSecretKey, KeyId};
+pub use packed::PackedTags;
 pub use params::CountEncoding;
 pub use query::EncryptedTag;
 

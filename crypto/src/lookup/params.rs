@@ -181,8 +181,12 @@ impl CountEncoding {
 /// `(base log, levels)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompressionParams {
-    /// Expansion levels L: one packed GLWE holds up to 2^L values.
+    /// Expansion levels L of a format 3 tag: its packed GLWE holds up to
+    /// 2^L values.
     pub expansion_levels: usize,
+    /// Expansion levels of a format 4 group ([`super::packed`]): several
+    /// items' bits in one GLWE.
+    pub packing_levels: usize,
     /// The automorphism keys' key switching.
     pub key_switch: (usize, usize),
     /// The GGSW of the requester's key that rebuilds each GGSW's `s · bit` rows.
@@ -191,9 +195,10 @@ pub struct CompressionParams {
     pub tree: (usize, usize),
 }
 
-/// What format 3 uses; the budget is in this module's introduction.
+/// What formats 3 and 4 use; the budget is in this module's introduction.
 pub const COMPRESSION: CompressionParams = CompressionParams {
     expansion_levels: 6,
+    packing_levels: 8,
     key_switch: (2, 24),
     conversion: (6, 8),
     tree: (8, 3),

@@ -40,7 +40,6 @@ use crate::fingerprint::Tag;
 /// Top bits of each body coefficient that travel in format 2.
 pub const KEPT_BITS: u32 = 48;
 pub(crate) const KEPT_BYTES: usize = (KEPT_BITS / 8) as usize;
-const DROPPED_BITS: u32 = u64::BITS - KEPT_BITS;
 /// Format byte and the two seeds (GGSW list, GLWE) before the bodies.
 pub(crate) const ROUNDED_HEADER: usize = 1 + 16 + 16;
 const WHAT: &str = "encrypted tag";
@@ -166,8 +165,30 @@ fn low_plaintext(low: usize) -> PlaintextListOwned<u64> {
     plaintext
 }
 
-fn round(coefficient: u64) -> u64 {
-    coefficient.wrapping_add(1 << (DROPPED_BITS - 1)) >> DROPPED_BITS
+/// Appends each coefficient rounded to its top `kept_bytes` bytes.
+pub(crate) fn push_rounded<'a>(
+    out: &mut Vec<u8>,
+    coefficients: impl IntoIterator<Item = &'a u64>,
+    kept_bytes: usize,
+) {
+    let dropped = u64::BITS - 8 * kept_bytes as u32;
+    for &coefficient in coefficients {
+        let rounded = coefficient.wrapping_add(1 << (dropped - 1)) >> dropped;
+        out.extend_from_slice(&rounded.to_le_bytes()[..kept_bytes]);
+    }
+}
+
+/// The coefficients [`push_rounded`] wrote, back at full scale.
+pub(crate) fn rounded_values(
+    bytes: &[u8],
+    kept_bytes: usize,
+) -> impl Iterator<Item = u64> + '_ {
+    let dropped = u64::BITS - 8 * kept_bytes as u32;
+    bytes.chunks_exact(kept_bytes).map(move |kept| {
+        let mut le = [0u8; 8];
+        le[..kept_bytes].copy_from_slice(kept);
+        u64::from_le_bytes(le) << dropped
+    })
 }
 
 /// The layout formats 2 and 3 share: format byte, two seeds, then every body
@@ -179,9 +200,7 @@ pub(crate) fn encode_rounded(format: u8, seeds: [Seed; 2], bodies: [&[u64]; 2]) 
     for seed in seeds {
         out.extend_from_slice(&seed.0.to_le_bytes());
     }
-    for &coefficient in bodies.into_iter().flatten() {
-        out.extend_from_slice(&round(coefficient).to_le_bytes()[..KEPT_BYTES]);
-    }
+    push_rounded(&mut out, bodies.into_iter().flatten(), KEPT_BYTES);
     out
 }
 
@@ -189,14 +208,7 @@ pub(crate) fn encode_rounded(format: u8, seeds: [Seed; 2], bodies: [&[u64]; 2]) 
 /// length the caller has checked.
 pub(crate) fn decode_rounded(bytes: &[u8]) -> ([Seed; 2], impl Iterator<Item = u64> + '_) {
     let seeds = [wire::seed_at(bytes, 1), wire::seed_at(bytes, 17)];
-    let values = bytes[ROUNDED_HEADER..]
-        .chunks_exact(KEPT_BYTES)
-        .map(|kept| {
-            let mut le = [0u8; 8];
-            le[..KEPT_BYTES].copy_from_slice(kept);
-            u64::from_le_bytes(le) << DROPPED_BITS
-        });
-    (seeds, values)
+    (seeds, rounded_values(&bytes[ROUNDED_HEADER..], KEPT_BYTES))
 }
 
 impl EncryptedTag {

@@ -23,6 +23,13 @@ pub(crate) const FORMAT_ROUNDED_TAG: u8 = 2;
 /// Version byte of a compressed tag (format 3, [`super::compress`]).
 pub(crate) const FORMAT_COMPRESSED_TAG: u8 = 3;
 
+/// Version byte of the first item of a packed group (format 4,
+/// [`super::packed`]), which carries the group's GLWE.
+pub(crate) const FORMAT_PACKED_TAGS: u8 = 4;
+
+/// Version byte of the group's other items: a slot in the first one's GLWE.
+pub(crate) const FORMAT_PACKED_SLOT: u8 = 5;
+
 /// Version byte of a requester's expansion key ([`super::compress`]).
 pub(crate) const FORMAT_EXPANSION_KEY: u8 = 1;
 

@@ -28,6 +28,7 @@ fn std_log2(errors: &[i64]) -> f64 {
 fn candidates() -> Vec<CompressionParams> {
     let base = CompressionParams {
         expansion_levels: 6,
+        packing_levels: 6,
         key_switch: (4, 12),
         conversion: (6, 8),
         tree: (8, 3),
@@ -42,11 +43,13 @@ fn candidates() -> Vec<CompressionParams> {
         // More levels take a seventh expansion level (more than 64 values).
         CompressionParams {
             expansion_levels: 7,
+            packing_levels: 7,
             tree: (6, 4),
             ..COMPRESSION
         },
         CompressionParams {
             expansion_levels: 7,
+            packing_levels: 7,
             tree: (4, 6),
             ..COMPRESSION
         },
@@ -122,4 +125,49 @@ fn measure_compression_candidates() {
             bytes.len()
         );
     }
+}
+
+/// Format 4 against the same bucket: σ of the evaluation, and the node's
+/// expansion and tree per item, over groups of three as clients send them.
+#[test]
+#[ignore]
+fn measure_packed_groups() {
+    use crate::lookup::PackedTags;
+    let (secret, _) = generate_keys();
+    let encoding = CountEncoding::LARGEST;
+    let mut rng = rand::thread_rng();
+    let table: Vec<u64> = (0..300)
+        .map(|_| rng.gen::<u64>() & ((1 << TAG_BITS) - 1))
+        .collect();
+    let bytes = ExpansionKey::generate(&secret).to_bytes();
+    let key = PreparedExpansionKey::from_bytes(&bytes).expect("honest");
+    let (mut errors, mut preparing, mut evaluating) = (Vec::new(), 0.0, 0.0);
+    let groups = 16;
+    for _ in 0..groups {
+        let tags: Vec<Tag> = (0..3)
+            .map(|_| Tag(rng.gen::<u64>() & ((1 << TAG_BITS) - 1)))
+            .collect();
+        let sent = PackedTags::encrypt(&secret, &tags, TAG_BITS).to_item_bytes();
+        let items: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
+        let received = PackedTags::from_items(&items, TAG_BITS).expect("honest");
+        let start = Instant::now();
+        let prepared = PreparedTag::prepare_packed(received, &key);
+        preparing += start.elapsed().as_secs_f64();
+        for item in &prepared {
+            let start = Instant::now();
+            let (raw, _) = evaluate(item, &table, 320, encoding).expect("evaluation");
+            evaluating += start.elapsed().as_secs_f64();
+            let phase = decrypt_lwe_ciphertext(&secret.lwe_view(), &raw).0;
+            let delta = encoding.delta();
+            let nearest = phase.wrapping_add(delta / 2) & !(delta - 1);
+            errors.push(phase.wrapping_sub(nearest) as i64);
+        }
+    }
+    let ms = |seconds: f64| seconds * 1e3 / (3 * groups) as f64;
+    println!(
+        "format 4: σ = 2^{:.2}; expansion and conversion {:.1} ms, evaluation {:.1} ms per item",
+        std_log2(&errors),
+        ms(preparing),
+        ms(evaluating)
+    );
 }

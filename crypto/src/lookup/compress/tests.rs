@@ -10,15 +10,15 @@ use crate::lookup::{evaluate, generate_keys, EncryptedCount, FhePublicKey};
 const TAG_BITS: u8 = 28;
 const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
 
-struct Keys {
-    secret: FheSecretKey,
-    public: FhePublicKey,
-    expansion: PreparedExpansionKey,
+pub(crate) struct Keys {
+    pub(crate) secret: FheSecretKey,
+    pub(crate) public: FhePublicKey,
+    pub(crate) expansion: PreparedExpansionKey,
 }
 
-/// One requester for every test here: the expansion key, as a node decodes
-/// it from the requester's bytes.
-fn keys() -> &'static Keys {
+/// One requester for every test here and in `packed`: the expansion key, as
+/// a node decodes it from the requester's bytes.
+pub(crate) fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
         let (secret, public) = generate_keys();
@@ -33,7 +33,7 @@ fn keys() -> &'static Keys {
     })
 }
 
-fn decrypt(glwe: &Glwe) -> Vec<u64> {
+pub(crate) fn decrypt(glwe: &Glwe) -> Vec<u64> {
     let mut plain = PlaintextList::new(0u64, PlaintextCount(n()));
     decrypt_glwe_ciphertext(&keys().secret.glwe, glwe, &mut plain);
     plain.into_container()
@@ -46,7 +46,7 @@ fn received(tag: u64, tag_bits: u8) -> CompressedTag {
 }
 
 /// Signed distance, in units of 2^64.
-fn distance(a: u64, b: u64) -> u64 {
+pub(crate) fn distance(a: u64, b: u64) -> u64 {
     (a.wrapping_sub(b) as i64).unsigned_abs()
 }
 
@@ -54,7 +54,7 @@ fn distance(a: u64, b: u64) -> u64 {
 fn sizes_meet_the_upload_targets() {
     assert_eq!(CompressedTag::encoded_len(), 24_609);
     assert!(CompressedTag::encoded_len() <= 32 * 1024);
-    assert_eq!(ExpansionKey::encoded_len(), 2_621_473);
+    assert_eq!(ExpansionKey::encoded_len(), 3_407_905);
     assert!(ExpansionKey::encoded_len() <= 4 * 1024 * 1024);
     // Widths up to 32 bits (the default is 28) fit one packed GLWE; wider
     // tags travel in format 2.
@@ -81,6 +81,7 @@ fn expansion_returns_each_packed_value_as_a_constant() {
         let expanded = key.expand(
             compressed.packed.decompress_into_glwe_ciphertext(),
             expected.len(),
+            COMPRESSION.expansion_levels,
         );
         assert_eq!(expanded.len(), expected.len());
         for (glwe, &value) in expanded.iter().zip(&expected) {
@@ -117,6 +118,7 @@ fn rebuilt_ggsws_decrypt_like_directly_encrypted_ones() {
         let expanded = expansion.expand(
             compressed.packed.decompress_into_glwe_ciphertext(),
             bits.len() * levels,
+            COMPRESSION.expansion_levels,
         );
         for (&bit, glwes) in bits.iter().zip(expanded.chunks(levels)) {
             let mut direct = zero_ggsw(COMPRESSION.tree);
@@ -267,7 +269,7 @@ fn malformed_compressed_tags_and_keys_are_refused() {
 /// Around `honest`, an accepted encoding of fixed length: `cut` bytes fewer,
 /// one more, the format byte alone, nothing, and another format byte are
 /// each refused as what they are.
-fn refuses_other_shapes(
+pub(crate) fn refuses_other_shapes(
     honest: &[u8],
     (cut, other_format): (usize, u8),
     what: &'static str,
