@@ -101,6 +101,18 @@ fn query(tag: u64) -> PreparedTag {
     PreparedTag::prepare(received)
 }
 
+/// A fresh packed (format 4) encryption of `tag` in the middle slot of a
+/// group of three, expanded as the node expands it.
+fn packed_query(tag: u64) -> PreparedTag {
+    let (secret, _) = keys();
+    let tags = [Tag(tag ^ 0x5A5A), Tag(tag), Tag(tag ^ 0x0F0F_0000)];
+    let sent = PackedTags::encrypt(secret, &tags, TAG_BITS).to_item_bytes();
+    let items: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
+    let received = PackedTags::from_items(&items, TAG_BITS).expect("honest");
+    PreparedTag::prepare_packed(received, expansion_key())
+        .swap_remove(1)
+}
+
 /// A tag format's name and how a fresh query of it reaches the tree.
 type Format = (&'static str, fn(u64) -> PreparedTag);
 
@@ -484,7 +496,9 @@ fn band_experiment(
         ];
         let gap = (e[0] - e[1]).unsigned_abs();
         result.gaps_log2.push((gap as f64).log2());
-        let p = gap.saturating_sub(SLACK as u64) as f64 / (2 * flood) as f64;
+        // An answer falls outside the other band with this probability (all
+        // of them once the gap passes the band's width).
+        let p = (gap.saturating_sub(SLACK as u64) as f64 / (2 * flood) as f64).min(1.0);
         for (b, candidates) in [&t0, &t1].into_iter().enumerate() {
             // The node's evaluation (replayed query: re-evaluated each time).
             let (raw, _) =
@@ -523,7 +537,11 @@ fn known_table_distinguisher_gains_exactly_the_flooding_ratio() {
     // Three nodes (B = 2^59) and the largest encoding, 64 nodes (B = 2^49): the
     // latter is where a shrunk flood or table information would show most.
     // Both tag formats that clients send.
-    let formats: [Format; 2] = [("format 2", query), ("format 3", compressed_query)];
+    let formats: [Format; 3] = [
+        ("format 2", query),
+        ("format 3", compressed_query),
+        ("format 4", packed_query),
+    ];
     for ((format, fresh), encoding) in formats
         .into_iter()
         .flat_map(|f| [(f, encoding()), (f, CountEncoding::LARGEST)])
@@ -595,7 +613,8 @@ fn evaluation_noise_is_what_the_budget_assumes() {
     let encoding = CountEncoding::LARGEST;
     let candidates = table(16, 0x7777);
     let (secret, _) = keys();
-    let formats: [(&str, &dyn Fn() -> PreparedTag); 3] = [
+    let formats: [(&str, &dyn Fn() -> PreparedTag); 4] = [
+        ("format 4", &|| packed_query(QUERY)),
         ("format 3", &|| compressed_query(QUERY)),
         ("format 2", &|| query(QUERY)),
         ("format 1", &|| {
@@ -619,7 +638,7 @@ fn evaluation_noise_is_what_the_budget_assumes() {
             errors.len(),
             super::params::EVALUATION_NOISE_STD_LOG2
         );
-        let assumed = 2f64.powi(super::params::EVALUATION_NOISE_STD_LOG2 as i32);
+        let assumed = 2f64.powf(super::params::EVALUATION_NOISE_STD_LOG2);
         assert!(sd <= assumed, "{format}: σ = 2^{:.2}", sd.log2());
     }
 }

@@ -69,13 +69,15 @@ pub const ANSWER_MODULUS_LOG: u32 = 32;
 pub const MAX_NODES: usize = 64;
 
 /// Standard deviation (log2) that the budget assumes for one node's
-/// evaluation noise. Measured with 28-bit tags: 2^47.6 in format 3 (rebuilt
-/// GGSWs), 2^45.5 in format 2 (17 CMuxes with fresh GGSWs on a path), 2^46.3
-/// in format 1 (28), which nodes still accept
+/// evaluation noise. Measured with 28-bit tags: 2^49.1-2^49.3 in format 4
+/// (eight expansion levels, and the low bits' 11 CMuxes), 2^47.6 in format 3
+/// (rebuilt GGSWs), 2^45.5 in format 2 (17 CMuxes with fresh GGSWs on a
+/// path), 2^46.3 in format 1 (28), which nodes still accept
 /// (`leak_tests::evaluation_noise_is_what_the_budget_assumes`, which fails
 /// above this bound for any). It grows with the square root of the number
-/// of CMuxes: 40-bit tags add ~0.4 in formats 2 and 3, ~0.3 in format 1.
-pub const EVALUATION_NOISE_STD_LOG2: u32 = 48;
+/// of CMuxes: format 4 carries tags of up to 32 bits (+0.1), formats 2 and
+/// 3 up to 40 (+0.4).
+pub const EVALUATION_NOISE_STD_LOG2: f64 = 49.5;
 
 /// How many standard deviations of summed evaluation noise the budget
 /// reserves: a Gaussian leaves 8σ with probability ~2^-49, under the 2^-40 per
@@ -161,7 +163,7 @@ impl CountEncoding {
         let n = self.nodes as f64;
         let half_delta = (self.delta() / 2) as f64;
         let evaluation =
-            EVALUATION_NOISE_SIGMAS * 2f64.powi(EVALUATION_NOISE_STD_LOG2 as i32) * n.sqrt();
+            EVALUATION_NOISE_SIGMAS * 2f64.powf(EVALUATION_NOISE_STD_LOG2) * n.sqrt();
         let rounding = n * 2f64.powi(ROUNDING_BOUND_LOG2 as i32);
         let per_node = (half_delta - evaluation - rounding) / n;
         // Positive for every size up to MAX_NODES (checked by a test).

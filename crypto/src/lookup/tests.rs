@@ -275,7 +275,7 @@ fn the_noise_budget_holds_for_every_federation_size() {
         // What the budget reserves for the evaluation noise must be left.
         let half_delta = (encoding.delta() / 2) as f64;
         let evaluation =
-            8.0 * 2f64.powi(params::EVALUATION_NOISE_STD_LOG2 as i32) * (nodes as f64).sqrt();
+            8.0 * 2f64.powf(params::EVALUATION_NOISE_STD_LOG2) * (nodes as f64).sqrt();
         let worst = 2f64.powf(encoding.worst_flooding_log2());
         assert!(
             worst + evaluation <= half_delta,
@@ -284,15 +284,15 @@ fn the_noise_budget_holds_for_every_federation_size() {
             evaluation.log2(),
             half_delta.log2()
         );
-        // Each node floods at least 2^49, and a federation that fedq
+        // Each node floods at least 2^48, and a federation that fedq
         // supported before (at most 8 nodes) no less than the 2^54 it had.
         let flood = encoding.flood_bound_log2();
-        assert!(flood >= 49, "{nodes} nodes: 2^{flood}");
+        assert!(flood >= 48, "{nodes} nodes: 2^{flood}");
         if nodes <= 8 {
             assert!(flood >= 54, "{nodes} nodes: 2^{flood}");
         }
     }
-    assert_eq!(CountEncoding::LARGEST.flood_bound_log2(), 49);
+    assert_eq!(CountEncoding::LARGEST.flood_bound_log2(), 48);
     assert!(matches!(
         CountEncoding::for_nodes(0),
         Err(LookupError::FederationSize { .. })
@@ -329,7 +329,7 @@ fn sixty_four_answers_add_up_to_the_count() -> Result<(), LookupError> {
     }
     assert_eq!(expected, 13);
     assert_eq!(sum.decrypt(secret, encoding), expected);
-    // 64 floods of at most 2^49 against Δ/2 = 2^56: under half of it.
+    // 64 floods of at most 2^48 against Δ/2 = 2^56: under a quarter of it.
     assert!(sum.phase_error(secret, encoding).abs() < 0.26);
 
     // Every node holds it: the count at the top of what 64 answers reach.
