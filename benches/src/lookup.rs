@@ -204,7 +204,8 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
     }
 
     let node_median = median(node_per_item);
-    let expansion = expansion_seconds(items.max(4))?;
+    let (expansion, batch_expansion) = expansion_seconds(items.max(4))?;
+    let batch_node_per_item = batch_node / items as f64;
     let baseline_k = if baseline_candidates == 0 {
         padded
     } else {
@@ -227,7 +228,7 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         "fan_out_overhead_seconds_per_item": median(fan_out),
         "answers_checked": items * 2,
         "batch_seconds_per_item": batch_seconds / items as f64,
-        "batch_node_seconds_per_item": batch_node / items as f64,
+        "batch_node_seconds_per_item": batch_node_per_item,
         "batch_client_encrypt_seconds_per_item": batch.stats.encrypt.as_secs_f64() / items as f64,
         "batch_oprf_seconds_per_item": batch.stats.oprf.as_secs_f64() / items as f64,
         "fhe_seconds_per_candidate": node_median / padded as f64,
@@ -244,6 +245,9 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
         "requester_key_bytes": fedq_crypto::lookup::ExpansionKey::encoded_len(),
         "expansion_seconds_per_item": expansion,
         "expansion_share_of_node_seconds": expansion / node_median,
+        "batch_tag_format": 4,
+        "batch_expansion_seconds_per_item": batch_expansion,
+        "batch_expansion_share_of_node_seconds": batch_expansion / batch_node_per_item,
         "oprf_seconds_per_item": median(oprf),
         "bytes_down_per_item": down / items,
         "client_encrypt_seconds_per_item": median(encrypt),
@@ -252,24 +256,40 @@ pub(crate) async fn run(options: LookupOptions) -> anyhow::Result<()> {
     print_result(&result, json)
 }
 
-/// The node's expansion and conversion of one compressed tag into the
-/// tree's GGSWs (part of its compute per item), median over `samples` tags,
-/// on this process's rayon pool (all cores, as a node's pool with
-/// `threads = 0`).
-fn expansion_seconds(samples: usize) -> anyhow::Result<f64> {
-    use fedq_crypto::lookup::{CompressedTag, ExpansionKey, PreparedExpansionKey, PreparedTag};
+/// The node's expansion and conversion into the tree's GGSWs (part of its
+/// compute per item), median over `samples` items: of one compressed tag
+/// (format 3, single items), and per item of a packed group of three
+/// (format 4, batches). On this process's rayon pool (all cores, as a
+/// node's pool with `threads = 0`).
+fn expansion_seconds(samples: usize) -> anyhow::Result<(f64, f64)> {
+    use fedq_crypto::lookup::{
+        CompressedTag, ExpansionKey, PackedTags, PreparedExpansionKey, PreparedTag,
+    };
+    use fedq_crypto::Tag;
     let (secret, _) = fedq_crypto::lookup::generate_keys();
     let key = PreparedExpansionKey::from_bytes(&ExpansionKey::generate(&secret).to_bytes())?;
     let bits = fedq_proto::federation::DEFAULT_TAG_BITS;
-    let times = (0..samples)
+    let single = (0..samples)
         .map(|i| {
-            let tag = CompressedTag::encrypt(&secret, fedq_crypto::Tag(i as u64 * 7919), bits);
+            let tag = CompressedTag::encrypt(&secret, Tag(i as u64 * 7919), bits);
             let started = Instant::now();
             std::hint::black_box(PreparedTag::prepare_compressed(tag, &key));
             started.elapsed().as_secs_f64()
         })
         .collect();
-    Ok(median(times))
+    let capacity = PackedTags::capacity(bits);
+    let grouped = (0..samples.div_ceil(capacity))
+        .map(|g| {
+            let tags: Vec<Tag> = (0..capacity)
+                .map(|i| Tag((g * capacity + i) as u64 * 7919))
+                .collect();
+            let group = PackedTags::encrypt(&secret, &tags, bits);
+            let started = Instant::now();
+            std::hint::black_box(PreparedTag::prepare_packed(group, &key));
+            started.elapsed().as_secs_f64() / capacity as f64
+        })
+        .collect();
+    Ok((median(single), median(grouped)))
 }
 
 /// tfhe-rs's `is_in_clears` on `candidates` clear values, in seconds; `None`

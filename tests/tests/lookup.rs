@@ -213,11 +213,16 @@ fn the_coordinator_counts_jurisdictions_and_spelling_variants_hit() -> anyhow::R
     })?;
     let counts: Vec<u32> = report.results.iter().map(|r| r.jurisdictions).collect();
     assert_eq!(counts, vec![2, 2, 1, 0]);
-    // Compressed tags (the sandbox's requester registered an expansion key):
-    // 24,609 bytes per item and node.
+    // The sandbox's requester registered an expansion key: three items
+    // packed in one group (format 4, 10,262 bytes for the three) and the
+    // fourth compressed alone (format 3, 24,609), per node.
     assert_eq!(
         report.stats.bytes_up,
-        inputs.len() * 3 * fedq_crypto::lookup::CompressedTag::encoded_len()
+        3 * (10_262 + fedq_crypto::lookup::CompressedTag::encoded_len())
+    );
+    assert_eq!(
+        report.stats.bytes_up,
+        3 * fedq_crypto::lookup::packed::encoded_items_len(inputs.len(), 28)
     );
     assert_eq!(
         report.results.iter().map(|r| r.hit).collect::<Vec<_>>(),

@@ -5,9 +5,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use fedq_crypto::lookup::{CompressedTag, CountEncoding, EncryptedCount, EncryptedTag};
+use fedq_crypto::lookup::{packed, CompressedTag, CountEncoding, EncryptedCount, EncryptedTag};
 use fedq_crypto::oprf::{BlindedItems, NodeOprfPublicKey};
-use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm};
+use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm, Tag};
 use fedq_proto::outcome::{Disclosure, NodeOutcome};
 use fedq_proto::v1::{self};
 use rayon::prelude::*;
@@ -81,7 +81,7 @@ impl Requester {
         // as the message limit holds for this federation's size and tag width
         // (a federation file where not even one fits is refused on loading).
         let chunk_len = if keys.expansion.is_some() {
-            fedq_proto::limits::compressed_items_per_request(node_ids.len())
+            fedq_proto::limits::compressed_items_per_request(tag_bits, node_ids.len())
         } else {
             fedq_proto::limits::items_per_request(tag_bits, node_ids.len())
         }
@@ -359,23 +359,30 @@ impl Requester {
             tags.len()
         ));
         let started = Instant::now();
+        let tag_bits = params.tag_bits();
         let per_node: Vec<Vec<v1::LookupItem>> = tags
             .iter()
             .map(|node| {
+                let node_tags: Vec<Tag> = node.fingerprints.iter().map(|fp| fp.tag(params)).collect();
+                // With an expansion key: packed groups (format 4), a lone
+                // item compressed (format 3); without, format 2.
+                let encrypted: Vec<Vec<u8>> = if keys.expansion.is_some() {
+                    packed::encrypt_items(secret, &node_tags, tag_bits)
+                } else {
+                    node_tags
+                        .par_iter()
+                        .map(|&tag| EncryptedTag::encrypt(secret, tag, tag_bits).to_bytes())
+                        .collect()
+                };
                 chunk
                     .kinds
-                    .par_iter()
+                    .iter()
                     .zip(&node.fingerprints)
-                    .map(|(kind, fp)| v1::LookupItem {
+                    .zip(encrypted)
+                    .map(|((kind, fp), encrypted_tag)| v1::LookupItem {
                         kind: i32::from(kind.code()),
                         bucket: fp.bucket(params).0,
-                        encrypted_tag: if keys.expansion.is_some() {
-                            CompressedTag::encrypt(secret, fp.tag(params), params.tag_bits())
-                                .to_bytes()
-                        } else {
-                            EncryptedTag::encrypt(secret, fp.tag(params), params.tag_bits())
-                                .to_bytes()
-                        },
+                        encrypted_tag,
                     })
                     .collect()
             })

@@ -105,6 +105,12 @@ impl PackedTags {
         }
     }
 
+    /// Whether untrusted tag bytes claim to be the first item of a group
+    /// (then they need the requester's expansion key).
+    pub fn is_packed(bytes: &[u8]) -> bool {
+        bytes.first() == Some(&wire::FORMAT_PACKED_TAGS)
+    }
+
     /// Bytes of the first item's encoding, which carries the GLWE.
     pub fn leader_len() -> usize {
         HEADER + n() * KEPT_BYTES

@@ -1,11 +1,12 @@
 //! Encrypted membership lookups: one re-randomised encrypted count per item.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fedq_crypto::lookup::{
-    evaluate, CompressedTag, CountEncoding, EncryptedCount, EncryptedTag, ExpansionKey,
-    FhePublicKey, KeyId, PreparedExpansionKey, PreparedTag,
+    evaluate, packed, CompressedTag, CountEncoding, EncryptedCount, EncryptedTag, ExpansionKey,
+    FhePublicKey, KeyId, PackedTags, PreparedExpansionKey, PreparedTag,
 };
 use fedq_crypto::{Bucket, IdentifierKind};
 use tracing::{info, instrument};
@@ -222,16 +223,29 @@ impl NodeService {
                 .map_err(|e| NodeError::InvalidArgument(e.to_string())),
         )?;
         let tag_bits = self.config.fingerprint_params().tag_bits();
+        let groups = Arc::new(admitted.check(item_groups(&query.items))?);
         let items = Arc::new(query.items);
         let started = Instant::now();
-        let answers = admitted.check(
-            self.pool
-                .map(items.len(), move |i| {
-                    let tag = decode_tag(i, &items[i], expansion.as_deref(), tag_bits)?;
-                    evaluate_item(&items[i], tag, &index, (&public_key, encoding))
-                })
-                .await,
-        )?;
+        // One unit of work per group: a packed group is expanded once for
+        // all of its items.
+        let answers = admitted
+            .check(
+                self.pool
+                    .map(groups.len(), move |g| {
+                        let group = groups[g].clone();
+                        let tags = decode_group(&items, group.clone(), expansion.as_deref(), tag_bits)?;
+                        group
+                            .zip(tags)
+                            .map(|(i, tag)| {
+                                evaluate_item(&items[i], tag, &index, (&public_key, encoding))
+                            })
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .await,
+            )?
+            .into_iter()
+            .flatten()
+            .collect();
         let mut answer = LookupAnswer {
             answers,
             compute: started.elapsed(),
@@ -264,28 +278,46 @@ impl NodeService {
     }
 }
 
-/// Decodes item `i`'s tag (bounded and checked before tfhe sees it) and
-/// prepares it for the tree: a compressed tag is expanded with the
-/// requester's key.
-fn decode_tag(
-    i: usize,
-    item: &QueryItem,
+/// How the items are grouped: a packed group (format 4) with its followers,
+/// any other item alone. Only the structure is checked here, before any work.
+fn item_groups(items: &[QueryItem]) -> Result<Vec<Range<usize>>, NodeError> {
+    let tags: Vec<&[u8]> = items.iter().map(|i| i.encrypted_tag.as_slice()).collect();
+    packed::groups(&tags).map_err(|(i, e)| NodeError::InvalidArgument(format!("item {i}: {e}")))
+}
+
+/// Decodes the tags of `group` (bounded and checked before tfhe sees them)
+/// and prepares them for the tree: compressed and packed tags are expanded
+/// with the requester's key.
+fn decode_group(
+    items: &[QueryItem],
+    group: Range<usize>,
     expansion: Option<&PreparedExpansionKey>,
     tag_bits: u8,
-) -> Result<PreparedTag, NodeError> {
+) -> Result<Vec<PreparedTag>, NodeError> {
+    let i = group.start;
     let invalid =
         |e: fedq_crypto::lookup::LookupError| NodeError::InvalidArgument(format!("item {i}: {e}"));
-    if CompressedTag::is_compressed(&item.encrypted_tag) {
-        let key = expansion.ok_or_else(|| {
-            NodeError::InvalidArgument(format!(
-                "item {i}: a compressed tag needs the requester's expansion key id"
-            ))
-        })?;
-        let tag = CompressedTag::from_bytes(&item.encrypted_tag, tag_bits).map_err(invalid)?;
-        return Ok(PreparedTag::prepare_compressed(tag, key));
+    let tag = &items[i].encrypted_tag;
+    let packed = PackedTags::is_packed(tag);
+    if !packed && !CompressedTag::is_compressed(tag) {
+        let tag = EncryptedTag::from_bytes(tag, tag_bits).map_err(invalid)?;
+        return Ok(vec![PreparedTag::prepare(tag)]);
     }
-    let tag = EncryptedTag::from_bytes(&item.encrypted_tag, tag_bits).map_err(invalid)?;
-    Ok(PreparedTag::prepare(tag))
+    let key = expansion.ok_or_else(|| {
+        NodeError::InvalidArgument(format!(
+            "item {i}: a compressed or packed tag needs the requester's expansion key id"
+        ))
+    })?;
+    if packed {
+        let tags: Vec<&[u8]> = items[group]
+            .iter()
+            .map(|item| item.encrypted_tag.as_slice())
+            .collect();
+        let tags = PackedTags::from_items(&tags, tag_bits).map_err(invalid)?;
+        return Ok(PreparedTag::prepare_packed(tags, key));
+    }
+    let tag = CompressedTag::from_bytes(tag, tag_bits).map_err(invalid)?;
+    Ok(vec![PreparedTag::prepare_compressed(tag, key)])
 }
 
 /// Evaluates one item: run the CMux tree over its bucket, re-randomise the
