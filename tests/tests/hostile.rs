@@ -588,6 +588,109 @@ fn an_expansion_key_that_is_not_its_signed_id_gets_invalid_argument() -> anyhow:
     v.finish()
 }
 
+/// `request`'s one item replaced by a packed group of the same kind and
+/// bucket, one item per encoding in `tags`.
+fn with_group(request: &mut v1::NodeLookupRequest, tags: &[Vec<u8>]) {
+    let item = request.items[0].clone();
+    request.items = tags
+        .iter()
+        .map(|tag| v1::LookupItem {
+            encrypted_tag: tag.clone(),
+            ..item.clone()
+        })
+        .collect();
+}
+
+#[test]
+fn a_packed_group_counts_each_item_and_malformed_groups_get_invalid_argument() -> anyhow::Result<()>
+{
+    // Format 4 from the requester's side: an honest group of three counts
+    // its held identifier in slot 0 and nothing else; a group that lies
+    // about its size, reorders or drops its slots, is cut, or comes without
+    // an expansion key is refused, audited, and the node goes on serving.
+    let a = attacker();
+    let key = a.expansion_key();
+    let key_id = fedq_crypto::lookup::ExpansionKey::id_of(&key)?
+        .as_str()
+        .to_owned();
+    let group = a.packed_group(NODE).to_vec();
+    let mut v = Verdicts::new("packed group");
+    runtime().block_on(async {
+        let mut request = a.lookup(NODE, &unique("packed"));
+        with_group(&mut request, &group);
+        request.expansion_key_id = key_id.clone();
+        request.expansion_key = key.clone();
+        a.sign_lookup(NODE, &mut request, |_| {});
+        let counted = match a.send_lookup(NODE, request).await {
+            Ok(response) => a.counts(NODE, &response).and_then(|counts| {
+                (counts == [1, 0, 0])
+                    .then_some(())
+                    .ok_or_else(|| format!("counts {counts:?}"))
+            }),
+            Err(status) => Err(format!("refused: {status:?}")),
+        };
+        v.require("an honest packed group counts [1, 0, 0]", counted);
+
+        let mut more = group[0].clone();
+        more[1] = 4;
+        let swapped = vec![group[0].clone(), group[2].clone(), group[1].clone()];
+        let mut cut = group.clone();
+        cut[0].pop();
+        let cases: [(&str, Vec<Vec<u8>>, &str); 5] = [
+            (
+                "a group claiming more items than follow",
+                vec![more, group[1].clone(), group[2].clone()],
+                "item count",
+            ),
+            (
+                "a group of three sent with two items",
+                group[..2].to_vec(),
+                "item count",
+            ),
+            ("a group whose slots are swapped", swapped, "slot"),
+            (
+                "a slot with no group before it",
+                group[1..].to_vec(),
+                "slot outside a group",
+            ),
+            (
+                "a group whose GLWE is cut by a byte",
+                cut,
+                "malformed packed tags",
+            ),
+        ];
+        for (class, tags, fragment) in cases {
+            // The key travels each time: another test may have replaced
+            // this requester's cached one meanwhile.
+            let (key_id, key) = (key_id.clone(), key.clone());
+            bad_lookup(
+                &mut v,
+                class,
+                |r| {
+                    with_group(r, &tags);
+                    r.expansion_key_id = key_id;
+                    r.expansion_key = key;
+                },
+                Code::InvalidArgument,
+                fragment,
+                "invalid request",
+            )
+            .await;
+        }
+        bad_lookup(
+            &mut v,
+            "a packed group without an expansion key id",
+            |r| with_group(r, &group),
+            Code::InvalidArgument,
+            "needs the requester's expansion key",
+            "invalid request",
+        )
+        .await;
+        node_still_serves(&mut v).await;
+    });
+    v.finish()
+}
+
 #[test]
 fn a_format_1_tag_of_an_older_client_is_still_answered() -> anyhow::Result<()> {
     let a = attacker();

@@ -363,7 +363,8 @@ impl Requester {
         let per_node: Vec<Vec<v1::LookupItem>> = tags
             .iter()
             .map(|node| {
-                let node_tags: Vec<Tag> = node.fingerprints.iter().map(|fp| fp.tag(params)).collect();
+                let node_tags: Vec<Tag> =
+                    node.fingerprints.iter().map(|fp| fp.tag(params)).collect();
                 // With an expansion key: packed groups (format 4), a lone
                 // item compressed (format 3); without, format 2.
                 let encrypted: Vec<Vec<u8>> = if keys.expansion.is_some() {

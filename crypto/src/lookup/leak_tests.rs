@@ -109,8 +109,7 @@ fn packed_query(tag: u64) -> PreparedTag {
     let sent = PackedTags::encrypt(secret, &tags, TAG_BITS).to_item_bytes();
     let items: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
     let received = PackedTags::from_items(&items, TAG_BITS).expect("honest");
-    PreparedTag::prepare_packed(received, expansion_key())
-        .swap_remove(1)
+    PreparedTag::prepare_packed(received, expansion_key()).swap_remove(1)
 }
 
 /// A tag format's name and how a fresh query of it reaches the tree.

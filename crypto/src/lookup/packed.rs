@@ -91,7 +91,10 @@ impl PackedTags {
             .iter()
             .flat_map(|tag| tree_values((0..tag_bits).map(|bit| (tag.0 >> bit) & 1), p))
             .collect();
-        assert!(values.len() <= 1 << p.packing_levels, "more values than slots");
+        assert!(
+            values.len() <= 1 << p.packing_levels,
+            "more values than slots"
+        );
         let mut plaintext = PlaintextList::new(0u64, PlaintextCount(n()));
         for (slot, value) in plaintext.as_mut().iter_mut().zip(values) {
             *slot = value >> p.packing_levels;
@@ -259,7 +262,10 @@ impl PreparedTag {
         (0..tags.count)
             .map(|_| {
                 let low = ggsws.by_ref().take(usize::from(LOW_TAG_BITS)).collect();
-                let high = ggsws.by_ref().take(bits - usize::from(LOW_TAG_BITS)).collect();
+                let high = ggsws
+                    .by_ref()
+                    .take(bits - usize::from(LOW_TAG_BITS))
+                    .collect();
                 Self::from_bits(high, low)
             })
             .collect()

@@ -162,8 +162,7 @@ impl CountEncoding {
     pub fn flood_bound_log2(self) -> u32 {
         let n = self.nodes as f64;
         let half_delta = (self.delta() / 2) as f64;
-        let evaluation =
-            EVALUATION_NOISE_SIGMAS * 2f64.powf(EVALUATION_NOISE_STD_LOG2) * n.sqrt();
+        let evaluation = EVALUATION_NOISE_SIGMAS * 2f64.powf(EVALUATION_NOISE_STD_LOG2) * n.sqrt();
         let rounding = n * 2f64.powi(ROUNDING_BOUND_LOG2 as i32);
         let per_node = (half_delta - evaluation - rounding) / n;
         // Positive for every size up to MAX_NODES (checked by a test).

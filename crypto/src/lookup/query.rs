@@ -179,10 +179,7 @@ pub(crate) fn push_rounded<'a>(
 }
 
 /// The coefficients [`push_rounded`] wrote, back at full scale.
-pub(crate) fn rounded_values(
-    bytes: &[u8],
-    kept_bytes: usize,
-) -> impl Iterator<Item = u64> + '_ {
+pub(crate) fn rounded_values(bytes: &[u8], kept_bytes: usize) -> impl Iterator<Item = u64> + '_ {
     let dropped = u64::BITS - 8 * kept_bytes as u32;
     bytes.chunks_exact(kept_bytes).map(move |kept| {
         let mut le = [0u8; 8];

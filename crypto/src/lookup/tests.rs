@@ -274,8 +274,7 @@ fn the_noise_budget_holds_for_every_federation_size() {
         previous_bits = bits;
         // What the budget reserves for the evaluation noise must be left.
         let half_delta = (encoding.delta() / 2) as f64;
-        let evaluation =
-            8.0 * 2f64.powf(params::EVALUATION_NOISE_STD_LOG2) * (nodes as f64).sqrt();
+        let evaluation = 8.0 * 2f64.powf(params::EVALUATION_NOISE_STD_LOG2) * (nodes as f64).sqrt();
         let worst = 2f64.powf(encoding.worst_flooding_log2());
         assert!(
             worst + evaluation <= half_delta,

@@ -233,7 +233,8 @@ impl NodeService {
                 self.pool
                     .map(groups.len(), move |g| {
                         let group = groups[g].clone();
-                        let tags = decode_group(&items, group.clone(), expansion.as_deref(), tag_bits)?;
+                        let tags =
+                            decode_group(&items, group.clone(), expansion.as_deref(), tag_bits)?;
                         group
                             .zip(tags)
                             .map(|(i, tag)| {

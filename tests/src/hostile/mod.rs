@@ -66,6 +66,9 @@ struct Probe {
     bitwise_tag: Vec<u8>,
     /// The same identifier's tag in format 3 (compressed).
     compressed_tag: Vec<u8>,
+    /// A packed group (format 4): the same identifier's tag in slot 0, two
+    /// absent ones after it.
+    packed_group: Vec<Vec<u8>>,
 }
 
 /// A requester identity of the sandbox, as the attacker holds it.
@@ -138,10 +141,22 @@ impl<'a> Attacker<'a> {
                 params.tag_bits(),
             )
             .to_bytes();
+            let absent = |salt: u64| fedq_crypto::Tag(fingerprint.tag(params).0 ^ salt);
+            let packed_group = fedq_crypto::lookup::PackedTags::encrypt(
+                &secret,
+                &[
+                    fingerprint.tag(params),
+                    absent(0x0F0F_0F0F),
+                    absent(0x00F0_00F0),
+                ],
+                params.tag_bits(),
+            )
+            .to_item_bytes();
             probes.push(Probe {
                 node: node.clone(),
                 bitwise_tag,
                 compressed_tag,
+                packed_group,
                 request: v1::NodeLookupRequest {
                     query_id: String::new(),
                     requester: investigator.requester.clone(),
@@ -210,6 +225,12 @@ impl<'a> Attacker<'a> {
     /// expansion key of the attacker's secret ([`Self::expansion_key`]).
     pub fn compressed_tag(&self, node: &str) -> &[u8] {
         &self.probe(node).compressed_tag
+    }
+
+    /// The same identifier in a packed group of three (format 4), in slot 0;
+    /// the other two are absent. It needs an expansion key too.
+    pub fn packed_group(&self, node: &str) -> &[Vec<u8>] {
+        &self.probe(node).packed_group
     }
 
     /// A fresh expansion key of the attacker's secret (one no node has
@@ -470,20 +491,33 @@ impl<'a> Attacker<'a> {
 
     /// `Ok` when `response` holds one answer that decrypts to 1.
     pub fn counts_one(&self, node: &str, response: &v1::NodeLookupResponse) -> Result<(), String> {
-        let answer = response
-            .answers
-            .first()
-            .ok_or_else(|| format!("node {node} answered a normal lookup without answers"))?;
-        let count = EncryptedCount::from_bytes(answer)
-            .map_err(|e| format!("node {node} answered an undecodable count: {e}"))?
-            .decrypt(&self.secret, self.count_encoding()?);
-        if count == 1 {
-            Ok(())
-        } else {
-            Err(format!(
+        match self.counts(node, response)?.first() {
+            Some(1) => Ok(()),
+            Some(count) => Err(format!(
                 "node {node} answered a normal lookup of an identifier it holds with {count}"
-            ))
+            )),
+            None => Err(format!(
+                "node {node} answered a normal lookup without answers"
+            )),
         }
+    }
+
+    /// Every answer of `response`, decrypted.
+    pub fn counts(
+        &self,
+        node: &str,
+        response: &v1::NodeLookupResponse,
+    ) -> Result<Vec<u32>, String> {
+        let encoding = self.count_encoding()?;
+        response
+            .answers
+            .iter()
+            .map(|answer| {
+                EncryptedCount::from_bytes(answer)
+                    .map(|count| count.decrypt(&self.secret, encoding))
+                    .map_err(|e| format!("node {node} answered an undecodable count: {e}"))
+            })
+            .collect()
     }
 
     /// `Ok` when the coordinator still answers the requester (its catalog,

@@ -87,8 +87,8 @@ fn counts(tags: &[u64], candidates: &[u64], encoding: CountEncoding) -> Vec<u32>
     PreparedTag::prepare_packed(received(tags, TAG_BITS), expansion)
         .iter()
         .map(|prepared| {
-            let (raw, _) = evaluate(prepared, candidates, candidates.len() + 4, encoding)
-                .expect("evaluation");
+            let (raw, _) =
+                evaluate(prepared, candidates, candidates.len() + 4, encoding).expect("evaluation");
             EncryptedCount::rerandomise(raw, public, encoding).decrypt(secret, encoding)
         })
         .collect()
@@ -232,10 +232,7 @@ fn groups_are_delimited_or_refused() {
     let zero = [wire::FORMAT_PACKED_TAGS, 0];
     assert!(matches!(groups(&[&zero[..]]), Err((0, _))));
     let bare = [wire::FORMAT_PACKED_TAGS];
-    assert_eq!(
-        groups(&[&bare[..]]),
-        Err((0, LookupError::Malformed(WHAT)))
-    );
+    assert_eq!(groups(&[&bare[..]]), Err((0, LookupError::Malformed(WHAT))));
 }
 
 /// A requester's bytes of the right shape are a ciphertext of something:
