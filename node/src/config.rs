@@ -178,7 +178,7 @@ pub struct NodeConfig {
     /// Most items per lookup request.
     pub max_items: usize,
     /// Requesters' expansion keys kept prepared for compressed lookups
-    /// (`lookup.expansion_keys`; ~10 MB each in the Fourier domain).
+    /// (`lookup.expansion_keys`; ~13 MB each in the Fourier domain).
     pub expansion_keys: usize,
     /// Certificate common names allowed to call the node (the coordinator).
     pub allowed_callers: Vec<String>,

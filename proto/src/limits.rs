@@ -84,7 +84,7 @@ pub const MAX_STATS_REQUEST_BYTES: usize = 64 * 1024;
 pub const MAX_OPRF_REQUEST_BYTES: usize = MAX_OPRF_ELEMENTS * 48 + CONTEXT_BYTES;
 
 /// Most bytes a key registration may carry: a public key (under 64 KiB) and
-/// an expansion key for compressed lookups (2,621,473 bytes; at most 4 MiB,
+/// an expansion key for compressed and packed lookups (3,407,905 bytes; at most 4 MiB,
 /// the bound each requester's one-time material is held to).
 pub const MAX_REGISTER_KEY_BYTES: usize = 4 * 1024 * 1024 + 128 * 1024;
 

@@ -152,7 +152,7 @@ impl CoordinatorService {
         } else {
             Some(self.registered_expansion_key(caller, &key_id, &request.expansion_key_id)?)
         };
-        // The key's 2.6 MB are read from the store only if a node asks for
+        // The key's 3.4 MB are read from the store only if a node asks for
         // them, once per lookup.
         let expansion_bytes: OnceLock<Option<Arc<Vec<u8>>>> = OnceLock::new();
         let fetch_expansion = || {

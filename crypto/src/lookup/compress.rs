@@ -7,8 +7,10 @@
 //! and key switching (SealPIR's expansion), and rebuilds each GGSW's
 //! `s · bit` rows by an external product with a GGSW of the requester's own
 //! key (Chen–Chillotti–Ren's conversion). The automorphism keys and that
-//! GGSW are the requester's one-time [`ExpansionKey`]: 2,621,473 bytes,
-//! registered once and cached by nodes under its [`KeyId`]. No bootstrapping
+//! GGSW are the requester's one-time [`ExpansionKey`]: 3,407,905 bytes,
+//! registered once and cached by nodes under its [`KeyId`]. It holds eight
+//! levels of automorphisms: format 3 expands six, format 4's packed groups
+//! ([`super::packed`]) all eight. No bootstrapping
 //! or server key exists: the key holds key switching material for the
 //! requester's own key only, under circular security as in Spiral.
 //!

@@ -5,16 +5,20 @@
 //!    ([`keys`]); the secret key never leaves its machine.
 //! 2. Per item and per node, the requester obtains the node's OPRF output of the
 //!    identifier ([`crate::oprf`], blinded), and sends that node the kind, the
-//!    bucket in clear, the tag's 11 low bits as a seeded GLWE encryption of
-//!    `Δ · X^-low` and its other bits packed into one seeded GLWE (format 3,
-//!    [`compress`]; nodes still accept them as seeded GGSW ciphertexts,
-//!    formats 1 and 2, [`query`]). With format 3 the requester has
-//!    registered its one-time expansion key with its public key.
-//! 3. The node expands a format 3 tag into the GGSWs of its bits, multiplies
-//!    each leaf's monomials (the low parts of the bucket's padded candidate
-//!    tags) by the low bits' GLWE, evaluates a CMux tree pruned to the leaves
-//!    over the high bits ([`evaluate`]) and re-randomises the result under
-//!    the requester's public key ([`answer`]).
+//!    bucket in clear, and the tag encrypted under its key. In a batch, up to
+//!    three items' every bit goes into one seeded GLWE (format 4,
+//!    [`packed`]); a lone item sends its 11 low bits as a seeded GLWE of
+//!    `Δ · X^-low` and its other bits packed into another (format 3,
+//!    [`compress`]). Nodes still accept seeded GGSW ciphertexts (formats 1
+//!    and 2, [`query`]). Formats 3 and 4 need the requester's one-time
+//!    expansion key, registered with its public key.
+//! 3. The node expands a format 3 or 4 tag into the GGSWs of its bits. It
+//!    multiplies each leaf's monomials (the low parts of the bucket's padded
+//!    candidate tags) by the low bits' GLWE (formats 2 and 3), or takes the
+//!    leaves as plaintexts and rotates the tree's result by `X^-low` with the
+//!    low bits' GGSWs (formats 1 and 4); it evaluates a CMux tree pruned to
+//!    the leaves over the high bits ([`evaluate`]) and re-randomises the
+//!    result under the requester's public key ([`answer`]).
 //! 4. The coordinator adds the nodes' answers; the requester decrypts the sum:
 //!    the number of jurisdictions holding the identifier.
 //!
@@ -31,13 +35,15 @@
 //! its decryption. Re-randomisation replaces the mask (a function of the query,
 //! the node's table and, below the padding, its dummies) by a fresh one, which
 //! is uncorrelated with it and with other answers' masks. The evaluation noise
-//! (standard deviation ~2^47.6 with 28-bit tags in format 3, 2^45.5 in format
-//! 2: a function of the GGSW noise and the bucket's real tags; dummies perturb
-//! it through rounding ties but do not hide it) is flooded by uniform noise on
+//! (standard deviation ~2^48.9-2^49.3 with 28-bit tags in format 4, 2^47.6
+//! in format 3, 2^45.5 in format 2: a function of the GGSW noise and the
+//! bucket's real tags; dummies perturb it through rounding ties but do not
+//! hide it) is flooded by uniform noise on
 //! [-B, B], B as large as the federation's size allows
 //! ([`params::CountEncoding`]: the n answers the coordinator adds share Δ/2,
 //! so B runs from 2^61 for one node and 2^59 for two or three, through 2^55
-//! for eight and 2^51 for 32 to 56, to 2^49 for 64, the largest federation).
+//! for eight, 2^51 for 32 to 45 and 2^50 for 46 to 63, to 2^48 for 64, the
+//! largest federation).
 //! That is partial: one
 //! answer's statistical distance between two tables is about |e0 - e1| / 2B,
 //! where a proof would need 2^-40; the 64-bit modulus has no room for more
@@ -45,16 +51,24 @@
 //! name two candidate contents of a bucket computes both noises itself and
 //! knows which one answered whenever an answer falls outside the other's band.
 //! Measured for tables that differ in one entry that does not
-//! match (`leak_tests`, 2026-12-03), format 3 (what clients send): at three
-//! nodes 2 of 8,000 answers identify the table (thousands of answers about
-//! that bucket tell them apart), at 64 nodes 2,253 of 8,000 (a handful do;
-//! a federation of 32 to 56 floods four times more). Format 2's fresh GGSWs
-//! gave 1 and 449-587, format 1's 2 and 979: compression quadruples what
-//! one answer leaks, for an upload 17 times smaller. Generic tests on the phase errors of 600 answers
+//! match (`leak_tests`, 2026-12-03), of 8,000 answers:
+//!
+//! | format | 3 nodes (B = 2^59) | 64 nodes (B = 2^48) |
+//! |---|---|---|
+//! | 4 (batches) | 5 | 6,847 |
+//! | 3 (single items) | 0-4 | 2,041 |
+//! | 2 (watches, uncompressed) | 0-1 | 1,245-1,432 |
+//!
+//! At three nodes thousands of answers about one bucket tell the tables
+//! apart; at 64 nodes most single answers to a packed query do, and a
+//! federation of 32 to 45 floods eight times more. Packing three items
+//! into one GLWE costs eight expansion levels and the low bits' 11 CMuxes:
+//! the largest noise, for an upload per item 7 times smaller than format
+//! 3's. Generic tests on the phase errors of 600 answers
 //! see nothing at three nodes and come close at 64 (z of the means up to 3.2
 //! against 4.4). Without candidates, the requester learns the
 //! noise value of a full bucket from ~1,000 answers to one query to about
-//! 2B/1,000: 2^47-2^50 at three nodes, 2^33-2^40 at 64: a signal about the
+//! 2B/1,000: 2^47-2^50 at three nodes, 2^33-2^39 at 64: a signal about the
 //! bucket's tags. A federation's size is public and fixed by its file, and a
 //! node takes it from the envelope's audience (checked to be exactly the
 //! federation's nodes, each once), so a requester cannot ask for less

@@ -49,6 +49,30 @@
 //!
 //! Rounding costs noise fast, which is why it stops at 48 bits: at 44 a
 //! fresh GGSW's noise is 2^18.3 and format 2's evaluation 2^48.
+//!
+//! # Packed groups (format 4): the budget, measured
+//! Batches meet 4 KB per item and node only if several items share one
+//! GLWE ([`super::packed`]): three items' 28 bits at three gadget levels
+//! are 252 values, eight expansion levels. The low bits travel as packed
+//! values too (a 12 KB GLWE per item would be over 4 KB alone) and rotate
+//! the tree's result with 11 more CMuxes. Measured the same way
+//! (`compress::experiment::measure_packed_groups`, 48 items):
+//! - two more expansion levels: an expanded GLWE carries σ ≈ 2^28.7;
+//! - the evaluation: σ = 2^49.1 (2^48.9 on the noise test's bucket), with
+//!   the 11 rotation CMuxes about half a bit of it;
+//! - a body rounded to 40 bits does not show against the key switching's
+//!   2^24 per level (2^49.25 at 40 bits, 2^49.33 at 48), so the GLWE
+//!   travels in 10,258 bytes: 3,421 per item in a group of three;
+//! - the node: 10-12 ms of expansion per item and a tree 10-20% faster
+//!   than format 3's (plaintext leaves, no monomial products).
+//!
+//! No cheaper noise was found: finer key switching gains ~0.2 bits (the
+//! keys' own noise dominates), four tree levels of 2^6 fit only two items
+//! per GLWE (5 KB each), and the `s · bit` rows' ~2^35 is the expanded
+//! noise times the binary key, which any conversion of a GLWE pays. So
+//! [`EVALUATION_NOISE_STD_LOG2`] went from 48 to 49.5: 14 federation sizes
+//! (29, 30, 46 to 56, and 64) lose one bit of flooding, the others keep
+//! theirs.
 
 use tfhe::core_crypto::prelude::{
     CiphertextModulus, DecompositionBaseLog, DecompositionLevelCount, DynamicDistribution,
@@ -65,7 +89,7 @@ pub const LOW_TAG_BITS: u8 = 11;
 pub const ANSWER_MODULUS_LOG: u32 = 32;
 
 /// Most nodes in one federation: counts up to 64 fit [`CountEncoding`]'s
-/// largest message space (7 bits) with per-node flooding of 2^49.
+/// largest message space (7 bits) with per-node flooding of 2^48.
 pub const MAX_NODES: usize = 64;
 
 /// Standard deviation (log2) that the budget assumes for one node's
@@ -95,7 +119,7 @@ pub const ROUNDING_BOUND_LOG2: u32 = 40;
 ///
 /// The noise budget. The coordinator adds n answers; the sum decrypts
 /// correctly while its noise stays below Δ/2. Each answer carries
-/// - evaluation noise, Gaussian-like with σ_e ≤ 2^48 (measured ≤ 2^47.6): the
+/// - evaluation noise, Gaussian-like with σ_e ≤ 2^49.5 (measured ≤ 2^49.3): the
 ///   sum has σ_e·√n, and 8σ_e·√n is reserved for it (failure probability
 ///   ~2^-49 per item);
 /// - flooding, uniform on [-B, B] (TUniform): at most n·B in the sum;
@@ -111,16 +135,18 @@ pub const ROUNDING_BOUND_LOG2: u32 = 40;
 /// | 1 | 1 | 2^62 | 2^61 | 2^61 |
 /// | 2, 3 | 2 | 2^61 | 2^59 | 2^60 (n = 2), 2^59 (n = 3) |
 /// | 8 | 4 | 2^59 | 2^55 | 2^58 |
-/// | 32 | 6 | 2^57 | 2^51 | 2^56 |
-/// | 64 | 7 | 2^56 | 2^49 | 2^55 |
+/// | 32 to 45 | 6 | 2^57 | 2^51 | 2^56 (n = 32), 2^55.2 (n = 45) |
+/// | 46 to 63 | 6 | 2^57 | 2^50 | 2^56.4 (n = 46), 2^56 (n = 63) |
+/// | 64 | 7 | 2^56 | 2^48 | 2^55.6 |
 ///
 /// The margin is Δ/2 minus the worst-case sum of flooding and rounding, left
-/// for the evaluation noise (whose 8σ_e√n is at most 2^54). What the
-/// flooding buys is in `lookup`'s residual-leak section: per answer, a
-/// requester who can name two candidate tables tells them apart with
-/// probability ~|e0 - e1| / 2B: 2^10 times larger at 64 nodes than at 2.
-/// Against the fixed 2^54 that fedq used while it stopped at 8 nodes, that
-/// is 2^5 smaller at 2 or 3 nodes, 2 times smaller at 8, and 2^5 larger at 64.
+/// for the evaluation noise (whose 8σ_e√n is at most 2^55.5, at 64 nodes).
+/// What the flooding buys is in `lookup`'s residual-leak section: per
+/// answer, a requester who can name two candidate tables tells them apart
+/// with probability ~|e0 - e1| / 2B: 2^11 times larger at 64 nodes than at
+/// 2. Against the fixed 2^54 that fedq used while it stopped at 8 nodes,
+/// that is 2^5 smaller at 2 or 3 nodes, 2 times smaller at 8, and 2^6
+/// larger at 64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CountEncoding {
     nodes: usize,

@@ -15,7 +15,8 @@ fn received(tags: &[u64], tag_bits: u8) -> PackedTags {
     assert_eq!(sent.len(), tags.len());
     assert_eq!(sent[0].len(), PackedTags::leader_len());
     let items: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
-    assert_eq!(groups(&items), Ok(vec![0..tags.len()]));
+    let whole = 0..tags.len();
+    assert_eq!(groups(&items), Ok(vec![whole]));
     PackedTags::from_items(&items, tag_bits).expect("honest group")
 }
 
