@@ -18,6 +18,57 @@ pub const DEFAULT_TAG_BITS: u8 = 28;
 /// Default padded bucket size: the expected 1,000,000-record bucket plus slack.
 pub const DEFAULT_PADDED_CANDIDATES: usize = 320;
 
+/// How far a federation's lookups compress their encrypted tags. Each step
+/// shrinks the requester's upload and raises the evaluation noise, which the
+/// flooding hides less well: the residual leak that `fedq_crypto::lookup`
+/// measures. Nodes refuse tags compressed further than their federation
+/// allows; clients send what it allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TagCompression {
+    /// Batches packed three items to a GLWE (format 4, 3,421 bytes per item
+    /// and node), a lone item compressed (format 3, 24,609 bytes).
+    #[default]
+    Packed,
+    /// Every item compressed on its own (format 3).
+    Single,
+    /// Uncompressed (format 2, 430 KB per item and node with 28-bit tags):
+    /// the smallest leak.
+    None,
+}
+
+impl TagCompression {
+    /// The name in `federation.toml` and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Packed => "packed",
+            Self::Single => "single",
+            Self::None => "none",
+        }
+    }
+
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+impl std::fmt::Display for TagCompression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for TagCompression {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Self::Packed, Self::Single, Self::None]
+            .into_iter()
+            .find(|c| c.name() == s)
+            .ok_or_else(|| format!("{s:?}: expected packed, single or none"))
+    }
+}
+
 /// `[parameters]` of the federation file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -28,6 +79,10 @@ pub struct Parameters {
     pub tag_bits: u8,
     /// Every bucket is padded with dummy tags to at least this many.
     pub padded_candidates: usize,
+    /// How far lookups compress their tags (absent: packed, as files
+    /// written before the setting existed).
+    #[serde(default, skip_serializing_if = "TagCompression::is_default")]
+    pub compression: TagCompression,
 }
 
 impl Default for Parameters {
@@ -36,6 +91,7 @@ impl Default for Parameters {
             bucket_bits: DEFAULT_BUCKET_BITS,
             tag_bits: DEFAULT_TAG_BITS,
             padded_candidates: DEFAULT_PADDED_CANDIDATES,
+            compression: TagCompression::default(),
         }
     }
 }
@@ -167,6 +223,8 @@ pub struct FederationConfig {
     pub fingerprint: FingerprintParams,
     /// Minimum padded bucket size.
     pub padded_candidates: usize,
+    /// How far lookups compress their tags.
+    pub compression: TagCompression,
 }
 
 /// A loaded and validated federation file.
@@ -311,6 +369,7 @@ impl FederationFile {
                     name: raw.name,
                     fingerprint,
                     padded_candidates: raw.parameters.padded_candidates,
+                    compression: raw.parameters.compression,
                 },
                 coordinator: raw.coordinator,
                 nodes: raw.nodes,
@@ -605,5 +664,34 @@ mod tests {
                 .any(|p| p.starts_with("coordinator.audit_key:")),
             "{problems:?}"
         );
+    }
+
+    #[test]
+    fn compression_defaults_to_packed_and_names_its_values() {
+        let parsed = FederationFile::validate(toml::from_str(BASE).expect("toml")).expect("valid");
+        assert_eq!(parsed.config.compression, TagCompression::Packed);
+        let single = BASE.replace(
+            "padded_candidates = 64\n",
+            "padded_candidates = 64\ncompression = \"single\"\n",
+        );
+        let parsed =
+            FederationFile::validate(toml::from_str(&single).expect("toml")).expect("valid");
+        assert_eq!(parsed.config.compression, TagCompression::Single);
+        let wrong = BASE.replace(
+            "padded_candidates = 64\n",
+            "padded_candidates = 64\ncompression = \"zip\"\n",
+        );
+        assert!(toml::from_str::<FederationToml>(&wrong).is_err());
+        for value in [
+            TagCompression::Packed,
+            TagCompression::Single,
+            TagCompression::None,
+        ] {
+            assert_eq!(value.name().parse::<TagCompression>(), Ok(value));
+        }
+        assert!("zip".parse::<TagCompression>().is_err());
+        // The default is not written, so files stay readable by older builds.
+        let written = toml::to_string(&Parameters::default()).expect("toml");
+        assert!(!written.contains("compression"), "{written}");
     }
 }

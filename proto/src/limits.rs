@@ -34,11 +34,11 @@ pub fn items_per_request(tag_bits: u8, nodes: usize) -> usize {
     )
 }
 
-/// [`items_per_request`] for a requester with an expansion key: groups of
-/// packed tags (format 4, 3,421 bytes per item and node with 28-bit tags)
-/// and a lone item compressed (format 3, 24,609 bytes); the expansion key is
-/// not in the request.
-pub fn compressed_items_per_request(tag_bits: u8, nodes: usize) -> usize {
+/// [`items_per_request`] for a requester with an expansion key: with
+/// `pack`, groups of packed tags (format 4, 3,421 bytes per item and node
+/// with 28-bit tags) and a lone item compressed (format 3, 24,609 bytes);
+/// without, every item compressed. The expansion key is not in the request.
+pub fn compressed_items_per_request(tag_bits: u8, nodes: usize, pack: bool) -> usize {
     if nodes == 0 {
         return 0;
     }
@@ -46,7 +46,7 @@ pub fn compressed_items_per_request(tag_bits: u8, nodes: usize) -> usize {
     (1..=MAX_ITEMS_PER_REQUEST)
         .rev()
         .find(|&items| {
-            fedq_crypto::lookup::packed::encoded_items_len(items, tag_bits)
+            fedq_crypto::lookup::packed::encoded_items_len(items, tag_bits, pack)
                 + items * ITEM_FRAMING
                 + CONTEXT_BYTES
                 <= per_node
@@ -203,12 +203,24 @@ mod tests {
         assert_eq!(items_per_request(11, 1), 0);
         assert_eq!(items_per_request(28, 0), 0);
         // Compressed tags: 24,609 bytes per item and node.
-        assert_eq!(compressed_items_per_request(28, 1), MAX_ITEMS_PER_REQUEST);
-        // Packed groups leave room for every item at the largest federation
-        // (format 3 alone held 31 at 64 nodes).
-        assert_eq!(compressed_items_per_request(28, 64), MAX_ITEMS_PER_REQUEST);
-        assert_eq!(compressed_items_per_request(32, 64), MAX_ITEMS_PER_REQUEST);
-        assert_eq!(compressed_items_per_request(28, 0), 0);
+        assert_eq!(
+            compressed_items_per_request(28, 1, true),
+            MAX_ITEMS_PER_REQUEST
+        );
+        // Packed groups leave room for every item at the largest federation;
+        // format 3 alone holds 31.
+        assert_eq!(
+            compressed_items_per_request(28, 64, true),
+            MAX_ITEMS_PER_REQUEST
+        );
+        assert_eq!(
+            compressed_items_per_request(32, 64, true),
+            MAX_ITEMS_PER_REQUEST
+        );
+        assert_eq!(compressed_items_per_request(28, 32, false), 48);
+        assert_eq!(compressed_items_per_request(28, 48, false), 41);
+        assert_eq!(compressed_items_per_request(28, 64, false), 31);
+        assert_eq!(compressed_items_per_request(28, 0, true), 0);
         assert!(
             fedq_crypto::lookup::ExpansionKey::encoded_len() + 64 * 1024 <= MAX_REGISTER_KEY_BYTES
         );

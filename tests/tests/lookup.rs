@@ -222,7 +222,7 @@ fn the_coordinator_counts_jurisdictions_and_spelling_variants_hit() -> anyhow::R
     );
     assert_eq!(
         report.stats.bytes_up,
-        3 * fedq_crypto::lookup::packed::encoded_items_len(inputs.len(), 28)
+        3 * fedq_crypto::lookup::packed::encoded_items_len(inputs.len(), 28, true)
     );
     assert_eq!(
         report.results.iter().map(|r| r.hit).collect::<Vec<_>>(),

@@ -217,12 +217,27 @@ pub fn groups(items: &[&[u8]]) -> Result<Vec<Range<usize>>, (usize, LookupError)
     Ok(groups)
 }
 
+/// Items per group a client sends: a group's capacity when it packs, else
+/// one (every item in format 3).
+fn group_len(tag_bits: u8, pack: bool) -> usize {
+    if pack {
+        PackedTags::capacity(tag_bits).max(1)
+    } else {
+        1
+    }
+}
+
 /// The encodings a client sends for `tags` (one request's items, in order):
-/// groups of [`PackedTags::capacity`] in format 4, a lone last item in
-/// format 3. Needs widths that format 3 carries.
-pub fn encrypt_items(secret: &FheSecretKey, tags: &[Tag], tag_bits: u8) -> Vec<Vec<u8>> {
-    let capacity = PackedTags::capacity(tag_bits).max(1);
-    tags.par_chunks(capacity)
+/// with `pack`, groups of [`PackedTags::capacity`] in format 4 and a lone
+/// last item in format 3; without, every item in format 3. Needs widths that
+/// format 3 carries.
+pub fn encrypt_items(
+    secret: &FheSecretKey,
+    tags: &[Tag],
+    tag_bits: u8,
+    pack: bool,
+) -> Vec<Vec<u8>> {
+    tags.par_chunks(group_len(tag_bits, pack))
         .map(|group| match group {
             [tag] => vec![CompressedTag::encrypt(secret, *tag, tag_bits).to_bytes()],
             _ => PackedTags::encrypt(secret, group, tag_bits).to_item_bytes(),
@@ -233,8 +248,8 @@ pub fn encrypt_items(secret: &FheSecretKey, tags: &[Tag], tag_bits: u8) -> Vec<V
 
 /// Bytes [`encrypt_items`] produces for `items` items: what a client sizes
 /// its requests by.
-pub fn encoded_items_len(items: usize, tag_bits: u8) -> usize {
-    let capacity = PackedTags::capacity(tag_bits).max(1);
+pub fn encoded_items_len(items: usize, tag_bits: u8, pack: bool) -> usize {
+    let capacity = group_len(tag_bits, pack);
     let group = |len: usize| match len {
         0 => 0,
         1 => CompressedTag::encoded_len(),

@@ -9,6 +9,7 @@ use fedq_crypto::lookup::{
     FhePublicKey, KeyId, PackedTags, PreparedExpansionKey, PreparedTag,
 };
 use fedq_crypto::{Bucket, IdentifierKind};
+use fedq_proto::federation::TagCompression;
 use tracing::{info, instrument};
 
 use super::{Caller, NodeService};
@@ -223,7 +224,10 @@ impl NodeService {
                 .map_err(|e| NodeError::InvalidArgument(e.to_string())),
         )?;
         let tag_bits = self.config.fingerprint_params().tag_bits();
-        let groups = Arc::new(admitted.check(item_groups(&query.items))?);
+        let groups = Arc::new(admitted.check(item_groups(
+            &query.items,
+            self.config.federation.compression,
+        ))?);
         let items = Arc::new(query.items);
         let started = Instant::now();
         // One unit of work per group: a packed group is expanded once for
@@ -280,10 +284,32 @@ impl NodeService {
 }
 
 /// How the items are grouped: a packed group (format 4) with its followers,
-/// any other item alone. Only the structure is checked here, before any work.
-fn item_groups(items: &[QueryItem]) -> Result<Vec<Range<usize>>, NodeError> {
+/// any other item alone. Only the structure, and that no tag is compressed
+/// further than the federation allows, are checked here, before any work.
+fn item_groups(
+    items: &[QueryItem],
+    compression: TagCompression,
+) -> Result<Vec<Range<usize>>, NodeError> {
     let tags: Vec<&[u8]> = items.iter().map(|i| i.encrypted_tag.as_slice()).collect();
-    packed::groups(&tags).map_err(|(i, e)| NodeError::InvalidArgument(format!("item {i}: {e}")))
+    let groups = packed::groups(&tags)
+        .map_err(|(i, e)| NodeError::InvalidArgument(format!("item {i}: {e}")))?;
+    for group in &groups {
+        let tag = tags[group.start];
+        let allowed = match compression {
+            TagCompression::Packed => true,
+            TagCompression::Single => !PackedTags::is_packed(tag),
+            TagCompression::None => {
+                !PackedTags::is_packed(tag) && !CompressedTag::is_compressed(tag)
+            }
+        };
+        if !allowed {
+            return Err(NodeError::InvalidArgument(format!(
+                "item {}: a tag compressed further than this federation allows                  (parameters.compression = \"{compression}\")",
+                group.start
+            )));
+        }
+    }
+    Ok(groups)
 }
 
 /// Decodes the tags of `group` (bounded and checked before tfhe sees them)
@@ -332,4 +358,48 @@ pub(super) fn evaluate_item(
     let candidates = index.candidates(item.kind, item.bucket);
     let (raw, _stats) = evaluate(&prepared, candidates, index.padded_candidates(), encoding)?;
     Ok(EncryptedCount::rerandomise(raw, public_key, encoding))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(tags: &[&[u8]]) -> Vec<QueryItem> {
+        tags.iter()
+            .map(|tag| QueryItem {
+                kind: IdentifierKind::Phone,
+                bucket: Bucket(0),
+                encrypted_tag: tag.to_vec(),
+            })
+            .collect()
+    }
+
+    /// What each setting of `parameters.compression` lets through: a batch
+    /// of a packed group (format 4), a compressed item (format 3) and an
+    /// uncompressed one (format 2); only the first byte and a group's
+    /// structure are read here.
+    #[test]
+    fn a_federation_refuses_tags_compressed_further_than_it_allows() {
+        let (leader, slot, compressed, rounded) = ([4u8, 2], [5u8, 1], [3u8], [2u8]);
+        let batch = items(&[&leader, &slot, &compressed, &rounded]);
+        let refused = |compression, batch: &[QueryItem]| match item_groups(batch, compression) {
+            Ok(groups) => Ok(groups),
+            Err(NodeError::InvalidArgument(message)) => Err(message),
+            Err(other) => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(TagCompression::Packed, &batch),
+            Ok(vec![0..2, 2..3, 3..4])
+        );
+        let single = refused(TagCompression::Single, &batch).expect_err("packed refused");
+        assert!(single.starts_with("item 0: "), "{single}");
+        assert!(single.contains("compression = \"single\""), "{single}");
+        assert_eq!(
+            refused(TagCompression::Single, &batch[2..]),
+            Ok(vec![0..1, 1..2])
+        );
+        let none = refused(TagCompression::None, &batch[2..]).expect_err("compressed refused");
+        assert!(none.contains("compression = \"none\""), "{none}");
+        assert_eq!(refused(TagCompression::None, &batch[3..]), Ok(vec![0..1]));
+    }
 }

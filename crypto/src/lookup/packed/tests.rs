@@ -29,22 +29,28 @@ fn sizes_meet_the_batched_upload_target() {
     assert_eq!(PackedTags::leader_len(), 10_258);
     // A full group of three, and a batch of 64: 21 groups and a lone item
     // in format 3.
-    assert_eq!(encoded_items_len(3, 28), 10_262);
-    assert!(encoded_items_len(3, 28) / 3 <= 4096);
-    assert!(encoded_items_len(64, 28) / 64 <= 4096);
+    assert_eq!(encoded_items_len(3, 28, true), 10_262);
+    assert!(encoded_items_len(3, 28, true) / 3 <= 4096);
+    assert!(encoded_items_len(64, 28, true) / 64 <= 4096);
     assert_eq!(
-        encoded_items_len(64, 28),
+        encoded_items_len(64, 28, true),
         21 * 10_262 + CompressedTag::encoded_len()
     );
-    assert_eq!(encoded_items_len(1, 28), CompressedTag::encoded_len());
+    assert_eq!(encoded_items_len(1, 28, true), CompressedTag::encoded_len());
     let (secret, tags) = (&keys().secret, [Tag(1), Tag(2), Tag(3), Tag(4)]);
     for len in 1..=4 {
-        let bytes: usize = encrypt_items(secret, &tags[..len], 28)
-            .iter()
-            .map(Vec::len)
-            .sum();
-        assert_eq!(bytes, encoded_items_len(len, 28), "{len} items");
+        for pack in [true, false] {
+            let sent = encrypt_items(secret, &tags[..len], 28, pack);
+            assert_eq!(sent.len(), len);
+            let bytes: usize = sent.iter().map(Vec::len).sum();
+            assert_eq!(bytes, encoded_items_len(len, 28, pack), "{len} items");
+        }
     }
+    // Unpacked, every item is format 3's.
+    assert_eq!(
+        encoded_items_len(64, 28, false),
+        64 * CompressedTag::encoded_len()
+    );
 }
 
 /// Eight levels of expansion: every value of a full group comes back as a

@@ -225,6 +225,13 @@ pub(crate) enum FederationCommand {
         /// Minimum padded bucket size.
         #[arg(long, default_value_t = fedq_proto::federation::DEFAULT_PADDED_CANDIDATES)]
         padded_candidates: usize,
+        /// How far lookups compress their encrypted tags: packed (batches at
+        /// ~3.4 KB per item and node), single (24.6 KB) or none (430 KB).
+        /// Less compression leaks less of the nodes' tags to a requester
+        /// that can name candidate tables (README, "How a lookup stays
+        /// private").
+        #[arg(long, default_value_t = fedq_proto::federation::TagCompression::Packed)]
+        compression: fedq_proto::federation::TagCompression,
         /// Overwrite an existing federation.
         #[arg(long)]
         force: bool,

@@ -177,6 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             bucket_bits,
             tag_bits,
             padded_candidates,
+            compression,
             force,
         }) => {
             let output = init::init(&init::InitOptions {
@@ -191,6 +192,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     bucket_bits,
                     tag_bits,
                     padded_candidates,
+                    compression,
                 },
             })?;
             println!("federation written to {}", dir.display());
