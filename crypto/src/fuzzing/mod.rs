@@ -16,8 +16,8 @@ mod targets;
 
 pub use seeds::{seeds, Seed};
 pub use targets::{
-    envelope, identifier, lookup_answer, lookup_keys, lookup_tag, oprf_blinded, oprf_evaluation,
-    oprf_keys,
+    envelope, identifier, lookup_answer, lookup_group, lookup_keys, lookup_tag, oprf_blinded,
+    oprf_evaluation, oprf_keys,
 };
 
 /// A fuzz target body: feeds `data` to one decoder; true if it accepted it.
@@ -26,6 +26,7 @@ pub type Body = fn(&[u8]) -> bool;
 /// Every target, by the name of its cargo-fuzz binary and corpus folder.
 pub const TARGETS: &[(&str, Body)] = &[
     ("lookup_tag", lookup_tag),
+    ("lookup_group", lookup_group),
     ("lookup_keys", lookup_keys),
     ("lookup_answer", lookup_answer),
     ("oprf_blinded", oprf_blinded),

@@ -2,7 +2,9 @@
 //! requester sends, in each target's input layout, and a few known-hostile
 //! variants (named `hostile-*`) that must stay refused.
 
-use super::targets::{blinded_items, oprf_key, signing_key, COMPACT_TAG_BITS, OPRF_KEY_HEX};
+use super::targets::{
+    blinded_items, oprf_key, signing_key, COMPACT_TAG_BITS, GROUP_TAG_BITS, OPRF_KEY_HEX,
+};
 use super::{compact_values, join_records};
 use crate::envelope::Envelope;
 use crate::fingerprint::Tag;
@@ -36,6 +38,7 @@ fn seed(target: &'static str, name: &'static str, bytes: Vec<u8>, accepted: bool
 /// Every seed (fresh keys and randomness each call).
 pub fn seeds() -> Vec<Seed> {
     let mut all = lookup_seeds();
+    all.extend(group_seeds());
     all.extend(oprf_seeds());
     all.push(envelope_seed());
     all.extend(identifier_seeds());
@@ -114,6 +117,33 @@ fn lookup_seeds() -> Vec<Seed> {
             true,
         ),
         seed("lookup_answer", "rerandomised", answer.to_bytes(), true),
+    ]
+}
+
+/// A batch as an honest client sends it (a packed group of three and a lone
+/// compressed item), the same with the group's body left out (padded back
+/// by the target), and a group whose slots are swapped.
+fn group_seeds() -> Vec<Seed> {
+    use crate::lookup::packed::encrypt_items;
+    use crate::lookup::PackedTags;
+    let (secret, _) = generate_keys();
+    let tags = [Tag(1), Tag(2), Tag(3), Tag(4)];
+    let sent = encrypt_items(&secret, &tags, GROUP_TAG_BITS, true);
+    let mut compact = sent.clone();
+    compact[0].truncate(18);
+    compact[3].truncate(33);
+    let mut swapped = sent.clone();
+    swapped.swap(1, 2);
+    assert_eq!(sent[0].len(), PackedTags::leader_len());
+    vec![
+        seed("lookup_group", "batch", join_records(&sent, 2), true),
+        seed("lookup_group", "compact", join_records(&compact, 2), true),
+        seed(
+            "lookup_group",
+            "hostile-swapped-slots",
+            join_records(&swapped, 2),
+            false,
+        ),
     ]
 }
 

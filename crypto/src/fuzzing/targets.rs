@@ -11,8 +11,8 @@ use crate::identifier::{normalise, IdentifierKind, NormalForm};
 use crate::lookup::keys::danger;
 use crate::lookup::params::{LOW_TAG_BITS, PARAMETERS};
 use crate::lookup::{
-    evaluate, CountEncoding, EncryptedCount, EncryptedTag, FhePublicKey, FheSecretKey, KeyId,
-    PreparedTag,
+    evaluate, packed, CompressedTag, CountEncoding, EncryptedCount, EncryptedTag, ExpansionKey,
+    FhePublicKey, FheSecretKey, KeyId, PackedTags, PreparedExpansionKey, PreparedTag,
 };
 use crate::oprf::{
     evaluate_blinded, BlindedItems, NodeOprfKey, NodeOprfPublicKey, OprfKeyId, MAX_BATCH,
@@ -100,6 +100,85 @@ pub fn lookup_tag(data: &[u8]) -> bool {
     assert_eq!(prepared.bit_count(), usize::from(bits));
     evaluate(&prepared, &[0, 1], 2, CountEncoding::LARGEST).expect("an accepted tag evaluates");
     true
+}
+
+/// Tag width of the grouped target: the default, three items to a group.
+pub(super) const GROUP_TAG_BITS: u8 = 28;
+
+/// One requester's expansion key, as the node prepares it (made once).
+fn expansion_key() -> &'static PreparedExpansionKey {
+    static KEY: OnceLock<PreparedExpansionKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let (secret, _) = crate::lookup::generate_keys();
+        PreparedExpansionKey::from_bytes(&ExpansionKey::generate(&secret).to_bytes())
+            .expect("an honest key")
+    })
+}
+
+/// A record that starts a group or a compressed tag and stops within its
+/// header, padded with zero body bytes to the full length: the body is what
+/// an honest requester sets freely, and leaving it out lets the fuzzer spend
+/// its mutations on formats, counts and slots.
+fn padded(record: &[u8]) -> Cow<'_, [u8]> {
+    let full = match record.first() {
+        Some(&4) if record.len() <= 18 => PackedTags::leader_len(),
+        Some(&3) if record.len() <= 33 => CompressedTag::encoded_len(),
+        _ => return Cow::Borrowed(record),
+    };
+    let mut bytes = record.to_vec();
+    bytes.resize(full, 0);
+    Cow::Owned(bytes)
+}
+
+/// A lookup's items' tags as a node groups and decodes them, formats 3 and
+/// 4 ([`packed::groups`], [`PackedTags::from_items`],
+/// [`CompressedTag::from_bytes`]), with [`GROUP_TAG_BITS`]-bit tags.
+///
+/// The input is records with 2-byte lengths, one per item (see
+/// [`super::records`]), each [`padded`].
+pub fn lookup_group(data: &[u8]) -> bool {
+    let items: Vec<Cow<'_, [u8]>> = super::records(data, 2).into_iter().map(padded).collect();
+    let items: Vec<&[u8]> = items.iter().map(|item| item.as_ref()).collect();
+    let Ok(groups) = packed::groups(&items) else {
+        return false;
+    };
+    let mut accepted = !groups.is_empty();
+    for group in groups {
+        let tags = &items[group.clone()];
+        let prepared = if PackedTags::is_packed(tags[0]) {
+            let Ok(packed) = PackedTags::from_items(tags, GROUP_TAG_BITS) else {
+                accepted = false;
+                continue;
+            };
+            assert_eq!(
+                packed.to_item_bytes(),
+                tags,
+                "an accepted group re-encodes as sent"
+            );
+            PreparedTag::prepare_packed(packed, expansion_key())
+        } else if CompressedTag::is_compressed(tags[0]) {
+            let Ok(tag) = CompressedTag::from_bytes(tags[0], GROUP_TAG_BITS) else {
+                accepted = false;
+                continue;
+            };
+            assert_eq!(
+                tag.to_bytes(),
+                tags[0],
+                "an accepted tag re-encodes as sent"
+            );
+            vec![PreparedTag::prepare_compressed(tag, expansion_key())]
+        } else {
+            // Formats 1 and 2 are `lookup_tag`'s.
+            accepted = false;
+            continue;
+        };
+        assert_eq!(prepared.len(), group.len(), "one tag per item");
+        for tag in &prepared {
+            assert_eq!(tag.bit_count(), usize::from(GROUP_TAG_BITS));
+            evaluate(tag, &[0, 1], 2, CountEncoding::LARGEST).expect("an accepted tag evaluates");
+        }
+    }
+    accepted
 }
 
 /// The requester's public key, secret key file and key id.
