@@ -400,6 +400,7 @@ mod tests {
         );
         let none = refused(TagCompression::None, &batch[2..]).expect_err("compressed refused");
         assert!(none.contains("compression = \"none\""), "{none}");
-        assert_eq!(refused(TagCompression::None, &batch[3..]), Ok(vec![0..1]));
+        let alone = 0..1;
+        assert_eq!(refused(TagCompression::None, &batch[3..]), Ok(vec![alone]));
     }
 }
