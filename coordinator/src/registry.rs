@@ -123,6 +123,12 @@ impl KeyRegistry {
     /// Stores the expansion key registered with `requester`'s public key
     /// `id` (which [`Self::register`] stored first), replacing any earlier
     /// one. Nothing is stored for a key id that another requester owns.
+    ///
+    /// A requester keeps one expansion key: those of its other public keys
+    /// are deleted. `fedq keys init` replaces the key pair and the expansion
+    /// key together, so an older key's expansion key serves nobody, and
+    /// keeping it would let one requester fill the store 3.4 MB at a time
+    /// by registering key after key.
     pub fn register_expansion(
         &self,
         requester: &str,
@@ -133,6 +139,11 @@ impl KeyRegistry {
             return Ok(());
         }
         self.db.run(|exec| {
+            exec.execute(
+                "DELETE FROM expansion_keys WHERE key_id <> ?1 AND key_id IN
+                 (SELECT key_id FROM public_keys WHERE requester = ?2)",
+                &[&id.as_str(), &requester],
+            )?;
             exec.execute(
                 "INSERT INTO expansion_keys (key_id, expansion_key_id, expansion_key) VALUES (?1, ?2, ?3)
                  ON CONFLICT (key_id) DO UPDATE SET expansion_key_id = excluded.expansion_key_id,
@@ -293,6 +304,30 @@ mod tests {
             Some(b"new".to_vec())
         );
         assert_eq!(registry.expansion_key(ALICE, &id, &expansion)?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn a_requester_keeps_one_expansion_key() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let registry = registry(&dir)?;
+        let (first, second) = (key_id()?, KeyId::parse("ffeeddccbbaa99887766554433221100")?);
+        let theirs = KeyId::parse("0123456789abcdef0123456789abcdef")?;
+        let expansion = KeyId::parse("00000000000000000000000000000001")?;
+        registry.register_at(ALICE, &first, b"key", Utc::now())?;
+        registry.register_expansion(ALICE, &first, (&expansion, b"first"))?;
+        registry.register_at("bob", &theirs, b"key", Utc::now())?;
+        registry.register_expansion("bob", &theirs, (&expansion, b"bob's"))?;
+        // Alice's next key pair: her first expansion key goes, bob's stays.
+        registry.register_at(ALICE, &second, b"key", Utc::now())?;
+        registry.register_expansion(ALICE, &second, (&expansion, b"second"))?;
+        assert!(!registry.has_expansion_key(ALICE, &first, &expansion)?);
+        assert!(registry.has_expansion_key(ALICE, &second, &expansion)?);
+        assert!(registry.has_expansion_key("bob", &theirs, &expansion)?);
+        let rows: i64 = registry
+            .db
+            .run(|exec| exec.query_one("SELECT COUNT(*) FROM expansion_keys", &[], |r| r.get(0)))?;
+        assert_eq!(rows, 2);
         Ok(())
     }
 
