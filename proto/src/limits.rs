@@ -43,14 +43,17 @@ pub fn compressed_items_per_request(tag_bits: u8, nodes: usize, pack: bool) -> u
         return 0;
     }
     let per_node = (MAX_MESSAGE_BYTES - FRAMING) / nodes;
+    // Every smaller count must fit too: a batch's last request holds fewer
+    // items, and fewer can take more bytes (four items are a group and a
+    // lone format 3 tag, five are two groups).
     (1..=MAX_ITEMS_PER_REQUEST)
-        .rev()
-        .find(|&items| {
+        .take_while(|&items| {
             fedq_crypto::lookup::packed::encoded_items_len(items, tag_bits, pack)
                 + items * ITEM_FRAMING
                 + CONTEXT_BYTES
                 <= per_node
         })
+        .last()
         .unwrap_or(0)
 }
 

@@ -123,7 +123,7 @@ impl Requester {
             let bytes = std::fs::read(&path)?;
             if !ExpansionKey::belongs_to(&secret, &bytes) {
                 bail!(
-                    "{} is not an expansion key of this lookup key: run `fedq keys init` to make and register a matching one",
+                    "{} is not an expansion key of this lookup key, or one of an older layout (fedq's expansion keys grew from six to eight levels): run `fedq keys init` to make and register a matching one",
                     path.display()
                 );
             }

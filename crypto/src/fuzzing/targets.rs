@@ -139,7 +139,7 @@ fn padded(record: &[u8]) -> Cow<'_, [u8]> {
 pub fn lookup_group(data: &[u8]) -> bool {
     let items: Vec<Cow<'_, [u8]>> = super::records(data, 2).into_iter().map(padded).collect();
     let items: Vec<&[u8]> = items.iter().map(|item| item.as_ref()).collect();
-    let Ok(groups) = packed::groups(&items) else {
+    let Ok(groups) = packed::groups(&items, GROUP_TAG_BITS) else {
         return false;
     };
     let mut accepted = !groups.is_empty();

@@ -570,12 +570,18 @@ impl CompressedTag {
         )
     }
 
+    /// Refuses untrusted bytes that [`Self::from_bytes`] would: the width,
+    /// the format byte and the length (cheap: nothing is decoded).
+    pub fn check(bytes: &[u8], tag_bits: u8) -> Result<(), LookupError> {
+        check_compressed_bits(tag_bits)?;
+        check_fixed(bytes, wire::FORMAT_COMPRESSED_TAG, Self::encoded_len(), TAG)
+    }
+
     /// Decodes an untrusted compressed tag of `tag_bits` bits: the format
     /// byte and the length are its only fields (any seed starts where an
     /// honest client's does).
     pub fn from_bytes(bytes: &[u8], tag_bits: u8) -> Result<Self, LookupError> {
-        check_compressed_bits(tag_bits)?;
-        check_fixed(bytes, wire::FORMAT_COMPRESSED_TAG, Self::encoded_len(), TAG)?;
+        Self::check(bytes, tag_bits)?;
         let ([packed_seed, low_seed], mut values) = decode_rounded(bytes);
         let glwe = |values: Vec<u64>, seed: Seed| {
             SeededGlweCiphertext::from_container(

@@ -1,6 +1,6 @@
 //! Format 4: packed groups, 3,421 bytes per item and node with 28-bit tags.
 //!
-//! In a batch, the requester packs every bit of up to three items (all 28 of
+//! In a batch, the requester packs every bit of two or three items (all 28 of
 //! each, once per level of the tree's gadget: 84 values apiece) into one
 //! seeded GLWE. The node expands it over eight levels with the same
 //! expansion key as format 3 ([`super::compress`]) and rebuilds each bit's
@@ -61,9 +61,10 @@ fn values_per_item(tag_bits: u8, p: CompressionParams) -> usize {
 }
 
 impl PackedTags {
-    /// Items one group holds with `tag_bits`-bit tags: 3 at 28 bits, 2 at 29
-    /// to 32; 0 for widths format 3 does not carry either (their noise has
-    /// not been measured).
+    /// Items one group holds with `tag_bits`-bit tags: 256 values over 3
+    /// per bit, so 3 at the default 28 bits (4 to 7 for 21 bits down to 12),
+    /// 2 at 29 to 32; 0 for widths format 3 does not carry either (their
+    /// noise has not been measured).
     pub fn capacity(tag_bits: u8) -> usize {
         if !CompressedTag::supports(tag_bits) {
             return 0;
@@ -72,11 +73,11 @@ impl PackedTags {
     }
 
     /// Encrypts the low `tag_bits` bits of each of `tags`. Panics unless
-    /// there are 1 to [`Self::capacity`] of them.
+    /// there are 2 to [`Self::capacity`] of them.
     pub fn encrypt(secret: &FheSecretKey, tags: &[Tag], tag_bits: u8) -> Self {
         assert!(
-            (1..=Self::capacity(tag_bits)).contains(&tags.len()),
-            "a group of 1 to capacity items"
+            (2..=Self::capacity(tag_bits)).contains(&tags.len()),
+            "a group of 2 to capacity items"
         );
         Self::encrypt_with(secret, tags, tag_bits, COMPRESSION)
     }
@@ -136,29 +137,8 @@ impl PackedTags {
     /// slots are the fields (any 16 bytes are a seed that starts where an
     /// honest client's does).
     pub fn from_items(items: &[&[u8]], tag_bits: u8) -> Result<Self, LookupError> {
-        let capacity = Self::capacity(tag_bits);
-        if capacity == 0 {
-            return Err(LookupError::WrongParameters(WHAT));
-        }
-        let Some((leader, followers)) = items.split_first() else {
-            return Err(LookupError::Malformed(WHAT));
-        };
-        check_fixed(leader, wire::FORMAT_PACKED_TAGS, Self::leader_len(), WHAT)?;
-        let count = usize::from(leader[1]);
-        if count == 0 || count > capacity || count != items.len() {
-            return Err(LookupError::UnexpectedField {
-                object: WHAT,
-                field: "item count",
-            });
-        }
-        for (slot, follower) in (1..).zip(followers) {
-            if *follower != [wire::FORMAT_PACKED_SLOT, slot] {
-                return Err(LookupError::UnexpectedField {
-                    object: WHAT,
-                    field: "slot",
-                });
-            }
-        }
+        let count = check_group(items, tag_bits)?;
+        let leader = items[0];
         let seed = seed_at(leader, 2);
         let glwe = SeededGlweCiphertext::from_container(
             rounded_values(&leader[HEADER..], KEPT_BYTES).collect(),
@@ -175,11 +155,49 @@ impl PackedTags {
     }
 }
 
+fn unexpected(field: &'static str) -> LookupError {
+    LookupError::UnexpectedField {
+        object: WHAT,
+        field,
+    }
+}
+
+/// Every field of a group but its body: the width, the first item's format
+/// and length, a count of 2 to [`PackedTags::capacity`] that is the group's
+/// size, and each following item's slot. Returns the count. A group of one
+/// is refused: clients send a lone item in format 3, and eight expansion
+/// levels for one item would cost a node 2.5 times a group's share.
+fn check_group(items: &[&[u8]], tag_bits: u8) -> Result<usize, LookupError> {
+    let capacity = PackedTags::capacity(tag_bits);
+    if capacity == 0 {
+        return Err(LookupError::WrongParameters(WHAT));
+    }
+    let Some((leader, followers)) = items.split_first() else {
+        return Err(LookupError::Malformed(WHAT));
+    };
+    check_fixed(
+        leader,
+        wire::FORMAT_PACKED_TAGS,
+        PackedTags::leader_len(),
+        WHAT,
+    )?;
+    let count = usize::from(leader[1]);
+    if count < 2 || count > capacity || count != items.len() {
+        return Err(unexpected("item count"));
+    }
+    for (slot, follower) in (1..).zip(followers) {
+        if *follower != [wire::FORMAT_PACKED_SLOT, slot] {
+            return Err(unexpected("slot"));
+        }
+    }
+    Ok(count)
+}
+
 /// How a batch's items are grouped: each range is one format 4 group, or
-/// one item of another format. Only the structure is checked here (a group
-/// starts with its first item and stays within the batch); [`PackedTags::from_items`]
-/// checks the rest. The error names the item at fault.
-pub fn groups(items: &[&[u8]]) -> Result<Vec<Range<usize>>, (usize, LookupError)> {
+/// one item of another format. Every field but the ciphertexts' bodies of
+/// formats 3 and 4 is checked here, before any work; formats 1 and 2 are
+/// [`super::EncryptedTag::from_bytes`]'s. The error names the item at fault.
+pub fn groups(items: &[&[u8]], tag_bits: u8) -> Result<Vec<Range<usize>>, (usize, LookupError)> {
     let mut groups = Vec::new();
     let mut i = 0;
     while i < items.len() {
@@ -189,16 +207,14 @@ pub fn groups(items: &[&[u8]]) -> Result<Vec<Range<usize>>, (usize, LookupError)
                     .get(1)
                     .map(|&c| usize::from(c))
                     .ok_or((i, LookupError::Malformed(WHAT)))?;
-                if count == 0 || i + count > items.len() {
-                    return Err((
-                        i,
-                        LookupError::UnexpectedField {
-                            object: WHAT,
-                            field: "item count",
-                        },
-                    ));
-                }
-                count
+                let group = items
+                    .get(i..i + count)
+                    .ok_or((i, unexpected("item count")))?;
+                check_group(group, tag_bits).map_err(|e| (i, e))?
+            }
+            Some(&wire::FORMAT_COMPRESSED_TAG) => {
+                CompressedTag::check(items[i], tag_bits).map_err(|e| (i, e))?;
+                1
             }
             Some(&wire::FORMAT_PACKED_SLOT) => {
                 return Err((

@@ -115,11 +115,7 @@ impl NodeService {
         id: &KeyId,
         bytes: Vec<u8>,
     ) -> Result<Arc<PreparedExpansionKey>, NodeError> {
-        if &ExpansionKey::id_of(&bytes)? != id {
-            return Err(NodeError::InvalidArgument(
-                "expansion key does not match its id".to_owned(),
-            ));
-        }
+        check_attached(id, &bytes)?;
         let bytes = Arc::new(bytes);
         let mut prepared = self
             .pool
@@ -162,11 +158,13 @@ impl NodeService {
         query: LookupQuery,
     ) -> Result<LookupAnswer, NodeError> {
         let kinds: Vec<IdentifierKind> = query.items.iter().map(|i| i.kind).collect();
+        let compression = self.config.federation.compression;
         // Asking for the expansion key comes before admission, which spends
         // the envelope: the request that follows with the key is the same one.
-        // Only an allowed caller hears whether a key is cached.
+        // Only an allowed caller hears whether a key is cached. A federation
+        // without compression never asks (its nodes refuse compressed tags).
         let cached = match &query.expansion_key_id {
-            Some(id) => {
+            Some(id) if compression != TagCompression::None => {
                 self.authorise(caller)?;
                 let cached = self.cached_expansion_key(id);
                 if cached.is_none() && query.expansion_key.is_empty() {
@@ -174,7 +172,7 @@ impl NodeService {
                 }
                 cached
             }
-            None => None,
+            _ => None,
         };
         let admitted = self.admit(
             caller,
@@ -187,12 +185,21 @@ impl NodeService {
             },
         )?;
         admitted.check(admitted.told(&query.requester))?;
-        let prepared = self.check_items(&query.items).and_then(|()| {
-            Ok((
-                self.public_key(&query.key_id, &query.public_key)?,
-                self.refresh_index()?,
-            ))
+        let tag_bits = self.config.fingerprint_params().tag_bits();
+        // Every field of the tags but their bodies is checked before any
+        // work: the key's preparation and the expansions come after.
+        let groups = self.check_items(&query.items).and_then(|()| {
+            item_groups(
+                &query.items,
+                (compression, tag_bits),
+                query.expansion_key_id.is_some(),
+            )
         });
+        let groups = Arc::new(admitted.check(groups)?);
+        let needs_key = groups.iter().any(|group| group.expanded);
+        let prepared = self
+            .public_key(&query.key_id, &query.public_key)
+            .and_then(|key| Ok((key, self.refresh_index()?)));
         let prepared = prepared.and_then(|(public_key, index)| {
             let current = index.oprf_key().key_id().to_string();
             if query.oprf_key_id != current {
@@ -209,13 +216,19 @@ impl NodeService {
         // cannot turn an admitted request away.
         let expansion = match (cached, query.expansion_key_id) {
             (Some(key), _) => Some(key),
-            (None, Some(id)) => Some(
+            (None, Some(id)) if needs_key => Some(
                 admitted.check(
                     self.prepare_expansion_key(&query.requester, &id, query.expansion_key)
                         .await,
                 )?,
             ),
-            (None, None) => None,
+            // Not needed by these tags, but a key that travels must still be
+            // the one the requester signed.
+            (None, Some(id)) if !query.expansion_key.is_empty() => {
+                admitted.check(check_attached(&id, &query.expansion_key))?;
+                None
+            }
+            (None, _) => None,
         };
         // The audience was checked to be exactly the federation's nodes: the
         // answers the coordinator adds are this many.
@@ -223,11 +236,6 @@ impl NodeService {
             CountEncoding::for_nodes(admitted.envelope().audience.len())
                 .map_err(|e| NodeError::InvalidArgument(e.to_string())),
         )?;
-        let tag_bits = self.config.fingerprint_params().tag_bits();
-        let groups = Arc::new(admitted.check(item_groups(
-            &query.items,
-            self.config.federation.compression,
-        ))?);
         let items = Arc::new(query.items);
         let started = Instant::now();
         // One unit of work per group: a packed group is expanded once for
@@ -236,9 +244,16 @@ impl NodeService {
             .check(
                 self.pool
                     .map(groups.len(), move |g| {
-                        let group = groups[g].clone();
+                        let group = groups[g].items.clone();
                         let tags =
                             decode_group(&items, group.clone(), expansion.as_deref(), tag_bits)?;
+                        if tags.len() != group.len() {
+                            return Err(NodeError::Internal(
+                                fedq_transport::internal::ErrorId::log(
+                                    &"a group decoded to another number of tags",
+                                ),
+                            ));
+                        }
                         group
                             .zip(tags)
                             .map(|(i, tag)| {
@@ -283,33 +298,70 @@ impl NodeService {
     }
 }
 
-/// How the items are grouped: a packed group (format 4) with its followers,
-/// any other item alone. Only the structure, and that no tag is compressed
-/// further than the federation allows, are checked here, before any work.
+/// Refuses an attached expansion key that is not one, or not the one whose
+/// id the requester signed.
+fn check_attached(id: &KeyId, bytes: &[u8]) -> Result<(), NodeError> {
+    if &ExpansionKey::id_of(bytes)? != id {
+        return Err(NodeError::InvalidArgument(
+            "expansion key does not match its id".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Items evaluated together: a packed group (format 4), or one item of
+/// another format.
+struct ItemGroup {
+    items: Range<usize>,
+    /// Whether it needs the requester's expansion key (formats 3 and 4).
+    expanded: bool,
+}
+
+/// How the items are grouped. Every field but the ciphertexts' bodies is
+/// checked here, before any work: a group's structure, the compressed
+/// formats' lengths, that no tag is compressed further than the federation
+/// allows, and that compressed tags come with an expansion key id.
 fn item_groups(
     items: &[QueryItem],
-    compression: TagCompression,
-) -> Result<Vec<Range<usize>>, NodeError> {
+    (compression, tag_bits): (TagCompression, u8),
+    has_key_id: bool,
+) -> Result<Vec<ItemGroup>, NodeError> {
     let tags: Vec<&[u8]> = items.iter().map(|i| i.encrypted_tag.as_slice()).collect();
-    let groups = packed::groups(&tags)
+    let groups = packed::groups(&tags, tag_bits)
         .map_err(|(i, e)| NodeError::InvalidArgument(format!("item {i}: {e}")))?;
-    for group in &groups {
-        let tag = tags[group.start];
-        let allowed = match compression {
-            TagCompression::Packed => true,
-            TagCompression::Single => !PackedTags::is_packed(tag),
-            TagCompression::None => {
-                !PackedTags::is_packed(tag) && !CompressedTag::is_compressed(tag)
+    groups
+        .into_iter()
+        .map(|range| {
+            let tag = tags[range.start];
+            let (is_packed, is_compressed) = (
+                PackedTags::is_packed(tag),
+                CompressedTag::is_compressed(tag),
+            );
+            let allowed = match compression {
+                TagCompression::Packed => true,
+                TagCompression::Single => !is_packed,
+                TagCompression::None => !is_packed && !is_compressed,
+            };
+            if !allowed {
+                return Err(NodeError::InvalidArgument(format!(
+                    "item {}: a tag compressed further than this federation allows \
+                     (parameters.compression = \"{compression}\")",
+                    range.start
+                )));
             }
-        };
-        if !allowed {
-            return Err(NodeError::InvalidArgument(format!(
-                "item {}: a tag compressed further than this federation allows                  (parameters.compression = \"{compression}\")",
-                group.start
-            )));
-        }
-    }
-    Ok(groups)
+            let expanded = is_packed || is_compressed;
+            if expanded && !has_key_id {
+                return Err(NodeError::InvalidArgument(format!(
+                    "item {}: a compressed or packed tag needs the requester's expansion key id",
+                    range.start
+                )));
+            }
+            Ok(ItemGroup {
+                items: range,
+                expanded,
+            })
+        })
+        .collect()
 }
 
 /// Decodes the tags of `group` (bounded and checked before tfhe sees them)
@@ -376,31 +428,46 @@ mod tests {
 
     /// What each setting of `parameters.compression` lets through: a batch
     /// of a packed group (format 4), a compressed item (format 3) and an
-    /// uncompressed one (format 2); only the first byte and a group's
-    /// structure are read here.
+    /// uncompressed one (format 2); and that compressed tags need a key id.
     #[test]
     fn a_federation_refuses_tags_compressed_further_than_it_allows() {
-        let (leader, slot, compressed, rounded) = ([4u8, 2], [5u8, 1], [3u8], [2u8]);
-        let batch = items(&[&leader, &slot, &compressed, &rounded]);
-        let refused = |compression, batch: &[QueryItem]| match item_groups(batch, compression) {
-            Ok(groups) => Ok(groups),
+        use fedq_crypto::Tag;
+        let (secret, _) = fedq_crypto::lookup::generate_keys();
+        let mut sent = PackedTags::encrypt(&secret, &[Tag(1), Tag(2)], 28).to_item_bytes();
+        sent.push(CompressedTag::encrypt(&secret, Tag(3), 28).to_bytes());
+        sent.push(vec![2]);
+        let tags: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
+        let batch = items(&tags);
+        let groups = |compression, batch: &[QueryItem], has_key_id| match item_groups(
+            batch,
+            (compression, 28),
+            has_key_id,
+        ) {
+            Ok(groups) => Ok(groups
+                .into_iter()
+                .map(|g| (g.items, g.expanded))
+                .collect::<Vec<_>>()),
             Err(NodeError::InvalidArgument(message)) => Err(message),
             Err(other) => panic!("{other:?}"),
         };
         assert_eq!(
-            refused(TagCompression::Packed, &batch),
-            Ok(vec![0..2, 2..3, 3..4])
+            groups(TagCompression::Packed, &batch, true),
+            Ok(vec![(0..2, true), (2..3, true), (3..4, false)])
         );
-        let single = refused(TagCompression::Single, &batch).expect_err("packed refused");
+        let single = groups(TagCompression::Single, &batch, true).expect_err("packed refused");
         assert!(single.starts_with("item 0: "), "{single}");
         assert!(single.contains("compression = \"single\""), "{single}");
         assert_eq!(
-            refused(TagCompression::Single, &batch[2..]),
-            Ok(vec![0..1, 1..2])
+            groups(TagCompression::Single, &batch[2..], true),
+            Ok(vec![(0..1, true), (1..2, false)])
         );
-        let none = refused(TagCompression::None, &batch[2..]).expect_err("compressed refused");
+        let none = groups(TagCompression::None, &batch[2..], true).expect_err("compressed refused");
         assert!(none.contains("compression = \"none\""), "{none}");
-        let alone = 0..1;
-        assert_eq!(refused(TagCompression::None, &batch[3..]), Ok(vec![alone]));
+        assert_eq!(
+            groups(TagCompression::None, &batch[3..], false),
+            Ok(vec![(0..1, false)])
+        );
+        let keyless = groups(TagCompression::Packed, &batch[2..], false).expect_err("no key id");
+        assert!(keyless.contains("expansion key id"), "{keyless}");
     }
 }

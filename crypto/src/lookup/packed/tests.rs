@@ -16,7 +16,7 @@ fn received(tags: &[u64], tag_bits: u8) -> PackedTags {
     assert_eq!(sent[0].len(), PackedTags::leader_len());
     let items: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
     let whole = 0..tags.len();
-    assert_eq!(groups(&items), Ok(vec![whole]));
+    assert_eq!(groups(&items, tag_bits), Ok(vec![whole]));
     PackedTags::from_items(&items, tag_bits).expect("honest group")
 }
 
@@ -120,7 +120,7 @@ fn each_item_of_a_group_counts_its_own_match() {
             vec![table[0], missing, near],
             vec![near, table[23], edges[0]],
             vec![missing, edges[1]],
-            vec![table[9]],
+            vec![table[9], table[10]],
         ] {
             let expected: Vec<u32> = group
                 .iter()
@@ -133,6 +133,33 @@ fn each_item_of_a_group_counts_its_own_match() {
             );
         }
     }
+}
+
+/// Narrower tags pack more items: four 20-bit tags in one group.
+#[test]
+fn narrower_tags_pack_more_items() {
+    let Keys {
+        secret,
+        public,
+        expansion,
+    } = keys();
+    let bits = 20;
+    assert_eq!(PackedTags::capacity(bits), 4);
+    let mut rng = rand::thread_rng();
+    let table: Vec<u64> = (0..16)
+        .map(|_| rng.gen::<u64>() & ((1 << bits) - 1))
+        .collect();
+    let group = [table[2], table[5] ^ 0x800, table[11], table[7] ^ 1];
+    let encoding = CountEncoding::LARGEST;
+    let counts: Vec<u32> = PreparedTag::prepare_packed(received(&group, bits), expansion)
+        .iter()
+        .map(|prepared| {
+            let (raw, _) = evaluate(prepared, &table, 20, encoding).expect("evaluation");
+            EncryptedCount::rerandomise(raw, public, encoding).decrypt(secret, encoding)
+        })
+        .collect();
+    let expected: Vec<u32> = group.iter().map(|t| u32::from(table.contains(t))).collect();
+    assert_eq!(counts, expected);
 }
 
 /// 32 nodes' answers to one item of a packed group, each flooded as its
@@ -192,7 +219,7 @@ fn malformed_groups_are_refused() {
         PackedTags::from_items(&items, TAG_BITS).err()
     };
     // A count that is not the group's, or more than a GLWE holds.
-    for count in [0u8, 2, 4, 255] {
+    for count in [0u8, 1, 2, 4, 255] {
         let mut leader = sent[0].clone();
         leader[1] = count;
         assert_eq!(
@@ -229,17 +256,34 @@ fn groups_are_delimited_or_refused() {
     let sent = PackedTags::encrypt(&keys().secret, &[Tag(1), Tag(2)], TAG_BITS).to_item_bytes();
     let other = CompressedTag::encrypt(&keys().secret, Tag(3), TAG_BITS).to_bytes();
     let items: Vec<&[u8]> = vec![&other, &sent[0], &sent[1], &other];
-    assert_eq!(groups(&items), Ok(vec![0..1, 1..3, 3..4]));
+    assert_eq!(groups(&items, TAG_BITS), Ok(vec![0..1, 1..3, 3..4]));
     // A slot without its group, a group that runs past the batch, a count
     // of zero, a leader cut to its format byte.
     let slot_first: Vec<&[u8]> = vec![&sent[1], &sent[0]];
-    assert!(matches!(groups(&slot_first), Err((0, _))));
+    assert!(matches!(groups(&slot_first, TAG_BITS), Err((0, _))));
     let cut: Vec<&[u8]> = vec![&other, &sent[0]];
-    assert!(matches!(groups(&cut), Err((1, _))));
+    assert!(matches!(groups(&cut, TAG_BITS), Err((1, _))));
     let zero = [wire::FORMAT_PACKED_TAGS, 0];
-    assert!(matches!(groups(&[&zero[..]]), Err((0, _))));
+    assert!(matches!(groups(&[&zero[..]], TAG_BITS), Err((0, _))));
     let bare = [wire::FORMAT_PACKED_TAGS];
-    assert_eq!(groups(&[&bare[..]]), Err((0, LookupError::Malformed(WHAT))));
+    assert_eq!(
+        groups(&[&bare[..]], TAG_BITS),
+        Err((0, LookupError::Malformed(WHAT)))
+    );
+    // The whole group is checked before any work: a bad slot, a short
+    // leader, a group of one, and a compressed tag a byte short.
+    let swapped: Vec<&[u8]> = vec![&sent[0], &[5, 2]];
+    assert!(matches!(groups(&swapped, TAG_BITS), Err((0, _))));
+    let short: Vec<&[u8]> = vec![&sent[0][..100], &sent[1]];
+    assert_eq!(
+        groups(&short, TAG_BITS),
+        Err((0, LookupError::Malformed(WHAT)))
+    );
+    let mut one = sent[0].clone();
+    one[1] = 1;
+    assert!(matches!(groups(&[&one[..]], TAG_BITS), Err((0, _))));
+    let cut_compressed: Vec<&[u8]> = vec![&other[..other.len() - 1]];
+    assert!(matches!(groups(&cut_compressed, TAG_BITS), Err((0, _))));
 }
 
 /// A requester's bytes of the right shape are a ciphertext of something:
