@@ -32,7 +32,7 @@ use tfhe::core_crypto::algorithms::polynomial_algorithms::{
 use tfhe::core_crypto::fft_impl::fft64::{c64, ABox};
 use tfhe::core_crypto::prelude::*;
 
-use super::params::{CountEncoding, LOW_TAG_BITS, PARAMETERS};
+use super::params::{CountEncoding, NoiseBudget, LOW_TAG_BITS, PARAMETERS};
 use super::query::EncryptedTag;
 use super::LookupError;
 
@@ -74,6 +74,8 @@ pub struct PreparedTag {
     /// GGSWs of the high bits, tree level by level (bit 11 first).
     high: Vec<FourierGgsw>,
     low: LowBits,
+    /// The noise its GGSWs bring to the evaluation.
+    noise: NoiseBudget,
 }
 
 impl PreparedTag {
@@ -114,6 +116,7 @@ impl PreparedTag {
             Some((glwe, _)) => Self {
                 high: bits,
                 low: LowBits::Monomial(glwe.decompress_into_glwe_ciphertext()),
+                noise: NoiseBudget::Fresh,
             },
             None => {
                 let low_count = bits.len().min(usize::from(LOW_TAG_BITS));
@@ -121,6 +124,7 @@ impl PreparedTag {
                 Self {
                     high,
                     low: LowBits::Rotation(bits),
+                    noise: NoiseBudget::Fresh,
                 }
             }
         }
@@ -132,6 +136,7 @@ impl PreparedTag {
         Self {
             high,
             low: LowBits::Monomial(low),
+            noise: NoiseBudget::Rebuilt,
         }
     }
 
@@ -141,7 +146,14 @@ impl PreparedTag {
         Self {
             high,
             low: LowBits::Rotation(low),
+            noise: NoiseBudget::Packed,
         }
+    }
+
+    /// The noise budget its answer's flooding is sized against: the
+    /// encoding to re-randomise with is `encoding.with_noise(tag.noise())`.
+    pub fn noise(&self) -> NoiseBudget {
+        self.noise
     }
 
     /// Number of encrypted tag bits.

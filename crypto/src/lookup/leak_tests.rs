@@ -467,6 +467,8 @@ fn band_experiment(
     fresh: fn(u64) -> PreparedTag,
 ) -> BandExperiment {
     let (_, public) = keys();
+    // Flooded as a node floods this format's answers.
+    let encoding = encoding.with_noise(fresh(QUERY).noise());
     let flood = flood(encoding);
     let t0 = table(8, 0x3333);
     let mut t1 = t0.clone();
@@ -551,7 +553,7 @@ fn known_table_distinguisher_gains_exactly_the_flooding_ratio() {
              flooding predicts {:.1}); |e0-e1| = 2^{:.1?}; midrange of 1,000 answers off the \
              noise by 2^{:.1?}",
             encoding.nodes(),
-            encoding.flood_bound_log2(),
+            encoding.with_noise(fresh(QUERY).noise()).flood_bound_log2(),
             r.answers,
             r.identifying,
             r.expected,
@@ -622,6 +624,7 @@ fn evaluation_noise_is_what_the_budget_assumes() {
         }),
     ];
     for (format, fresh) in formats {
+        let budget = fresh().noise().std_log2();
         let errors: Vec<f64> = (0..128)
             .map(|_| {
                 let (raw, _) = evaluate(&fresh(), &candidates, candidates.len(), encoding)
@@ -632,12 +635,11 @@ fn evaluation_noise_is_what_the_budget_assumes() {
         let (_, variance) = mean_var(&errors);
         let sd = variance.sqrt();
         println!(
-            "evaluation noise, {format}: σ = 2^{:.2} over {} fresh queries (budget assumes 2^{})",
+            "evaluation noise, {format}: σ = 2^{:.2} over {} fresh queries (budget assumes 2^{budget})",
             sd.log2(),
             errors.len(),
-            super::params::EVALUATION_NOISE_STD_LOG2
         );
-        let assumed = 2f64.powf(super::params::EVALUATION_NOISE_STD_LOG2);
+        let assumed = 2f64.powf(budget);
         assert!(sd <= assumed, "{format}: σ = 2^{:.2}", sd.log2());
     }
 }

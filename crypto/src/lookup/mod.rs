@@ -114,7 +114,7 @@ pub use compress::{CompressedTag, ExpansionKey, PreparedExpansionKey};
 pub use evaluate::{evaluate, EvalStats, PreparedTag};
 pub use keys::{generate_keys, FhePublicKey, FheSecretKey, KeyId};
 pub use packed::PackedTags;
-pub use params::CountEncoding;
+pub use params::{CountEncoding, NoiseBudget};
 pub use query::EncryptedTag;
 
 /// Errors of the lookup cryptography. Messages never hold data values.

@@ -70,9 +70,13 @@
 //! keys' own noise dominates), four tree levels of 2^6 fit only two items
 //! per GLWE (5 KB each), and the `s · bit` rows' ~2^35 is the expanded
 //! noise times the binary key, which any conversion of a GLWE pays. So
-//! [`EVALUATION_NOISE_STD_LOG2`] went from 48 to 49.5: 14 federation sizes
-//! (29, 30, 46 to 56, and 64) lose one bit of flooding, the others keep
-//! theirs.
+//! format 4's budget is 2^49.5 ([`EVALUATION_NOISE_STD_LOG2`]), and each
+//! answer is flooded for its own format's noise ([`NoiseBudget`]): packed
+//! answers lose one bit of flooding at 14 federation sizes (29, 30, 46 to
+//! 56, and 64) against format 3's, which keeps what it had (its budget is
+//! 2^48.5, the 2^48 before left no margin over a measured 2^47.9), and
+//! format 2's (watches, federations without compression) gets back the
+//! 2^47 budget it had before compression.
 
 use tfhe::core_crypto::prelude::{
     CiphertextModulus, DecompositionBaseLog, DecompositionLevelCount, DynamicDistribution,
@@ -93,7 +97,8 @@ pub const ANSWER_MODULUS_LOG: u32 = 32;
 pub const MAX_NODES: usize = 64;
 
 /// Standard deviation (log2) that the budget assumes for one node's
-/// evaluation noise. Measured with 28-bit tags: 2^49.1-2^49.3 in format 4
+/// evaluation noise in the noisiest format ([`NoiseBudget::Packed`]; the
+/// others have their own). Measured with 28-bit tags: 2^48.8-2^49.3 in format 4
 /// (eight expansion levels, and the low bits' 11 CMuxes), 2^47.6 in format 3
 /// (rebuilt GGSWs), 2^45.5 in format 2 (17 CMuxes with fresh GGSWs on a
 /// path), 2^46.3 in format 1 (28), which nodes still accept
@@ -102,6 +107,35 @@ pub const MAX_NODES: usize = 64;
 /// of CMuxes: format 4 carries tags of up to 32 bits (+0.1), formats 2 and
 /// 3 up to 40 (+0.4).
 pub const EVALUATION_NOISE_STD_LOG2: f64 = 49.5;
+
+/// The evaluation noise an answer's tag format brings, which the node sizes
+/// that answer's flooding against (σ_e in [`CountEncoding`]'s budget). All
+/// of a lookup item's answers come from the same format (a client groups
+/// and compresses items alike for every node), so each format gets the
+/// most flooding its own noise leaves room for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoiseBudget {
+    /// Fresh GGSWs (formats 1 and 2; watches): measured 2^45.5-2^46.4,
+    /// budget 2^47.
+    Fresh,
+    /// A compressed tag's rebuilt GGSWs (format 3): 2^47.6-2^47.9, budget
+    /// 2^48.5.
+    Rebuilt,
+    /// A packed group's (format 4): 2^48.8-2^49.3, budget 2^49.5
+    /// ([`EVALUATION_NOISE_STD_LOG2`], the largest).
+    Packed,
+}
+
+impl NoiseBudget {
+    /// log2 of the standard deviation the budget assumes.
+    pub fn std_log2(self) -> f64 {
+        match self {
+            Self::Fresh => 47.0,
+            Self::Rebuilt => 48.5,
+            Self::Packed => EVALUATION_NOISE_STD_LOG2,
+        }
+    }
+}
 
 /// How many standard deviations of summed evaluation noise the budget
 /// reserves: a Gaussian leaves 8σ with probability ~2^-49, under the 2^-40 per
@@ -139,6 +173,11 @@ pub const ROUNDING_BOUND_LOG2: u32 = 40;
 /// | 46 to 63 | 6 | 2^57 | 2^50 | 2^56.4 (n = 46), 2^56 (n = 63) |
 /// | 64 | 7 | 2^56 | 2^48 | 2^55.6 |
 ///
+/// The table is for packed answers (format 4, σ_e = 2^49.5). A node floods
+/// each answer for its own format's noise ([`NoiseBudget`]): uncompressed
+/// ones (σ_e = 2^47) get 2^53 at 31 nodes, 2^51 at 46 to 60 and 2^49 at 64;
+/// compressed ones (2^48.5) 2^52, 2^51 to 53 nodes then 2^50, and 2^49.
+///
 /// The margin is Δ/2 minus the worst-case sum of flooding and rounding, left
 /// for the evaluation noise (whose 8σ_e√n is at most 2^55.5, at 64 nodes).
 /// What the flooding buys is in `lookup`'s residual-leak section: per
@@ -150,23 +189,38 @@ pub const ROUNDING_BOUND_LOG2: u32 = 40;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CountEncoding {
     nodes: usize,
+    noise: NoiseBudget,
 }
 
 impl CountEncoding {
     /// The encoding for [`MAX_NODES`] nodes, the largest federation: the
     /// least flooding per node.
-    pub const LARGEST: Self = Self { nodes: MAX_NODES };
+    pub const LARGEST: Self = Self {
+        nodes: MAX_NODES,
+        noise: NoiseBudget::Packed,
+    };
 
-    /// The encoding of a federation of `nodes` (1 to [`MAX_NODES`]).
+    /// The encoding of a federation of `nodes` (1 to [`MAX_NODES`]), its
+    /// flooding sized for the noisiest format ([`Self::with_noise`] sizes
+    /// it for another).
     pub fn for_nodes(nodes: usize) -> Result<Self, super::LookupError> {
         if (1..=MAX_NODES).contains(&nodes) {
-            Ok(Self { nodes })
+            Ok(Self {
+                nodes,
+                noise: NoiseBudget::Packed,
+            })
         } else {
             Err(super::LookupError::FederationSize {
                 nodes,
                 max: MAX_NODES,
             })
         }
+    }
+
+    /// The same encoding, its flooding sized for answers of `noise` (the
+    /// count's scaling does not change).
+    pub fn with_noise(self, noise: NoiseBudget) -> Self {
+        Self { noise, ..self }
     }
 
     /// Nodes whose answers are added.
@@ -188,7 +242,7 @@ impl CountEncoding {
     pub fn flood_bound_log2(self) -> u32 {
         let n = self.nodes as f64;
         let half_delta = (self.delta() / 2) as f64;
-        let evaluation = EVALUATION_NOISE_SIGMAS * 2f64.powf(EVALUATION_NOISE_STD_LOG2) * n.sqrt();
+        let evaluation = EVALUATION_NOISE_SIGMAS * 2f64.powf(self.noise.std_log2()) * n.sqrt();
         let rounding = n * 2f64.powi(ROUNDING_BOUND_LOG2 as i32);
         let per_node = (half_delta - evaluation - rounding) / n;
         // Positive for every size up to MAX_NODES (checked by a test).

@@ -272,26 +272,46 @@ fn the_noise_budget_holds_for_every_federation_size() {
         );
         assert!(bits >= previous_bits);
         previous_bits = bits;
-        // What the budget reserves for the evaluation noise must be left.
+        // For each format's noise, what the budget reserves for the
+        // evaluation noise must be left; a quieter format floods no less.
         let half_delta = (encoding.delta() / 2) as f64;
-        let evaluation = 8.0 * 2f64.powf(params::EVALUATION_NOISE_STD_LOG2) * (nodes as f64).sqrt();
-        let worst = 2f64.powf(encoding.worst_flooding_log2());
-        assert!(
-            worst + evaluation <= half_delta,
-            "{nodes} nodes: 2^{:.2} + 2^{:.2} > 2^{:.2}",
-            worst.log2(),
-            evaluation.log2(),
-            half_delta.log2()
-        );
-        // Each node floods at least 2^48, and a federation that fedq
-        // supported before (at most 8 nodes) no less than the 2^54 it had.
-        let flood = encoding.flood_bound_log2();
-        assert!(flood >= 48, "{nodes} nodes: 2^{flood}");
-        if nodes <= 8 {
-            assert!(flood >= 54, "{nodes} nodes: 2^{flood}");
+        let mut quieter = u32::MAX;
+        for noise in [
+            NoiseBudget::Fresh,
+            NoiseBudget::Rebuilt,
+            NoiseBudget::Packed,
+        ] {
+            let encoding = encoding.with_noise(noise);
+            assert_eq!(
+                encoding.delta(),
+                CountEncoding::for_nodes(nodes).unwrap().delta()
+            );
+            let evaluation = 8.0 * 2f64.powf(noise.std_log2()) * (nodes as f64).sqrt();
+            let worst = 2f64.powf(encoding.worst_flooding_log2());
+            assert!(
+                worst + evaluation <= half_delta,
+                "{nodes} nodes, {noise:?}: 2^{:.2} + 2^{:.2} > 2^{:.2}",
+                worst.log2(),
+                evaluation.log2(),
+                half_delta.log2()
+            );
+            // Each node floods at least 2^48, and a federation that fedq
+            // supported before (at most 8 nodes) no less than the 2^54 it had.
+            let flood = encoding.flood_bound_log2();
+            assert!(flood >= 48, "{nodes} nodes: 2^{flood}");
+            if nodes <= 8 {
+                assert!(flood >= 54, "{nodes} nodes: 2^{flood}");
+            }
+            assert!(flood <= quieter, "{nodes} nodes, {noise:?}");
+            quieter = flood;
         }
+        // The default is the noisiest format's: it always decrypts.
+        assert_eq!(encoding, encoding.with_noise(NoiseBudget::Packed));
     }
     assert_eq!(CountEncoding::LARGEST.flood_bound_log2(), 48);
+    let largest = |noise| CountEncoding::LARGEST.with_noise(noise).flood_bound_log2();
+    assert_eq!(largest(NoiseBudget::Rebuilt), 49);
+    assert_eq!(largest(NoiseBudget::Fresh), 49);
     assert!(matches!(
         CountEncoding::for_nodes(0),
         Err(LookupError::FederationSize { .. })

@@ -408,6 +408,8 @@ pub(super) fn evaluate_item(
     (public_key, encoding): (&FhePublicKey, CountEncoding),
 ) -> Result<EncryptedCount, NodeError> {
     let candidates = index.candidates(item.kind, item.bucket);
+    // Flooded as much as the tag's format leaves room for.
+    let encoding = encoding.with_noise(prepared.noise());
     let (raw, _stats) = evaluate(&prepared, candidates, index.padded_candidates(), encoding)?;
     Ok(EncryptedCount::rerandomise(raw, public_key, encoding))
 }

@@ -447,10 +447,10 @@ fn evaluate_watch(
         .copied()
         .collect();
     new_records.fetch_add(new.len(), std::sync::atomic::Ordering::Relaxed);
-    let encoding = CountEncoding::for_nodes(watch.nodes)?;
-    let tag = EncryptedTag::from_bytes(tag, tag_bits)?;
+    let tag = PreparedTag::prepare(EncryptedTag::from_bytes(tag, tag_bits)?);
+    let encoding = CountEncoding::for_nodes(watch.nodes)?.with_noise(tag.noise());
     let pad_to = new.len().div_ceil(WATCH_PAD).max(1) * WATCH_PAD;
-    let (raw, _) = evaluate(&PreparedTag::prepare(tag), &new, pad_to, encoding)?;
+    let (raw, _) = evaluate(&tag, &new, pad_to, encoding)?;
     let answer = EncryptedCount::rerandomise(raw, key, encoding).to_bytes();
     Ok(Evaluated {
         watch_id: watch.id.clone(),
