@@ -42,8 +42,10 @@
 //! [-B, B], B as large as the federation's size allows
 //! ([`params::CountEncoding`]: the n answers the coordinator adds share Δ/2,
 //! so B runs from 2^61 for one node and 2^59 for two or three, through 2^55
-//! for eight, 2^51 for 32 to 45 and 2^50 for 46 to 63, to 2^48 for 64, the
-//! largest federation).
+//! for eight and 2^51 for 32 to 45, to 2^48 for 64, the largest federation,
+//! for packed answers; each answer is flooded for its own format's noise
+//! ([`params::NoiseBudget`]), so uncompressed and compressed answers get
+//! 2^49 at 64 nodes and up to 2^51 at 46 to 63).
 //! That is partial: one
 //! answer's statistical distance between two tables is about |e0 - e1| / 2B,
 //! where a proof would need 2^-40; the 64-bit modulus has no room for more
@@ -53,18 +55,20 @@
 //! Measured for tables that differ in one entry that does not
 //! match (`leak_tests`, 2026-12-03), of 8,000 answers:
 //!
-//! | format | 3 nodes (B = 2^59) | 64 nodes (B = 2^48) |
+//! | format | 3 nodes (B = 2^59) | 64 nodes |
 //! |---|---|---|
-//! | 4 (batches) | 5 | 6,847 |
-//! | 3 (single items) | 0-4 | 2,041 |
-//! | 2 (watches, uncompressed) | 0-1 | 1,245-1,432 |
+//! | 4 (batches) | 5-8 | 6,846-6,847 (B = 2^48) |
+//! | 3 (single items) | 0-4 | 976 (B = 2^49) |
+//! | 2 (watches, uncompressed) | 0-1 | 448 (B = 2^49) |
 //!
 //! At three nodes thousands of answers about one bucket tell the tables
 //! apart; at 64 nodes most single answers to a packed query do, and a
 //! federation of 32 to 45 floods eight times more. Packing three items
 //! into one GLWE costs eight expansion levels and the low bits' 11 CMuxes:
-//! the largest noise, for an upload per item 7 times smaller than format
-//! 3's. Generic tests on the phase errors of 600 answers
+//! the largest noise, and half the flooding at 64 nodes, for an upload per
+//! item 7 times smaller than format 3's. A federation that wants the
+//! smaller leak chooses less compression for all its parties
+//! (`compression` in its file's `[parameters]`). Generic tests on the phase errors of 600 answers
 //! see nothing at three nodes and come close at 64 (z of the means up to 3.2
 //! against 4.4). Without candidates, the requester learns the
 //! noise value of a full bucket from ~1,000 answers to one query to about
