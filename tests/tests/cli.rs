@@ -598,6 +598,69 @@ fn a_lookup_session_from_the_command_line() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A federation that chooses less compression: `federation init
+/// --compression` writes it, the requester's client sends no more than it
+/// allows, and its node refuses anything more. A batch of three would go as
+/// one packed group by default, which such a node refuses: the hit below
+/// is found only if the client kept to the federation's choice.
+#[test]
+fn a_federation_choosing_less_compression_is_kept_to() -> anyhow::Result<()> {
+    let bad = fedq()
+        .args([
+            "federation",
+            "init",
+            "--dir",
+            "unused",
+            "--compression",
+            "most",
+        ])
+        .output()?;
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    for choice in ["single", "none"] {
+        let (temp, dir) = federation(&["--nodes", "fr", "--compression", choice])?;
+        let file = std::fs::read_to_string(dir.join("federation.toml"))?;
+        assert!(
+            file.contains(&format!("compression = \"{choice}\"")),
+            "{file}"
+        );
+        let node = dir.join("nodes/fr/node.toml");
+        generate_and_import(&node, "fr", "100", false)?;
+        let _node = serve("fedq-node", &node, None)?;
+        let _coordinator = serve(
+            "fedq-coordinator",
+            &dir.join("coordinator/coordinator.toml"),
+            None,
+        )?;
+        let client = dir.join("requesters/alice/client.toml");
+        run_ok(fedq_at(&client).args(["keys", "init"]))?;
+        let fr = std::fs::read_to_string(dir.join("nodes/fr/data/identifiers.csv"))?;
+        let phone = fr
+            .lines()
+            .find_map(|l| l.strip_prefix("phone,"))
+            .and_then(|rest| rest.split(',').next())
+            .ok_or_else(|| anyhow::anyhow!("a phone number in fr's data"))?
+            .to_owned();
+        let batch = temp.path().join("batch.csv");
+        std::fs::write(
+            &batch,
+            format!(
+                "kind,value\nphone,{phone}\nemail,no.one@example.invalid\nemail,nobody@example.invalid\n"
+            ),
+        )?;
+        let stdout = run_ok(
+            fedq_at(&client)
+                .args(["lookup", "--json", "--batch"])
+                .arg(&batch)
+                .args(["--purpose", "fraud", "--case", "C-C"]),
+        )?;
+        let json: serde_json::Value = serde_json::from_str(&stdout)?;
+        assert_eq!(json["nodes"][0]["status"], "ok", "{choice}: {json}");
+        let hits: Vec<_> = (0..3).map(|i| json["results"][i]["hit"].clone()).collect();
+        assert_eq!(hits, [true, false, false], "{choice}: {json}");
+    }
+    Ok(())
+}
+
 /// Every file under `dir` with its bytes, to show that nothing changed.
 fn snapshot(dir: &Path) -> anyhow::Result<Vec<(PathBuf, Vec<u8>)>> {
     let mut files = Vec::new();
