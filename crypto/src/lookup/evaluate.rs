@@ -4,25 +4,36 @@
 //! them with fresh random dummy tags to a fixed count, so that time and shape do
 //! not depend on how many records the bucket holds, and evaluates:
 //!
-//! 1. leaves: one polynomial per distinct high part (`tag >> 11`) with a
-//!    monomial `X^low` for each real tag's `low = tag & 0x7ff` (dummies leave
-//!    their leaf at zero), times the requester's encryption of `Δ · X^-low'`
-//!    (format 2): coefficient 0 of the product is Δ when `low'` is among the
-//!    leaf's lows. A format 1 tag has no such encryption: its leaf is the
-//!    trivial encryption of Δ at each `low`, rotated after the tree (step 3);
-//! 2. a CMux tree over the high bits, pruned to the leaves' paths: every
-//!    internal node is `cmux(bit, child0 or 0, child1 or 0)`, one external
-//!    product with a GGSW of the requester;
-//! 3. format 1 only: a blind rotation by `X^-low` over the 11 low bits (one
-//!    CMux per bit);
-//! 4. sample extraction of coefficient 0: an LWE encryption of 1 if the tag is
+//! 1. indicators: the first half of the high bits (`tag >> 11`) is decided
+//!    top-down. From an encryption of `Δ` (formats 1 and 4: trivial) or the
+//!    requester's encryption of `Δ · X^-low'` (formats 2 and 3), each level
+//!    multiplies by the query's bit (one external product) and subtracts
+//!    that from the parent, giving both children. The result, for each
+//!    pattern of those bits that some padded tag has, encrypts the start
+//!    times "the query's bits are this pattern";
+//! 2. leaves: one per distinct value of the other high bits, `Σ X^low ·
+//!    indicator(pattern)` over its real tags (`low = tag & 0x7ff`), a
+//!    rotation and an addition each (dummies add nothing);
+//! 3. a CMux tree over the other high bits, pruned to the leaves' paths:
+//!    every internal node is `cmux(bit, child0 or 0, child1 or 0)`, one
+//!    external product with a GGSW of the requester. Its root's coefficient
+//!    0 is Δ when the query's tag is among the real candidates (formats 2
+//!    and 3), or its coefficient `low'` is (formats 1 and 4);
+//! 4. formats 1 and 4: a blind rotation by `X^-low'` over the 11 low bits
+//!    (one CMux per bit);
+//! 5. sample extraction of coefficient 0: an LWE encryption of 1 if the tag is
 //!    among the real candidates, else 0.
+//!
+//! Splitting the high bits this way is what keeps a bucket's cost low: in a
+//! tree alone, each of 320 tags pays its own path of ~9 external products
+//! below the levels where paths meet, and the top-down half shares them
+//! ([`indicator_bits`]).
 //!
 //! All of it is tfhe `core_crypto`; the work is spread over the caller's rayon
 //! pool, with one scratch buffer per worker thread.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand::Rng;
 use rayon::prelude::*;
@@ -177,6 +188,27 @@ fn zero_glwe() -> Glwe {
     )
 }
 
+/// How many of the high bits are decided top-down into shared indicators
+/// (the rest by the tree). Either half costs one external product per
+/// distinct prefix of the tags' bits in it, so the expected total is
+/// symmetric in the split and smallest when it is balanced: 672 external
+/// products for 320 tags of 17 high bits, against 2,811 for the tree alone.
+/// The tree takes the larger half, so that fewer real tags share a leaf
+/// (each one sharing adds its indicator's noise to that leaf).
+fn indicator_bits(levels: usize) -> usize {
+    levels / 2
+}
+
+/// One tag of the padded table, in the leaf of its tree bits.
+struct Entry {
+    /// High bits decided top-down: the indicator it takes.
+    pattern: u64,
+    /// Low bits: the leaf coefficient it sets.
+    low: usize,
+    /// A real tag's first occurrence; dummies and duplicates add nothing.
+    counts: bool,
+}
+
 /// Evaluates whether the encrypted tag is among `candidates` (the real tags of
 /// the bucket), padded with random dummies to `pad_to` tags. Returns the LWE
 /// encryption (native modulus, not yet re-randomised) of 1 on a match, else 0,
@@ -193,28 +225,31 @@ pub fn evaluate(
         return Err(LookupError::WrongParameters("encrypted tag"));
     }
     let levels = query.high.len();
+    let split = indicator_bits(levels);
     let low_mask = (1u64 << LOW_TAG_BITS) - 1;
     let tag_mask = if tag_bits == 64 {
         u64::MAX
     } else {
         (1u64 << tag_bits) - 1
     };
+    let pattern_mask = (1u64 << split) - 1;
 
-    // Each leaf's low parts, real (true) and dummy (false).
-    let mut lows: BTreeMap<u64, Vec<(usize, bool)>> = BTreeMap::new();
     let mut rng = rand::thread_rng();
     let dummies = (candidates.len()..pad_to).map(|_| (rng.gen::<u64>(), false));
+    let mut seen = BTreeSet::new();
+    let mut leaves: BTreeMap<u64, Vec<Entry>> = BTreeMap::new();
     for (tag, real) in candidates.iter().map(|&tag| (tag, true)).chain(dummies) {
         let tag = tag & tag_mask;
-        lows.entry(tag >> LOW_TAG_BITS)
-            .or_default()
-            .push(((tag & low_mask) as usize, real));
+        let high = tag >> LOW_TAG_BITS;
+        // A node answers presence: a duplicate counts once.
+        let counts = real && seen.insert(tag);
+        leaves.entry(high >> split).or_default().push(Entry {
+            pattern: high & pattern_mask,
+            low: (tag & low_mask) as usize,
+            counts,
+        });
     }
     let padded = candidates.len().max(pad_to);
-    let leaves: BTreeMap<u64, Glwe> = lows
-        .into_iter()
-        .map(|(high, lows)| (high, leaf(&query.low, &lows, encoding)))
-        .collect();
 
     let fft = Fft::new(PARAMETERS.polynomial_size);
     let scratch_bytes = cmux_assign_mem_optimized_requirement::<u64>(
@@ -228,9 +263,22 @@ pub fn evaluate(
         cmuxes: 0,
     };
 
-    let mut level: Vec<(u64, Glwe)> = leaves.into_iter().collect();
-    for depth in 0..levels {
-        let ggsw = &query.high[depth];
+    let patterns: BTreeSet<u64> = leaves.values().flatten().map(|e| e.pattern).collect();
+    let indicators = indicators(
+        start(&query.low, encoding),
+        &query.high[..split],
+        &patterns,
+        (fft.as_view(), scratch_bytes),
+        &mut stats,
+    );
+    let mut level: Vec<(u64, Glwe)> = leaves
+        .into_iter()
+        .collect::<Vec<_>>()
+        .into_par_iter()
+        .map(|(top, entries)| (top, leaf(&entries, &indicators)))
+        .collect();
+
+    for ggsw in &query.high[split..] {
         let pairs = pair_siblings(level);
         stats.cmuxes += pairs.len();
         level = pairs
@@ -243,26 +291,9 @@ pub fn evaluate(
                     }
                     // A missing child is zero: the node is b*child or (1-b)*child,
                     // one external product without the CMux's extra passes.
-                    (None, Some(ct1)) => {
-                        let mut product = zero_glwe();
-                        add_external_product_assign_mem_optimized(
-                            &mut product,
-                            ggsw,
-                            &ct1,
-                            fft.as_view(),
-                            stack,
-                        );
-                        product
-                    }
+                    (None, Some(ct1)) => times_bit(ggsw, &ct1, fft.as_view(), stack),
                     (Some(mut ct0), None) => {
-                        let mut product = zero_glwe();
-                        add_external_product_assign_mem_optimized(
-                            &mut product,
-                            ggsw,
-                            &ct0,
-                            fft.as_view(),
-                            stack,
-                        );
+                        let product = times_bit(ggsw, &ct0, fft.as_view(), stack);
                         glwe_ciphertext_sub_assign(&mut ct0, &product);
                         ct0
                     }
@@ -274,7 +305,7 @@ pub fn evaluate(
     }
     let mut acc = level.pop().map(|(_, root)| root).unwrap_or_else(zero_glwe);
 
-    // Format 1: blind rotation by X^-low, bit i rotating by 2^i when set.
+    // Formats 1 and 4: blind rotation by X^-low, bit i rotating by 2^i when set.
     if let LowBits::Rotation(bits) = &query.low {
         for (bit, ggsw) in bits.iter().enumerate() {
             let mut rotated = zero_glwe();
@@ -301,45 +332,98 @@ pub fn evaluate(
     Ok((lwe, stats))
 }
 
-/// One leaf of the tree: the polynomial `Σ X^low` over its real tags' low
-/// parts (`(low, true)`; a dummy's `(low, false)` adds nothing), encrypted
-/// the way the tag's format needs. A dummy or a duplicate costs the same work
-/// as a real tag, so that the time does not tell how many the bucket holds.
-fn leaf(low: &LowBits, lows: &[(usize, bool)], encoding: CountEncoding) -> Glwe {
-    let mut leaf = zero_glwe();
+/// `bit · ct`: one external product.
+fn times_bit(ggsw: &FourierGgsw, ct: &Glwe, fft: FftView<'_>, stack: &mut PodStack) -> Glwe {
+    let mut product = zero_glwe();
+    add_external_product_assign_mem_optimized(&mut product, ggsw, ct, fft, stack);
+    product
+}
+
+/// What the indicators start from, an encryption of `Δ` to be multiplied by
+/// the query's bits: the trivial one for a tag whose low bits rotate the
+/// result afterwards, or the requester's `Δ_LARGEST · X^-low'` (formats 2
+/// and 3), which leaves then shift by each candidate's `X^low`.
+fn start(low: &LowBits, encoding: CountEncoding) -> Glwe {
     match low {
         LowBits::Rotation(_) => {
-            // Set, not add: a node answers presence, so duplicates count once.
-            for &(at, real) in lows {
-                if real {
-                    leaf.get_mut_body().as_mut()[at] = encoding.delta();
-                }
-            }
+            let mut start = zero_glwe();
+            start.get_mut_body().as_mut()[0] = encoding.delta();
+            start
         }
         LowBits::Monomial(requested) => {
-            let mut term = zero_glwe();
-            let mut added: Vec<usize> = Vec::with_capacity(lows.len());
-            for &(at, real) in lows {
-                for (mut out, input) in term
-                    .as_mut_polynomial_list()
-                    .iter_mut()
-                    .zip(requested.as_polynomial_list().iter())
-                {
-                    polynomial_wrapping_monic_monomial_mul(&mut out, &input, MonomialDegree(at));
-                }
-                if real && !added.contains(&at) {
-                    added.push(at);
-                    glwe_ciphertext_add_assign(&mut leaf, &term);
-                } else {
-                    std::hint::black_box(&term);
-                }
-            }
             // The requester encrypted at the smallest Δ; a smaller federation
             // counts at a larger one (a power of two: exact).
             let scale = encoding.delta() / CountEncoding::LARGEST.delta();
-            leaf.as_mut()
+            let mut start = requested.clone();
+            start
+                .as_mut()
                 .iter_mut()
                 .for_each(|value| *value = value.wrapping_mul(scale));
+            start
+        }
+    }
+}
+
+/// For each pattern of the first `bits.len()` high bits in `wanted`, an
+/// encryption of `start` times "the query's bits are that pattern". Built
+/// top-down, one bit per level: a node's one child is `bit · node`, one
+/// external product, and its zero child `node - bit · node`, which is free;
+/// so the cost is one external product per distinct prefix, shared by every
+/// tag with that prefix instead of paid again on each tag's path.
+fn indicators(
+    start: Glwe,
+    bits: &[FourierGgsw],
+    wanted: &BTreeSet<u64>,
+    (fft, scratch_bytes): (FftView<'_>, usize),
+    stats: &mut EvalStats,
+) -> BTreeMap<u64, Glwe> {
+    let mut level: Vec<(u64, Glwe)> = vec![(0, start)];
+    for (depth, ggsw) in bits.iter().enumerate() {
+        let width_mask = (1u64 << (depth + 1)) - 1;
+        let prefixes: BTreeSet<u64> = wanted.iter().map(|p| p & width_mask).collect();
+        stats.cmuxes += level.len();
+        level = level
+            .into_par_iter()
+            .map(|(prefix, node)| {
+                let one = with_scratch(scratch_bytes, |stack| times_bit(ggsw, &node, fft, stack));
+                let mut zero = node;
+                glwe_ciphertext_sub_assign(&mut zero, &one);
+                let one_prefix = prefix | 1 << depth;
+                [
+                    prefixes.contains(&prefix).then_some((prefix, zero)),
+                    prefixes.contains(&one_prefix).then_some((one_prefix, one)),
+                ]
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+    }
+    level.into_iter().collect()
+}
+
+/// One leaf of the tree: `Σ X^low · indicator(pattern)` over its real tags.
+/// A dummy or a duplicate costs the same work as a real tag, so that the
+/// time does not tell how many the bucket holds.
+fn leaf(entries: &[Entry], indicators: &BTreeMap<u64, Glwe>) -> Glwe {
+    let mut leaf = zero_glwe();
+    let mut term = zero_glwe();
+    for entry in entries {
+        let Some(indicator) = indicators.get(&entry.pattern) else {
+            continue;
+        };
+        for (mut out, input) in term
+            .as_mut_polynomial_list()
+            .iter_mut()
+            .zip(indicator.as_polynomial_list().iter())
+        {
+            polynomial_wrapping_monic_monomial_mul(&mut out, &input, MonomialDegree(entry.low));
+        }
+        if entry.counts {
+            glwe_ciphertext_add_assign(&mut leaf, &term);
+        } else {
+            std::hint::black_box(&term);
         }
     }
     leaf
