@@ -603,16 +603,16 @@ fn known_candidate_tables_cannot_be_told_apart() {
     );
 }
 
-/// The evaluation noise that `params::CountEncoding`'s budget assumes
-/// (σ_e ≤ 2^47) against what evaluations give: the standard deviation of the
-/// raw phase error over fresh queries of 28-bit tags on a full bucket, in
-/// both formats a node accepts (measured 2026-12-03: 2^45.4 in format 2,
-/// 2^46.4 in format 1, whose 11 more CMuxes add their noise; 128 samples
-/// estimate σ to ~6%).
+/// The evaluation noise that each format's budget (`params::NoiseBudget`)
+/// assumes against what evaluations give: the standard deviation of the raw
+/// phase error over fresh queries of 28-bit tags, on a bucket as full as
+/// one at 1,000,000 identifiers (244 real tags, padded to 320). The bucket
+/// matters: every real tag in the query's leaf adds its indicator's noise.
+/// 128 samples estimate σ to ~6% (0.09 bits).
 #[test]
 fn evaluation_noise_is_what_the_budget_assumes() {
     let encoding = CountEncoding::LARGEST;
-    let candidates = table(16, 0x7777);
+    let candidates = table(244, 0x7777);
     let (secret, _) = keys();
     let formats: [(&str, &dyn Fn() -> PreparedTag); 4] = [
         ("format 4", &|| packed_query(QUERY)),
@@ -627,8 +627,7 @@ fn evaluation_noise_is_what_the_budget_assumes() {
         let budget = fresh().noise().std_log2();
         let errors: Vec<f64> = (0..128)
             .map(|_| {
-                let (raw, _) = evaluate(&fresh(), &candidates, candidates.len(), encoding)
-                    .expect("evaluation");
+                let (raw, _) = evaluate(&fresh(), &candidates, 320, encoding).expect("evaluation");
                 raw_error(&raw, encoding) as f64
             })
             .collect();

@@ -138,6 +138,47 @@ fn tags_sharing_a_leaf_or_a_low_part_are_told_apart() -> Result<(), LookupError>
     Ok(())
 }
 
+/// The evaluation decides the low half of the high bits top-down into
+/// indicators shared across leaves, and the rest by the tree: tags that
+/// agree with the query on either half, or on both but the low bits, must
+/// still miss, however many of them crowd the query's leaf.
+#[test]
+fn tags_sharing_an_indicator_or_a_tree_leaf_are_told_apart() -> Result<(), LookupError> {
+    let (secret, _) = keys();
+    // 17 high bits: the indicators take the low 8, the tree the other 9.
+    let (top, pattern, low) = (0x1A5u64, 0x3Cu64, 0x2F1u64);
+    let tag = |top: u64, pattern: u64, low: u64| (top << 8 | pattern) << 11 | low;
+    let query = tag(top, pattern, low);
+    let mut crowd = vec![
+        tag(top, pattern, low ^ 1),
+        tag(top ^ 1, pattern, low),
+        tag(top, pattern ^ 0x80, low),
+    ];
+    // The query's leaf, crowded with every other pattern at the same low bits.
+    crowd.extend((0..64u64).map(|p| tag(top, p, low)).filter(|&t| t != query));
+    let formats: [(&str, &dyn Fn() -> PreparedTag); 2] = [
+        ("format 2", &|| {
+            let sent = EncryptedTag::encrypt(secret, Tag(query), TAG_BITS).to_bytes();
+            PreparedTag::prepare(EncryptedTag::from_bytes(&sent, TAG_BITS).expect("honest"))
+        }),
+        ("format 1", &|| {
+            let sent = EncryptedTag::encrypt_bitwise(secret, Tag(query), TAG_BITS).to_bytes();
+            PreparedTag::prepare(EncryptedTag::from_bytes(&sent, TAG_BITS).expect("honest"))
+        }),
+    ];
+    for (format, prepared) in formats {
+        let (raw, _) = evaluate(&prepared(), &crowd, 128, encoding())?;
+        let miss = EncryptedCount::rerandomise(raw, &keys().1, encoding());
+        assert_eq!(miss.decrypt(secret, encoding()), 0, "{format}");
+        let mut holding = crowd.clone();
+        holding.extend([query, query]);
+        let (raw, _) = evaluate(&prepared(), &holding, 128, encoding())?;
+        let hit = EncryptedCount::rerandomise(raw, &keys().1, encoding());
+        assert_eq!(hit.decrypt(secret, encoding()), 1, "{format}");
+    }
+    Ok(())
+}
+
 #[test]
 fn empty_and_full_buckets() -> Result<(), LookupError> {
     let (secret, _) = keys();
