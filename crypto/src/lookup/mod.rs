@@ -13,12 +13,14 @@
 //!    and 2, [`query`]). Formats 3 and 4 need the requester's one-time
 //!    expansion key, registered with its public key.
 //! 3. The node expands a format 3 or 4 tag into the GGSWs of its bits. It
-//!    multiplies each leaf's monomials (the low parts of the bucket's padded
-//!    candidate tags) by the low bits' GLWE (formats 2 and 3), or takes the
-//!    leaves as plaintexts and rotates the tree's result by `X^-low` with the
-//!    low bits' GGSWs (formats 1 and 4); it evaluates a CMux tree pruned to
-//!    the leaves over the high bits ([`evaluate`]) and re-randomises the
-//!    result under the requester's public key ([`answer`]).
+//!    multiplies the low bits' GLWE (formats 2 and 3) or an encryption of Δ
+//!    (formats 1 and 4) by the query's bits top-down over half of the high
+//!    bits, one encryption per pattern that the bucket's padded candidate
+//!    tags share; each leaf sums its tags' patterns rotated by their low
+//!    parts; a CMux tree pruned to the leaves decides the other high bits,
+//!    and formats 1 and 4 rotate its result by `X^-low` with the low bits'
+//!    GGSWs ([`evaluate`]). The node re-randomises the result under the
+//!    requester's public key ([`answer`]).
 //! 4. The coordinator adds the nodes' answers; the requester decrypts the sum:
 //!    the number of jurisdictions holding the identifier.
 //!
