@@ -5,10 +5,9 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use fedq_crypto::lookup::{packed, CompressedTag, CountEncoding, EncryptedCount, EncryptedTag};
+use fedq_crypto::lookup::{packed, CountEncoding, EncryptedCount, EncryptedTag};
 use fedq_crypto::oprf::{BlindedItems, NodeOprfPublicKey};
 use fedq_crypto::{Fingerprint, IdentifierKind, NormalForm, Tag};
-use fedq_proto::federation::TagCompression;
 use fedq_proto::outcome::{Disclosure, NodeOutcome};
 use fedq_proto::v1::{self};
 use rayon::prelude::*;
@@ -59,15 +58,8 @@ impl Requester {
                 problems.join("\n  ")
             );
         }
-        let mut keys = self.load_lookup_keys()?;
-        // Tags wider than format 3 holds travel uncompressed, as do all of a
-        // federation that chose no compression.
+        let keys = self.load_lookup_keys()?;
         let tag_bits = self.config.federation.config.fingerprint.tag_bits();
-        let compression = self.config.federation.config.compression;
-        if !CompressedTag::supports(tag_bits) || compression == TagCompression::None {
-            keys.expansion = None;
-        }
-        let pack = compression == TagCompression::Packed;
         let context = v1::RequestContext {
             purpose: options.purpose.clone(),
             case_reference: options.case_reference.clone(),
@@ -85,7 +77,7 @@ impl Requester {
         // as the message limit holds for this federation's size and tag width
         // (a federation file where not even one fits is refused on loading).
         let chunk_len = if keys.expansion.is_some() {
-            fedq_proto::limits::compressed_items_per_request(tag_bits, node_ids.len(), pack)
+            fedq_proto::limits::compressed_items_per_request(tag_bits, node_ids.len(), keys.packed)
         } else {
             fedq_proto::limits::items_per_request(tag_bits, node_ids.len())
         }
@@ -364,7 +356,6 @@ impl Requester {
         ));
         let started = Instant::now();
         let tag_bits = params.tag_bits();
-        let pack = self.config.federation.config.compression == TagCompression::Packed;
         let per_node: Vec<Vec<v1::LookupItem>> = tags
             .iter()
             .map(|node| {
@@ -374,7 +365,7 @@ impl Requester {
                 // federation packs, single items compressed (format 3);
                 // without, format 2.
                 let encrypted: Vec<Vec<u8>> = if keys.expansion.is_some() {
-                    packed::encrypt_items(secret, &node_tags, tag_bits, pack)
+                    packed::encrypt_items(secret, &node_tags, tag_bits, keys.packed)
                 } else {
                     node_tags
                         .par_iter()

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use fedq_crypto::lookup::keys::danger;
-use fedq_crypto::lookup::{generate_keys, ExpansionKey, FhePublicKey, FheSecretKey, KeyId};
+use fedq_crypto::lookup::{
+    generate_keys, CompressedTag, ExpansionKey, FhePublicKey, FheSecretKey, KeyId,
+};
+use fedq_proto::federation::TagCompression;
 use fedq_proto::v1::{self, coordinator_client::CoordinatorClient};
 use tonic::transport::{Channel, Endpoint};
 
@@ -22,8 +25,12 @@ const EXPANSION_KEY_FILE: &str = "lookup.expansion";
 pub(crate) struct LookupKeys {
     pub(crate) secret: FheSecretKey,
     pub(crate) public: FhePublicKey,
-    /// The id of the registered expansion key, if there is one.
+    /// The id of the registered expansion key, if there is one and the
+    /// federation compresses: the lookup's tags are then compressed.
     pub(crate) expansion: Option<KeyId>,
+    /// Whether compressed items go in packed groups (format 4) rather than
+    /// one by one (format 3): the federation's choice.
+    pub(crate) packed: bool,
 }
 
 /// A connected requester.
@@ -114,8 +121,7 @@ impl Requester {
         Ok((secret, public))
     }
 
-    /// The keys a lookup uses: with an expansion key, its tags are
-    /// compressed.
+    /// The keys a lookup uses, and so its tags' format.
     pub(crate) fn load_lookup_keys(&self) -> anyhow::Result<LookupKeys> {
         let (secret, public) = self.load_keys()?;
         let path = self.config.keys_dir.join(EXPANSION_KEY_FILE);
@@ -131,10 +137,16 @@ impl Requester {
         } else {
             None
         };
+        // Tags wider than format 3 holds travel uncompressed, as do all of a
+        // federation that chose no compression.
+        let federation = &self.config.federation.config;
+        let compresses = CompressedTag::supports(federation.fingerprint.tag_bits())
+            && federation.compression != TagCompression::None;
         Ok(LookupKeys {
             secret,
             public,
-            expansion,
+            expansion: expansion.filter(|_| compresses),
+            packed: federation.compression == TagCompression::Packed,
         })
     }
 }
