@@ -10,7 +10,7 @@ use anyhow::Context;
 use fedq_client::init::{init, InitOptions, InitOutput, ReservedPorts};
 use fedq_client::{ClientConfig, Requester};
 use fedq_node::NodeService;
-use fedq_proto::federation::Parameters;
+use fedq_proto::federation::{Parameters, TagCompression};
 use fedq_proto::v1;
 use fedq_synth::{generate, GenerateOptions};
 use tokio::runtime::Runtime;
@@ -49,6 +49,7 @@ pub struct FederationSandboxBuilder {
     people: usize,
     seed: u64,
     padded_candidates: usize,
+    compression: TagCompression,
     node_edits: Vec<ConfigEdit>,
     coordinator_edits: Vec<ConfigEdit>,
 }
@@ -61,6 +62,7 @@ impl FederationSandbox {
             people: 2_000,
             seed: 11,
             padded_candidates: 64,
+            compression: TagCompression::default(),
             node_edits: Vec::new(),
             coordinator_edits: Vec::new(),
         }
@@ -143,6 +145,13 @@ impl FederationSandboxBuilder {
         self
     }
 
+    /// The federation's choice of compression (`fedq federation init
+    /// --compression`); packed by default.
+    pub fn compression(mut self, compression: TagCompression) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// Appends `toml` (whole tables, e.g. `[limits]`) to every `node.toml`
     /// before the parties start.
     pub fn node_toml(self, toml: &str) -> Self {
@@ -188,6 +197,7 @@ impl FederationSandboxBuilder {
             force: false,
             parameters: Parameters {
                 padded_candidates: self.padded_candidates,
+                compression: self.compression,
                 ..Parameters::default()
             },
         })?;

@@ -100,12 +100,17 @@
 //! 63. health `Watch` and reflection streams held open, three times the
 //!     in-flight limit, at a node and the coordinator: a lookup still answers
 //!     (own sandbox)
+//! 64. tags compressed further than the federation chose (a packed group
+//!     where it sends single items, a compressed item where it compresses
+//!     nothing), with a valid expansion key: InvalidArgument, audited (own
+//!     sandboxes)
 
 use std::io::{Read, Write};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use fedq_crypto::IdentifierKind;
+use fedq_proto::federation::TagCompression;
 use fedq_proto::outcome::NodeOutcome;
 use fedq_proto::v1::{self, stats_query::Budget};
 use fedq_tests::hostile::tag::{self, TagField};
@@ -533,6 +538,63 @@ fn a_compressed_lookup_asks_once_for_its_expansion_key_and_counts() -> anyhow::R
         v.require("a later request without the key counts 1", answered);
         node_still_serves(&mut v).await;
     });
+    v.finish()
+}
+
+#[test]
+fn tags_compressed_further_than_the_federation_chose_get_invalid_argument() -> anyhow::Result<()> {
+    // A requester's client that ignores its federation's `compression`
+    // (or a requester that packs to send less): the node refuses before any
+    // work, whatever key comes with the tags, and still serves what the
+    // federation allows.
+    type Tags = fn(&Attacker<'_>) -> Vec<Vec<u8>>;
+    let cases: [(TagCompression, &str, Tags); 2] = [
+        (
+            TagCompression::Single,
+            "a packed group where the federation sends single items",
+            |a| a.packed_group(NODE).to_vec(),
+        ),
+        (
+            TagCompression::None,
+            "a compressed item where the federation compresses nothing",
+            |a| vec![a.compressed_tag(NODE).to_vec()],
+        ),
+    ];
+    let mut v = Verdicts::new("compression chosen by the federation");
+    runtime().block_on(async {
+        for (compression, class, tags) in cases {
+            let sandbox = FederationSandbox::builder()
+                .jurisdiction(NODE)
+                .people(200)
+                .compression(compression)
+                .build()
+                .await?;
+            let a = Attacker::new(&sandbox)?;
+            let key = a.expansion_key();
+            let id = unique("overcompressed");
+            let mut request = a.lookup(NODE, &id);
+            with_group(&mut request, &tags(&a));
+            request.expansion_key_id = fedq_crypto::lookup::ExpansionKey::id_of(&key)?
+                .as_str()
+                .to_owned();
+            request.expansion_key = key;
+            a.sign_lookup(NODE, &mut request, |_| {});
+            v.status(
+                class,
+                a.send_lookup(NODE, request).await,
+                Code::InvalidArgument,
+                "compressed further than this federation allows",
+            );
+            v.refusal_audited(
+                class,
+                a.node_audit(NODE, &id),
+                a.requester(),
+                "invalid request",
+            );
+            v.require("afterwards", a.node_serves(NODE).await);
+        }
+        anyhow::Ok(())
+    })?;
     v.finish()
 }
 
