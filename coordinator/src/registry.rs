@@ -128,17 +128,47 @@ impl KeyRegistry {
     /// are deleted. `fedq keys init` replaces the key pair and the expansion
     /// key together, so an older key's expansion key serves nobody, and
     /// keeping it would let one requester fill the store 3.4 MB at a time
-    /// by registering key after key.
+    /// by registering key after key. Any requester's expansion key whose
+    /// registration has expired goes too: no lookup can name it until its
+    /// requester registers again, which sends the key again.
     pub fn register_expansion(
         &self,
         requester: &str,
         id: &KeyId,
-        (expansion_id, encoded): (&KeyId, &[u8]),
+        expansion: (&KeyId, &[u8]),
     ) -> Result<(), RegistryError> {
-        if !matches!(self.status(requester, id)?, KeyStatus::Registered(_)) {
+        self.register_expansion_at(requester, id, expansion, Utc::now())
+    }
+
+    fn register_expansion_at(
+        &self,
+        requester: &str,
+        id: &KeyId,
+        (expansion_id, encoded): (&KeyId, &[u8]),
+        now: DateTime<Utc>,
+    ) -> Result<(), RegistryError> {
+        if !matches!(
+            self.status_at(requester, id, now)?,
+            KeyStatus::Registered(_)
+        ) {
             return Ok(());
         }
         self.db.run(|exec| {
+            let registrations: Vec<(String, String)> = exec.query_all(
+                "SELECT p.key_id, p.registered_at FROM public_keys p
+                 JOIN expansion_keys e ON e.key_id = p.key_id",
+                &[],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            for (expired, _) in registrations
+                .iter()
+                .filter(|(_, at)| !self.current(at, now).1)
+            {
+                exec.execute(
+                    "DELETE FROM expansion_keys WHERE key_id = ?1",
+                    &[&expired.as_str()],
+                )?;
+            }
             exec.execute(
                 "DELETE FROM expansion_keys WHERE key_id <> ?1 AND key_id IN
                  (SELECT key_id FROM public_keys WHERE requester = ?2)",
@@ -220,15 +250,22 @@ impl KeyRegistry {
         let Some((key, registered_at)) = row else {
             return Ok(KeyStatus::Unknown);
         };
-        let registered_at = DateTime::parse_from_rfc3339(&registered_at)
+        Ok(match self.current(&registered_at, now) {
+            (_, true) => KeyStatus::Registered(key),
+            (registered_at, false) => KeyStatus::Expired { registered_at },
+        })
+    }
+
+    /// A stored registration time, if readable, and whether it is within
+    /// the maximum age at `now`. An unreadable time counts as expired:
+    /// registering again fixes it.
+    fn current(&self, registered_at: &str, now: DateTime<Utc>) -> (Option<DateTime<Utc>>, bool) {
+        let registered_at = DateTime::parse_from_rfc3339(registered_at)
             .ok()
             .map(|t| t.with_timezone(&Utc));
         let max_age = chrono::Duration::from_std(self.max_age).unwrap_or(chrono::Duration::MAX);
-        // An unreadable time counts as expired: registering again fixes it.
-        Ok(match registered_at {
-            Some(at) if now.signed_duration_since(at) < max_age => KeyStatus::Registered(key),
-            registered_at => KeyStatus::Expired { registered_at },
-        })
+        let current = registered_at.is_some_and(|at| now.signed_duration_since(at) < max_age);
+        (registered_at, current)
     }
 }
 
@@ -304,6 +341,32 @@ mod tests {
             Some(b"new".to_vec())
         );
         assert_eq!(registry.expansion_key(ALICE, &id, &expansion)?, None);
+        Ok(())
+    }
+
+    #[test]
+    fn an_expired_registrations_expansion_key_is_deleted() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let registry = registry(&dir)?;
+        let (alices, bobs) = (key_id()?, KeyId::parse("0123456789abcdef0123456789abcdef")?);
+        let expansion = KeyId::parse("00000000000000000000000000000001")?;
+        let t0 = Utc::now();
+        registry.register_at(ALICE, &alices, b"key", t0)?;
+        registry.register_expansion_at(ALICE, &alices, (&expansion, b"alice's"), t0)?;
+        // Within alice's 30 days, bob's registration leaves hers alone.
+        registry.register_at("bob", &bobs, b"key", t0 + days(29))?;
+        registry.register_expansion_at("bob", &bobs, (&expansion, b"bob's"), t0 + days(29))?;
+        assert!(registry.has_expansion_key(ALICE, &alices, &expansion)?);
+        // Past them, it deletes her expansion key, not her public key's row.
+        let later = t0 + days(31);
+        registry.register_at("bob", &bobs, b"key", later)?;
+        registry.register_expansion_at("bob", &bobs, (&expansion, b"bob's"), later)?;
+        assert!(!registry.has_expansion_key(ALICE, &alices, &expansion)?);
+        assert!(registry.has_expansion_key("bob", &bobs, &expansion)?);
+        assert!(matches!(
+            registry.status_at(ALICE, &alices, later)?,
+            KeyStatus::Expired { .. }
+        ));
         Ok(())
     }
 
